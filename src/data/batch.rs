@@ -1,0 +1,342 @@
+//! Batches for the model, built on background threads: reader threads decode shards in
+//! parallel, one assembler thread merges them back **in shard order** (so shuffling is
+//! reproducible for a seed, whatever the thread timing), shuffles through a buffer, optionally
+//! buckets by length, and packs uint8 batches. Nothing here is as large as PaddleVideo's float
+//! masks: a batch carries per-video lengths only.
+
+use super::sources::{read_shard, ReadStats};
+use super::video::{FeatureSpec, Video, VideoFeatures};
+use crate::error::DataError;
+use crate::rng::Rng;
+use std::path::PathBuf;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoaderConfig {
+    pub batch_size: usize,
+    pub shuffle: bool,
+    /// Videos held for shuffling across shards (the TF idiom's `shuffle(buffer)`).
+    pub shuffle_buffer: usize,
+    pub seed: u64,
+    /// Sort each window of `bucket_window` batches by length before cutting batches, so a
+    /// batch's padded length is close to its real frames.
+    pub bucket_by_length: bool,
+    pub bucket_window: usize,
+    pub drop_last: bool,
+    /// Decoder threads (0 = min(available cores, 4)).
+    pub num_readers: usize,
+    /// Batches prepared ahead of the model.
+    pub prefetch: usize,
+    pub skip_corrupt: bool,
+}
+
+impl Default for LoaderConfig {
+    fn default() -> Self {
+        LoaderConfig {
+            batch_size: 16,
+            shuffle: false,
+            shuffle_buffer: 2048,
+            seed: 1234,
+            bucket_by_length: false,
+            bucket_window: 16,
+            drop_last: false,
+            num_readers: 0,
+            prefetch: 4,
+            skip_corrupt: false,
+        }
+    }
+}
+
+/// Features of one modality for a batch.
+#[derive(Debug, Clone)]
+pub enum ModalityData {
+    /// Frame level: quantized `[B, T, D]`, rows past a video's length are 0 (masked later).
+    U8(Vec<u8>),
+    /// Video level: `[B, D]` floats.
+    F32(Vec<f32>),
+}
+
+#[derive(Debug, Clone)]
+pub struct ModalityBatch {
+    pub dim: usize,
+    pub data: ModalityData,
+    /// Valid rows per video `[B]` (≤ `lengths`; shorter when a modality has fewer frames:
+    /// the official reader pads those rows with 0.0 after dequantization).
+    pub rows: Vec<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub ids: Vec<String>,
+    /// Frames per video `[B]` (from the first modality, capped at max_frames; 1 at video level).
+    pub lengths: Vec<i64>,
+    /// Padded time `T` = max(lengths).
+    pub max_len: usize,
+    pub modalities: Vec<ModalityBatch>,
+    /// Multi-hot `[B, C]`.
+    pub labels: Vec<f32>,
+    pub num_classes: usize,
+    /// False for videos from a split without labels.
+    pub has_labels: Vec<bool>,
+}
+
+impl Batch {
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+    /// Real frames in the batch (for throughput).
+    pub fn frames(&self) -> usize {
+        self.lengths.iter().map(|&l| l as usize).sum()
+    }
+
+    /// Packs videos into one batch.
+    pub fn from_videos(videos: &[Video], spec: &FeatureSpec) -> Batch {
+        let b = videos.len();
+        let t = videos.iter().map(|v| v.num_frames).max().unwrap_or(1).max(1);
+        let c = spec.num_classes;
+        let mut labels = vec![0f32; b * c];
+        for (i, v) in videos.iter().enumerate() {
+            for &l in &v.labels {
+                labels[i * c + l as usize] = 1.0;
+            }
+        }
+        let mut modalities = Vec::with_capacity(spec.dims.len());
+        for (m, &d) in spec.dims.iter().enumerate() {
+            let mut rows = Vec::with_capacity(b);
+            let data = match videos.first().map(|v| &v.features) {
+                Some(VideoFeatures::Mean(_)) => {
+                    let mut data = Vec::with_capacity(b * d);
+                    for v in videos {
+                        let VideoFeatures::Mean(f) = &v.features else { unreachable!("mixed levels in one batch") };
+                        data.extend_from_slice(&f[m]);
+                        rows.push(1);
+                    }
+                    ModalityData::F32(data)
+                }
+                _ => {
+                    let mut data = vec![0u8; b * t * d];
+                    for (i, v) in videos.iter().enumerate() {
+                        let VideoFeatures::Frames(f) = &v.features else { unreachable!("mixed levels in one batch") };
+                        let r = (f[m].len() / d).min(v.num_frames);
+                        data[i * t * d..i * t * d + r * d].copy_from_slice(&f[m][..r * d]);
+                        rows.push(r as i64);
+                    }
+                    ModalityData::U8(data)
+                }
+            };
+            modalities.push(ModalityBatch { dim: d, data, rows });
+        }
+        Batch {
+            ids: videos.iter().map(|v| v.id.clone()).collect(),
+            lengths: videos.iter().map(|v| v.num_frames.max(1) as i64).collect(),
+            max_len: t,
+            modalities,
+            labels,
+            num_classes: c,
+            has_labels: videos.iter().map(|v| v.has_labels).collect(),
+        }
+    }
+}
+
+enum Msg {
+    Video(Video),
+    EndShard(ReadStats),
+    Err(DataError),
+}
+
+/// Streams batches over a fixed list of shard files.
+pub struct Loader {
+    files: Arc<Vec<PathBuf>>,
+    spec: Arc<FeatureSpec>,
+    cfg: LoaderConfig,
+}
+
+/// One epoch's batches; dropping it stops the threads.
+pub struct EpochIter {
+    rx: Receiver<Result<Batch, DataError>>,
+    stats: Arc<Mutex<ReadStats>>,
+    handles: Vec<JoinHandle<()>>,
+}
+
+impl Iterator for EpochIter {
+    type Item = Result<Batch, DataError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.rx.recv().ok()
+    }
+}
+
+impl EpochIter {
+    /// Records read and skipped so far (complete once the iterator is exhausted).
+    pub fn stats(&self) -> std::sync::MutexGuard<'_, ReadStats> {
+        self.stats.lock().unwrap()
+    }
+}
+
+impl Drop for EpochIter {
+    fn drop(&mut self) {
+        // Unblock the assembler (its sends fail once rx is gone), then the readers.
+        let (_tx, rx) = sync_channel(1);
+        drop(std::mem::replace(&mut self.rx, rx));
+        for h in self.handles.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
+pub fn default_readers() -> usize {
+    crate::threads::available_cores().clamp(1, 4)
+}
+
+impl Loader {
+    pub fn new(files: Vec<PathBuf>, spec: FeatureSpec, cfg: LoaderConfig) -> Self {
+        Loader { files: Arc::new(files), spec: Arc::new(spec), cfg }
+    }
+
+    pub fn files(&self) -> &[PathBuf] {
+        &self.files
+    }
+    pub fn spec(&self) -> &FeatureSpec {
+        &self.spec
+    }
+    pub fn config(&self) -> &LoaderConfig {
+        &self.cfg
+    }
+
+    /// Starts the threads for `epoch` (the shuffle depends on seed and epoch only).
+    pub fn epoch(&self, epoch: u64) -> EpochIter {
+        let cfg = self.cfg.clone();
+        let mut rng = Rng::derive(cfg.seed, epoch);
+        let mut order: Vec<usize> = (0..self.files.len()).collect();
+        if cfg.shuffle {
+            rng.shuffle(&mut order);
+        }
+        let n_readers = if cfg.num_readers == 0 { default_readers() } else { cfg.num_readers }.min(order.len()).max(1);
+        let mut handles = Vec::new();
+        let mut reader_rx = Vec::new();
+        for w in 0..n_readers {
+            let (tx, rx) = sync_channel::<Msg>(64);
+            reader_rx.push(rx);
+            let mine: Vec<PathBuf> = order.iter().skip(w).step_by(n_readers).map(|&i| self.files[i].clone()).collect();
+            let spec = self.spec.clone();
+            let skip = cfg.skip_corrupt;
+            handles.push(std::thread::spawn(move || reader_thread(mine, &spec, skip, tx)));
+        }
+        let (btx, brx) = sync_channel(cfg.prefetch.max(1));
+        let stats = Arc::new(Mutex::new(ReadStats::default()));
+        let st = stats.clone();
+        let spec = self.spec.clone();
+        let n_files = order.len();
+        handles.push(std::thread::spawn(move || assembler(reader_rx, n_files, &spec, cfg, rng, btx, st)));
+        EpochIter { rx: brx, stats, handles }
+    }
+}
+
+fn reader_thread(files: Vec<PathBuf>, spec: &FeatureSpec, skip: bool, tx: SyncSender<Msg>) {
+    for f in files {
+        let mut alive = true;
+        let r = read_shard(&f, spec, skip, |v| {
+            alive = tx.send(Msg::Video(v)).is_ok();
+            alive
+        });
+        if !alive {
+            return;
+        }
+        let msg = match r {
+            Ok(s) => Msg::EndShard(s),
+            Err(e) => Msg::Err(e),
+        };
+        if tx.send(msg).is_err() {
+            return;
+        }
+    }
+}
+
+fn assembler(
+    readers: Vec<Receiver<Msg>>,
+    n_files: usize,
+    spec: &FeatureSpec,
+    cfg: LoaderConfig,
+    mut rng: Rng,
+    out: SyncSender<Result<Batch, DataError>>,
+    stats: Arc<Mutex<ReadStats>>,
+) {
+    let bs = cfg.batch_size.max(1);
+    let window = if cfg.bucket_by_length { bs * cfg.bucket_window.max(1) } else { bs };
+    let mut buffer: Vec<Video> = Vec::new(); // shuffle buffer
+    let mut pending: Vec<Video> = Vec::new(); // window being filled
+    let emit_window = |pending: &mut Vec<Video>, rng: &mut Rng, last: bool| -> Vec<Batch> {
+        if cfg.bucket_by_length {
+            pending.sort_by_key(|v| v.num_frames);
+        }
+        let mut batches: Vec<Batch> = Vec::new();
+        for chunk in pending.chunks(bs) {
+            if chunk.len() < bs && (cfg.drop_last || !last) {
+                if cfg.drop_last {
+                    continue;
+                }
+            }
+            batches.push(Batch::from_videos(chunk, spec));
+        }
+        pending.clear();
+        if cfg.shuffle && cfg.bucket_by_length {
+            rng.shuffle(&mut batches);
+        }
+        batches
+    };
+    let push = |v: Video, pending: &mut Vec<Video>, rng: &mut Rng| -> Option<Vec<Batch>> {
+        pending.push(v);
+        if pending.len() >= window { Some(emit_window(pending, rng, false)) } else { None }
+    };
+    let send_all = |batches: Vec<Batch>| -> bool { batches.into_iter().all(|b| out.send(Ok(b)).is_ok()) };
+
+    for k in 0..n_files {
+        let rx = &readers[k % readers.len()];
+        loop {
+            match rx.recv() {
+                Ok(Msg::Video(v)) => {
+                    let v = if cfg.shuffle {
+                        if buffer.len() < cfg.shuffle_buffer.max(1) {
+                            buffer.push(v);
+                            continue;
+                        }
+                        let j = rng.below(buffer.len() as u64) as usize;
+                        std::mem::replace(&mut buffer[j], v)
+                    } else {
+                        v
+                    };
+                    if let Some(b) = push(v, &mut pending, &mut rng) {
+                        if !send_all(b) {
+                            return;
+                        }
+                    }
+                }
+                Ok(Msg::EndShard(s)) => {
+                    stats.lock().unwrap().merge(s);
+                    break;
+                }
+                Ok(Msg::Err(e)) => {
+                    let _ = out.send(Err(e));
+                    return;
+                }
+                Err(_) => return,
+            }
+        }
+    }
+    // Drain the shuffle buffer in random order.
+    rng.shuffle(&mut buffer);
+    for v in buffer.drain(..) {
+        if let Some(b) = push(v, &mut pending, &mut rng) {
+            if !send_all(b) {
+                return;
+            }
+        }
+    }
+    let b = emit_window(&mut pending, &mut rng, true);
+    send_all(b);
+}

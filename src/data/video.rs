@@ -1,0 +1,299 @@
+//! One YouTube-8M video decoded from a TFRecord payload, with the official reader's semantics
+//! (google/youtube-8m `readers.py`: `YT8MFrameFeatureReader`, `YT8MAggregatedFeatureReader`).
+//! Frame features stay uint8; they are dequantized late, on the model's device.
+
+use super::proto::{self, Feature, ParsedExample};
+use crate::error::{DataError, DataErrorKind, Location};
+use serde::{Deserialize, Serialize};
+
+/// Official dequantization constants, computed as the TF reader does: in f32, scale then bias
+/// as two separate ops (`q * f32(4/255) + f32(4/512 - 2)`). Not "fixed": the +4/512 offset is
+/// the reference's quirk.
+pub const DEQ_SCALE: f32 = (4.0f64 / 255.0) as f32;
+pub const DEQ_BIAS: f32 = -1.9921875;
+
+#[inline]
+pub fn dequantize(q: u8) -> f32 {
+    q as f32 * DEQ_SCALE + DEQ_BIAS
+}
+
+/// Which kind of record the model expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// `tf.train.SequenceExample` with one uint8 byte string per frame.
+    #[default]
+    Frame,
+    /// `tf.train.Example` with `mean_rgb` / `mean_audio` floats.
+    Video,
+}
+
+impl std::fmt::Display for Level {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Level::Frame => "frame",
+            Level::Video => "video",
+        })
+    }
+}
+
+/// How to read a record: feature names and widths come from the model config.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FeatureSpec {
+    pub level: Level,
+    /// Frame-level feature list names, e.g. `["rgb", "audio"]`.
+    pub frame_names: Vec<String>,
+    /// Video-level feature names, e.g. `["mean_rgb", "mean_audio"]`.
+    pub mean_names: Vec<String>,
+    /// Width of each modality, e.g. `[1024, 128]`.
+    pub dims: Vec<usize>,
+    pub num_classes: usize,
+    /// Keep the first `max_frames` frames (official reader: 300).
+    pub max_frames: usize,
+}
+
+impl Default for FeatureSpec {
+    fn default() -> Self {
+        FeatureSpec {
+            level: Level::Frame,
+            frame_names: vec!["rgb".into(), "audio".into()],
+            mean_names: vec!["mean_rgb".into(), "mean_audio".into()],
+            dims: vec![1024, 128],
+            num_classes: 3862,
+            max_frames: 300,
+        }
+    }
+}
+
+/// 2019 segment ratings (parallel lists).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Segments {
+    pub start_times: Vec<i64>,
+    pub labels: Vec<i64>,
+    pub scores: Vec<f32>,
+}
+
+/// Per-modality features of one video.
+#[derive(Debug, Clone, PartialEq)]
+pub enum VideoFeatures {
+    /// uint8 `[rows_m, dim_m]` per modality, rows capped at `max_frames`.
+    Frames(Vec<Vec<u8>>),
+    /// f32 `[dim_m]` per modality.
+    Mean(Vec<Vec<f32>>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Video {
+    pub id: String,
+    /// Sorted as stored; empty for the test split.
+    pub labels: Vec<u32>,
+    /// False when the record has no `labels` key (test split).
+    pub has_labels: bool,
+    pub features: VideoFeatures,
+    /// Frames used (min(rgb frames, max_frames)); 1 for video-level.
+    pub num_frames: usize,
+    /// Frames stored in the record for the first modality (before the cap).
+    pub total_frames: usize,
+    pub segments: Option<Segments>,
+}
+
+impl Video {
+    /// Rows kept for modality `m` (frame level); may differ from `num_frames` for audio.
+    pub fn rows(&self, m: usize, dim: usize) -> usize {
+        match &self.features {
+            VideoFeatures::Frames(f) => f[m].len() / dim,
+            VideoFeatures::Mean(_) => 1,
+        }
+    }
+}
+
+pub(crate) fn bytes_to_string(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// The id, accepting the 2018+ `id` and the 2017 `video_id` keys.
+pub fn video_id(p: &ParsedExample) -> Option<(String, &'static str)> {
+    for key in ["id", "video_id"] {
+        if let Some(Feature::Bytes(v)) = p.feature(key) {
+            if let Some(b) = v.first() {
+                return Some((bytes_to_string(b), key));
+            }
+        }
+    }
+    None
+}
+
+fn describe_keys(p: &ParsedExample) -> String {
+    let mut s = format!("context/features: [{}]", p.keys().join(", "));
+    if p.is_sequence {
+        s.push_str(&format!("; feature_lists: [{}]", p.list_keys().join(", ")));
+    }
+    s
+}
+
+/// Decodes one payload. `loc` carries file, record index and offset for messages.
+pub fn decode_video(payload: &[u8], spec: &FeatureSpec, loc: &Location) -> Result<Video, DataError> {
+    let schema = |loc: Location, msg: String| DataError::new(DataErrorKind::Schema, loc, msg);
+    let p = proto::parse_example(payload).map_err(|e| {
+        DataError::new(DataErrorKind::Corrupt, loc.clone(), format!("not a valid tf.train.Example/SequenceExample: {}", e.0))
+            .hint("the CRCs passed, so the writer produced something else than YouTube-8M records")
+    })?;
+    let Some((id, _)) = video_id(&p) else {
+        return Err(schema(loc.clone().key("id"), format!("no 'id' (2018+) or 'video_id' (2017) bytes feature; the record has {}", describe_keys(&p)))
+            .hint("is this a YouTube-8M file? yt8m inspect PATH shows what it holds"));
+    };
+    let loc = loc.clone().video(&id);
+
+    let (labels, has_labels) = match p.feature("labels") {
+        None => (Vec::new(), false),
+        Some(Feature::Int64(v)) => {
+            let mut out = Vec::with_capacity(v.len());
+            for &l in v {
+                if l < 0 || l as u64 >= spec.num_classes as u64 {
+                    return Err(schema(loc.key("labels"), format!("label id {l} is outside 0..{} (num_classes)", spec.num_classes))
+                        .hint("set model num_classes to the dataset's class count (3862 for 2018, 4716 for 2017)"));
+                }
+                out.push(l as u32);
+            }
+            (out, true)
+        }
+        Some(Feature::Empty) => (Vec::new(), true),
+        Some(f) => return Err(schema(loc.key("labels"), format!("'labels' is a {}, expected int64_list", f.kind_name()))),
+    };
+
+    let segments = match (p.feature("segment_start_times"), p.feature("segment_labels"), p.feature("segment_scores")) {
+        (Some(Feature::Int64(s)), Some(Feature::Int64(l)), Some(Feature::Float(sc))) => {
+            if s.len() != l.len() || s.len() != sc.len() {
+                return Err(schema(loc.key("segment_start_times"), format!(
+                    "segment lists differ in length: start_times {}, labels {}, scores {}", s.len(), l.len(), sc.len())));
+            }
+            Some(Segments { start_times: s.clone(), labels: l.clone(), scores: sc.clone() })
+        }
+        _ => None,
+    };
+
+    match spec.level {
+        Level::Frame => {
+            if !p.is_sequence {
+                let means: Vec<_> = spec.mean_names.iter().filter(|n| p.feature(n).is_some()).cloned().collect();
+                return Err(schema(loc, format!(
+                    "this file holds video-level features (a tf.train.Example with {}), but the model expects frame-level features (a SequenceExample with feature lists {:?})",
+                    if means.is_empty() { describe_keys(&p) } else { means.join(", ") },
+                    spec.frame_names))
+                    .hint("train a video-level model on it (configs/logistic_video.yaml, MODEL.level: video), or point data at frame-level shards"));
+            }
+            let mut feats = Vec::with_capacity(spec.frame_names.len());
+            let mut num_frames = 0;
+            let mut total_frames = 0;
+            for (m, (name, &dim)) in spec.frame_names.iter().zip(&spec.dims).enumerate() {
+                let Some(list) = p.feature_list(name) else {
+                    return Err(schema(loc.key(name.as_str()), format!(
+                        "feature list '{name}' is missing; the record has {}", describe_keys(&p)))
+                        .hint("set MODEL.feature_names / feature_dims to the lists your files hold"));
+                };
+                let mut data = Vec::with_capacity(spec.max_frames.min(400) * dim);
+                let n = proto::for_each_frame(list, |i, bytes, nvalues| {
+                    if nvalues != 1 {
+                        return Err(proto::ProtoError(format!("frame {i} has {nvalues} byte strings, expected exactly 1")));
+                    }
+                    if bytes.len() != dim {
+                        return Err(proto::ProtoError(format!(
+                            "frame {i} has {} bytes, expected {dim} (the configured width of '{name}', MODEL.feature_dims)", bytes.len())));
+                    }
+                    if i < spec.max_frames {
+                        data.extend_from_slice(bytes);
+                    }
+                    Ok(())
+                })
+                .map_err(|e| schema(loc.clone().key(name.as_str()), e.0))?;
+                if m == 0 {
+                    total_frames = n;
+                    num_frames = n.min(spec.max_frames);
+                }
+                feats.push(data);
+            }
+            Ok(Video { id, labels, has_labels, features: VideoFeatures::Frames(feats), num_frames, total_frames, segments })
+        }
+        Level::Video => {
+            if p.is_sequence && spec.mean_names.iter().any(|n| p.feature(n).is_none()) {
+                return Err(schema(loc, format!(
+                    "this file holds frame-level features (a SequenceExample with feature lists [{}]), but the model expects video-level features {:?}",
+                    p.list_keys().join(", "), spec.mean_names))
+                    .hint("use a frame-level model config (configs/attention_lstm_youtube8m.yaml), or point data at video-level shards"));
+            }
+            let mut feats = Vec::with_capacity(spec.mean_names.len());
+            for (name, &dim) in spec.mean_names.iter().zip(&spec.dims) {
+                match p.feature(name) {
+                    Some(Feature::Float(v)) if v.len() == dim => feats.push(v.clone()),
+                    Some(Feature::Float(v)) => {
+                        return Err(schema(loc.key(name.as_str()), format!("has {} floats, expected {dim} (MODEL.feature_dims)", v.len())));
+                    }
+                    Some(f) => return Err(schema(loc.key(name.as_str()), format!("is a {}, expected float_list", f.kind_name()))),
+                    None => {
+                        return Err(schema(loc.key(name.as_str()), format!("feature '{name}' is missing; the record has {}", describe_keys(&p)))
+                            .hint("set MODEL.feature_names / feature_dims to the features your files hold"));
+                    }
+                }
+            }
+            Ok(Video { id, labels, has_labels, features: VideoFeatures::Mean(feats), num_frames: 1, total_frames: 1, segments })
+        }
+    }
+}
+
+/// What `inspect` learns from one record without a model config.
+#[derive(Debug, Clone)]
+pub struct RecordSummary {
+    pub level: Level,
+    pub id: Option<String>,
+    pub id_key: Option<&'static str>,
+    pub labels: Option<Vec<i64>>,
+    /// Frames per feature list (frame level), e.g. `[("rgb", 170, 1024), ("audio", 170, 128)]`:
+    /// name, frame count, width of the first frame.
+    pub lists: Vec<(String, usize, usize)>,
+    /// Float features with their lengths (video level, or extractor context).
+    pub floats: Vec<(String, usize)>,
+    pub has_segments: bool,
+}
+
+pub fn summarize(payload: &[u8]) -> Result<RecordSummary, proto::ProtoError> {
+    let p = proto::parse_example(payload)?;
+    let (id, id_key) = match video_id(&p) {
+        Some((i, k)) => (Some(i), Some(k)),
+        None => (None, None),
+    };
+    let labels = match p.feature("labels") {
+        Some(Feature::Int64(v)) => Some(v.clone()),
+        Some(Feature::Empty) => Some(Vec::new()),
+        _ => None,
+    };
+    let mut lists = Vec::new();
+    for (k, raw) in &p.feature_lists {
+        let mut width = 0;
+        let n = proto::for_each_in_list(raw, |i, f| {
+            if i == 0 {
+                if let Feature::Bytes(v) = &f {
+                    width = v.first().map(|b| b.len()).unwrap_or(0);
+                }
+            }
+            Ok(())
+        })?;
+        lists.push((bytes_to_string(k), n, width));
+    }
+    let floats = p
+        .features
+        .iter()
+        .filter_map(|(k, f)| match f {
+            Feature::Float(v) => Some((bytes_to_string(k), v.len())),
+            _ => None,
+        })
+        .collect();
+    Ok(RecordSummary {
+        level: if p.is_sequence { Level::Frame } else { Level::Video },
+        id,
+        id_key,
+        labels,
+        lists,
+        floats,
+        has_segments: p.feature("segment_start_times").is_some(),
+    })
+}

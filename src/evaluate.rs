@@ -1,0 +1,162 @@
+//! `yt8m evaluate`: scores predictions made elsewhere (an .npz/.npy of scores, or a Kaggle
+//! CSV) the official way. Labels come from the same .npz or from TFRecord shards (by id).
+
+use crate::data::sources::{expand_paths, read_shard};
+use crate::data::{FeatureSpec, Level};
+use crate::error::{Error, Result};
+use crate::metrics::{Evaluator, MetricMode, Metrics, TieOrder};
+use std::collections::HashMap;
+use std::path::Path;
+
+#[derive(Debug, Clone)]
+pub struct EvalOptions {
+    pub top_k: usize,
+    pub tie_order: TieOrder,
+    pub mode: MetricMode,
+    /// Rows per evaluator batch (official: emulates EvaluationMetrics batches; PaddleVideo:
+    /// the test batch size). 0 = one batch (official) / 8 (PaddleVideo).
+    pub batch_size: usize,
+}
+
+impl Default for EvalOptions {
+    fn default() -> Self {
+        EvalOptions { top_k: 20, tie_order: TieOrder::Official, mode: MetricMode::Official, batch_size: 0 }
+    }
+}
+
+/// A dense score matrix with labels.
+pub struct Scored {
+    pub num_videos: usize,
+    pub num_classes: usize,
+    /// `[N, C]`
+    pub scores: Vec<f64>,
+    /// `[N, C]` 0/1
+    pub labels: Vec<u8>,
+}
+
+fn tensor_to_f64(t: &tch::Tensor) -> Result<Vec<f64>> {
+    Ok(Vec::<f64>::try_from(t.to_kind(tch::Kind::Double).flatten(0, -1))?)
+}
+
+/// Reads `predictions` [N,C] and `labels` [N,C] from an .npz (the golden-file layout).
+pub fn read_npz(path: &Path) -> Result<Scored> {
+    let arrays = tch::Tensor::read_npz(path).map_err(|e| Error::Invalid(format!(
+        "{}: cannot read as .npz: {e}\n  hint: write it with numpy.savez(path, predictions=P, labels=Y)", path.display())))?;
+    let find = |name: &str| arrays.iter().find(|(k, _)| k == name || k == &format!("{name}.npy")).map(|(_, t)| t);
+    let names: Vec<&str> = arrays.iter().map(|(k, _)| k.as_str()).collect();
+    let p = find("predictions").ok_or_else(|| Error::Invalid(format!(
+        "{}: no 'predictions' array (found {names:?})\n  hint: the .npz needs predictions [N,C] and labels [N,C]", path.display())))?;
+    let y = find("labels").ok_or_else(|| Error::Invalid(format!(
+        "{}: no 'labels' array (found {names:?})\n  hint: give labels in the .npz, or use --labels SHARDS with a Kaggle CSV", path.display())))?;
+    let (ps, ys) = (p.size(), y.size());
+    if ps.len() != 2 || ps != ys {
+        return Err(Error::Invalid(format!("{}: predictions {ps:?} and labels {ys:?} must both be [N, C]", path.display())));
+    }
+    let scores = tensor_to_f64(p)?;
+    if let Some(i) = scores.iter().position(|s| s.is_nan()) {
+        return Err(Error::Invalid(format!("{}: predictions hold NaN (row {}, class {})", path.display(), i / ps[1] as usize, i % ps[1] as usize)));
+    }
+    let lab = tensor_to_f64(y)?;
+    let mut labels = Vec::with_capacity(lab.len());
+    for (i, &l) in lab.iter().enumerate() {
+        if l != 0.0 && l != 1.0 {
+            return Err(Error::Invalid(format!("{}: labels must be 0/1; row {} class {} is {l}", path.display(), i / ps[1] as usize, i % ps[1] as usize)));
+        }
+        labels.push(l as u8);
+    }
+    Ok(Scored { num_videos: ps[0] as usize, num_classes: ps[1] as usize, scores, labels })
+}
+
+/// Runs the evaluator over a dense matrix.
+pub fn evaluate_dense(s: &Scored, opt: &EvalOptions) -> Metrics {
+    let c = s.num_classes;
+    let mut ev = match opt.mode {
+        MetricMode::Official => Evaluator::new(c, opt.top_k, opt.tie_order),
+        MetricMode::Paddlevideo => Evaluator::paddlevideo(c, opt.top_k, if opt.batch_size == 0 { 8 } else { opt.batch_size }, opt.tie_order),
+    };
+    let bs = if opt.batch_size == 0 { s.num_videos.max(1) } else { opt.batch_size };
+    for start in (0..s.num_videos).step_by(bs) {
+        let end = (start + bs).min(s.num_videos);
+        ev.accumulate(&s.scores[start * c..end * c], &s.labels[start * c..end * c]);
+    }
+    ev.finish()
+}
+
+/// Missing ids on either side of a CSV evaluation.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct IdReport {
+    pub predicted_without_labels: Vec<String>,
+    pub labelled_without_prediction: Vec<String>,
+}
+
+/// Kaggle CSV (`VideoId,LabelConfidencePairs`) against labels read from shards.
+/// Videos in the shards without a prediction line score 0 everywhere (they still count, as
+/// Kaggle counts their positives); predictions for unknown ids are reported and ignored.
+pub fn read_kaggle_with_labels(csv: &Path, label_inputs: &[String], num_classes: usize) -> Result<(Scored, IdReport)> {
+    let text = std::fs::read_to_string(csv).map_err(|e| Error::io(csv, e))?;
+    let mut preds: HashMap<String, Vec<(usize, f64)>> = HashMap::new();
+    for (ln, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || (ln == 0 && line.to_ascii_lowercase().starts_with("videoid")) {
+            continue;
+        }
+        let (id, pairs) = line.split_once(',').ok_or_else(|| Error::Invalid(format!("{}:{}: expected 'id,label score label score ...'", csv.display(), ln + 1)))?;
+        let toks: Vec<&str> = pairs.split_whitespace().collect();
+        if toks.len() % 2 != 0 {
+            return Err(Error::Invalid(format!("{}:{}: odd number of label/score tokens", csv.display(), ln + 1)));
+        }
+        let mut v = Vec::new();
+        for p in toks.chunks(2) {
+            let l: usize = p[0].parse().map_err(|_| Error::Invalid(format!("{}:{}: bad label id '{}'", csv.display(), ln + 1, p[0])))?;
+            let s: f64 = p[1].parse().map_err(|_| Error::Invalid(format!("{}:{}: bad score '{}'", csv.display(), ln + 1, p[1])))?;
+            if l >= num_classes {
+                return Err(Error::Invalid(format!("{}:{}: label {l} ≥ num_classes {num_classes}", csv.display(), ln + 1)));
+            }
+            v.push((l, s));
+        }
+        preds.insert(id.trim().to_string(), v);
+    }
+    let files = expand_paths(label_inputs, None)?;
+    let spec = FeatureSpec { level: Level::Video, num_classes, ..Default::default() };
+    let mut ids = Vec::new();
+    let mut labels = Vec::new();
+    for f in &files {
+        // Labels only: decode leniently at either level.
+        let mut spec_f = spec.clone();
+        let probe = crate::data::inspect::inspect_file(f, false)?;
+        if probe.level == "frame" {
+            spec_f.level = Level::Frame;
+            spec_f.max_frames = 1;
+        }
+        read_shard(f, &spec_f, false, |v| {
+            ids.push(v.id.clone());
+            let mut row = vec![0u8; num_classes];
+            for &l in &v.labels {
+                row[l as usize] = 1;
+            }
+            labels.extend(row);
+            true
+        })?;
+    }
+    let n = ids.len();
+    let mut scores = vec![0f64; n * num_classes];
+    let mut report = IdReport::default();
+    let known: std::collections::HashSet<&String> = ids.iter().collect();
+    for (i, id) in ids.iter().enumerate() {
+        match preds.get(id) {
+            Some(v) => {
+                for &(l, s) in v {
+                    scores[i * num_classes + l] = s;
+                }
+            }
+            None => report.labelled_without_prediction.push(id.clone()),
+        }
+    }
+    for id in preds.keys() {
+        if !known.contains(id) {
+            report.predicted_without_labels.push(id.clone());
+        }
+    }
+    report.predicted_without_labels.sort();
+    Ok((Scored { num_videos: n, num_classes, scores, labels }, report))
+}

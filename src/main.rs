@@ -1,0 +1,258 @@
+//! The `yt8m` command line: parses arguments and calls the library.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use yt8m::data::inspect::{inspect_file, render_table};
+use yt8m::data::sources::expand_paths;
+use yt8m::data::synth::{write_synthetic, SynthConfig};
+use yt8m::data::Level;
+use yt8m::evaluate::{evaluate_dense, read_kaggle_with_labels, read_npz, EvalOptions};
+use yt8m::metrics::{MetricMode, TieOrder};
+
+#[derive(Parser)]
+#[command(
+    name = "yt8m",
+    version,
+    about = "AttentionLSTM video classifiers on YouTube-8M features: train, test, export, predict",
+    long_about = "yt8m reads the official YouTube-8M TFRecord shards (and PaddleVideo pickles) directly, \
+                  trains PaddleVideo's AttentionLSTM on libtorch, and reports the official metrics.\n\n\
+                  Start with `yt8m demo` (synthetic data, a few minutes on 2 cores), `yt8m inspect PATH` \
+                  to see what your shards hold, and `yt8m COMMAND --help` for each step."
+)]
+struct Cli {
+    /// Log level (error, warn, info, debug, trace); RUST_LOG overrides.
+    #[arg(long, global = true, default_value = "info")]
+    log: String,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Summarize TFRecord shards or PaddleVideo pickles: records, CRCs, level, schema, frames, labels.
+    Inspect(InspectArgs),
+    /// Write learnable synthetic data in the official frame- or video-level format.
+    Synth(SynthArgs),
+    /// Score predictions made elsewhere (.npz / Kaggle CSV) with the official metrics.
+    Evaluate(EvaluateArgs),
+    /// The end-to-end demo on synthetic data (what `./dev demo` runs).
+    Demo(DemoArgs),
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Working directory for data and runs.
+    #[arg(long, default_value = "demo")]
+    dir: PathBuf,
+}
+
+#[derive(Args)]
+#[command(after_help = "Examples:\n  yt8m inspect data/train0000.tfrecord\n  yt8m inspect --json 'data/validate*.tfrecord'\n  yt8m inspect data/pkl_frame/ data/train.list")]
+struct InspectArgs {
+    /// Files, directories, glob patterns (quoted) or .list files.
+    #[arg(required = true)]
+    paths: Vec<String>,
+    /// Print one JSON document ({"files": [...]}) instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Count and report corrupt records instead of stopping at the first.
+    #[arg(long)]
+    skip_corrupt: bool,
+}
+
+#[derive(Args)]
+#[command(after_help = "Example (what `yt8m demo` runs):\n  yt8m synth --out data/synth/train --num-videos 512 --num-shards 4 --seed 1\n  yt8m synth --out data/synth/test --num-videos 128 --num-shards 1 --seed 2 --prefix test")]
+struct SynthArgs {
+    /// Output directory (created if missing).
+    #[arg(long)]
+    out: PathBuf,
+    /// frame (SequenceExample, uint8 rgb/audio per frame) or video (Example, mean_rgb/mean_audio).
+    #[arg(long, default_value = "frame")]
+    level: String,
+    #[arg(long, default_value_t = 512)]
+    num_videos: usize,
+    #[arg(long, default_value_t = 4)]
+    num_shards: usize,
+    #[arg(long, default_value_t = 20)]
+    num_classes: usize,
+    /// Feature widths, rgb then audio.
+    #[arg(long, value_delimiter = ',', default_value = "1024,128")]
+    dims: Vec<usize>,
+    #[arg(long, default_value_t = 1)]
+    min_frames: usize,
+    /// Longest video; above 300 exercises the reader's truncation.
+    #[arg(long, default_value_t = 320)]
+    max_frames: usize,
+    #[arg(long, default_value_t = 3)]
+    max_labels: usize,
+    /// Noise level relative to the class patterns (higher = harder).
+    #[arg(long, default_value_t = 0.6)]
+    noise: f64,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// File name prefix: PREFIX0000.tfrecord, ...
+    #[arg(long, default_value = "train")]
+    prefix: String,
+    /// Omit the labels key (test-split style).
+    #[arg(long)]
+    no_labels: bool,
+}
+
+#[derive(Args)]
+#[command(after_help = "Examples:\n  yt8m evaluate --scores preds.npz                    # predictions [N,C] + labels [N,C]\n  yt8m evaluate --scores preds.npz --json --top-k 20\n  yt8m evaluate --kaggle submission.csv --labels 'validate*.tfrecord'\n  yt8m evaluate --scores preds.npz --metric-mode paddlevideo   # PaddleVideo's per-batch mean, batch 8")]
+struct EvaluateArgs {
+    /// .npz holding `predictions` [N,C] and `labels` [N,C].
+    #[arg(long, conflicts_with = "kaggle")]
+    scores: Option<PathBuf>,
+    /// Kaggle submission CSV (VideoId,LabelConfidencePairs); needs --labels.
+    #[arg(long, requires = "labels")]
+    kaggle: Option<PathBuf>,
+    /// Shards whose labels the CSV is scored against (files, dirs, globs, .list).
+    #[arg(long, num_args = 1..)]
+    labels: Vec<String>,
+    #[arg(long, default_value_t = 3862)]
+    num_classes: usize,
+    /// GAP@k (capped at the number of classes).
+    #[arg(long, default_value_t = 20)]
+    top_k: usize,
+    /// official: sample-weighted, global GAP; paddlevideo: mean of per-batch metrics.
+    #[arg(long, value_enum, default_value_t = MetricMode::Official)]
+    metric_mode: MetricMode,
+    /// Order of equal scores in AP: official (heap + random.seed(0) shuffle) or deterministic.
+    #[arg(long, value_enum, default_value_t = TieOrder::Official)]
+    tie_order: TieOrder,
+    /// Evaluator batch size (official: emulates EvaluationMetrics batches, matters only for
+    /// ties; paddlevideo: the test batch, default 8). 0 = default.
+    #[arg(long, default_value_t = 0)]
+    batch_size: usize,
+    /// Print one JSON object (hit_at_one, perr, gap, map, ...).
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cli.log));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    if let Err(e) = run(cli) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.cmd {
+        Cmd::Inspect(a) => inspect(a),
+        Cmd::Synth(a) => synth(a),
+        Cmd::Evaluate(a) => evaluate(a),
+        Cmd::Demo(a) => demo(a),
+    }
+}
+
+fn inspect(a: InspectArgs) -> Result<()> {
+    let files = expand_paths(&a.paths, None)?;
+    let mut reports = Vec::new();
+    for f in &files {
+        reports.push(inspect_file(f, a.skip_corrupt)?);
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "files": reports }))?);
+    } else {
+        print!("{}", render_table(&reports));
+    }
+    let bad: usize = reports.iter().map(|r| r.corrupt_records).sum();
+    if bad > 0 {
+        eprintln!("warning: skipped {bad} corrupt record(s); see the report");
+    }
+    Ok(())
+}
+
+fn synth(a: SynthArgs) -> Result<()> {
+    let level = match a.level.as_str() {
+        "frame" => Level::Frame,
+        "video" => Level::Video,
+        other => bail!("--level must be 'frame' or 'video', not '{other}'"),
+    };
+    if a.dims.len() != 2 {
+        bail!("--dims takes two widths (rgb,audio), got {:?}", a.dims);
+    }
+    if a.num_classes == 0 || a.num_videos == 0 {
+        bail!("--num-classes and --num-videos must be positive");
+    }
+    let cfg = SynthConfig {
+        level,
+        num_videos: a.num_videos,
+        num_shards: a.num_shards,
+        num_classes: a.num_classes,
+        dims: a.dims,
+        min_frames: a.min_frames,
+        max_frames: a.max_frames,
+        max_labels: a.max_labels,
+        noise: a.noise,
+        seed: a.seed,
+        prefix: a.prefix,
+        no_labels: a.no_labels,
+        ..Default::default()
+    };
+    let s = write_synthetic(&a.out, &cfg).with_context(|| format!("writing synthetic data to {}", a.out.display()))?;
+    println!(
+        "wrote {} videos ({} frames, {:.1} MB) in {} file(s) under {}",
+        s.videos,
+        s.frames,
+        s.bytes as f64 / 1e6,
+        s.files.len(),
+        a.out.display()
+    );
+    Ok(())
+}
+
+fn evaluate(a: EvaluateArgs) -> Result<()> {
+    let opt = EvalOptions { top_k: a.top_k, tie_order: a.tie_order, mode: a.metric_mode, batch_size: a.batch_size };
+    let (scored, ids) = if let Some(p) = &a.scores {
+        (read_npz(p)?, None)
+    } else if let Some(csv) = &a.kaggle {
+        let (s, r) = read_kaggle_with_labels(csv, &a.labels, a.num_classes)?;
+        (s, Some(r))
+    } else {
+        bail!("give --scores FILE.npz or --kaggle FILE.csv --labels SHARDS");
+    };
+    if scored.num_videos == 0 {
+        bail!("no videos to evaluate");
+    }
+    let m = evaluate_dense(&scored, &opt);
+    if let Some(r) = &ids {
+        if !r.predicted_without_labels.is_empty() || !r.labelled_without_prediction.is_empty() {
+            eprintln!(
+                "warning: {} predicted id(s) have no labels (ignored), {} labelled video(s) have no prediction (scored as all zeros); first: {:?} / {:?}",
+                r.predicted_without_labels.len(),
+                r.labelled_without_prediction.len(),
+                r.predicted_without_labels.iter().take(3).collect::<Vec<_>>(),
+                r.labelled_without_prediction.iter().take(3).collect::<Vec<_>>()
+            );
+        }
+    }
+    if a.json {
+        let mut v = serde_json::to_value(&m)?;
+        if let Some(r) = ids {
+            v["ids"] = serde_json::to_value(r)?;
+        }
+        println!("{}", serde_json::to_string(&v)?);
+    } else {
+        print!("{}", m.render());
+    }
+    Ok(())
+}
+
+fn demo(a: DemoArgs) -> Result<()> {
+    let data = a.dir.join("data");
+    for (split, n, shards, seed) in [("train", 384usize, 4usize, 1u64), ("test", 128, 1, 2)] {
+        let cfg = SynthConfig { num_videos: n, num_shards: shards, seed, prefix: split.into(), ..Default::default() };
+        let s = write_synthetic(&data.join(split), &cfg)?;
+        println!("[demo] synth {split}: {} videos, {} frames in {} shard(s)", s.videos, s.frames, s.files.len());
+    }
+    let files = expand_paths(&[data.join("train").display().to_string(), data.join("test").display().to_string()], None)?;
+    let reports: Vec<_> = files.iter().map(|f| inspect_file(f, false)).collect::<Result<_, _>>()?;
+    print!("{}", render_table(&reports));
+    Ok(())
+}
