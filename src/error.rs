@@ -19,7 +19,10 @@ pub struct Location {
 
 impl Location {
     pub fn file(path: impl Into<PathBuf>) -> Self {
-        Location { path: path.into(), ..Default::default() }
+        Location {
+            path: path.into(),
+            ..Default::default()
+        }
     }
     pub fn record(mut self, index: usize, offset: u64) -> Self {
         self.record = Some(index);
@@ -79,15 +82,24 @@ pub struct DataError {
 
 impl DataError {
     pub fn new(kind: DataErrorKind, location: Location, message: impl Into<String>) -> Self {
-        DataError { kind, location, message: message.into(), hint: None }
+        DataError {
+            kind,
+            location,
+            message: message.into(),
+            hint: None,
+        }
     }
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
     }
     pub fn io(path: impl Into<PathBuf>, err: std::io::Error) -> Self {
-        DataError::new(DataErrorKind::Io, Location::file(path), format!("cannot read: {err}"))
-            .hint("check that the path exists and is readable")
+        DataError::new(
+            DataErrorKind::Io,
+            Location::file(path),
+            format!("cannot read: {err}"),
+        )
+        .hint("check that the path exists and is readable")
     }
 }
 
@@ -105,12 +117,18 @@ pub enum Error {
     #[error(transparent)]
     Torch(#[from] tch::TchError),
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 impl Error {
     pub fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
-        Error::Io { path: path.as_ref().display().to_string(), source }
+        Error::Io {
+            path: path.as_ref().display().to_string(),
+            source,
+        }
     }
 }
 

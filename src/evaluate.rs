@@ -20,7 +20,12 @@ pub struct EvalOptions {
 
 impl Default for EvalOptions {
     fn default() -> Self {
-        EvalOptions { top_k: 20, tie_order: TieOrder::Official, mode: MetricMode::Official, batch_size: 0 }
+        EvalOptions {
+            top_k: 20,
+            tie_order: TieOrder::Official,
+            mode: MetricMode::Official,
+            batch_size: 0,
+        }
     }
 }
 
@@ -35,14 +40,21 @@ pub struct Scored {
 }
 
 fn tensor_to_f64(t: &tch::Tensor) -> Result<Vec<f64>> {
-    Ok(Vec::<f64>::try_from(t.to_kind(tch::Kind::Double).flatten(0, -1))?)
+    Ok(Vec::<f64>::try_from(
+        t.to_kind(tch::Kind::Double).flatten(0, -1),
+    )?)
 }
 
 /// Reads `predictions` [N,C] and `labels` [N,C] from an .npz (the golden-file layout).
 pub fn read_npz(path: &Path) -> Result<Scored> {
     let arrays = tch::Tensor::read_npz(path).map_err(|e| Error::Invalid(format!(
         "{}: cannot read as .npz: {e}\n  hint: write it with numpy.savez(path, predictions=P, labels=Y)", path.display())))?;
-    let find = |name: &str| arrays.iter().find(|(k, _)| k == name || k == &format!("{name}.npy")).map(|(_, t)| t);
+    let find = |name: &str| {
+        arrays
+            .iter()
+            .find(|(k, _)| k == name || k == &format!("{name}.npy"))
+            .map(|(_, t)| t)
+    };
     let names: Vec<&str> = arrays.iter().map(|(k, _)| k.as_str()).collect();
     let p = find("predictions").ok_or_else(|| Error::Invalid(format!(
         "{}: no 'predictions' array (found {names:?})\n  hint: the .npz needs predictions [N,C] and labels [N,C]", path.display())))?;
@@ -50,21 +62,39 @@ pub fn read_npz(path: &Path) -> Result<Scored> {
         "{}: no 'labels' array (found {names:?})\n  hint: give labels in the .npz, or use --labels SHARDS with a Kaggle CSV", path.display())))?;
     let (ps, ys) = (p.size(), y.size());
     if ps.len() != 2 || ps != ys {
-        return Err(Error::Invalid(format!("{}: predictions {ps:?} and labels {ys:?} must both be [N, C]", path.display())));
+        return Err(Error::Invalid(format!(
+            "{}: predictions {ps:?} and labels {ys:?} must both be [N, C]",
+            path.display()
+        )));
     }
     let scores = tensor_to_f64(p)?;
     if let Some(i) = scores.iter().position(|s| s.is_nan()) {
-        return Err(Error::Invalid(format!("{}: predictions hold NaN (row {}, class {})", path.display(), i / ps[1] as usize, i % ps[1] as usize)));
+        return Err(Error::Invalid(format!(
+            "{}: predictions hold NaN (row {}, class {})",
+            path.display(),
+            i / ps[1] as usize,
+            i % ps[1] as usize
+        )));
     }
     let lab = tensor_to_f64(y)?;
     let mut labels = Vec::with_capacity(lab.len());
     for (i, &l) in lab.iter().enumerate() {
         if l != 0.0 && l != 1.0 {
-            return Err(Error::Invalid(format!("{}: labels must be 0/1; row {} class {} is {l}", path.display(), i / ps[1] as usize, i % ps[1] as usize)));
+            return Err(Error::Invalid(format!(
+                "{}: labels must be 0/1; row {} class {} is {l}",
+                path.display(),
+                i / ps[1] as usize,
+                i % ps[1] as usize
+            )));
         }
         labels.push(l as u8);
     }
-    Ok(Scored { num_videos: ps[0] as usize, num_classes: ps[1] as usize, scores, labels })
+    Ok(Scored {
+        num_videos: ps[0] as usize,
+        num_classes: ps[1] as usize,
+        scores,
+        labels,
+    })
 }
 
 /// Runs the evaluator over a dense matrix.
@@ -72,9 +102,22 @@ pub fn evaluate_dense(s: &Scored, opt: &EvalOptions) -> Metrics {
     let c = s.num_classes;
     let mut ev = match opt.mode {
         MetricMode::Official => Evaluator::new(c, opt.top_k, opt.tie_order),
-        MetricMode::Paddlevideo => Evaluator::paddlevideo(c, opt.top_k, if opt.batch_size == 0 { 8 } else { opt.batch_size }, opt.tie_order),
+        MetricMode::Paddlevideo => Evaluator::paddlevideo(
+            c,
+            opt.top_k,
+            if opt.batch_size == 0 {
+                8
+            } else {
+                opt.batch_size
+            },
+            opt.tie_order,
+        ),
     };
-    let bs = if opt.batch_size == 0 { s.num_videos.max(1) } else { opt.batch_size };
+    let bs = if opt.batch_size == 0 {
+        s.num_videos.max(1)
+    } else {
+        opt.batch_size
+    };
     for start in (0..s.num_videos).step_by(bs) {
         let end = (start + bs).min(s.num_videos);
         ev.accumulate(&s.scores[start * c..end * c], &s.labels[start * c..end * c]);
@@ -92,7 +135,11 @@ pub struct IdReport {
 /// Kaggle CSV (`VideoId,LabelConfidencePairs`) against labels read from shards.
 /// Videos in the shards without a prediction line score 0 everywhere (they still count, as
 /// Kaggle counts their positives); predictions for unknown ids are reported and ignored.
-pub fn read_kaggle_with_labels(csv: &Path, label_inputs: &[String], num_classes: usize) -> Result<(Scored, IdReport)> {
+pub fn read_kaggle_with_labels(
+    csv: &Path,
+    label_inputs: &[String],
+    num_classes: usize,
+) -> Result<(Scored, IdReport)> {
     let text = std::fs::read_to_string(csv).map_err(|e| Error::io(csv, e))?;
     let mut preds: HashMap<String, Vec<(usize, f64)>> = HashMap::new();
     for (ln, line) in text.lines().enumerate() {
@@ -100,24 +147,56 @@ pub fn read_kaggle_with_labels(csv: &Path, label_inputs: &[String], num_classes:
         if line.is_empty() || (ln == 0 && line.to_ascii_lowercase().starts_with("videoid")) {
             continue;
         }
-        let (id, pairs) = line.split_once(',').ok_or_else(|| Error::Invalid(format!("{}:{}: expected 'id,label score label score ...'", csv.display(), ln + 1)))?;
+        let (id, pairs) = line.split_once(',').ok_or_else(|| {
+            Error::Invalid(format!(
+                "{}:{}: expected 'id,label score label score ...'",
+                csv.display(),
+                ln + 1
+            ))
+        })?;
         let toks: Vec<&str> = pairs.split_whitespace().collect();
         if toks.len() % 2 != 0 {
-            return Err(Error::Invalid(format!("{}:{}: odd number of label/score tokens", csv.display(), ln + 1)));
+            return Err(Error::Invalid(format!(
+                "{}:{}: odd number of label/score tokens",
+                csv.display(),
+                ln + 1
+            )));
         }
         let mut v = Vec::new();
         for p in toks.chunks(2) {
-            let l: usize = p[0].parse().map_err(|_| Error::Invalid(format!("{}:{}: bad label id '{}'", csv.display(), ln + 1, p[0])))?;
-            let s: f64 = p[1].parse().map_err(|_| Error::Invalid(format!("{}:{}: bad score '{}'", csv.display(), ln + 1, p[1])))?;
+            let l: usize = p[0].parse().map_err(|_| {
+                Error::Invalid(format!(
+                    "{}:{}: bad label id '{}'",
+                    csv.display(),
+                    ln + 1,
+                    p[0]
+                ))
+            })?;
+            let s: f64 = p[1].parse().map_err(|_| {
+                Error::Invalid(format!(
+                    "{}:{}: bad score '{}'",
+                    csv.display(),
+                    ln + 1,
+                    p[1]
+                ))
+            })?;
             if l >= num_classes {
-                return Err(Error::Invalid(format!("{}:{}: label {l} ≥ num_classes {num_classes}", csv.display(), ln + 1)));
+                return Err(Error::Invalid(format!(
+                    "{}:{}: label {l} ≥ num_classes {num_classes}",
+                    csv.display(),
+                    ln + 1
+                )));
             }
             v.push((l, s));
         }
         preds.insert(id.trim().to_string(), v);
     }
     let files = expand_paths(label_inputs, None)?;
-    let spec = FeatureSpec { level: Level::Video, num_classes, ..Default::default() };
+    let spec = FeatureSpec {
+        level: Level::Video,
+        num_classes,
+        ..Default::default()
+    };
     let mut ids = Vec::new();
     let mut labels = Vec::new();
     for f in &files {
@@ -158,5 +237,13 @@ pub fn read_kaggle_with_labels(csv: &Path, label_inputs: &[String], num_classes:
         }
     }
     report.predicted_without_labels.sort();
-    Ok((Scored { num_videos: n, num_classes, scores, labels }, report))
+    Ok((
+        Scored {
+            num_videos: n,
+            num_classes,
+            scores,
+            labels,
+        },
+        report,
+    ))
 }

@@ -13,3 +13,6 @@ pub mod rng;
 pub mod threads;
 
 pub use error::{Error, Result};
+pub mod convert;
+pub mod model;
+pub mod optim;

@@ -1,13 +1,13 @@
 //! The `yt8m` command line: parses arguments and calls the library.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
+use yt8m::data::Level;
 use yt8m::data::inspect::{inspect_file, render_table};
 use yt8m::data::sources::expand_paths;
-use yt8m::data::synth::{write_synthetic, SynthConfig};
-use yt8m::data::Level;
-use yt8m::evaluate::{evaluate_dense, read_kaggle_with_labels, read_npz, EvalOptions};
+use yt8m::data::synth::{SynthConfig, write_synthetic};
+use yt8m::evaluate::{EvalOptions, evaluate_dense, read_kaggle_with_labels, read_npz};
 use yt8m::metrics::{MetricMode, TieOrder};
 
 #[derive(Parser)]
@@ -48,7 +48,9 @@ struct DemoArgs {
 }
 
 #[derive(Args)]
-#[command(after_help = "Examples:\n  yt8m inspect data/train0000.tfrecord\n  yt8m inspect --json 'data/validate*.tfrecord'\n  yt8m inspect data/pkl_frame/ data/train.list")]
+#[command(
+    after_help = "Examples:\n  yt8m inspect data/train0000.tfrecord\n  yt8m inspect --json 'data/validate*.tfrecord'\n  yt8m inspect data/pkl_frame/ data/train.list"
+)]
 struct InspectArgs {
     /// Files, directories, glob patterns (quoted) or .list files.
     #[arg(required = true)]
@@ -62,7 +64,9 @@ struct InspectArgs {
 }
 
 #[derive(Args)]
-#[command(after_help = "Example (what `yt8m demo` runs):\n  yt8m synth --out data/synth/train --num-videos 512 --num-shards 4 --seed 1\n  yt8m synth --out data/synth/test --num-videos 128 --num-shards 1 --seed 2 --prefix test")]
+#[command(
+    after_help = "Example (what `yt8m demo` runs):\n  yt8m synth --out data/synth/train --num-videos 512 --num-shards 4 --seed 1\n  yt8m synth --out data/synth/test --num-videos 128 --num-shards 1 --seed 2 --prefix test"
+)]
 struct SynthArgs {
     /// Output directory (created if missing).
     #[arg(long)]
@@ -100,7 +104,9 @@ struct SynthArgs {
 }
 
 #[derive(Args)]
-#[command(after_help = "Examples:\n  yt8m evaluate --scores preds.npz                    # predictions [N,C] + labels [N,C]\n  yt8m evaluate --scores preds.npz --json --top-k 20\n  yt8m evaluate --kaggle submission.csv --labels 'validate*.tfrecord'\n  yt8m evaluate --scores preds.npz --metric-mode paddlevideo   # PaddleVideo's per-batch mean, batch 8")]
+#[command(
+    after_help = "Examples:\n  yt8m evaluate --scores preds.npz                    # predictions [N,C] + labels [N,C]\n  yt8m evaluate --scores preds.npz --json --top-k 20\n  yt8m evaluate --kaggle submission.csv --labels 'validate*.tfrecord'\n  yt8m evaluate --scores preds.npz --metric-mode paddlevideo   # PaddleVideo's per-batch mean, batch 8"
+)]
 struct EvaluateArgs {
     /// .npz holding `predictions` [N,C] and `labels` [N,C].
     #[arg(long, conflicts_with = "kaggle")]
@@ -133,8 +139,13 @@ struct EvaluateArgs {
 
 fn main() {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cli.log));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cli.log));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
     if let Err(e) = run(cli) {
         eprintln!("error: {e:#}");
         std::process::exit(1);
@@ -157,7 +168,10 @@ fn inspect(a: InspectArgs) -> Result<()> {
         reports.push(inspect_file(f, a.skip_corrupt)?);
     }
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "files": reports }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "files": reports }))?
+        );
     } else {
         print!("{}", render_table(&reports));
     }
@@ -195,7 +209,8 @@ fn synth(a: SynthArgs) -> Result<()> {
         no_labels: a.no_labels,
         ..Default::default()
     };
-    let s = write_synthetic(&a.out, &cfg).with_context(|| format!("writing synthetic data to {}", a.out.display()))?;
+    let s = write_synthetic(&a.out, &cfg)
+        .with_context(|| format!("writing synthetic data to {}", a.out.display()))?;
     println!(
         "wrote {} videos ({} frames, {:.1} MB) in {} file(s) under {}",
         s.videos,
@@ -208,7 +223,12 @@ fn synth(a: SynthArgs) -> Result<()> {
 }
 
 fn evaluate(a: EvaluateArgs) -> Result<()> {
-    let opt = EvalOptions { top_k: a.top_k, tie_order: a.tie_order, mode: a.metric_mode, batch_size: a.batch_size };
+    let opt = EvalOptions {
+        top_k: a.top_k,
+        tie_order: a.tie_order,
+        mode: a.metric_mode,
+        batch_size: a.batch_size,
+    };
     let (scored, ids) = if let Some(p) = &a.scores {
         (read_npz(p)?, None)
     } else if let Some(csv) = &a.kaggle {
@@ -227,8 +247,14 @@ fn evaluate(a: EvaluateArgs) -> Result<()> {
                 "warning: {} predicted id(s) have no labels (ignored), {} labelled video(s) have no prediction (scored as all zeros); first: {:?} / {:?}",
                 r.predicted_without_labels.len(),
                 r.labelled_without_prediction.len(),
-                r.predicted_without_labels.iter().take(3).collect::<Vec<_>>(),
-                r.labelled_without_prediction.iter().take(3).collect::<Vec<_>>()
+                r.predicted_without_labels
+                    .iter()
+                    .take(3)
+                    .collect::<Vec<_>>(),
+                r.labelled_without_prediction
+                    .iter()
+                    .take(3)
+                    .collect::<Vec<_>>()
             );
         }
     }
@@ -247,12 +273,32 @@ fn evaluate(a: EvaluateArgs) -> Result<()> {
 fn demo(a: DemoArgs) -> Result<()> {
     let data = a.dir.join("data");
     for (split, n, shards, seed) in [("train", 384usize, 4usize, 1u64), ("test", 128, 1, 2)] {
-        let cfg = SynthConfig { num_videos: n, num_shards: shards, seed, prefix: split.into(), ..Default::default() };
+        let cfg = SynthConfig {
+            num_videos: n,
+            num_shards: shards,
+            seed,
+            prefix: split.into(),
+            ..Default::default()
+        };
         let s = write_synthetic(&data.join(split), &cfg)?;
-        println!("[demo] synth {split}: {} videos, {} frames in {} shard(s)", s.videos, s.frames, s.files.len());
+        println!(
+            "[demo] synth {split}: {} videos, {} frames in {} shard(s)",
+            s.videos,
+            s.frames,
+            s.files.len()
+        );
     }
-    let files = expand_paths(&[data.join("train").display().to_string(), data.join("test").display().to_string()], None)?;
-    let reports: Vec<_> = files.iter().map(|f| inspect_file(f, false)).collect::<Result<_, _>>()?;
+    let files = expand_paths(
+        &[
+            data.join("train").display().to_string(),
+            data.join("test").display().to_string(),
+        ],
+        None,
+    )?;
+    let reports: Vec<_> = files
+        .iter()
+        .map(|f| inspect_file(f, false))
+        .collect::<Result<_, _>>()?;
     print!("{}", render_table(&reports));
     Ok(())
 }

@@ -5,8 +5,8 @@ use common::*;
 use std::path::Path;
 use yt8m::data::batch::{Batch, Loader, LoaderConfig};
 use yt8m::data::sources::{expand_paths, read_paddle_pickle, read_shard};
-use yt8m::data::tfrecord::{frame_record, RecordReader};
-use yt8m::data::{dequantize, FeatureSpec, Level, Video, VideoFeatures};
+use yt8m::data::tfrecord::{RecordReader, frame_record};
+use yt8m::data::{FeatureSpec, Level, Video, VideoFeatures, dequantize};
 use yt8m::error::DataErrorKind;
 
 fn read_all(path: &Path, spec: &FeatureSpec) -> Vec<Video> {
@@ -20,15 +20,29 @@ fn read_all(path: &Path, spec: &FeatureSpec) -> Vec<Video> {
 }
 
 fn frame_spec(num_classes: usize, max_frames: usize) -> FeatureSpec {
-    FeatureSpec { level: Level::Frame, num_classes, max_frames, ..Default::default() }
+    FeatureSpec {
+        level: Level::Frame,
+        num_classes,
+        max_frames,
+        ..Default::default()
+    }
 }
 
 fn video_spec(num_classes: usize) -> FeatureSpec {
-    FeatureSpec { level: Level::Video, num_classes, ..Default::default() }
+    FeatureSpec {
+        level: Level::Video,
+        num_classes,
+        ..Default::default()
+    }
 }
 
 fn labels_of(r: &serde_json::Value) -> Vec<u32> {
-    r["labels"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+    r["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
 }
 
 #[test]
@@ -49,13 +63,38 @@ fn frame_level_files_match_manifests() {
         assert_eq!(vids.len(), recs.len(), "{rel}");
         for (v, r) in vids.iter().zip(recs) {
             assert_eq!(v.id, r["id"].as_str().unwrap(), "{rel}");
-            assert_eq!(v.num_frames as u64, r["num_frames"].as_u64().unwrap(), "{rel} {}", v.id);
-            let VideoFeatures::Frames(f) = &v.features else { panic!("not frames") };
+            assert_eq!(
+                v.num_frames as u64,
+                r["num_frames"].as_u64().unwrap(),
+                "{rel} {}",
+                v.id
+            );
+            let VideoFeatures::Frames(f) = &v.features else {
+                panic!("not frames")
+            };
             let sum = |b: &[u8]| b.iter().map(|&x| x as u64).sum::<u64>();
-            assert_eq!(sum(&f[0]), r["rgb_byte_sum"].as_u64().unwrap(), "{rel} {} rgb", v.id);
-            assert_eq!(sum(&f[1]), r["audio_byte_sum"].as_u64().unwrap(), "{rel} {} audio", v.id);
-            let first8: Vec<u8> = r["rgb_first8"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u8).collect();
-            assert_eq!(&f[0][..first8.len().min(f[0].len())], &first8[..first8.len().min(f[0].len())]);
+            assert_eq!(
+                sum(&f[0]),
+                r["rgb_byte_sum"].as_u64().unwrap(),
+                "{rel} {} rgb",
+                v.id
+            );
+            assert_eq!(
+                sum(&f[1]),
+                r["audio_byte_sum"].as_u64().unwrap(),
+                "{rel} {} audio",
+                v.id
+            );
+            let first8: Vec<u8> = r["rgb_first8"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_u64().unwrap() as u8)
+                .collect();
+            assert_eq!(
+                &f[0][..first8.len().min(f[0].len())],
+                &first8[..first8.len().min(f[0].len())]
+            );
             if rel.contains("nolabels") {
                 assert!(!v.has_labels && v.labels.is_empty());
             } else {
@@ -83,7 +122,9 @@ fn max_frames_truncates_like_the_official_reader() {
     for v in &vids {
         assert!(v.total_frames > 300);
         assert_eq!(v.num_frames, 300);
-        let VideoFeatures::Frames(f) = &v.features else { panic!() };
+        let VideoFeatures::Frames(f) = &v.features else {
+            panic!()
+        };
         assert_eq!(f[0].len(), 300 * 1024);
         assert_eq!(f[1].len(), 300 * 128);
     }
@@ -109,15 +150,25 @@ fn video_level_files_match_manifests() {
         for (v, r) in vids.iter().zip(recs) {
             assert_eq!(v.id, r["id"].as_str().unwrap());
             assert_eq!(v.labels, labels_of(r));
-            let VideoFeatures::Mean(m) = &v.features else { panic!() };
+            let VideoFeatures::Mean(m) = &v.features else {
+                panic!()
+            };
             assert_eq!(m[0].len(), 1024);
             assert_eq!(m[1].len(), 128);
             let s: f64 = m[0].iter().map(|&x| x as f64).sum();
             let want = r["mean_rgb_sum"].as_f64().unwrap();
-            assert!((s - want).abs() < 1e-9 * want.abs().max(1.0), "{rel} {}: {s} vs {want}", v.id);
+            assert!(
+                (s - want).abs() < 1e-9 * want.abs().max(1.0),
+                "{rel} {}: {s} vs {want}",
+                v.id
+            );
             let s: f64 = m[1].iter().map(|&x| x as f64).sum();
             let want = r["mean_audio_sum"].as_f64().unwrap();
-            assert!((s - want).abs() < 1e-9 * want.abs().max(1.0), "{rel} {}: {s} vs {want}", v.id);
+            assert!(
+                (s - want).abs() < 1e-9 * want.abs().max(1.0),
+                "{rel} {}: {s} vs {want}",
+                v.id
+            );
             if let Some(f4) = r.get("mean_rgb_first4") {
                 for (i, x) in f4.as_array().unwrap().iter().enumerate() {
                     assert_eq!(m[0][i] as f64, x.as_f64().unwrap());
@@ -136,7 +187,10 @@ fn all_real_shards_have_the_documented_record_counts() {
     expected.insert("validate0000.tfrecord".to_string(), 284usize);
     expected.insert("validate0001.tfrecord".to_string(), 305usize);
     for line in prov.lines() {
-        let cells: Vec<&str> = line.split('|').map(|c| c.trim().trim_matches('`')).collect();
+        let cells: Vec<&str> = line
+            .split('|')
+            .map(|c| c.trim().trim_matches('`'))
+            .collect();
         if cells.len() >= 5 && cells[1].starts_with("validate") && cells[1].ends_with(".tfrecord") {
             if let Ok(n) = cells[3].parse::<usize>() {
                 expected.insert(cells[1].to_string(), n);
@@ -144,7 +198,11 @@ fn all_real_shards_have_the_documented_record_counts() {
         }
     }
     assert_eq!(expected.len(), 70, "PROVENANCE.md table");
-    let files = expand_paths(&[yt8m_data("real/validate*.tfrecord").display().to_string()], None).unwrap();
+    let files = expand_paths(
+        &[yt8m_data("real/validate*.tfrecord").display().to_string()],
+        None,
+    )
+    .unwrap();
     assert_eq!(files.len(), 70);
     let spec = video_spec(3862);
     let mut total = 0;
@@ -159,7 +217,11 @@ fn all_real_shards_have_the_documented_record_counts() {
         let vids = read_all(f, &spec);
         assert_eq!(vids.len(), expected[&name], "{name}");
         for v in &vids {
-            assert!(v.id.ends_with(&suffix), "{name}: id {} lacks shard suffix {suffix}", v.id);
+            assert!(
+                v.id.ends_with(&suffix),
+                "{name}: id {} lacks shard suffix {suffix}",
+                v.id
+            );
             assert!(!v.labels.is_empty() && v.labels.windows(2).all(|w| w[0] < w[1]));
         }
         total += vids.len();
@@ -177,11 +239,22 @@ fn paddlevideo_pickle_equals_the_derived_tfrecord() {
     assert_eq!(v.labels, vec![11]);
     assert_eq!(v.num_frames, 170);
     let t = read_all(&yt8m_data("derived/paddle_SjJ3_frame.tfrecord"), &spec);
-    assert_eq!(t[0].features, v.features, "feature bytes differ between pkl and tfrecord");
+    assert_eq!(
+        t[0].features, v.features,
+        "feature bytes differ between pkl and tfrecord"
+    );
     // Also through the generic shard reader and a .list file with data_prefix.
     let dir = tempdir("list");
-    std::fs::write(dir.join("val.list"), "real/paddlevideo_example.pkl extra-token\n\n").unwrap();
-    let files = expand_paths(&[dir.join("val.list").display().to_string()], Some(&yt8m_data(""))).unwrap();
+    std::fs::write(
+        dir.join("val.list"),
+        "real/paddlevideo_example.pkl extra-token\n\n",
+    )
+    .unwrap();
+    let files = expand_paths(
+        &[dir.join("val.list").display().to_string()],
+        Some(&yt8m_data("")),
+    )
+    .unwrap();
     assert_eq!(read_all(&files[0], &spec)[0], *v);
 }
 
@@ -224,7 +297,10 @@ fn expect_err(path: &Path, spec: &FeatureSpec, kind: DataErrorKind, needles: &[&
     let msg = e.to_string();
     println!("{msg}");
     assert_eq!(e.kind, kind, "{msg}");
-    assert!(msg.contains(&path.display().to_string()), "no path in: {msg}");
+    assert!(
+        msg.contains(&path.display().to_string()),
+        "no path in: {msg}"
+    );
     for n in needles {
         assert!(msg.contains(n), "'{n}' not in: {msg}");
     }
@@ -237,22 +313,52 @@ fn corrupt_records_name_file_offset_and_index() {
     let (off2, len2) = recs[2];
     // Flip a byte in record 2's length field.
     let p = corrupt_copy("len", |b| b[off2 as usize] ^= 0x01);
-    expect_err(&p, &spec, DataErrorKind::Corrupt, &["record 2", &format!("byte offset {off2}"), "length CRC"]);
+    expect_err(
+        &p,
+        &spec,
+        DataErrorKind::Corrupt,
+        &["record 2", &format!("byte offset {off2}"), "length CRC"],
+    );
     // Flip a byte in the length CRC.
     let p = corrupt_copy("lencrc", |b| b[off2 as usize + 9] ^= 0x80);
-    expect_err(&p, &spec, DataErrorKind::Corrupt, &["record 2", "length CRC"]);
+    expect_err(
+        &p,
+        &spec,
+        DataErrorKind::Corrupt,
+        &["record 2", "length CRC"],
+    );
     // Flip a byte in the payload.
     let p = corrupt_copy("payload", |b| b[off2 as usize + 12 + 100] ^= 0x10);
-    expect_err(&p, &spec, DataErrorKind::Corrupt, &["record 2", "payload CRC", "--skip-corrupt"]);
+    expect_err(
+        &p,
+        &spec,
+        DataErrorKind::Corrupt,
+        &["record 2", "payload CRC", "--skip-corrupt"],
+    );
     // Flip a byte of the payload CRC.
     let p = corrupt_copy("datacrc", |b| b[(off2 + 12 + len2) as usize] ^= 0x01);
-    expect_err(&p, &spec, DataErrorKind::Corrupt, &["record 2", "payload CRC"]);
+    expect_err(
+        &p,
+        &spec,
+        DataErrorKind::Corrupt,
+        &["record 2", "payload CRC"],
+    );
     // Truncate in the middle of record 3.
     let (off3, _) = recs[3];
     let p = corrupt_copy("trunc", |b| b.truncate(off3 as usize + 40));
-    expect_err(&p, &spec, DataErrorKind::Corrupt, &["record 3", "truncated"]);
+    expect_err(
+        &p,
+        &spec,
+        DataErrorKind::Corrupt,
+        &["record 3", "truncated"],
+    );
     let p = corrupt_copy("trunchdr", |b| b.truncate(off3 as usize + 5));
-    expect_err(&p, &spec, DataErrorKind::Corrupt, &["record 3", "truncated record header"]);
+    expect_err(
+        &p,
+        &spec,
+        DataErrorKind::Corrupt,
+        &["record 3", "truncated record header"],
+    );
     // Empty file.
     let p = corrupt_copy("empty", |b| b.clear());
     expect_err(&p, &spec, DataErrorKind::Empty, &["empty"]);
@@ -279,42 +385,92 @@ fn skip_corrupt_counts_and_continues() {
 fn schema_mismatches_are_clear() {
     // A video-level file where frame-level is expected.
     let p = yt8m_data("real/validate0000.tfrecord");
-    expect_err(&p, &frame_spec(3862, 300), DataErrorKind::Schema, &["record 0", "video-level features", "mean_rgb"]);
+    expect_err(
+        &p,
+        &frame_spec(3862, 300),
+        DataErrorKind::Schema,
+        &["record 0", "video-level features", "mean_rgb"],
+    );
     // And the reverse.
     let p = yt8m_data("synthetic/frame_2018.tfrecord");
-    expect_err(&p, &video_spec(3862), DataErrorKind::Schema, &["frame-level features"]);
+    expect_err(
+        &p,
+        &video_spec(3862),
+        DataErrorKind::Schema,
+        &["frame-level features"],
+    );
     // Frame width differs from the configured width.
-    let spec = FeatureSpec { dims: vec![512, 128], ..frame_spec(3862, 300) };
-    expect_err(&p, &spec, DataErrorKind::Schema, &["record 0", "key 'rgb'", "1024 bytes, expected 512"]);
+    let spec = FeatureSpec {
+        dims: vec![512, 128],
+        ..frame_spec(3862, 300)
+    };
+    expect_err(
+        &p,
+        &spec,
+        DataErrorKind::Schema,
+        &["record 0", "key 'rgb'", "1024 bytes, expected 512"],
+    );
     // Label id ≥ num_classes (frame_2018 holds label 3861).
-    expect_err(&p, &frame_spec(3000, 300), DataErrorKind::Schema, &["key 'labels'", "label id 3861", "num_classes"]);
+    expect_err(
+        &p,
+        &frame_spec(3000, 300),
+        DataErrorKind::Schema,
+        &["key 'labels'", "label id 3861", "num_classes"],
+    );
     // Missing feature list.
-    let spec = FeatureSpec { frame_names: vec!["rgb".into(), "sound".into()], ..frame_spec(3862, 300) };
-    expect_err(&p, &spec, DataErrorKind::Schema, &["feature list 'sound' is missing", "audio"]);
+    let spec = FeatureSpec {
+        frame_names: vec!["rgb".into(), "sound".into()],
+        ..frame_spec(3862, 300)
+    };
+    expect_err(
+        &p,
+        &spec,
+        DataErrorKind::Schema,
+        &["feature list 'sound' is missing", "audio"],
+    );
     // A pickle of another layout.
     let d = tempdir("badpkl");
     let bad = d.join("other.pkl");
     // pickle.dumps({'a': 1}, protocol=2)
     std::fs::write(&bad, b"\x80\x02}q\x00X\x01\x00\x00\x00aq\x01K\x01s.").unwrap();
-    let e = read_paddle_pickle(&bad, &frame_spec(3862, 300)).unwrap_err().to_string();
-    assert!(e.contains("missing key 'video'") && e.contains("other.pkl") && e.contains("tf2pkl"), "{e}");
+    let e = read_paddle_pickle(&bad, &frame_spec(3862, 300))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("missing key 'video'") && e.contains("other.pkl") && e.contains("tf2pkl"),
+        "{e}"
+    );
     // Not a pickle at all.
     std::fs::write(&bad, b"hello").unwrap();
-    let e = read_paddle_pickle(&bad, &frame_spec(3862, 300)).unwrap_err().to_string();
+    let e = read_paddle_pickle(&bad, &frame_spec(3862, 300))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("not a readable pickle"), "{e}");
 }
 
 #[test]
 fn framing_roundtrip_and_unpacked_lists() {
     // A hand-made record with unpacked int64 labels and the 2017 `video_id` key.
-    use yt8m::data::proto::{encode_feature, encode_sequence_example, EncFeature};
+    use yt8m::data::proto::{EncFeature, encode_feature, encode_sequence_example};
     let rgb = vec![7u8; 1024];
     let audio = vec![9u8; 128];
     let mut labels_unpacked = vec![0x1a, 4, 0x08, 5, 0x08, 9]; // Feature{int64_list{value:5,value:9}}
     labels_unpacked.truncate(6);
     let payload = encode_sequence_example(
-        &[("video_id", encode_feature(&EncFeature::Bytes(vec![b"abcdefghijk"]))), ("labels", labels_unpacked)],
-        &[("audio", vec![encode_feature(&EncFeature::Bytes(vec![&audio]))]), ("rgb", vec![encode_feature(&EncFeature::Bytes(vec![&rgb]))])],
+        &[
+            (
+                "video_id",
+                encode_feature(&EncFeature::Bytes(vec![b"abcdefghijk"])),
+            ),
+            ("labels", labels_unpacked),
+        ],
+        &[
+            (
+                "audio",
+                vec![encode_feature(&EncFeature::Bytes(vec![&audio]))],
+            ),
+            ("rgb", vec![encode_feature(&EncFeature::Bytes(vec![&rgb]))]),
+        ],
     );
     let mut file = Vec::new();
     frame_record(&payload, &mut file);
@@ -329,9 +485,22 @@ fn framing_roundtrip_and_unpacked_lists() {
 
 #[test]
 fn loader_is_deterministic_and_sees_every_video_once() {
-    let files = expand_paths(&[yt8m_data("real/validate000*.tfrecord").display().to_string()], None).unwrap();
+    let files = expand_paths(
+        &[yt8m_data("real/validate000*.tfrecord")
+            .display()
+            .to_string()],
+        None,
+    )
+    .unwrap();
     let spec = video_spec(3862);
-    let cfg = LoaderConfig { batch_size: 64, shuffle: true, shuffle_buffer: 500, seed: 7, num_readers: 3, ..Default::default() };
+    let cfg = LoaderConfig {
+        batch_size: 64,
+        shuffle: true,
+        shuffle_buffer: 500,
+        seed: 7,
+        num_readers: 3,
+        ..Default::default()
+    };
     let loader = Loader::new(files.clone(), spec.clone(), cfg);
     let ids = |epoch| -> Vec<String> { loader.epoch(epoch).flat_map(|b| b.unwrap().ids).collect() };
     let a = ids(0);
@@ -352,7 +521,10 @@ fn batches_carry_lengths_and_multi_hot_labels() {
     let spec = frame_spec(3862, 300);
     let vids = read_all(&yt8m_data("synthetic/frame_2018.tfrecord"), &spec);
     let b = Batch::from_videos(&vids, &spec);
-    assert_eq!(b.lengths, vids.iter().map(|v| v.num_frames as i64).collect::<Vec<_>>());
+    assert_eq!(
+        b.lengths,
+        vids.iter().map(|v| v.num_frames as i64).collect::<Vec<_>>()
+    );
     assert_eq!(b.max_len, *b.lengths.iter().max().unwrap() as usize);
     for (i, v) in vids.iter().enumerate() {
         let row = &b.labels[i * 3862..(i + 1) * 3862];
@@ -362,8 +534,16 @@ fn batches_carry_lengths_and_multi_hot_labels() {
         }
     }
     // Bucketing keeps every video and orders each window by length.
-    let files = vec![yt8m_data("synthetic/frame_2018.tfrecord"), yt8m_data("synthetic/frame_long.tfrecord")];
-    let cfg = LoaderConfig { batch_size: 2, bucket_by_length: true, bucket_window: 4, ..Default::default() };
+    let files = vec![
+        yt8m_data("synthetic/frame_2018.tfrecord"),
+        yt8m_data("synthetic/frame_long.tfrecord"),
+    ];
+    let cfg = LoaderConfig {
+        batch_size: 2,
+        bucket_by_length: true,
+        bucket_window: 4,
+        ..Default::default()
+    };
     let loader = Loader::new(files, spec, cfg);
     let batches: Vec<Batch> = loader.epoch(0).map(|b| b.unwrap()).collect();
     assert_eq!(batches.iter().map(|b| b.len()).sum::<usize>(), 8);

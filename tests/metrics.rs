@@ -3,8 +3,8 @@
 
 mod common;
 use common::*;
-use yt8m::evaluate::{evaluate_dense, read_npz, EvalOptions, Scored};
-use yt8m::metrics::{top_k_indices, Evaluator, MetricMode, TieOrder};
+use yt8m::evaluate::{EvalOptions, Scored, evaluate_dense, read_npz};
+use yt8m::metrics::{Evaluator, MetricMode, TieOrder, top_k_indices};
 
 fn golden() -> serde_json::Value {
     read_json(&yt8m_data("golden/expected.json"))
@@ -14,16 +14,34 @@ fn golden() -> serde_json::Value {
 #[test]
 fn golden_cases_without_boundary_ties_are_exact() {
     let g = golden();
-    for case in ["synthetic_random.npz", "synthetic_logits.npz", "synthetic_few_classes.npz"] {
+    for case in [
+        "synthetic_random.npz",
+        "synthetic_logits.npz",
+        "synthetic_few_classes.npz",
+    ] {
         let s = read_npz(&yt8m_data(&format!("golden/{case}"))).unwrap();
         let m = evaluate_dense(&s, &EvalOptions::default());
         let o = &g["cases"][case]["official"];
-        for (name, got) in [("hit_at_one", m.hit_at_one), ("perr", m.perr), ("gap", m.gap), ("map", m.map.unwrap())] {
+        for (name, got) in [
+            ("hit_at_one", m.hit_at_one),
+            ("perr", m.perr),
+            ("gap", m.gap),
+            ("map", m.map.unwrap()),
+        ] {
             let want = o[name].as_f64().unwrap();
-            println!("{case:32} {name:10} ours {got:.17} official {want:.17} diff {:.1e}", (got - want).abs());
-            assert!((got - want).abs() <= 1e-12, "{case} {name}: {got} vs {want}");
+            println!(
+                "{case:32} {name:10} ours {got:.17} official {want:.17} diff {:.1e}",
+                (got - want).abs()
+            );
+            assert!(
+                (got - want).abs() <= 1e-12,
+                "{case} {name}: {got} vs {want}"
+            );
         }
-        assert_eq!(m.num_classes_in_map.unwrap() as u64, o["num_classes_in_map"].as_u64().unwrap());
+        assert_eq!(
+            m.num_classes_in_map.unwrap() as u64,
+            o["num_classes_in_map"].as_u64().unwrap()
+        );
     }
 }
 
@@ -44,14 +62,23 @@ fn brute(s: &Scored, k: usize) -> (f64, f64, f64) {
         hit += lab[argmax] as f64;
         let kk: usize = lab.iter().map(|&x| x as usize).sum();
         if kk > 0 {
-            perr += order[..kk].iter().filter(|&&j| row[j] > 0.0 && lab[j] == 1).count() as f64 / kk as f64;
+            perr += order[..kk]
+                .iter()
+                .filter(|&&j| row[j] > 0.0 && lab[j] == 1)
+                .count() as f64
+                / kk as f64;
         }
         npos += kk as f64;
         for &j in &order[..k] {
             pool.push((row[j], lab[j], i, j));
         }
     }
-    pool.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap().then(a.2.cmp(&b.2)).then(a.3.cmp(&b.3)));
+    pool.sort_by(|a, b| {
+        b.0.partial_cmp(&a.0)
+            .unwrap()
+            .then(a.2.cmp(&b.2))
+            .then(a.3.cmp(&b.3))
+    });
     let mut ap = 0.0;
     let mut pos = 0.0;
     for (r, p) in pool.iter().enumerate() {
@@ -60,7 +87,11 @@ fn brute(s: &Scored, k: usize) -> (f64, f64, f64) {
             ap += pos / (r + 1) as f64 / npos;
         }
     }
-    (hit / n as f64, perr / n as f64, if npos > 0.0 { ap } else { 0.0 })
+    (
+        hit / n as f64,
+        perr / n as f64,
+        if npos > 0.0 { ap } else { 0.0 },
+    )
 }
 
 fn random_case(seed: u64, n: usize, c: usize, negative: bool) -> Scored {
@@ -72,22 +103,48 @@ fn random_case(seed: u64, n: usize, c: usize, negative: bool) -> Scored {
         let pos: Vec<usize> = (0..npos).map(|_| r.below(c as u64) as usize).collect();
         for j in 0..c {
             let y = pos.contains(&j) as u8;
-            let base = if negative { r.normal() * 2.0 - 1.0 } else { r.uniform() };
+            let base = if negative {
+                r.normal() * 2.0 - 1.0
+            } else {
+                r.uniform()
+            };
             scores.push(base + y as f64 * 0.3);
             labels.push(y);
         }
     }
-    Scored { num_videos: n, num_classes: c, scores, labels }
+    Scored {
+        num_videos: n,
+        num_classes: c,
+        scores,
+        labels,
+    }
 }
 
 #[test]
 fn random_cases_match_brute_force() {
-    for (seed, n, c, neg) in [(1, 50, 30, false), (2, 80, 7, false), (3, 64, 100, true), (4, 1, 3, false), (5, 33, 20, true)] {
+    for (seed, n, c, neg) in [
+        (1, 50, 30, false),
+        (2, 80, 7, false),
+        (3, 64, 100, true),
+        (4, 1, 3, false),
+        (5, 33, 20, true),
+    ] {
         let s = random_case(seed, n, c, neg);
         let (h, p, g) = brute(&s, 20);
         for tie in [TieOrder::Official, TieOrder::Deterministic] {
-            let m = evaluate_dense(&s, &EvalOptions { tie_order: tie, ..Default::default() });
-            println!("seed {seed} {tie:?}: hit {:.3e} perr {:.3e} gap {:.3e}", (m.hit_at_one - h).abs(), (m.perr - p).abs(), (m.gap - g).abs());
+            let m = evaluate_dense(
+                &s,
+                &EvalOptions {
+                    tie_order: tie,
+                    ..Default::default()
+                },
+            );
+            println!(
+                "seed {seed} {tie:?}: hit {:.3e} perr {:.3e} gap {:.3e}",
+                (m.hit_at_one - h).abs(),
+                (m.perr - p).abs(),
+                (m.gap - g).abs()
+            );
             assert!((m.hit_at_one - h).abs() < 1e-12);
             assert!((m.perr - p).abs() < 1e-12);
             assert!((m.gap - g).abs() < 1e-12, "seed {seed}: {} vs {g}", m.gap);
@@ -100,7 +157,13 @@ fn gap_is_batch_size_invariant_without_ties() {
     let s = random_case(11, 200, 50, false);
     let one = evaluate_dense(&s, &EvalOptions::default());
     for bs in [1, 7, 64] {
-        let m = evaluate_dense(&s, &EvalOptions { batch_size: bs, ..Default::default() });
+        let m = evaluate_dense(
+            &s,
+            &EvalOptions {
+                batch_size: bs,
+                ..Default::default()
+            },
+        );
         assert!((m.gap - one.gap).abs() < 1e-15, "bs {bs}");
         assert!((m.hit_at_one - one.hit_at_one).abs() < 1e-12);
         assert!((m.perr - one.perr).abs() < 1e-12);
@@ -110,46 +173,86 @@ fn gap_is_batch_size_invariant_without_ties() {
 #[test]
 fn edge_cases() {
     // No positives anywhere: GAP 0, PERR 0, Hit@1 0.
-    let s = Scored { num_videos: 2, num_classes: 3, scores: vec![0.1, 0.5, 0.2, 0.3, 0.3, 0.9], labels: vec![0; 6] };
+    let s = Scored {
+        num_videos: 2,
+        num_classes: 3,
+        scores: vec![0.1, 0.5, 0.2, 0.3, 0.3, 0.9],
+        labels: vec![0; 6],
+    };
     let m = evaluate_dense(&s, &EvalOptions::default());
     assert_eq!((m.hit_at_one, m.perr, m.gap), (0.0, 0.0, 0.0));
     // PERR counts only scores > 0: a perfect ranking of negative logits scores 0.
-    let s = Scored { num_videos: 1, num_classes: 3, scores: vec![-0.1, -5.0, -3.0], labels: vec![1, 0, 0] };
+    let s = Scored {
+        num_videos: 1,
+        num_classes: 3,
+        scores: vec![-0.1, -5.0, -3.0],
+        labels: vec![1, 0, 0],
+    };
     let m = evaluate_dense(&s, &EvalOptions::default());
     assert_eq!(m.perr, 0.0);
     assert_eq!(m.hit_at_one, 1.0);
     assert_eq!(m.gap, 1.0);
     // More positives than k: GAP < 1 even for a perfect model (denominator counts all).
     let c = 30;
-    let s = Scored { num_videos: 1, num_classes: c, scores: (0..c).map(|j| 1.0 - j as f64 / 100.0).collect(), labels: vec![1; c] };
+    let s = Scored {
+        num_videos: 1,
+        num_classes: c,
+        scores: (0..c).map(|j| 1.0 - j as f64 / 100.0).collect(),
+        labels: vec![1; c],
+    };
     let m = evaluate_dense(&s, &EvalOptions::default());
     assert!((m.gap - 20.0 / 30.0).abs() < 1e-12, "{}", m.gap);
     // top-k picks the largest, lowest index first among ties.
-    assert_eq!(top_k_indices(&[0.5, 0.9, 0.5, 0.1], 2).iter().copied().collect::<std::collections::BTreeSet<_>>(), [0, 1].into());
+    assert_eq!(
+        top_k_indices(&[0.5, 0.9, 0.5, 0.1], 2)
+            .iter()
+            .copied()
+            .collect::<std::collections::BTreeSet<_>>(),
+        [0, 1].into()
+    );
 }
 
 #[test]
 fn paddlevideo_mode_is_a_mean_of_batch_metrics() {
     let s = random_case(21, 20, 10, false);
-    let pv = evaluate_dense(&s, &EvalOptions { mode: MetricMode::Paddlevideo, batch_size: 8, ..Default::default() });
+    let pv = evaluate_dense(
+        &s,
+        &EvalOptions {
+            mode: MetricMode::Paddlevideo,
+            batch_size: 8,
+            ..Default::default()
+        },
+    );
     assert_eq!(pv.batch_size, Some(8));
     // Batches 8, 8, 4: unweighted mean.
     let mut want = [0.0; 3];
     for (lo, hi) in [(0, 8), (8, 16), (16, 20)] {
-        let part = Scored { num_videos: hi - lo, num_classes: 10, scores: s.scores[lo * 10..hi * 10].to_vec(), labels: s.labels[lo * 10..hi * 10].to_vec() };
+        let part = Scored {
+            num_videos: hi - lo,
+            num_classes: 10,
+            scores: s.scores[lo * 10..hi * 10].to_vec(),
+            labels: s.labels[lo * 10..hi * 10].to_vec(),
+        };
         let m = evaluate_dense(&part, &EvalOptions::default());
         want[0] += m.hit_at_one / 3.0;
         want[1] += m.perr / 3.0;
         want[2] += m.gap / 3.0;
     }
-    assert!((pv.hit_at_one - want[0]).abs() < 1e-12 && (pv.perr - want[1]).abs() < 1e-12 && (pv.gap - want[2]).abs() < 1e-12);
+    assert!(
+        (pv.hit_at_one - want[0]).abs() < 1e-12
+            && (pv.perr - want[1]).abs() < 1e-12
+            && (pv.gap - want[2]).abs() < 1e-12
+    );
     // Streaming in odd chunk sizes gives the same batches.
     let mut ev = Evaluator::paddlevideo(10, 20, 8, TieOrder::Official);
     for (lo, hi) in [(0, 3), (3, 13), (13, 20)] {
         ev.accumulate(&s.scores[lo * 10..hi * 10], &s.labels[lo * 10..hi * 10]);
     }
     let m = ev.finish();
-    assert_eq!((m.hit_at_one, m.perr, m.gap), (pv.hit_at_one, pv.perr, pv.gap));
+    assert_eq!(
+        (m.hit_at_one, m.perr, m.gap),
+        (pv.hit_at_one, pv.perr, pv.gap)
+    );
 }
 
 #[test]
@@ -160,14 +263,24 @@ fn evaluate_cli_prints_json() {
         .args(["--json", "--top-k", "20"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let o = &golden()["cases"]["synthetic_random.npz"]["official"];
     for k in ["hit_at_one", "perr", "gap"] {
-        assert!((v[k].as_f64().unwrap() - o[k].as_f64().unwrap()).abs() <= 1e-12, "{k}");
+        assert!(
+            (v[k].as_f64().unwrap() - o[k].as_f64().unwrap()).abs() <= 1e-12,
+            "{k}"
+        );
     }
     // A missing file is a clear error naming it.
-    let out = std::process::Command::new(bin()).args(["evaluate", "--scores", "/nonexistent.npz"]).output().unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["evaluate", "--scores", "/nonexistent.npz"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.npz"));
 }

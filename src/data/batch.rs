@@ -4,12 +4,12 @@
 //! buckets by length, and packs uint8 batches. Nothing here is as large as PaddleVideo's float
 //! masks: a batch carries per-video lengths only.
 
-use super::sources::{read_shard, ReadStats};
+use super::sources::{ReadStats, read_shard};
 use super::video::{FeatureSpec, Video, VideoFeatures};
 use crate::error::DataError;
 use crate::rng::Rng;
 use std::path::PathBuf;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -98,7 +98,12 @@ impl Batch {
     /// Packs videos into one batch.
     pub fn from_videos(videos: &[Video], spec: &FeatureSpec) -> Batch {
         let b = videos.len();
-        let t = videos.iter().map(|v| v.num_frames).max().unwrap_or(1).max(1);
+        let t = videos
+            .iter()
+            .map(|v| v.num_frames)
+            .max()
+            .unwrap_or(1)
+            .max(1);
         let c = spec.num_classes;
         let mut labels = vec![0f32; b * c];
         for (i, v) in videos.iter().enumerate() {
@@ -113,7 +118,9 @@ impl Batch {
                 Some(VideoFeatures::Mean(_)) => {
                     let mut data = Vec::with_capacity(b * d);
                     for v in videos {
-                        let VideoFeatures::Mean(f) = &v.features else { unreachable!("mixed levels in one batch") };
+                        let VideoFeatures::Mean(f) = &v.features else {
+                            unreachable!("mixed levels in one batch")
+                        };
                         data.extend_from_slice(&f[m]);
                         rows.push(1);
                     }
@@ -122,7 +129,9 @@ impl Batch {
                 _ => {
                     let mut data = vec![0u8; b * t * d];
                     for (i, v) in videos.iter().enumerate() {
-                        let VideoFeatures::Frames(f) = &v.features else { unreachable!("mixed levels in one batch") };
+                        let VideoFeatures::Frames(f) = &v.features else {
+                            unreachable!("mixed levels in one batch")
+                        };
                         let r = (f[m].len() / d).min(v.num_frames);
                         data[i * t * d..i * t * d + r * d].copy_from_slice(&f[m][..r * d]);
                         rows.push(r as i64);
@@ -195,7 +204,11 @@ pub fn default_readers() -> usize {
 
 impl Loader {
     pub fn new(files: Vec<PathBuf>, spec: FeatureSpec, cfg: LoaderConfig) -> Self {
-        Loader { files: Arc::new(files), spec: Arc::new(spec), cfg }
+        Loader {
+            files: Arc::new(files),
+            spec: Arc::new(spec),
+            cfg,
+        }
     }
 
     pub fn files(&self) -> &[PathBuf] {
@@ -216,24 +229,43 @@ impl Loader {
         if cfg.shuffle {
             rng.shuffle(&mut order);
         }
-        let n_readers = if cfg.num_readers == 0 { default_readers() } else { cfg.num_readers }.min(order.len()).max(1);
+        let n_readers = if cfg.num_readers == 0 {
+            default_readers()
+        } else {
+            cfg.num_readers
+        }
+        .min(order.len())
+        .max(1);
         let mut handles = Vec::new();
         let mut reader_rx = Vec::new();
         for w in 0..n_readers {
             let (tx, rx) = sync_channel::<Msg>(64);
             reader_rx.push(rx);
-            let mine: Vec<PathBuf> = order.iter().skip(w).step_by(n_readers).map(|&i| self.files[i].clone()).collect();
+            let mine: Vec<PathBuf> = order
+                .iter()
+                .skip(w)
+                .step_by(n_readers)
+                .map(|&i| self.files[i].clone())
+                .collect();
             let spec = self.spec.clone();
             let skip = cfg.skip_corrupt;
-            handles.push(std::thread::spawn(move || reader_thread(mine, &spec, skip, tx)));
+            handles.push(std::thread::spawn(move || {
+                reader_thread(mine, &spec, skip, tx)
+            }));
         }
         let (btx, brx) = sync_channel(cfg.prefetch.max(1));
         let stats = Arc::new(Mutex::new(ReadStats::default()));
         let st = stats.clone();
         let spec = self.spec.clone();
         let n_files = order.len();
-        handles.push(std::thread::spawn(move || assembler(reader_rx, n_files, &spec, cfg, rng, btx, st)));
-        EpochIter { rx: brx, stats, handles }
+        handles.push(std::thread::spawn(move || {
+            assembler(reader_rx, n_files, &spec, cfg, rng, btx, st)
+        }));
+        EpochIter {
+            rx: brx,
+            stats,
+            handles,
+        }
     }
 }
 
@@ -267,7 +299,11 @@ fn assembler(
     stats: Arc<Mutex<ReadStats>>,
 ) {
     let bs = cfg.batch_size.max(1);
-    let window = if cfg.bucket_by_length { bs * cfg.bucket_window.max(1) } else { bs };
+    let window = if cfg.bucket_by_length {
+        bs * cfg.bucket_window.max(1)
+    } else {
+        bs
+    };
     let mut buffer: Vec<Video> = Vec::new(); // shuffle buffer
     let mut pending: Vec<Video> = Vec::new(); // window being filled
     let emit_window = |pending: &mut Vec<Video>, rng: &mut Rng, last: bool| -> Vec<Batch> {
@@ -291,9 +327,14 @@ fn assembler(
     };
     let push = |v: Video, pending: &mut Vec<Video>, rng: &mut Rng| -> Option<Vec<Batch>> {
         pending.push(v);
-        if pending.len() >= window { Some(emit_window(pending, rng, false)) } else { None }
+        if pending.len() >= window {
+            Some(emit_window(pending, rng, false))
+        } else {
+            None
+        }
     };
-    let send_all = |batches: Vec<Batch>| -> bool { batches.into_iter().all(|b| out.send(Ok(b)).is_ok()) };
+    let send_all =
+        |batches: Vec<Batch>| -> bool { batches.into_iter().all(|b| out.send(Ok(b)).is_ok()) };
 
     for k in 0..n_files {
         let rx = &readers[k % readers.len()];

@@ -1,7 +1,7 @@
 //! `yt8m inspect`: what a shard holds, checked record by record (both CRCs, the protobuf, the
 //! frame widths), without a model config.
 
-use super::sources::{shard_kind, ShardKind};
+use super::sources::{ShardKind, shard_kind};
 use super::tfrecord::RecordReader;
 use super::video::{self, Level};
 use crate::error::{DataError, DataErrorKind, Location};
@@ -60,7 +60,12 @@ fn common_suffix(ids: &[String]) -> Option<String> {
     let first = ids.first()?;
     let mut n = first.len();
     for id in ids {
-        let common = first.bytes().rev().zip(id.bytes().rev()).take_while(|(a, b)| a == b).count();
+        let common = first
+            .bytes()
+            .rev()
+            .zip(id.bytes().rev())
+            .take_while(|(a, b)| a == b)
+            .count();
         n = n.min(common);
     }
     (n > 0 && n < first.len()).then(|| first[first.len() - n..].to_string())
@@ -106,7 +111,14 @@ impl Acc {
             }
         }
     }
-    fn finish(self, path: &Path, format: &'static str, records: usize, corrupt: usize, errors: Vec<String>) -> FileReport {
+    fn finish(
+        self,
+        path: &Path,
+        format: &'static str,
+        records: usize,
+        corrupt: usize,
+        errors: Vec<String>,
+    ) -> FileReport {
         let level = match self.levels.len() {
             0 => "unknown".to_string(),
             1 => self.levels.keys().next().unwrap().to_string(),
@@ -153,7 +165,11 @@ impl Acc {
 pub fn inspect_file(path: &Path, skip_corrupt: bool) -> Result<FileReport, DataError> {
     let mut acc = Acc::new();
     if shard_kind(path) == ShardKind::Pickle {
-        let spec = video::FeatureSpec { num_classes: usize::MAX, max_frames: usize::MAX, ..Default::default() };
+        let spec = video::FeatureSpec {
+            num_classes: usize::MAX,
+            max_frames: usize::MAX,
+            ..Default::default()
+        };
         let vids = super::sources::read_paddle_pickle(path, &spec)?;
         for v in &vids {
             *acc.levels.entry("frame").or_default() += 1;
@@ -185,7 +201,11 @@ pub fn inspect_file(path: &Path, skip_corrupt: bool) -> Result<FileReport, DataE
         let s = match video::summarize(&buf) {
             Ok(s) => s,
             Err(e) => {
-                let err = DataError::new(DataErrorKind::Corrupt, Location::file(path).record(rec.index, rec.offset), format!("not a valid Example/SequenceExample: {}", e.0));
+                let err = DataError::new(
+                    DataErrorKind::Corrupt,
+                    Location::file(path).record(rec.index, rec.offset),
+                    format!("not a valid Example/SequenceExample: {}", e.0),
+                );
                 if skip_corrupt {
                     corrupt += 1;
                     errors.push(err.to_string());
@@ -195,11 +215,12 @@ pub fn inspect_file(path: &Path, skip_corrupt: bool) -> Result<FileReport, DataE
             }
         };
         records += 1;
-        *acc.levels.entry(match s.level {
-            Level::Frame => "frame",
-            Level::Video => "video",
-        })
-        .or_default() += 1;
+        *acc.levels
+            .entry(match s.level {
+                Level::Frame => "frame",
+                Level::Video => "video",
+            })
+            .or_default() += 1;
         if let Some(k) = s.id_key {
             *acc.id_keys.entry(k).or_default() += 1;
         }
@@ -225,7 +246,11 @@ pub fn inspect_file(path: &Path, skip_corrupt: bool) -> Result<FileReport, DataE
         }
     }
     if records == 0 && corrupt == 0 {
-        return Err(DataError::new(DataErrorKind::Empty, Location::file(path), "file is empty (0 records)"));
+        return Err(DataError::new(
+            DataErrorKind::Empty,
+            Location::file(path),
+            "file is empty (0 records)",
+        ));
     }
     Ok(acc.finish(path, "tfrecord", records, corrupt, errors))
 }
@@ -242,10 +267,21 @@ pub fn render_table(reports: &[FileReport]) -> String {
     let mut out = String::new();
     out.push_str(&format!(
         "{:<40} {:>7} {:>4} {:>6} {:>6} {:>15} {:>12} {:>11} {:>7}\n",
-        "file", "records", "crc", "level", "schema", "frames min/mean/max", "labels/video", "label range", "no-lbl"
+        "file",
+        "records",
+        "crc",
+        "level",
+        "schema",
+        "frames min/mean/max",
+        "labels/video",
+        "label range",
+        "no-lbl"
     ));
     for r in reports {
-        let name = Path::new(&r.path).file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| r.path.clone());
+        let name = Path::new(&r.path)
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| r.path.clone());
         let range = match (r.label_min, r.label_max) {
             (Some(a), Some(b)) => format!("{a}..{b}"),
             _ => "-".into(),
@@ -262,14 +298,25 @@ pub fn render_table(reports: &[FileReport]) -> String {
             range,
             r.videos_without_labels_key
         ));
-        let feats: Vec<String> = r.features.iter().map(|(k, v)| format!("{k}[{v}]")).collect();
+        let feats: Vec<String> = r
+            .features
+            .iter()
+            .map(|(k, v)| format!("{k}[{v}]"))
+            .collect();
         out.push_str(&format!(
             "  features: {}; ids: {} (len {}, suffix {}){}\n",
             feats.join(", "),
             r.first_ids.join(", "),
             fmt_stat(&r.id_length),
             r.id_common_suffix.as_deref().unwrap_or("-"),
-            if r.videos_over_300_frames > 0 { format!("; {} videos > 300 frames (truncated to max_frames when read)", r.videos_over_300_frames) } else { String::new() }
+            if r.videos_over_300_frames > 0 {
+                format!(
+                    "; {} videos > 300 frames (truncated to max_frames when read)",
+                    r.videos_over_300_frames
+                )
+            } else {
+                String::new()
+            }
         ));
         for e in r.errors.iter().take(5) {
             out.push_str(&format!("  corrupt: {e}\n"));

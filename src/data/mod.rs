@@ -10,4 +10,4 @@ pub mod synth;
 pub mod tfrecord;
 pub mod video;
 
-pub use video::{dequantize, FeatureSpec, Level, Video, VideoFeatures};
+pub use video::{FeatureSpec, Level, Video, VideoFeatures, dequantize};

@@ -65,19 +65,30 @@ impl Value {
     pub fn dict_items(&self) -> Option<Vec<(Value, Value)>> {
         match self {
             Value::Dict(d) => Some(d.borrow().clone()),
-            Value::Object(o) if &*o.borrow().name == "OrderedDict" => Some(o.borrow().items.clone()),
+            Value::Object(o) if &*o.borrow().name == "OrderedDict" => {
+                Some(o.borrow().items.clone())
+            }
             _ => None,
         }
     }
     /// Looks a key up by str or bytes spelling (Python 2 pickles have bytes keys).
     pub fn get(&self, key: &str) -> Option<Value> {
-        self.dict_items()?.into_iter().find(|(k, _)| k.as_str_or_bytes().as_deref() == Some(key)).map(|(_, v)| v)
+        self.dict_items()?
+            .into_iter()
+            .find(|(k, _)| k.as_str_or_bytes().as_deref() == Some(key))
+            .map(|(_, v)| v)
     }
     pub fn as_int(&self) -> Option<i64> {
         match self {
             Value::Int(i) => Some(*i),
             Value::Bool(b) => Some(*b as i64),
-            _ => ndarray(self).ok().and_then(|a| if a.shape.is_empty() { a.to_i64().ok().and_then(|v| v.first().copied()) } else { None }),
+            _ => ndarray(self).ok().and_then(|a| {
+                if a.shape.is_empty() {
+                    a.to_i64().ok().and_then(|v| v.first().copied())
+                } else {
+                    None
+                }
+            }),
         }
     }
     pub fn as_list(&self) -> Option<Vec<Value>> {
@@ -106,7 +117,10 @@ struct Machine<'a> {
 impl<'a> Machine<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], PickleError> {
         if self.data.len() - self.pos < n {
-            return perr(format!("truncated pickle: wanted {n} bytes at offset {}", self.pos));
+            return perr(format!(
+                "truncated pickle: wanted {n} bytes at offset {}",
+                self.pos
+            ));
         }
         let s = &self.data[self.pos..self.pos + n];
         self.pos += n;
@@ -126,18 +140,26 @@ impl<'a> Machine<'a> {
     }
     fn line(&mut self) -> Result<&'a [u8], PickleError> {
         let rest = &self.data[self.pos..];
-        let Some(n) = rest.iter().position(|&b| b == b'\n') else { return perr("unterminated text line") };
+        let Some(n) = rest.iter().position(|&b| b == b'\n') else {
+            return perr("unterminated text line");
+        };
         self.pos += n + 1;
         Ok(&rest[..n])
     }
     fn pop(&mut self) -> Result<Value, PickleError> {
-        self.stack.pop().ok_or_else(|| PickleError("stack underflow".into()))
+        self.stack
+            .pop()
+            .ok_or_else(|| PickleError("stack underflow".into()))
     }
     fn top(&mut self) -> Result<&mut Value, PickleError> {
-        self.stack.last_mut().ok_or_else(|| PickleError("stack underflow".into()))
+        self.stack
+            .last_mut()
+            .ok_or_else(|| PickleError("stack underflow".into()))
     }
     fn pop_mark(&mut self) -> Result<Vec<Value>, PickleError> {
-        let Some(i) = self.stack.iter().rposition(|v| matches!(v, Value::Mark)) else { return perr("MARK not found") };
+        let Some(i) = self.stack.iter().rposition(|v| matches!(v, Value::Mark)) else {
+            return perr("MARK not found");
+        };
         let items = self.stack.split_off(i + 1);
         self.stack.pop();
         Ok(items)
@@ -150,7 +172,11 @@ impl<'a> Machine<'a> {
         Ok(Value::Str(Rc::from(String::from_utf8_lossy(b).as_ref())))
     }
     fn setitems(&mut self, target: &Value, items: Vec<Value>) -> Result<(), PickleError> {
-        let pairs: Vec<(Value, Value)> = items.chunks(2).filter(|c| c.len() == 2).map(|c| (c[0].clone(), c[1].clone())).collect();
+        let pairs: Vec<(Value, Value)> = items
+            .chunks(2)
+            .filter(|c| c.len() == 2)
+            .map(|c| (c[0].clone(), c[1].clone()))
+            .collect();
         match target {
             Value::Dict(d) => d.borrow_mut().extend(pairs),
             Value::Object(o) => o.borrow_mut().items.extend(pairs),
@@ -161,7 +187,10 @@ impl<'a> Machine<'a> {
     fn appends(&mut self, target: &Value, items: Vec<Value>) -> Result<(), PickleError> {
         match target {
             Value::List(l) => l.borrow_mut().extend(items),
-            Value::Object(o) => o.borrow_mut().items.extend(items.into_iter().map(|v| (Value::None, v))),
+            Value::Object(o) => o
+                .borrow_mut()
+                .items
+                .extend(items.into_iter().map(|v| (Value::None, v))),
             other => return perr(format!("APPEND on a {}", other.type_name())),
         }
         Ok(())
@@ -196,7 +225,11 @@ impl<'a> Machine<'a> {
                 }
                 0x8a | 0x8b => {
                     // LONG1 / LONG4: little-endian two's complement
-                    let n = if op == 0x8a { self.u8()? as usize } else { self.u32()? as usize };
+                    let n = if op == 0x8a {
+                        self.u8()? as usize
+                    } else {
+                        self.u32()? as usize
+                    };
                     let b = self.take(n)?;
                     if n > 8 {
                         return perr("integer wider than 64 bits");
@@ -216,14 +249,20 @@ impl<'a> Machine<'a> {
                     let v = match s.as_ref() {
                         "00" => Value::Bool(false),
                         "01" => Value::Bool(true),
-                        s => Value::Int(s.parse().map_err(|_| PickleError(format!("bad INT '{s}'")))?),
+                        s => Value::Int(
+                            s.parse()
+                                .map_err(|_| PickleError(format!("bad INT '{s}'")))?,
+                        ),
                     };
                     self.stack.push(v)
                 }
                 b'L' => {
                     let l = self.line()?;
                     let s = String::from_utf8_lossy(l);
-                    let v = s.trim_end_matches('L').parse().map_err(|_| PickleError(format!("bad LONG '{s}'")))?;
+                    let v = s
+                        .trim_end_matches('L')
+                        .parse()
+                        .map_err(|_| PickleError(format!("bad LONG '{s}'")))?;
                     self.stack.push(Value::Int(v))
                 }
                 b'G' => {
@@ -233,7 +272,10 @@ impl<'a> Machine<'a> {
                 b'F' => {
                     let l = self.line()?;
                     let s = String::from_utf8_lossy(l);
-                    self.stack.push(Value::Float(s.parse().map_err(|_| PickleError(format!("bad FLOAT '{s}'")))?))
+                    self.stack.push(Value::Float(
+                        s.parse()
+                            .map_err(|_| PickleError(format!("bad FLOAT '{s}'")))?,
+                    ))
                 }
                 // Python 2 str: raw bytes (numpy array payloads, bytes keys).
                 b'U' => {
@@ -284,17 +326,23 @@ impl<'a> Machine<'a> {
                 b'V' => {
                     // UNICODE (protocol 0, raw-unicode-escape); only plain ASCII expected.
                     let l = self.line()?;
-                    self.stack.push(Value::Str(Rc::from(String::from_utf8_lossy(l).as_ref())))
+                    self.stack
+                        .push(Value::Str(Rc::from(String::from_utf8_lossy(l).as_ref())))
                 }
                 b'S' => {
                     let l = self.line()?;
                     let s = String::from_utf8_lossy(l);
                     let s = s.trim_matches(|c| c == '\'' || c == '"');
-                    self.stack.push(Value::Bytes(Rc::new(s.as_bytes().to_vec())))
+                    self.stack
+                        .push(Value::Bytes(Rc::new(s.as_bytes().to_vec())))
                 }
                 b')' => self.stack.push(Value::Tuple(Rc::new(Vec::new()))),
-                b'}' => self.stack.push(Value::Dict(Rc::new(RefCell::new(Vec::new())))),
-                b']' => self.stack.push(Value::List(Rc::new(RefCell::new(Vec::new())))),
+                b'}' => self
+                    .stack
+                    .push(Value::Dict(Rc::new(RefCell::new(Vec::new())))),
+                b']' => self
+                    .stack
+                    .push(Value::List(Rc::new(RefCell::new(Vec::new())))),
                 b't' => {
                     let items = self.pop_mark()?;
                     self.stack.push(Value::Tuple(Rc::new(items)))
@@ -344,14 +392,18 @@ impl<'a> Machine<'a> {
                     let t = self.top()?.clone();
                     self.appends(&t, items)?
                 }
-                0x8f => self.stack.push(Value::List(Rc::new(RefCell::new(Vec::new())))), // EMPTY_SET
+                0x8f => self
+                    .stack
+                    .push(Value::List(Rc::new(RefCell::new(Vec::new())))), // EMPTY_SET
                 0x91 => {
                     let items = self.pop_mark()?;
                     self.stack.push(Value::List(Rc::new(RefCell::new(items))))
                 } // FROZENSET
                 b'p' => {
                     let l = self.line()?;
-                    let i = String::from_utf8_lossy(l).parse().map_err(|_| PickleError("bad PUT".into()))?;
+                    let i = String::from_utf8_lossy(l)
+                        .parse()
+                        .map_err(|_| PickleError("bad PUT".into()))?;
                     let v = self.top()?.clone();
                     self.memo.insert(i, v);
                 }
@@ -374,18 +426,25 @@ impl<'a> Machine<'a> {
                     let i = match op {
                         b'g' => {
                             let l = self.line()?;
-                            String::from_utf8_lossy(l).parse().map_err(|_| PickleError("bad GET".into()))?
+                            String::from_utf8_lossy(l)
+                                .parse()
+                                .map_err(|_| PickleError("bad GET".into()))?
                         }
                         b'h' => self.u8()? as u32,
                         _ => self.u32()?,
                     };
-                    let v = self.memo.get(&i).cloned().ok_or_else(|| PickleError(format!("memo {i} missing")))?;
+                    let v = self
+                        .memo
+                        .get(&i)
+                        .cloned()
+                        .ok_or_else(|| PickleError(format!("memo {i} missing")))?;
                     self.stack.push(v)
                 }
                 b'c' => {
                     let m = String::from_utf8_lossy(self.line()?).into_owned();
                     let n = String::from_utf8_lossy(self.line()?).into_owned();
-                    self.stack.push(Value::Global(Rc::from(m.as_str()), Rc::from(n.as_str())))
+                    self.stack
+                        .push(Value::Global(Rc::from(m.as_str()), Rc::from(n.as_str())))
                 }
                 0x93 => {
                     let n = self.pop()?;
@@ -393,7 +452,8 @@ impl<'a> Machine<'a> {
                     let (Some(m), Some(n)) = (m.as_str_or_bytes(), n.as_str_or_bytes()) else {
                         return perr("STACK_GLOBAL needs two strings");
                     };
-                    self.stack.push(Value::Global(Rc::from(m.as_str()), Rc::from(n.as_str())))
+                    self.stack
+                        .push(Value::Global(Rc::from(m.as_str()), Rc::from(n.as_str())))
                 }
                 b'R' | 0x81 => {
                     let args = self.pop()?;
@@ -405,9 +465,20 @@ impl<'a> Machine<'a> {
                     // Python 3 pickles bytes at protocol ≤ 2 as `_codecs.encode(str, 'latin1')`.
                     if (&*module, &*name) == ("_codecs", "encode") {
                         if let Some(Value::Str(s)) = args.first() {
-                            let enc = args.get(1).and_then(|e| e.as_str_or_bytes()).unwrap_or_else(|| "utf-8".into());
+                            let enc = args
+                                .get(1)
+                                .and_then(|e| e.as_str_or_bytes())
+                                .unwrap_or_else(|| "utf-8".into());
                             let bytes = if enc == "latin1" || enc == "latin-1" {
-                                s.chars().map(|c| if (c as u32) < 256 { Ok(c as u8) } else { Err(PickleError("non-latin1 char in bytes".into())) }).collect::<Result<Vec<u8>, _>>()?
+                                s.chars()
+                                    .map(|c| {
+                                        if (c as u32) < 256 {
+                                            Ok(c as u8)
+                                        } else {
+                                            Err(PickleError("non-latin1 char in bytes".into()))
+                                        }
+                                    })
+                                    .collect::<Result<Vec<u8>, _>>()?
                             } else {
                                 s.as_bytes().to_vec()
                             };
@@ -415,20 +486,38 @@ impl<'a> Machine<'a> {
                             continue;
                         }
                     }
-                    if matches!((&*module, &*name), ("__builtin__", "bytes") | ("builtins", "bytes")) && args.is_empty() {
+                    if matches!(
+                        (&*module, &*name),
+                        ("__builtin__", "bytes") | ("builtins", "bytes")
+                    ) && args.is_empty()
+                    {
                         self.stack.push(Value::Bytes(Rc::new(Vec::new())));
                         continue;
                     }
-                    self.stack.push(Value::Object(Rc::new(RefCell::new(Object { module, name, args, state: None, items: Vec::new() }))))
+                    self.stack.push(Value::Object(Rc::new(RefCell::new(Object {
+                        module,
+                        name,
+                        args,
+                        state: None,
+                        items: Vec::new(),
+                    }))))
                 }
                 0x92 => {
                     // NEWOBJ_EX: cls, args, kwargs
                     let _kw = self.pop()?;
                     let args = self.pop()?;
                     let callable = self.pop()?;
-                    let Value::Global(module, name) = callable else { return perr("NEWOBJ_EX on a non-class") };
+                    let Value::Global(module, name) = callable else {
+                        return perr("NEWOBJ_EX on a non-class");
+                    };
                     let args = args.as_list().unwrap_or_default();
-                    self.stack.push(Value::Object(Rc::new(RefCell::new(Object { module, name, args, state: None, items: Vec::new() }))))
+                    self.stack.push(Value::Object(Rc::new(RefCell::new(Object {
+                        module,
+                        name,
+                        args,
+                        state: None,
+                        items: Vec::new(),
+                    }))))
                 }
                 b'b' => {
                     let state = self.pop()?;
@@ -453,7 +542,12 @@ impl<'a> Machine<'a> {
                     self.pop_mark()?;
                 }
                 0x97 => {} // NEXT_BUFFER not supported, READONLY_BUFFER no-op
-                op => return perr(format!("unsupported pickle opcode {op:#04x} at offset {}", self.pos - 1)),
+                op => {
+                    return perr(format!(
+                        "unsupported pickle opcode {op:#04x} at offset {}",
+                        self.pos - 1
+                    ));
+                }
             }
         }
     }
@@ -461,7 +555,12 @@ impl<'a> Machine<'a> {
 
 /// Parses a whole pickle.
 pub fn loads(data: &[u8]) -> Result<Value, PickleError> {
-    let mut m = Machine { data, pos: 0, stack: Vec::new(), memo: Default::default() };
+    let mut m = Machine {
+        data,
+        pos: 0,
+        stack: Vec::new(),
+        memo: Default::default(),
+    };
     m.run()
 }
 
@@ -497,12 +596,18 @@ pub struct NdArray {
 }
 
 fn parse_dtype(v: &Value) -> Result<DType, PickleError> {
-    let Value::Object(o) = v else { return perr(format!("expected numpy.dtype, got {}", v.type_name())) };
+    let Value::Object(o) = v else {
+        return perr(format!("expected numpy.dtype, got {}", v.type_name()));
+    };
     let o = o.borrow();
     if &*o.name != "dtype" {
         return perr(format!("expected numpy.dtype, got {}.{}", o.module, o.name));
     }
-    let code = o.args.first().and_then(|a| a.as_str_or_bytes()).unwrap_or_default();
+    let code = o
+        .args
+        .first()
+        .and_then(|a| a.as_str_or_bytes())
+        .unwrap_or_default();
     // state = (version, byteorder, ...); '>' would be big-endian.
     if let Some(Value::Tuple(t)) = &o.state {
         if let Some(bo) = t.get(1).and_then(|b| b.as_str_or_bytes()) {
@@ -529,14 +634,21 @@ fn is_numpy_module(m: &str) -> bool {
 
 /// Interprets a value as a numpy array (or scalar, shape `[]`).
 pub fn ndarray(v: &Value) -> Result<NdArray, PickleError> {
-    let Value::Object(o) = v else { return perr(format!("expected a numpy array, got {}", v.type_name())) };
+    let Value::Object(o) = v else {
+        return perr(format!("expected a numpy array, got {}", v.type_name()));
+    };
     let o = o.borrow();
     if !is_numpy_module(&o.module) {
-        return perr(format!("expected a numpy array, got {}.{}", o.module, o.name));
+        return perr(format!(
+            "expected a numpy array, got {}.{}",
+            o.module, o.name
+        ));
     }
     match &*o.name {
         "_reconstruct" => {
-            let Some(Value::Tuple(st)) = &o.state else { return perr("numpy array without state") };
+            let Some(Value::Tuple(st)) = &o.state else {
+                return perr("numpy array without state");
+            };
             if st.len() < 5 {
                 return perr("numpy array state too short");
             }
@@ -544,25 +656,51 @@ pub fn ndarray(v: &Value) -> Result<NdArray, PickleError> {
                 .as_list()
                 .ok_or_else(|| PickleError("array shape is not a tuple".into()))?
                 .iter()
-                .map(|d| d.as_int().map(|x| x as usize).ok_or_else(|| PickleError("bad dim".into())))
+                .map(|d| {
+                    d.as_int()
+                        .map(|x| x as usize)
+                        .ok_or_else(|| PickleError("bad dim".into()))
+                })
                 .collect::<Result<_, _>>()?;
             let dtype = parse_dtype(&st[2])?;
             if matches!(st[3], Value::Bool(true)) {
                 return perr("Fortran-ordered arrays are not supported");
             }
             let Value::Bytes(data) = &st[4] else {
-                return perr(format!("array data is a {} (object arrays are not supported)", st[4].type_name()));
+                return perr(format!(
+                    "array data is a {} (object arrays are not supported)",
+                    st[4].type_name()
+                ));
             };
             let n: usize = shape.iter().product();
             if data.len() != n * dtype.size() {
-                return perr(format!("array data has {} bytes, shape {:?} needs {}", data.len(), shape, n * dtype.size()));
+                return perr(format!(
+                    "array data has {} bytes, shape {:?} needs {}",
+                    data.len(),
+                    shape,
+                    n * dtype.size()
+                ));
             }
-            Ok(NdArray { shape, dtype, data: data.clone() })
+            Ok(NdArray {
+                shape,
+                dtype,
+                data: data.clone(),
+            })
         }
         "scalar" => {
-            let dtype = parse_dtype(o.args.first().ok_or_else(|| PickleError("scalar without dtype".into()))?)?;
-            let Some(Value::Bytes(data)) = o.args.get(1) else { return perr("scalar without data") };
-            Ok(NdArray { shape: vec![], dtype, data: data.clone() })
+            let dtype = parse_dtype(
+                o.args
+                    .first()
+                    .ok_or_else(|| PickleError("scalar without dtype".into()))?,
+            )?;
+            let Some(Value::Bytes(data)) = o.args.get(1) else {
+                return perr("scalar without data");
+            };
+            Ok(NdArray {
+                shape: vec![],
+                dtype,
+                data: data.clone(),
+            })
         }
         other => perr(format!("expected a numpy array, got numpy {other}")),
     }
@@ -575,8 +713,14 @@ impl NdArray {
     pub fn to_f64(&self) -> Result<Vec<f64>, PickleError> {
         let d = &self.data;
         Ok(match self.dtype {
-            DType::F32 => d.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
-            DType::F64 => d.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect(),
+            DType::F32 => d
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
+                .collect(),
+            DType::F64 => d
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+                .collect(),
             _ => self.to_i64()?.into_iter().map(|x| x as f64).collect(),
         })
     }
@@ -585,8 +729,14 @@ impl NdArray {
         Ok(match self.dtype {
             DType::U8 | DType::Bool => d.iter().map(|&x| x as i64).collect(),
             DType::I8 => d.iter().map(|&x| x as i8 as i64).collect(),
-            DType::I32 => d.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap()) as i64).collect(),
-            DType::I64 => d.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect(),
+            DType::I32 => d
+                .chunks_exact(4)
+                .map(|c| i32::from_le_bytes(c.try_into().unwrap()) as i64)
+                .collect(),
+            DType::I64 => d
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+                .collect(),
             other => return perr(format!("expected an integer array, got {other:?}")),
         })
     }

@@ -162,9 +162,15 @@ pub fn parse_feature(buf: &[u8]) -> R<Feature<'_>> {
                 |x| Some(f32::from_bits(x)),
                 |p, out| {
                     if p.len() % 4 != 0 {
-                        return err(format!("packed float list of {} bytes (not a multiple of 4)", p.len()));
+                        return err(format!(
+                            "packed float list of {} bytes (not a multiple of 4)",
+                            p.len()
+                        ));
                     }
-                    out.extend(p.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())));
+                    out.extend(
+                        p.chunks_exact(4)
+                            .map(|c| f32::from_le_bytes(c.try_into().unwrap())),
+                    );
                     Ok(())
                 },
             )?),
@@ -190,7 +196,9 @@ pub fn parse_feature(buf: &[u8]) -> R<Feature<'_>> {
 fn walk_map<'a>(buf: &'a [u8], mut f: impl FnMut(&'a [u8], &'a [u8]) -> R<()>) -> R<()> {
     let mut c = Cursor::new(buf);
     while let Some((num, field)) = c.next_field()? {
-        let (1, Field::Bytes(entry)) = (num, field) else { continue };
+        let (1, Field::Bytes(entry)) = (num, field) else {
+            continue;
+        };
         let mut ec = Cursor::new(entry);
         let (mut key, mut val): (&[u8], &[u8]) = (&[], &[]);
         while let Some((n, fv)) = ec.next_field()? {
@@ -218,16 +226,30 @@ pub struct ParsedExample<'a> {
 
 impl<'a> ParsedExample<'a> {
     pub fn feature(&self, key: &str) -> Option<&Feature<'a>> {
-        self.features.iter().rev().find(|(k, _)| *k == key.as_bytes()).map(|(_, f)| f)
+        self.features
+            .iter()
+            .rev()
+            .find(|(k, _)| *k == key.as_bytes())
+            .map(|(_, f)| f)
     }
     pub fn feature_list(&self, key: &str) -> Option<&'a [u8]> {
-        self.feature_lists.iter().rev().find(|(k, _)| *k == key.as_bytes()).map(|(_, f)| *f)
+        self.feature_lists
+            .iter()
+            .rev()
+            .find(|(k, _)| *k == key.as_bytes())
+            .map(|(_, f)| *f)
     }
     pub fn keys(&self) -> Vec<String> {
-        self.features.iter().map(|(k, _)| String::from_utf8_lossy(k).into_owned()).collect()
+        self.features
+            .iter()
+            .map(|(k, _)| String::from_utf8_lossy(k).into_owned())
+            .collect()
     }
     pub fn list_keys(&self) -> Vec<String> {
-        self.feature_lists.iter().map(|(k, _)| String::from_utf8_lossy(k).into_owned()).collect()
+        self.feature_lists
+            .iter()
+            .map(|(k, _)| String::from_utf8_lossy(k).into_owned())
+            .collect()
     }
 }
 
@@ -261,7 +283,10 @@ pub fn parse_example(buf: &[u8]) -> R<ParsedExample<'_>> {
 }
 
 /// Iterates the `Feature`s of a raw `FeatureList`, calling `f(frame index, feature)`.
-pub fn for_each_in_list<'a>(list: &'a [u8], mut f: impl FnMut(usize, Feature<'a>) -> R<()>) -> R<usize> {
+pub fn for_each_in_list<'a>(
+    list: &'a [u8],
+    mut f: impl FnMut(usize, Feature<'a>) -> R<()>,
+) -> R<usize> {
     let mut c = Cursor::new(list);
     let mut i = 0;
     while let Some((num, field)) = c.next_field()? {
@@ -275,10 +300,16 @@ pub fn for_each_in_list<'a>(list: &'a [u8], mut f: impl FnMut(usize, Feature<'a>
 
 /// Fast path for frame features: each frame is `Feature{bytes_list{value: [one string]}}`.
 /// Calls `f(frame index, bytes of the single value, number of values)`.
-pub fn for_each_frame<'a>(list: &'a [u8], mut f: impl FnMut(usize, &'a [u8], usize) -> R<()>) -> R<usize> {
+pub fn for_each_frame<'a>(
+    list: &'a [u8],
+    mut f: impl FnMut(usize, &'a [u8], usize) -> R<()>,
+) -> R<usize> {
     for_each_in_list(list, |i, feat| match feat {
         Feature::Bytes(v) => f(i, v.first().copied().unwrap_or(&[]), v.len()),
-        other => err(format!("frame {i} is a {} (expected bytes_list)", other.kind_name())),
+        other => err(format!(
+            "frame {i} is a {} (expected bytes_list)",
+            other.kind_name()
+        )),
     })
 }
 
@@ -361,7 +392,10 @@ pub fn encode_example(features: &[(&str, Vec<u8>)]) -> Vec<u8> {
 }
 
 /// Serialized `SequenceExample{context, feature_lists}`; each list is a list of encoded Features.
-pub fn encode_sequence_example(context: &[(&str, Vec<u8>)], lists: &[(&str, Vec<Vec<u8>>)]) -> Vec<u8> {
+pub fn encode_sequence_example(
+    context: &[(&str, Vec<u8>)],
+    lists: &[(&str, Vec<Vec<u8>>)],
+) -> Vec<u8> {
     let mut out = Vec::new();
     put_bytes_field(&mut out, 1, &encode_map(context));
     let mut fl_entries = Vec::new();

@@ -4,7 +4,7 @@
 
 use super::pickle::{self, Value};
 use super::tfrecord::RecordReader;
-use super::video::{decode_video, FeatureSpec, Level, Video, VideoFeatures};
+use super::video::{FeatureSpec, Level, Video, VideoFeatures, decode_video};
 use crate::error::{DataError, DataErrorKind, Location};
 use std::path::{Path, PathBuf};
 
@@ -23,7 +23,10 @@ pub fn shard_kind(path: &Path) -> ShardKind {
 }
 
 fn is_list_file(p: &Path) -> bool {
-    matches!(p.extension().and_then(|e| e.to_str()), Some("list") | Some("txt"))
+    matches!(
+        p.extension().and_then(|e| e.to_str()),
+        Some("list") | Some("txt")
+    )
 }
 
 fn is_shard_name(p: &Path) -> bool {
@@ -35,19 +38,33 @@ fn is_shard_name(p: &Path) -> bool {
 
 /// Expands user paths into an ordered, de-duplicated list of shard files.
 /// `data_prefix` (PaddleVideo's key) is joined to relative entries of list files.
-pub fn expand_paths(inputs: &[String], data_prefix: Option<&Path>) -> Result<Vec<PathBuf>, DataError> {
+pub fn expand_paths(
+    inputs: &[String],
+    data_prefix: Option<&Path>,
+) -> Result<Vec<PathBuf>, DataError> {
     let mut out: Vec<PathBuf> = Vec::new();
     for input in inputs {
         let p = PathBuf::from(input);
         if input.contains(['*', '?', '[']) && !p.exists() {
             let paths = glob::glob(input).map_err(|e| {
-                DataError::new(DataErrorKind::Empty, Location::file(input), format!("bad glob pattern: {e}"))
+                DataError::new(
+                    DataErrorKind::Empty,
+                    Location::file(input),
+                    format!("bad glob pattern: {e}"),
+                )
             })?;
-            let mut found: Vec<PathBuf> = paths.filter_map(|r| r.ok()).filter(|p| p.is_file()).collect();
+            let mut found: Vec<PathBuf> = paths
+                .filter_map(|r| r.ok())
+                .filter(|p| p.is_file())
+                .collect();
             found.sort();
             if found.is_empty() {
-                return Err(DataError::new(DataErrorKind::Empty, Location::file(input), "glob pattern matches no files")
-                    .hint("check the pattern (quote it so the shell does not expand it)"));
+                return Err(DataError::new(
+                    DataErrorKind::Empty,
+                    Location::file(input),
+                    "glob pattern matches no files",
+                )
+                .hint("check the pattern (quote it so the shell does not expand it)"));
             }
             out.extend(found);
         } else if p.is_dir() {
@@ -64,29 +81,45 @@ pub fn expand_paths(inputs: &[String], data_prefix: Option<&Path>) -> Result<Vec
             out.extend(found);
         } else if is_list_file(&p) {
             let text = std::fs::read_to_string(&p).map_err(|e| DataError::io(&p, e))?;
-            let base = data_prefix.map(Path::to_path_buf).unwrap_or_else(|| p.parent().unwrap_or(Path::new(".")).to_path_buf());
+            let base = data_prefix
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| p.parent().unwrap_or(Path::new(".")).to_path_buf());
             let mut n = 0;
             for line in text.lines() {
                 // PaddleVideo uses only the first whitespace token of each line.
-                let Some(tok) = line.split_whitespace().next() else { continue };
+                let Some(tok) = line.split_whitespace().next() else {
+                    continue;
+                };
                 let e = PathBuf::from(tok);
                 out.push(if e.is_absolute() { e } else { base.join(e) });
                 n += 1;
             }
             if n == 0 {
-                return Err(DataError::new(DataErrorKind::Empty, Location::file(&p), "list file has no entries"));
+                return Err(DataError::new(
+                    DataErrorKind::Empty,
+                    Location::file(&p),
+                    "list file has no entries",
+                ));
             }
         } else if p.is_file() {
             out.push(p);
         } else {
-            return Err(DataError::new(DataErrorKind::Io, Location::file(&p), "no such file or directory")
-                .hint("give shard files, directories, glob patterns or .list files"));
+            return Err(DataError::new(
+                DataErrorKind::Io,
+                Location::file(&p),
+                "no such file or directory",
+            )
+            .hint("give shard files, directories, glob patterns or .list files"));
         }
     }
     let mut seen = std::collections::HashSet::new();
     out.retain(|p| seen.insert(p.clone()));
     if out.is_empty() {
-        return Err(DataError::new(DataErrorKind::Empty, Location::file("<inputs>"), "no input files given"));
+        return Err(DataError::new(
+            DataErrorKind::Empty,
+            Location::file("<inputs>"),
+            "no input files given",
+        ));
     }
     Ok(out)
 }
@@ -137,13 +170,19 @@ pub fn read_shard(
                             break;
                         }
                     }
-                    Err(e) if skip_corrupt && e.kind == DataErrorKind::Corrupt => stats.skipped.push(e),
+                    Err(e) if skip_corrupt && e.kind == DataErrorKind::Corrupt => {
+                        stats.skipped.push(e)
+                    }
                     Err(e) => return Err(e),
                 }
             }
             if stats.records == 0 && stats.skipped.is_empty() && r.next_index() == 0 {
-                return Err(DataError::new(DataErrorKind::Empty, Location::file(path), "file is empty (0 records)")
-                    .hint("remove it from the inputs, or re-create it"));
+                return Err(DataError::new(
+                    DataErrorKind::Empty,
+                    Location::file(path),
+                    "file is empty (0 records)",
+                )
+                .hint("remove it from the inputs, or re-create it"));
             }
         }
         ShardKind::Pickle => {
@@ -164,19 +203,35 @@ pub fn read_shard(
 pub fn read_paddle_pickle(path: &Path, spec: &FeatureSpec) -> Result<Vec<Video>, DataError> {
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
     if bytes.is_empty() {
-        return Err(DataError::new(DataErrorKind::Empty, Location::file(path), "file is empty"));
+        return Err(DataError::new(
+            DataErrorKind::Empty,
+            Location::file(path),
+            "file is empty",
+        ));
     }
     let layout_hint = "PaddleVideo's layout is a dict (or a list of dicts) with keys video, label, feature, audio, nframes, \
                        as written by data/yt8m/tf2pkl.py and split_yt8m.py";
     let root = pickle::loads(&bytes).map_err(|e| {
-        DataError::new(DataErrorKind::Corrupt, Location::file(path), format!("not a readable pickle: {}", e.0)).hint(layout_hint)
+        DataError::new(
+            DataErrorKind::Corrupt,
+            Location::file(path),
+            format!("not a readable pickle: {}", e.0),
+        )
+        .hint(layout_hint)
     })?;
     let items = match &root {
         Value::List(l) => l.borrow().clone(),
         v if v.dict_items().is_some() => vec![v.clone()],
         other => {
-            return Err(DataError::new(DataErrorKind::Schema, Location::file(path), format!("pickle holds a {}, not a dict or list of dicts", other.type_name()))
-                .hint(layout_hint));
+            return Err(DataError::new(
+                DataErrorKind::Schema,
+                Location::file(path),
+                format!(
+                    "pickle holds a {}, not a dict or list of dicts",
+                    other.type_name()
+                ),
+            )
+            .hint(layout_hint));
         }
     };
     if spec.level != Level::Frame {
@@ -186,14 +241,30 @@ pub fn read_paddle_pickle(path: &Path, spec: &FeatureSpec) -> Result<Vec<Video>,
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let loc = Location::file(path);
-        let loc = Location { record: Some(i), ..loc };
-        let Some(keys) = item.dict_items() else {
-            return Err(DataError::new(DataErrorKind::Schema, loc, format!("item is a {}, not a dict", item.type_name())).hint(layout_hint));
+        let loc = Location {
+            record: Some(i),
+            ..loc
         };
-        let key_names: Vec<String> = keys.iter().filter_map(|(k, _)| k.as_str_or_bytes()).collect();
+        let Some(keys) = item.dict_items() else {
+            return Err(DataError::new(
+                DataErrorKind::Schema,
+                loc,
+                format!("item is a {}, not a dict", item.type_name()),
+            )
+            .hint(layout_hint));
+        };
+        let key_names: Vec<String> = keys
+            .iter()
+            .filter_map(|(k, _)| k.as_str_or_bytes())
+            .collect();
         let need = |k: &str| -> Result<Value, DataError> {
             item.get(k).ok_or_else(|| {
-                DataError::new(DataErrorKind::Schema, loc.clone().key(k), format!("missing key '{k}'; the dict has keys {key_names:?}")).hint(layout_hint)
+                DataError::new(
+                    DataErrorKind::Schema,
+                    loc.clone().key(k),
+                    format!("missing key '{k}'; the dict has keys {key_names:?}"),
+                )
+                .hint(layout_hint)
             })
         };
         let id = need("video")?.as_str_or_bytes().unwrap_or_default();
@@ -204,13 +275,24 @@ pub fn read_paddle_pickle(path: &Path, spec: &FeatureSpec) -> Result<Vec<Video>,
                 let list: Vec<i64> = match v.as_list() {
                     Some(l) => l.iter().filter_map(|x| x.as_int()).collect(),
                     None => pickle::ndarray(&v).and_then(|a| a.to_i64()).map_err(|e| {
-                        DataError::new(DataErrorKind::Schema, loc.clone().key("label"), format!("label is not a list of ints: {}", e.0))
+                        DataError::new(
+                            DataErrorKind::Schema,
+                            loc.clone().key("label"),
+                            format!("label is not a list of ints: {}", e.0),
+                        )
                     })?,
                 };
                 let mut labels = Vec::with_capacity(list.len());
                 for l in list {
                     if l < 0 || l as usize >= spec.num_classes {
-                        return Err(DataError::new(DataErrorKind::Schema, loc.clone().key("label"), format!("label id {l} is outside 0..{} (num_classes)", spec.num_classes)));
+                        return Err(DataError::new(
+                            DataErrorKind::Schema,
+                            loc.clone().key("label"),
+                            format!(
+                                "label id {l} is outside 0..{} (num_classes)",
+                                spec.num_classes
+                            ),
+                        ));
                     }
                     labels.push(l as u32);
                 }
@@ -222,22 +304,48 @@ pub fn read_paddle_pickle(path: &Path, spec: &FeatureSpec) -> Result<Vec<Video>,
         let mut rows0 = 0;
         for (m, (name, &dim)) in spec.frame_names.iter().zip(&spec.dims).enumerate() {
             // tf2pkl stores rgb under 'feature'.
-            let key = if item.get(name).is_some() { name.as_str() } else if name == "rgb" { "feature" } else { name.as_str() };
-            let arr = pickle::ndarray(&need(key)?).map_err(|e| DataError::new(DataErrorKind::Schema, loc.clone().key(key), e.0).hint(layout_hint))?;
+            let key = if item.get(name).is_some() {
+                name.as_str()
+            } else if name == "rgb" {
+                "feature"
+            } else {
+                name.as_str()
+            };
+            let arr = pickle::ndarray(&need(key)?).map_err(|e| {
+                DataError::new(DataErrorKind::Schema, loc.clone().key(key), e.0).hint(layout_hint)
+            })?;
             if arr.dtype != pickle::DType::U8 || arr.shape.len() != 2 || arr.shape[1] != dim {
-                return Err(DataError::new(DataErrorKind::Schema, loc.clone().key(key), format!(
-                    "expected uint8 [frames, {dim}], found {:?} {:?}", arr.dtype, arr.shape))
-                    .hint("check MODEL.feature_dims; PaddleVideo stores quantized uint8 features"));
+                return Err(DataError::new(
+                    DataErrorKind::Schema,
+                    loc.clone().key(key),
+                    format!(
+                        "expected uint8 [frames, {dim}], found {:?} {:?}",
+                        arr.dtype, arr.shape
+                    ),
+                )
+                .hint("check MODEL.feature_dims; PaddleVideo stores quantized uint8 features"));
             }
             let rows = arr.shape[0];
             if m == 0 {
                 rows0 = rows;
             }
-            let keep = rows.min(spec.max_frames).min(nframes.map(|n| n.max(0) as usize).unwrap_or(usize::MAX));
+            let keep = rows
+                .min(spec.max_frames)
+                .min(nframes.map(|n| n.max(0) as usize).unwrap_or(usize::MAX));
             feats.push(arr.data[..keep * dim].to_vec());
         }
-        let num_frames = rows0.min(spec.max_frames).min(nframes.map(|n| n.max(0) as usize).unwrap_or(usize::MAX));
-        out.push(Video { id, labels, has_labels, features: VideoFeatures::Frames(feats), num_frames, total_frames: rows0, segments: None });
+        let num_frames = rows0
+            .min(spec.max_frames)
+            .min(nframes.map(|n| n.max(0) as usize).unwrap_or(usize::MAX));
+        out.push(Video {
+            id,
+            labels,
+            has_labels,
+            features: VideoFeatures::Frames(feats),
+            num_frames,
+            total_frames: rows0,
+            segments: None,
+        });
     }
     Ok(out)
 }

@@ -4,9 +4,9 @@
 //! rest pure noise, so attention pooling has something to find. Lengths span 1 frame to
 //! beyond `max_frames` (the reader truncates to 300, as the official one does).
 
-use super::proto::{encode_example, encode_feature, encode_sequence_example, EncFeature};
+use super::proto::{EncFeature, encode_example, encode_feature, encode_sequence_example};
 use super::tfrecord::RecordWriter;
-use super::video::{dequantize, Level};
+use super::video::{Level, dequantize};
 use crate::error::DataError;
 use crate::rng::Rng;
 use std::path::{Path, PathBuf};
@@ -95,10 +95,20 @@ pub fn write_synthetic(out: &Path, cfg: &SynthConfig) -> Result<SynthSummary, Da
     let protos: Vec<Vec<Vec<f32>>> = cfg
         .dims
         .iter()
-        .map(|&d| (0..cfg.num_classes).map(|_| (0..d).map(|_| (proto_rng.uniform() * 2.0 - 1.0) as f32).collect()).collect())
+        .map(|&d| {
+            (0..cfg.num_classes)
+                .map(|_| {
+                    (0..d)
+                        .map(|_| (proto_rng.uniform() * 2.0 - 1.0) as f32)
+                        .collect()
+                })
+                .collect()
+        })
         .collect();
     // Skewed class frequencies, like YouTube-8M's long tail.
-    let weights: Vec<f64> = (0..cfg.num_classes).map(|c| 1.0 / ((c + 1) as f64).sqrt()).collect();
+    let weights: Vec<f64> = (0..cfg.num_classes)
+        .map(|c| 1.0 / ((c + 1) as f64).sqrt())
+        .collect();
     let wsum: f64 = weights.iter().sum();
     let pick_class = |rng: &mut Rng| -> usize {
         let mut x = rng.uniform() * wsum;
@@ -111,7 +121,12 @@ pub fn write_synthetic(out: &Path, cfg: &SynthConfig) -> Result<SynthSummary, Da
         cfg.num_classes - 1
     };
     let shards = cfg.num_shards.max(1);
-    let mut summary = SynthSummary { files: Vec::new(), videos: 0, frames: 0, bytes: 0 };
+    let mut summary = SynthSummary {
+        files: Vec::new(),
+        videos: 0,
+        frames: 0,
+        bytes: 0,
+    };
     let per_shard = cfg.num_videos.div_ceil(shards);
     let id_width = if per_shard <= 62 * 62 { 2 } else { 4 };
     let mut written = 0;
@@ -134,16 +149,28 @@ pub fn write_synthetic(out: &Path, cfg: &SynthConfig) -> Result<SynthSummary, Da
             let nf = if rng.below(16) == 0 {
                 cfg.min_frames.max(1)
             } else {
-                cfg.min_frames.max(1) + rng.below((cfg.max_frames.max(cfg.min_frames.max(1)) - cfg.min_frames.max(1) + 1) as u64) as usize
+                cfg.min_frames.max(1)
+                    + rng.below(
+                        (cfg.max_frames.max(cfg.min_frames.max(1)) - cfg.min_frames.max(1) + 1)
+                            as u64,
+                    ) as usize
             };
-            let mut frames: Vec<Vec<u8>> = cfg.dims.iter().map(|&d| Vec::with_capacity(nf * d)).collect();
+            let mut frames: Vec<Vec<u8>> = cfg
+                .dims
+                .iter()
+                .map(|&d| Vec::with_capacity(nf * d))
+                .collect();
             for t in 0..nf {
                 // The first frame always carries signal so 1-frame videos stay learnable.
                 let signal = t == 0 || rng.uniform() < cfg.signal_fraction;
                 let lab = labels[rng.below(labels.len() as u64) as usize] as usize;
                 for (m, &d) in cfg.dims.iter().enumerate() {
                     for j in 0..d {
-                        let base = if signal { protos[m][lab][j] as f64 } else { 0.0 };
+                        let base = if signal {
+                            protos[m][lab][j] as f64
+                        } else {
+                            0.0
+                        };
                         frames[m].push(quantize(base + cfg.noise * rng.normal()));
                     }
                 }
@@ -161,7 +188,14 @@ pub fn write_synthetic(out: &Path, cfg: &SynthConfig) -> Result<SynthSummary, Da
                         .iter()
                         .zip(&cfg.dims)
                         .zip(&frames)
-                        .map(|((name, &d), f)| (name.as_str(), f.chunks(d).map(|row| encode_feature(&EncFeature::Bytes(vec![row]))).collect()))
+                        .map(|((name, &d), f)| {
+                            (
+                                name.as_str(),
+                                f.chunks(d)
+                                    .map(|row| encode_feature(&EncFeature::Bytes(vec![row])))
+                                    .collect(),
+                            )
+                        })
                         .collect();
                     encode_sequence_example(&ctx, &lists)
                 }

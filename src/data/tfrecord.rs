@@ -76,7 +76,10 @@ impl RecordReader {
     }
 
     fn corrupt(&self, offset: u64, msg: String) -> DataError {
-        self.corrupt_at(DataError::new(DataErrorKind::Corrupt, self.loc(offset), String::new()), msg)
+        self.corrupt_at(
+            DataError::new(DataErrorKind::Corrupt, self.loc(offset), String::new()),
+            msg,
+        )
     }
 
     fn corrupt_at(&self, mut e: DataError, msg: String) -> DataError {
@@ -98,7 +101,8 @@ impl RecordReader {
         }
         let start = self.offset;
         let mut header = [0u8; 12];
-        let n = read_full(&mut self.inner, &mut header).map_err(|e| DataError::io(&self.path, e))?;
+        let n =
+            read_full(&mut self.inner, &mut header).map_err(|e| DataError::io(&self.path, e))?;
         if n == 0 {
             self.done = true;
             return Ok(None);
@@ -145,14 +149,21 @@ impl RecordReader {
                 format!("truncated record: payload CRC has {got} of 4 bytes before end of file"),
             ));
         }
-        let rec = RawRecord { index: self.index, offset: start };
+        let rec = RawRecord {
+            index: self.index,
+            offset: start,
+        };
         self.offset += 12 + len + 4;
         self.index += 1;
         if self.verify {
             let stored = u32::from_le_bytes(crc);
             let computed = masked_crc(buf);
             if stored != computed {
-                let e = DataError::new(DataErrorKind::Corrupt, Location::file(&self.path).record(rec.index, start), String::new());
+                let e = DataError::new(
+                    DataErrorKind::Corrupt,
+                    Location::file(&self.path).record(rec.index, start),
+                    String::new(),
+                );
                 let e = self.corrupt_at(
                     e,
                     format!(
@@ -181,7 +192,10 @@ impl RecordWriter {
     pub fn create(path: impl AsRef<Path>) -> Result<Self, DataError> {
         let path = path.as_ref().to_path_buf();
         let f = File::create(&path).map_err(|e| DataError::io(&path, e))?;
-        Ok(RecordWriter { inner: BufWriter::with_capacity(1 << 20, f), path })
+        Ok(RecordWriter {
+            inner: BufWriter::with_capacity(1 << 20, f),
+            path,
+        })
     }
 
     pub fn write(&mut self, payload: &[u8]) -> Result<(), DataError> {
@@ -197,8 +211,13 @@ impl RecordWriter {
     }
 
     pub fn finish(mut self) -> Result<(), DataError> {
-        self.inner.flush().map_err(|e| DataError::io(&self.path, e))?;
-        self.inner.get_ref().sync_all().map_err(|e| DataError::io(&self.path, e))
+        self.inner
+            .flush()
+            .map_err(|e| DataError::io(&self.path, e))?;
+        self.inner
+            .get_ref()
+            .sync_all()
+            .map_err(|e| DataError::io(&self.path, e))
     }
 }
 

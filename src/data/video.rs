@@ -132,15 +132,29 @@ fn describe_keys(p: &ParsedExample) -> String {
 }
 
 /// Decodes one payload. `loc` carries file, record index and offset for messages.
-pub fn decode_video(payload: &[u8], spec: &FeatureSpec, loc: &Location) -> Result<Video, DataError> {
+pub fn decode_video(
+    payload: &[u8],
+    spec: &FeatureSpec,
+    loc: &Location,
+) -> Result<Video, DataError> {
     let schema = |loc: Location, msg: String| DataError::new(DataErrorKind::Schema, loc, msg);
     let p = proto::parse_example(payload).map_err(|e| {
-        DataError::new(DataErrorKind::Corrupt, loc.clone(), format!("not a valid tf.train.Example/SequenceExample: {}", e.0))
-            .hint("the CRCs passed, so the writer produced something else than YouTube-8M records")
+        DataError::new(
+            DataErrorKind::Corrupt,
+            loc.clone(),
+            format!("not a valid tf.train.Example/SequenceExample: {}", e.0),
+        )
+        .hint("the CRCs passed, so the writer produced something else than YouTube-8M records")
     })?;
     let Some((id, _)) = video_id(&p) else {
-        return Err(schema(loc.clone().key("id"), format!("no 'id' (2018+) or 'video_id' (2017) bytes feature; the record has {}", describe_keys(&p)))
-            .hint("is this a YouTube-8M file? yt8m inspect PATH shows what it holds"));
+        return Err(schema(
+            loc.clone().key("id"),
+            format!(
+                "no 'id' (2018+) or 'video_id' (2017) bytes feature; the record has {}",
+                describe_keys(&p)
+            ),
+        )
+        .hint("is this a YouTube-8M file? yt8m inspect PATH shows what it holds"));
     };
     let loc = loc.clone().video(&id);
 
@@ -158,16 +172,36 @@ pub fn decode_video(payload: &[u8], spec: &FeatureSpec, loc: &Location) -> Resul
             (out, true)
         }
         Some(Feature::Empty) => (Vec::new(), true),
-        Some(f) => return Err(schema(loc.key("labels"), format!("'labels' is a {}, expected int64_list", f.kind_name()))),
+        Some(f) => {
+            return Err(schema(
+                loc.key("labels"),
+                format!("'labels' is a {}, expected int64_list", f.kind_name()),
+            ));
+        }
     };
 
-    let segments = match (p.feature("segment_start_times"), p.feature("segment_labels"), p.feature("segment_scores")) {
+    let segments = match (
+        p.feature("segment_start_times"),
+        p.feature("segment_labels"),
+        p.feature("segment_scores"),
+    ) {
         (Some(Feature::Int64(s)), Some(Feature::Int64(l)), Some(Feature::Float(sc))) => {
             if s.len() != l.len() || s.len() != sc.len() {
-                return Err(schema(loc.key("segment_start_times"), format!(
-                    "segment lists differ in length: start_times {}, labels {}, scores {}", s.len(), l.len(), sc.len())));
+                return Err(schema(
+                    loc.key("segment_start_times"),
+                    format!(
+                        "segment lists differ in length: start_times {}, labels {}, scores {}",
+                        s.len(),
+                        l.len(),
+                        sc.len()
+                    ),
+                ));
             }
-            Some(Segments { start_times: s.clone(), labels: l.clone(), scores: sc.clone() })
+            Some(Segments {
+                start_times: s.clone(),
+                labels: l.clone(),
+                scores: sc.clone(),
+            })
         }
         _ => None,
     };
@@ -175,7 +209,12 @@ pub fn decode_video(payload: &[u8], spec: &FeatureSpec, loc: &Location) -> Resul
     match spec.level {
         Level::Frame => {
             if !p.is_sequence {
-                let means: Vec<_> = spec.mean_names.iter().filter(|n| p.feature(n).is_some()).cloned().collect();
+                let means: Vec<_> = spec
+                    .mean_names
+                    .iter()
+                    .filter(|n| p.feature(n).is_some())
+                    .cloned()
+                    .collect();
                 return Err(schema(loc, format!(
                     "this file holds video-level features (a tf.train.Example with {}), but the model expects frame-level features (a SequenceExample with feature lists {:?})",
                     if means.is_empty() { describe_keys(&p) } else { means.join(", ") },
@@ -187,9 +226,14 @@ pub fn decode_video(payload: &[u8], spec: &FeatureSpec, loc: &Location) -> Resul
             let mut total_frames = 0;
             for (m, (name, &dim)) in spec.frame_names.iter().zip(&spec.dims).enumerate() {
                 let Some(list) = p.feature_list(name) else {
-                    return Err(schema(loc.key(name.as_str()), format!(
-                        "feature list '{name}' is missing; the record has {}", describe_keys(&p)))
-                        .hint("set MODEL.feature_names / feature_dims to the lists your files hold"));
+                    return Err(schema(
+                        loc.key(name.as_str()),
+                        format!(
+                            "feature list '{name}' is missing; the record has {}",
+                            describe_keys(&p)
+                        ),
+                    )
+                    .hint("set MODEL.feature_names / feature_dims to the lists your files hold"));
                 };
                 let mut data = Vec::with_capacity(spec.max_frames.min(400) * dim);
                 let n = proto::for_each_frame(list, |i, bytes, nvalues| {
@@ -212,7 +256,15 @@ pub fn decode_video(payload: &[u8], spec: &FeatureSpec, loc: &Location) -> Resul
                 }
                 feats.push(data);
             }
-            Ok(Video { id, labels, has_labels, features: VideoFeatures::Frames(feats), num_frames, total_frames, segments })
+            Ok(Video {
+                id,
+                labels,
+                has_labels,
+                features: VideoFeatures::Frames(feats),
+                num_frames,
+                total_frames,
+                segments,
+            })
         }
         Level::Video => {
             if p.is_sequence && spec.mean_names.iter().any(|n| p.feature(n).is_none()) {
@@ -226,16 +278,35 @@ pub fn decode_video(payload: &[u8], spec: &FeatureSpec, loc: &Location) -> Resul
                 match p.feature(name) {
                     Some(Feature::Float(v)) if v.len() == dim => feats.push(v.clone()),
                     Some(Feature::Float(v)) => {
-                        return Err(schema(loc.key(name.as_str()), format!("has {} floats, expected {dim} (MODEL.feature_dims)", v.len())));
+                        return Err(schema(
+                            loc.key(name.as_str()),
+                            format!(
+                                "has {} floats, expected {dim} (MODEL.feature_dims)",
+                                v.len()
+                            ),
+                        ));
                     }
-                    Some(f) => return Err(schema(loc.key(name.as_str()), format!("is a {}, expected float_list", f.kind_name()))),
+                    Some(f) => {
+                        return Err(schema(
+                            loc.key(name.as_str()),
+                            format!("is a {}, expected float_list", f.kind_name()),
+                        ));
+                    }
                     None => {
                         return Err(schema(loc.key(name.as_str()), format!("feature '{name}' is missing; the record has {}", describe_keys(&p)))
                             .hint("set MODEL.feature_names / feature_dims to the features your files hold"));
                     }
                 }
             }
-            Ok(Video { id, labels, has_labels, features: VideoFeatures::Mean(feats), num_frames: 1, total_frames: 1, segments })
+            Ok(Video {
+                id,
+                labels,
+                has_labels,
+                features: VideoFeatures::Mean(feats),
+                num_frames: 1,
+                total_frames: 1,
+                segments,
+            })
         }
     }
 }
@@ -288,7 +359,11 @@ pub fn summarize(payload: &[u8]) -> Result<RecordSummary, proto::ProtoError> {
         })
         .collect();
     Ok(RecordSummary {
-        level: if p.is_sequence { Level::Frame } else { Level::Video },
+        level: if p.is_sequence {
+            Level::Frame
+        } else {
+            Level::Video
+        },
         id,
         id_key,
         labels,

@@ -20,7 +20,9 @@ pub mod mt;
 use serde::Serialize;
 
 /// How equal scores are ordered in AP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum TieOrder {
     /// The official evaluator's heap + `random.seed(0)` shuffle + stable sort.
@@ -31,7 +33,9 @@ pub enum TieOrder {
 }
 
 /// Which aggregation to report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum MetricMode {
     /// Official `EvaluationMetrics`: sample-weighted Hit@1/PERR, GAP pooled over all videos.
@@ -143,7 +147,9 @@ fn average_precision(pairs: &[Pair], num_positives: f64, tie: TieOrder) -> f64 {
     }
     match tie {
         TieOrder::Official => {
-            let mut heap = PyHeap { items: Vec::with_capacity(pairs.len()) };
+            let mut heap = PyHeap {
+                items: Vec::with_capacity(pairs.len()),
+            };
             for p in pairs {
                 heap.push(*p);
             }
@@ -151,7 +157,12 @@ fn average_precision(pairs: &[Pair], num_positives: f64, tie: TieOrder) -> f64 {
         }
         TieOrder::Deterministic => {
             let mut v = pairs.to_vec();
-            v.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.video.cmp(&b.video)).then(a.class.cmp(&b.class)));
+            v.sort_by(|a, b| {
+                b.score
+                    .total_cmp(&a.score)
+                    .then(a.video.cmp(&b.video))
+                    .then(a.class.cmp(&b.class))
+            });
             ap_of_ranked(v.iter().map(|p| p.label), num_positives)
         }
     }
@@ -245,7 +256,11 @@ impl Evaluator {
     /// Adds a batch: `scores` and `labels` are row-major `[B, C]`.
     pub fn accumulate(&mut self, scores: &[f64], labels: &[u8]) {
         let c = self.num_classes;
-        assert_eq!(scores.len(), labels.len(), "scores and labels differ in size");
+        assert_eq!(
+            scores.len(),
+            labels.len(),
+            "scores and labels differ in size"
+        );
         assert_eq!(scores.len() % c, 0, "scores are not [B, {c}]");
         match self.mode {
             MetricMode::Official => self.accumulate_official(scores, labels),
@@ -283,7 +298,12 @@ impl Evaluator {
             hit += row_hit(row, lab);
             perr += row_perr(row, lab);
             for j in top_k_indices(row, self.top_k) {
-                by_class[j].push(Pair { score: row[j], label: lab[j], video: (self.n + i) as u32, class: j as u32 });
+                by_class[j].push(Pair {
+                    score: row[j],
+                    label: lab[j],
+                    video: (self.n + i) as u32,
+                    class: j as u32,
+                });
             }
             for (j, &l) in lab.iter().enumerate() {
                 if l > 0 {
@@ -317,14 +337,20 @@ impl Evaluator {
                     ap_official_from_heap(&self.global.items, self.num_pos)
                 }
             }
-            TieOrder::Deterministic => average_precision(&self.global_plain, self.num_pos, self.tie),
+            TieOrder::Deterministic => {
+                average_precision(&self.global_plain, self.num_pos, self.tie)
+            }
         };
         let (map, ncls) = if with_map {
             let aps: Vec<f64> = (0..self.num_classes)
                 .filter(|&j| self.class_pos[j] > 0.0)
                 .map(|j| average_precision(&self.per_class[j], self.class_pos[j], self.tie))
                 .collect();
-            let m = if aps.is_empty() { 0.0 } else { aps.iter().sum::<f64>() / aps.len() as f64 };
+            let m = if aps.is_empty() {
+                0.0
+            } else {
+                aps.iter().sum::<f64>() / aps.len() as f64
+            };
             (Some(m), Some(aps.len()))
         } else {
             (None, None)
@@ -355,7 +381,9 @@ impl Evaluator {
                     self.paddle_batch(&s, &l);
                 }
                 let nb = self.batch_metrics.len().max(1) as f64;
-                let mean = |f: fn(&(f64, f64, f64)) -> f64| self.batch_metrics.iter().map(f).sum::<f64>() / nb;
+                let mean = |f: fn(&(f64, f64, f64)) -> f64| {
+                    self.batch_metrics.iter().map(f).sum::<f64>() / nb
+                };
                 Metrics {
                     mode: MetricMode::Paddlevideo,
                     tie_order: self.tie,
@@ -377,13 +405,28 @@ impl Metrics {
     /// Human table.
     pub fn render(&self) -> String {
         let mode = match self.mode {
-            MetricMode::Official => "official YouTube-8M evaluator (sample-weighted Hit@1/PERR, global GAP)".to_string(),
-            MetricMode::Paddlevideo => format!("PaddleVideo (unweighted mean of per-batch metrics, batch {})", self.batch_size.unwrap_or(0)),
+            MetricMode::Official => {
+                "official YouTube-8M evaluator (sample-weighted Hit@1/PERR, global GAP)".to_string()
+            }
+            MetricMode::Paddlevideo => format!(
+                "PaddleVideo (unweighted mean of per-batch metrics, batch {})",
+                self.batch_size.unwrap_or(0)
+            ),
         };
-        let mut s = format!("metrics: {mode}; top_k {}; ties {:?}; {} videos\n", self.top_k, self.tie_order, self.num_videos);
-        s.push_str(&format!("  Hit@1  {:.6}\n  PERR   {:.6}\n  GAP    {:.6}\n", self.hit_at_one, self.perr, self.gap));
+        let mut s = format!(
+            "metrics: {mode}; top_k {}; ties {:?}; {} videos\n",
+            self.top_k, self.tie_order, self.num_videos
+        );
+        s.push_str(&format!(
+            "  Hit@1  {:.6}\n  PERR   {:.6}\n  GAP    {:.6}\n",
+            self.hit_at_one, self.perr, self.gap
+        ));
         if let Some(m) = self.map {
-            s.push_str(&format!("  mAP    {:.6} (over {} classes with positives)\n", m, self.num_classes_in_map.unwrap_or(0)));
+            s.push_str(&format!(
+                "  mAP    {:.6} (over {} classes with positives)\n",
+                m,
+                self.num_classes_in_map.unwrap_or(0)
+            ));
         }
         s
     }

@@ -7,8 +7,16 @@ use std::path::PathBuf;
 pub fn shared() -> PathBuf {
     let p = std::env::var_os("YT8M_SHARED")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("shared"));
-    assert!(p.join("data").is_dir(), "shared data not found at {} (set YT8M_SHARED)", p.display());
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join("shared")
+        });
+    assert!(
+        p.join("data").is_dir(),
+        "shared data not found at {} (set YT8M_SHARED)",
+        p.display()
+    );
     p
 }
 
@@ -21,12 +29,17 @@ pub fn parity(rel: &str) -> PathBuf {
 }
 
 pub fn read_json(p: &std::path::Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
+    serde_json::from_str(
+        &std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())),
+    )
+    .unwrap()
 }
 
 /// A fresh temporary directory under the target dir (kept on failure for inspection).
 pub fn tempdir(name: &str) -> PathBuf {
-    let base = std::env::var_os("CARGO_TARGET_TMPDIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    let base = std::env::var_os("CARGO_TARGET_TMPDIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
     let d = base.join(format!("yt8m-test-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();

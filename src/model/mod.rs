@@ -1,0 +1,164 @@
+//! Models and their inputs. Frame-level batches arrive as uint8 and are dequantized on the
+//! model's device; only a `[B, T]` validity mask is ever built, never PaddleVideo's
+//! data-sized float masks.
+
+pub mod attention_lstm;
+
+pub use attention_lstm::{AttentionLstm, AttentionLstmConfig};
+
+use crate::data::batch::{Batch, ModalityData};
+use crate::data::video::{DEQ_BIAS, DEQ_SCALE};
+use crate::error::{Error, Result};
+use std::path::Path;
+use tch::{Device, Kind, Tensor, nn};
+
+/// A model with its variables.
+pub struct Model {
+    pub vs: nn::VarStore,
+    pub net: AttentionLstm,
+    pub kind: Kind,
+}
+
+/// Model inputs on the device.
+pub struct Inputs {
+    /// Per modality `[B, T, D]` float.
+    pub features: Vec<Tensor>,
+    /// `[B]` int64 on the device.
+    pub lengths: Tensor,
+    /// `[B, C]` float multi-hot.
+    pub labels: Tensor,
+}
+
+/// Uploads a batch: uint8 → device → dequantize there (`q * f32(4/255) + f32(-1.9921875)`,
+/// the official reader's two f32 ops), rows past a modality's own length set to 0.0 (the
+/// official reader pads after dequantization).
+pub fn batch_inputs(batch: &Batch, device: Device, kind: Kind) -> Inputs {
+    let b = batch.len() as i64;
+    let t = batch.max_len as i64;
+    let lengths = Tensor::from_slice(&batch.lengths).to_device(device);
+    let ar = Tensor::arange(t, (Kind::Int64, device)).unsqueeze(0);
+    let features = batch
+        .modalities
+        .iter()
+        .map(|m| {
+            let d = m.dim as i64;
+            match &m.data {
+                ModalityData::U8(q) => {
+                    let x = Tensor::from_slice(q)
+                        .view([b, t, d])
+                        .to_device(device)
+                        .to_kind(Kind::Float);
+                    let x = (x * DEQ_SCALE as f64) + DEQ_BIAS as f64;
+                    let rows = Tensor::from_slice(&m.rows).to_device(device);
+                    let valid = ar.lt_tensor(&rows.unsqueeze(1)).unsqueeze(2);
+                    (x * valid.to_kind(Kind::Float)).to_kind(kind)
+                }
+                ModalityData::F32(v) => Tensor::from_slice(v)
+                    .view([b, 1, d])
+                    .to_device(device)
+                    .to_kind(kind),
+            }
+        })
+        .collect();
+    let labels = Tensor::from_slice(&batch.labels)
+        .view([b, batch.num_classes as i64])
+        .to_device(device)
+        .to_kind(kind);
+    Inputs {
+        features,
+        lengths,
+        labels,
+    }
+}
+
+impl Model {
+    pub fn new(cfg: &AttentionLstmConfig, device: Device, kind: Kind) -> Self {
+        let mut vs = nn::VarStore::new(device);
+        let net = AttentionLstm::new(&vs.root(), cfg);
+        if kind != Kind::Float {
+            vs.set_kind(kind);
+        }
+        Model { vs, net, kind }
+    }
+
+    pub fn device(&self) -> Device {
+        self.vs.device()
+    }
+
+    /// Logits `[B, C]`.
+    pub fn forward(&self, inputs: &Inputs, train: bool) -> Tensor {
+        self.net
+            .forward_features(&inputs.features, &inputs.lengths, train, false)
+            .0
+    }
+
+    /// Variables sorted by name.
+    pub fn named_variables(&self) -> Vec<(String, Tensor)> {
+        let mut v: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    pub fn num_parameters(&self) -> i64 {
+        self.vs
+            .trainable_variables()
+            .iter()
+            .map(|t| t.numel() as i64)
+            .sum()
+    }
+
+    /// Copies named tensors into the variables, checking every name and shape.
+    pub fn load_named(&mut self, source: &str, tensors: &[(String, Tensor)]) -> Result<()> {
+        let vars = self.vs.variables();
+        let mut missing: Vec<&String> = vars
+            .keys()
+            .filter(|k| !tensors.iter().any(|(n, _)| n == *k))
+            .collect();
+        missing.sort();
+        if !missing.is_empty() {
+            return Err(Error::Weights {
+                path: source.into(),
+                message: format!(
+                    "missing tensor(s) {missing:?}\n  hint: was it written for another model type?"
+                ),
+            });
+        }
+        for (name, t) in tensors {
+            let Some(var) = vars.get(name) else { continue };
+            if var.size() != t.size() {
+                return Err(Error::Weights {
+                    path: source.into(),
+                    message: format!(
+                        "tensor '{name}' has shape {:?}, the model expects {:?}\n  hint: the config's model widths must match the weights (MODEL.head)",
+                        t.size(),
+                        var.size()
+                    ),
+                });
+            }
+            tch::no_grad(|| {
+                let mut v = var.shallow_clone();
+                v.copy_(&t.to_kind(v.kind()).to_device(v.device()));
+            });
+        }
+        Ok(())
+    }
+
+    /// Writes the weights as safetensors (float32 on disk unless the model is float64).
+    pub fn save_safetensors(&self, path: &Path) -> Result<()> {
+        let named = self.named_variables();
+        let refs: Vec<(&str, Tensor)> = named
+            .iter()
+            .map(|(n, t)| (n.as_str(), t.to_device(Device::Cpu)))
+            .collect();
+        Tensor::write_safetensors(&refs, path)?;
+        Ok(())
+    }
+
+    pub fn load_safetensors(&mut self, path: &Path) -> Result<()> {
+        let t = Tensor::read_safetensors(path).map_err(|e| Error::Weights {
+            path: path.display().to_string(),
+            message: format!("not a readable safetensors file: {e}"),
+        })?;
+        self.load_named(&path.display().to_string(), &t)
+    }
+}
