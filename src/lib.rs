@@ -13,6 +13,10 @@ pub mod rng;
 pub mod threads;
 
 pub use error::{Error, Result};
+pub mod config;
 pub mod convert;
+pub mod infer;
 pub mod model;
 pub mod optim;
+pub mod runtime;
+pub mod train;

@@ -3,12 +3,14 @@
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
+use yt8m::config::Config;
 use yt8m::data::Level;
 use yt8m::data::inspect::{inspect_file, render_table};
 use yt8m::data::sources::expand_paths;
 use yt8m::data::synth::{SynthConfig, write_synthetic};
 use yt8m::evaluate::{EvalOptions, evaluate_dense, read_kaggle_with_labels, read_npz};
 use yt8m::metrics::{MetricMode, TieOrder};
+use yt8m::train::TrainOptions;
 
 #[derive(Parser)]
 #[command(
@@ -36,8 +38,88 @@ enum Cmd {
     Synth(SynthArgs),
     /// Score predictions made elsewhere (.npz / Kaggle CSV) with the official metrics.
     Evaluate(EvaluateArgs),
+    /// Train a model from a config (PaddleVideo's YAML layout loads as is).
+    Train(TrainArgs),
+    /// Run a trained model over the config's test split and report the metrics.
+    Test(TestArgs),
+    /// Convert PaddleVideo .pdparams weights to safetensors (no Python).
+    Convert(ConvertArgs),
     /// The end-to-end demo on synthetic data (what `./dev demo` runs).
     Demo(DemoArgs),
+}
+
+#[derive(Args)]
+#[command(
+    after_help = "Examples:\n  yt8m train -c configs/attention_lstm_youtube8m.yaml -o DATASET.train.file_path='data/frame/train*.tfrecord' --output runs/full\n  yt8m train -c configs/demo_small.yaml --validate --output runs/demo\n  yt8m train -c configs/demo_small.yaml --output runs/demo --resume     # continue after a crash\n  yt8m train -c configs/demo_small.yaml -w paddle/AttentionLSTM_yt8.pdparams --output runs/finetune\n\nThe run directory holds config.yaml (the resolved config), metrics.jsonl (one line per log\ninterval and per epoch) and checkpoints/epoch_NNNNN/ (model, optimizer state, progress), plus\ncheckpoints/best/ with --validate. Devices: TRAIN.device auto|cpu|cuda|cuda:N (--device).\nMulti-device data-parallel training is not available yet."
+)]
+struct TrainArgs {
+    /// YAML config (PaddleVideo's attention_lstm_youtube8m.yaml layout + yt8m keys).
+    #[arg(short, long)]
+    config: PathBuf,
+    /// Override a config key: -o DATASET.batch_size=32 -o epochs=3 (repeatable; unknown keys are errors).
+    #[arg(short = 'o', long = "override", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+    /// Run directory (config, logs, checkpoints).
+    #[arg(long, default_value = "runs/train")]
+    output: PathBuf,
+    /// Evaluate DATASET.valid every TRAIN.val_interval epochs with the official metrics; keep the best.
+    #[arg(long)]
+    validate: bool,
+    /// Continue the run in --output from its latest checkpoint (the model shape must not change).
+    #[arg(long)]
+    resume: bool,
+    /// Initial weights: .safetensors, a checkpoint directory, or a PaddleVideo .pdparams.
+    #[arg(short = 'w', long)]
+    weights: Option<PathBuf>,
+    /// Device: auto, cpu, cuda, cuda:N (overrides TRAIN.device).
+    #[arg(long)]
+    device: Option<String>,
+    /// No progress bar; log lines instead.
+    #[arg(long)]
+    quiet: bool,
+    /// Stop after N epochs of this invocation (the run stays resumable).
+    #[arg(long, hide = true)]
+    stop_after_epochs: Option<usize>,
+}
+
+#[derive(Args)]
+#[command(
+    after_help = "Examples:\n  yt8m test -c configs/demo_small.yaml -w runs/demo/checkpoints/best\n  yt8m test -c configs/attention_lstm_youtube8m.yaml -w AttentionLSTM_yt8.pdparams --metric-mode paddlevideo\n\nPrints a table and writes a JSON report (metrics, mode, videos, config, weights sha256)."
+)]
+struct TestArgs {
+    #[arg(short, long)]
+    config: PathBuf,
+    #[arg(short = 'o', long = "override", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+    /// Weights: .safetensors, a checkpoint directory, or a PaddleVideo .pdparams.
+    #[arg(short = 'w', long)]
+    weights: PathBuf,
+    /// official (default) or paddlevideo (mean of per-batch metrics at --paddle-batch).
+    #[arg(long, value_enum)]
+    metric_mode: Option<MetricMode>,
+    /// PaddleVideo mode's batch (PaddleVideo's test_batch_size default: 8).
+    #[arg(long, default_value_t = 8)]
+    paddle_batch: usize,
+    #[arg(long)]
+    device: Option<String>,
+    /// Where to write the JSON report (default: test_report.json beside the weights).
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Print the report as JSON on stdout instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+#[command(
+    after_help = "Example:\n  yt8m convert AttentionLSTM_yt8.pdparams -o attention_lstm.safetensors\n\nAccepts head-only and full-model (head.-prefixed) checkpoints, numpy 1.x or 2.x pickles,\nand Paddle's alias LSTM keys (cell_fw / cell_bw)."
+)]
+struct ConvertArgs {
+    /// PaddleVideo .pdparams file.
+    input: PathBuf,
+    /// Output .safetensors.
+    #[arg(short, long)]
+    output: PathBuf,
 }
 
 #[derive(Args)]
@@ -157,6 +239,9 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Inspect(a) => inspect(a),
         Cmd::Synth(a) => synth(a),
         Cmd::Evaluate(a) => evaluate(a),
+        Cmd::Train(a) => train(a),
+        Cmd::Test(a) => test(a),
+        Cmd::Convert(a) => convert(a),
         Cmd::Demo(a) => demo(a),
     }
 }
@@ -271,7 +356,12 @@ fn evaluate(a: EvaluateArgs) -> Result<()> {
 }
 
 fn demo(a: DemoArgs) -> Result<()> {
+    let t0 = std::time::Instant::now();
     let data = a.dir.join("data");
+    println!(
+        "[demo 1/4] synthetic YouTube-8M frame-level shards (official SequenceExample format) under {}",
+        data.display()
+    );
     for (split, n, shards, seed) in [("train", 384usize, 4usize, 1u64), ("test", 128, 1, 2)] {
         let cfg = SynthConfig {
             num_videos: n,
@@ -282,7 +372,7 @@ fn demo(a: DemoArgs) -> Result<()> {
         };
         let s = write_synthetic(&data.join(split), &cfg)?;
         println!(
-            "[demo] synth {split}: {} videos, {} frames in {} shard(s)",
+            "  {split}: {} videos, {} frames, {} shard(s)",
             s.videos,
             s.frames,
             s.files.len()
@@ -300,5 +390,173 @@ fn demo(a: DemoArgs) -> Result<()> {
         .map(|f| inspect_file(f, false))
         .collect::<Result<_, _>>()?;
     print!("{}", render_table(&reports));
+
+    println!("\n[demo 2/4] train a small AttentionLSTM (configs/demo_small.yaml) with validation");
+    let overrides = vec![
+        format!("DATASET.train.file_path={}", data.join("train").display()),
+        format!("DATASET.valid.file_path={}", data.join("test").display()),
+        format!("DATASET.test.file_path={}", data.join("test").display()),
+    ];
+    let cfg = Config::from_yaml("configs/demo_small.yaml", DEMO_CONFIG, &overrides)?;
+    let run = a.dir.join("run");
+    if run.exists() {
+        std::fs::remove_dir_all(&run).with_context(|| format!("clearing {}", run.display()))?;
+    }
+    let s = yt8m::train::train(
+        cfg.clone(),
+        &TrainOptions {
+            output: run.clone(),
+            validate: true,
+            quiet: true,
+            ..Default::default()
+        },
+    )?;
+    println!(
+        "  {} epochs, {} steps, {:.0} samples/s; best checkpoint {}",
+        s.epochs,
+        s.steps,
+        s.samples_per_s,
+        s.best_checkpoint
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    );
+
+    println!("\n[demo 3/4] test the best checkpoint with the official metrics");
+    let best = s.best_checkpoint.unwrap_or(s.last_checkpoint);
+    let r = yt8m::infer::test_run(&cfg, &best, 8)?;
+    print!("{}", r.metrics.render());
+    let chance = class_prior_gap(&cfg)?;
+    println!("  class-prior baseline (every video scored by class frequency): GAP {chance:.4}");
+
+    println!("\n[demo 4/4] the same checkpoint with PaddleVideo's per-batch metrics (batch 8)");
+    let mut pv = cfg.clone();
+    pv.METRIC.mode = MetricMode::Paddlevideo;
+    let r2 = yt8m::infer::test_run(&pv, &best, 8)?;
+    print!("{}", r2.metrics.render());
+    println!(
+        "\ndemo finished in {:.0} s; run directory {}",
+        t0.elapsed().as_secs_f64(),
+        run.display()
+    );
+    Ok(())
+}
+
+const DEMO_CONFIG: &str = include_str!("../configs/demo_small.yaml");
+
+/// GAP of scoring every test video by the training split's class frequencies: the trivial
+/// baseline a model must beat.
+fn class_prior_gap(cfg: &Config) -> Result<f64> {
+    let c = cfg.MODEL.head.num_classes;
+    let mut spec = cfg.feature_spec();
+    spec.max_frames = 1;
+    let mut freq = vec![0f64; c];
+    let train = expand_paths(
+        &cfg.DATASET.train.file_path.as_ref().unwrap().to_vec(),
+        None,
+    )?;
+    for f in &train {
+        yt8m::data::sources::read_shard(f, &spec, false, |v| {
+            for &l in &v.labels {
+                freq[l as usize] += 1.0;
+            }
+            true
+        })?;
+    }
+    let test = expand_paths(&cfg.DATASET.test.file_path.as_ref().unwrap().to_vec(), None)?;
+    let mut scores = Vec::new();
+    let mut labels = Vec::new();
+    let mut n = 0;
+    for f in &test {
+        yt8m::data::sources::read_shard(f, &spec, false, |v| {
+            scores.extend_from_slice(&freq);
+            let mut row = vec![0u8; c];
+            for &l in &v.labels {
+                row[l as usize] = 1;
+            }
+            labels.extend(row);
+            n += 1;
+            true
+        })?;
+    }
+    let s = yt8m::evaluate::Scored {
+        num_videos: n,
+        num_classes: c,
+        scores,
+        labels,
+    };
+    Ok(evaluate_dense(&s, &EvalOptions::default()).gap)
+}
+
+fn train(a: TrainArgs) -> Result<()> {
+    let mut cfg = Config::load(Some(&a.config), &a.overrides)?;
+    if let Some(d) = a.device {
+        cfg.TRAIN.device = d;
+    }
+    let opts = TrainOptions {
+        output: a.output,
+        validate: a.validate,
+        resume: a.resume,
+        init_weights: a.weights,
+        quiet: a.quiet,
+        stop_after_epochs: a.stop_after_epochs,
+    };
+    let s = yt8m::train::train(cfg, &opts)?;
+    println!(
+        "trained {} epoch(s), {} steps, {:.1} samples/s; last checkpoint {}{}",
+        s.epochs,
+        s.steps,
+        s.samples_per_s,
+        s.last_checkpoint.display(),
+        s.best_checkpoint
+            .map(|b| format!(", best {}", b.display()))
+            .unwrap_or_default()
+    );
+    if let Some(v) = s.last_valid {
+        println!("last validation: {v}");
+    }
+    Ok(())
+}
+
+fn test(a: TestArgs) -> Result<()> {
+    let mut cfg = Config::load(Some(&a.config), &a.overrides)?;
+    if let Some(d) = a.device {
+        cfg.TRAIN.device = d;
+    }
+    if let Some(m) = a.metric_mode {
+        cfg.METRIC.mode = m;
+    }
+    let r = yt8m::infer::test_run(&cfg, &a.weights, a.paddle_batch)?;
+    let report_path = a.report.unwrap_or_else(|| {
+        let base = if a.weights.is_dir() {
+            a.weights.clone()
+        } else {
+            a.weights.parent().map(PathBuf::from).unwrap_or_default()
+        };
+        base.join("test_report.json")
+    });
+    let text = serde_json::to_string_pretty(&r)?;
+    yt8m::runtime::write_atomic(&report_path, text.as_bytes())?;
+    if a.json {
+        println!("{text}");
+    } else {
+        print!("{}", r.metrics.render());
+        println!(
+            "  loss/video {:.4}; report written to {}",
+            r.loss_per_video,
+            report_path.display()
+        );
+    }
+    Ok(())
+}
+
+fn convert(a: ConvertArgs) -> Result<()> {
+    let names = yt8m::convert::convert_pdparams(&a.input, &a.output)?;
+    let n: i64 = names.iter().map(|(_, s)| s.iter().product::<i64>()).sum();
+    println!(
+        "wrote {} tensors ({n} parameters) to {}",
+        names.len(),
+        a.output.display()
+    );
     Ok(())
 }

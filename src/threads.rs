@@ -1,6 +1,8 @@
 //! Thread budget: libtorch's OpenMP pool gets the cores this process may run on, never more
 //! (oversubscribed OpenMP was measured 40x slower here).
 
+use std::sync::OnceLock;
+
 /// Cores in this process's affinity mask (falls back to the machine's count).
 pub fn available_cores() -> usize {
     std::thread::available_parallelism()
@@ -8,14 +10,19 @@ pub fn available_cores() -> usize {
         .unwrap_or(1)
 }
 
-/// Sets libtorch's intra-op threads: `YT8M_THREADS` if set, else the cores we own.
+/// Sets libtorch's intra-op threads once per process: `YT8M_THREADS` if set, else the cores
+/// we own. Inter-op parallelism stays at 1 (our own reader threads do the overlap).
 pub fn configure_torch_threads() -> usize {
-    let n = std::env::var("YT8M_THREADS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .filter(|&n: &usize| n > 0)
-        .unwrap_or_else(available_cores);
-    tch::set_num_threads(n as i32);
-    tch::set_num_interop_threads(1);
-    n
+    static N: OnceLock<usize> = OnceLock::new();
+    *N.get_or_init(|| {
+        let n = std::env::var("YT8M_THREADS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .filter(|&n: &usize| n > 0)
+            .unwrap_or_else(available_cores);
+        tch::set_num_threads(n as i32);
+        // Fails if libtorch already ran parallel work; the intra-op setting is what matters.
+        let _ = std::panic::catch_unwind(|| tch::set_num_interop_threads(1));
+        n
+    })
 }

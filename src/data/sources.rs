@@ -349,3 +349,37 @@ pub fn read_paddle_pickle(path: &Path, spec: &FeatureSpec) -> Result<Vec<Video>,
     }
     Ok(out)
 }
+
+/// Number of videos in a shard without decoding: TFRecord framing only (seeks over payloads),
+/// PaddleVideo pickles by loading them.
+pub fn count_records(path: &Path) -> Result<usize, DataError> {
+    use std::io::{Read, Seek, SeekFrom};
+    match shard_kind(path) {
+        ShardKind::Pickle => {
+            let spec = FeatureSpec {
+                num_classes: usize::MAX,
+                max_frames: 0,
+                ..Default::default()
+            };
+            Ok(read_paddle_pickle(path, &spec)?.len())
+        }
+        ShardKind::TfRecord => {
+            let mut f = std::io::BufReader::new(
+                std::fs::File::open(path).map_err(|e| DataError::io(path, e))?,
+            );
+            let mut n = 0;
+            let mut hdr = [0u8; 12];
+            loop {
+                match f.read_exact(&mut hdr) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(n),
+                    Err(e) => return Err(DataError::io(path, e)),
+                }
+                let len = u64::from_le_bytes(hdr[..8].try_into().unwrap());
+                f.seek(SeekFrom::Current(len as i64 + 4))
+                    .map_err(|e| DataError::io(path, e))?;
+                n += 1;
+            }
+        }
+    }
+}

@@ -1,0 +1,578 @@
+//! Run configuration. PaddleVideo's `attention_lstm_youtube8m.yaml` loads as is (its keys are
+//! all known here, unused ones included); our keys extend it. Unknown keys are errors that
+//! name the key and its line. `-o KEY=VALUE` overrides use the same dotted paths.
+
+use crate::data::batch::LoaderConfig;
+use crate::data::{FeatureSpec, Level};
+use crate::error::{Error, Result};
+use crate::metrics::{MetricMode, TieOrder};
+use crate::model::AttentionLstmConfig;
+use crate::optim::{LrSchedule, RmsPropConfig};
+use serde::{Deserialize, Serialize};
+use serde_yaml_ng::Value;
+use std::path::Path;
+
+/// One or several input paths (files, directories, globs, .list files).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Paths {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Paths {
+    pub fn to_vec(&self) -> Vec<String> {
+        match self {
+            Paths::One(s) => vec![s.clone()],
+            Paths::Many(v) => v.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HeadConfig {
+    /// PaddleVideo: "AttentionLstmHead".
+    pub name: String,
+    pub num_classes: usize,
+    /// Ignored by PaddleVideo (it uses len(feature_dims)); accepted for compatibility.
+    pub feature_num: Option<usize>,
+    pub feature_dims: Vec<usize>,
+    pub embedding_size: usize,
+    pub lstm_size: usize,
+    /// Ours: PaddleVideo hard-codes 8192 / 4096.
+    pub fc_out1_size: usize,
+    pub fc_out2_size: usize,
+    pub dropout: f64,
+    /// Ours: TFRecord feature list names (frame level), rgb then audio.
+    pub feature_names: Vec<String>,
+    /// Ours: video-level feature names.
+    pub mean_feature_names: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelSection {
+    /// PaddleVideo: "Recognizer1D".
+    pub framework: String,
+    pub head: HeadConfig,
+    /// Ours: frame (SequenceExample) or video (Example) features.
+    pub level: Level,
+}
+
+impl Default for HeadConfig {
+    fn default() -> Self {
+        let m = AttentionLstmConfig::default();
+        HeadConfig {
+            name: "AttentionLstmHead".into(),
+            num_classes: m.num_classes,
+            feature_num: Some(2),
+            feature_dims: m.feature_dims,
+            embedding_size: m.embedding_size,
+            lstm_size: m.lstm_size,
+            fc_out1_size: m.fc_out1_size,
+            fc_out2_size: m.fc_out2_size,
+            dropout: m.dropout,
+            feature_names: vec!["rgb".into(), "audio".into()],
+            mean_feature_names: vec!["mean_rgb".into(), "mean_audio".into()],
+        }
+    }
+}
+
+impl Default for ModelSection {
+    fn default() -> Self {
+        ModelSection {
+            framework: "Recognizer1D".into(),
+            head: HeadConfig::default(),
+            level: Level::Frame,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Split {
+    /// PaddleVideo: "FeatureDataset".
+    pub format: Option<String>,
+    /// PaddleVideo: a .list file; ours: also TFRecord/pkl files, directories, globs, or a list.
+    pub file_path: Option<Paths>,
+    /// PaddleVideo: joined to relative entries of .list files.
+    pub data_prefix: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatasetSection {
+    pub batch_size: usize,
+    /// PaddleVideo's worker processes; here: decoder threads (0 = automatic).
+    pub num_workers: usize,
+    pub shuffle_valid: bool,
+    pub valid_batch_size: Option<usize>,
+    pub test_batch_size: Option<usize>,
+    pub train: Split,
+    pub valid: Split,
+    pub test: Split,
+    /// Ours.
+    pub max_frames: usize,
+    pub shuffle_buffer: usize,
+    pub bucket_by_length: bool,
+    pub bucket_window: usize,
+    pub skip_corrupt: bool,
+    pub drop_last: bool,
+    pub prefetch: usize,
+}
+
+impl Default for DatasetSection {
+    fn default() -> Self {
+        DatasetSection {
+            batch_size: 128,
+            num_workers: 0,
+            shuffle_valid: true,
+            valid_batch_size: None,
+            test_batch_size: None,
+            train: Split::default(),
+            valid: Split::default(),
+            test: Split::default(),
+            max_frames: 300,
+            shuffle_buffer: 2048,
+            bucket_by_length: true,
+            bucket_window: 16,
+            skip_corrupt: false,
+            drop_last: true,
+            prefetch: 4,
+        }
+    }
+}
+
+/// PaddleVideo's PIPELINE section: only `decode.num_classes` matters; kept for compatibility.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineSection {
+    pub train: Option<PipelineSplit>,
+    pub valid: Option<PipelineSplit>,
+    pub test: Option<PipelineSplit>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineSplit {
+    pub decode: Option<Decode>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Decode {
+    pub name: String,
+    pub num_classes: Option<usize>,
+    /// FeatureDecoder's padding length (512); not needed here (batches pad to their longest).
+    pub max_len: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WeightDecay {
+    pub name: String,
+    pub value: f64,
+}
+
+impl Default for WeightDecay {
+    fn default() -> Self {
+        WeightDecay {
+            name: "L2".into(),
+            value: 4e-4,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OptimizerSection {
+    pub name: String,
+    pub centered: bool,
+    pub learning_rate: LrSchedule,
+    pub weight_decay: WeightDecay,
+    /// Ours (Paddle defaults).
+    pub rho: f64,
+    pub epsilon: f64,
+    pub momentum: f64,
+    /// Ours: clip the global gradient norm (0 = off, PaddleVideo's setting).
+    pub grad_clip: f64,
+}
+
+impl Default for OptimizerSection {
+    fn default() -> Self {
+        let r = RmsPropConfig::default();
+        OptimizerSection {
+            name: "RMSProp".into(),
+            centered: true,
+            learning_rate: LrSchedule::default(),
+            weight_decay: WeightDecay::default(),
+            rho: r.rho,
+            epsilon: r.epsilon,
+            momentum: r.momentum,
+            grad_clip: 0.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricSection {
+    /// PaddleVideo: "HitOneMetric".
+    pub name: String,
+    pub num_class: Option<usize>,
+    /// PaddleVideo accepts and ignores this (5); GAP uses `gap_top_k`.
+    pub top_k: Option<usize>,
+    /// Ours.
+    pub gap_top_k: usize,
+    pub mode: MetricMode,
+    pub tie_order: TieOrder,
+}
+
+impl Default for MetricSection {
+    fn default() -> Self {
+        MetricSection {
+            name: "HitOneMetric".into(),
+            num_class: None,
+            top_k: None,
+            gap_top_k: 20,
+            mode: MetricMode::Official,
+            tie_order: TieOrder::Official,
+        }
+    }
+}
+
+/// PaddleVideo's INFERENCE section (a copy of the head's widths); accepted, checked.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InferenceSection {
+    pub name: Option<String>,
+    pub num_classes: Option<usize>,
+    pub feature_num: Option<usize>,
+    pub feature_dims: Option<Vec<usize>>,
+    pub embedding_size: Option<usize>,
+    pub lstm_size: Option<usize>,
+}
+
+/// Ours: how to run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainSection {
+    /// "auto" (CUDA if present), "cpu", "cuda", "cuda:N".
+    pub device: String,
+    pub seed: u64,
+    /// Checkpoints kept besides best and last.
+    pub keep_last: usize,
+    /// Metric that picks the best checkpoint: gap, hit_at_one, perr, map, loss.
+    pub best_metric: String,
+    pub val_interval: usize,
+    /// float32 or float64.
+    pub dtype: String,
+}
+
+impl Default for TrainSection {
+    fn default() -> Self {
+        TrainSection {
+            device: "auto".into(),
+            seed: 1234,
+            keep_last: 3,
+            best_metric: "gap".into(),
+            val_interval: 1,
+            dtype: "float32".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[allow(non_snake_case)]
+pub struct Config {
+    pub MODEL: ModelSection,
+    pub DATASET: DatasetSection,
+    pub PIPELINE: PipelineSection,
+    pub OPTIMIZER: OptimizerSection,
+    pub METRIC: MetricSection,
+    pub INFERENCE: InferenceSection,
+    pub TRAIN: TrainSection,
+    pub model_name: String,
+    pub log_interval: usize,
+    pub epochs: usize,
+    pub save_interval: usize,
+    pub log_level: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            MODEL: ModelSection::default(),
+            DATASET: DatasetSection::default(),
+            PIPELINE: PipelineSection::default(),
+            OPTIMIZER: OptimizerSection::default(),
+            METRIC: MetricSection::default(),
+            INFERENCE: InferenceSection::default(),
+            TRAIN: TrainSection::default(),
+            model_name: "AttentionLSTM".into(),
+            log_interval: 20,
+            epochs: 10,
+            save_interval: 2,
+            log_level: "INFO".into(),
+        }
+    }
+}
+
+fn cfg_err(path: &str, message: impl Into<String>) -> Error {
+    Error::Config {
+        path: path.into(),
+        message: message.into(),
+    }
+}
+
+/// Parses `a.b.c=value` and sets it in `root`, creating maps as needed; the value is YAML.
+pub fn apply_override(root: &mut Value, assignment: &str) -> std::result::Result<(), String> {
+    let (key, val) = assignment
+        .split_once('=')
+        .ok_or_else(|| format!("override '{assignment}' is not KEY=VALUE (e.g. -o epochs=3)"))?;
+    let val: Value = serde_yaml_ng::from_str(val)
+        .map_err(|e| format!("override '{assignment}': value is not YAML: {e}"))?;
+    let mut cur = root;
+    let parts: Vec<&str> = key.split('.').collect();
+    for (i, p) in parts.iter().enumerate() {
+        if !cur.is_mapping() {
+            *cur = Value::Mapping(Default::default());
+        }
+        let map = cur.as_mapping_mut().unwrap();
+        let k = Value::String(p.to_string());
+        if i == parts.len() - 1 {
+            map.insert(k, val);
+            return Ok(());
+        }
+        if !map.contains_key(&k) {
+            map.insert(k.clone(), Value::Mapping(Default::default()));
+        }
+        cur = map.get_mut(&k).unwrap();
+    }
+    Ok(())
+}
+
+impl Config {
+    /// Loads a YAML file (or the defaults when `path` is None) and applies overrides.
+    pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<Config> {
+        let (name, text) = match path {
+            Some(p) => (
+                p.display().to_string(),
+                std::fs::read_to_string(p)
+                    .map_err(|e| cfg_err(&p.display().to_string(), format!("cannot read: {e}")))?,
+            ),
+            None => ("<defaults>".to_string(), String::new()),
+        };
+        Self::from_yaml(&name, &text, overrides)
+    }
+
+    pub fn from_yaml(name: &str, text: &str, overrides: &[String]) -> Result<Config> {
+        // Typed parse of the file first, so errors carry the file's line numbers.
+        let cfg: Config = if text.trim().is_empty() {
+            Config::default()
+        } else {
+            serde_yaml_ng::from_str(text).map_err(|e| cfg_err(name, format!("{e}\n  hint: keys are PaddleVideo's (MODEL.head, DATASET, OPTIMIZER, ...) plus ours (see configs/README.md); check the spelling")))?
+        };
+        let cfg = if overrides.is_empty() {
+            cfg
+        } else {
+            let mut v = serde_yaml_ng::to_value(&cfg).map_err(|e| cfg_err(name, e.to_string()))?;
+            for o in overrides {
+                apply_override(&mut v, o).map_err(|e| cfg_err(name, e))?;
+            }
+            serde_yaml_ng::from_value(v).map_err(|e| cfg_err(name, format!("after -o overrides: {e}\n  hint: override keys use the config's dotted paths, e.g. -o DATASET.batch_size=16 -o MODEL.head.lstm_size=64")))?
+        };
+        cfg.validate(name)?;
+        Ok(cfg)
+    }
+
+    fn validate(&self, name: &str) -> Result<()> {
+        let h = &self.MODEL.head;
+        if h.feature_dims.is_empty() || h.feature_dims.iter().any(|&d| d == 0) {
+            return Err(cfg_err(
+                name,
+                "MODEL.head.feature_dims must list positive widths, e.g. [1024, 128]",
+            ));
+        }
+        if h.feature_names.len() != h.feature_dims.len()
+            || h.mean_feature_names.len() != h.feature_dims.len()
+        {
+            return Err(cfg_err(
+                name,
+                format!(
+                    "MODEL.head.feature_names {:?} / mean_feature_names {:?} must have one name per feature_dims entry {:?}",
+                    h.feature_names, h.mean_feature_names, h.feature_dims
+                ),
+            ));
+        }
+        if h.num_classes == 0
+            || h.embedding_size == 0
+            || h.lstm_size == 0
+            || h.fc_out1_size == 0
+            || h.fc_out2_size == 0
+        {
+            return Err(cfg_err(
+                name,
+                "MODEL.head widths (num_classes, embedding_size, lstm_size, fc_out1_size, fc_out2_size) must be positive",
+            ));
+        }
+        if !(0.0..1.0).contains(&h.dropout) {
+            return Err(cfg_err(
+                name,
+                format!("MODEL.head.dropout must be in [0, 1), got {}", h.dropout),
+            ));
+        }
+        if self.DATASET.batch_size == 0 {
+            return Err(cfg_err(name, "DATASET.batch_size must be positive"));
+        }
+        for (sec, p) in [
+            ("PIPELINE.train", &self.PIPELINE.train),
+            ("PIPELINE.valid", &self.PIPELINE.valid),
+            ("PIPELINE.test", &self.PIPELINE.test),
+        ] {
+            if let Some(n) = p
+                .as_ref()
+                .and_then(|p| p.decode.as_ref())
+                .and_then(|d| d.num_classes)
+            {
+                if n != h.num_classes {
+                    return Err(cfg_err(
+                        name,
+                        format!(
+                            "{sec}.decode.num_classes = {n} differs from MODEL.head.num_classes = {}",
+                            h.num_classes
+                        ),
+                    ));
+                }
+            }
+        }
+        if self.OPTIMIZER.name != "RMSProp" {
+            return Err(cfg_err(
+                name,
+                format!(
+                    "OPTIMIZER.name '{}' is not supported; use RMSProp (PaddleVideo's)",
+                    self.OPTIMIZER.name
+                ),
+            ));
+        }
+        if self.OPTIMIZER.weight_decay.name != "L2" {
+            return Err(cfg_err(
+                name,
+                format!(
+                    "OPTIMIZER.weight_decay.name '{}' is not supported; use L2",
+                    self.OPTIMIZER.weight_decay.name
+                ),
+            ));
+        }
+        self.OPTIMIZER
+            .learning_rate
+            .validate()
+            .map_err(|e| cfg_err(name, format!("OPTIMIZER.learning_rate: {e}")))?;
+        if !["gap", "hit_at_one", "perr", "map", "loss"].contains(&self.TRAIN.best_metric.as_str())
+        {
+            return Err(cfg_err(
+                name,
+                format!(
+                    "TRAIN.best_metric '{}' must be one of gap, hit_at_one, perr, map, loss",
+                    self.TRAIN.best_metric
+                ),
+            ));
+        }
+        if !["float32", "float64"].contains(&self.TRAIN.dtype.as_str()) {
+            return Err(cfg_err(
+                name,
+                format!(
+                    "TRAIN.dtype '{}' must be float32 or float64",
+                    self.TRAIN.dtype
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn model_config(&self) -> AttentionLstmConfig {
+        let h = &self.MODEL.head;
+        AttentionLstmConfig {
+            num_classes: h.num_classes,
+            feature_dims: h.feature_dims.clone(),
+            embedding_size: h.embedding_size,
+            lstm_size: h.lstm_size,
+            fc_out1_size: h.fc_out1_size,
+            fc_out2_size: h.fc_out2_size,
+            dropout: h.dropout,
+        }
+    }
+
+    pub fn feature_spec(&self) -> FeatureSpec {
+        let h = &self.MODEL.head;
+        FeatureSpec {
+            level: self.MODEL.level,
+            frame_names: h.feature_names.clone(),
+            mean_names: h.mean_feature_names.clone(),
+            dims: h.feature_dims.clone(),
+            num_classes: h.num_classes,
+            max_frames: self.DATASET.max_frames,
+        }
+    }
+
+    /// Loader settings for a split: train shuffles and buckets; valid/test keep order.
+    pub fn loader_config(&self, split: &str) -> LoaderConfig {
+        let d = &self.DATASET;
+        let train = split == "train";
+        let batch_size = match split {
+            "valid" => d.valid_batch_size.unwrap_or(d.batch_size),
+            "test" => d.test_batch_size.unwrap_or(d.batch_size),
+            _ => d.batch_size,
+        };
+        LoaderConfig {
+            batch_size,
+            shuffle: train,
+            shuffle_buffer: d.shuffle_buffer,
+            seed: self.TRAIN.seed,
+            // Evaluation keeps file order (PaddleVideo-mode metrics depend on batch composition).
+            bucket_by_length: train && d.bucket_by_length,
+            bucket_window: d.bucket_window,
+            drop_last: train && d.drop_last,
+            num_readers: d.num_workers,
+            prefetch: d.prefetch,
+            skip_corrupt: d.skip_corrupt,
+        }
+    }
+
+    pub fn split(&self, split: &str) -> &Split {
+        match split {
+            "train" => &self.DATASET.train,
+            "valid" => &self.DATASET.valid,
+            _ => &self.DATASET.test,
+        }
+    }
+
+    pub fn to_yaml(&self) -> String {
+        serde_yaml_ng::to_string(self).expect("config serializes")
+    }
+
+    /// Keys whose values differ between two configs' model shapes (resume check).
+    pub fn model_shape_diff(&self, other: &Config) -> Vec<String> {
+        let (a, b) = (&self.MODEL, &other.MODEL);
+        let mut d = Vec::new();
+        macro_rules! cmp {
+            ($($f:ident),*) => { $( if a.head.$f != b.head.$f { d.push(format!("MODEL.head.{}: {:?} → {:?}", stringify!($f), b.head.$f, a.head.$f)); } )* };
+        }
+        cmp!(
+            num_classes,
+            feature_dims,
+            embedding_size,
+            lstm_size,
+            fc_out1_size,
+            fc_out2_size,
+            feature_names,
+            mean_feature_names
+        );
+        if a.level != b.level {
+            d.push(format!("MODEL.level: {:?} → {:?}", b.level, a.level));
+        }
+        d
+    }
+}
