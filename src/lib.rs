@@ -13,6 +13,7 @@ pub mod rng;
 pub mod threads;
 
 pub use error::{Error, Result};
+pub mod bench;
 pub mod config;
 pub mod convert;
 pub mod infer;

@@ -46,6 +46,44 @@ enum Cmd {
     Convert(ConvertArgs),
     /// The end-to-end demo on synthetic data (what `./dev demo` runs).
     Demo(DemoArgs),
+    /// Throughput benchmarks (tables for docs/benchmarks.md).
+    #[command(subcommand)]
+    Bench(BenchCmd),
+}
+
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// Evaluator time vs shared/tools/yt8m_eval_ref.py on the same random .npz.
+    #[command(
+        after_help = "Example:\n  yt8m bench eval --videos 100000 --classes 3862 --python ~/.cache/yt8m/venv/bin/python --reference ../shared/tools/yt8m_eval_ref.py"
+    )]
+    Eval {
+        #[arg(long, default_value_t = 100_000)]
+        videos: usize,
+        #[arg(long, default_value_t = 3862)]
+        classes: usize,
+        /// Python with numpy, to run the reference side by side.
+        #[arg(long)]
+        python: Option<PathBuf>,
+        #[arg(long)]
+        reference: Option<PathBuf>,
+    },
+    /// Read + decode + batch throughput over shards (optionally vs TensorFlow).
+    #[command(
+        after_help = "Example:\n  yt8m bench read '../shared/data/yt8m/real/validate*.tfrecord' --level video --tf-python ~/.cache/yt8m/tfvenv/bin/python --tf-script scripts/bench_tf_read.py"
+    )]
+    Read {
+        #[arg(required = true)]
+        paths: Vec<String>,
+        #[arg(long, default_value = "frame")]
+        level: String,
+        #[arg(long, default_value_t = 128)]
+        batch_size: usize,
+        #[arg(long)]
+        tf_python: Option<PathBuf>,
+        #[arg(long)]
+        tf_script: Option<PathBuf>,
+    },
 }
 
 #[derive(Args)]
@@ -243,6 +281,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Test(a) => test(a),
         Cmd::Convert(a) => convert(a),
         Cmd::Demo(a) => demo(a),
+        Cmd::Bench(b) => bench(b),
     }
 }
 
@@ -318,14 +357,14 @@ fn evaluate(a: EvaluateArgs) -> Result<()> {
         (read_npz(p)?, None)
     } else if let Some(csv) = &a.kaggle {
         let (s, r) = read_kaggle_with_labels(csv, &a.labels, a.num_classes)?;
-        (s, Some(r))
+        (yt8m::evaluate::AnyScored::F64(s), Some(r))
     } else {
         bail!("give --scores FILE.npz or --kaggle FILE.csv --labels SHARDS");
     };
-    if scored.num_videos == 0 {
+    if scored.num_videos() == 0 {
         bail!("no videos to evaluate");
     }
-    let m = evaluate_dense(&scored, &opt);
+    let m = scored.evaluate(&opt);
     if let Some(r) = &ids {
         if !r.predicted_without_labels.is_empty() || !r.labelled_without_prediction.is_empty() {
             eprintln!(
@@ -558,5 +597,55 @@ fn convert(a: ConvertArgs) -> Result<()> {
         names.len(),
         a.output.display()
     );
+    Ok(())
+}
+
+fn bench(b: BenchCmd) -> Result<()> {
+    match b {
+        BenchCmd::Eval {
+            videos,
+            classes,
+            python,
+            reference,
+        } => {
+            print!(
+                "{}",
+                yt8m::bench::bench_eval(
+                    videos,
+                    classes,
+                    python.as_deref(),
+                    reference.as_deref(),
+                    &yt8m::bench::default_workdir()
+                )?
+            );
+        }
+        BenchCmd::Read {
+            paths,
+            level,
+            batch_size,
+            tf_python,
+            tf_script,
+        } => {
+            let level = match level.as_str() {
+                "frame" => Level::Frame,
+                "video" => Level::Video,
+                other => bail!("--level must be frame or video, not '{other}'"),
+            };
+            let spec = yt8m::data::FeatureSpec {
+                level,
+                ..Default::default()
+            };
+            print!(
+                "{}",
+                yt8m::bench::bench_read(
+                    &paths,
+                    spec,
+                    batch_size,
+                    tf_python.as_deref(),
+                    tf_script.as_deref()
+                )?
+            );
+        }
+    }
     Ok(())
 }

@@ -20,7 +20,7 @@ fn golden_cases_without_boundary_ties_are_exact() {
         "synthetic_few_classes.npz",
     ] {
         let s = read_npz(&yt8m_data(&format!("golden/{case}"))).unwrap();
-        let m = evaluate_dense(&s, &EvalOptions::default());
+        let m = s.evaluate(&EvalOptions::default());
         let o = &g["cases"][case]["official"];
         for (name, got) in [
             ("hit_at_one", m.hit_at_one),

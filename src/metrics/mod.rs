@@ -46,45 +46,108 @@ pub enum MetricMode {
     Paddlevideo,
 }
 
-/// Indices of the `k` largest scores (ties at the boundary: lowest index first).
-pub fn top_k_indices(row: &[f64], k: usize) -> Vec<usize> {
+/// A score type the evaluator accepts (the official evaluator sees float32 probabilities;
+/// keeping them as f32 halves the memory traffic of the per-row scans).
+pub trait Score: Copy + PartialOrd + Send + Sync + 'static {
+    fn to_f64(self) -> f64;
+}
+
+impl Score for f32 {
+    #[inline]
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+}
+
+impl Score for f64 {
+    #[inline]
+    fn to_f64(self) -> f64 {
+        self
+    }
+}
+
+/// Indices of the `k` largest scores, ordered by score descending then index ascending (so
+/// ties at the boundary keep the lowest index). One pass with a small sorted buffer: a score
+/// enters only if it beats the current k-th, which is rare after the first few dozen.
+pub fn top_k_indices<T: Score>(row: &[T], k: usize) -> Vec<usize> {
     let k = k.min(row.len());
-    let mut idx: Vec<usize> = (0..row.len()).collect();
     if k == 0 {
         return vec![];
     }
-    let cmp = |a: &usize, b: &usize| row[*b].total_cmp(&row[*a]).then(a.cmp(b));
-    if k < row.len() {
-        idx.select_nth_unstable_by(k - 1, cmp);
-        idx.truncate(k);
+    let mut top: Vec<(T, usize)> = Vec::with_capacity(k + 1);
+    let insert = |top: &mut Vec<(T, usize)>, s: T, j: usize| {
+        // Keep (score desc, index asc); j is the largest index so far.
+        let pos = top.partition_point(|&(t, _)| t >= s);
+        top.insert(pos, (s, j));
+    };
+    for (j, &s) in row[..k].iter().enumerate() {
+        insert(&mut top, s, j);
     }
-    idx
+    let mut thresh = top[k - 1].0;
+    let mut base = k;
+    // Blocks of 16 whose values are all ≤ the current k-th are skipped without branching per
+    // element; later indices lose ties, so only a strictly larger score enters.
+    for block in row[k..].chunks(16) {
+        if block.iter().any(|&s| s > thresh) {
+            for (o, &s) in block.iter().enumerate() {
+                if s > thresh {
+                    top.pop();
+                    insert(&mut top, s, base + o);
+                    thresh = top[k - 1].0;
+                }
+            }
+        }
+        base += block.len();
+    }
+    top.into_iter().map(|(_, j)| j).collect()
 }
 
-/// Hit@1 of one row: the label at the first index of the maximum.
-fn row_hit(row: &[f64], labels: &[u8]) -> f64 {
-    let mut best = 0;
-    for (j, &s) in row.iter().enumerate() {
-        if s > row[best] {
-            best = j;
-        }
-    }
-    labels[best] as f64
+/// Per-row results: Hit@1, PERR, the GAP top-k and the positive classes.
+struct RowOut {
+    hit: f64,
+    perr: f64,
+    top: Vec<usize>,
+    positives: Vec<u32>,
 }
 
-/// PERR of one row; a row without positives scores 0 (official: `[-0:]` keeps all classes).
-fn row_perr(row: &[f64], labels: &[u8]) -> f64 {
-    let k: usize = labels.iter().map(|&l| l as usize).sum();
-    if k == 0 {
-        return 0.0;
-    }
-    let mut hits = 0.0;
-    for j in top_k_indices(row, k) {
-        if row[j] > 0.0 {
-            hits += labels[j] as f64;
+/// Hit@1 (label at the first index of the maximum), PERR (a row without positives scores 0:
+/// the official `[-0:]` keeps every class; only scores > 0 count) and the top-k classes.
+fn row_metrics<T: Score>(row: &[T], labels: &[u8], top_k: usize) -> RowOut {
+    // Labels are sparse: test 16 bytes at a time.
+    let mut positives: Vec<u32> = Vec::new();
+    for (bi, block) in labels.chunks(16).enumerate() {
+        if block.iter().fold(0u8, |a, &l| a | l) != 0 {
+            positives.extend(
+                block
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, l)| **l > 0)
+                    .map(|(o, _)| (bi * 16 + o) as u32),
+            );
         }
     }
-    hits / k as f64
+    let npos = positives.len();
+    let top = top_k_indices(row, top_k.max(npos).max(1));
+    let hit = labels[top[0]] as f64;
+    let perr = if npos == 0 {
+        0.0
+    } else {
+        let mut hits = 0.0;
+        for &j in &top[..npos] {
+            if row[j].to_f64() > 0.0 {
+                hits += labels[j] as f64;
+            }
+        }
+        hits / npos as f64
+    };
+    let mut top = top;
+    top.truncate(top_k);
+    RowOut {
+        hit,
+        perr,
+        top,
+        positives,
+    }
 }
 
 /// Non-interpolated AP of an ordered label list, as the official loop sums it.
@@ -254,7 +317,7 @@ impl Evaluator {
     }
 
     /// Adds a batch: `scores` and `labels` are row-major `[B, C]`.
-    pub fn accumulate(&mut self, scores: &[f64], labels: &[u8]) {
+    pub fn accumulate<T: Score>(&mut self, scores: &[T], labels: &[u8]) {
         let c = self.num_classes;
         assert_eq!(
             scores.len(),
@@ -265,7 +328,8 @@ impl Evaluator {
         match self.mode {
             MetricMode::Official => self.accumulate_official(scores, labels),
             MetricMode::Paddlevideo => {
-                self.pending_scores.extend_from_slice(scores);
+                self.pending_scores
+                    .extend(scores.iter().map(|x| x.to_f64()));
                 self.pending_labels.extend_from_slice(labels);
                 let per = self.batch_size * c;
                 while self.pending_scores.len() >= per {
@@ -285,44 +349,94 @@ impl Evaluator {
         self.batch_metrics.push((m.hit_at_one, m.perr, m.gap));
     }
 
-    fn accumulate_official(&mut self, scores: &[f64], labels: &[u8]) {
+    fn accumulate_official<T: Score>(&mut self, scores: &[T], labels: &[u8]) {
         let c = self.num_classes;
         let b = scores.len() / c;
+        let k = self.top_k;
+        // Rows are independent: split them over the cores, then merge in row order.
+        let threads = crate::threads::available_cores()
+            .min(b.div_ceil(256))
+            .max(1);
+        let per = b.div_ceil(threads);
+        let rows: Vec<RowOut> = std::thread::scope(|sc| {
+            let hs: Vec<_> = (0..threads)
+                .map(|t| {
+                    sc.spawn(move || {
+                        let lo = (t * per).min(b);
+                        let hi = ((t + 1) * per).min(b);
+                        (lo..hi)
+                            .map(|i| {
+                                row_metrics(
+                                    &scores[i * c..(i + 1) * c],
+                                    &labels[i * c..(i + 1) * c],
+                                    k,
+                                )
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            hs.into_iter()
+                .flat_map(|h| h.join().expect("metric worker panicked"))
+                .collect()
+        });
         let mut hit = 0.0;
         let mut perr = 0.0;
         // Official: pairs grouped by class, within a class in video order.
-        let mut by_class: Vec<Vec<Pair>> = vec![Vec::new(); c];
-        for i in 0..b {
-            let row = &scores[i * c..(i + 1) * c];
-            let lab = &labels[i * c..(i + 1) * c];
-            hit += row_hit(row, lab);
-            perr += row_perr(row, lab);
-            for j in top_k_indices(row, self.top_k) {
-                by_class[j].push(Pair {
-                    score: row[j],
-                    label: lab[j],
+        let mut pairs: Vec<Pair> = Vec::with_capacity(b * k);
+        for (i, r) in rows.iter().enumerate() {
+            hit += r.hit;
+            perr += r.perr;
+            for &j in &r.top {
+                let idx = i * c + j;
+                pairs.push(Pair {
+                    score: scores[idx].to_f64(),
+                    label: labels[idx],
                     video: (self.n + i) as u32,
                     class: j as u32,
                 });
             }
-            for (j, &l) in lab.iter().enumerate() {
-                if l > 0 {
-                    self.class_pos[j] += 1.0;
-                    self.num_pos += 1.0;
-                }
+        }
+        for r in &rows {
+            for &j in &r.positives {
+                self.class_pos[j as usize] += 1.0;
+                self.num_pos += 1.0;
             }
         }
+        // Group by class keeping video order (a counting sort: stable and O(n)).
+        let pairs = {
+            let mut start = vec![0usize; c + 1];
+            for p in &pairs {
+                start[p.class as usize + 1] += 1;
+            }
+            for j in 0..c {
+                start[j + 1] += start[j];
+            }
+            let mut out = vec![
+                Pair {
+                    score: 0.0,
+                    label: 0,
+                    video: 0,
+                    class: 0
+                };
+                pairs.len()
+            ];
+            for p in pairs {
+                let slot = &mut start[p.class as usize];
+                out[*slot] = p;
+                *slot += 1;
+            }
+            out
+        };
         // The official code adds mean * batch_size.
         self.sum_hit += hit / b as f64 * b as f64;
         self.sum_perr += perr / b as f64 * b as f64;
-        for (j, pairs) in by_class.into_iter().enumerate() {
-            for p in &pairs {
-                match self.tie {
-                    TieOrder::Official => self.global.push(*p),
-                    TieOrder::Deterministic => self.global_plain.push(*p),
-                }
+        for p in pairs {
+            match self.tie {
+                TieOrder::Official => self.global.push(p),
+                TieOrder::Deterministic => self.global_plain.push(p),
             }
-            self.per_class[j].extend(pairs);
+            self.per_class[p.class as usize].push(p);
         }
         self.n += b;
     }
@@ -342,10 +456,36 @@ impl Evaluator {
             }
         };
         let (map, ncls) = if with_map {
-            let aps: Vec<f64> = (0..self.num_classes)
+            let classes: Vec<usize> = (0..self.num_classes)
                 .filter(|&j| self.class_pos[j] > 0.0)
-                .map(|j| average_precision(&self.per_class[j], self.class_pos[j], self.tie))
                 .collect();
+            // Classes are independent: spread them over the cores, keep class order.
+            let threads = crate::threads::available_cores()
+                .min(classes.len().div_ceil(64))
+                .max(1);
+            let per = classes.len().div_ceil(threads).max(1);
+            let aps: Vec<f64> = std::thread::scope(|sc| {
+                let hs: Vec<_> = classes
+                    .chunks(per)
+                    .map(|chunk| {
+                        sc.spawn(move || {
+                            chunk
+                                .iter()
+                                .map(|&j| {
+                                    average_precision(
+                                        &self.per_class[j],
+                                        self.class_pos[j],
+                                        self.tie,
+                                    )
+                                })
+                                .collect::<Vec<_>>()
+                        })
+                    })
+                    .collect();
+                hs.into_iter()
+                    .flat_map(|h| h.join().expect("mAP worker panicked"))
+                    .collect()
+            });
             let m = if aps.is_empty() {
                 0.0
             } else {
