@@ -6,7 +6,7 @@ use crate::data::batch::LoaderConfig;
 use crate::data::{FeatureSpec, Level};
 use crate::error::{Error, Result};
 use crate::metrics::{MetricMode, TieOrder};
-use crate::model::AttentionLstmConfig;
+use crate::model::{Architecture, AttentionLstmConfig, VideoLevelConfig};
 use crate::optim::{LrSchedule, RmsPropConfig};
 use serde::{Deserialize, Serialize};
 use serde_yaml_ng::Value;
@@ -48,6 +48,8 @@ pub struct HeadConfig {
     pub feature_names: Vec<String>,
     /// Ours: video-level feature names.
     pub mean_feature_names: Vec<String>,
+    /// Ours: experts of `MoeModel` (starter default 2).
+    pub num_mixtures: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -75,6 +77,7 @@ impl Default for HeadConfig {
             dropout: m.dropout,
             feature_names: vec!["rgb".into(), "audio".into()],
             mean_feature_names: vec!["mean_rgb".into(), "mean_audio".into()],
+            num_mixtures: 2,
         }
     }
 }
@@ -490,6 +493,25 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// The network the config asks for: MODEL.head.name `AttentionLstmHead` (PaddleVideo's),
+    /// `LogisticModel` or `MoeModel` (Google's starter video-level models).
+    pub fn architecture(&self) -> Architecture {
+        let h = &self.MODEL.head;
+        match h.name.as_str() {
+            "LogisticModel" => Architecture::VideoLevel(VideoLevelConfig {
+                num_classes: h.num_classes,
+                feature_dims: h.feature_dims.clone(),
+                num_mixtures: 0,
+            }),
+            "MoeModel" => Architecture::VideoLevel(VideoLevelConfig {
+                num_classes: h.num_classes,
+                feature_dims: h.feature_dims.clone(),
+                num_mixtures: h.num_mixtures.max(1),
+            }),
+            _ => Architecture::AttentionLstm(self.model_config()),
+        }
     }
 
     pub fn model_config(&self) -> AttentionLstmConfig {

@@ -306,3 +306,47 @@ pub fn read_kaggle_with_labels(
         report,
     ))
 }
+
+/// GAP of scoring every test video by the training split's class frequencies: the trivial
+/// baseline a model must beat.
+pub fn class_prior_gap(cfg: &crate::config::Config) -> Result<f64> {
+    let c = cfg.MODEL.head.num_classes;
+    let mut spec = cfg.feature_spec();
+    spec.max_frames = 1;
+    let mut freq = vec![0f64; c];
+    let train = expand_paths(
+        &cfg.DATASET.train.file_path.as_ref().unwrap().to_vec(),
+        None,
+    )?;
+    for f in &train {
+        read_shard(f, &spec, false, |v| {
+            for &l in &v.labels {
+                freq[l as usize] += 1.0;
+            }
+            true
+        })?;
+    }
+    let test = expand_paths(&cfg.DATASET.test.file_path.as_ref().unwrap().to_vec(), None)?;
+    let mut scores = Vec::new();
+    let mut labels = Vec::new();
+    let mut n = 0;
+    for f in &test {
+        read_shard(f, &spec, false, |v| {
+            scores.extend_from_slice(&freq);
+            let mut row = vec![0u8; c];
+            for &l in &v.labels {
+                row[l as usize] = 1;
+            }
+            labels.extend(row);
+            n += 1;
+            true
+        })?;
+    }
+    let s = Scored {
+        num_videos: n,
+        num_classes: c,
+        scores,
+        labels,
+    };
+    Ok(evaluate_dense(&s, &EvalOptions::default()).gap)
+}

@@ -98,7 +98,7 @@ pub fn test_run(
     let device = crate::runtime::parse_device(&cfg.TRAIN.device)?;
     let kind = crate::runtime::parse_kind(&cfg.TRAIN.dtype)?;
     crate::threads::configure_torch_threads();
-    let mut model = Model::new(&cfg.model_config(), device, kind);
+    let mut model = Model::new(cfg.architecture(), device, kind);
     crate::train::load_weights_any(&mut model, weights)?;
     let sp = cfg.split("test");
     let paths = sp

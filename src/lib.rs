@@ -14,10 +14,13 @@ pub mod threads;
 
 pub use error::{Error, Result};
 pub mod bench;
+pub mod bundle;
 pub mod config;
 pub mod convert;
 pub mod infer;
 pub mod model;
+pub mod onnx;
 pub mod optim;
+pub mod predict;
 pub mod runtime;
 pub mod train;

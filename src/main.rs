@@ -8,7 +8,7 @@ use yt8m::data::Level;
 use yt8m::data::inspect::{inspect_file, render_table};
 use yt8m::data::sources::expand_paths;
 use yt8m::data::synth::{SynthConfig, write_synthetic};
-use yt8m::evaluate::{EvalOptions, evaluate_dense, read_kaggle_with_labels, read_npz};
+use yt8m::evaluate::{EvalOptions, read_kaggle_with_labels, read_npz};
 use yt8m::metrics::{MetricMode, TieOrder};
 use yt8m::train::TrainOptions;
 
@@ -44,6 +44,10 @@ enum Cmd {
     Test(TestArgs),
     /// Convert PaddleVideo .pdparams weights to safetensors (no Python).
     Convert(ConvertArgs),
+    /// Write a self-contained bundle: weights, config, vocabulary, ONNX graph, model card.
+    Export(ExportArgs),
+    /// Top-k classes for videos in TFRecord shards, PaddleVideo .pkl files or .npy arrays.
+    Predict(PredictArgs),
     /// The end-to-end demo on synthetic data (what `./dev demo` runs).
     Demo(DemoArgs),
     /// Throughput benchmarks (tables for docs/benchmarks.md).
@@ -161,6 +165,60 @@ struct ConvertArgs {
 }
 
 #[derive(Args)]
+#[command(
+    after_help = "Example:\n  yt8m export -c configs/demo_small.yaml -w runs/demo/checkpoints/best -o bundles/demo\n\nThe bundle holds model.safetensors, config.yaml, vocabulary.csv (the 2018 YouTube-8M names\nfor 3862-class models unless --vocabulary is given), model.onnx (standard ONNX, opset 17,\nLSTM operator; inputs per modality [batch, time, D] and lengths [batch], outputs logits and\nprobabilities), MODEL_CARD.md and bundle.json (manifest with sha256 of every file)."
+)]
+struct ExportArgs {
+    #[arg(short, long)]
+    config: PathBuf,
+    #[arg(short = 'o', long = "override", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+    /// Weights: .safetensors, a checkpoint directory, or a PaddleVideo .pdparams.
+    #[arg(short = 'w', long)]
+    weights: PathBuf,
+    /// Output directory.
+    #[arg(long = "out", alias = "output")]
+    out: PathBuf,
+    /// Class names CSV (Index,Name,...); default: the 2018 vocabulary for 3862 classes, else class_N.
+    #[arg(long)]
+    vocabulary: Option<PathBuf>,
+    /// Skip model.onnx.
+    #[arg(long)]
+    no_onnx: bool,
+    /// ONNX feature inputs: uint8 (quantized, dequantized in the graph) or float.
+    #[arg(long, value_enum, default_value_t = yt8m::onnx::InputKind::Uint8)]
+    onnx_input: yt8m::onnx::InputKind,
+}
+
+#[derive(Args)]
+#[command(
+    after_help = "Examples:\n  yt8m predict --model bundles/demo data/test0000.tfrecord\n  yt8m predict --model bundles/full video.pkl --score softmax --top-k 1 --format paddle   # PaddleVideo's printout\n  yt8m predict --model bundles/full 'frames/*.tfrecord' --format kaggle > submission.csv\n  yt8m predict --model bundles/full clip.npy --format jsonl\n\n.npy inputs hold [frames, 1152] (rgb then audio columns), uint8 quantized or float."
+)]
+struct PredictArgs {
+    /// Bundle directory from `yt8m export`.
+    #[arg(long)]
+    model: PathBuf,
+    /// TFRecord shards, PaddleVideo .pkl files, .npy arrays, directories, globs or .list files.
+    #[arg(required = true)]
+    inputs: Vec<String>,
+    #[arg(long, default_value_t = 20)]
+    top_k: usize,
+    #[arg(long, value_enum, default_value_t = yt8m::predict::Format::Table)]
+    format: yt8m::predict::Format,
+    #[arg(long, value_enum, default_value_t = yt8m::predict::ScoreFn::Sigmoid)]
+    score: yt8m::predict::ScoreFn,
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    #[arg(long, default_value = "auto")]
+    device: String,
+    #[arg(long)]
+    skip_corrupt: bool,
+    /// Write here instead of stdout.
+    #[arg(long)]
+    output: Option<PathBuf>,
+}
+
+#[derive(Args)]
 struct DemoArgs {
     /// Working directory for data and runs.
     #[arg(long, default_value = "demo")]
@@ -258,6 +316,7 @@ struct EvaluateArgs {
 }
 
 fn main() {
+    yt8m::threads::tune_allocator();
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cli.log));
@@ -280,6 +339,8 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Train(a) => train(a),
         Cmd::Test(a) => test(a),
         Cmd::Convert(a) => convert(a),
+        Cmd::Export(a) => export(a),
+        Cmd::Predict(a) => predict(a),
         Cmd::Demo(a) => demo(a),
         Cmd::Bench(b) => bench(b),
     }
@@ -430,7 +491,7 @@ fn demo(a: DemoArgs) -> Result<()> {
         .collect::<Result<_, _>>()?;
     print!("{}", render_table(&reports));
 
-    println!("\n[demo 2/4] train a small AttentionLSTM (configs/demo_small.yaml) with validation");
+    println!("\n[demo 2/5] train a small AttentionLSTM (configs/demo_small.yaml) with validation");
     let overrides = vec![
         format!("DATASET.train.file_path={}", data.join("train").display()),
         format!("DATASET.valid.file_path={}", data.join("test").display()),
@@ -461,18 +522,69 @@ fn demo(a: DemoArgs) -> Result<()> {
             .unwrap_or_default()
     );
 
-    println!("\n[demo 3/4] test the best checkpoint with the official metrics");
+    println!("\n[demo 3/5] test the best checkpoint with the official metrics");
     let best = s.best_checkpoint.unwrap_or(s.last_checkpoint);
     let r = yt8m::infer::test_run(&cfg, &best, 8)?;
     print!("{}", r.metrics.render());
-    let chance = class_prior_gap(&cfg)?;
+    let chance = yt8m::evaluate::class_prior_gap(&cfg)?;
     println!("  class-prior baseline (every video scored by class frequency): GAP {chance:.4}");
 
-    println!("\n[demo 4/4] the same checkpoint with PaddleVideo's per-batch metrics (batch 8)");
+    std::fs::write(
+        best.join("test_report.json"),
+        serde_json::to_string_pretty(&r)?,
+    )?;
+    println!("\n[demo 4/5] the same checkpoint with PaddleVideo's per-batch metrics (batch 8)");
     let mut pv = cfg.clone();
     pv.METRIC.mode = MetricMode::Paddlevideo;
     let r2 = yt8m::infer::test_run(&pv, &best, 8)?;
     print!("{}", r2.metrics.render());
+
+    println!(
+        "\n[demo 5/5] export a bundle (safetensors, ONNX, vocabulary, model card) and predict with it"
+    );
+    let bundle_dir = a.dir.join("bundle");
+    let mut model = yt8m::model::Model::new(cfg.architecture(), tch::Device::Cpu, tch::Kind::Float);
+    yt8m::train::load_weights_any(&mut model, &best)?;
+    let m = yt8m::bundle::export(
+        &cfg,
+        &model,
+        &best,
+        &yt8m::bundle::ExportOptions {
+            output: bundle_dir.clone(),
+            vocabulary: None,
+            onnx: true,
+            onnx_input: yt8m::onnx::InputKind::Uint8,
+        },
+    )?;
+    println!(
+        "  {}: {}",
+        bundle_dir.display(),
+        m.files.keys().cloned().collect::<Vec<_>>().join(", ")
+    );
+    let b = yt8m::bundle::load(&bundle_dir, tch::Device::Cpu)?;
+    let test_shard = data.join("test").join("test0000.tfrecord");
+    let mut first = Vec::new();
+    yt8m::data::sources::read_shard(&test_shard, &cfg.feature_spec(), false, |v| {
+        first.push(v);
+        first.len() < 3
+    })?;
+    let opt = yt8m::predict::PredictOptions {
+        top_k: 3,
+        batch_size: 64,
+        format: yt8m::predict::Format::Table,
+        score: yt8m::predict::ScoreFn::Sigmoid,
+        skip_corrupt: false,
+    };
+    let mut out = Vec::new();
+    yt8m::predict::predict(&b, &[test_shard.display().to_string()], &opt, &mut out)?;
+    let text = String::from_utf8_lossy(&out);
+    for (v, chunk) in first
+        .iter()
+        .zip(text.split_inclusive('\n').collect::<Vec<_>>().chunks(4))
+    {
+        print!("{}", chunk.concat());
+        println!("       true labels: {:?}", v.labels);
+    }
     println!(
         "\ndemo finished in {:.0} s; run directory {}",
         t0.elapsed().as_secs_f64(),
@@ -482,50 +594,6 @@ fn demo(a: DemoArgs) -> Result<()> {
 }
 
 const DEMO_CONFIG: &str = include_str!("../configs/demo_small.yaml");
-
-/// GAP of scoring every test video by the training split's class frequencies: the trivial
-/// baseline a model must beat.
-fn class_prior_gap(cfg: &Config) -> Result<f64> {
-    let c = cfg.MODEL.head.num_classes;
-    let mut spec = cfg.feature_spec();
-    spec.max_frames = 1;
-    let mut freq = vec![0f64; c];
-    let train = expand_paths(
-        &cfg.DATASET.train.file_path.as_ref().unwrap().to_vec(),
-        None,
-    )?;
-    for f in &train {
-        yt8m::data::sources::read_shard(f, &spec, false, |v| {
-            for &l in &v.labels {
-                freq[l as usize] += 1.0;
-            }
-            true
-        })?;
-    }
-    let test = expand_paths(&cfg.DATASET.test.file_path.as_ref().unwrap().to_vec(), None)?;
-    let mut scores = Vec::new();
-    let mut labels = Vec::new();
-    let mut n = 0;
-    for f in &test {
-        yt8m::data::sources::read_shard(f, &spec, false, |v| {
-            scores.extend_from_slice(&freq);
-            let mut row = vec![0u8; c];
-            for &l in &v.labels {
-                row[l as usize] = 1;
-            }
-            labels.extend(row);
-            n += 1;
-            true
-        })?;
-    }
-    let s = yt8m::evaluate::Scored {
-        num_videos: n,
-        num_classes: c,
-        scores,
-        labels,
-    };
-    Ok(evaluate_dense(&s, &EvalOptions::default()).gap)
-}
 
 fn train(a: TrainArgs) -> Result<()> {
     let mut cfg = Config::load(Some(&a.config), &a.overrides)?;
@@ -647,5 +715,65 @@ fn bench(b: BenchCmd) -> Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+fn export(a: ExportArgs) -> Result<()> {
+    let cfg = Config::load(Some(&a.config), &a.overrides)?;
+    yt8m::threads::configure_torch_threads();
+    let mut model = yt8m::model::Model::new(cfg.architecture(), tch::Device::Cpu, tch::Kind::Float);
+    yt8m::train::load_weights_any(&mut model, &a.weights)?;
+    let m = yt8m::bundle::export(
+        &cfg,
+        &model,
+        &a.weights,
+        &yt8m::bundle::ExportOptions {
+            output: a.out.clone(),
+            vocabulary: a.vocabulary,
+            onnx: !a.no_onnx,
+            onnx_input: a.onnx_input,
+        },
+    )?;
+    println!(
+        "bundle written to {}: {}",
+        a.out.display(),
+        m.files.keys().cloned().collect::<Vec<_>>().join(", ")
+    );
+    Ok(())
+}
+
+fn predict(a: PredictArgs) -> Result<()> {
+    yt8m::threads::configure_torch_threads();
+    let device = yt8m::runtime::parse_device(&a.device)?;
+    let b = yt8m::bundle::load(&a.model, device)?;
+    let opt = yt8m::predict::PredictOptions {
+        top_k: a.top_k,
+        batch_size: a.batch_size,
+        format: a.format,
+        score: a.score,
+        skip_corrupt: a.skip_corrupt,
+    };
+    let stats = match &a.output {
+        Some(p) => {
+            let mut f = std::io::BufWriter::new(
+                std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
+            );
+            let s = yt8m::predict::predict(&b, &a.inputs, &opt, &mut f)?;
+            use std::io::Write;
+            f.flush()?;
+            s
+        }
+        None => {
+            let stdout = std::io::stdout();
+            let mut lock = stdout.lock();
+            yt8m::predict::predict(&b, &a.inputs, &opt, &mut lock)?
+        }
+    };
+    tracing::info!(
+        "{} video(s) predicted, {} with zero frames skipped, {} corrupt record(s) skipped",
+        stats.videos,
+        stats.skipped_zero_frames,
+        stats.skipped_records
+    );
     Ok(())
 }

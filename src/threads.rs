@@ -26,3 +26,22 @@ pub fn configure_torch_threads() -> usize {
         n
     })
 }
+
+/// Keeps freed tensor memory in the process instead of returning it to the kernel.
+///
+/// glibc serves allocations above 32 MB (a 1152×11586 MoE gradient is 53 MB) with a fresh
+/// `mmap` each time and unmaps them on free, so every training step page-faults its
+/// gradients in again: measured here, MoE training spent more time in the kernel than in
+/// compute (sys 5.5 min of 6.5 min); with this, 1.9x faster. Set `YT8M_MALLOC=default` to
+/// keep glibc's behaviour.
+pub fn tune_allocator() {
+    if std::env::var("YT8M_MALLOC").as_deref() == Ok("default") {
+        return;
+    }
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    unsafe {
+        // SAFETY: mallopt only adjusts allocator parameters; called before other threads start.
+        libc::mallopt(libc::M_MMAP_MAX, 0);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+    }
+}

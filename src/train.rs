@@ -12,7 +12,7 @@ use crate::data::batch::Loader;
 use crate::data::sources::expand_paths;
 use crate::error::{Error, Result};
 use crate::infer::{EvalSettings, evaluate_model};
-use crate::model::attention_lstm::{NO_DECAY, bce_sum};
+use crate::model::attention_lstm::bce_sum;
 use crate::model::{Model, batch_inputs};
 use crate::optim::{RmsProp, RmsPropConfig};
 use crate::runtime::{parse_device, parse_kind, write_atomic};
@@ -93,11 +93,12 @@ fn count_videos(loader: &Loader) -> Option<usize> {
 }
 
 pub fn l2_groups(model: &Model, decay: f64) -> Vec<(String, Tensor, f64)> {
+    let no_decay = model.no_decay();
     model
         .named_variables()
         .into_iter()
         .map(|(n, t)| {
-            let l2 = if NO_DECAY.contains(&n.as_str()) {
+            let l2 = if no_decay.contains(&n.as_str()) {
                 0.0
             } else {
                 decay
@@ -249,7 +250,7 @@ pub fn train(mut cfg: Config, opts: &TrainOptions) -> Result<TrainSummary> {
     let kind = parse_kind(&cfg.TRAIN.dtype)?;
     let threads = crate::threads::configure_torch_threads();
     tch::manual_seed(cfg.TRAIN.seed as i64);
-    let mut model = Model::new(&cfg.model_config(), device, kind);
+    let mut model = Model::new(cfg.architecture(), device, kind);
     if let Some(w) = &opts.init_weights {
         load_weights_any(&mut model, w)?;
     }
@@ -301,7 +302,7 @@ pub fn train(mut cfg: Config, opts: &TrainOptions) -> Result<TrainSummary> {
     let total_steps = steps_per_epoch.map(|s| s * cfg.epochs).unwrap_or(0);
     tracing::info!(
         "training {} ({} parameters) on {} with {threads} thread(s), {} train files{}, {} epochs",
-        cfg.model_name,
+        model.arch.name(),
         model.num_parameters(),
         crate::model::attention_lstm::device_name(device),
         train_loader.files().len(),

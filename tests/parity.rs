@@ -68,7 +68,10 @@ fn run(m: &Model, f: &HashMap<String, Tensor>, kind: Kind) -> Run {
     ];
     let len = &f["input/rgb_len"];
     // LSTM in train mode (as the fixture's gradient pass), dropout 0 in the config.
-    let (logits, trace) = m.net.forward_features(&feats, len, true, true);
+    let (logits, trace) = m
+        .attention_lstm()
+        .unwrap()
+        .forward_features(&feats, len, true, true);
     let loss = bce_sum(&logits, &f["input/labels"].to_kind(kind));
     Run {
         logits,

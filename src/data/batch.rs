@@ -55,7 +55,7 @@ impl Default for LoaderConfig {
 pub enum ModalityData {
     /// Frame level: quantized `[B, T, D]`, rows past a video's length are 0 (masked later).
     U8(Vec<u8>),
-    /// Video level: `[B, D]` floats.
+    /// Floats `[B, T, D]`: video level (T = 1) or dequantized frames; padding is 0.0.
     F32(Vec<f32>),
 }
 
@@ -115,28 +115,33 @@ impl Batch {
         for (m, &d) in spec.dims.iter().enumerate() {
             let mut rows = Vec::with_capacity(b);
             let data = match videos.first().map(|v| &v.features) {
-                Some(VideoFeatures::Mean(_)) => {
-                    let mut data = Vec::with_capacity(b * d);
-                    for v in videos {
-                        let VideoFeatures::Mean(f) = &v.features else {
-                            unreachable!("mixed levels in one batch")
-                        };
-                        data.extend_from_slice(&f[m]);
-                        rows.push(1);
-                    }
-                    ModalityData::F32(data)
-                }
-                _ => {
+                Some(VideoFeatures::Frames(_)) => {
                     let mut data = vec![0u8; b * t * d];
                     for (i, v) in videos.iter().enumerate() {
                         let VideoFeatures::Frames(f) = &v.features else {
-                            unreachable!("mixed levels in one batch")
+                            panic!("mixed feature kinds in one batch")
                         };
                         let r = (f[m].len() / d).min(v.num_frames);
                         data[i * t * d..i * t * d + r * d].copy_from_slice(&f[m][..r * d]);
                         rows.push(r as i64);
                     }
                     ModalityData::U8(data)
+                }
+                // Float rows: video level (T = 1) or dequantized frames; padding is 0.0.
+                _ => {
+                    let mut data = vec![0f32; b * t * d];
+                    for (i, v) in videos.iter().enumerate() {
+                        let (src, r) = match &v.features {
+                            VideoFeatures::Mean(f) => (&f[m], 1),
+                            VideoFeatures::FloatFrames(f) => {
+                                (&f[m], (f[m].len() / d).min(v.num_frames))
+                            }
+                            VideoFeatures::Frames(_) => panic!("mixed feature kinds in one batch"),
+                        };
+                        data[i * t * d..i * t * d + r * d].copy_from_slice(&src[..r * d]);
+                        rows.push(r as i64);
+                    }
+                    ModalityData::F32(data)
                 }
             };
             modalities.push(ModalityBatch { dim: d, data, rows });

@@ -316,7 +316,7 @@ pub fn for_each_frame<'a>(
 // ---------------------------------------------------------------------------------------------
 // Encoding (for `yt8m synth` and tests).
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
@@ -324,7 +324,7 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-fn put_bytes_field(out: &mut Vec<u8>, num: u32, bytes: &[u8]) {
+pub fn put_bytes_field(out: &mut Vec<u8>, num: u32, bytes: &[u8]) {
     put_varint(out, ((num as u64) << 3) | 2);
     put_varint(out, bytes.len() as u64);
     out.extend_from_slice(bytes);

@@ -80,6 +80,8 @@ pub enum VideoFeatures {
     Frames(Vec<Vec<u8>>),
     /// f32 `[dim_m]` per modality.
     Mean(Vec<Vec<f32>>),
+    /// Already dequantized frames, f32 `[rows_m, dim_m]` per modality (`.npy` input).
+    FloatFrames(Vec<Vec<f32>>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -102,6 +104,7 @@ impl Video {
     pub fn rows(&self, m: usize, dim: usize) -> usize {
         match &self.features {
             VideoFeatures::Frames(f) => f[m].len() / dim,
+            VideoFeatures::FloatFrames(f) => f[m].len() / dim,
             VideoFeatures::Mean(_) => 1,
         }
     }

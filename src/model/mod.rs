@@ -3,8 +3,11 @@
 //! data-sized float masks.
 
 pub mod attention_lstm;
+pub mod video_level;
 
 pub use attention_lstm::{AttentionLstm, AttentionLstmConfig};
+pub use video_level::VideoLevelConfig;
+pub use video_level::{Logistic, Moe, pooled_input};
 
 use crate::data::batch::{Batch, ModalityData};
 use crate::data::video::{DEQ_BIAS, DEQ_SCALE};
@@ -12,10 +15,48 @@ use crate::error::{Error, Result};
 use std::path::Path;
 use tch::{Device, Kind, Tensor, nn};
 
+/// Which network, with its shape.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub enum Architecture {
+    AttentionLstm(AttentionLstmConfig),
+    /// `LogisticModel` (num_mixtures 0) or `MoeModel`.
+    VideoLevel(VideoLevelConfig),
+}
+
+impl From<&AttentionLstmConfig> for Architecture {
+    fn from(c: &AttentionLstmConfig) -> Self {
+        Architecture::AttentionLstm(c.clone())
+    }
+}
+
+impl Architecture {
+    pub fn num_classes(&self) -> usize {
+        match self {
+            Architecture::AttentionLstm(c) => c.num_classes,
+            Architecture::VideoLevel(c) => c.num_classes,
+        }
+    }
+    pub fn name(&self) -> &'static str {
+        match self {
+            Architecture::AttentionLstm(_) => "AttentionLSTM",
+            Architecture::VideoLevel(c) if c.num_mixtures == 0 => "Logistic",
+            Architecture::VideoLevel(_) => "MoE",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum Net {
+    AttentionLstm(AttentionLstm),
+    Logistic(Logistic),
+    Moe(Moe),
+}
+
 /// A model with its variables.
 pub struct Model {
     pub vs: nn::VarStore,
-    pub net: AttentionLstm,
+    pub net: Net,
+    pub arch: Architecture,
     pub kind: Kind,
 }
 
@@ -54,7 +95,7 @@ pub fn batch_inputs(batch: &Batch, device: Device, kind: Kind) -> Inputs {
                     (x * valid.to_kind(Kind::Float)).to_kind(kind)
                 }
                 ModalityData::F32(v) => Tensor::from_slice(v)
-                    .view([b, 1, d])
+                    .view([b, t, d])
                     .to_device(device)
                     .to_kind(kind),
             }
@@ -72,13 +113,51 @@ pub fn batch_inputs(batch: &Batch, device: Device, kind: Kind) -> Inputs {
 }
 
 impl Model {
-    pub fn new(cfg: &AttentionLstmConfig, device: Device, kind: Kind) -> Self {
+    pub fn new(arch: impl Into<Architecture>, device: Device, kind: Kind) -> Self {
+        let arch = arch.into();
         let mut vs = nn::VarStore::new(device);
-        let net = AttentionLstm::new(&vs.root(), cfg);
+        let root = vs.root();
+        let net = match &arch {
+            Architecture::AttentionLstm(c) => Net::AttentionLstm(AttentionLstm::new(&root, c)),
+            Architecture::VideoLevel(c) => {
+                let input: i64 = c.feature_dims.iter().sum::<usize>() as i64;
+                if c.num_mixtures == 0 {
+                    Net::Logistic(Logistic::new(&root, input, c.num_classes as i64))
+                } else {
+                    Net::Moe(Moe::new(
+                        &root,
+                        input,
+                        c.num_classes as i64,
+                        c.num_mixtures as i64,
+                    ))
+                }
+            }
+        };
         if kind != Kind::Float {
             vs.set_kind(kind);
         }
-        Model { vs, net, kind }
+        Model {
+            vs,
+            net,
+            arch,
+            kind,
+        }
+    }
+
+    /// The AttentionLSTM network, if that is the architecture.
+    pub fn attention_lstm(&self) -> Option<&AttentionLstm> {
+        match &self.net {
+            Net::AttentionLstm(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// Parameters exempt from L2 decay (PaddleVideo: the three output biases).
+    pub fn no_decay(&self) -> &'static [&'static str] {
+        match self.net {
+            Net::AttentionLstm(_) => &attention_lstm::NO_DECAY,
+            _ => &[],
+        }
     }
 
     pub fn device(&self) -> Device {
@@ -87,9 +166,14 @@ impl Model {
 
     /// Logits `[B, C]`.
     pub fn forward(&self, inputs: &Inputs, train: bool) -> Tensor {
-        self.net
-            .forward_features(&inputs.features, &inputs.lengths, train, false)
-            .0
+        match &self.net {
+            Net::AttentionLstm(n) => {
+                n.forward_features(&inputs.features, &inputs.lengths, train, false)
+                    .0
+            }
+            Net::Logistic(n) => n.forward(&pooled_input(&inputs.features, &inputs.lengths)),
+            Net::Moe(n) => n.forward(&pooled_input(&inputs.features, &inputs.lengths)),
+        }
     }
 
     /// Variables sorted by name.

@@ -1,0 +1,304 @@
+//! `yt8m export` bundles and their loading: everything `predict` (or another runtime) needs
+//! in one directory.
+//!
+//! | file | content |
+//! |---|---|
+//! | `model.safetensors` | weights, PaddleVideo parameter names |
+//! | `config.yaml` | the resolved config (model shape, feature names and widths, max_frames) |
+//! | `vocabulary.csv` | `Index,Name` for every class |
+//! | `model.onnx` | the same network as a standard ONNX graph (see [`crate::onnx`]) |
+//! | `MODEL_CARD.md` | data, metrics of the last test, date, weights sha256 |
+//! | `bundle.json` | manifest: format, architecture, inputs, sha256 of every file |
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::model::Model;
+use crate::runtime::{sha256_file, write_atomic};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub const BUNDLE_FORMAT: &str = "yt8m-bundle/1";
+const VOCAB_2018: &str = include_str!("../assets/yt8m_2018_vocabulary.csv");
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: String,
+    pub architecture: String,
+    pub num_classes: usize,
+    pub level: String,
+    pub feature_names: Vec<String>,
+    pub feature_dims: Vec<usize>,
+    pub max_frames: usize,
+    pub files: BTreeMap<String, String>,
+    pub created_unix: u64,
+    pub yt8m_version: String,
+}
+
+/// Parses an `Index,Name[,...]` CSV (quoted fields allowed) into names by index.
+pub fn parse_vocabulary(text: &str, source: &str, num_classes: usize) -> Result<Vec<String>> {
+    let mut names = vec![String::new(); num_classes];
+    let mut seen = vec![false; num_classes];
+    for (ln, line) in text.lines().enumerate() {
+        if ln == 0 && line.to_ascii_lowercase().starts_with("index") {
+            continue;
+        }
+        if line.trim().is_empty() {
+            continue;
+        }
+        let fields = split_csv(line);
+        let bad = || {
+            Error::Invalid(format!(
+                "{source}:{}: expected 'Index,Name,...', got '{line}'",
+                ln + 1
+            ))
+        };
+        let idx: usize = fields
+            .first()
+            .and_then(|f| f.trim().parse().ok())
+            .ok_or_else(bad)?;
+        let name = fields.get(1).cloned().ok_or_else(bad)?;
+        if idx >= num_classes {
+            return Err(Error::Invalid(format!(
+                "{source}:{}: class index {idx} ≥ num_classes {num_classes}",
+                ln + 1
+            )));
+        }
+        names[idx] = name;
+        seen[idx] = true;
+    }
+    if let Some(missing) = seen.iter().position(|s| !s) {
+        return Err(Error::Invalid(format!(
+            "{source}: no name for class {missing} (the vocabulary must cover 0..{num_classes})"
+        )));
+    }
+    Ok(names)
+}
+
+fn split_csv(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                cur.push('"');
+                chars.next();
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => out.push(std::mem::take(&mut cur)),
+            (c, _) => cur.push(c),
+        }
+    }
+    out.push(cur);
+    out
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// The vocabulary for a config: a given file, else the shipped 2018 one for 3862 classes,
+/// else `class_N`.
+pub fn vocabulary_for(num_classes: usize, path: Option<&Path>) -> Result<Vec<String>> {
+    match path {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
+            parse_vocabulary(&text, &p.display().to_string(), num_classes)
+        }
+        None if num_classes == 3862 => {
+            parse_vocabulary(VOCAB_2018, "assets/yt8m_2018_vocabulary.csv", 3862)
+        }
+        None => Ok((0..num_classes).map(|i| format!("class_{i}")).collect()),
+    }
+}
+
+/// Options of `yt8m export`.
+pub struct ExportOptions {
+    pub output: PathBuf,
+    pub vocabulary: Option<PathBuf>,
+    /// Also write model.onnx.
+    pub onnx: bool,
+    pub onnx_input: crate::onnx::InputKind,
+}
+
+/// Writes a bundle for `model` (already loaded from `weights`).
+pub fn export(
+    cfg: &Config,
+    model: &Model,
+    weights: &Path,
+    opt: &ExportOptions,
+) -> Result<Manifest> {
+    let out = &opt.output;
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let c = cfg.MODEL.head.num_classes;
+    let names = vocabulary_for(c, opt.vocabulary.as_deref())?;
+    model.save_safetensors(&out.join("model.safetensors"))?;
+    write_atomic(&out.join("config.yaml"), cfg.to_yaml().as_bytes())?;
+    let mut vocab = String::from("Index,Name\n");
+    for (i, n) in names.iter().enumerate() {
+        vocab.push_str(&format!("{i},{}\n", csv_field(n)));
+    }
+    write_atomic(&out.join("vocabulary.csv"), vocab.as_bytes())?;
+    if opt.onnx {
+        let bytes = crate::onnx::export_onnx_with(model, cfg, opt.onnx_input)?;
+        write_atomic(&out.join("model.onnx"), &bytes)?;
+    }
+    let weights_sha = sha256_file(&out.join("model.safetensors"))?;
+    // Metrics of the last `yt8m test` of these weights, if one was written beside them.
+    let report_path = if weights.is_dir() {
+        weights.join("test_report.json")
+    } else {
+        weights.with_file_name("test_report.json")
+    };
+    let report: Option<serde_json::Value> = std::fs::read(&report_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let arch = model.arch.name().to_string();
+    let mut card = format!(
+        "# {arch} YouTube-8M classifier\n\nExported by yt8m {} (unix time {now}).\n\n## Model\n\n- architecture: {arch} ({} parameters)\n- classes: {c}\n- input level: {}\n- features: {:?} with widths {:?} (uint8 quantized frames are dequantized as q·4/255 − 1.9921875)\n- frames used: the first {}\n- source weights: `{}`\n- weights sha256: `{weights_sha}`\n\n",
+        env!("CARGO_PKG_VERSION"),
+        model.num_parameters(),
+        cfg.MODEL.level,
+        if cfg.MODEL.level == crate::data::Level::Frame {
+            &cfg.MODEL.head.feature_names
+        } else {
+            &cfg.MODEL.head.mean_feature_names
+        },
+        cfg.MODEL.head.feature_dims,
+        cfg.DATASET.max_frames,
+        weights.display()
+    );
+    card.push_str("## Data\n\n");
+    let train = cfg
+        .DATASET
+        .train
+        .file_path
+        .as_ref()
+        .map(|p| p.to_vec().join(", "))
+        .unwrap_or_else(|| "(not recorded)".into());
+    card.push_str(&format!(
+        "- trained on: {train}\n- trained for {} epoch(s), batch {}\n\n## Metrics\n\n",
+        cfg.epochs, cfg.DATASET.batch_size
+    ));
+    match &report {
+        Some(r) => {
+            let m = &r["metrics"];
+            card.push_str(&format!(
+                "From `{}` ({} videos, {} metrics, top_k {}):\n\n| Hit@1 | PERR | GAP | mAP |\n|---|---|---|---|\n| {:.4} | {:.4} | {:.4} | {} |\n\n",
+                report_path.display(), r["num_videos"], m["mode"].as_str().unwrap_or("?"), m["top_k"],
+                m["hit_at_one"].as_f64().unwrap_or(f64::NAN), m["perr"].as_f64().unwrap_or(f64::NAN), m["gap"].as_f64().unwrap_or(f64::NAN),
+                m["map"].as_f64().map(|x| format!("{x:.4}")).unwrap_or("-".into())
+            ));
+        }
+        None => card.push_str("No test report found beside the weights; run `yt8m test -c CONFIG -w WEIGHTS` before exporting to record metrics here.\n\n"),
+    }
+    card.push_str("## Vocabulary\n\n`vocabulary.csv`. The YouTube-8M 2018 vocabulary is © Google, CC BY 4.0.\n");
+    write_atomic(&out.join("MODEL_CARD.md"), card.as_bytes())?;
+    let mut files = BTreeMap::new();
+    for f in [
+        "model.safetensors",
+        "config.yaml",
+        "vocabulary.csv",
+        "MODEL_CARD.md",
+        "model.onnx",
+    ] {
+        let p = out.join(f);
+        if p.exists() && (f != "model.onnx" || opt.onnx) {
+            files.insert(f.to_string(), sha256_file(&p)?);
+        }
+    }
+    let man = Manifest {
+        format: BUNDLE_FORMAT.into(),
+        architecture: arch,
+        num_classes: c,
+        level: cfg.MODEL.level.to_string(),
+        feature_names: if cfg.MODEL.level == crate::data::Level::Frame {
+            cfg.MODEL.head.feature_names.clone()
+        } else {
+            cfg.MODEL.head.mean_feature_names.clone()
+        },
+        feature_dims: cfg.MODEL.head.feature_dims.clone(),
+        max_frames: cfg.DATASET.max_frames,
+        files,
+        created_unix: now,
+        yt8m_version: env!("CARGO_PKG_VERSION").into(),
+    };
+    write_atomic(
+        &out.join("bundle.json"),
+        serde_json::to_string_pretty(&man).unwrap().as_bytes(),
+    )?;
+    Ok(man)
+}
+
+/// A loaded bundle.
+pub struct Bundle {
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+    pub config: Config,
+    pub model: Model,
+    pub names: Vec<String>,
+}
+
+/// Loads and checks a bundle: every listed file present with its sha256, the config valid, every
+/// tensor of the right shape.
+pub fn load(dir: &Path, device: tch::Device) -> Result<Bundle> {
+    let bad = |m: String| Error::Invalid(format!("bundle {}: {m}", dir.display()));
+    let man_path = dir.join("bundle.json");
+    let man: Manifest = serde_json::from_slice(&std::fs::read(&man_path).map_err(|_| {
+        bad(
+            "no bundle.json\n  hint: make a bundle with `yt8m export -c CONFIG -w WEIGHTS -o DIR`"
+                .into(),
+        )
+    })?)
+    .map_err(|e| bad(format!("bundle.json is not valid: {e}")))?;
+    if man.format != BUNDLE_FORMAT {
+        return Err(bad(format!(
+            "format '{}' is not {BUNDLE_FORMAT}",
+            man.format
+        )));
+    }
+    for f in ["model.safetensors", "config.yaml", "vocabulary.csv"] {
+        if !man.files.contains_key(f) {
+            return Err(bad(format!("bundle.json does not list {f}")));
+        }
+    }
+    for (f, sha) in &man.files {
+        let p = dir.join(f);
+        if !p.exists() {
+            return Err(bad(format!("{f} is missing\n  hint: re-export the bundle")));
+        }
+        let got = sha256_file(&p)?;
+        if &got != sha {
+            return Err(bad(format!(
+                "{f} does not match bundle.json (sha256 {got}, expected {sha}): it was changed or replaced after export\n  hint: re-export the bundle"
+            )));
+        }
+    }
+    let config = Config::load(Some(&dir.join("config.yaml")), &[])?;
+    if config.MODEL.head.num_classes != man.num_classes {
+        return Err(bad(format!(
+            "config.yaml has {} classes, bundle.json {}",
+            config.MODEL.head.num_classes, man.num_classes
+        )));
+    }
+    let names = vocabulary_for(man.num_classes, Some(&dir.join("vocabulary.csv")))?;
+    let mut model = Model::new(config.architecture(), device, tch::Kind::Float);
+    model.load_safetensors(&dir.join("model.safetensors"))?;
+    Ok(Bundle {
+        dir: dir.to_path_buf(),
+        manifest: man,
+        config,
+        model,
+        names,
+    })
+}

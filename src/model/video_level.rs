@@ -1,0 +1,119 @@
+//! Video-level models from Google's YouTube-8M starter code (`video_level_models.py`):
+//! `LogisticModel` and `MoeModel`, on the concatenated `mean_rgb` / `mean_audio` features
+//! (or, on frame-level data, the mean of each video's valid frames).
+//!
+//! MoE (starter semantics): per class, a softmax gate over `num_mixtures + 1` entries (the
+//! last one a "dummy expert" that always predicts 0) weighs `num_mixtures` sigmoid experts:
+//! `p = Σ_m softmax(gate)_m · σ(expert_m)`. The gate has no bias, the experts do.
+
+use serde::{Deserialize, Serialize};
+use tch::Tensor;
+use tch::nn::{self, Init};
+
+#[derive(Debug)]
+pub struct Logistic {
+    w: Tensor,
+    b: Tensor,
+}
+
+#[derive(Debug)]
+pub struct Moe {
+    gate_w: Tensor,
+    expert_w: Tensor,
+    expert_b: Tensor,
+    mixtures: i64,
+    classes: i64,
+}
+
+/// Shapes of the video-level models.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VideoLevelConfig {
+    pub num_classes: usize,
+    pub feature_dims: Vec<usize>,
+    /// 0 = logistic regression; ≥ 1 = MoE with this many experts (starter default 2).
+    pub num_mixtures: usize,
+}
+
+fn xavier(fan_in: i64, fan_out: i64) -> Init {
+    let a = (6.0 / (fan_in + fan_out) as f64).sqrt();
+    Init::Uniform { lo: -a, up: a }
+}
+
+/// `[B, T, D_m]` per modality (+ lengths) → `[B, ΣD]`: the video-level row as is (T = 1) or
+/// the mean over each video's valid frames.
+pub fn pooled_input(features: &[Tensor], lengths: &Tensor) -> Tensor {
+    let parts: Vec<Tensor> = features
+        .iter()
+        .map(|x| {
+            let t = x.size()[1];
+            if t == 1 {
+                x.squeeze_dim(1)
+            } else {
+                // Padded rows are 0, so a plain sum over time divided by the length is the mean.
+                x.sum_dim_intlist(1, false, x.kind())
+                    / lengths.to_device(x.device()).to_kind(x.kind()).unsqueeze(1)
+            }
+        })
+        .collect();
+    Tensor::cat(&parts, 1)
+}
+
+impl Logistic {
+    pub fn new(vs: &nn::Path, input: i64, classes: i64) -> Self {
+        let p = vs.sub("logistic");
+        Logistic {
+            w: p.var("weight", &[input, classes], xavier(input, classes)),
+            b: p.var("bias", &[classes], Init::Const(0.0)),
+        }
+    }
+    /// Logits `[B, C]`.
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        x.matmul(&self.w) + &self.b
+    }
+}
+
+impl Moe {
+    pub fn new(vs: &nn::Path, input: i64, classes: i64, mixtures: i64) -> Self {
+        let g = vs.sub("gate");
+        let e = vs.sub("experts");
+        Moe {
+            gate_w: g.var(
+                "weight",
+                &[input, classes * (mixtures + 1)],
+                xavier(input, classes * (mixtures + 1)),
+            ),
+            expert_w: e.var(
+                "weight",
+                &[input, classes * mixtures],
+                xavier(input, classes * mixtures),
+            ),
+            expert_b: e.var("bias", &[classes * mixtures], Init::Const(0.0)),
+            mixtures,
+            classes,
+        }
+    }
+
+    /// Probabilities `[B, C]`.
+    pub fn probabilities(&self, x: &Tensor) -> Tensor {
+        let b = x.size()[0];
+        let (m, c) = (self.mixtures, self.classes);
+        // Reshape as the starter code does: [B, C·(M+1)] → [B·C, M+1] (class-major).
+        let gates = x
+            .matmul(&self.gate_w)
+            .view([b * c, m + 1])
+            .softmax(1, x.kind());
+        let experts = (x.matmul(&self.expert_w) + &self.expert_b)
+            .view([b * c, m])
+            .sigmoid();
+        (gates.narrow(1, 0, m) * experts)
+            .sum_dim_intlist(1, false, x.kind())
+            .view([b, c])
+    }
+
+    /// Logits of the clamped probabilities, so the shared BCE-with-logits loss applies:
+    /// `σ(logit(p)) = p` within the clamp.
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        let p = self.probabilities(x).clamp(1e-7, 1.0 - 1e-7);
+        p.log() - (-&p).log1p()
+    }
+}

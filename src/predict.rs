@@ -1,0 +1,326 @@
+//! `yt8m predict`: top-k classes for videos from TFRecord shards, PaddleVideo pickles or
+//! `.npy` arrays, with a bundle made by `yt8m export`.
+
+use crate::bundle::Bundle;
+use crate::data::batch::Batch;
+use crate::data::sources::{expand_paths, read_shard};
+use crate::data::{FeatureSpec, Level, Video, VideoFeatures};
+use crate::error::{Error, Result};
+use crate::model::batch_inputs;
+use std::io::Write;
+use std::path::Path;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Human-readable table.
+    Table,
+    /// One JSON object per video.
+    Jsonl,
+    /// Kaggle submission CSV (VideoId,LabelConfidencePairs).
+    Kaggle,
+    /// PaddleVideo's tools/predict.py printout.
+    Paddle,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScoreFn {
+    /// Independent per-class probabilities (what the model is trained for).
+    Sigmoid,
+    /// Softmax over classes (PaddleVideo's predict.py).
+    Softmax,
+}
+
+pub struct PredictOptions {
+    pub top_k: usize,
+    pub batch_size: usize,
+    pub format: Format,
+    pub score: ScoreFn,
+    pub skip_corrupt: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct PredictStats {
+    pub videos: usize,
+    pub skipped_zero_frames: usize,
+    pub skipped_records: usize,
+}
+
+/// Reads one `.npy`: `[T, ΣD]` frames (uint8 quantized or float dequantized; rgb then audio
+/// columns, the official reader's layout) for frame-level models, `[ΣD]` / `[1, ΣD]` for
+/// video-level ones.
+pub fn read_npy_video(path: &Path, spec: &FeatureSpec) -> Result<Video> {
+    let t = tch::Tensor::read_npy(path)
+        .map_err(|e| Error::Invalid(format!("{}: cannot read as .npy: {e}", path.display())))?;
+    let total: usize = spec.dims.iter().sum();
+    let size: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
+    let width = *size.last().unwrap_or(&0);
+    let id = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let dims_text = spec
+        .dims
+        .iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join(" + ");
+    if size.is_empty() || size.len() > 2 || width != total {
+        return Err(Error::Invalid(format!(
+            "{}: array of shape {size:?}; the model expects [frames, {total}] ({dims_text}: {} columns side by side){}",
+            path.display(),
+            spec.frame_names.join(", "),
+            if spec.level == Level::Video {
+                format!(" or [{total}] for video-level features")
+            } else {
+                String::new()
+            }
+        )));
+    }
+    let rows = if size.len() == 2 { size[0] } else { 1 };
+    let keep = rows.min(spec.max_frames);
+    let split = |flat: &[f32]| -> Vec<Vec<f32>> {
+        let mut off = 0;
+        spec.dims
+            .iter()
+            .map(|&d| {
+                let mut v = Vec::with_capacity(keep * d);
+                for r in 0..keep {
+                    v.extend_from_slice(&flat[r * total + off..r * total + off + d]);
+                }
+                off += d;
+                v
+            })
+            .collect()
+    };
+    let features = match (spec.level, t.kind()) {
+        (Level::Frame, tch::Kind::Uint8) => {
+            let mut flat = vec![0u8; t.numel()];
+            t.contiguous().copy_data(&mut flat, t.numel());
+            let mut off = 0;
+            VideoFeatures::Frames(
+                spec.dims
+                    .iter()
+                    .map(|&d| {
+                        let mut v = Vec::with_capacity(keep * d);
+                        for r in 0..keep {
+                            v.extend_from_slice(&flat[r * total + off..r * total + off + d]);
+                        }
+                        off += d;
+                        v
+                    })
+                    .collect(),
+            )
+        }
+        (level, _) => {
+            let mut flat = vec![0f32; t.numel()];
+            t.to_kind(tch::Kind::Float)
+                .contiguous()
+                .copy_data(&mut flat, t.numel());
+            if level == Level::Video {
+                if rows != 1 {
+                    return Err(Error::Invalid(format!(
+                        "{}: video-level models take one row [{total}], got {rows} rows",
+                        path.display()
+                    )));
+                }
+                VideoFeatures::Mean(split(&flat))
+            } else {
+                VideoFeatures::FloatFrames(split(&flat))
+            }
+        }
+    };
+    let num_frames = if spec.level == Level::Video { 1 } else { keep };
+    Ok(Video {
+        id,
+        labels: vec![],
+        has_labels: false,
+        features,
+        num_frames,
+        total_frames: rows,
+        segments: None,
+    })
+}
+
+/// Shortest `%g` rendering with 6 significant digits (what the starter's inference.py writes).
+pub fn fmt_g(x: f64) -> String {
+    if x == 0.0 {
+        return "0".into();
+    }
+    let exp = x.abs().log10().floor() as i32;
+    if !(-5..6).contains(&exp) {
+        let s = format!("{:.5e}", x);
+        let (m, e) = s.split_once('e').unwrap();
+        let m = m.trim_end_matches('0').trim_end_matches('.');
+        let e: i32 = e.parse().unwrap();
+        return format!("{m}e{}{:02}", if e < 0 { '-' } else { '+' }, e.abs());
+    }
+    let decimals = (5 - exp).max(0) as usize;
+    let s = format!("{:.*}", decimals, x);
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+struct Pending {
+    videos: Vec<Video>,
+    sources: Vec<String>,
+}
+
+fn flush(
+    b: &Bundle,
+    p: &mut Pending,
+    opt: &PredictOptions,
+    out: &mut dyn Write,
+    stats: &mut PredictStats,
+) -> Result<()> {
+    if p.videos.is_empty() {
+        return Ok(());
+    }
+    let spec = b.config.feature_spec();
+    let batch = Batch::from_videos(&p.videos, &spec);
+    let scores = tch::no_grad(|| {
+        let inp = batch_inputs(&batch, b.model.device(), b.model.kind);
+        let logits = b.model.forward(&inp, false);
+        match opt.score {
+            ScoreFn::Sigmoid => logits.sigmoid(),
+            ScoreFn::Softmax => logits.softmax(1, tch::Kind::Float),
+        }
+        .to_device(tch::Device::Cpu)
+    });
+    let c = b.manifest.num_classes;
+    let k = opt.top_k.clamp(1, c) as i64;
+    let (vals, idx) = scores.topk(k, 1, true, true);
+    let mut v = vec![0f32; vals.numel()];
+    vals.contiguous().copy_data(&mut v, vals.numel());
+    let mut ix = vec![0i64; idx.numel()];
+    idx.contiguous().copy_data(&mut ix, idx.numel());
+    let io = |e: std::io::Error| Error::Invalid(format!("writing output: {e}"));
+    for (i, video) in p.videos.iter().enumerate() {
+        let row: Vec<(usize, f32)> = (0..k as usize)
+            .map(|j| (ix[i * k as usize + j] as usize, v[i * k as usize + j]))
+            .collect();
+        match opt.format {
+            Format::Table => {
+                writeln!(
+                    out,
+                    "{} ({} frames, {})",
+                    video.id, video.num_frames, p.sources[i]
+                )
+                .map_err(io)?;
+                for (rank, (cls, s)) in row.iter().enumerate() {
+                    writeln!(
+                        out,
+                        "  {:>3}. {:>5}  {:<40} {:.4}",
+                        rank + 1,
+                        cls,
+                        b.names[*cls],
+                        s
+                    )
+                    .map_err(io)?;
+                }
+            }
+            Format::Jsonl => {
+                let preds: Vec<serde_json::Value> = row.iter().map(|(cls, s)| serde_json::json!({"class": cls, "name": b.names[*cls], "score": s})).collect();
+                writeln!(out, "{}", serde_json::json!({"id": video.id, "source": p.sources[i], "num_frames": video.num_frames, "predictions": preds})).map_err(io)?;
+            }
+            Format::Kaggle => {
+                let pairs: Vec<String> = row
+                    .iter()
+                    .map(|(cls, s)| format!("{cls} {}", fmt_g(*s as f64)))
+                    .collect();
+                writeln!(out, "{},{}", video.id, pairs.join(" ")).map_err(io)?;
+            }
+            Format::Paddle => {
+                let classes: Vec<String> = row.iter().map(|(c, _)| c.to_string()).collect();
+                let ss: Vec<String> = row.iter().map(|(_, s)| format!("{s}")).collect();
+                writeln!(
+                    out,
+                    "Current video file: {}\n\ttop-{k} class: [{}]\n\ttop-{k} score: [{}]",
+                    p.sources[i],
+                    classes.join(" "),
+                    ss.join(" ")
+                )
+                .map_err(io)?;
+            }
+        }
+        stats.videos += 1;
+    }
+    p.videos.clear();
+    p.sources.clear();
+    Ok(())
+}
+
+/// Predicts every video of `inputs` (files, directories, globs, .list files).
+pub fn predict(
+    b: &Bundle,
+    inputs: &[String],
+    opt: &PredictOptions,
+    out: &mut dyn Write,
+) -> Result<PredictStats> {
+    let spec = b.config.feature_spec();
+    let mut files = Vec::new();
+    for i in inputs {
+        if i.ends_with(".npy") && Path::new(i).is_file() {
+            files.push(std::path::PathBuf::from(i));
+        } else {
+            files.extend(expand_paths(std::slice::from_ref(i), None)?);
+        }
+    }
+    if opt.format == Format::Kaggle {
+        writeln!(out, "VideoId,LabelConfidencePairs")
+            .map_err(|e| Error::Invalid(format!("writing output: {e}")))?;
+    }
+    let mut stats = PredictStats::default();
+    let mut p = Pending {
+        videos: Vec::new(),
+        sources: Vec::new(),
+    };
+    let bs = opt.batch_size.max(1);
+    for f in &files {
+        let src = f.display().to_string();
+        let take = |v: Video, p: &mut Pending, stats: &mut PredictStats| {
+            if v.num_frames == 0 {
+                eprintln!(
+                    "warning: {src}: video '{}' has zero frames; no prediction",
+                    v.id
+                );
+                stats.skipped_zero_frames += 1;
+            } else {
+                p.videos.push(v);
+                p.sources.push(src.clone());
+            }
+        };
+        if f.extension().and_then(|e| e.to_str()) == Some("npy") {
+            take(read_npy_video(f, &spec)?, &mut p, &mut stats);
+        } else {
+            let mut err = None;
+            let s = read_shard(f, &spec, opt.skip_corrupt, |v| {
+                take(v, &mut p, &mut stats);
+                if p.videos.len() >= bs {
+                    if let Err(e) = flush(b, &mut p, opt, out, &mut stats) {
+                        err = Some(e);
+                        return false;
+                    }
+                }
+                true
+            })?;
+            if let Some(e) = err {
+                return Err(e);
+            }
+            for e in &s.skipped {
+                eprintln!("warning: skipped corrupt record: {e}");
+            }
+            stats.skipped_records += s.skipped.len();
+        }
+        if p.videos.len() >= bs {
+            flush(b, &mut p, opt, out, &mut stats)?;
+        }
+    }
+    flush(b, &mut p, opt, out, &mut stats)?;
+    if stats.videos == 0 && stats.skipped_zero_frames == 0 {
+        return Err(Error::Invalid("no videos in the inputs".into()));
+    }
+    Ok(stats)
+}
