@@ -2,7 +2,7 @@
 //! run. Results go to docs/benchmarks.md with the command that produced them.
 
 use crate::data::FeatureSpec;
-use crate::data::batch::{Loader, LoaderConfig};
+use crate::data::batch::{Batch, Loader, LoaderConfig};
 use crate::data::sources::{expand_paths, read_shard};
 use crate::error::{Error, Result};
 use crate::evaluate::{EvalOptions, Scored};
@@ -244,4 +244,248 @@ pub fn bench_read(
 
 pub fn default_workdir() -> PathBuf {
     std::env::temp_dir().join("yt8m-bench")
+}
+
+/// FLOPs of one AttentionLSTM forward pass for a video of `t` frames (multiply-adds × 2).
+pub fn attention_lstm_flops(cfg: &crate::model::AttentionLstmConfig, t: f64) -> f64 {
+    let (e, h) = (cfg.embedding_size as f64, cfg.lstm_size as f64);
+    let mut per_frame = 0.0;
+    for &d in &cfg.feature_dims {
+        per_frame += 2.0 * d as f64 * e; // fc_feature
+        per_frame += 2.0 * 2.0 * 4.0 * h * (e + h); // two LSTM directions
+        per_frame += 2.0 * 2.0 * h; // attention logit
+        per_frame += 2.0 * 2.0 * h; // weighted sum
+    }
+    let pool = 2.0 * h * cfg.feature_dims.len() as f64;
+    let head = 2.0
+        * (pool * cfg.fc_out1_size as f64
+            + cfg.fc_out1_size as f64 * cfg.fc_out2_size as f64
+            + cfg.fc_out2_size as f64 * cfg.num_classes as f64);
+    per_frame * t + head
+}
+
+/// Options of `yt8m bench train` / `bench predict`.
+pub struct ModelBenchOptions {
+    pub config: crate::config::Config,
+    pub batch_sizes: Vec<usize>,
+    pub steps: usize,
+    pub warmup: usize,
+    pub workdir: PathBuf,
+    pub python: Option<PathBuf>,
+}
+
+fn synth_for_bench(dir: &Path, cfg: &crate::config::Config, videos: usize) -> Result<Vec<PathBuf>> {
+    let sc = crate::data::synth::SynthConfig {
+        num_videos: videos,
+        num_shards: 4,
+        num_classes: cfg.MODEL.head.num_classes,
+        dims: cfg.MODEL.head.feature_dims.clone(),
+        min_frames: 1,
+        max_frames: 300,
+        seed: 99,
+        prefix: "bench".into(),
+        ..Default::default()
+    };
+    Ok(crate::data::synth::write_synthetic(dir, &sc)
+        .map_err(Error::from)?
+        .files)
+}
+
+/// Training throughput with the whole data path (reader threads, bucketing, uint8 upload,
+/// dequantization on the device), YouTube-8M-like lengths (uniform 1–300, some longer).
+pub fn bench_train(o: &ModelBenchOptions) -> Result<String> {
+    use crate::model::{Model, batch_inputs};
+    let cfg = &o.config;
+    let device = crate::runtime::parse_device(&cfg.TRAIN.device)?;
+    let threads = crate::threads::configure_torch_threads();
+    let arch = cfg.architecture();
+    let crate::model::Architecture::AttentionLstm(mc) = &arch else {
+        return Err(Error::Invalid(
+            "bench train measures the AttentionLSTM; use an AttentionLstmHead config".into(),
+        ));
+    };
+    let mut out = format!(
+        "training throughput, AttentionLSTM E={} H={} fc {}/{} C={}, {} on {}, {threads} thread(s)\n\n| batch | steps | samples/s | frames/s | real frames / padded | data wait | GFLOP/s (≈3x fwd) |\n|---|---|---|---|---|---|---|\n",
+        mc.embedding_size,
+        mc.lstm_size,
+        mc.fc_out1_size,
+        mc.fc_out2_size,
+        mc.num_classes,
+        cfg.TRAIN.dtype,
+        crate::model::attention_lstm::device_name(device)
+    );
+    for &bs in &o.batch_sizes {
+        let dir = o.workdir.join(format!("train_b{bs}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        let files = synth_for_bench(&dir, cfg, bs * (o.steps + o.warmup) * 2)?;
+        let mut lc = cfg.loader_config("train");
+        lc.batch_size = bs;
+        lc.bucket_window = 4;
+        let loader = Loader::new(files, cfg.feature_spec(), lc);
+        tch::manual_seed(1);
+        let model = Model::new(
+            arch.clone(),
+            device,
+            crate::runtime::parse_kind(&cfg.TRAIN.dtype)?,
+        );
+        let mut opt = crate::optim::RmsProp::new(
+            crate::optim::RmsPropConfig::default(),
+            crate::train::l2_groups(&model, 4e-4),
+        );
+        let (mut n, mut frames, mut padded, mut wait, mut el, mut flops) =
+            (0usize, 0usize, 0usize, 0f64, 0f64, 0f64);
+        let mut it = loader.epoch(0);
+        for step in 0..o.steps + o.warmup {
+            let tw = Instant::now();
+            let Some(b) = it.next() else { break };
+            let b = b?;
+            let w = tw.elapsed().as_secs_f64();
+            let t = Instant::now();
+            let inp = batch_inputs(&b, device, model.kind);
+            let loss =
+                crate::model::attention_lstm::bce_sum(&model.forward(&inp, true), &inp.labels);
+            opt.zero_grad();
+            loss.backward();
+            opt.step(2.5e-4);
+            let _ = loss.double_value(&[]); // synchronize (CUDA)
+            if step >= o.warmup {
+                el += t.elapsed().as_secs_f64() + w;
+                wait += w;
+                n += b.len();
+                frames += b.frames();
+                padded += b.len() * b.max_len;
+                flops += b
+                    .lengths
+                    .iter()
+                    .map(|&l| 3.0 * attention_lstm_flops(mc, l as f64))
+                    .sum::<f64>();
+            }
+        }
+        out.push_str(&format!(
+            "| {bs} | {} | {:.2} | {:.0} | {:.2} | {:.1}% | {:.1} |\n",
+            o.steps,
+            n as f64 / el,
+            frames as f64 / el,
+            frames as f64 / padded.max(1) as f64,
+            100.0 * wait / el.max(1e-9),
+            flops / el / 1e9
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(out)
+}
+
+/// Inference throughput (no autograd) at each batch size, optionally against onnxruntime on
+/// the same exported graph and inputs.
+pub fn bench_predict(o: &ModelBenchOptions) -> Result<String> {
+    use crate::model::{Model, batch_inputs};
+    let cfg = &o.config;
+    let device = crate::runtime::parse_device(&cfg.TRAIN.device)?;
+    let threads = crate::threads::configure_torch_threads();
+    let arch = cfg.architecture();
+    tch::manual_seed(1);
+    let model = Model::new(arch.clone(), device, tch::Kind::Float);
+    let dir = o.workdir.join("predict");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let maxb = *o.batch_sizes.iter().max().unwrap_or(&1);
+    let files = synth_for_bench(&dir.join("data"), cfg, maxb * (o.steps + o.warmup))?;
+    let mut vids = Vec::new();
+    for f in &files {
+        read_shard(f, &cfg.feature_spec(), false, |v| {
+            vids.push(v);
+            true
+        })?;
+    }
+    let onnx = match &o.python {
+        Some(_) => {
+            let p = dir.join("model.onnx");
+            std::fs::write(&p, crate::onnx::export_onnx(&model, cfg)?)
+                .map_err(|e| Error::io(&p, e))?;
+            Some(p)
+        }
+        None => None,
+    };
+    let mut out = format!(
+        "inference throughput ({}), {} thread(s), lengths uniform 1–300\n\n| batch | yt8m videos/s | onnxruntime videos/s | ratio |\n|---|---|---|---|\n",
+        arch.name(),
+        threads
+    );
+    for &bs in &o.batch_sizes {
+        let batches: Vec<Batch> = vids
+            .chunks(bs)
+            .take(o.steps + o.warmup)
+            .map(|c| Batch::from_videos(c, &cfg.feature_spec()))
+            .collect();
+        let mut el = 0.0;
+        let mut n = 0;
+        tch::no_grad(|| {
+            for (i, b) in batches.iter().enumerate() {
+                let t = Instant::now();
+                let logits = model.forward(&batch_inputs(b, device, model.kind), false);
+                let _ = logits.sigmoid().to_device(tch::Device::Cpu);
+                if i >= o.warmup {
+                    el += t.elapsed().as_secs_f64();
+                    n += b.len();
+                }
+            }
+        });
+        let ours = n as f64 / el;
+        let mut theirs = None;
+        if let (Some(py), Some(model_path)) = (&o.python, &onnx) {
+            // Same batches, timed inside the onnxruntime session (no Python overhead counted).
+            let mut total = 0.0;
+            let mut m = 0;
+            for (i, b) in batches.iter().enumerate() {
+                let mut inputs = Vec::new();
+                for (k, name) in cfg.MODEL.head.feature_names.iter().enumerate() {
+                    let crate::data::batch::ModalityData::U8(q) = &b.modalities[k].data else {
+                        continue;
+                    };
+                    inputs.push((
+                        name.as_str(),
+                        tch::Tensor::from_slice(q).view([
+                            b.len() as i64,
+                            b.max_len as i64,
+                            b.modalities[k].dim as i64,
+                        ]),
+                    ));
+                }
+                inputs.push(("lengths", tch::Tensor::from_slice(&b.lengths)));
+                let inp = dir.join("in.npz");
+                tch::Tensor::write_npz(&inputs, &inp)?;
+                let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/onnx_run.py");
+                let r = Command::new(py)
+                    .arg(&script)
+                    .arg(model_path)
+                    .arg(&inp)
+                    .arg(dir.join("out.npz"))
+                    .arg("--threads")
+                    .arg(threads.to_string())
+                    .output()
+                    .map_err(|e| Error::Invalid(format!("cannot run {}: {e}", py.display())))?;
+                if !r.status.success() {
+                    return Err(Error::Invalid(format!(
+                        "onnxruntime failed: {}",
+                        String::from_utf8_lossy(&r.stderr)
+                    )));
+                }
+                let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap_or_default();
+                if i >= o.warmup {
+                    total += v["seconds"][0].as_f64().unwrap_or(f64::NAN);
+                    m += b.len();
+                }
+            }
+            theirs = Some(m as f64 / total);
+        }
+        out.push_str(&format!(
+            "| {bs} | {ours:.2} | {} | {} |\n",
+            theirs.map(|t| format!("{t:.2}")).unwrap_or("-".into()),
+            theirs
+                .map(|t| format!("{:.2}x", ours / t))
+                .unwrap_or("-".into())
+        ));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(out)
 }

@@ -115,7 +115,8 @@ pub struct DatasetSection {
     pub train: Split,
     pub valid: Split,
     pub test: Split,
-    /// Ours.
+    /// Ours: shuffle the training split (shards and a shuffle buffer).
+    pub shuffle: bool,
     pub max_frames: usize,
     pub shuffle_buffer: usize,
     pub bucket_by_length: bool,
@@ -136,6 +137,7 @@ impl Default for DatasetSection {
             train: Split::default(),
             valid: Split::default(),
             test: Split::default(),
+            shuffle: true,
             max_frames: 300,
             shuffle_buffer: 2048,
             bucket_by_length: true,
@@ -271,6 +273,8 @@ pub struct TrainSection {
     pub val_interval: usize,
     /// float32 or float64.
     pub dtype: String,
+    /// Data-parallel training: "auto" (MPI when started by mpirun), "mpi", "none".
+    pub distributed: String,
 }
 
 impl Default for TrainSection {
@@ -282,6 +286,7 @@ impl Default for TrainSection {
             best_metric: "gap".into(),
             val_interval: 1,
             dtype: "float32".into(),
+            distributed: "auto".into(),
         }
     }
 }
@@ -550,7 +555,7 @@ impl Config {
         };
         LoaderConfig {
             batch_size,
-            shuffle: train,
+            shuffle: train && d.shuffle,
             shuffle_buffer: d.shuffle_buffer,
             seed: self.TRAIN.seed,
             // Evaluation keeps file order (PaddleVideo-mode metrics depend on batch composition).

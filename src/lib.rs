@@ -17,6 +17,7 @@ pub mod bench;
 pub mod bundle;
 pub mod config;
 pub mod convert;
+pub mod distributed;
 pub mod infer;
 pub mod model;
 pub mod onnx;

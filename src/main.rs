@@ -72,6 +72,46 @@ enum BenchCmd {
         #[arg(long)]
         reference: Option<PathBuf>,
     },
+    /// Training throughput of the AttentionLSTM with the whole data path (synthetic shards).
+    #[command(
+        after_help = "Examples:\n  yt8m bench train                                  # full model, batch 128\n  yt8m bench train -c configs/demo_small.yaml --batch-size 16,128"
+    )]
+    Train {
+        /// Model config (default: configs/attention_lstm_youtube8m.yaml's model).
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        #[arg(short = 'o', long = "override", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+        #[arg(long, value_delimiter = ',', default_value = "128")]
+        batch_size: Vec<usize>,
+        #[arg(long, default_value_t = 2)]
+        steps: usize,
+        #[arg(long, default_value_t = 1)]
+        warmup: usize,
+        #[arg(long)]
+        device: Option<String>,
+    },
+    /// Inference throughput (videos/s), optionally against onnxruntime on the exported graph.
+    #[command(
+        after_help = "Example:\n  yt8m bench predict --batch-size 1,64 --python ~/.cache/yt8m/venv/bin/python"
+    )]
+    Predict {
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        #[arg(short = 'o', long = "override", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+        #[arg(long, value_delimiter = ',', default_value = "1,64")]
+        batch_size: Vec<usize>,
+        #[arg(long, default_value_t = 3)]
+        steps: usize,
+        #[arg(long, default_value_t = 1)]
+        warmup: usize,
+        #[arg(long)]
+        device: Option<String>,
+        /// Python with onnxruntime + numpy, to time the ONNX graph side by side.
+        #[arg(long)]
+        python: Option<PathBuf>,
+    },
     /// Read + decode + batch throughput over shards (optionally vs TensorFlow).
     #[command(
         after_help = "Example:\n  yt8m bench read '../shared/data/yt8m/real/validate*.tfrecord' --level video --tf-python ~/.cache/yt8m/tfvenv/bin/python --tf-script scripts/bench_tf_read.py"
@@ -92,7 +132,7 @@ enum BenchCmd {
 
 #[derive(Args)]
 #[command(
-    after_help = "Examples:\n  yt8m train -c configs/attention_lstm_youtube8m.yaml -o DATASET.train.file_path='data/frame/train*.tfrecord' --output runs/full\n  yt8m train -c configs/demo_small.yaml --validate --output runs/demo\n  yt8m train -c configs/demo_small.yaml --output runs/demo --resume     # continue after a crash\n  yt8m train -c configs/demo_small.yaml -w paddle/AttentionLSTM_yt8.pdparams --output runs/finetune\n\nThe run directory holds config.yaml (the resolved config), metrics.jsonl (one line per log\ninterval and per epoch) and checkpoints/epoch_NNNNN/ (model, optimizer state, progress), plus\ncheckpoints/best/ with --validate. Devices: TRAIN.device auto|cpu|cuda|cuda:N (--device).\nMulti-device data-parallel training is not available yet."
+    after_help = "Examples:\n  yt8m train -c configs/attention_lstm_youtube8m.yaml -o DATASET.train.file_path='data/frame/train*.tfrecord' --output runs/full\n  yt8m train -c configs/demo_small.yaml --validate --output runs/demo\n  yt8m train -c configs/demo_small.yaml --output runs/demo --resume     # continue after a crash\n  yt8m train -c configs/demo_small.yaml -w paddle/AttentionLSTM_yt8.pdparams --output runs/finetune\n\nThe run directory holds config.yaml (the resolved config), metrics.jsonl (one line per log\ninterval and per epoch) and checkpoints/epoch_NNNNN/ (model, optimizer state, progress), plus\ncheckpoints/best/ with --validate.\n\nDevices: --device auto|cpu|cuda|cuda:N (TRAIN.device); YT8M_THREADS caps libtorch's CPU threads.\n\nData-parallel (several processes, one or many machines), started by Open MPI's mpirun:\n  YT8M_THREADS=1 mpirun -np 2 yt8m train -c CONFIG --output runs/dp\n  mpirun --hostfile hosts -np 16 -x YT8M_THREADS=4 yt8m train -c CONFIG --output /shared/runs/dp16\nWorker r reads shards r, r+N, ...; gradients are averaged over workers every step (PaddleVideo's\nDataParallel); only rank 0 logs, validates and checkpoints. --distributed none ignores mpirun.\nSee docs/distributed.md for addresses, ports, GPUs and failure handling."
 )]
 struct TrainArgs {
     /// YAML config (PaddleVideo's attention_lstm_youtube8m.yaml layout + yt8m keys).
@@ -116,6 +156,9 @@ struct TrainArgs {
     /// Device: auto, cpu, cuda, cuda:N (overrides TRAIN.device).
     #[arg(long)]
     device: Option<String>,
+    /// Data parallelism: auto (MPI when started by mpirun), mpi (required), none (overrides TRAIN.distributed).
+    #[arg(long)]
+    distributed: Option<String>,
     /// No progress bar; log lines instead.
     #[arg(long)]
     quiet: bool,
@@ -600,6 +643,9 @@ fn train(a: TrainArgs) -> Result<()> {
     if let Some(d) = a.device {
         cfg.TRAIN.device = d;
     }
+    if let Some(d) = a.distributed {
+        cfg.TRAIN.distributed = d;
+    }
     let opts = TrainOptions {
         output: a.output,
         validate: a.validate,
@@ -609,6 +655,9 @@ fn train(a: TrainArgs) -> Result<()> {
         stop_after_epochs: a.stop_after_epochs,
     };
     let s = yt8m::train::train(cfg, &opts)?;
+    if s.rank != 0 {
+        return Ok(());
+    }
     println!(
         "trained {} epoch(s), {} steps, {:.1} samples/s; last checkpoint {}{}",
         s.epochs,
@@ -686,6 +735,31 @@ fn bench(b: BenchCmd) -> Result<()> {
                     &yt8m::bench::default_workdir()
                 )?
             );
+        }
+        BenchCmd::Train {
+            config,
+            overrides,
+            batch_size,
+            steps,
+            warmup,
+            device,
+        } => {
+            let o =
+                model_bench_options(config, overrides, batch_size, steps, warmup, device, None)?;
+            print!("{}", yt8m::bench::bench_train(&o)?);
+        }
+        BenchCmd::Predict {
+            config,
+            overrides,
+            batch_size,
+            steps,
+            warmup,
+            device,
+            python,
+        } => {
+            let o =
+                model_bench_options(config, overrides, batch_size, steps, warmup, device, python)?;
+            print!("{}", yt8m::bench::bench_predict(&o)?);
         }
         BenchCmd::Read {
             paths,
@@ -776,4 +850,36 @@ fn predict(a: PredictArgs) -> Result<()> {
         stats.skipped_records
     );
     Ok(())
+}
+
+const FULL_CONFIG: &str = include_str!("../configs/attention_lstm_youtube8m.yaml");
+
+fn model_bench_options(
+    config: Option<PathBuf>,
+    overrides: Vec<String>,
+    batch_sizes: Vec<usize>,
+    steps: usize,
+    warmup: usize,
+    device: Option<String>,
+    python: Option<PathBuf>,
+) -> Result<yt8m::bench::ModelBenchOptions> {
+    let mut cfg = match &config {
+        Some(p) => Config::load(Some(p), &overrides)?,
+        None => Config::from_yaml(
+            "configs/attention_lstm_youtube8m.yaml",
+            FULL_CONFIG,
+            &overrides,
+        )?,
+    };
+    if let Some(d) = device {
+        cfg.TRAIN.device = d;
+    }
+    Ok(yt8m::bench::ModelBenchOptions {
+        config: cfg,
+        batch_sizes,
+        steps,
+        warmup,
+        workdir: yt8m::bench::default_workdir(),
+        python,
+    })
 }

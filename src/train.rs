@@ -10,6 +10,7 @@
 use crate::config::Config;
 use crate::data::batch::Loader;
 use crate::data::sources::expand_paths;
+use crate::distributed::Comm;
 use crate::error::{Error, Result};
 use crate::infer::{EvalSettings, evaluate_model};
 use crate::model::attention_lstm::bce_sum;
@@ -60,6 +61,9 @@ pub struct TrainSummary {
     pub final_train_loss: f64,
     pub last_valid: Option<serde_json::Value>,
     pub samples_per_s: f64,
+    /// This process's rank and the number of workers (1 without MPI).
+    pub rank: usize,
+    pub workers: usize,
 }
 
 fn split_loader(cfg: &Config, split: &str) -> Result<Loader> {
@@ -198,9 +202,118 @@ fn metric_value(name: &str, v: &serde_json::Value) -> Option<f64> {
 }
 
 /// Trains according to `cfg`. Returns where things were written.
+/// Flattened f32 copy of every gradient (CPU), in variable order.
+fn flat_grads(vars: &[(String, Tensor)]) -> Vec<f32> {
+    let mut out = Vec::new();
+    for (_, v) in vars {
+        let g = v.grad();
+        let n = v.numel();
+        let start = out.len();
+        out.resize(start + n, 0.0);
+        if g.defined() {
+            g.to_kind(tch::Kind::Float)
+                .to_device(tch::Device::Cpu)
+                .contiguous()
+                .copy_data(&mut out[start..], n);
+        }
+    }
+    out
+}
+
+/// Writes `flat * scale` back into the gradients.
+fn set_grads(vars: &[(String, Tensor)], flat: &[f32], scale: f64) {
+    let mut off = 0;
+    tch::no_grad(|| {
+        for (_, v) in vars {
+            let n = v.numel();
+            let mut g = v.grad();
+            if g.defined() {
+                let src = Tensor::from_slice(&flat[off..off + n])
+                    .view(v.size().as_slice())
+                    .to_kind(g.kind())
+                    .to_device(g.device())
+                    * scale;
+                g.copy_(&src);
+            }
+            off += n;
+        }
+    });
+}
+
+/// Every worker gets rank 0's values of `tensors` (weights, optimizer state).
+fn broadcast_tensors(comm: &dyn Comm, tensors: &[Tensor]) {
+    if comm.size() == 1 {
+        return;
+    }
+    let total: usize = tensors.iter().map(|t| t.numel()).sum();
+    let mut flat = vec![0f32; total];
+    let mut off = 0;
+    for t in tensors {
+        let n = t.numel();
+        t.to_kind(tch::Kind::Float)
+            .to_device(tch::Device::Cpu)
+            .contiguous()
+            .copy_data(&mut flat[off..off + n], n);
+        off += n;
+    }
+    comm.broadcast_f32(&mut flat);
+    let mut off = 0;
+    tch::no_grad(|| {
+        for t in tensors {
+            let n = t.numel();
+            let mut dst = t.shallow_clone();
+            dst.copy_(
+                &Tensor::from_slice(&flat[off..off + n])
+                    .view(t.size().as_slice())
+                    .to_kind(t.kind())
+                    .to_device(t.device()),
+            );
+            off += n;
+        }
+    });
+}
+
+/// Refuses to train when workers were given different configs (device excepted), naming the keys.
+fn check_same_config(comm: &dyn Comm, cfg: &Config) -> Result<()> {
+    if comm.size() == 1 {
+        return Ok(());
+    }
+    let mut mine = serde_json::to_value(cfg).unwrap_or_default();
+    mine["TRAIN"]["device"] = serde_json::Value::Null;
+    let mut bytes = serde_json::to_vec(&mine).unwrap_or_default();
+    comm.broadcast_bytes(&mut bytes);
+    let root: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    let mut diff = Vec::new();
+    crate::distributed::config_diff(&root, &mine, "", &mut diff);
+    let all_ok = comm.allreduce_min(diff.is_empty() as u64) == 1;
+    if !diff.is_empty() {
+        return Err(Error::Invalid(format!(
+            "worker {} of {} was started with a config that differs from rank 0's:\n  {}\n  hint: give every worker the same -c/-o arguments",
+            comm.rank(),
+            comm.size(),
+            diff.join("\n  ")
+        )));
+    }
+    if !all_ok {
+        return Err(Error::Invalid(format!(
+            "another worker's config differs from rank 0's (it printed the keys); worker {} stops too",
+            comm.rank()
+        )));
+    }
+    Ok(())
+}
+
+/// Trains according to `cfg`. Returns where things were written.
+///
+/// Started by `mpirun -np N yt8m train ...` (with the `mpi` feature), it trains data-parallel:
+/// worker r reads shards r, r+N, ...; every step all-reduces the gradients and divides by N;
+/// only rank 0 logs, validates and writes checkpoints.
 pub fn train(mut cfg: Config, opts: &TrainOptions) -> Result<TrainSummary> {
+    let comm = crate::distributed::init(&cfg.TRAIN.distributed)?;
+    let (rank, world) = (comm.rank(), comm.size());
+    let main = rank == 0;
+    check_same_config(comm.as_ref(), &cfg)?;
     let run = opts.output.clone();
-    std::fs::create_dir_all(&run).map_err(|e| Error::io(&run, e))?;
     let saved_cfg_path = run.join("config.yaml");
     let mut start_epoch = 0;
     let mut state = TrainState {
@@ -211,47 +324,51 @@ pub fn train(mut cfg: Config, opts: &TrainOptions) -> Result<TrainSummary> {
         best_epoch: None,
         metric_name: cfg.TRAIN.best_metric.clone(),
     };
-    let resume_from = if opts.resume {
-        let saved = Config::load(Some(&saved_cfg_path), &[]).map_err(|e| Error::Invalid(format!(
-            "--resume: cannot read the run's config ({e})\n  hint: --output must name an existing run directory")))?;
-        let diff = cfg.model_shape_diff(&saved);
-        if !diff.is_empty() {
-            return Err(Error::Invalid(format!(
-                "--resume refused: the model shape changed since {} was written:\n  {}\n  hint: resume with the run's own config (-c {}) or start a new run directory",
-                saved_cfg_path.display(),
-                diff.join("\n  "),
-                saved_cfg_path.display()
-            )));
-        }
-        let ck = latest_checkpoint(&run).ok_or_else(|| Error::Invalid(format!(
-            "--resume: {} has no complete checkpoint yet\n  hint: start the run again without --resume", run.display())))?;
-        Some(ck)
-    } else {
-        if latest_checkpoint(&run).is_some() {
+    let mut resume_from = None;
+    if main {
+        std::fs::create_dir_all(&run).map_err(|e| Error::io(&run, e))?;
+        if opts.resume {
+            let saved = Config::load(Some(&saved_cfg_path), &[]).map_err(|e| Error::Invalid(format!(
+                "--resume: cannot read the run's config ({e})\n  hint: --output must name an existing run directory")))?;
+            let diff = cfg.model_shape_diff(&saved);
+            if !diff.is_empty() {
+                return Err(Error::Invalid(format!(
+                    "--resume refused: the model shape changed since {} was written:\n  {}\n  hint: resume with the run's own config (-c {}) or start a new run directory",
+                    saved_cfg_path.display(),
+                    diff.join("\n  "),
+                    saved_cfg_path.display()
+                )));
+            }
+            let ck = latest_checkpoint(&run).ok_or_else(|| Error::Invalid(format!(
+                "--resume: {} has no complete checkpoint yet\n  hint: start the run again without --resume", run.display())))?;
+            let s: TrainState = serde_json::from_slice(
+                &std::fs::read(ck.join("state.json")).map_err(|e| Error::io(&ck, e))?,
+            )
+            .map_err(|e| Error::Invalid(format!("{}: bad state.json: {e}", ck.display())))?;
+            state = s;
+            resume_from = Some(ck);
+        } else if latest_checkpoint(&run).is_some() {
             return Err(Error::Invalid(format!(
                 "{} already holds a run with checkpoints\n  hint: add --resume to continue it, or choose another --output",
                 run.display()
             )));
         }
-        None
-    };
-    if let Some(ck) = &resume_from {
-        let s: TrainState = serde_json::from_slice(
-            &std::fs::read(ck.join("state.json")).map_err(|e| Error::io(ck, e))?,
-        )
-        .map_err(|e| Error::Invalid(format!("{}: bad state.json: {e}", ck.display())))?;
-        start_epoch = s.epoch;
-        cfg.TRAIN.seed = s.seed;
-        state = s;
+        write_atomic(&saved_cfg_path, cfg.to_yaml().as_bytes())?;
     }
-    write_atomic(&saved_cfg_path, cfg.to_yaml().as_bytes())?;
+    // Workers take the progress rank 0 resumed from.
+    let mut st_bytes = serde_json::to_vec(&state).unwrap();
+    comm.broadcast_bytes(&mut st_bytes);
+    state = serde_json::from_slice(&st_bytes)
+        .map_err(|e| Error::Invalid(format!("bad state from rank 0: {e}")))?;
+    start_epoch = start_epoch.max(state.epoch);
+    cfg.TRAIN.seed = state.seed;
 
     let device = parse_device(&cfg.TRAIN.device)?;
     let kind = parse_kind(&cfg.TRAIN.dtype)?;
     let threads = crate::threads::configure_torch_threads();
     tch::manual_seed(cfg.TRAIN.seed as i64);
     let mut model = Model::new(cfg.architecture(), device, kind);
-    if let Some(w) = &opts.init_weights {
+    if let (true, Some(w)) = (main, &opts.init_weights) {
         load_weights_any(&mut model, w)?;
     }
     let rms = RmsPropConfig {
@@ -277,47 +394,92 @@ pub fn train(mut cfg: Config, opts: &TrainOptions) -> Result<TrainSummary> {
             state.global_step
         );
     }
+    let vars = model.named_variables();
+    if world > 1 {
+        // Identical starting point everywhere: rank 0's weights and optimizer state.
+        let mut all: Vec<Tensor> = vars.iter().map(|(_, t)| t.shallow_clone()).collect();
+        all.extend(
+            opt.state_tensors()
+                .into_iter()
+                .map(|(_, t)| t.shallow_clone()),
+        );
+        broadcast_tensors(comm.as_ref(), &all);
+    }
 
-    let train_loader = split_loader(&cfg, "train")?;
-    let valid_loader = if opts.validate {
+    let mut train_loader = split_loader(&cfg, "train")?;
+    if world > 1 {
+        let files: Vec<PathBuf> = train_loader
+            .files()
+            .iter()
+            .skip(rank)
+            .step_by(world)
+            .cloned()
+            .collect();
+        if files.is_empty() {
+            return Err(Error::Invalid(format!(
+                "{world} workers but only {} training shard(s): worker {rank} has none\n  hint: use at most as many workers as shards",
+                train_loader.files().len()
+            )));
+        }
+        train_loader = Loader::new(files, cfg.feature_spec(), cfg.loader_config("train"));
+    }
+    let valid_loader = if opts.validate && main {
         Some(split_loader(&cfg, "valid")?)
     } else {
         None
     };
     let n_train = count_videos(&train_loader);
     let bs = cfg.DATASET.batch_size;
-    let steps_per_epoch = n_train.map(|n| {
+    let local_steps = n_train.map(|n| {
         if cfg.DATASET.drop_last {
             n / bs
         } else {
             n.div_ceil(bs)
         }
     });
+    // Workers must take the same number of steps (each step is a collective).
+    let steps_per_epoch = if world > 1 {
+        Some(comm.allreduce_min(local_steps.unwrap_or(0) as u64) as usize)
+    } else {
+        local_steps
+    };
     if steps_per_epoch == Some(0) {
         return Err(Error::Invalid(format!(
-            "the training split has {} videos, fewer than one batch of {bs} (DATASET.drop_last is on)\n  hint: lower DATASET.batch_size or add data",
-            n_train.unwrap_or(0)
+            "the training split has {} videos{}, fewer than one batch of {bs} (DATASET.drop_last is on)\n  hint: lower DATASET.batch_size or add data",
+            n_train.unwrap_or(0),
+            if world > 1 {
+                format!(" on worker {rank} (or another worker)")
+            } else {
+                String::new()
+            }
         )));
     }
     let total_steps = steps_per_epoch.map(|s| s * cfg.epochs).unwrap_or(0);
-    tracing::info!(
-        "training {} ({} parameters) on {} with {threads} thread(s), {} train files{}, {} epochs",
-        model.arch.name(),
-        model.num_parameters(),
-        crate::model::attention_lstm::device_name(device),
-        train_loader.files().len(),
-        n_train
-            .map(|n| format!(" ({n} videos)"))
-            .unwrap_or_default(),
-        cfg.epochs
-    );
-    let mut log = JsonLog(
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(run.join("metrics.jsonl"))
-            .map_err(|e| Error::io(&run, e))?,
-    );
+    if main {
+        tracing::info!(
+            "training {} ({} parameters) on {} with {threads} thread(s), {}, {} train files{}, {} epochs",
+            model.arch.name(),
+            model.num_parameters(),
+            crate::model::attention_lstm::device_name(device),
+            comm.name(),
+            train_loader.files().len(),
+            n_train
+                .map(|n| format!(" ({n} videos)"))
+                .unwrap_or_default(),
+            cfg.epochs
+        );
+    }
+    let mut log = if main {
+        Some(JsonLog(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(run.join("metrics.jsonl"))
+                .map_err(|e| Error::io(&run, e))?,
+        ))
+    } else {
+        None
+    };
     let eval = EvalSettings {
         top_k: cfg.METRIC.gap_top_k,
         tie_order: cfg.METRIC.tie_order,
@@ -335,8 +497,14 @@ pub fn train(mut cfg: Config, opts: &TrainOptions) -> Result<TrainSummary> {
         .unwrap_or(cfg.epochs);
 
     for epoch in start_epoch..end_epoch {
-        tch::manual_seed(cfg.TRAIN.seed.wrapping_add(epoch as u64) as i64);
-        let pb = if opts.quiet {
+        // Dropout differs per worker, as on separate devices.
+        tch::manual_seed(
+            cfg.TRAIN
+                .seed
+                .wrapping_add(epoch as u64)
+                .wrapping_add(rank as u64 * 7919) as i64,
+        );
+        let pb = if opts.quiet || !main {
             ProgressBar::hidden()
         } else {
             ProgressBar::new(steps_per_epoch.unwrap_or(0) as u64)
@@ -352,7 +520,8 @@ pub fn train(mut cfg: Config, opts: &TrainOptions) -> Result<TrainSummary> {
         let (mut loss_sum, mut seen, mut steps) = (0f64, 0usize, 0usize);
         let mut it = train_loader.epoch(epoch as u64);
         let mut t_wait = Instant::now();
-        while let Some(b) = it.next() {
+        while steps_per_epoch.is_none_or(|s| steps < s) {
+            let Some(b) = it.next() else { break };
             let b = b?;
             wait += t_wait.elapsed().as_secs_f64();
             let lr = cfg
@@ -365,10 +534,15 @@ pub fn train(mut cfg: Config, opts: &TrainOptions) -> Result<TrainSummary> {
             let lv = loss.double_value(&[]);
             if !lv.is_finite() {
                 return Err(Error::Invalid(format!(
-                    "loss became {lv} at epoch {} step {} (global step {}); stopped. The last good checkpoint is {}\n  hint: lower OPTIMIZER.learning_rate or set OPTIMIZER.grad_clip",
+                    "loss became {lv} at epoch {} step {} (global step {}{}); stopped. The last good checkpoint is {}\n  hint: lower OPTIMIZER.learning_rate or set OPTIMIZER.grad_clip",
                     epoch + 1,
                     steps,
                     state.global_step,
+                    if world > 1 {
+                        format!(", worker {rank}")
+                    } else {
+                        String::new()
+                    },
                     if last_ckpt.as_os_str().is_empty() {
                         "none (no epoch finished)".to_string()
                     } else {
@@ -378,6 +552,11 @@ pub fn train(mut cfg: Config, opts: &TrainOptions) -> Result<TrainSummary> {
             }
             opt.zero_grad();
             loss.backward();
+            if world > 1 {
+                let mut g = flat_grads(&vars);
+                comm.allreduce_sum(&mut g);
+                set_grads(&vars, &g, 1.0 / world as f64);
+            }
             let gnorm = if cfg.OPTIMIZER.grad_clip > 0.0 {
                 Some(opt.clip_grad_norm(cfg.OPTIMIZER.grad_clip))
             } else {
@@ -389,16 +568,19 @@ pub fn train(mut cfg: Config, opts: &TrainOptions) -> Result<TrainSummary> {
             seen += b.len();
             loss_sum += lv;
             let el = t_epoch.elapsed().as_secs_f64();
-            let sps = seen as f64 / el.max(1e-9);
+            let sps = seen as f64 * world as f64 / el.max(1e-9);
             pb.set_message(format!(
                 "loss {:.3} lr {lr:.2e} {sps:.1} samples/s data-wait {:.0}%",
                 lv / b.len() as f64,
                 100.0 * wait / el.max(1e-9)
             ));
             pb.inc(1);
-            if cfg.log_interval > 0 && steps % cfg.log_interval == 0 {
+            if let (Some(log), true) = (
+                log.as_mut(),
+                cfg.log_interval > 0 && steps % cfg.log_interval == 0,
+            ) {
                 log.write(serde_json::json!({"kind": "train_step", "epoch": epoch + 1, "step": steps, "global_step": state.global_step,
-                    "loss": lv, "loss_per_video": lv / b.len() as f64, "lr": lr, "samples_per_s": sps, "data_wait_share": wait / el.max(1e-9), "grad_norm": gnorm}));
+                    "loss": lv, "loss_per_video": lv / b.len() as f64, "lr": lr, "samples_per_s": sps, "data_wait_share": wait / el.max(1e-9), "grad_norm": gnorm, "workers": world}));
                 if opts.quiet {
                     tracing::info!(
                         "epoch {} step {steps} loss {:.4} lr {lr:.2e} {sps:.1} samples/s data-wait {:.0}%",
@@ -414,11 +596,18 @@ pub fn train(mut cfg: Config, opts: &TrainOptions) -> Result<TrainSummary> {
         drop(it);
         pb.finish_and_clear();
         let el = t_epoch.elapsed().as_secs_f64();
+        let mut totals = [loss_sum, seen as f64, skipped as f64];
+        comm.allreduce_sum_f64(&mut totals);
+        let (loss_sum, seen, skipped) = (totals[0], totals[1] as usize, totals[2] as usize);
         sps_total.0 += seen;
         sps_total.1 += el;
         final_loss = loss_sum / seen.max(1) as f64;
+        state.epoch = epoch + 1;
+        if !main {
+            continue;
+        }
         let mut rec = serde_json::json!({"kind": "epoch", "epoch": epoch + 1, "steps": steps, "videos": seen, "train_loss_per_video": final_loss,
-            "seconds": el, "samples_per_s": seen as f64 / el, "data_wait_share": wait / el, "skipped_records": skipped,
+            "seconds": el, "samples_per_s": seen as f64 / el, "data_wait_share": wait / el, "skipped_records": skipped, "workers": world,
             "lr": cfg.OPTIMIZER.learning_rate.lr(epoch, state.global_step.saturating_sub(1), total_steps)});
         if skipped > 0 {
             tracing::warn!(
@@ -426,7 +615,6 @@ pub fn train(mut cfg: Config, opts: &TrainOptions) -> Result<TrainSummary> {
                 epoch + 1
             );
         }
-        state.epoch = epoch + 1;
         let do_val = valid_loader.is_some()
             && cfg.TRAIN.val_interval > 0
             && ((epoch + 1) % cfg.TRAIN.val_interval == 0 || epoch + 1 == cfg.epochs);
@@ -473,7 +661,9 @@ pub fn train(mut cfg: Config, opts: &TrainOptions) -> Result<TrainSummary> {
             seen as f64 / el,
             100.0 * wait / el
         );
-        log.write(rec);
+        if let Some(log) = log.as_mut() {
+            log.write(rec);
+        }
         let dir = ckpt_dir(&run, epoch + 1);
         save_checkpoint(&dir, &model, &opt, &state, &cfg)?;
         write_atomic(
@@ -498,10 +688,12 @@ pub fn train(mut cfg: Config, opts: &TrainOptions) -> Result<TrainSummary> {
         epochs: state.epoch,
         steps: state.global_step,
         last_checkpoint: last_ckpt,
-        best_checkpoint: best.exists().then_some(best),
+        best_checkpoint: (main && best.exists()).then_some(best),
         final_train_loss: final_loss,
         last_valid,
         samples_per_s: sps_total.0 as f64 / sps_total.1.max(1e-9),
+        rank,
+        workers: world,
     })
 }
 

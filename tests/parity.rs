@@ -30,8 +30,17 @@ fn cfg() -> AttentionLstmConfig {
     }
 }
 
+/// CPU by default; `YT8M_TEST_DEVICE=cuda` runs the same checks on the GPU
+/// (scripts/gpu_check.sh).
+fn device() -> Device {
+    match std::env::var("YT8M_TEST_DEVICE").as_deref() {
+        Ok("cuda") => Device::Cuda(0),
+        _ => Device::Cpu,
+    }
+}
+
 fn model(kind: Kind) -> Model {
-    let mut m = Model::new(&cfg(), Device::Cpu, kind);
+    let mut m = Model::new(&cfg(), device(), kind);
     let w: Vec<(String, Tensor)> = npz("a_weights.npz").into_iter().collect();
     assert_eq!(w.len(), 30);
     m.load_named("a_weights.npz", &w).unwrap();
@@ -40,8 +49,8 @@ fn model(kind: Kind) -> Model {
 
 /// max |a - b| and max |a - b| / (|b| + tiny).
 fn diff(a: &Tensor, b: &Tensor) -> (f64, f64) {
-    let a = a.to_kind(Kind::Double);
-    let b = b.to_kind(Kind::Double);
+    let a = a.to_kind(Kind::Double).to_device(Device::Cpu);
+    let b = b.to_kind(Kind::Double).to_device(Device::Cpu);
     assert_eq!(a.size(), b.size());
     let d = (&a - &b).abs();
     let abs = d.max().double_value(&[]);
@@ -62,17 +71,18 @@ struct Run {
 }
 
 fn run(m: &Model, f: &HashMap<String, Tensor>, kind: Kind) -> Run {
+    let dev = device();
     let feats = [
-        f["input/rgb_data"].to_kind(kind),
-        f["input/audio_data"].to_kind(kind),
+        f["input/rgb_data"].to_kind(kind).to_device(dev),
+        f["input/audio_data"].to_kind(kind).to_device(dev),
     ];
-    let len = &f["input/rgb_len"];
+    let len = &f["input/rgb_len"].to_device(dev);
     // LSTM in train mode (as the fixture's gradient pass), dropout 0 in the config.
     let (logits, trace) = m
         .attention_lstm()
         .unwrap()
         .forward_features(&feats, len, true, true);
-    let loss = bce_sum(&logits, &f["input/labels"].to_kind(kind));
+    let loss = bce_sum(&logits, &f["input/labels"].to_kind(kind).to_device(dev));
     Run {
         logits,
         loss,
@@ -226,7 +236,7 @@ fn set_c_pdparams_convert_to_the_same_logits() {
         let out = dir.join("w.safetensors");
         let names = yt8m::convert::convert_pdparams(&parity(file), &out).unwrap();
         assert_eq!(names.len(), 30, "{file}: canonical tensors");
-        let mut m = Model::new(&cfg(), Device::Cpu, Kind::Double);
+        let mut m = Model::new(&cfg(), device(), Kind::Double);
         m.load_safetensors(&out).unwrap();
         let r = run(&m, &f, Kind::Double);
         check(
@@ -251,7 +261,7 @@ fn weights_of_another_shape_are_refused_with_both_shapes() {
     let e = m.load_safetensors(&out).unwrap_err().to_string();
     println!("{e}");
     assert!(
-        e.contains("bi_lstm0.") && e.contains("[20") && e.contains("[28"),
+        e.contains("att_fc0.weight") && e.contains("[10, 1]") && e.contains("[14, 1]"),
         "{e}"
     );
 }

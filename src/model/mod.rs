@@ -207,7 +207,10 @@ impl Model {
                 ),
             });
         }
-        for (name, t) in tensors {
+        // Sorted, so the first mismatch reported is the same on every run.
+        let mut sorted: Vec<&(String, Tensor)> = tensors.iter().collect();
+        sorted.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, t) in sorted {
             let Some(var) = vars.get(name) else { continue };
             if var.size() != t.size() {
                 return Err(Error::Weights {

@@ -1,0 +1,190 @@
+//! Data-parallel training across processes and machines on MPI (Open MPI, started by
+//! `mpirun`, as Horovod does): gradients are all-reduced with `MPI_Allreduce` and averaged,
+//! PaddleVideo's `DataParallel` semantics (each worker's loss is a sum over its own batch; the
+//! update uses the mean over workers). See docs/distributed.md.
+//!
+//! Built with the `mpi` cargo feature (`./dev` enables it); without it, or when not started by
+//! `mpirun`, training runs as a single process.
+
+use crate::error::{Error, Result};
+
+/// The communication a training run needs.
+pub trait Comm {
+    fn rank(&self) -> usize;
+    fn size(&self) -> usize;
+    /// In-place element-wise sum over all workers.
+    fn allreduce_sum(&self, buf: &mut [f32]);
+    /// In-place sum of f64 (loss and sample counts for logs).
+    fn allreduce_sum_f64(&self, buf: &mut [f64]);
+    /// Minimum of a count over all workers.
+    fn allreduce_min(&self, v: u64) -> u64;
+    /// Rank 0's bytes on every worker.
+    fn broadcast_bytes(&self, bytes: &mut Vec<u8>);
+    /// Rank 0's floats on every worker (in place, same length everywhere).
+    fn broadcast_f32(&self, buf: &mut [f32]);
+    fn name(&self) -> String;
+}
+
+/// One process: every collective is the identity.
+pub struct Single;
+
+impl Comm for Single {
+    fn rank(&self) -> usize {
+        0
+    }
+    fn size(&self) -> usize {
+        1
+    }
+    fn allreduce_sum(&self, _: &mut [f32]) {}
+    fn allreduce_sum_f64(&self, _: &mut [f64]) {}
+    fn allreduce_min(&self, v: u64) -> u64 {
+        v
+    }
+    fn broadcast_bytes(&self, _: &mut Vec<u8>) {}
+    fn broadcast_f32(&self, _: &mut [f32]) {}
+    fn name(&self) -> String {
+        "single process".into()
+    }
+}
+
+#[cfg(feature = "mpi")]
+mod mpi_impl {
+    use super::Comm;
+    use mpi::collective::SystemOperation;
+    use mpi::topology::SimpleCommunicator;
+    use mpi::traits::*;
+
+    pub struct Mpi {
+        _universe: mpi::environment::Universe,
+        world: SimpleCommunicator,
+    }
+
+    impl Mpi {
+        pub fn init() -> Option<Self> {
+            let universe = mpi::initialize()?;
+            let world = universe.world();
+            Some(Mpi {
+                _universe: universe,
+                world,
+            })
+        }
+    }
+
+    impl Comm for Mpi {
+        fn rank(&self) -> usize {
+            self.world.rank() as usize
+        }
+        fn size(&self) -> usize {
+            self.world.size() as usize
+        }
+        fn allreduce_sum(&self, buf: &mut [f32]) {
+            let send = buf.to_vec();
+            self.world
+                .all_reduce_into(&send[..], buf, SystemOperation::sum());
+        }
+        fn allreduce_sum_f64(&self, buf: &mut [f64]) {
+            let send = buf.to_vec();
+            self.world
+                .all_reduce_into(&send[..], buf, SystemOperation::sum());
+        }
+        fn allreduce_min(&self, v: u64) -> u64 {
+            let mut out = 0u64;
+            self.world
+                .all_reduce_into(&v, &mut out, SystemOperation::min());
+            out
+        }
+        fn broadcast_bytes(&self, bytes: &mut Vec<u8>) {
+            let root = self.world.process_at_rank(0);
+            let mut n = bytes.len() as u64;
+            root.broadcast_into(&mut n);
+            bytes.resize(n as usize, 0);
+            root.broadcast_into(&mut bytes[..]);
+        }
+        fn broadcast_f32(&self, buf: &mut [f32]) {
+            self.world.process_at_rank(0).broadcast_into(buf);
+        }
+        fn name(&self) -> String {
+            format!(
+                "MPI ({}), {} workers",
+                mpi::environment::library_version()
+                    .unwrap_or_default()
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .trim(),
+                self.size()
+            )
+        }
+    }
+}
+
+/// True when started by `mpirun` / another MPI launcher.
+pub fn launched_by_mpi() -> bool {
+    [
+        "OMPI_COMM_WORLD_SIZE",
+        "PMI_SIZE",
+        "PMIX_RANK",
+        "MPI_LOCALNRANKS",
+    ]
+    .iter()
+    .any(|k| std::env::var_os(k).is_some())
+}
+
+/// `mode`: "auto" (MPI when launched by mpirun), "mpi" (required), "none".
+pub fn init(mode: &str) -> Result<Box<dyn Comm>> {
+    match mode {
+        "none" => Ok(Box::new(Single)),
+        "auto" | "mpi" => {
+            if mode == "auto" && !launched_by_mpi() {
+                return Ok(Box::new(Single));
+            }
+            #[cfg(feature = "mpi")]
+            {
+                match mpi_impl::Mpi::init() {
+                    Some(m) => Ok(Box::new(m)),
+                    None => Err(Error::Invalid(
+                        "MPI was already initialised in this process".into(),
+                    )),
+                }
+            }
+            #[cfg(not(feature = "mpi"))]
+            {
+                Err(Error::Invalid(
+                    "this yt8m was built without MPI support, but it was started by mpirun (or TRAIN.distributed: mpi)\n  hint: build with `./dev build` (it enables the `mpi` feature; needs Open MPI: apt-get install libopenmpi-dev openmpi-bin libclang-dev)".into(),
+                ))
+            }
+        }
+        other => Err(Error::Invalid(format!(
+            "TRAIN.distributed '{other}' must be auto, mpi or none"
+        ))),
+    }
+}
+
+/// Differences between two configs as dotted keys with both values.
+pub fn config_diff(
+    a: &serde_json::Value,
+    b: &serde_json::Value,
+    prefix: &str,
+    out: &mut Vec<String>,
+) {
+    match (a, b) {
+        (serde_json::Value::Object(x), serde_json::Value::Object(y)) => {
+            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for k in keys {
+                let p = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                match (x.get(k), y.get(k)) {
+                    (Some(u), Some(v)) => config_diff(u, v, &p, out),
+                    (u, v) => out.push(format!("{p}: {u:?} vs {v:?}")),
+                }
+            }
+        }
+        _ if a != b => out.push(format!("{prefix}: rank 0 has {a}, this worker has {b}")),
+        _ => {}
+    }
+}

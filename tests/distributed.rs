@@ -1,0 +1,293 @@
+//! Data-parallel training over MPI, two processes on one machine (loopback).
+#![cfg(feature = "mpi")]
+
+mod common;
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use tch::Tensor;
+use yt8m::data::tfrecord::{RecordReader, RecordWriter};
+
+fn config() -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("configs/tiny_test.yaml")
+        .display()
+        .to_string()
+}
+
+fn mpirun(np: &[(usize, Vec<String>)]) -> std::process::Output {
+    let mut c = Command::new("mpirun");
+    c.args([
+        "--allow-run-as-root",
+        "--oversubscribe",
+        "--mca",
+        "btl",
+        "self,tcp",
+        "--mca",
+        "btl_tcp_if_include",
+        "lo",
+    ]);
+    for (i, (n, args)) in np.iter().enumerate() {
+        if i > 0 {
+            c.arg(":");
+        }
+        c.arg("-np").arg(n.to_string()).arg(bin()).args(args);
+    }
+    c.env("YT8M_THREADS", "1");
+    c.output()
+        .expect("mpirun not found: apt-get install openmpi-bin libopenmpi-dev")
+}
+
+fn records(p: &Path) -> Vec<Vec<u8>> {
+    let mut r = RecordReader::open(p).unwrap();
+    let mut out = Vec::new();
+    let mut buf = Vec::new();
+    while r.next_into(&mut buf).unwrap().is_some() {
+        out.push(buf.clone());
+    }
+    out
+}
+
+/// Exact-comparison settings: no shuffling, bucketing, dropout or L2, and ε → 0: RMSProp is then
+/// invariant to the gradient's scale, so the mean over workers (PaddleVideo's DataParallel) and
+/// the single process's global-batch sum give the same update. The att_fc biases are left out
+/// of the comparison: their gradient is analytically zero (softmax shift invariance), so with
+/// ε → 0 RMSProp turns its 1e-9 round-off into full-size steps of arbitrary sign.
+fn common_overrides(epochs: usize, batch: usize) -> Vec<String> {
+    [
+        format!("epochs={epochs}"),
+        format!("DATASET.batch_size={batch}"),
+        "DATASET.shuffle=false".into(),
+        "DATASET.bucket_by_length=false".into(),
+        "MODEL.head.dropout=0.0".into(),
+        "OPTIMIZER.weight_decay.value=0.0".into(),
+        "OPTIMIZER.epsilon=1.0e-30".into(),
+        "OPTIMIZER.learning_rate={name: Constant, learning_rate: 0.003}".into(),
+    ]
+    .into_iter()
+    .flat_map(|o| ["-o".to_string(), o])
+    .collect()
+}
+
+#[test]
+fn two_workers_equal_one_process_with_the_global_batch() {
+    let d = tempdir("dp");
+    let (b, k) = (4usize, 3usize);
+    let out = Command::new(bin())
+        .args([
+            "synth",
+            "--out",
+            d.join("shards").to_str().unwrap(),
+            "--num-videos",
+            &(2 * b * k).to_string(),
+            "--num-shards",
+            "2",
+            "--seed",
+            "8",
+            "--max-frames",
+            "30",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    // The single-process file interleaves the two shards batch by batch, so its global batch k
+    // holds exactly worker 0's and worker 1's batch k.
+    let s0 = records(&d.join("shards/train0000.tfrecord"));
+    let s1 = records(&d.join("shards/train0001.tfrecord"));
+    std::fs::create_dir_all(d.join("all")).unwrap();
+    let mut w = RecordWriter::create(d.join("all/all.tfrecord")).unwrap();
+    for i in 0..k {
+        for r in s0[i * b..(i + 1) * b].iter().chain(&s1[i * b..(i + 1) * b]) {
+            w.write(r).unwrap();
+        }
+    }
+    w.finish().unwrap();
+
+    let single = d.join("single");
+    let mut args = vec![
+        "train".to_string(),
+        "-c".into(),
+        config(),
+        "--quiet".into(),
+        "--output".into(),
+        single.display().to_string(),
+        "-o".into(),
+        format!("DATASET.train.file_path={}", d.join("all").display()),
+    ];
+    args.extend(common_overrides(2, 2 * b));
+    let o = Command::new(bin())
+        .args(&args)
+        .env("YT8M_THREADS", "1")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let dist = d.join("dist");
+    let mut args = vec![
+        "train".to_string(),
+        "-c".into(),
+        config(),
+        "--quiet".into(),
+        "--output".into(),
+        dist.display().to_string(),
+        "-o".into(),
+        format!("DATASET.train.file_path={}", d.join("shards").display()),
+    ];
+    args.extend(common_overrides(2, b));
+    let o = mpirun(&[(2, args)]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("2 workers"), "{err}");
+
+    let mut a =
+        Tensor::read_safetensors(single.join("checkpoints/epoch_00002/model.safetensors")).unwrap();
+    let mut c =
+        Tensor::read_safetensors(dist.join("checkpoints/epoch_00002/model.safetensors")).unwrap();
+    a.sort_by(|x, y| x.0.cmp(&y.0));
+    c.sort_by(|x, y| x.0.cmp(&y.0));
+    let mut max = 0f64;
+    let mut moved = 0f64;
+    let init = {
+        // distance travelled, to show the comparison is not trivial
+        let mut v =
+            Tensor::read_safetensors(single.join("checkpoints/epoch_00001/model.safetensors"))
+                .unwrap();
+        v.sort_by(|x, y| x.0.cmp(&y.0));
+        v
+    };
+    for (((na, ta), (nc, tc)), (_, ti)) in a.iter().zip(&c).zip(&init) {
+        assert_eq!(na, nc);
+        if na.starts_with("att_fc") && na.ends_with(".bias") {
+            continue;
+        }
+        max = max.max((ta - tc).abs().max().double_value(&[]));
+        moved = moved.max((ta - ti).abs().max().double_value(&[]));
+    }
+    println!(
+        "after {} steps: max |single - 2 workers| = {max:e} (weights moved up to {moved:e} in the last epoch)",
+        2 * k
+    );
+    assert!(moved > 1e-3);
+    assert!(max < 1e-4, "weights differ by {max}");
+}
+
+#[test]
+fn workers_with_different_configs_refuse_naming_the_key() {
+    let d = tempdir("dpcfg");
+    Command::new(bin())
+        .args([
+            "synth",
+            "--out",
+            d.join("s").to_str().unwrap(),
+            "--num-videos",
+            "16",
+            "--num-shards",
+            "2",
+            "--max-frames",
+            "10",
+        ])
+        .output()
+        .unwrap();
+    let base = |epochs: &str| -> Vec<String> {
+        vec![
+            "train".into(),
+            "-c".into(),
+            config(),
+            "--quiet".into(),
+            "--output".into(),
+            d.join("r").display().to_string(),
+            "-o".into(),
+            format!("DATASET.train.file_path={}", d.join("s").display()),
+            "-o".into(),
+            format!("epochs={epochs}"),
+        ]
+    };
+    let o = mpirun(&[(1, base("2")), (1, base("3"))]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    println!("{err}");
+    assert!(!o.status.success());
+    assert!(
+        err.contains("epochs") && err.contains("differs from rank 0"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_dead_worker_stops_the_others() {
+    let d = tempdir("dpkill");
+    Command::new(bin())
+        .args([
+            "synth",
+            "--out",
+            d.join("s").to_str().unwrap(),
+            "--num-videos",
+            "64",
+            "--num-shards",
+            "2",
+            "--max-frames",
+            "20",
+        ])
+        .output()
+        .unwrap();
+    let run = d.join("r");
+    let mut c = Command::new("mpirun");
+    c.args([
+        "--allow-run-as-root",
+        "--oversubscribe",
+        "--mca",
+        "btl",
+        "self,tcp",
+        "--mca",
+        "btl_tcp_if_include",
+        "lo",
+        "-np",
+        "2",
+    ])
+    .arg(bin());
+    c.args([
+        "train",
+        "-c",
+        &config(),
+        "--quiet",
+        "--output",
+        run.to_str().unwrap(),
+        "-o",
+        &format!("DATASET.train.file_path={}", d.join("s").display()),
+        "-o",
+        "epochs=100000",
+    ]);
+    c.env("YT8M_THREADS", "1")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null());
+    let mut child = c.spawn().unwrap();
+    let t0 = std::time::Instant::now();
+    while !run.join("checkpoints/latest").exists() && t0.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // Kill one worker (not mpirun) with SIGKILL.
+    let pids = String::from_utf8(
+        Command::new("pgrep")
+            .args(["-P", &child.id().to_string()])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let victim = pids.lines().last().expect("worker pid").trim().to_string();
+    Command::new("kill").args(["-9", &victim]).status().unwrap();
+    let t1 = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(t1.elapsed().as_secs() < 60, "the surviving worker hangs");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    println!(
+        "mpirun exited {status:?} {:.1} s after the kill",
+        t1.elapsed().as_secs_f64()
+    );
+    assert!(!status.success());
+    // The run stays resumable from its last checkpoint.
+    assert!(run.join("checkpoints/latest").exists());
+}
