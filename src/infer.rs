@@ -100,20 +100,7 @@ pub fn test_run(
     crate::threads::configure_torch_threads();
     let mut model = Model::new(cfg.architecture(), device, kind);
     crate::train::load_weights_any(&mut model, weights)?;
-    let sp = cfg.split("test");
-    let paths = sp
-        .file_path
-        .as_ref()
-        .map(|p| p.to_vec())
-        .unwrap_or_default();
-    if paths.is_empty() {
-        return Err(Error::Invalid("DATASET.test.file_path is not set\n  hint: -o DATASET.test.file_path='data/validate*.tfrecord'".into()));
-    }
-    let files = crate::data::sources::expand_paths(
-        &paths,
-        sp.data_prefix.as_ref().map(std::path::Path::new),
-    )?;
-    let loader = Loader::new(files, cfg.feature_spec(), cfg.loader_config("test"));
+    let loader = crate::train::split_loader(cfg, "test")?;
     let s = EvalSettings {
         top_k: cfg.METRIC.gap_top_k,
         tie_order: cfg.METRIC.tie_order,

@@ -78,38 +78,11 @@ pub fn read_npy_video(path: &Path, spec: &FeatureSpec) -> Result<Video> {
     }
     let rows = if size.len() == 2 { size[0] } else { 1 };
     let keep = rows.min(spec.max_frames);
-    let split = |flat: &[f32]| -> Vec<Vec<f32>> {
-        let mut off = 0;
-        spec.dims
-            .iter()
-            .map(|&d| {
-                let mut v = Vec::with_capacity(keep * d);
-                for r in 0..keep {
-                    v.extend_from_slice(&flat[r * total + off..r * total + off + d]);
-                }
-                off += d;
-                v
-            })
-            .collect()
-    };
     let features = match (spec.level, t.kind()) {
         (Level::Frame, tch::Kind::Uint8) => {
             let mut flat = vec![0u8; t.numel()];
             t.contiguous().copy_data(&mut flat, t.numel());
-            let mut off = 0;
-            VideoFeatures::Frames(
-                spec.dims
-                    .iter()
-                    .map(|&d| {
-                        let mut v = Vec::with_capacity(keep * d);
-                        for r in 0..keep {
-                            v.extend_from_slice(&flat[r * total + off..r * total + off + d]);
-                        }
-                        off += d;
-                        v
-                    })
-                    .collect(),
-            )
+            VideoFeatures::Frames(split_columns(&flat, &spec.dims, keep))
         }
         (level, _) => {
             let mut flat = vec![0f32; t.numel()];
@@ -123,9 +96,9 @@ pub fn read_npy_video(path: &Path, spec: &FeatureSpec) -> Result<Video> {
                         path.display()
                     )));
                 }
-                VideoFeatures::Mean(split(&flat))
+                VideoFeatures::Mean(split_columns(&flat, &spec.dims, 1))
             } else {
-                VideoFeatures::FloatFrames(split(&flat))
+                VideoFeatures::FloatFrames(split_columns(&flat, &spec.dims, keep))
             }
         }
     };
@@ -139,6 +112,22 @@ pub fn read_npy_video(path: &Path, spec: &FeatureSpec) -> Result<Video> {
         total_frames: rows,
         segments: None,
     })
+}
+
+/// `[rows, ΣD]` row-major → one `[rows, D_m]` block per modality (first `rows` rows).
+fn split_columns<T: Copy>(flat: &[T], dims: &[usize], rows: usize) -> Vec<Vec<T>> {
+    let total: usize = dims.iter().sum();
+    let mut off = 0;
+    dims.iter()
+        .map(|&d| {
+            let mut v = Vec::with_capacity(rows * d);
+            for r in 0..rows {
+                v.extend_from_slice(&flat[r * total + off..r * total + off + d]);
+            }
+            off += d;
+            v
+        })
+        .collect()
 }
 
 /// Shortest `%g` rendering with 6 significant digits (what the starter's inference.py writes).

@@ -66,7 +66,8 @@ pub struct TrainSummary {
     pub workers: usize,
 }
 
-fn split_loader(cfg: &Config, split: &str) -> Result<Loader> {
+/// The loader of a config split (`DATASET.<split>.file_path`, with `data_prefix`).
+pub fn split_loader(cfg: &Config, split: &str) -> Result<Loader> {
     let sp = cfg.split(split);
     let paths = sp
         .file_path
