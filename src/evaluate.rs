@@ -191,9 +191,10 @@ pub struct IdReport {
     pub labelled_without_prediction: Vec<String>,
 }
 
-/// Kaggle CSV (`VideoId,LabelConfidencePairs`) against labels read from shards.
-/// Videos in the shards without a prediction line score 0 everywhere (they still count, as
-/// Kaggle counts their positives); predictions for unknown ids are reported and ignored.
+/// Kaggle CSV (`VideoId,LabelConfidencePairs`) against labels read from shards, scored as
+/// Kaggle's GAP: only the submitted pairs are ranked, the denominator is every positive label.
+/// Videos in the shards without a prediction line have no pairs (their positives still count);
+/// predictions for unknown ids are reported and ignored.
 pub fn read_kaggle_with_labels(
     csv: &Path,
     label_inputs: &[String],
@@ -277,7 +278,8 @@ pub fn read_kaggle_with_labels(
         })?;
     }
     let n = ids.len();
-    let mut scores = vec![0f64; n * num_classes];
+    // Classes a line does not list are "not predicted" (−∞): they stay out of the GAP pool.
+    let mut scores = vec![f64::NEG_INFINITY; n * num_classes];
     let mut report = IdReport::default();
     let known: std::collections::HashSet<&String> = ids.iter().collect();
     for (i, id) in ids.iter().enumerate() {

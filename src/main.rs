@@ -472,7 +472,7 @@ fn evaluate(a: EvaluateArgs) -> Result<()> {
     if let Some(r) = &ids {
         if !r.predicted_without_labels.is_empty() || !r.labelled_without_prediction.is_empty() {
             eprintln!(
-                "warning: {} predicted id(s) have no labels (ignored), {} labelled video(s) have no prediction (scored as all zeros); first: {:?} / {:?}",
+                "warning: {} predicted id(s) have no labels (ignored), {} labelled video(s) have no prediction (no pairs; their positives still count); first: {:?} / {:?}",
                 r.predicted_without_labels.len(),
                 r.labelled_without_prediction.len(),
                 r.predicted_without_labels

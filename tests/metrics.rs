@@ -284,3 +284,77 @@ fn evaluate_cli_prints_json() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.npz"));
 }
+
+#[test]
+fn kaggle_csv_is_scored_over_the_submitted_pairs_only() {
+    // Labels of synthetic/video_2018.tfrecord (6 videos) from its manifest.
+    let man = read_json(&yt8m_data("synthetic/video_2018.tfrecord.manifest.json"));
+    let recs = man["records"].as_array().unwrap();
+    let d = tempdir("kaggle");
+    let csv = d.join("sub.csv");
+    // Video i predicts its first label (if any) at 0.9 - 0.1 i and class 5 at 0.05; the last
+    // video has no line; one line names an unknown id.
+    let mut text = String::from("VideoId,LabelConfidencePairs\n");
+    let mut pairs: Vec<(f64, bool)> = Vec::new();
+    let mut npos = 0usize;
+    for (i, r) in recs.iter().enumerate() {
+        let labels: Vec<u64> = r["labels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap())
+            .collect();
+        npos += labels.len();
+        if i == recs.len() - 1 {
+            continue;
+        }
+        let mut line = format!("{},", r["id"].as_str().unwrap());
+        if let Some(&l) = labels.first() {
+            line.push_str(&format!("{l} {} ", 0.9 - 0.1 * i as f64));
+            pairs.push((0.9 - 0.1 * i as f64, true));
+        }
+        line.push_str("5 0.05");
+        pairs.push((0.05, labels.contains(&5)));
+        text.push_str(&line);
+        text.push('\n');
+    }
+    text.push_str("zzzz,1 0.5\n");
+    std::fs::write(&csv, text).unwrap();
+    // Kaggle's GAP by hand: rank the submitted pairs, denominator = all positives.
+    pairs.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap());
+    let (mut hits, mut want) = (0.0, 0.0);
+    for (rank, (_, pos)) in pairs.iter().enumerate() {
+        if *pos {
+            hits += 1.0;
+            want += hits / (rank + 1) as f64 / npos as f64;
+        }
+    }
+    let out = std::process::Command::new(bin())
+        .args(["evaluate", "--kaggle"])
+        .arg(&csv)
+        .arg("--labels")
+        .arg(yt8m_data("synthetic/video_2018.tfrecord"))
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let gap = v["gap"].as_f64().unwrap();
+    println!("Kaggle GAP {gap} vs by hand {want}");
+    assert!((gap - want).abs() < 1e-12);
+    assert_eq!(
+        v["ids"]["predicted_without_labels"],
+        serde_json::json!(["zzzz"])
+    );
+    assert_eq!(
+        v["ids"]["labelled_without_prediction"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}

@@ -10,6 +10,9 @@
 //! `_randbelow`), so numbers match the official code bit for bit whenever the top-k sets match.
 //! [`TieOrder::Deterministic`] orders ties by video index, then class.
 //!
+//! **Unsubmitted classes.** A score of −∞ means "not predicted": it never enters the GAP
+//! pool, as in Kaggle's GAP over the submitted (label, confidence) pairs.
+//!
 //! **Top-k boundary.** Which of several equal scores at the k-th place is kept comes from
 //! numpy's `argpartition`, whose choice depends on the numpy build and CPU (x86-simd-sort
 //! networks on AVX-512 machines). We keep the lowest class index among boundary ties; this
@@ -88,7 +91,8 @@ pub fn top_k_indices<T: Score>(row: &[T], k: usize) -> Vec<usize> {
     // Blocks of 16 whose values are all ≤ the current k-th are skipped without branching per
     // element; later indices lose ties, so only a strictly larger score enters.
     for block in row[k..].chunks(16) {
-        if block.iter().any(|&s| s > thresh) {
+        // A non-short-circuit fold so the comparison vectorizes.
+        if block.iter().fold(false, |acc, &s| acc | (s > thresh)) {
             for (o, &s) in block.iter().enumerate() {
                 if s > thresh {
                     top.pop();
@@ -389,6 +393,11 @@ impl Evaluator {
             perr += r.perr;
             for &j in &r.top {
                 let idx = i * c + j;
+                // −∞ marks "not predicted" (Kaggle CSVs list ≤ 20 classes per video): such
+                // classes are not in the submitted list, so they never enter the pool.
+                if scores[idx].to_f64() == f64::NEG_INFINITY {
+                    continue;
+                }
                 pairs.push(Pair {
                     score: scores[idx].to_f64(),
                     label: labels[idx],
