@@ -68,12 +68,13 @@ def main():
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--small", action="store_true", help="E=32 H=32 fc 64/64 C=20 (configs/demo_small.yaml)")
     ap.add_argument("--modes", default="fused,packed,paddle")
+    ap.add_argument("--infer", action="store_true", help="time inference (eval mode, no autograd) instead of a training step")
     a = ap.parse_args()
     torch.set_num_threads(len(os.sched_getaffinity(0)))
     torch.manual_seed(0)
     kw = dict(e=32, h=32, o1=64, o2=64, c=20) if a.small else {}
     model = Model(**kw)
-    model.train()
+    model.train(not a.infer)
     opt = torch.optim.RMSprop(model.parameters(), lr=2.5e-4, alpha=0.95, eps=1e-6, centered=True, weight_decay=4e-4)
     c = model.logit.out_features
     modes = a.modes.split(",")
@@ -97,17 +98,21 @@ def main():
             if m == "paddle":
                 masks = [(torch.arange(tt)[None, :, None] < lengths[:, None, None]).float().expand(-1, -1, x.shape[2]).contiguous() for x in xs]
             s = time.perf_counter()
-            loss = nn.functional.binary_cross_entropy_with_logits(model(xs, lengths, m, masks), y, reduction="sum")
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+            if a.infer:
+                with torch.no_grad():
+                    torch.sigmoid(model(xs, lengths, m, masks))
+            else:
+                loss = nn.functional.binary_cross_entropy_with_logits(model(xs, lengths, m, masks), y, reduction="sum")
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
             el = time.perf_counter() - s
             if r > 0:
                 res[m][0] += a.batch
                 res[m][1] += el
                 res[m][2] += int(lengths.sum())
     base = None
-    print(f"PyTorch {torch.__version__}, batch {a.batch}, {torch.get_num_threads()} threads, {a.rounds} measured step(s) per mode")
+    print(f"PyTorch {torch.__version__}, {'inference' if a.infer else 'training step'}, batch {a.batch}, {torch.get_num_threads()} threads, {a.rounds} measured step(s) per mode")
     print("| pipeline | samples/s | frames/s | vs fused |\n|---|---|---|---|")
     for m in modes:
         n, el, fr = res[m]

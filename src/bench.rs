@@ -407,7 +407,7 @@ pub fn bench_predict(o: &ModelBenchOptions) -> Result<String> {
         None => None,
     };
     let mut out = format!(
-        "inference throughput ({}), {} thread(s), lengths uniform 1–300\n\n| batch | yt8m videos/s | onnxruntime videos/s | ratio |\n|---|---|---|---|\n",
+        "inference throughput ({}), {} thread(s), lengths uniform 1–300\n\n| batch | yt8m videos/s | yt8m frames/s | onnxruntime videos/s | ratio |\n|---|---|---|---|---|\n",
         arch.name(),
         threads
     );
@@ -419,6 +419,7 @@ pub fn bench_predict(o: &ModelBenchOptions) -> Result<String> {
             .collect();
         let mut el = 0.0;
         let mut n = 0;
+        let mut frames = 0;
         tch::no_grad(|| {
             for (i, b) in batches.iter().enumerate() {
                 let t = Instant::now();
@@ -427,6 +428,7 @@ pub fn bench_predict(o: &ModelBenchOptions) -> Result<String> {
                 if i >= o.warmup {
                     el += t.elapsed().as_secs_f64();
                     n += b.len();
+                    frames += b.frames();
                 }
             }
         });
@@ -479,7 +481,8 @@ pub fn bench_predict(o: &ModelBenchOptions) -> Result<String> {
             theirs = Some(m as f64 / total);
         }
         out.push_str(&format!(
-            "| {bs} | {ours:.2} | {} | {} |\n",
+            "| {bs} | {ours:.2} | {:.0} | {} | {} |\n",
+            frames as f64 / el,
             theirs.map(|t| format!("{t:.2}")).unwrap_or("-".into()),
             theirs
                 .map(|t| format!("{:.2}x", ours / t))
