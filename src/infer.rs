@@ -60,6 +60,13 @@ pub fn evaluate_model(model: &Model, loader: &Loader, s: &EvalSettings) -> Resul
         Ok(())
     })?;
     let skipped = it.stats().skipped.len();
+    let zero = it.stats().zero_frames.len();
+    if zero > 0 {
+        tracing::warn!(
+            "left out {zero} video(s) with zero frames (no prediction possible), e.g. {}",
+            it.stats().zero_frames[0]
+        );
+    }
     if videos == 0 {
         return Err(Error::Invalid("no videos were read".into()));
     }

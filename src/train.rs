@@ -594,7 +594,16 @@ pub fn train(mut cfg: Config, opts: &TrainOptions) -> Result<TrainSummary> {
             t_wait = Instant::now();
         }
         let skipped = it.stats().skipped.len();
+        let zero = it.stats().zero_frames.clone();
         drop(it);
+        if !zero.is_empty() && main {
+            tracing::warn!(
+                "epoch {}: left out {} video(s) with zero frames, e.g. {}",
+                epoch + 1,
+                zero.len(),
+                zero[0]
+            );
+        }
         pb.finish_and_clear();
         let el = t_epoch.elapsed().as_secs_f64();
         let mut totals = [loss_sum, seen as f64, skipped as f64];

@@ -560,3 +560,39 @@ fn errors_reach_the_loader_consumer() {
     let e = r.unwrap_err().to_string();
     assert!(e.contains("truncated"), "{e}");
 }
+
+#[test]
+fn zero_frame_videos_are_left_out_of_batches_and_reported() {
+    use yt8m::data::proto::{EncFeature, encode_feature, encode_sequence_example};
+    let rgb = vec![1u8; 1024];
+    let audio = vec![2u8; 128];
+    let mut file = Vec::new();
+    for (id, frames) in [("full", 1usize), ("none", 0)] {
+        let rows = |w: &[u8]| {
+            (0..frames)
+                .map(|_| encode_feature(&EncFeature::Bytes(vec![w])))
+                .collect::<Vec<_>>()
+        };
+        let payload = encode_sequence_example(
+            &[
+                (
+                    "id",
+                    encode_feature(&EncFeature::Bytes(vec![id.as_bytes()])),
+                ),
+                ("labels", encode_feature(&EncFeature::Int64(&[3]))),
+            ],
+            &[("rgb", rows(&rgb)), ("audio", rows(&audio))],
+        );
+        frame_record(&payload, &mut file);
+    }
+    let d = tempdir("zero");
+    let p = d.join("z.tfrecord");
+    std::fs::write(&p, file).unwrap();
+    let loader = Loader::new(vec![p], frame_spec(3862, 300), LoaderConfig::default());
+    let mut it = loader.epoch(0);
+    let ids: Vec<String> = it.by_ref().flat_map(|b| b.unwrap().ids).collect();
+    assert_eq!(ids, vec!["full"]);
+    let st = it.stats();
+    assert_eq!(st.zero_frames.len(), 1);
+    assert!(st.zero_frames[0].ends_with("none"), "{:?}", st.zero_frames);
+}

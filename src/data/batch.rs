@@ -277,7 +277,13 @@ impl Loader {
 fn reader_thread(files: Vec<PathBuf>, spec: &FeatureSpec, skip: bool, tx: SyncSender<Msg>) {
     for f in files {
         let mut alive = true;
+        let mut empty = Vec::new();
         let r = read_shard(&f, spec, skip, |v| {
+            // A video without frames has nothing to pool over: leave it out, and report it.
+            if v.num_frames == 0 {
+                empty.push(format!("{}: {}", f.display(), v.id));
+                return true;
+            }
             alive = tx.send(Msg::Video(v)).is_ok();
             alive
         });
@@ -285,7 +291,10 @@ fn reader_thread(files: Vec<PathBuf>, spec: &FeatureSpec, skip: bool, tx: SyncSe
             return;
         }
         let msg = match r {
-            Ok(s) => Msg::EndShard(s),
+            Ok(mut s) => {
+                s.zero_frames = empty;
+                Msg::EndShard(s)
+            }
             Err(e) => Msg::Err(e),
         };
         if tx.send(msg).is_err() {

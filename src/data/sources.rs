@@ -129,12 +129,15 @@ pub fn expand_paths(
 pub struct ReadStats {
     pub records: usize,
     pub skipped: Vec<DataError>,
+    /// Frame-level videos with no frames, left out of batches (ids, for the report).
+    pub zero_frames: Vec<String>,
 }
 
 impl ReadStats {
     pub fn merge(&mut self, other: ReadStats) {
         self.records += other.records;
         self.skipped.extend(other.skipped);
+        self.zero_frames.extend(other.zero_frames);
     }
 }
 
