@@ -291,3 +291,62 @@ fn a_dead_worker_stops_the_others() {
     // The run stays resumable from its last checkpoint.
     assert!(run.join("checkpoints/latest").exists());
 }
+
+#[test]
+fn distributed_resume_continues_from_rank_0s_checkpoint() {
+    let d = tempdir("dpresume");
+    Command::new(bin())
+        .args([
+            "synth",
+            "--out",
+            d.join("s").to_str().unwrap(),
+            "--num-videos",
+            "32",
+            "--num-shards",
+            "2",
+            "--seed",
+            "2",
+            "--max-frames",
+            "12",
+        ])
+        .output()
+        .unwrap();
+    let args = |run: &Path, epochs: usize, resume: bool| -> Vec<String> {
+        let mut a = vec![
+            "train".into(),
+            "-c".into(),
+            config(),
+            "--quiet".into(),
+            "--output".into(),
+            run.display().to_string(),
+            "-o".into(),
+            format!("DATASET.train.file_path={}", d.join("s").display()),
+        ];
+        a.extend(common_overrides(epochs, 4));
+        if resume {
+            a.push("--resume".into());
+        }
+        a
+    };
+    // Straight 3 epochs vs 1 epoch then --resume to 3, both with 2 workers.
+    let straight = d.join("straight");
+    assert!(mpirun(&[(2, args(&straight, 3, false))]).status.success());
+    let resumed = d.join("resumed");
+    assert!(mpirun(&[(2, args(&resumed, 1, false))]).status.success());
+    let o = mpirun(&[(2, args(&resumed, 3, true))]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut a =
+        Tensor::read_safetensors(straight.join("checkpoints/epoch_00003/model.safetensors"))
+            .unwrap();
+    let mut b = Tensor::read_safetensors(resumed.join("checkpoints/epoch_00003/model.safetensors"))
+        .unwrap();
+    a.sort_by(|x, y| x.0.cmp(&y.0));
+    b.sort_by(|x, y| x.0.cmp(&y.0));
+    let max = a
+        .iter()
+        .zip(&b)
+        .map(|((_, x), (_, y))| (x - y).abs().max().double_value(&[]))
+        .fold(0f64, f64::max);
+    println!("2 workers, straight vs resumed after epoch 1: max diff {max:e}");
+    assert!(max < 1e-6, "{max}");
+}
