@@ -358,3 +358,68 @@ fn kaggle_csv_is_scored_over_the_submitted_pairs_only() {
         1
     );
 }
+
+/// The emulation of numpy's argpartition (numpy 2.x on AVX-512) against numpy itself, element
+/// for element, on random tie-heavy rows of the sizes that matter (≤ 256: network sort; larger:
+/// partitions).
+#[test]
+fn numpy_argpartition_emulation_matches_numpy() {
+    let py = std::env::var("YT8M_PYTHON").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/yt8m/venv/bin/python",
+            std::env::var("HOME").unwrap()
+        )
+    });
+    let code = r#"
+import json, sys, numpy as np
+feats = np.show_runtime.__module__ and __import__('numpy._core._multiarray_umath', fromlist=['x']).__cpu_features__
+if not feats.get('AVX512_SKX'):
+    print(json.dumps({'skip': 'numpy does not dispatch to AVX-512 on this CPU'})); sys.exit(0)
+rng = np.random.default_rng(1)
+cases = []
+for t in range(300):
+    n = int(rng.choice([7, 40, 64, 200, 256, 257, 300, 1000, 3862]))
+    levels = int(rng.choice([2, 3, 5, 50, 1000000]))
+    x = (rng.integers(0, levels, n) / levels).astype(np.float32)
+    k = int(rng.integers(1, min(n, 25) + 1))
+    cases.append({'x': x.tolist(), 'kth': n - k, 'out': np.argpartition(x, -k).tolist()})
+print(json.dumps({'cases': cases}))
+"#;
+    let o = std::process::Command::new(&py)
+        .arg("-c")
+        .arg(code)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {py}: {e} (./dev test installs numpy)"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    if let Some(why) = v.get("skip") {
+        println!("skipped: {why}");
+        return;
+    }
+    let cases = v["cases"].as_array().unwrap();
+    for (i, c) in cases.iter().enumerate() {
+        let x: Vec<f64> = c["x"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_f64().unwrap() as f32 as f64)
+            .collect();
+        let kth = c["kth"].as_u64().unwrap() as usize;
+        let want: Vec<usize> = c["out"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_u64().unwrap() as usize)
+            .collect();
+        assert_eq!(
+            yt8m::metrics::numpy_select::argpartition(&x, kth),
+            want,
+            "case {i}: n {} kth {kth}",
+            x.len()
+        );
+    }
+    println!(
+        "{} numpy argpartition results reproduced element for element",
+        cases.len()
+    );
+}

@@ -13,12 +13,16 @@
 //! **Unsubmitted classes.** A score of −∞ means "not predicted": it never enters the GAP
 //! pool, as in Kaggle's GAP over the submitted (label, confidence) pairs.
 //!
-//! **Top-k boundary.** Which of several equal scores at the k-th place is kept comes from
-//! numpy's `argpartition`, whose choice depends on the numpy build and CPU (x86-simd-sort
-//! networks on AVX-512 machines). We keep the lowest class index among boundary ties; this
-//! changes results only when tied scores at the boundary carry different labels.
+//! **Top-k boundary.** Which of several equal scores at the k-th place the official code keeps
+//! comes from `numpy.argpartition`, whose choice depends on the numpy build and CPU. With
+//! [`TieOrder::Official`], rows whose k-th score is tied with the next one are re-selected
+//! with an emulation of numpy 2.x on AVX-512 machines ([`numpy_select`]), which reproduces the
+//! golden values of the official evaluator; rows without such a tie (almost all) take the fast
+//! path, whose set is then unambiguous. [`TieOrder::Deterministic`] keeps the lowest class
+//! index among boundary ties.
 
 pub mod mt;
+pub mod numpy_select;
 
 use serde::Serialize;
 
@@ -116,7 +120,7 @@ struct RowOut {
 
 /// Hit@1 (label at the first index of the maximum), PERR (a row without positives scores 0:
 /// the official `[-0:]` keeps every class; only scores > 0 count) and the top-k classes.
-fn row_metrics<T: Score>(row: &[T], labels: &[u8], top_k: usize) -> RowOut {
+fn row_metrics<T: Score>(row: &[T], labels: &[u8], top_k: usize, numpy_ties: bool) -> RowOut {
     // Labels are sparse: test 16 bytes at a time.
     let mut positives: Vec<u32> = Vec::new();
     for (bi, block) in labels.chunks(16).enumerate() {
@@ -131,21 +135,30 @@ fn row_metrics<T: Score>(row: &[T], labels: &[u8], top_k: usize) -> RowOut {
         }
     }
     let npos = positives.len();
-    let top = top_k_indices(row, top_k.max(npos).max(1));
+    // One extra place shows whether the k-th score is tied with the next one.
+    let top = top_k_indices(row, top_k.max(npos).max(1) + 1);
     let hit = labels[top[0]] as f64;
+    let select = |k: usize| -> Vec<usize> {
+        let boundary_tie = k < top.len() && row[top[k - 1]] == row[top[k]];
+        if boundary_tie && numpy_ties {
+            let r: Vec<f64> = row.iter().map(|x| x.to_f64()).collect();
+            numpy_select::top_k(&r, k)
+        } else {
+            top[..k.min(top.len())].to_vec()
+        }
+    };
     let perr = if npos == 0 {
         0.0
     } else {
         let mut hits = 0.0;
-        for &j in &top[..npos] {
+        for j in select(npos) {
             if row[j].to_f64() > 0.0 {
                 hits += labels[j] as f64;
             }
         }
         hits / npos as f64
     };
-    let mut top = top;
-    top.truncate(top_k);
+    let top = select(top_k);
     RowOut {
         hit,
         perr,
@@ -357,6 +370,7 @@ impl Evaluator {
         let c = self.num_classes;
         let b = scores.len() / c;
         let k = self.top_k;
+        let numpy_ties = self.tie == TieOrder::Official;
         // Rows are independent: split them over the cores, then merge in row order.
         let threads = crate::threads::available_cores()
             .min(b.div_ceil(256))
@@ -374,6 +388,7 @@ impl Evaluator {
                                     &scores[i * c..(i + 1) * c],
                                     &labels[i * c..(i + 1) * c],
                                     k,
+                                    numpy_ties,
                                 )
                             })
                             .collect::<Vec<_>>()
