@@ -74,40 +74,43 @@ impl Score for f64 {
 }
 
 /// Indices of the `k` largest scores, ordered by score descending then index ascending (so
-/// ties at the boundary keep the lowest index). One pass with a small sorted buffer: a score
-/// enters only if it beats the current k-th, which is rare after the first few dozen.
+/// ties at the boundary keep the lowest index).
+///
+/// Two cheap passes instead of a running top-k (whose ~k·ln(n/k) insertions dominated): a
+/// vectorized lower bound of the k-th largest score, then only the few scores at or above it
+/// are ordered.
 pub fn top_k_indices<T: Score>(row: &[T], k: usize) -> Vec<usize> {
-    let k = k.min(row.len());
+    let n = row.len();
+    let k = k.min(n);
     if k == 0 {
         return vec![];
     }
-    let mut top: Vec<(T, usize)> = Vec::with_capacity(k + 1);
-    let insert = |top: &mut Vec<(T, usize)>, s: T, j: usize| {
-        // Keep (score desc, index asc); j is the largest index so far.
-        let pos = top.partition_point(|&(t, _)| t >= s);
-        top.insert(pos, (s, j));
-    };
-    for (j, &s) in row[..k].iter().enumerate() {
-        insert(&mut top, s, j);
-    }
-    let mut thresh = top[k - 1].0;
-    let mut base = k;
-    // Blocks of 16 whose values are all ≤ the current k-th are skipped without branching per
-    // element; later indices lose ties, so only a strictly larger score enters.
-    for block in row[k..].chunks(16) {
-        // A non-short-circuit fold so the comparison vectorizes.
-        if block.iter().fold(false, |acc, &s| acc | (s > thresh)) {
-            for (o, &s) in block.iter().enumerate() {
-                if s > thresh {
-                    top.pop();
-                    insert(&mut top, s, base + o);
-                    thresh = top[k - 1].0;
-                }
+    let by_rank = |a: &(T, usize), b: &(T, usize)| b.0.to_f64().total_cmp(&a.0.to_f64()).then(a.1.cmp(&b.1));
+    const G: usize = 64;
+    let bound = if k <= G && n >= 2 * G {
+        // 64 running maxima over interleaved groups (independent lanes, so this vectorizes);
+        // they are 64 distinct scores, so their k-th largest bounds the row's from below.
+        let mut m: [T; G] = row[..G].try_into().expect("64 scores");
+        for chunk in row[G..].chunks_exact(G) {
+            for l in 0..G {
+                m[l] = if chunk[l] > m[l] { chunk[l] } else { m[l] };
             }
         }
-        base += block.len();
+        let (_, kth, _) = m.select_nth_unstable_by(k - 1, |a, b| b.to_f64().total_cmp(&a.to_f64()));
+        Some(*kth)
+    } else {
+        None
+    };
+    let mut cand: Vec<(T, usize)> = match bound {
+        Some(t) => row.iter().enumerate().filter(|&(_, &s)| s >= t).map(|(j, &s)| (s, j)).collect(),
+        None => row.iter().enumerate().map(|(j, &s)| (s, j)).collect(),
+    };
+    if cand.len() > k {
+        cand.select_nth_unstable_by(k - 1, by_rank);
+        cand.truncate(k);
     }
-    top.into_iter().map(|(_, j)| j).collect()
+    cand.sort_by(by_rank);
+    cand.into_iter().map(|(_, j)| j).collect()
 }
 
 /// Per-row results: Hit@1, PERR, the GAP top-k and the positive classes.
