@@ -251,53 +251,20 @@ pub fn read_kaggle_with_labels(
         }
         preds.insert(id.trim().to_string(), v);
     }
-    let files = expand_paths(label_inputs, None)?;
-    let spec = FeatureSpec {
-        level: Level::Video,
+    let (ids, labels) = shard_labels(label_inputs, num_classes)?;
+    let (scores, report) = join_by_id(
+        &ids,
         num_classes,
-        ..Default::default()
-    };
-    let mut ids = Vec::new();
-    let mut labels = Vec::new();
-    for f in &files {
-        // Labels only: decode leniently at either level.
-        let mut spec_f = spec.clone();
-        let probe = crate::data::inspect::inspect_file(f, false)?;
-        if probe.level == "frame" {
-            spec_f.level = Level::Frame;
-            spec_f.max_frames = 1;
-        }
-        read_shard(f, &spec_f, false, |v| {
-            ids.push(v.id.clone());
-            let mut row = vec![0u8; num_classes];
-            for &l in &v.labels {
-                row[l as usize] = 1;
+        preds.keys().cloned().collect(),
+        |id, row| {
+            let Some(v) = preds.get(id) else { return false };
+            for &(l, s) in v {
+                row[l] = s;
             }
-            labels.extend(row);
             true
-        })?;
-    }
+        },
+    );
     let n = ids.len();
-    // Classes a line does not list are "not predicted" (−∞): they stay out of the GAP pool.
-    let mut scores = vec![f64::NEG_INFINITY; n * num_classes];
-    let mut report = IdReport::default();
-    let known: std::collections::HashSet<&String> = ids.iter().collect();
-    for (i, id) in ids.iter().enumerate() {
-        match preds.get(id) {
-            Some(v) => {
-                for &(l, s) in v {
-                    scores[i * num_classes + l] = s;
-                }
-            }
-            None => report.labelled_without_prediction.push(id.clone()),
-        }
-    }
-    for id in preds.keys() {
-        if !known.contains(id) {
-            report.predicted_without_labels.push(id.clone());
-        }
-    }
-    report.predicted_without_labels.sort();
     Ok((
         Scored {
             num_videos: n,
@@ -351,4 +318,131 @@ pub fn class_prior_gap(cfg: &crate::config::Config) -> Result<f64> {
         labels,
     };
     Ok(evaluate_dense(&s, &EvalOptions::default()).gap)
+}
+
+/// Video ids and multi-hot label rows `[N, C]` of every video in the shards (either level).
+fn shard_labels(label_inputs: &[String], num_classes: usize) -> Result<(Vec<String>, Vec<u8>)> {
+    let files = expand_paths(label_inputs, None)?;
+    let mut ids = Vec::new();
+    let mut labels = Vec::new();
+    for f in &files {
+        // Labels only: read at the file's own level, one frame at most.
+        let probe = crate::data::inspect::inspect_file(f, false)?;
+        let level = if probe.level == "frame" {
+            Level::Frame
+        } else {
+            Level::Video
+        };
+        let spec = FeatureSpec {
+            level,
+            num_classes,
+            max_frames: 1,
+            ..Default::default()
+        };
+        read_shard(f, &spec, false, |v| {
+            ids.push(v.id.clone());
+            let mut row = vec![0u8; num_classes];
+            for &l in &v.labels {
+                row[l as usize] = 1;
+            }
+            labels.extend(row);
+            true
+        })?;
+    }
+    Ok((ids, labels))
+}
+
+/// Score rows in the shards' video order: `fill(id, row)` writes a video's scores and says
+/// whether it had any. Classes without a score stay −∞ ("not predicted": out of the GAP pool;
+/// the video's positives still count, as on Kaggle). Ids on one side only are reported.
+fn join_by_id(
+    ids: &[String],
+    num_classes: usize,
+    predicted: Vec<String>,
+    mut fill: impl FnMut(&str, &mut [f64]) -> bool,
+) -> (Vec<f64>, IdReport) {
+    let mut scores = vec![f64::NEG_INFINITY; ids.len() * num_classes];
+    let mut report = IdReport::default();
+    for (i, id) in ids.iter().enumerate() {
+        if !fill(id, &mut scores[i * num_classes..(i + 1) * num_classes]) {
+            report.labelled_without_prediction.push(id.clone());
+        }
+    }
+    let known: std::collections::HashSet<&String> = ids.iter().collect();
+    report.predicted_without_labels = predicted
+        .into_iter()
+        .filter(|id| !known.contains(id))
+        .collect();
+    report.predicted_without_labels.sort();
+    (scores, report)
+}
+
+/// An .npz / .npy of scores `[N, C]` (the `.npz` array `predictions`, or its only array) with
+/// one video id per line in `ids_path` (row order), against labels read from shards.
+pub fn read_scores_with_labels(
+    scores_path: &Path,
+    ids_path: &Path,
+    label_inputs: &[String],
+    num_classes: usize,
+) -> Result<(Scored, IdReport)> {
+    let bad = |m: String| Error::Invalid(format!("{}: {m}", scores_path.display()));
+    let p = if scores_path.extension().and_then(|e| e.to_str()) == Some("npy") {
+        tch::Tensor::read_npy(scores_path).map_err(|e| bad(format!("cannot read as .npy: {e}")))?
+    } else {
+        let arrays = tch::Tensor::read_npz(scores_path)
+            .map_err(|e| bad(format!("cannot read as .npz: {e}")))?;
+        let names: Vec<String> = arrays.iter().map(|(k, _)| k.clone()).collect();
+        match arrays
+            .into_iter()
+            .find(|(k, _)| k.trim_end_matches(".npy") == "predictions")
+        {
+            Some((_, t)) => t,
+            None if names.len() == 1 => tch::Tensor::read_npz(scores_path)?.remove(0).1,
+            None => return Err(bad(format!("no 'predictions' array (found {names:?})"))),
+        }
+    };
+    let size = p.size();
+    if size.len() != 2 || size[1] as usize != num_classes {
+        return Err(bad(format!(
+            "scores have shape {size:?}, expected [videos, {num_classes}] (--num-classes)"
+        )));
+    }
+    let text = std::fs::read_to_string(ids_path).map_err(|e| Error::io(ids_path, e))?;
+    let row_ids: Vec<String> = text
+        .lines()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect();
+    if row_ids.len() != size[0] as usize {
+        return Err(Error::Invalid(format!(
+            "{}: {} ids for {} score rows in {}",
+            ids_path.display(),
+            row_ids.len(),
+            size[0],
+            scores_path.display()
+        )));
+    }
+    let dense = tensor_to_f64(&p)?;
+    let row_of: HashMap<&str, usize> = row_ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.as_str(), i))
+        .collect();
+    let (ids, labels) = shard_labels(label_inputs, num_classes)?;
+    let (scores, report) = join_by_id(&ids, num_classes, row_ids.clone(), |id, row| {
+        let Some(&r) = row_of.get(id) else {
+            return false;
+        };
+        row.copy_from_slice(&dense[r * num_classes..(r + 1) * num_classes]);
+        true
+    });
+    Ok((
+        Scored {
+            num_videos: ids.len(),
+            num_classes,
+            scores,
+            labels,
+        },
+        report,
+    ))
 }

@@ -326,7 +326,7 @@ struct SynthArgs {
 
 #[derive(Args)]
 #[command(
-    after_help = "Examples:\n  yt8m evaluate --scores preds.npz                    # predictions [N,C] + labels [N,C]\n  yt8m evaluate --scores preds.npz --json --top-k 20\n  yt8m evaluate --kaggle submission.csv --labels 'validate*.tfrecord'\n  yt8m evaluate --scores preds.npz --metric-mode paddlevideo   # PaddleVideo's per-batch mean, batch 8"
+    after_help = "Examples:\n  yt8m evaluate --scores preds.npz                    # predictions [N,C] + labels [N,C]\n  yt8m evaluate --scores preds.npz --json --top-k 20\n  yt8m evaluate --kaggle submission.csv --labels 'validate*.tfrecord'\n  yt8m evaluate --scores scores.npy --ids ids.txt --labels 'validate*.tfrecord'\n  yt8m evaluate --scores preds.npz --metric-mode paddlevideo   # PaddleVideo's per-batch mean, batch 8"
 )]
 struct EvaluateArgs {
     /// .npz holding `predictions` [N,C] and `labels` [N,C].
@@ -335,9 +335,13 @@ struct EvaluateArgs {
     /// Kaggle submission CSV (VideoId,LabelConfidencePairs); needs --labels.
     #[arg(long, requires = "labels")]
     kaggle: Option<PathBuf>,
-    /// Shards whose labels the CSV is scored against (files, dirs, globs, .list).
+    /// Shards whose labels the predictions are scored against (files, dirs, globs, .list),
+    /// matched by video id; with --scores, also give --ids.
     #[arg(long, num_args = 1..)]
     labels: Vec<String>,
+    /// With --scores and --labels: a text file with one video id per score row.
+    #[arg(long, requires = "scores")]
+    ids: Option<PathBuf>,
     #[arg(long, default_value_t = 3862)]
     num_classes: usize,
     /// GAP@k (capped at the number of classes).
@@ -457,7 +461,15 @@ fn evaluate(a: EvaluateArgs) -> Result<()> {
         mode: a.metric_mode,
         batch_size: a.batch_size,
     };
-    let (scored, ids) = if let Some(p) = &a.scores {
+    let (scored, ids) = if let (Some(p), false) = (&a.scores, a.labels.is_empty()) {
+        let Some(idf) = &a.ids else {
+            bail!(
+                "--scores with --labels needs --ids FILE (one video id per score row) to match rows to the shards' videos"
+            );
+        };
+        let (s, r) = yt8m::evaluate::read_scores_with_labels(p, idf, &a.labels, a.num_classes)?;
+        (yt8m::evaluate::AnyScored::F64(s), Some(r))
+    } else if let Some(p) = &a.scores {
         (read_npz(p)?, None)
     } else if let Some(csv) = &a.kaggle {
         let (s, r) = read_kaggle_with_labels(csv, &a.labels, a.num_classes)?;

@@ -85,7 +85,8 @@ pub fn top_k_indices<T: Score>(row: &[T], k: usize) -> Vec<usize> {
     if k == 0 {
         return vec![];
     }
-    let by_rank = |a: &(T, usize), b: &(T, usize)| b.0.to_f64().total_cmp(&a.0.to_f64()).then(a.1.cmp(&b.1));
+    let by_rank =
+        |a: &(T, usize), b: &(T, usize)| b.0.to_f64().total_cmp(&a.0.to_f64()).then(a.1.cmp(&b.1));
     const G: usize = 64;
     let bound = if k <= G && n >= 2 * G {
         // 64 running maxima over interleaved groups (independent lanes, so this vectorizes);
@@ -102,7 +103,12 @@ pub fn top_k_indices<T: Score>(row: &[T], k: usize) -> Vec<usize> {
         None
     };
     let mut cand: Vec<(T, usize)> = match bound {
-        Some(t) => row.iter().enumerate().filter(|&(_, &s)| s >= t).map(|(j, &s)| (s, j)).collect(),
+        Some(t) => row
+            .iter()
+            .enumerate()
+            .filter(|&(_, &s)| s >= t)
+            .map(|(j, &s)| (s, j))
+            .collect(),
         None => row.iter().enumerate().map(|(j, &s)| (s, j)).collect(),
     };
     if cand.len() > k {
@@ -140,7 +146,12 @@ fn row_metrics<T: Score>(row: &[T], labels: &[u8], top_k: usize, numpy_ties: boo
     let npos = positives.len();
     // One extra place shows whether the k-th score is tied with the next one.
     let top = top_k_indices(row, top_k.max(npos).max(1) + 1);
-    let hit = labels[top[0]] as f64;
+    // A row with no score at all (every class −∞, "not predicted") hits nothing.
+    let hit = if row[top[0]].to_f64() == f64::NEG_INFINITY {
+        0.0
+    } else {
+        labels[top[0]] as f64
+    };
     let select = |k: usize| -> Vec<usize> {
         let boundary_tie = k < top.len() && row[top[k - 1]] == row[top[k]];
         if boundary_tie && numpy_ties {
