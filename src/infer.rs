@@ -4,7 +4,6 @@ use crate::data::batch::Loader;
 use crate::error::{Error, Result};
 use crate::metrics::{Evaluator, MetricMode, Metrics, TieOrder};
 use crate::model::{Model, batch_inputs};
-use tch::Tensor;
 
 /// Evaluation settings.
 #[derive(Debug, Clone)]
@@ -76,11 +75,6 @@ pub fn evaluate_model(model: &Model, loader: &Loader, s: &EvalSettings) -> Resul
         videos,
         skipped_records: skipped,
     })
-}
-
-/// Logits → probabilities `[B, C]` on the CPU.
-pub fn probabilities(logits: &Tensor) -> Tensor {
-    logits.sigmoid().to_device(tch::Device::Cpu)
 }
 
 /// The JSON report of `yt8m test`.

@@ -15,7 +15,8 @@ fn config() -> String {
         .to_string()
 }
 
-fn mpirun(np: &[(usize, Vec<String>)]) -> std::process::Output {
+/// `mpirun` on loopback only, as root, allowing more ranks than cores.
+fn mpirun_base() -> Command {
     let mut c = Command::new("mpirun");
     c.args([
         "--allow-run-as-root",
@@ -27,13 +28,18 @@ fn mpirun(np: &[(usize, Vec<String>)]) -> std::process::Output {
         "btl_tcp_if_include",
         "lo",
     ]);
+    c.env("YT8M_THREADS", "1");
+    c
+}
+
+fn mpirun(np: &[(usize, Vec<String>)]) -> std::process::Output {
+    let mut c = mpirun_base();
     for (i, (n, args)) in np.iter().enumerate() {
         if i > 0 {
             c.arg(":");
         }
         c.arg("-np").arg(n.to_string()).arg(bin()).args(args);
     }
-    c.env("YT8M_THREADS", "1");
     c.output()
         .expect("mpirun not found: apt-get install openmpi-bin libopenmpi-dev")
 }
@@ -230,20 +236,8 @@ fn a_dead_worker_stops_the_others() {
         .output()
         .unwrap();
     let run = d.join("r");
-    let mut c = Command::new("mpirun");
-    c.args([
-        "--allow-run-as-root",
-        "--oversubscribe",
-        "--mca",
-        "btl",
-        "self,tcp",
-        "--mca",
-        "btl_tcp_if_include",
-        "lo",
-        "-np",
-        "2",
-    ])
-    .arg(bin());
+    let mut c = mpirun_base();
+    c.args(["-np", "2"]).arg(bin());
     c.args([
         "train",
         "-c",
@@ -256,8 +250,7 @@ fn a_dead_worker_stops_the_others() {
         "-o",
         "epochs=100000",
     ]);
-    c.env("YT8M_THREADS", "1")
-        .stderr(std::process::Stdio::piped())
+    c.stderr(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null());
     let mut child = c.spawn().unwrap();
     let t0 = std::time::Instant::now();
