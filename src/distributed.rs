@@ -188,3 +188,103 @@ pub fn config_diff(
         _ => {}
     }
 }
+
+/// GPU gradient all-reduce with NCCL on the tensors' device memory (feature `nccl`; the
+/// library is loaded at run time, so building needs no CUDA toolkit). The NCCL id is created
+/// on rank 0 and broadcast over MPI. Each worker must see exactly one GPU
+/// (`CUDA_VISIBLE_DEVICES` per rank) and train on `cuda:0`; see docs/distributed.md.
+#[cfg(feature = "nccl")]
+pub mod nccl {
+    use super::Comm;
+    use crate::error::{Error, Result};
+    use cudarc::nccl::{result, sys};
+    use tch::Tensor;
+
+    pub struct Nccl {
+        comm: sys::ncclComm_t,
+        size: usize,
+    }
+
+    // SAFETY: the communicator is used from the training thread only; NCCL communicators may
+    // be moved between threads.
+    unsafe impl Send for Nccl {}
+
+    fn err(what: &str, e: impl std::fmt::Debug) -> Error {
+        Error::Invalid(format!(
+            "NCCL {what} failed: {e:?}\n  hint: is libnccl.so.2 on the library path (it ships in the torch wheel's nvidia/nccl/lib)? Set TRAIN.distributed: mpi to all-reduce on the host instead"
+        ))
+    }
+
+    impl Nccl {
+        /// Collective: every worker calls it.
+        pub fn init(mpi: &dyn Comm) -> Result<Nccl> {
+            let mut bytes = if mpi.rank() == 0 {
+                let id = result::get_uniqueid().map_err(|e| err("ncclGetUniqueId", e))?;
+                id.internal.iter().map(|&c| c as u8).collect()
+            } else {
+                Vec::new()
+            };
+            mpi.broadcast_bytes(&mut bytes);
+            let mut id = sys::ncclUniqueId { internal: [0; 128] };
+            for (d, s) in id.internal.iter_mut().zip(&bytes) {
+                *d = *s as _;
+            }
+            let mut comm = std::ptr::null_mut();
+            // SAFETY: `comm` is a valid out-pointer; the id came from ncclGetUniqueId on rank 0.
+            unsafe { result::comm_init_rank(&mut comm, mpi.size() as i32, id, mpi.rank() as i32) }
+                .map_err(|e| err("ncclCommInitRank", e))?;
+            Ok(Nccl {
+                comm,
+                size: mpi.size(),
+            })
+        }
+
+        /// Sums the gradients over workers and divides by their number, on the device.
+        pub fn average_grads(&self, grads: &[Tensor]) -> Result<()> {
+            let flat = Tensor::cat(
+                &grads.iter().map(|g| g.flatten(0, -1)).collect::<Vec<_>>(),
+                0,
+            )
+            .to_kind(tch::Kind::Float)
+            .contiguous();
+            let ptr = flat.data_ptr();
+            // SAFETY: `flat` is a contiguous float32 CUDA buffer of `numel` elements alive for the
+            // call; in-place all-reduce is allowed; the default stream orders it after `cat`.
+            unsafe {
+                result::all_reduce(
+                    ptr,
+                    ptr,
+                    flat.numel(),
+                    sys::ncclDataType_t::ncclFloat32,
+                    sys::ncclRedOp_t::ncclSum,
+                    self.comm,
+                    std::ptr::null_mut(),
+                )
+            }
+            .map_err(|e| err("ncclAllReduce", e))?;
+            let flat = flat / self.size as f64;
+            let mut off = 0i64;
+            tch::no_grad(|| {
+                for g in grads {
+                    let n = g.numel() as i64;
+                    let mut dst = g.shallow_clone();
+                    dst.copy_(
+                        &flat
+                            .narrow(0, off, n)
+                            .view(g.size().as_slice())
+                            .to_kind(g.kind()),
+                    );
+                    off += n;
+                }
+            });
+            Ok(())
+        }
+    }
+
+    impl Drop for Nccl {
+        fn drop(&mut self) {
+            // SAFETY: destroyed once, after its last use.
+            let _ = unsafe { result::comm_destroy(self.comm) };
+        }
+    }
+}

@@ -396,6 +396,13 @@ pub fn train(mut cfg: Config, opts: &TrainOptions) -> Result<TrainSummary> {
         );
     }
     let vars = model.named_variables();
+    // On GPUs with the `nccl` feature, gradients are all-reduced on the device.
+    #[cfg(feature = "nccl")]
+    let nccl = if world > 1 && device.is_cuda() && cfg.TRAIN.distributed != "mpi" {
+        Some(crate::distributed::nccl::Nccl::init(comm.as_ref())?)
+    } else {
+        None
+    };
     if world > 1 {
         // Identical starting point everywhere: rank 0's weights and optimizer state.
         let mut all: Vec<Tensor> = vars.iter().map(|(_, t)| t.shallow_clone()).collect();
@@ -554,9 +561,21 @@ pub fn train(mut cfg: Config, opts: &TrainOptions) -> Result<TrainSummary> {
             opt.zero_grad();
             loss.backward();
             if world > 1 {
-                let mut g = flat_grads(&vars);
-                comm.allreduce_sum(&mut g);
-                set_grads(&vars, &g, 1.0 / world as f64);
+                #[cfg(feature = "nccl")]
+                let on_device = match &nccl {
+                    Some(n) => {
+                        n.average_grads(&vars.iter().map(|(_, v)| v.grad()).collect::<Vec<_>>())?;
+                        true
+                    }
+                    None => false,
+                };
+                #[cfg(not(feature = "nccl"))]
+                let on_device = false;
+                if !on_device {
+                    let mut g = flat_grads(&vars);
+                    comm.allreduce_sum(&mut g);
+                    set_grads(&vars, &g, 1.0 / world as f64);
+                }
             }
             let gnorm = if cfg.OPTIMIZER.grad_clip > 0.0 {
                 Some(opt.clip_grad_norm(cfg.OPTIMIZER.grad_clip))
