@@ -8,5 +8,11 @@ fn main() {
         // place (see scripts/setup.sh); LD_LIBRARY_PATH still wins for another libtorch 2.11.
         println!("cargo:rustc-link-arg=-Wl,-rpath,{dir}");
         println!("cargo:rustc-env=YT8M_LIBTORCH_LIB={dir}");
+        // NCCL from the same wheel (nvidia/nccl/lib), for the `nccl` feature's run-time loading
+        // (`./dev setup` adds the `libnccl.so` name cudarc looks for).
+        let nccl = std::path::Path::new(&dir).join("../../nvidia/nccl/lib");
+        if nccl.is_dir() {
+            println!("cargo:rustc-link-arg=-Wl,-rpath,{}", nccl.display());
+        }
     }
 }

@@ -218,6 +218,12 @@ pub mod nccl {
     impl Nccl {
         /// Collective: every worker calls it.
         pub fn init(mpi: &dyn Comm) -> Result<Nccl> {
+            // SAFETY: only probes dlopen for the library names cudarc uses.
+            if !unsafe { sys::is_culib_present() } {
+                return Err(Error::Invalid(
+                    "NCCL library not found (cudarc looks for libnccl.so)\n  hint: `ln -s libnccl.so.2 libnccl.so` in the torch wheel's site-packages/nvidia/nccl/lib (./dev setup does it) and put that directory on LD_LIBRARY_PATH, or set TRAIN.distributed: mpi to all-reduce on the host".into(),
+                ));
+            }
             let mut bytes = if mpi.rank() == 0 {
                 let id = result::get_uniqueid().map_err(|e| err("ncclGetUniqueId", e))?;
                 id.internal.iter().map(|&c| c as u8).collect()
@@ -286,5 +292,22 @@ pub mod nccl {
             // SAFETY: destroyed once, after its last use.
             let _ = unsafe { result::comm_destroy(self.comm) };
         }
+    }
+}
+
+#[cfg(all(test, feature = "nccl"))]
+mod tests {
+    /// The NCCL library is found at run time (through the embedded rpath to the torch wheel's
+    /// nvidia/nccl/lib) and answers; no GPU is needed for this.
+    #[test]
+    fn nccl_loads_at_run_time() {
+        // SAFETY: probes dlopen only.
+        assert!(
+            unsafe { cudarc::nccl::sys::is_culib_present() },
+            "libnccl.so not found (./dev setup links it)"
+        );
+        let v = cudarc::nccl::result::get_nccl_version().expect("ncclGetVersion");
+        println!("NCCL version code {v}");
+        assert!(v >= 22000, "NCCL {v} is older than 2.20");
     }
 }
