@@ -12,8 +12,8 @@ use crate::error::{Error, Result};
 pub trait Comm {
     fn rank(&self) -> usize;
     fn size(&self) -> usize;
-    /// In-place element-wise sum over all workers.
-    fn allreduce_sum(&self, buf: &mut [f32]);
+    /// Element-wise sum over all workers of `send` into `recv` (same length).
+    fn allreduce_sum(&self, send: &[f32], recv: &mut [f32]);
     /// In-place sum of f64 (loss and sample counts for logs).
     fn allreduce_sum_f64(&self, buf: &mut [f64]);
     /// Minimum of a count over all workers.
@@ -35,7 +35,9 @@ impl Comm for Single {
     fn size(&self) -> usize {
         1
     }
-    fn allreduce_sum(&self, _: &mut [f32]) {}
+    fn allreduce_sum(&self, send: &[f32], recv: &mut [f32]) {
+        recv.copy_from_slice(send);
+    }
     fn allreduce_sum_f64(&self, _: &mut [f64]) {}
     fn allreduce_min(&self, v: u64) -> u64 {
         v
@@ -77,10 +79,9 @@ mod mpi_impl {
         fn size(&self) -> usize {
             self.world.size() as usize
         }
-        fn allreduce_sum(&self, buf: &mut [f32]) {
-            let send = buf.to_vec();
+        fn allreduce_sum(&self, send: &[f32], recv: &mut [f32]) {
             self.world
-                .all_reduce_into(&send[..], buf, SystemOperation::sum());
+                .all_reduce_into(send, recv, SystemOperation::sum());
         }
         fn allreduce_sum_f64(&self, buf: &mut [f64]) {
             let send = buf.to_vec();

@@ -229,12 +229,8 @@ fn set_grads(vars: &[(String, Tensor)], flat: &[f32], scale: f64) {
             let n = v.numel();
             let mut g = v.grad();
             if g.defined() {
-                let src = Tensor::from_slice(&flat[off..off + n])
-                    .view(v.size().as_slice())
-                    .to_kind(g.kind())
-                    .to_device(g.device())
-                    * scale;
-                g.copy_(&src);
+                g.copy_(&Tensor::from_slice(&flat[off..off + n]).view(v.size().as_slice()));
+                let _ = g.g_mul_scalar_(scale);
             }
             off += n;
         }
@@ -499,6 +495,8 @@ pub fn train(mut cfg: Config, opts: &TrainOptions) -> Result<TrainSummary> {
     let mut last_valid = None;
     let mut final_loss = f64::NAN;
     let mut sps_total = (0usize, 0f64);
+    // Receive buffer of the host all-reduce, reused every step.
+    let mut reduced: Vec<f32> = Vec::new();
     let end_epoch = opts
         .stop_after_epochs
         .map(|n| (start_epoch + n).min(cfg.epochs))
@@ -572,9 +570,10 @@ pub fn train(mut cfg: Config, opts: &TrainOptions) -> Result<TrainSummary> {
                 #[cfg(not(feature = "nccl"))]
                 let on_device = false;
                 if !on_device {
-                    let mut g = flat_grads(&vars);
-                    comm.allreduce_sum(&mut g);
-                    set_grads(&vars, &g, 1.0 / world as f64);
+                    let g = flat_grads(&vars);
+                    reduced.resize(g.len(), 0.0);
+                    comm.allreduce_sum(&g, &mut reduced);
+                    set_grads(&vars, &reduced, 1.0 / world as f64);
                 }
             }
             let gnorm = if cfg.OPTIMIZER.grad_clip > 0.0 {
