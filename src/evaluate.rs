@@ -280,39 +280,24 @@ pub fn read_kaggle_with_labels(
 /// baseline a model must beat.
 pub fn class_prior_gap(cfg: &crate::config::Config) -> Result<f64> {
     let c = cfg.MODEL.head.num_classes;
-    let mut spec = cfg.feature_spec();
-    spec.max_frames = 1;
+    let paths = |split: &str| -> Result<Vec<String>> {
+        cfg.split(split)
+            .file_path
+            .as_ref()
+            .map(|p| p.to_vec())
+            .ok_or_else(|| Error::Invalid(format!("DATASET.{split}.file_path is not set")))
+    };
+    let (_, train) = shard_labels(&paths("train")?, c)?;
     let mut freq = vec![0f64; c];
-    let train = expand_paths(
-        &cfg.DATASET.train.file_path.as_ref().unwrap().to_vec(),
-        None,
-    )?;
-    for f in &train {
-        read_shard(f, &spec, false, |v| {
-            for &l in &v.labels {
-                freq[l as usize] += 1.0;
-            }
-            true
-        })?;
+    for row in train.chunks_exact(c) {
+        for (f, &l) in freq.iter_mut().zip(row) {
+            *f += l as f64;
+        }
     }
-    let test = expand_paths(&cfg.DATASET.test.file_path.as_ref().unwrap().to_vec(), None)?;
-    let mut scores = Vec::new();
-    let mut labels = Vec::new();
-    let mut n = 0;
-    for f in &test {
-        read_shard(f, &spec, false, |v| {
-            scores.extend_from_slice(&freq);
-            let mut row = vec![0u8; c];
-            for &l in &v.labels {
-                row[l as usize] = 1;
-            }
-            labels.extend(row);
-            n += 1;
-            true
-        })?;
-    }
+    let (ids, labels) = shard_labels(&paths("test")?, c)?;
+    let scores = freq.repeat(ids.len());
     let s = Scored {
-        num_videos: n,
+        num_videos: ids.len(),
         num_classes: c,
         scores,
         labels,
@@ -321,18 +306,31 @@ pub fn class_prior_gap(cfg: &crate::config::Config) -> Result<f64> {
 }
 
 /// Video ids and multi-hot label rows `[N, C]` of every video in the shards (either level).
+/// The level of a shard's first record (PaddleVideo pickles are frame level).
+fn first_record_level(path: &Path) -> Result<Level> {
+    if crate::data::sources::shard_kind(path) == crate::data::sources::ShardKind::Pickle {
+        return Ok(Level::Frame);
+    }
+    let mut r = crate::data::tfrecord::RecordReader::open(path)?;
+    let mut buf = Vec::new();
+    match r.next_into(&mut buf)? {
+        Some(_) => Ok(crate::data::video::summarize(&buf)
+            .map(|s| s.level)
+            .unwrap_or(Level::Video)),
+        None => Err(Error::Invalid(format!(
+            "{}: file is empty (0 records)",
+            path.display()
+        ))),
+    }
+}
+
 fn shard_labels(label_inputs: &[String], num_classes: usize) -> Result<(Vec<String>, Vec<u8>)> {
     let files = expand_paths(label_inputs, None)?;
     let mut ids = Vec::new();
     let mut labels = Vec::new();
     for f in &files {
-        // Labels only: read at the file's own level, one frame at most.
-        let probe = crate::data::inspect::inspect_file(f, false)?;
-        let level = if probe.level == "frame" {
-            Level::Frame
-        } else {
-            Level::Video
-        };
+        // Labels only: read at the file's own level (from its first record), one frame at most.
+        let level = first_record_level(f)?;
         let spec = FeatureSpec {
             level,
             num_classes,

@@ -75,6 +75,22 @@ fn common_overrides(epochs: usize, batch: usize) -> Vec<String> {
     .collect()
 }
 
+/// `yt8m train` arguments: the tiny config, quiet, `--output run`, training data, then `extra`.
+fn train_args(run: &Path, data: &Path, extra: &[String]) -> Vec<String> {
+    let mut a = vec![
+        "train".to_string(),
+        "-c".into(),
+        config(),
+        "--quiet".into(),
+        "--output".into(),
+        run.display().to_string(),
+        "-o".into(),
+        format!("DATASET.train.file_path={}", data.display()),
+    ];
+    a.extend_from_slice(extra);
+    a
+}
+
 #[test]
 fn two_workers_equal_one_process_with_the_global_batch() {
     let d = tempdir("dp");
@@ -110,17 +126,7 @@ fn two_workers_equal_one_process_with_the_global_batch() {
     w.finish().unwrap();
 
     let single = d.join("single");
-    let mut args = vec![
-        "train".to_string(),
-        "-c".into(),
-        config(),
-        "--quiet".into(),
-        "--output".into(),
-        single.display().to_string(),
-        "-o".into(),
-        format!("DATASET.train.file_path={}", d.join("all").display()),
-    ];
-    args.extend(common_overrides(2, 2 * b));
+    let args = train_args(&single, &d.join("all"), &common_overrides(2, 2 * b));
     let o = Command::new(bin())
         .args(&args)
         .env("YT8M_THREADS", "1")
@@ -129,17 +135,7 @@ fn two_workers_equal_one_process_with_the_global_batch() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
     let dist = d.join("dist");
-    let mut args = vec![
-        "train".to_string(),
-        "-c".into(),
-        config(),
-        "--quiet".into(),
-        "--output".into(),
-        dist.display().to_string(),
-        "-o".into(),
-        format!("DATASET.train.file_path={}", d.join("shards").display()),
-    ];
-    args.extend(common_overrides(2, b));
+    let args = train_args(&dist, &d.join("shards"), &common_overrides(2, b));
     let o = mpirun(&[(2, args)]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
@@ -194,19 +190,12 @@ fn workers_with_different_configs_refuse_naming_the_key() {
         ])
         .output()
         .unwrap();
-    let base = |epochs: &str| -> Vec<String> {
-        vec![
-            "train".into(),
-            "-c".into(),
-            config(),
-            "--quiet".into(),
-            "--output".into(),
-            d.join("r").display().to_string(),
-            "-o".into(),
-            format!("DATASET.train.file_path={}", d.join("s").display()),
-            "-o".into(),
-            format!("epochs={epochs}"),
-        ]
+    let base = |epochs: &str| {
+        train_args(
+            &d.join("r"),
+            &d.join("s"),
+            &["-o".into(), format!("epochs={epochs}")],
+        )
     };
     let o = mpirun(&[(1, base("2")), (1, base("3"))]);
     let err = String::from_utf8_lossy(&o.stderr);
@@ -238,18 +227,11 @@ fn a_dead_worker_stops_the_others() {
     let run = d.join("r");
     let mut c = mpirun_base();
     c.args(["-np", "2"]).arg(bin());
-    c.args([
-        "train",
-        "-c",
-        &config(),
-        "--quiet",
-        "--output",
-        run.to_str().unwrap(),
-        "-o",
-        &format!("DATASET.train.file_path={}", d.join("s").display()),
-        "-o",
-        "epochs=100000",
-    ]);
+    c.args(train_args(
+        &run,
+        &d.join("s"),
+        &["-o".into(), "epochs=100000".into()],
+    ));
     c.stderr(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null());
     let mut child = c.spawn().unwrap();
@@ -305,17 +287,7 @@ fn distributed_resume_continues_from_rank_0s_checkpoint() {
         .output()
         .unwrap();
     let args = |run: &Path, epochs: usize, resume: bool| -> Vec<String> {
-        let mut a = vec![
-            "train".into(),
-            "-c".into(),
-            config(),
-            "--quiet".into(),
-            "--output".into(),
-            run.display().to_string(),
-            "-o".into(),
-            format!("DATASET.train.file_path={}", d.join("s").display()),
-        ];
-        a.extend(common_overrides(epochs, 4));
+        let mut a = train_args(run, &d.join("s"), &common_overrides(epochs, 4));
         if resume {
             a.push("--resume".into());
         }
