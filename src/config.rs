@@ -558,8 +558,9 @@ impl Config {
             shuffle: train && d.shuffle,
             shuffle_buffer: d.shuffle_buffer,
             seed: self.TRAIN.seed,
-            // Evaluation keeps file order (PaddleVideo-mode metrics depend on batch composition).
-            bucket_by_length: train && d.bucket_by_length,
+            // Evaluation buckets too: `infer::evaluate_model` puts scores back into file order
+            // (metrics depend on it), so only the padding changes.
+            bucket_by_length: d.bucket_by_length,
             bucket_window: d.bucket_window,
             drop_last: train && d.drop_last,
             num_readers: d.num_workers,

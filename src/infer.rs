@@ -23,8 +23,63 @@ pub struct EvalResult {
     pub skipped_records: usize,
 }
 
+/// Puts the rows of length-bucketed batches back into stream (file) order and releases them in
+/// the loader's unbucketed batch boundaries (consecutive chunks of `bs` positions), so metrics
+/// whose value depends on order — the official evaluator's tie order, PaddleVideo's per-batch
+/// means — equal those of an unbucketed pass while the model computes on little padding.
+pub struct InOrder {
+    bs: u64,
+    next: u64,
+    rows: std::collections::HashMap<u64, (Vec<f64>, Vec<u8>)>,
+}
+
+impl InOrder {
+    pub fn new(batch_size: usize) -> Self {
+        InOrder {
+            bs: batch_size.max(1) as u64,
+            next: 0,
+            rows: Default::default(),
+        }
+    }
+
+    /// Adds one row (`scores` `[C]`, `labels` `[C]`) at stream position `pos`.
+    pub fn push(&mut self, pos: u64, scores: Vec<f64>, labels: Vec<u8>) {
+        self.rows.insert(pos, (scores, labels));
+    }
+
+    /// The next complete chunk in order (`[n, C]` scores and labels), if every row of it has
+    /// arrived; with `finish`, the last, shorter chunk too.
+    pub fn pop(&mut self, finish: bool) -> Result<Option<(Vec<f64>, Vec<u8>)>> {
+        if self.rows.is_empty() {
+            return Ok(None);
+        }
+        let end = self.next + self.bs;
+        let n = (self.next..end)
+            .take_while(|p| self.rows.contains_key(p))
+            .count() as u64;
+        if n < self.bs && !(finish && n as usize == self.rows.len()) {
+            if finish {
+                return Err(Error::Invalid(format!(
+                    "internal: evaluation rows out of order (position {} missing)",
+                    self.next + n
+                )));
+            }
+            return Ok(None);
+        }
+        let (mut s, mut l) = (Vec::new(), Vec::new());
+        for p in self.next..self.next + n {
+            let (a, b) = self.rows.remove(&p).expect("checked above");
+            s.extend(a);
+            l.extend(b);
+        }
+        self.next += n;
+        Ok(Some((s, l)))
+    }
+}
+
 /// Runs `model` over `loader` (epoch 0 order) and scores sigmoid probabilities as
-/// PaddleVideo and the official evaluator both do.
+/// PaddleVideo and the official evaluator both do. Bucketed loaders are fine: rows are put
+/// back into file order before they reach the metrics.
 pub fn evaluate_model(model: &Model, loader: &Loader, s: &EvalSettings) -> Result<EvalResult> {
     let c = loader.spec().num_classes;
     let mut ev = match s.mode {
@@ -34,6 +89,7 @@ pub fn evaluate_model(model: &Model, loader: &Loader, s: &EvalSettings) -> Resul
     let mut loss = 0.0;
     let mut videos = 0;
     let mut it = loader.epoch(0);
+    let mut order = InOrder::new(loader.config().batch_size);
     tch::no_grad(|| -> Result<()> {
         for b in it.by_ref() {
             let b = b?;
@@ -52,9 +108,18 @@ pub fn evaluate_model(model: &Model, loader: &Loader, s: &EvalSettings) -> Resul
                 .to_kind(tch::Kind::Double)
                 .to_device(tch::Device::Cpu);
             let scores = Vec::<f64>::try_from(probs.flatten(0, -1))?;
-            let labels: Vec<u8> = b.labels.iter().map(|&x| x as u8).collect();
-            ev.accumulate(&scores, &labels);
+            for (i, &pos) in b.positions.iter().enumerate() {
+                let row = i * c..(i + 1) * c;
+                let labels = b.labels[row.clone()].iter().map(|&x| x as u8).collect();
+                order.push(pos, scores[row].to_vec(), labels);
+            }
+            while let Some((s, l)) = order.pop(false)? {
+                ev.accumulate(&s, &l);
+            }
             videos += b.len();
+        }
+        while let Some((s, l)) = order.pop(true)? {
+            ev.accumulate(&s, &l);
         }
         Ok(())
     })?;
@@ -127,4 +192,31 @@ pub fn test_run(
             .unwrap_or(0),
         metrics: r.metrics,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::InOrder;
+
+    #[test]
+    fn rows_come_back_in_stream_order_and_original_batch_boundaries() {
+        // 7 rows (batches of 3 in file order: 0..3, 3..6, 6) arriving length-sorted.
+        let mut o = InOrder::new(3);
+        let mut chunks = Vec::new();
+        for &p in &[5u64, 1, 6, 0, 3, 2, 4] {
+            o.push(p, vec![p as f64, -(p as f64)], vec![p as u8, 0]);
+            while let Some((s, l)) = o.pop(false).unwrap() {
+                assert_eq!(s.len(), l.len());
+                chunks.push(s.iter().step_by(2).map(|&x| x as u64).collect::<Vec<_>>());
+            }
+        }
+        while let Some((s, _)) = o.pop(true).unwrap() {
+            chunks.push(s.iter().step_by(2).map(|&x| x as u64).collect::<Vec<_>>());
+        }
+        assert_eq!(chunks, vec![vec![0, 1, 2], vec![3, 4, 5], vec![6]]);
+        // A hole at the end is an error, not silently dropped rows.
+        let mut o = InOrder::new(2);
+        o.push(1, vec![0.0], vec![0]);
+        assert!(o.pop(true).is_err());
+    }
 }

@@ -244,16 +244,24 @@ struct PredictArgs {
     /// TFRecord shards, PaddleVideo .pkl files, .npy arrays, directories, globs or .list files.
     #[arg(required = true)]
     inputs: Vec<String>,
+    /// Classes printed per video, best first.
     #[arg(long, default_value_t = 20)]
     top_k: usize,
     #[arg(long, value_enum, default_value_t = yt8m::predict::Format::Table)]
     format: yt8m::predict::Format,
     #[arg(long, value_enum, default_value_t = yt8m::predict::ScoreFn::Sigmoid)]
     score: yt8m::predict::ScoreFn,
+    /// Videos per forward pass (larger is faster, up to memory).
     #[arg(long, default_value_t = 64)]
     batch_size: usize,
+    /// Videos are read in windows of this many batches and sorted by length before batching,
+    /// so little padding is computed; output keeps input order. 1 = no reordering across batches.
+    #[arg(long, default_value_t = yt8m::predict::DEFAULT_BUCKET_WINDOW)]
+    bucket_window: usize,
+    /// cpu, cuda, cuda:N or auto (cuda when available).
     #[arg(long, default_value = "auto")]
     device: String,
+    /// Count and report corrupt TFRecord records instead of stopping at the first.
     #[arg(long)]
     skip_corrupt: bool,
     /// Write here instead of stdout.
@@ -626,6 +634,7 @@ fn demo(a: DemoArgs) -> Result<()> {
     let opt = yt8m::predict::PredictOptions {
         top_k: 3,
         batch_size: 64,
+        bucket_window: yt8m::predict::DEFAULT_BUCKET_WINDOW,
         format: yt8m::predict::Format::Table,
         score: yt8m::predict::ScoreFn::Sigmoid,
         skip_corrupt: false,
@@ -835,6 +844,7 @@ fn predict(a: PredictArgs) -> Result<()> {
     let opt = yt8m::predict::PredictOptions {
         top_k: a.top_k,
         batch_size: a.batch_size,
+        bucket_window: a.bucket_window,
         format: a.format,
         score: a.score,
         skip_corrupt: a.skip_corrupt,

@@ -2,7 +2,7 @@
 //! `.npy` arrays, with a bundle made by `yt8m export`.
 
 use crate::bundle::Bundle;
-use crate::data::batch::Batch;
+use crate::data::batch::{Batch, length_buckets};
 use crate::data::sources::{expand_paths, read_shard};
 use crate::data::{FeatureSpec, Level, Video, VideoFeatures};
 use crate::error::{Error, Result};
@@ -30,9 +30,15 @@ pub enum ScoreFn {
     Softmax,
 }
 
+/// Default `--bucket-window`: batches per length-sorted window (8 × 64 full-length frame-level
+/// videos hold ~180 MB of uint8 features).
+pub const DEFAULT_BUCKET_WINDOW: usize = 8;
+
 pub struct PredictOptions {
     pub top_k: usize,
     pub batch_size: usize,
+    /// Windows of this many batches are sorted by length before batching (output order kept).
+    pub bucket_window: usize,
     pub format: Format,
     pub score: ScoreFn,
     pub skip_corrupt: bool,
@@ -168,28 +174,37 @@ fn flush(
         return Ok(());
     }
     let spec = b.config.feature_spec();
-    let batch = Batch::from_videos(&p.videos, &spec);
-    let scores = tch::no_grad(|| {
-        let inp = batch_inputs(&batch, b.model.device(), b.model.kind);
-        let logits = b.model.forward(&inp, false);
-        match opt.score {
-            ScoreFn::Sigmoid => logits.sigmoid(),
-            ScoreFn::Softmax => logits.softmax(1, tch::Kind::Float),
-        }
-        .to_device(tch::Device::Cpu)
-    });
     let c = b.manifest.num_classes;
-    let k = opt.top_k.clamp(1, c) as i64;
-    let (vals, idx) = scores.topk(k, 1, true, true);
-    let mut v = vec![0f32; vals.numel()];
-    vals.contiguous().copy_data(&mut v, vals.numel());
-    let mut ix = vec![0i64; idx.numel()];
-    idx.contiguous().copy_data(&mut ix, idx.numel());
+    let k = opt.top_k.clamp(1, c);
+    // Length-sorted batches pad little; rows go back to input order for the output.
+    let lengths: Vec<usize> = p.videos.iter().map(|v| v.num_frames).collect();
+    let mut top: Vec<Vec<(usize, f32)>> = vec![Vec::new(); p.videos.len()];
+    for group in length_buckets(&lengths, opt.batch_size, opt.bucket_window) {
+        let refs: Vec<&Video> = group.iter().map(|&i| &p.videos[i]).collect();
+        let batch = Batch::from_video_refs(&refs, &spec);
+        let scores = tch::no_grad(|| {
+            let inp = batch_inputs(&batch, b.model.device(), b.model.kind);
+            let logits = b.model.forward(&inp, false);
+            match opt.score {
+                ScoreFn::Sigmoid => logits.sigmoid(),
+                ScoreFn::Softmax => logits.softmax(1, tch::Kind::Float),
+            }
+            .to_device(tch::Device::Cpu)
+        });
+        let (vals, idx) = scores.topk(k as i64, 1, true, true);
+        let mut v = vec![0f32; vals.numel()];
+        vals.contiguous().copy_data(&mut v, vals.numel());
+        let mut ix = vec![0i64; idx.numel()];
+        idx.contiguous().copy_data(&mut ix, idx.numel());
+        for (r, &i) in group.iter().enumerate() {
+            top[i] = (0..k)
+                .map(|j| (ix[r * k + j] as usize, v[r * k + j]))
+                .collect();
+        }
+    }
     let io = |e: std::io::Error| Error::Invalid(format!("writing output: {e}"));
     for (i, video) in p.videos.iter().enumerate() {
-        let row: Vec<(usize, f32)> = (0..k as usize)
-            .map(|j| (ix[i * k as usize + j] as usize, v[i * k as usize + j]))
-            .collect();
+        let row = &top[i];
         match opt.format {
             Format::Table => {
                 writeln!(
@@ -266,7 +281,7 @@ pub fn predict(
         videos: Vec::new(),
         sources: Vec::new(),
     };
-    let bs = opt.batch_size.max(1);
+    let bs = opt.batch_size.max(1) * opt.bucket_window.max(1);
     for f in &files {
         let src = f.display().to_string();
         let take = |v: Video, p: &mut Pending, stats: &mut PredictStats| {

@@ -130,20 +130,23 @@ fn trains_above_the_class_prior_and_tests() {
             == 8,
         "{log}"
     );
-    let report = d.join("report.json");
-    ok(&args(
-        &[
+    let best = run.join("checkpoints/best");
+    let test_report = |name: &str, extra: &[&str]| -> serde_json::Value {
+        let report = d.join(name);
+        let mut base = vec![
             "test",
             "-c",
             &cfg,
             "-w",
-            run.join("checkpoints/best").to_str().unwrap(),
+            best.to_str().unwrap(),
             "--report",
             report.to_str().unwrap(),
-        ],
-        &ov,
-    ));
-    let r = read_json(&report);
+        ];
+        base.extend_from_slice(extra);
+        ok(&args(&base, &ov));
+        read_json(&report)
+    };
+    let r = test_report("report.json", &[]);
     let gap = r["metrics"]["gap"].as_f64().unwrap();
     println!("test GAP {gap}");
     assert_eq!(r["num_videos"], 32);
@@ -151,6 +154,26 @@ fn trains_above_the_class_prior_and_tests() {
     // Scoring every video by class frequency gives ~0.15–0.2 on this data; a model that learnt
     // something is far above.
     assert!(gap > 0.4, "GAP {gap} is not far above the class prior");
+
+    // `test` computes on length-sorted batches and puts scores back into file order: metrics
+    // equal an unbucketed pass's, PaddleVideo's per-batch means (batches of 3 here) included,
+    // which a wrong order would change.
+    for mode in ["official", "paddlevideo"] {
+        let mut m = Vec::new();
+        for bucket in ["true", "false"] {
+            let bo = format!("DATASET.bucket_by_length={bucket}");
+            let extra = ["--metric-mode", mode, "--paddle-batch", "3", "-o", &bo];
+            m.push(test_report(&format!("report_{mode}_{bucket}.json"), &extra)["metrics"].clone());
+        }
+        for key in ["hit_at_one", "perr", "gap"] {
+            let (a, b) = (m[0][key].as_f64().unwrap(), m[1][key].as_f64().unwrap());
+            println!(
+                "{mode} {key}: bucketed {a} unbucketed {b} diff {:e}",
+                (a - b).abs()
+            );
+            assert!((a - b).abs() < 1e-6, "{mode} {key}: {a} vs {b}");
+        }
+    }
 }
 
 #[test]

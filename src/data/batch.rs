@@ -81,6 +81,24 @@ pub struct Batch {
     pub num_classes: usize,
     /// False for videos from a split without labels.
     pub has_labels: Vec<bool>,
+    /// Each video's position in the epoch's stream (before bucketing), so evaluation can put
+    /// scores of length-sorted batches back into file order `[B]`.
+    pub positions: Vec<u64>,
+}
+
+/// Groups `lengths` into batches of at most `bs` indices, each window of `bs * window`
+/// consecutive items sorted by length (stable), so a batch pads to little more than its real
+/// frames. `window` 0 or 1 sorts each batch alone (no reordering across batches).
+pub fn length_buckets(lengths: &[usize], bs: usize, window: usize) -> Vec<Vec<usize>> {
+    let bs = bs.max(1);
+    let w = bs * window.max(1);
+    let mut out = Vec::with_capacity(lengths.len().div_ceil(bs));
+    for start in (0..lengths.len()).step_by(w) {
+        let mut idx: Vec<usize> = (start..(start + w).min(lengths.len())).collect();
+        idx.sort_by_key(|&i| lengths[i]);
+        out.extend(idx.chunks(bs).map(|c| c.to_vec()));
+    }
+    out
 }
 
 impl Batch {
@@ -95,8 +113,14 @@ impl Batch {
         self.lengths.iter().map(|&l| l as usize).sum()
     }
 
-    /// Packs videos into one batch.
+    /// Packs videos into one batch (positions 0..B).
     pub fn from_videos(videos: &[Video], spec: &FeatureSpec) -> Batch {
+        let refs: Vec<&Video> = videos.iter().collect();
+        Self::from_video_refs(&refs, spec)
+    }
+
+    /// Packs videos into one batch (positions 0..B).
+    pub fn from_video_refs(videos: &[&Video], spec: &FeatureSpec) -> Batch {
         let b = videos.len();
         let t = videos
             .iter()
@@ -154,6 +178,7 @@ impl Batch {
             labels,
             num_classes: c,
             has_labels: videos.iter().map(|v| v.has_labels).collect(),
+            positions: (0..b as u64).collect(),
         }
     }
 }
@@ -320,19 +345,31 @@ fn assembler(
     };
     let mut buffer: Vec<Video> = Vec::new(); // shuffle buffer
     let mut pending: Vec<Video> = Vec::new(); // window being filled
-    let emit_window = |pending: &mut Vec<Video>, rng: &mut Rng, last: bool| -> Vec<Batch> {
-        if cfg.bucket_by_length {
-            pending.sort_by_key(|v| v.num_frames);
-        }
+    let next_position = std::cell::Cell::new(0u64); // stream position of pending[0]
+    let emit_window = |pending: &mut Vec<Video>, rng: &mut Rng| -> Vec<Batch> {
+        let lengths: Vec<usize> = pending.iter().map(|v| v.num_frames).collect();
+        let groups = if cfg.bucket_by_length {
+            length_buckets(&lengths, bs, cfg.bucket_window)
+        } else {
+            (0..lengths.len())
+                .collect::<Vec<_>>()
+                .chunks(bs)
+                .map(|c| c.to_vec())
+                .collect()
+        };
         let mut batches: Vec<Batch> = Vec::new();
-        for chunk in pending.chunks(bs) {
-            if chunk.len() < bs && (cfg.drop_last || !last) {
-                if cfg.drop_last {
-                    continue;
-                }
+        for g in groups {
+            // Only the window's last, short batch can be dropped (a full window cuts into
+            // full batches).
+            if g.len() < bs && cfg.drop_last {
+                continue;
             }
-            batches.push(Batch::from_videos(chunk, spec));
+            let refs: Vec<&Video> = g.iter().map(|&i| &pending[i]).collect();
+            let mut b = Batch::from_video_refs(&refs, spec);
+            b.positions = g.iter().map(|&i| next_position.get() + i as u64).collect();
+            batches.push(b);
         }
+        next_position.set(next_position.get() + pending.len() as u64);
         pending.clear();
         if cfg.shuffle && cfg.bucket_by_length {
             rng.shuffle(&mut batches);
@@ -342,7 +379,7 @@ fn assembler(
     let push = |v: Video, pending: &mut Vec<Video>, rng: &mut Rng| -> Option<Vec<Batch>> {
         pending.push(v);
         if pending.len() >= window {
-            Some(emit_window(pending, rng, false))
+            Some(emit_window(pending, rng))
         } else {
             None
         }
@@ -392,6 +429,29 @@ fn assembler(
             }
         }
     }
-    let b = emit_window(&mut pending, &mut rng, true);
+    let b = emit_window(&mut pending, &mut rng);
     send_all(b);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::length_buckets;
+
+    #[test]
+    fn length_buckets_sort_within_windows_and_keep_every_index_once() {
+        let lengths = [5, 1, 4, 2, 3, 9, 7, 8, 6];
+        // Windows of 2 batches of 2: [0..4) sorted, [4..8) sorted, then [8].
+        let g = length_buckets(&lengths, 2, 2);
+        assert_eq!(
+            g,
+            vec![vec![1, 3], vec![2, 0], vec![4, 6], vec![7, 5], vec![8]]
+        );
+        // Window 1: batches in input order, each sorted (no reordering across batches).
+        let g = length_buckets(&lengths, 4, 1);
+        assert_eq!(g, vec![vec![1, 3, 2, 0], vec![4, 6, 7, 5], vec![8]]);
+        let mut all: Vec<usize> = length_buckets(&lengths, 3, 16).concat();
+        all.sort();
+        assert_eq!(all, (0..lengths.len()).collect::<Vec<_>>());
+        assert!(length_buckets(&[], 4, 4).is_empty());
+    }
 }
