@@ -69,6 +69,9 @@ def main():
     ap.add_argument("--small", action="store_true", help="E=32 H=32 fc 64/64 C=20 (configs/demo_small.yaml)")
     ap.add_argument("--modes", default="fused,packed,paddle")
     ap.add_argument("--infer", action="store_true", help="time inference (eval mode, no autograd) instead of a training step")
+    ap.add_argument("--sorted-window", type=int, default=0, metavar="W",
+                    help="draw each batch from a window of W batches sorted by length (as `yt8m predict` batches), "
+                         "so PyTorch gets the same little padding; 0 = unsorted batches")
     a = ap.parse_args()
     torch.set_num_threads(len(os.sched_getaffinity(0)))
     torch.manual_seed(0)
@@ -80,7 +83,13 @@ def main():
     modes = a.modes.split(",")
     res = {m: [0, 0.0, 0] for m in modes}
     for r in range(a.rounds + 1):  # round 0 warms up
-        lengths = torch.randint(1, 301, (a.batch,))
+        if a.sorted_window > 0:
+            w = a.sorted_window
+            window = torch.randint(1, 301, (a.batch * w,)).sort().values
+            j = (r - 1) % w if r > 0 else w // 2
+            lengths = window[j * a.batch:(j + 1) * a.batch].clone()
+        else:
+            lengths = torch.randint(1, 301, (a.batch,))
         t = int(lengths.max())
         q = [torch.randint(0, 256, (a.batch, t, d), dtype=torch.uint8) for d in (1024, 128)]
         y = (torch.rand(a.batch, c) < 3.0 / c).float()
@@ -112,7 +121,8 @@ def main():
                 res[m][1] += el
                 res[m][2] += int(lengths.sum())
     base = None
-    print(f"PyTorch {torch.__version__}, {'inference' if a.infer else 'training step'}, batch {a.batch}, {torch.get_num_threads()} threads, {a.rounds} measured step(s) per mode")
+    sw = f", batches from length-sorted windows of {a.sorted_window}" if a.sorted_window else ""
+    print(f"PyTorch {torch.__version__}, {'inference' if a.infer else 'training step'}, batch {a.batch}{sw}, {torch.get_num_threads()} threads, {a.rounds} measured step(s) per mode")
     print("| pipeline | samples/s | frames/s | vs fused |\n|---|---|---|---|")
     for m in modes:
         n, el, fr = res[m]

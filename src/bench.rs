@@ -389,7 +389,11 @@ pub fn bench_predict(o: &ModelBenchOptions) -> Result<String> {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     let maxb = *o.batch_sizes.iter().max().unwrap_or(&1);
-    let files = synth_for_bench(&dir.join("data"), cfg, maxb * (o.steps + o.warmup))?;
+    // Whole sorting windows only: a trailing partial window would be an unsorted batch that
+    // `predict` on a long input never sees.
+    let win = crate::predict::DEFAULT_BUCKET_WINDOW;
+    let n_batches = (o.steps + o.warmup).div_ceil(win) * win;
+    let files = synth_for_bench(&dir.join("data"), cfg, maxb * n_batches)?;
     let mut vids = Vec::new();
     for f in &files {
         read_shard(f, &cfg.feature_spec(), false, |v| {
@@ -413,10 +417,10 @@ pub fn bench_predict(o: &ModelBenchOptions) -> Result<String> {
         crate::predict::DEFAULT_BUCKET_WINDOW
     );
     for &bs in &o.batch_sizes {
-        let used = &vids[..(bs * (o.steps + o.warmup)).min(vids.len())];
+        let used = &vids[..(bs * n_batches).min(vids.len())];
         let lengths: Vec<usize> = used.iter().map(|v| v.num_frames).collect();
         let batches: Vec<Batch> =
-            crate::data::batch::length_buckets(&lengths, bs, crate::predict::DEFAULT_BUCKET_WINDOW)
+            crate::data::batch::length_buckets(&lengths, bs, win)
                 .into_iter()
                 .map(|g| {
                     let refs: Vec<&crate::data::Video> = g.iter().map(|&i| &used[i]).collect();

@@ -100,10 +100,14 @@ enum BenchCmd {
         config: Option<PathBuf>,
         #[arg(short = 'o', long = "override", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
+        /// Batch sizes to time, comma-separated.
         #[arg(long, value_delimiter = ',', default_value = "1,64")]
         batch_size: Vec<usize>,
+        /// Timed batches per size; with the warm-up, rounded up to whole windows of 8
+        /// length-sorted batches (predict's batching).
         #[arg(long, default_value_t = 3)]
         steps: usize,
+        /// Untimed batches first (allocator and thread-pool warm-up).
         #[arg(long, default_value_t = 1)]
         warmup: usize,
         #[arg(long)]
