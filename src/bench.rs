@@ -419,14 +419,13 @@ pub fn bench_predict(o: &ModelBenchOptions) -> Result<String> {
     for &bs in &o.batch_sizes {
         let used = &vids[..(bs * n_batches).min(vids.len())];
         let lengths: Vec<usize> = used.iter().map(|v| v.num_frames).collect();
-        let batches: Vec<Batch> =
-            crate::data::batch::length_buckets(&lengths, bs, win)
-                .into_iter()
-                .map(|g| {
-                    let refs: Vec<&crate::data::Video> = g.iter().map(|&i| &used[i]).collect();
-                    Batch::from_video_refs(&refs, &cfg.feature_spec())
-                })
-                .collect();
+        let batches: Vec<Batch> = crate::data::batch::length_buckets(&lengths, bs, win)
+            .into_iter()
+            .map(|g| {
+                let refs: Vec<&crate::data::Video> = g.iter().map(|&i| &used[i]).collect();
+                Batch::from_video_refs(&refs, &cfg.feature_spec())
+            })
+            .collect();
         let mut el = 0.0;
         let mut n = 0;
         let mut frames = 0;

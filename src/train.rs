@@ -8,7 +8,7 @@
 //! with the same weights as one that never stopped.
 
 use crate::config::Config;
-use crate::data::batch::Loader;
+use crate::data::batch::{Batch, Loader};
 use crate::data::sources::expand_paths;
 use crate::distributed::Comm;
 use crate::error::{Error, Result};
@@ -202,7 +202,6 @@ fn metric_value(name: &str, v: &serde_json::Value) -> Option<f64> {
     v.get(name).and_then(|x| x.as_f64())
 }
 
-/// Trains according to `cfg`. Returns where things were written.
 /// Flattened f32 copy of every gradient (CPU), in variable order.
 fn flat_grads(vars: &[(String, Tensor)]) -> Vec<f32> {
     let mut out = Vec::new();
@@ -300,19 +299,17 @@ fn check_same_config(comm: &dyn Comm, cfg: &Config) -> Result<()> {
     Ok(())
 }
 
-/// Trains according to `cfg`. Returns where things were written.
-///
-/// Started by `mpirun -np N yt8m train ...` (with the `mpi` feature), it trains data-parallel:
-/// worker r reads shards r, r+N, ...; every step all-reduces the gradients and divides by N;
-/// only rank 0 logs, validates and writes checkpoints.
-pub fn train(mut cfg: Config, opts: &TrainOptions) -> Result<TrainSummary> {
-    let comm = crate::distributed::init(&cfg.TRAIN.distributed)?;
-    let (rank, world) = (comm.rank(), comm.size());
-    let main = rank == 0;
-    check_same_config(comm.as_ref(), &cfg)?;
-    let run = opts.output.clone();
+/// Where the run starts. Rank 0 creates the run directory (refusing one that already holds
+/// checkpoints unless resuming) and writes the resolved config, or with `--resume` checks that
+/// the model shape did not change and reads the latest checkpoint's progress; the other workers
+/// receive rank 0's progress.
+fn open_run(
+    cfg: &Config,
+    opts: &TrainOptions,
+    comm: &dyn Comm,
+) -> Result<(TrainState, Option<PathBuf>)> {
+    let run = &opts.output;
     let saved_cfg_path = run.join("config.yaml");
-    let mut start_epoch = 0;
     let mut state = TrainState {
         epoch: 0,
         global_step: 0,
@@ -322,8 +319,8 @@ pub fn train(mut cfg: Config, opts: &TrainOptions) -> Result<TrainSummary> {
         metric_name: cfg.TRAIN.best_metric.clone(),
     };
     let mut resume_from = None;
-    if main {
-        std::fs::create_dir_all(&run).map_err(|e| Error::io(&run, e))?;
+    if comm.rank() == 0 {
+        std::fs::create_dir_all(run).map_err(|e| Error::io(run, e))?;
         if opts.resume {
             let saved = Config::load(Some(&saved_cfg_path), &[]).map_err(|e| Error::Invalid(format!(
                 "--resume: cannot read the run's config ({e})\n  hint: --output must name an existing run directory")))?;
@@ -336,15 +333,14 @@ pub fn train(mut cfg: Config, opts: &TrainOptions) -> Result<TrainSummary> {
                     saved_cfg_path.display()
                 )));
             }
-            let ck = latest_checkpoint(&run).ok_or_else(|| Error::Invalid(format!(
+            let ck = latest_checkpoint(run).ok_or_else(|| Error::Invalid(format!(
                 "--resume: {} has no complete checkpoint yet\n  hint: start the run again without --resume", run.display())))?;
-            let s: TrainState = serde_json::from_slice(
+            state = serde_json::from_slice(
                 &std::fs::read(ck.join("state.json")).map_err(|e| Error::io(&ck, e))?,
             )
             .map_err(|e| Error::Invalid(format!("{}: bad state.json: {e}", ck.display())))?;
-            state = s;
             resume_from = Some(ck);
-        } else if latest_checkpoint(&run).is_some() {
+        } else if latest_checkpoint(run).is_some() {
             return Err(Error::Invalid(format!(
                 "{} already holds a run with checkpoints\n  hint: add --resume to continue it, or choose another --output",
                 run.display()
@@ -352,20 +348,27 @@ pub fn train(mut cfg: Config, opts: &TrainOptions) -> Result<TrainSummary> {
         }
         write_atomic(&saved_cfg_path, cfg.to_yaml().as_bytes())?;
     }
-    // Workers take the progress rank 0 resumed from.
     let mut st_bytes = serde_json::to_vec(&state).unwrap();
     comm.broadcast_bytes(&mut st_bytes);
-    state = serde_json::from_slice(&st_bytes)
+    let state = serde_json::from_slice(&st_bytes)
         .map_err(|e| Error::Invalid(format!("bad state from rank 0: {e}")))?;
-    start_epoch = start_epoch.max(state.epoch);
-    cfg.TRAIN.seed = state.seed;
+    Ok((state, resume_from))
+}
 
+/// The model and optimizer at the run's start point: fresh (seeded), initial weights on rank 0,
+/// or the resumed checkpoint; with several workers everyone then takes rank 0's weights and
+/// optimizer state.
+fn build_model(
+    cfg: &Config,
+    opts: &TrainOptions,
+    resume_from: Option<&Path>,
+    comm: &dyn Comm,
+) -> Result<(Model, RmsProp)> {
     let device = parse_device(&cfg.TRAIN.device)?;
     let kind = parse_kind(&cfg.TRAIN.dtype)?;
-    let threads = crate::threads::configure_torch_threads();
     tch::manual_seed(cfg.TRAIN.seed as i64);
     let mut model = Model::new(cfg.architecture(), device, kind);
-    if let (true, Some(w)) = (main, &opts.init_weights) {
+    if let (0, Some(w)) = (comm.rank(), &opts.init_weights) {
         load_weights_any(&mut model, w)?;
     }
     let rms = RmsPropConfig {
@@ -375,7 +378,7 @@ pub fn train(mut cfg: Config, opts: &TrainOptions) -> Result<TrainSummary> {
         centered: cfg.OPTIMIZER.centered,
     };
     let mut opt = RmsProp::new(rms, l2_groups(&model, cfg.OPTIMIZER.weight_decay.value));
-    if let Some(ck) = &resume_from {
+    if let Some(ck) = resume_from {
         model.load_safetensors(&ck.join("model.safetensors"))?;
         let st = Tensor::read_safetensors(ck.join("optimizer.safetensors"))?;
         opt.load_state(|k| {
@@ -384,6 +387,357 @@ pub fn train(mut cfg: Config, opts: &TrainOptions) -> Result<TrainSummary> {
                 .map(|(_, t)| t.shallow_clone())
         })
         .map_err(|e| Error::Invalid(format!("{}: {e}", ck.display())))?;
+    }
+    if comm.size() > 1 {
+        let mut all: Vec<Tensor> = model
+            .named_variables()
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect();
+        all.extend(
+            opt.state_tensors()
+                .into_iter()
+                .map(|(_, t)| t.shallow_clone()),
+        );
+        broadcast_tensors(comm, &all);
+    }
+    Ok((model, opt))
+}
+
+/// This worker's training loader: shards r, r+N, ... of the split.
+fn worker_loader(cfg: &Config, comm: &dyn Comm) -> Result<Loader> {
+    let all = split_loader(cfg, "train")?;
+    let (rank, world) = (comm.rank(), comm.size());
+    if world == 1 {
+        return Ok(all);
+    }
+    let files: Vec<PathBuf> = all
+        .files()
+        .iter()
+        .skip(rank)
+        .step_by(world)
+        .cloned()
+        .collect();
+    if files.is_empty() {
+        return Err(Error::Invalid(format!(
+            "{world} workers but only {} training shard(s): worker {rank} has none\n  hint: use at most as many workers as shards",
+            all.files().len()
+        )));
+    }
+    Ok(Loader::new(
+        files,
+        cfg.feature_spec(),
+        cfg.loader_config("train"),
+    ))
+}
+
+/// Videos of this worker's split (None when they cannot be counted cheaply) and the steps of
+/// one epoch, the same on every worker: each step is a collective, so the smallest wins.
+fn count_steps(
+    cfg: &Config,
+    loader: &Loader,
+    comm: &dyn Comm,
+) -> Result<(Option<usize>, Option<usize>)> {
+    let n_train = count_videos(loader);
+    let bs = cfg.DATASET.batch_size;
+    let local = n_train.map(|n| {
+        if cfg.DATASET.drop_last {
+            n / bs
+        } else {
+            n.div_ceil(bs)
+        }
+    });
+    let steps = if comm.size() > 1 {
+        Some(comm.allreduce_min(local.unwrap_or(0) as u64) as usize)
+    } else {
+        local
+    };
+    if steps == Some(0) {
+        return Err(Error::Invalid(format!(
+            "the training split has {} videos{}, fewer than one batch of {bs} (DATASET.drop_last is on)\n  hint: lower DATASET.batch_size or add data",
+            n_train.unwrap_or(0),
+            if comm.size() > 1 {
+                format!(" on worker {} (or another worker)", comm.rank())
+            } else {
+                String::new()
+            }
+        )));
+    }
+    Ok((n_train, steps))
+}
+
+/// Averages gradients over the workers after each backward pass (PaddleVideo's DataParallel):
+/// on the device through NCCL (GPUs, `nccl` feature), else through host memory over MPI.
+struct GradSync {
+    /// Receive buffer of the host all-reduce, reused every step.
+    reduced: Vec<f32>,
+    #[cfg(feature = "nccl")]
+    nccl: Option<crate::distributed::nccl::Nccl>,
+}
+
+impl GradSync {
+    fn new(cfg: &Config, comm: &dyn Comm, device: tch::Device) -> Result<Self> {
+        #[cfg(not(feature = "nccl"))]
+        let _ = (cfg, comm, device);
+        Ok(GradSync {
+            reduced: Vec::new(),
+            #[cfg(feature = "nccl")]
+            nccl: if comm.size() > 1 && device.is_cuda() && cfg.TRAIN.distributed != "mpi" {
+                Some(crate::distributed::nccl::Nccl::init(comm)?)
+            } else {
+                None
+            },
+        })
+    }
+
+    fn average(&mut self, comm: &dyn Comm, vars: &[(String, Tensor)]) -> Result<()> {
+        if comm.size() == 1 {
+            return Ok(());
+        }
+        #[cfg(feature = "nccl")]
+        if let Some(n) = &self.nccl {
+            return n.average_grads(&vars.iter().map(|(_, v)| v.grad()).collect::<Vec<_>>());
+        }
+        let g = flat_grads(vars);
+        self.reduced.resize(g.len(), 0.0);
+        comm.allreduce_sum(&g, &mut self.reduced);
+        set_grads(vars, &self.reduced, 1.0 / comm.size() as f64);
+        Ok(())
+    }
+}
+
+/// One epoch's totals on this worker.
+struct EpochStats {
+    steps: usize,
+    videos: usize,
+    loss_sum: f64,
+    /// Seconds the step waited for the loader.
+    wait: f64,
+    seconds: f64,
+    skipped: usize,
+    zero_frames: Vec<String>,
+}
+
+/// The state of a run between steps.
+struct Trainer<'a> {
+    cfg: &'a Config,
+    opts: &'a TrainOptions,
+    comm: &'a dyn Comm,
+    model: Model,
+    opt: RmsProp,
+    vars: Vec<(String, Tensor)>,
+    grads: GradSync,
+    state: TrainState,
+    steps_per_epoch: Option<usize>,
+    total_steps: usize,
+    last_ckpt: PathBuf,
+    log: Option<JsonLog>,
+}
+
+impl Trainer<'_> {
+    fn main(&self) -> bool {
+        self.comm.rank() == 0
+    }
+
+    fn progress_bar(&self, epoch: usize) -> ProgressBar {
+        let pb = if self.opts.quiet || !self.main() {
+            ProgressBar::hidden()
+        } else {
+            ProgressBar::new(self.steps_per_epoch.unwrap_or(0) as u64)
+        };
+        pb.set_style(
+            ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} eta {eta}")
+                .unwrap()
+                .progress_chars("=> "),
+        );
+        pb.set_prefix(format!("{}/{}", epoch + 1, self.cfg.epochs));
+        pb
+    }
+
+    /// Forward, summed BCE, backward, gradient averaging, clipping, RMSProp step.
+    /// Returns the batch's summed loss and the gradient norm when clipping.
+    fn step(
+        &mut self,
+        b: &Batch,
+        lr: f64,
+        epoch: usize,
+        step: usize,
+    ) -> Result<(f64, Option<f64>)> {
+        let inp = batch_inputs(b, self.model.device(), self.model.kind);
+        let loss = bce_sum(&self.model.forward(&inp, true), &inp.labels);
+        let lv = loss.double_value(&[]);
+        if !lv.is_finite() {
+            return Err(self.diverged(lv, epoch, step));
+        }
+        self.opt.zero_grad();
+        loss.backward();
+        self.grads.average(self.comm, &self.vars)?;
+        let gnorm = (self.cfg.OPTIMIZER.grad_clip > 0.0)
+            .then(|| self.opt.clip_grad_norm(self.cfg.OPTIMIZER.grad_clip));
+        self.opt.step(lr);
+        self.state.global_step += 1;
+        Ok((lv, gnorm))
+    }
+
+    fn diverged(&self, lv: f64, epoch: usize, step: usize) -> Error {
+        Error::Invalid(format!(
+            "loss became {lv} at epoch {} step {step} (global step {}{}); stopped. The last good checkpoint is {}\n  hint: lower OPTIMIZER.learning_rate or set OPTIMIZER.grad_clip",
+            epoch + 1,
+            self.state.global_step,
+            if self.comm.size() > 1 {
+                format!(", worker {}", self.comm.rank())
+            } else {
+                String::new()
+            },
+            if self.last_ckpt.as_os_str().is_empty() {
+                "none (no epoch finished)".to_string()
+            } else {
+                self.last_ckpt.display().to_string()
+            }
+        ))
+    }
+
+    fn run_epoch(&mut self, epoch: usize, loader: &Loader) -> Result<EpochStats> {
+        let (rank, world) = (self.comm.rank(), self.comm.size());
+        // Dropout differs per worker, as on separate devices.
+        tch::manual_seed(
+            self.cfg
+                .TRAIN
+                .seed
+                .wrapping_add(epoch as u64)
+                .wrapping_add(rank as u64 * 7919) as i64,
+        );
+        let pb = self.progress_bar(epoch);
+        let t_epoch = Instant::now();
+        let (mut wait, mut loss_sum, mut videos, mut steps) = (0f64, 0f64, 0usize, 0usize);
+        let mut it = loader.epoch(epoch as u64);
+        let mut t_wait = Instant::now();
+        while self.steps_per_epoch.is_none_or(|s| steps < s) {
+            let Some(b) = it.next() else { break };
+            let b = b?;
+            wait += t_wait.elapsed().as_secs_f64();
+            let lr = self.cfg.OPTIMIZER.learning_rate.lr(
+                epoch,
+                self.state.global_step,
+                self.total_steps,
+            );
+            let (lv, gnorm) = self.step(&b, lr, epoch, steps)?;
+            steps += 1;
+            videos += b.len();
+            loss_sum += lv;
+            let el = t_epoch.elapsed().as_secs_f64().max(1e-9);
+            let sps = videos as f64 * world as f64 / el;
+            let per_video = lv / b.len() as f64;
+            pb.set_message(format!(
+                "loss {per_video:.3} lr {lr:.2e} {sps:.1} samples/s data-wait {:.0}%",
+                100.0 * wait / el
+            ));
+            pb.inc(1);
+            if let (Some(log), true) = (
+                self.log.as_mut(),
+                self.cfg.log_interval > 0 && steps % self.cfg.log_interval == 0,
+            ) {
+                log.write(serde_json::json!({"kind": "train_step", "epoch": epoch + 1, "step": steps, "global_step": self.state.global_step,
+                    "loss": lv, "loss_per_video": per_video, "lr": lr, "samples_per_s": sps, "data_wait_share": wait / el, "grad_norm": gnorm, "workers": world}));
+                if self.opts.quiet {
+                    tracing::info!(
+                        "epoch {} step {steps} loss {per_video:.4} lr {lr:.2e} {sps:.1} samples/s data-wait {:.0}%",
+                        epoch + 1,
+                        100.0 * wait / el
+                    );
+                }
+            }
+            t_wait = Instant::now();
+        }
+        pb.finish_and_clear();
+        let stats = it.stats();
+        Ok(EpochStats {
+            steps,
+            videos,
+            loss_sum,
+            wait,
+            seconds: t_epoch.elapsed().as_secs_f64(),
+            skipped: stats.skipped.len(),
+            zero_frames: stats.zero_frames.clone(),
+        })
+    }
+
+    /// Validation metrics as logged, and whether they are the best so far (TRAIN.best_metric).
+    fn validate(
+        &mut self,
+        epoch: usize,
+        loader: &Loader,
+        eval: &EvalSettings,
+    ) -> Result<(serde_json::Value, bool)> {
+        let r = evaluate_model(&self.model, loader, eval)?;
+        let m = &r.metrics;
+        let loss = r.loss / r.videos as f64;
+        let v = serde_json::json!({"hit_at_one": m.hit_at_one, "perr": m.perr, "gap": m.gap, "map": m.map, "loss": loss, "videos": r.videos, "mode": m.mode});
+        tracing::info!(
+            "epoch {} valid: Hit@1 {:.4} PERR {:.4} GAP {:.4} mAP {:.4} loss/video {loss:.3} ({} videos, {:?} metrics)",
+            epoch + 1,
+            m.hit_at_one,
+            m.perr,
+            m.gap,
+            m.map.unwrap_or(f64::NAN),
+            r.videos,
+            m.mode
+        );
+        let higher_better = self.cfg.TRAIN.best_metric != "loss";
+        let mut is_best = false;
+        if let Some(x) = metric_value(&self.cfg.TRAIN.best_metric, &v) {
+            let better = match self.state.best_metric {
+                None => true,
+                Some(b) if higher_better => x > b,
+                Some(b) => x < b,
+            };
+            if better {
+                self.state.best_metric = Some(x);
+                self.state.best_epoch = Some(epoch + 1);
+                is_best = true;
+            }
+        }
+        Ok((v, is_best))
+    }
+
+    /// Writes the epoch's checkpoint (and `best`), points `latest` at it, prunes old ones.
+    fn checkpoint(&mut self, epoch: usize, is_best: bool) -> Result<()> {
+        let run = &self.opts.output;
+        let dir = ckpt_dir(run, epoch + 1);
+        save_checkpoint(&dir, &self.model, &self.opt, &self.state, self.cfg)?;
+        write_atomic(
+            &run.join("checkpoints").join("latest"),
+            dir.file_name().unwrap().to_string_lossy().as_bytes(),
+        )?;
+        self.last_ckpt = dir;
+        if is_best {
+            let best = run.join("checkpoints").join("best");
+            save_checkpoint(&best, &self.model, &self.opt, &self.state, self.cfg)?;
+        }
+        prune(run, self.cfg.TRAIN.keep_last, self.cfg.save_interval);
+        Ok(())
+    }
+}
+
+/// Trains according to `cfg`. Returns where things were written.
+///
+/// Started by `mpirun -np N yt8m train ...` (with the `mpi` feature), it trains data-parallel:
+/// worker r reads shards r, r+N, ...; every step all-reduces the gradients and divides by N;
+/// only rank 0 logs, validates and writes checkpoints.
+pub fn train(mut cfg: Config, opts: &TrainOptions) -> Result<TrainSummary> {
+    let comm = crate::distributed::init(&cfg.TRAIN.distributed)?;
+    let comm = comm.as_ref();
+    let (rank, world) = (comm.rank(), comm.size());
+    let main = rank == 0;
+    check_same_config(comm, &cfg)?;
+    let run = opts.output.clone();
+    let (state, resume_from) = open_run(&cfg, opts, comm)?;
+    let start_epoch = state.epoch;
+    cfg.TRAIN.seed = state.seed;
+
+    let threads = crate::threads::configure_torch_threads();
+    let (model, opt) = build_model(&cfg, opts, resume_from.as_deref(), comm)?;
+    if let Some(ck) = &resume_from {
         tracing::info!(
             "resumed from {} (epoch {} done, step {})",
             ck.display(),
@@ -391,74 +745,15 @@ pub fn train(mut cfg: Config, opts: &TrainOptions) -> Result<TrainSummary> {
             state.global_step
         );
     }
-    let vars = model.named_variables();
-    // On GPUs with the `nccl` feature, gradients are all-reduced on the device.
-    #[cfg(feature = "nccl")]
-    let nccl = if world > 1 && device.is_cuda() && cfg.TRAIN.distributed != "mpi" {
-        Some(crate::distributed::nccl::Nccl::init(comm.as_ref())?)
-    } else {
-        None
-    };
-    if world > 1 {
-        // Identical starting point everywhere: rank 0's weights and optimizer state.
-        let mut all: Vec<Tensor> = vars.iter().map(|(_, t)| t.shallow_clone()).collect();
-        all.extend(
-            opt.state_tensors()
-                .into_iter()
-                .map(|(_, t)| t.shallow_clone()),
-        );
-        broadcast_tensors(comm.as_ref(), &all);
-    }
-
-    let mut train_loader = split_loader(&cfg, "train")?;
-    if world > 1 {
-        let files: Vec<PathBuf> = train_loader
-            .files()
-            .iter()
-            .skip(rank)
-            .step_by(world)
-            .cloned()
-            .collect();
-        if files.is_empty() {
-            return Err(Error::Invalid(format!(
-                "{world} workers but only {} training shard(s): worker {rank} has none\n  hint: use at most as many workers as shards",
-                train_loader.files().len()
-            )));
-        }
-        train_loader = Loader::new(files, cfg.feature_spec(), cfg.loader_config("train"));
-    }
+    let device = model.device();
+    let grads = GradSync::new(&cfg, comm, device)?;
+    let train_loader = worker_loader(&cfg, comm)?;
     let valid_loader = if opts.validate && main {
         Some(split_loader(&cfg, "valid")?)
     } else {
         None
     };
-    let n_train = count_videos(&train_loader);
-    let bs = cfg.DATASET.batch_size;
-    let local_steps = n_train.map(|n| {
-        if cfg.DATASET.drop_last {
-            n / bs
-        } else {
-            n.div_ceil(bs)
-        }
-    });
-    // Workers must take the same number of steps (each step is a collective).
-    let steps_per_epoch = if world > 1 {
-        Some(comm.allreduce_min(local_steps.unwrap_or(0) as u64) as usize)
-    } else {
-        local_steps
-    };
-    if steps_per_epoch == Some(0) {
-        return Err(Error::Invalid(format!(
-            "the training split has {} videos{}, fewer than one batch of {bs} (DATASET.drop_last is on)\n  hint: lower DATASET.batch_size or add data",
-            n_train.unwrap_or(0),
-            if world > 1 {
-                format!(" on worker {rank} (or another worker)")
-            } else {
-                String::new()
-            }
-        )));
-    }
-    let total_steps = steps_per_epoch.map(|s| s * cfg.epochs).unwrap_or(0);
+    let (n_train, steps_per_epoch) = count_steps(&cfg, &train_loader, comm)?;
     if main {
         tracing::info!(
             "training {} ({} parameters) on {} with {threads} thread(s), {}, {} train files{}, {} epochs",
@@ -473,7 +768,7 @@ pub fn train(mut cfg: Config, opts: &TrainOptions) -> Result<TrainSummary> {
             cfg.epochs
         );
     }
-    let mut log = if main {
+    let log = if main {
         Some(JsonLog(
             std::fs::OpenOptions::new()
                 .create(true)
@@ -490,195 +785,65 @@ pub fn train(mut cfg: Config, opts: &TrainOptions) -> Result<TrainSummary> {
         mode: cfg.METRIC.mode,
         paddle_batch: cfg.DATASET.test_batch_size.unwrap_or(8),
     };
-    let higher_better = cfg.TRAIN.best_metric != "loss";
-    let mut last_ckpt = resume_from.clone().unwrap_or_default();
+    let vars = model.named_variables();
+    let mut t = Trainer {
+        cfg: &cfg,
+        opts,
+        comm,
+        model,
+        opt,
+        vars,
+        grads,
+        state,
+        steps_per_epoch,
+        total_steps: steps_per_epoch.map(|s| s * cfg.epochs).unwrap_or(0),
+        last_ckpt: resume_from.clone().unwrap_or_default(),
+        log,
+    };
     let mut last_valid = None;
     let mut final_loss = f64::NAN;
     let mut sps_total = (0usize, 0f64);
-    // Receive buffer of the host all-reduce, reused every step.
-    let mut reduced: Vec<f32> = Vec::new();
     let end_epoch = opts
         .stop_after_epochs
         .map(|n| (start_epoch + n).min(cfg.epochs))
         .unwrap_or(cfg.epochs);
 
     for epoch in start_epoch..end_epoch {
-        // Dropout differs per worker, as on separate devices.
-        tch::manual_seed(
-            cfg.TRAIN
-                .seed
-                .wrapping_add(epoch as u64)
-                .wrapping_add(rank as u64 * 7919) as i64,
-        );
-        let pb = if opts.quiet || !main {
-            ProgressBar::hidden()
-        } else {
-            ProgressBar::new(steps_per_epoch.unwrap_or(0) as u64)
-        };
-        pb.set_style(
-            ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} eta {eta}")
-                .unwrap()
-                .progress_chars("=> "),
-        );
-        pb.set_prefix(format!("{}/{}", epoch + 1, cfg.epochs));
-        let t_epoch = Instant::now();
-        let mut wait = 0f64;
-        let (mut loss_sum, mut seen, mut steps) = (0f64, 0usize, 0usize);
-        let mut it = train_loader.epoch(epoch as u64);
-        let mut t_wait = Instant::now();
-        while steps_per_epoch.is_none_or(|s| steps < s) {
-            let Some(b) = it.next() else { break };
-            let b = b?;
-            wait += t_wait.elapsed().as_secs_f64();
-            let lr = cfg
-                .OPTIMIZER
-                .learning_rate
-                .lr(epoch, state.global_step, total_steps);
-            let inp = batch_inputs(&b, device, kind);
-            let logits = model.forward(&inp, true);
-            let loss = bce_sum(&logits, &inp.labels);
-            let lv = loss.double_value(&[]);
-            if !lv.is_finite() {
-                return Err(Error::Invalid(format!(
-                    "loss became {lv} at epoch {} step {} (global step {}{}); stopped. The last good checkpoint is {}\n  hint: lower OPTIMIZER.learning_rate or set OPTIMIZER.grad_clip",
-                    epoch + 1,
-                    steps,
-                    state.global_step,
-                    if world > 1 {
-                        format!(", worker {rank}")
-                    } else {
-                        String::new()
-                    },
-                    if last_ckpt.as_os_str().is_empty() {
-                        "none (no epoch finished)".to_string()
-                    } else {
-                        last_ckpt.display().to_string()
-                    }
-                )));
-            }
-            opt.zero_grad();
-            loss.backward();
-            if world > 1 {
-                #[cfg(feature = "nccl")]
-                let on_device = match &nccl {
-                    Some(n) => {
-                        n.average_grads(&vars.iter().map(|(_, v)| v.grad()).collect::<Vec<_>>())?;
-                        true
-                    }
-                    None => false,
-                };
-                #[cfg(not(feature = "nccl"))]
-                let on_device = false;
-                if !on_device {
-                    let g = flat_grads(&vars);
-                    reduced.resize(g.len(), 0.0);
-                    comm.allreduce_sum(&g, &mut reduced);
-                    set_grads(&vars, &reduced, 1.0 / world as f64);
-                }
-            }
-            let gnorm = if cfg.OPTIMIZER.grad_clip > 0.0 {
-                Some(opt.clip_grad_norm(cfg.OPTIMIZER.grad_clip))
-            } else {
-                None
-            };
-            opt.step(lr);
-            state.global_step += 1;
-            steps += 1;
-            seen += b.len();
-            loss_sum += lv;
-            let el = t_epoch.elapsed().as_secs_f64();
-            let sps = seen as f64 * world as f64 / el.max(1e-9);
-            pb.set_message(format!(
-                "loss {:.3} lr {lr:.2e} {sps:.1} samples/s data-wait {:.0}%",
-                lv / b.len() as f64,
-                100.0 * wait / el.max(1e-9)
-            ));
-            pb.inc(1);
-            if let (Some(log), true) = (
-                log.as_mut(),
-                cfg.log_interval > 0 && steps % cfg.log_interval == 0,
-            ) {
-                log.write(serde_json::json!({"kind": "train_step", "epoch": epoch + 1, "step": steps, "global_step": state.global_step,
-                    "loss": lv, "loss_per_video": lv / b.len() as f64, "lr": lr, "samples_per_s": sps, "data_wait_share": wait / el.max(1e-9), "grad_norm": gnorm, "workers": world}));
-                if opts.quiet {
-                    tracing::info!(
-                        "epoch {} step {steps} loss {:.4} lr {lr:.2e} {sps:.1} samples/s data-wait {:.0}%",
-                        epoch + 1,
-                        lv / b.len() as f64,
-                        100.0 * wait / el.max(1e-9)
-                    );
-                }
-            }
-            t_wait = Instant::now();
-        }
-        let skipped = it.stats().skipped.len();
-        let zero = it.stats().zero_frames.clone();
-        drop(it);
-        if !zero.is_empty() && main {
+        let e = t.run_epoch(epoch, &train_loader)?;
+        if !e.zero_frames.is_empty() && main {
             tracing::warn!(
                 "epoch {}: left out {} video(s) with zero frames, e.g. {}",
                 epoch + 1,
-                zero.len(),
-                zero[0]
+                e.zero_frames.len(),
+                e.zero_frames[0]
             );
         }
-        pb.finish_and_clear();
-        let el = t_epoch.elapsed().as_secs_f64();
-        let mut totals = [loss_sum, seen as f64, skipped as f64];
+        let mut totals = [e.loss_sum, e.videos as f64, e.skipped as f64];
         comm.allreduce_sum_f64(&mut totals);
         let (loss_sum, seen, skipped) = (totals[0], totals[1] as usize, totals[2] as usize);
+        let el = e.seconds;
         sps_total.0 += seen;
         sps_total.1 += el;
         final_loss = loss_sum / seen.max(1) as f64;
-        state.epoch = epoch + 1;
+        t.state.epoch = epoch + 1;
         if !main {
             continue;
         }
-        let mut rec = serde_json::json!({"kind": "epoch", "epoch": epoch + 1, "steps": steps, "videos": seen, "train_loss_per_video": final_loss,
-            "seconds": el, "samples_per_s": seen as f64 / el, "data_wait_share": wait / el, "skipped_records": skipped, "workers": world,
-            "lr": cfg.OPTIMIZER.learning_rate.lr(epoch, state.global_step.saturating_sub(1), total_steps)});
+        let mut rec = serde_json::json!({"kind": "epoch", "epoch": epoch + 1, "steps": e.steps, "videos": seen, "train_loss_per_video": final_loss,
+            "seconds": el, "samples_per_s": seen as f64 / el, "data_wait_share": e.wait / el, "skipped_records": skipped, "workers": world,
+            "lr": cfg.OPTIMIZER.learning_rate.lr(epoch, t.state.global_step.saturating_sub(1), t.total_steps)});
         if skipped > 0 {
             tracing::warn!(
                 "epoch {}: skipped {skipped} corrupt record(s) (DATASET.skip_corrupt)",
                 epoch + 1
             );
         }
-        let do_val = valid_loader.is_some()
-            && cfg.TRAIN.val_interval > 0
+        let do_val = cfg.TRAIN.val_interval > 0
             && ((epoch + 1) % cfg.TRAIN.val_interval == 0 || epoch + 1 == cfg.epochs);
         let mut is_best = false;
         if let (true, Some(vl)) = (do_val, &valid_loader) {
-            let r = evaluate_model(&model, vl, &eval)?;
-            let m = &r.metrics;
-            let v = serde_json::json!({"hit_at_one": m.hit_at_one, "perr": m.perr, "gap": m.gap, "map": m.map, "loss": r.loss / r.videos as f64, "videos": r.videos, "mode": m.mode});
-            tracing::info!(
-                "epoch {} valid: Hit@1 {:.4} PERR {:.4} GAP {:.4} mAP {:.4} loss/video {:.3} ({} videos, {:?} metrics)",
-                epoch + 1,
-                m.hit_at_one,
-                m.perr,
-                m.gap,
-                m.map.unwrap_or(f64::NAN),
-                r.loss / r.videos as f64,
-                r.videos,
-                m.mode
-            );
-            if let Some(x) = metric_value(&cfg.TRAIN.best_metric, &v) {
-                let better = match state.best_metric {
-                    None => true,
-                    Some(b) => {
-                        if higher_better {
-                            x > b
-                        } else {
-                            x < b
-                        }
-                    }
-                };
-                if better {
-                    state.best_metric = Some(x);
-                    state.best_epoch = Some(epoch + 1);
-                    is_best = true;
-                }
-            }
+            let (v, best) = t.validate(epoch, vl, &eval)?;
+            is_best = best;
             rec["valid"] = v.clone();
             last_valid = Some(v);
         }
@@ -687,35 +852,19 @@ pub fn train(mut cfg: Config, opts: &TrainOptions) -> Result<TrainSummary> {
             epoch + 1,
             cfg.epochs,
             seen as f64 / el,
-            100.0 * wait / el
+            100.0 * e.wait / el
         );
-        if let Some(log) = log.as_mut() {
+        if let Some(log) = t.log.as_mut() {
             log.write(rec);
         }
-        let dir = ckpt_dir(&run, epoch + 1);
-        save_checkpoint(&dir, &model, &opt, &state, &cfg)?;
-        write_atomic(
-            &run.join("checkpoints").join("latest"),
-            dir.file_name().unwrap().to_string_lossy().as_bytes(),
-        )?;
-        last_ckpt = dir.clone();
-        if is_best {
-            save_checkpoint(
-                &run.join("checkpoints").join("best"),
-                &model,
-                &opt,
-                &state,
-                &cfg,
-            )?;
-        }
-        prune(&run, cfg.TRAIN.keep_last, cfg.save_interval);
+        t.checkpoint(epoch, is_best)?;
     }
     let best = run.join("checkpoints").join("best");
     Ok(TrainSummary {
         run_dir: run.clone(),
-        epochs: state.epoch,
-        steps: state.global_step,
-        last_checkpoint: last_ckpt,
+        epochs: t.state.epoch,
+        steps: t.state.global_step,
+        last_checkpoint: t.last_ckpt,
         best_checkpoint: (main && best.exists()).then_some(best),
         final_train_loss: final_loss,
         last_valid,
