@@ -14,5 +14,19 @@ fn main() {
         if nccl.is_dir() {
             println!("cargo:rustc-link-arg=-Wl,-rpath,{}", nccl.display());
         }
+        // The CUDA backend (libtorch_cuda.so) registers itself when loaded, but nothing calls
+        // into it directly, so the default `--as-needed` drops it from the executable and CUDA
+        // then reads as unavailable even on a GPU machine (tch-rs issues #329, #980). Linking
+        // `libtorch.so` (which itself needs torch_cpu and torch_cuda) without `--as-needed`
+        // keeps it, as tch-rs's own build.rs does. tests/runtime.rs checks it is loaded.
+        let lib = std::path::Path::new(&dir);
+        if lib.join("libtorch.so").exists() {
+            println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
+            println!("cargo:rustc-link-arg=-ltorch");
+            if lib.join("libtorch_cuda.so").exists() {
+                println!("cargo:rustc-link-arg=-ltorch_cuda");
+            }
+            println!("cargo:rustc-link-arg=-Wl,--as-needed");
+        }
     }
 }

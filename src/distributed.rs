@@ -131,12 +131,14 @@ pub fn launched_by_mpi() -> bool {
     .any(|k| std::env::var_os(k).is_some())
 }
 
-/// `mode`: "auto" (MPI when launched by mpirun), "mpi" (required), "none".
+/// `mode`: "auto" (MPI when launched by mpirun), "mpi" (required), "nccl" (MPI when launched
+/// by mpirun; gradients always through NCCL, even for one worker: the one-GPU check of that
+/// path), "none".
 pub fn init(mode: &str) -> Result<Box<dyn Comm>> {
     match mode {
         "none" => Ok(Box::new(Single)),
-        "auto" | "mpi" => {
-            if mode == "auto" && !launched_by_mpi() {
+        "auto" | "mpi" | "nccl" => {
+            if mode != "mpi" && !launched_by_mpi() {
                 return Ok(Box::new(Single));
             }
             #[cfg(feature = "mpi")]
@@ -156,7 +158,7 @@ pub fn init(mode: &str) -> Result<Box<dyn Comm>> {
             }
         }
         other => Err(Error::Invalid(format!(
-            "TRAIN.distributed '{other}' must be auto, mpi or none"
+            "TRAIN.distributed '{other}' must be auto, mpi, nccl or none"
         ))),
     }
 }

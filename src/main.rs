@@ -53,6 +53,15 @@ enum Cmd {
     /// Throughput benchmarks (tables for docs/benchmarks.md).
     #[command(subcommand)]
     Bench(BenchCmd),
+    /// What this binary runs on: libtorch loaded, CUDA / cuDNN / GPUs, threads, MPI / NCCL.
+    #[command(
+        after_help = "Example:\n  yt8m info\n  LD_LIBRARY_PATH=/opt/other-torch/lib yt8m info --json   # which libtorch is really loaded"
+    )]
+    Info {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -160,7 +169,9 @@ struct TrainArgs {
     /// Device: auto, cpu, cuda, cuda:N (overrides TRAIN.device).
     #[arg(long)]
     device: Option<String>,
-    /// Data parallelism: auto (MPI when started by mpirun), mpi (required), none (overrides TRAIN.distributed).
+    /// Data parallelism: auto (MPI when started by mpirun; NCCL for gradients on GPUs), mpi
+    /// (required; gradients through the host), nccl (gradients through NCCL, one worker
+    /// included), none (overrides TRAIN.distributed).
     #[arg(long)]
     distributed: Option<String>,
     /// No progress bar; log lines instead.
@@ -402,7 +413,45 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Predict(a) => predict(a),
         Cmd::Demo(a) => demo(a),
         Cmd::Bench(b) => bench(b),
+        Cmd::Info { json } => info(json),
     }
+}
+
+fn info(json: bool) -> Result<()> {
+    let i = yt8m::runtime::runtime_info();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&i)?);
+        return Ok(());
+    }
+    let or = |o: &Option<String>, none: &str| o.clone().unwrap_or_else(|| none.to_string());
+    println!(
+        "yt8m {} (features: {})",
+        i.version,
+        if i.features.is_empty() {
+            "none".to_string()
+        } else {
+            i.features.join(", ")
+        }
+    );
+    println!("libtorch loaded:     {}", or(&i.libtorch_dir, "unknown"));
+    println!(
+        "libtorch linked:     {}",
+        i.libtorch_built_against.unwrap_or("unknown")
+    );
+    println!("CUDA backend loaded: {}", i.cuda_backend_loaded);
+    println!(
+        "CUDA available:      {} ({} GPU(s), cuDNN {})",
+        i.cuda_available, i.cuda_devices, i.cudnn_available
+    );
+    println!(
+        "CPU cores owned:     {} (libtorch threads {})",
+        i.cores, i.torch_threads
+    );
+    println!(
+        "NCCL:                {}",
+        or(&i.nccl, "not built (feature nccl)")
+    );
+    Ok(())
 }
 
 fn inspect(a: InspectArgs) -> Result<()> {

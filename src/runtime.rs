@@ -24,10 +24,14 @@ pub fn parse_device(s: &str) -> Result<Device> {
 
 fn cuda(i: usize) -> Result<Device> {
     if !tch::Cuda::is_available() {
-        return Err(Error::Invalid(
-            "CUDA requested but libtorch sees no GPU (check the driver, or use --device cpu)"
-                .into(),
-        ));
+        let why = if runtime_info().cuda_backend_loaded {
+            "libtorch sees no GPU (check the driver and CUDA_VISIBLE_DEVICES)"
+        } else {
+            "the loaded libtorch has no CUDA backend (a CPU-only libtorch? `yt8m info` shows which is loaded)"
+        };
+        return Err(Error::Invalid(format!(
+            "CUDA requested but {why}; or use --device cpu"
+        )));
     }
     let n = tch::Cuda::device_count() as usize;
     if i >= n {
@@ -70,4 +74,81 @@ pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
     f.sync_all().map_err(|e| Error::io(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+/// What this process runs on: `yt8m info`, bug reports and the GPU check.
+#[derive(Debug, serde::Serialize)]
+pub struct RuntimeInfo {
+    pub version: &'static str,
+    /// Cargo features compiled in (mpi, nccl).
+    pub features: Vec<&'static str>,
+    /// Directory of the libtorch actually loaded (LD_LIBRARY_PATH wins over the rpath).
+    pub libtorch_dir: Option<String>,
+    /// The libtorch directory the binary was linked against (its embedded rpath).
+    pub libtorch_built_against: Option<&'static str>,
+    /// libtorch_cuda.so is mapped: without it CUDA reads as unavailable even on a GPU machine.
+    pub cuda_backend_loaded: bool,
+    pub cuda_available: bool,
+    pub cuda_devices: i64,
+    pub cudnn_available: bool,
+    pub cores: usize,
+    pub torch_threads: usize,
+    /// NCCL version found at run time (`nccl` feature), or why not.
+    pub nccl: Option<String>,
+}
+
+/// Paths of the shared libraries mapped into this process (Linux; empty elsewhere).
+fn mapped_libraries() -> Vec<String> {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    let mut v: Vec<String> = maps
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .filter(|p| p.contains(".so"))
+        .map(str::to_string)
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+pub fn runtime_info() -> RuntimeInfo {
+    let torch_threads = crate::threads::configure_torch_threads();
+    let libs = mapped_libraries();
+    let find = |name: &str| {
+        libs.iter()
+            .find(|p| p.rsplit('/').next() == Some(name))
+            .cloned()
+    };
+    #[allow(unused_mut)]
+    let mut features = Vec::new();
+    #[cfg(feature = "mpi")]
+    features.push("mpi");
+    #[cfg(feature = "nccl")]
+    features.push("nccl");
+    #[cfg(feature = "nccl")]
+    // SAFETY: probes dlopen for the NCCL library, then asks its version.
+    let nccl = Some(if unsafe { cudarc::nccl::sys::is_culib_present() } {
+        match cudarc::nccl::result::get_nccl_version() {
+            Ok(v) => format!("{}.{}.{}", v / 10000, (v / 100) % 100, v % 100),
+            Err(e) => format!("loaded, but ncclGetVersion failed: {e:?}"),
+        }
+    } else {
+        "libnccl.so not found (./dev setup links it in the torch wheel's nvidia/nccl/lib)".into()
+    });
+    #[cfg(not(feature = "nccl"))]
+    let nccl = None;
+    RuntimeInfo {
+        version: env!("CARGO_PKG_VERSION"),
+        features,
+        libtorch_dir: find("libtorch_cpu.so")
+            .map(|p| p.rsplit_once('/').map(|x| x.0.to_string()).unwrap_or(p)),
+        libtorch_built_against: option_env!("YT8M_LIBTORCH_LIB"),
+        cuda_backend_loaded: find("libtorch_cuda.so").is_some(),
+        cuda_available: tch::Cuda::is_available(),
+        cuda_devices: tch::Cuda::device_count(),
+        cudnn_available: tch::Cuda::cudnn_is_available(),
+        cores: crate::threads::available_cores(),
+        torch_threads,
+        nccl,
+    }
 }

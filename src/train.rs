@@ -476,13 +476,29 @@ struct GradSync {
 }
 
 impl GradSync {
+    /// NCCL when training on a GPU with several workers (unless TRAIN.distributed is mpi),
+    /// or always with TRAIN.distributed: nccl (one worker included).
     fn new(cfg: &Config, comm: &dyn Comm, device: tch::Device) -> Result<Self> {
+        let mode = cfg.TRAIN.distributed.as_str();
+        if mode == "nccl" && !device.is_cuda() {
+            return Err(Error::Invalid(format!(
+                "TRAIN.distributed: nccl all-reduces on GPUs, but this run is on {}\n  hint: use --device cuda, or TRAIN.distributed: mpi for CPU workers",
+                crate::model::attention_lstm::device_name(device)
+            )));
+        }
         #[cfg(not(feature = "nccl"))]
-        let _ = (cfg, comm, device);
+        {
+            let _ = comm;
+            if mode == "nccl" {
+                return Err(Error::Invalid(
+                    "TRAIN.distributed: nccl, but this yt8m was built without the `nccl` feature\n  hint: build with `./dev build` (it enables mpi and nccl)".into(),
+                ));
+            }
+        }
         Ok(GradSync {
             reduced: Vec::new(),
             #[cfg(feature = "nccl")]
-            nccl: if comm.size() > 1 && device.is_cuda() && cfg.TRAIN.distributed != "mpi" {
+            nccl: if mode == "nccl" || (comm.size() > 1 && device.is_cuda() && mode != "mpi") {
                 Some(crate::distributed::nccl::Nccl::init(comm)?)
             } else {
                 None
@@ -491,12 +507,12 @@ impl GradSync {
     }
 
     fn average(&mut self, comm: &dyn Comm, vars: &[(String, Tensor)]) -> Result<()> {
-        if comm.size() == 1 {
-            return Ok(());
-        }
         #[cfg(feature = "nccl")]
         if let Some(n) = &self.nccl {
             return n.average_grads(&vars.iter().map(|(_, v)| v.grad()).collect::<Vec<_>>());
+        }
+        if comm.size() == 1 {
+            return Ok(());
         }
         let g = flat_grads(vars);
         self.reduced.resize(g.len(), 0.0);

@@ -3,17 +3,10 @@
 
 mod common;
 use common::*;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use tch::Tensor;
 use yt8m::data::tfrecord::{RecordReader, RecordWriter};
-
-fn config() -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("configs/tiny_test.yaml")
-        .display()
-        .to_string()
-}
 
 /// `mpirun` on loopback only, as root, allowing more ranks than cores.
 fn mpirun_base() -> Command {
@@ -75,43 +68,11 @@ fn common_overrides(epochs: usize, batch: usize) -> Vec<String> {
     .collect()
 }
 
-/// `yt8m train` arguments: the tiny config, quiet, `--output run`, training data, then `extra`.
-fn train_args(run: &Path, data: &Path, extra: &[String]) -> Vec<String> {
-    let mut a = vec![
-        "train".to_string(),
-        "-c".into(),
-        config(),
-        "--quiet".into(),
-        "--output".into(),
-        run.display().to_string(),
-        "-o".into(),
-        format!("DATASET.train.file_path={}", data.display()),
-    ];
-    a.extend_from_slice(extra);
-    a
-}
-
 #[test]
 fn two_workers_equal_one_process_with_the_global_batch() {
     let d = tempdir("dp");
     let (b, k) = (4usize, 3usize);
-    let out = Command::new(bin())
-        .args([
-            "synth",
-            "--out",
-            d.join("shards").to_str().unwrap(),
-            "--num-videos",
-            &(2 * b * k).to_string(),
-            "--num-shards",
-            "2",
-            "--seed",
-            "8",
-            "--max-frames",
-            "30",
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    synth_shards(&d.join("shards"), 2 * b * k, 2, 8, 30);
     // The single-process file interleaves the two shards batch by batch, so its global batch k
     // holds exactly worker 0's and worker 1's batch k.
     let s0 = records(&d.join("shards/train0000.tfrecord"));
@@ -126,7 +87,7 @@ fn two_workers_equal_one_process_with_the_global_batch() {
     w.finish().unwrap();
 
     let single = d.join("single");
-    let args = train_args(&single, &d.join("all"), &common_overrides(2, 2 * b));
+    let args = tiny_train_args(&single, &d.join("all"), &common_overrides(2, 2 * b));
     let o = Command::new(bin())
         .args(&args)
         .env("YT8M_THREADS", "1")
@@ -135,7 +96,7 @@ fn two_workers_equal_one_process_with_the_global_batch() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
     let dist = d.join("dist");
-    let args = train_args(&dist, &d.join("shards"), &common_overrides(2, b));
+    let args = tiny_train_args(&dist, &d.join("shards"), &common_overrides(2, b));
     let o = mpirun(&[(2, args)]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
@@ -176,22 +137,9 @@ fn two_workers_equal_one_process_with_the_global_batch() {
 #[test]
 fn workers_with_different_configs_refuse_naming_the_key() {
     let d = tempdir("dpcfg");
-    Command::new(bin())
-        .args([
-            "synth",
-            "--out",
-            d.join("s").to_str().unwrap(),
-            "--num-videos",
-            "16",
-            "--num-shards",
-            "2",
-            "--max-frames",
-            "10",
-        ])
-        .output()
-        .unwrap();
+    synth_shards(&d.join("s"), 16, 2, 0, 10);
     let base = |epochs: &str| {
-        train_args(
+        tiny_train_args(
             &d.join("r"),
             &d.join("s"),
             &["-o".into(), format!("epochs={epochs}")],
@@ -210,24 +158,11 @@ fn workers_with_different_configs_refuse_naming_the_key() {
 #[test]
 fn a_dead_worker_stops_the_others() {
     let d = tempdir("dpkill");
-    Command::new(bin())
-        .args([
-            "synth",
-            "--out",
-            d.join("s").to_str().unwrap(),
-            "--num-videos",
-            "64",
-            "--num-shards",
-            "2",
-            "--max-frames",
-            "20",
-        ])
-        .output()
-        .unwrap();
+    synth_shards(&d.join("s"), 64, 2, 0, 20);
     let run = d.join("r");
     let mut c = mpirun_base();
     c.args(["-np", "2"]).arg(bin());
-    c.args(train_args(
+    c.args(tiny_train_args(
         &run,
         &d.join("s"),
         &["-o".into(), "epochs=100000".into()],
@@ -270,24 +205,9 @@ fn a_dead_worker_stops_the_others() {
 #[test]
 fn distributed_resume_continues_from_rank_0s_checkpoint() {
     let d = tempdir("dpresume");
-    Command::new(bin())
-        .args([
-            "synth",
-            "--out",
-            d.join("s").to_str().unwrap(),
-            "--num-videos",
-            "32",
-            "--num-shards",
-            "2",
-            "--seed",
-            "2",
-            "--max-frames",
-            "12",
-        ])
-        .output()
-        .unwrap();
+    synth_shards(&d.join("s"), 32, 2, 2, 12);
     let args = |run: &Path, epochs: usize, resume: bool| -> Vec<String> {
-        let mut a = train_args(run, &d.join("s"), &common_overrides(epochs, 4));
+        let mut a = tiny_train_args(run, &d.join("s"), &common_overrides(epochs, 4));
         if resume {
             a.push("--resume".into());
         }

@@ -40,10 +40,7 @@ fn ok(args: &[&str]) -> String {
 }
 
 fn config_path() -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("configs/tiny_test.yaml")
-        .display()
-        .to_string()
+    repo().join("configs/tiny_test.yaml").display().to_string()
 }
 
 /// A tiny 3862-class AttentionLSTM with random weights, exported.
@@ -96,7 +93,7 @@ fn onnx_logits(model: &Path, inputs: Vec<(&str, Tensor)>, work: &Path) -> Tensor
     let inp = work.join("onnx_in.npz");
     let out = work.join("onnx_out.npz");
     Tensor::write_npz(&inputs, &inp).unwrap();
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/onnx_run.py");
+    let script = repo().join("scripts/onnx_run.py");
     let o = Command::new(python()).arg(script).arg(model).arg(&inp).arg(&out).output().unwrap_or_else(|e| {
         panic!("cannot run {} ({e}); `./dev test` installs onnxruntime into the venv (or set YT8M_PYTHON)", python())
     });

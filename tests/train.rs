@@ -36,10 +36,7 @@ fn fails(args: &[&str]) -> String {
 }
 
 fn config() -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("configs/tiny_test.yaml")
-        .display()
-        .to_string()
+    repo().join("configs/tiny_test.yaml").display().to_string()
 }
 
 /// Small synthetic train/test data, made once per test binary run directory.
@@ -338,8 +335,7 @@ fn config_errors_name_key_and_line() {
     ]);
     assert!(e.contains("/nonexistent/dir"), "{e}");
     // PaddleVideo's own file loads as is.
-    let full =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("configs/attention_lstm_youtube8m.yaml");
+    let full = repo().join("configs/attention_lstm_youtube8m.yaml");
     let c = yt8m::config::Config::load(Some(&full), &[]).unwrap();
     assert_eq!(
         c.model_config(),

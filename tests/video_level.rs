@@ -12,8 +12,7 @@ fn real(pattern: &str) -> String {
 
 #[test]
 fn logistic_and_moe_on_real_shards_beat_the_class_prior() {
-    let cfg_path =
-        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("configs/logistic_video.yaml");
+    let cfg_path = repo().join("configs/logistic_video.yaml");
     for (head, epochs) in [("LogisticModel", 4), ("MoeModel", 3)] {
         let overrides = vec![
             format!("MODEL.head.name={head}"),

@@ -232,7 +232,6 @@ pub fn frame_record(payload: &[u8], out: &mut Vec<u8>) {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
 
     #[test]
     fn crc32c_known_vector() {

@@ -46,7 +46,70 @@ pub fn tempdir(name: &str) -> PathBuf {
     d
 }
 
-/// Path of the built `yt8m` binary.
+/// Path of the built `yt8m` binary (`YT8M_BIN` overrides: test binaries carried to another
+/// machine, see scripts/gpu_pack.sh).
 pub fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_yt8m"))
+    std::env::var_os("YT8M_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_yt8m")))
+}
+
+/// The repository root (`YT8M_REPO` overrides, for carried test binaries).
+pub fn repo() -> PathBuf {
+    std::env::var_os("YT8M_REPO")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
+/// `yt8m train` arguments: configs/tiny_test.yaml, quiet, `--output run`, training shards
+/// `data`, then `extra`.
+pub fn tiny_train_args(
+    run: &std::path::Path,
+    data: &std::path::Path,
+    extra: &[String],
+) -> Vec<String> {
+    let mut a = vec![
+        "train".to_string(),
+        "-c".into(),
+        repo().join("configs/tiny_test.yaml").display().to_string(),
+        "--quiet".into(),
+        "--output".into(),
+        run.display().to_string(),
+        "-o".into(),
+        format!("DATASET.train.file_path={}", data.display()),
+    ];
+    a.extend_from_slice(extra);
+    a
+}
+
+/// `yt8m synth` into `out`: `videos` learnable frame-level videos over `shards` shards,
+/// 1..=`max_frames` frames each.
+pub fn synth_shards(
+    out: &std::path::Path,
+    videos: usize,
+    shards: usize,
+    seed: u64,
+    max_frames: usize,
+) {
+    let o = std::process::Command::new(bin())
+        .args(["synth", "--out", out.to_str().unwrap()])
+        .args([
+            "--num-videos",
+            &videos.to_string(),
+            "--num-shards",
+            &shards.to_string(),
+        ])
+        .args([
+            "--seed",
+            &seed.to_string(),
+            "--max-frames",
+            &max_frames.to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "synth failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
