@@ -35,12 +35,26 @@ pub fn read_json(p: &std::path::Path) -> serde_json::Value {
     .unwrap()
 }
 
-/// A fresh temporary directory under the target dir (kept on failure for inspection).
+/// A fresh temporary directory under the target dir (kept after the run for inspection;
+/// directories of earlier runs whose process is gone are removed here).
 pub fn tempdir(name: &str) -> PathBuf {
-    let base = std::env::var_os("CARGO_TARGET_TMPDIR")
+    let base = option_env!("CARGO_TARGET_TMPDIR")
         .map(PathBuf::from)
         .unwrap_or_else(std::env::temp_dir);
-    let d = base.join(format!("yt8m-test-{name}-{}", std::process::id()));
+    let prefix = format!("yt8m-test-{name}-");
+    if let Ok(rd) = std::fs::read_dir(&base) {
+        for e in rd.flatten() {
+            let n = e.file_name().to_string_lossy().to_string();
+            let stale = n
+                .strip_prefix(&prefix)
+                .and_then(|pid| pid.parse::<u32>().ok())
+                .is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists());
+            if stale {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    let d = base.join(format!("{prefix}{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
