@@ -264,6 +264,23 @@ pub fn attention_lstm_flops(cfg: &crate::model::AttentionLstmConfig, t: f64) -> 
     per_frame * t + head
 }
 
+/// The machine's fp32 matrix-multiply rate now (best of 4 products of 4096×4096 matrices on
+/// `device`, libtorch's threads): the ceiling the model's GFLOP/s are compared with, measured in
+/// the same run because shared machines drift (365 GFLOP/s in issue 8, 331 on a busier day).
+pub fn gemm_ceiling(device: tch::Device) -> f64 {
+    let n = 4096i64;
+    let a = tch::Tensor::randn([n, n], (tch::Kind::Float, device));
+    let b = tch::Tensor::randn([n, n], (tch::Kind::Float, device));
+    let mut best = f64::INFINITY;
+    for _ in 0..4 {
+        let t = Instant::now();
+        let c = a.matmul(&b);
+        let _ = c.sum(tch::Kind::Float).double_value(&[]); // synchronize (CUDA)
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    2.0 * (n as f64).powi(3) / best / 1e9
+}
+
 /// Options of `yt8m bench train` / `bench predict`.
 pub struct ModelBenchOptions {
     pub config: crate::config::Config,
@@ -304,8 +321,11 @@ pub fn bench_train(o: &ModelBenchOptions) -> Result<String> {
             "bench train measures the AttentionLSTM; use an AttentionLstmHead config".into(),
         ));
     };
-    let mut out = format!(
-        "training throughput, AttentionLSTM E={} H={} fc {}/{} C={}, {} on {}, {threads} thread(s)\n\n| batch | steps | samples/s | frames/s | real frames / padded | data wait | GFLOP/s (≈3x fwd) |\n|---|---|---|---|---|---|---|\n",
+    let ceiling_before = gemm_ceiling(device);
+    // Rows without their last column (share of the ceiling, known at the end) and their GFLOP/s.
+    let mut rows: Vec<(String, f64)> = Vec::new();
+    let head = format!(
+        "training throughput, AttentionLSTM E={} H={} fc {}/{} C={}, {} on {}, {threads} thread(s)",
         mc.embedding_size,
         mc.lstm_size,
         mc.fc_out1_size,
@@ -361,18 +381,72 @@ pub fn bench_train(o: &ModelBenchOptions) -> Result<String> {
                     .sum::<f64>();
             }
         }
-        out.push_str(&format!(
-            "| {bs} | {} | {:.2} | {:.0} | {:.2} | {:.1}% | {:.1} |\n",
-            o.steps,
-            n as f64 / el,
-            frames as f64 / el,
-            frames as f64 / padded.max(1) as f64,
-            100.0 * wait / el.max(1e-9),
-            flops / el / 1e9
+        rows.push((
+            format!(
+                "| {bs} | {} | {:.2} | {:.0} | {:.2} | {:.1}% | {:.1} |",
+                o.steps,
+                n as f64 / el,
+                frames as f64 / el,
+                frames as f64 / padded.max(1) as f64,
+                100.0 * wait / el.max(1e-9),
+                flops / el / 1e9
+            ),
+            flops / el / 1e9,
         ));
         let _ = std::fs::remove_dir_all(&dir);
     }
-    Ok(out)
+    // The LSTM-bound part alone: libtorch's fused kernel, one direction, forward + backward
+    // at the model's widths over T = 150 (the mean length), as the model calls it.
+    let mut lstm_rows: Vec<(String, f64)> = Vec::new();
+    for &bs in &o.batch_sizes {
+        let g = lstm_kernel_gflops(
+            bs as i64,
+            150,
+            mc.embedding_size as i64,
+            mc.lstm_size as i64,
+            device,
+            o.steps.max(1),
+        );
+        lstm_rows.push((format!("| {bs} | {g:.1} |"), g));
+    }
+    // Shared machines drift: the larger of two ceiling measurements keeps the shares honest.
+    let ceiling = ceiling_before.max(gemm_ceiling(device));
+    let table = |rows: &[(String, f64)]| -> String {
+        rows.iter()
+            .map(|(r, g)| format!("{r} {:.0}% |\n", 100.0 * g / ceiling))
+            .collect()
+    };
+    Ok(format!(
+        "{head}; fp32 GEMM ceiling (4096³ matmul, larger of before/after): {ceiling:.0} GFLOP/s\n\n| batch | steps | samples/s | frames/s | real frames / padded | data wait | GFLOP/s (≈3x fwd) | share of ceiling |\n|---|---|---|---|---|---|---|---|\n{}\nLSTM kernel alone (one direction, E={} H={}, T=150, forward + backward):\n\n| batch | GFLOP/s | share of ceiling |\n|---|---|---|\n{}",
+        table(&rows),
+        mc.embedding_size,
+        mc.lstm_size,
+        table(&lstm_rows)
+    ))
+}
+
+/// GFLOP/s of libtorch's fused LSTM (one direction) forward + backward on `[b, t, e]`.
+fn lstm_kernel_gflops(b: i64, t: i64, e: i64, h: i64, device: tch::Device, reps: usize) -> f64 {
+    let opts = (tch::Kind::Float, device);
+    let x = tch::Tensor::randn([b, t, e], opts).set_requires_grad(true);
+    let w: Vec<tch::Tensor> = [vec![4 * h, e], vec![4 * h, h], vec![4 * h], vec![4 * h]]
+        .iter()
+        .map(|s| (tch::Tensor::randn(s.as_slice(), opts) * 0.03).set_requires_grad(true))
+        .collect();
+    let z = tch::Tensor::zeros([1, b, h], opts);
+    let run = || {
+        let refs: Vec<&tch::Tensor> = w.iter().collect();
+        let (out, _, _) = x.lstm(&[&z, &z], &refs, true, 1, 0.0, true, false, true);
+        out.sum(tch::Kind::Float).backward();
+        let _ = x.grad().sum(tch::Kind::Float).double_value(&[]); // synchronize (CUDA)
+    };
+    run(); // warm-up
+    let t0 = Instant::now();
+    for _ in 0..reps {
+        run();
+    }
+    let el = t0.elapsed().as_secs_f64() / reps as f64;
+    3.0 * 2.0 * 4.0 * h as f64 * (e + h) as f64 * (b * t) as f64 / el / 1e9
 }
 
 /// Inference throughput (no autograd) at each batch size, optionally against onnxruntime on

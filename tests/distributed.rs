@@ -235,3 +235,31 @@ fn distributed_resume_continues_from_rank_0s_checkpoint() {
     println!("2 workers, straight vs resumed after epoch 1: max diff {max:e}");
     assert!(max < 1e-6, "{max}");
 }
+
+/// An unreachable host with the documented ssh connect timeout (docs/distributed.md): mpirun
+/// stops with a message naming the problem instead of waiting for TCP's timeout.
+#[test]
+fn an_unreachable_host_fails_fast_with_the_documented_setting() {
+    let d = tempdir("unreach");
+    synth_shards(&d.join("s"), 8, 2, 0, 5);
+    let args = tiny_train_args(&d.join("run"), &d.join("s"), &[]);
+    let t = std::time::Instant::now();
+    let o = Command::new("mpirun")
+        .args(["--allow-run-as-root", "--mca", "plm_rsh_args"])
+        .arg("-o ConnectTimeout=3 -o BatchMode=yes")
+        // TEST-NET-2 (RFC 5737): documentation addresses, never routed.
+        .args(["-H", "localhost,198.51.100.77", "-np", "2"])
+        .arg(bin())
+        .args(&args)
+        .output()
+        .unwrap();
+    let el = t.elapsed().as_secs_f64();
+    let err = String::from_utf8_lossy(&o.stderr);
+    println!("{el:.1} s: {err}");
+    assert!(!o.status.success());
+    assert!(el < 60.0, "mpirun took {el:.0} s");
+    assert!(
+        err.contains("198.51.100.77") || err.contains("unable to reliably start"),
+        "{err}"
+    );
+}

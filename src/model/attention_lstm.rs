@@ -91,6 +91,36 @@ pub struct Trace {
 
 /// Index that reverses each row of `[B, T]` within its length: `len-1-t` for `t < len`, `t`
 /// after (those positions are masked). It is its own inverse on the valid part.
+/// Inverted dropout as PaddleVideo's `upscale_in_train` (kept values × 1/(1−p)), with a
+/// cheaper mask than libtorch's `dropout`, which draws one Bernoulli variate per element
+/// (`bernoulli_` took 1.4 s of a 19.7 s batch-128 training step, profiled on 2 cores). For the
+/// recipe's p = 0.5 the mask is the bits of random bytes (8 elements per draw: 10x faster); other
+/// p compare uniforms with 1−p (2.5x). Same distribution, same seeding.
+pub fn dropout(x: &Tensor, p: f64, train: bool) -> Tensor {
+    if !train || p <= 0.0 {
+        return x.shallow_clone();
+    }
+    if p >= 1.0 {
+        return x.zeros_like();
+    }
+    let n = x.numel() as i64;
+    let dev = x.device();
+    let keep = if p == 0.5 {
+        let bytes = Tensor::randint(256, [(n + 7) / 8, 1], (Kind::Uint8, dev));
+        let shifts = Tensor::arange(8, (Kind::Uint8, dev));
+        bytes
+            .bitwise_right_shift(&shifts)
+            .bitwise_and(1)
+            .view([-1])
+            .narrow(0, 0, n)
+    } else {
+        Tensor::rand([n], (Kind::Float, dev)).lt(1.0 - p)
+    };
+    let mut scale = keep.view(x.size().as_slice()).to_kind(x.kind());
+    let _ = scale.g_mul_scalar_(1.0 / (1.0 - p));
+    x * scale
+}
+
 pub fn reverse_index(lengths: &Tensor, t: i64) -> Tensor {
     let dev = lengths.device();
     let ar = Tensor::arange(t, (Kind::Int64, dev)).unsqueeze(0); // [1, T]
@@ -206,7 +236,7 @@ impl AttentionLstm {
             let pre = x.matmul(&br.fc_w) + &br.fc_b; // [B, T, E]
             let emb = pre.tanh();
             let h = Self::bi_lstm(&emb, br, &lengths, &mask, train); // [B, T, 2H]
-            let hd = h.dropout(self.cfg.dropout, train);
+            let hd = dropout(&h, self.cfg.dropout, train);
             let a = hd.matmul(&br.att_w) + &br.att_b; // [B, T, 1]
             // Masked softmax over valid frames (max-subtracted; PaddleVideo's exp/sum without
             // it is equal within rounding).
@@ -250,5 +280,44 @@ pub fn device_name(d: Device) -> String {
         Device::Cpu => "cpu".into(),
         Device::Cuda(i) => format!("cuda:{i}"),
         other => format!("{other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dropout;
+    use tch::{Device, Kind, Tensor};
+
+    #[test]
+    fn dropout_keeps_each_element_with_probability_1_minus_p_and_rescales() {
+        let x = Tensor::ones([64, 50, 33], (Kind::Float, Device::Cpu)); // odd numel: 105,600
+        for p in [0.5, 0.3] {
+            tch::manual_seed(4);
+            let y = dropout(&x, p, true);
+            let kept = y
+                .ne(0.0)
+                .to_kind(Kind::Double)
+                .mean(Kind::Double)
+                .double_value(&[]);
+            let n = x.numel() as f64;
+            let sd = (p * (1.0 - p) / n).sqrt();
+            println!("p {p}: kept {kept:.4} (expected {:.4} ± {sd:.4})", 1.0 - p);
+            assert!((kept - (1.0 - p)).abs() < 5.0 * sd);
+            let vals = y.masked_select(&y.ne(0.0));
+            let want = 1.0 / (1.0 - p);
+            assert!((vals - want).abs().max().double_value(&[]) < 1e-6);
+            // Same seed, same mask; neighbouring elements independent (not one bit per byte).
+            tch::manual_seed(4);
+            assert!(dropout(&x, p, true).equal(&y));
+            let flat = y.ne(0.0).view([-1]).to_kind(Kind::Double);
+            let both = (flat.narrow(0, 0, 105_599) * flat.narrow(0, 1, 105_599))
+                .mean(Kind::Double)
+                .double_value(&[]);
+            assert!(
+                (both - (1.0 - p) * (1.0 - p)).abs() < 0.01,
+                "adjacent kept {both}"
+            );
+        }
+        assert!(dropout(&x, 0.5, false).equal(&x));
     }
 }
