@@ -6,7 +6,6 @@ mod common;
 use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use tch::Tensor;
 
 /// Deterministic settings (see tests/distributed.rs): no shuffling, bucketing or dropout.
 fn overrides(epochs: usize, batch: usize) -> Vec<String> {
@@ -88,8 +87,9 @@ fn nccl_path_on_one_gpu_matches_plain_training() {
             "{mode}: {}",
             String::from_utf8_lossy(&o.stderr)
         );
-        let mut w = Tensor::read_safetensors(run.join("checkpoints/epoch_00002/model.safetensors"))
-            .unwrap();
+        let mut w =
+            tch::Tensor::read_safetensors(run.join("checkpoints/epoch_00002/model.safetensors"))
+                .unwrap();
         w.sort_by(|x, y| x.0.cmp(&y.0));
         runs.push(w);
     }
