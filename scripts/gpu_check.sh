@@ -3,7 +3,7 @@
 #   1. libtorch: this machine's own torch 2.11 install (LD_LIBRARY_PATH wins over the
 #      binary's embedded rpath: tests/runtime.rs checks that), NCCL from the same install;
 #   2. binaries: .gpu/ from scripts/gpu_pack.sh when carried (no Rust or MPI needed here),
-#      else built with ./dev;
+#      else packed here with the same script;
 #   3. `yt8m info` (is the CUDA backend loaded, GPUs, cuDNN, NCCL version);
 #   4. the Paddle parity tests on the GPU (YT8M_TEST_DEVICE=cuda, f64 and f32);
 #   5. the NCCL path on one GPU: --distributed nccl must train as plain training (tests/nccl.rs);
@@ -24,15 +24,10 @@ if [ -n "$TORCH_LIB" ]; then
   export LD_LIBRARY_PATH="$TORCH_LIB:/tmp/yt8m-nccl${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   log "libtorch: $TORCH_LIB ($(python3 -c 'import torch; print(torch.__version__)'))"
 fi
-if [ -x .gpu/bin/yt8m ]; then
-  BIN=$PWD/.gpu/bin/yt8m; PARITY=$PWD/.gpu/bin/parity; NCCLT=$PWD/.gpu/bin/nccl
-  export YT8M_SHARED=$PWD/.gpu/shared
-else
-  BIN=$(./dev build) || { log "build failed (no .gpu/ carried: run scripts/gpu_pack.sh first)"; exit 1; }
-  log=$(./dev cargo test --release --no-run --features nccl --test parity --test nccl 2>&1)
-  PARITY=$(echo "$log" | grep -o '/[^ ()]*/deps/parity-[0-9a-f]*' | tail -1)
-  NCCLT=$(echo "$log" | grep -o '/[^ ()]*/deps/nccl-[0-9a-f]*' | tail -1)
-fi
+# Not carried: build and pack here (needs cargo and ../shared on this machine).
+[ -x .gpu/bin/yt8m ] || scripts/gpu_pack.sh || { log "no .gpu/ carried and packing here failed: run scripts/gpu_pack.sh where cargo is, carry .gpu"; exit 1; }
+BIN=$PWD/.gpu/bin/yt8m; PARITY=$PWD/.gpu/bin/parity; NCCLT=$PWD/.gpu/bin/nccl
+export YT8M_SHARED=$PWD/.gpu/shared
 export YT8M_BIN="$BIN" YT8M_REPO="$PWD"
 log "## yt8m info"
 "$BIN" info 2>&1 | tee -a "$out"

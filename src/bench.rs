@@ -495,10 +495,7 @@ pub fn bench_predict(o: &ModelBenchOptions) -> Result<String> {
         let lengths: Vec<usize> = used.iter().map(|v| v.num_frames).collect();
         let batches: Vec<Batch> = crate::data::batch::length_buckets(&lengths, bs, win)
             .into_iter()
-            .map(|g| {
-                let refs: Vec<&crate::data::Video> = g.iter().map(|&i| &used[i]).collect();
-                Batch::from_video_refs(&refs, &cfg.feature_spec())
-            })
+            .map(|g| Batch::from_indices(used, &g, &cfg.feature_spec()))
             .collect();
         let mut el = 0.0;
         let mut n = 0;

@@ -180,8 +180,7 @@ fn flush(
     let lengths: Vec<usize> = p.videos.iter().map(|v| v.num_frames).collect();
     let mut top: Vec<Vec<(usize, f32)>> = vec![Vec::new(); p.videos.len()];
     for group in length_buckets(&lengths, opt.batch_size, opt.bucket_window) {
-        let refs: Vec<&Video> = group.iter().map(|&i| &p.videos[i]).collect();
-        let batch = Batch::from_video_refs(&refs, &spec);
+        let batch = Batch::from_indices(&p.videos, &group, &spec);
         let scores = tch::no_grad(|| {
             let inp = batch_inputs(&batch, b.model.device(), b.model.kind);
             let logits = b.model.forward(&inp, false);

@@ -24,7 +24,7 @@ pub fn parse_device(s: &str) -> Result<Device> {
 
 fn cuda(i: usize) -> Result<Device> {
     if !tch::Cuda::is_available() {
-        let why = if runtime_info().cuda_backend_loaded {
+        let why = if cuda_backend_loaded() {
             "libtorch sees no GPU (check the driver and CUDA_VISIBLE_DEVICES)"
         } else {
             "the loaded libtorch has no CUDA backend (a CPU-only libtorch? `yt8m info` shows which is loaded)"
@@ -97,28 +97,22 @@ pub struct RuntimeInfo {
     pub nccl: Option<String>,
 }
 
-/// Paths of the shared libraries mapped into this process (Linux; empty elsewhere).
-fn mapped_libraries() -> Vec<String> {
-    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
-    let mut v: Vec<String> = maps
-        .lines()
+/// Path of the shared library named `name` mapped into this process (Linux; None elsewhere).
+fn mapped_library(name: &str) -> Option<String> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    maps.lines()
         .filter_map(|l| l.split_whitespace().nth(5))
-        .filter(|p| p.contains(".so"))
+        .find(|p| p.rsplit('/').next() == Some(name))
         .map(str::to_string)
-        .collect();
-    v.sort();
-    v.dedup();
-    v
+}
+
+/// libtorch_cuda.so is mapped: without it CUDA reads as unavailable even on a GPU machine.
+pub fn cuda_backend_loaded() -> bool {
+    mapped_library("libtorch_cuda.so").is_some()
 }
 
 pub fn runtime_info() -> RuntimeInfo {
     let torch_threads = crate::threads::configure_torch_threads();
-    let libs = mapped_libraries();
-    let find = |name: &str| {
-        libs.iter()
-            .find(|p| p.rsplit('/').next() == Some(name))
-            .cloned()
-    };
     #[allow(unused_mut)]
     let mut features = Vec::new();
     #[cfg(feature = "mpi")]
@@ -140,10 +134,10 @@ pub fn runtime_info() -> RuntimeInfo {
     RuntimeInfo {
         version: env!("CARGO_PKG_VERSION"),
         features,
-        libtorch_dir: find("libtorch_cpu.so")
+        libtorch_dir: mapped_library("libtorch_cpu.so")
             .map(|p| p.rsplit_once('/').map(|x| x.0.to_string()).unwrap_or(p)),
         libtorch_built_against: option_env!("YT8M_LIBTORCH_LIB"),
-        cuda_backend_loaded: find("libtorch_cuda.so").is_some(),
+        cuda_backend_loaded: cuda_backend_loaded(),
         cuda_available: tch::Cuda::is_available(),
         cuda_devices: tch::Cuda::device_count(),
         cudnn_available: tch::Cuda::cudnn_is_available(),

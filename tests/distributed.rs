@@ -47,27 +47,6 @@ fn records(p: &Path) -> Vec<Vec<u8>> {
     out
 }
 
-/// Exact-comparison settings: no shuffling, bucketing, dropout or L2, and ε → 0: RMSProp is then
-/// invariant to the gradient's scale, so the mean over workers (PaddleVideo's DataParallel) and
-/// the single process's global-batch sum give the same update. The att_fc biases are left out
-/// of the comparison: their gradient is analytically zero (softmax shift invariance), so with
-/// ε → 0 RMSProp turns its 1e-9 round-off into full-size steps of arbitrary sign.
-fn common_overrides(epochs: usize, batch: usize) -> Vec<String> {
-    [
-        format!("epochs={epochs}"),
-        format!("DATASET.batch_size={batch}"),
-        "DATASET.shuffle=false".into(),
-        "DATASET.bucket_by_length=false".into(),
-        "MODEL.head.dropout=0.0".into(),
-        "OPTIMIZER.weight_decay.value=0.0".into(),
-        "OPTIMIZER.epsilon=1.0e-30".into(),
-        "OPTIMIZER.learning_rate={name: Constant, learning_rate: 0.003}".into(),
-    ]
-    .into_iter()
-    .flat_map(|o| ["-o".to_string(), o])
-    .collect()
-}
-
 #[test]
 fn two_workers_equal_one_process_with_the_global_batch() {
     let d = tempdir("dp");
@@ -87,7 +66,7 @@ fn two_workers_equal_one_process_with_the_global_batch() {
     w.finish().unwrap();
 
     let single = d.join("single");
-    let args = tiny_train_args(&single, &d.join("all"), &common_overrides(2, 2 * b));
+    let args = tiny_train_args(&single, &d.join("all"), &exact_overrides(2, 2 * b));
     let o = Command::new(bin())
         .args(&args)
         .env("YT8M_THREADS", "1")
@@ -96,7 +75,7 @@ fn two_workers_equal_one_process_with_the_global_batch() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
     let dist = d.join("dist");
-    let args = tiny_train_args(&dist, &d.join("shards"), &common_overrides(2, b));
+    let args = tiny_train_args(&dist, &d.join("shards"), &exact_overrides(2, b));
     let o = mpirun(&[(2, args)]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
@@ -207,7 +186,7 @@ fn distributed_resume_continues_from_rank_0s_checkpoint() {
     let d = tempdir("dpresume");
     synth_shards(&d.join("s"), 32, 2, 2, 12);
     let args = |run: &Path, epochs: usize, resume: bool| -> Vec<String> {
-        let mut a = tiny_train_args(run, &d.join("s"), &common_overrides(epochs, 4));
+        let mut a = tiny_train_args(run, &d.join("s"), &exact_overrides(epochs, 4));
         if resume {
             a.push("--resume".into());
         }

@@ -7,20 +7,6 @@ use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Deterministic settings (see tests/distributed.rs): no shuffling, bucketing or dropout.
-fn overrides(epochs: usize, batch: usize) -> Vec<String> {
-    [
-        format!("epochs={epochs}"),
-        format!("DATASET.batch_size={batch}"),
-        "DATASET.shuffle=false".into(),
-        "MODEL.head.dropout=0.0".into(),
-        "OPTIMIZER.learning_rate={name: Constant, learning_rate: 0.003}".into(),
-    ]
-    .into_iter()
-    .flat_map(|o| ["-o".to_string(), o])
-    .collect()
-}
-
 /// Synthetic training shards for the NCCL checks.
 fn small_shards(d: &Path) -> PathBuf {
     synth_shards(&d.join("shards"), 24, 2, 5, 30);
@@ -31,7 +17,7 @@ fn small_shards(d: &Path) -> PathBuf {
 fn nccl_mode_on_a_cpu_device_is_refused_with_the_fix() {
     let d = tempdir("nccl-cpu");
     let data = small_shards(&d);
-    let mut extra = overrides(1, 4);
+    let mut extra = exact_overrides(1, 4);
     extra.extend([
         "--device".into(),
         "cpu".into(),
@@ -71,7 +57,7 @@ fn nccl_path_on_one_gpu_matches_plain_training() {
     let mut runs = Vec::new();
     for mode in ["none", "nccl"] {
         let run = d.join(mode);
-        let mut extra = overrides(2, 4);
+        let mut extra = exact_overrides(2, 4);
         extra.extend([
             "--device".into(),
             "cuda".into(),
@@ -97,7 +83,7 @@ fn nccl_path_on_one_gpu_matches_plain_training() {
     for ((na, ta), (nb, tb)) in runs[0].iter().zip(&runs[1]) {
         assert_eq!(na, nb);
         if na.starts_with("att_fc") && na.ends_with(".bias") {
-            continue; // analytically zero gradient (tests/distributed.rs)
+            continue; // analytically zero gradient (see exact_overrides)
         }
         max = max.max((ta - tb).abs().max().double_value(&[]));
     }

@@ -2,11 +2,12 @@
 
 mod common;
 use common::*;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use tch::Tensor;
 
-fn yt8m(args: &[&str]) -> Output {
+fn yt8m<S: AsRef<OsStr>>(args: &[S]) -> Output {
     let out = Command::new(bin())
         .args(args)
         .env("YT8M_THREADS", "1")
@@ -16,7 +17,7 @@ fn yt8m(args: &[&str]) -> Output {
     out
 }
 
-fn ok(args: &[&str]) -> String {
+fn ok<S: AsRef<OsStr> + std::fmt::Debug>(args: &[S]) -> String {
     let out = yt8m(args);
     assert!(
         out.status.success(),
@@ -27,7 +28,7 @@ fn ok(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn fails(args: &[&str]) -> String {
+fn fails<S: AsRef<OsStr> + std::fmt::Debug>(args: &[S]) -> String {
     let out = yt8m(args);
     assert!(!out.status.success(), "yt8m {args:?} should fail");
     let e = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -73,15 +74,31 @@ fn data(name: &str) -> PathBuf {
     d
 }
 
-fn data_overrides(d: &Path) -> Vec<String> {
+/// Validation and test splits: `d/test`.
+fn eval_overrides(d: &Path) -> Vec<String> {
     vec![
-        "-o".into(),
-        format!("DATASET.train.file_path={}", d.join("train").display()),
         "-o".into(),
         format!("DATASET.valid.file_path={}", d.join("test").display()),
         "-o".into(),
         format!("DATASET.test.file_path={}", d.join("test").display()),
     ]
+}
+
+/// Training, validation and test splits of `data(..)`'s directory `d`.
+fn data_overrides(d: &Path) -> Vec<String> {
+    let mut v = vec![
+        "-o".into(),
+        format!("DATASET.train.file_path={}", d.join("train").display()),
+    ];
+    v.extend(eval_overrides(d));
+    v
+}
+
+/// `yt8m train` (tiny config, quiet) into `run` on `data(..)`'s directory `d`, then `extra`.
+fn train_in(d: &Path, run: &Path, extra: &[&str]) -> Vec<String> {
+    let mut e = eval_overrides(d);
+    e.extend(extra.iter().map(|s| s.to_string()));
+    tiny_train_args(run, &d.join("train"), &e)
 }
 
 fn args<'a>(base: &[&'a str], extra: &'a [String]) -> Vec<&'a str> {
@@ -102,20 +119,7 @@ fn trains_above_the_class_prior_and_tests() {
     let ov = data_overrides(&d);
     let cfg = config();
     let run = d.join("run");
-    let out = ok(&args(
-        &[
-            "train",
-            "-c",
-            &cfg,
-            "--validate",
-            "--quiet",
-            "--output",
-            run.to_str().unwrap(),
-            "-o",
-            "epochs=8",
-        ],
-        &ov,
-    ));
+    let out = ok(&train_in(&d, &run, &["--validate", "-o", "epochs=8"]));
     println!("{out}");
     assert!(run.join("config.yaml").exists());
     assert!(run.join("checkpoints/best/model.safetensors").exists());
@@ -176,35 +180,13 @@ fn trains_above_the_class_prior_and_tests() {
 #[test]
 fn resume_after_sigkill_ends_with_the_same_weights() {
     let d = data("resume");
-    let ov = data_overrides(&d);
-    let cfg = config();
     let straight = d.join("straight");
-    ok(&args(
-        &[
-            "train",
-            "-c",
-            &cfg,
-            "--quiet",
-            "--output",
-            straight.to_str().unwrap(),
-        ],
-        &ov,
-    ));
+    ok(&train_in(&d, &straight, &[]));
 
     // Second run: killed with SIGKILL once the first epoch's checkpoint exists.
     let killed = d.join("killed");
     let mut child = Command::new(bin())
-        .args(args(
-            &[
-                "train",
-                "-c",
-                &cfg,
-                "--quiet",
-                "--output",
-                killed.to_str().unwrap(),
-            ],
-            &ov,
-        ))
+        .args(train_in(&d, &killed, &[]))
         .env("YT8M_THREADS", "1")
         .spawn()
         .unwrap();
@@ -217,18 +199,7 @@ fn resume_after_sigkill_ends_with_the_same_weights() {
     let status = child.wait().unwrap();
     println!("killed run exited with {status:?}");
     assert!(latest.exists());
-    ok(&args(
-        &[
-            "train",
-            "-c",
-            &cfg,
-            "--quiet",
-            "--output",
-            killed.to_str().unwrap(),
-            "--resume",
-        ],
-        &ov,
-    ));
+    ok(&train_in(&d, &killed, &["--resume"]));
 
     let a = weights(&straight.join("checkpoints/epoch_00003"));
     let b = weights(&killed.join("checkpoints/epoch_00003"));
@@ -245,54 +216,25 @@ fn resume_after_sigkill_ends_with_the_same_weights() {
 #[test]
 fn resume_refuses_a_changed_model_shape() {
     let d = data("shape");
-    let ov = data_overrides(&d);
-    let cfg = config();
     let run = d.join("run");
-    ok(&args(
+    ok(&train_in(&d, &run, &["-o", "epochs=1"]));
+    let e = fails(&train_in(
+        &d,
+        &run,
         &[
-            "train",
-            "-c",
-            &cfg,
-            "--quiet",
-            "--output",
-            run.to_str().unwrap(),
-            "-o",
-            "epochs=1",
-        ],
-        &ov,
-    ));
-    let e = fails(&args(
-        &[
-            "train",
-            "-c",
-            &cfg,
-            "--quiet",
-            "--output",
-            run.to_str().unwrap(),
             "--resume",
             "-o",
             "MODEL.head.lstm_size=32",
             "-o",
             "epochs=2",
         ],
-        &ov,
     ));
     assert!(
         e.contains("MODEL.head.lstm_size") && e.contains("16") && e.contains("32"),
         "{e}"
     );
     // Without --resume, an existing run is not overwritten.
-    let e = fails(&args(
-        &[
-            "train",
-            "-c",
-            &cfg,
-            "--quiet",
-            "--output",
-            run.to_str().unwrap(),
-        ],
-        &ov,
-    ));
+    let e = fails(&train_in(&d, &run, &[]));
     assert!(e.contains("--resume"), "{e}");
 }
 
@@ -347,21 +289,15 @@ fn config_errors_name_key_and_line() {
 #[test]
 fn nan_loss_stops_with_the_step_and_keeps_the_last_checkpoint() {
     let d = data("nan");
-    let ov = data_overrides(&d);
     let run = d.join("run");
     // An absurd learning rate from epoch 2 on blows the weights up.
-    let e = fails(&args(
+    let e = fails(&train_in(
+        &d,
+        &run,
         &[
-            "train",
-            "-c",
-            &config(),
-            "--quiet",
-            "--output",
-            run.to_str().unwrap(),
             "-o",
             "OPTIMIZER.learning_rate={name: PiecewiseDecay, boundaries: [1], values: [0.001, 1.0e38]}",
         ],
-        &ov,
     ));
     assert!(
         e.contains("loss became") && e.contains("epoch 2") && e.contains("epoch_00001"),

@@ -115,12 +115,14 @@ impl Batch {
 
     /// Packs videos into one batch (positions 0..B).
     pub fn from_videos(videos: &[Video], spec: &FeatureSpec) -> Batch {
-        let refs: Vec<&Video> = videos.iter().collect();
-        Self::from_video_refs(&refs, spec)
+        let idx: Vec<usize> = (0..videos.len()).collect();
+        Self::from_indices(videos, &idx, spec)
     }
 
-    /// Packs videos into one batch (positions 0..B).
-    pub fn from_video_refs(videos: &[&Video], spec: &FeatureSpec) -> Batch {
+    /// Packs `videos[idx[0]], videos[idx[1]], ...` into one batch (a group of
+    /// [`length_buckets`]); positions are the indices.
+    pub fn from_indices(videos: &[Video], idx: &[usize], spec: &FeatureSpec) -> Batch {
+        let videos: Vec<&Video> = idx.iter().map(|&i| &videos[i]).collect();
         let b = videos.len();
         let t = videos
             .iter()
@@ -178,7 +180,7 @@ impl Batch {
             labels,
             num_classes: c,
             has_labels: videos.iter().map(|v| v.has_labels).collect(),
-            positions: (0..b as u64).collect(),
+            positions: idx.iter().map(|&i| i as u64).collect(),
         }
     }
 }
@@ -364,9 +366,10 @@ fn assembler(
             if g.len() < bs && cfg.drop_last {
                 continue;
             }
-            let refs: Vec<&Video> = g.iter().map(|&i| &pending[i]).collect();
-            let mut b = Batch::from_video_refs(&refs, spec);
-            b.positions = g.iter().map(|&i| next_position.get() + i as u64).collect();
+            let mut b = Batch::from_indices(pending, &g, spec);
+            b.positions
+                .iter_mut()
+                .for_each(|p| *p += next_position.get());
             batches.push(b);
         }
         next_position.set(next_position.get() + pending.len() as u64);

@@ -127,3 +127,24 @@ pub fn synth_shards(
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// Exact-comparison settings: no shuffling, bucketing, dropout or L2, and ε → 0: RMSProp is then
+/// invariant to the gradient's scale, so the mean over workers (PaddleVideo's DataParallel) and
+/// the single process's global-batch sum give the same update. The att_fc biases are left out
+/// of the comparison: their gradient is analytically zero (softmax shift invariance), so with
+/// ε → 0 RMSProp turns its 1e-9 round-off into full-size steps of arbitrary sign.
+pub fn exact_overrides(epochs: usize, batch: usize) -> Vec<String> {
+    [
+        format!("epochs={epochs}"),
+        format!("DATASET.batch_size={batch}"),
+        "DATASET.shuffle=false".into(),
+        "DATASET.bucket_by_length=false".into(),
+        "MODEL.head.dropout=0.0".into(),
+        "OPTIMIZER.weight_decay.value=0.0".into(),
+        "OPTIMIZER.epsilon=1.0e-30".into(),
+        "OPTIMIZER.learning_rate={name: Constant, learning_rate: 0.003}".into(),
+    ]
+    .into_iter()
+    .flat_map(|o| ["-o".to_string(), o])
+    .collect()
+}
