@@ -69,6 +69,16 @@ pub enum DataErrorKind {
     Io,
     /// Nothing to read: no files, empty file, empty list.
     Empty,
+    /// A reader thread failed in a way that is a bug (a panic): the command must fail.
+    Internal,
+}
+
+/// The text of a caught panic's payload.
+pub fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -1,6 +1,7 @@
 //! `yt8m evaluate`: scores predictions made elsewhere (an .npz/.npy of scores, or a Kaggle
 //! CSV) the official way. Labels come from the same .npz or from TFRecord shards (by id).
 
+use crate::data::npy::{self, NpyArray, NpyDType};
 use crate::data::sources::{expand_paths, read_shard};
 use crate::data::{FeatureSpec, Level};
 use crate::error::{Error, Result};
@@ -39,22 +40,6 @@ pub struct Scored<T: Score = f64> {
     pub labels: Vec<u8>,
 }
 
-/// Copies a tensor's values out as f64: one bulk copy, then widen in Rust (the element-wise
-/// `Vec::try_from` path was 10x slower on 77 M values).
-fn tensor_to_f64(t: &tch::Tensor) -> Result<Vec<f64>> {
-    let n = t.numel();
-    if t.kind() == tch::Kind::Double {
-        let mut v = vec![0f64; n];
-        t.contiguous().copy_data(&mut v, n);
-        return Ok(v);
-    }
-    let mut v = vec![0f32; n];
-    t.to_kind(tch::Kind::Float)
-        .contiguous()
-        .copy_data(&mut v, n);
-    Ok(v.into_iter().map(f64::from).collect())
-}
-
 /// Scores as stored: float32 files stay float32.
 pub enum AnyScored {
     F32(Scored<f32>),
@@ -76,83 +61,73 @@ impl AnyScored {
     }
 }
 
+/// The first NaN/Inf of a score array as an error naming row and class.
+fn check_finite(a: &NpyArray, cols: usize, what: &str) -> Result<()> {
+    if let Some((i, x)) = a.first_non_finite() {
+        return Err(Error::Invalid(format!(
+            "{what}: row {} class {} is {x}: scores must be finite\n  hint: fix the model or the export that wrote them (NaN usually means a diverged model)",
+            i / cols.max(1),
+            i % cols.max(1)
+        )));
+    }
+    Ok(())
+}
+
 /// Reads `predictions` [N,C] and `labels` [N,C] from an .npz (the golden-file layout).
 pub fn read_npz(path: &Path) -> Result<AnyScored> {
-    let arrays = tch::Tensor::read_npz(path).map_err(|e| Error::Invalid(format!(
-        "{}: cannot read as .npz: {e}\n  hint: write it with numpy.savez(path, predictions=P, labels=Y)", path.display())))?;
-    let find = |name: &str| {
-        arrays
-            .iter()
-            .find(|(k, _)| k == name || k == &format!("{name}.npy"))
-            .map(|(_, t)| t)
-    };
+    let arrays = npy::read_npz(path).map_err(|e| {
+        Error::Data(e.hint("write it with numpy.savez(path, predictions=P, labels=Y)"))
+    })?;
     let names: Vec<&str> = arrays.iter().map(|(k, _)| k.as_str()).collect();
+    let find = |name: &str| arrays.iter().find(|(k, _)| k == name).map(|(_, t)| t);
     let p = find("predictions").ok_or_else(|| Error::Invalid(format!(
         "{}: no 'predictions' array (found {names:?})\n  hint: the .npz needs predictions [N,C] and labels [N,C]", path.display())))?;
     let y = find("labels").ok_or_else(|| Error::Invalid(format!(
         "{}: no 'labels' array (found {names:?})\n  hint: give labels in the .npz, or use --labels SHARDS with a Kaggle CSV", path.display())))?;
-    let (ps, ys) = (p.size(), y.size());
+    let (ps, ys) = (&p.shape, &y.shape);
     if ps.len() != 2 || ps != ys {
         return Err(Error::Invalid(format!(
             "{}: predictions {ps:?} and labels {ys:?} must both be [N, C]",
             path.display()
         )));
     }
-    if p.isnan().any().int64_value(&[]) != 0 {
-        let i = p.isnan().flatten(0, -1).argmax(0, false).int64_value(&[]);
+    let (nv, nc) = (ps[0], ps[1]);
+    if nc == 0 {
         return Err(Error::Invalid(format!(
-            "{}: predictions hold NaN (row {}, class {})",
-            path.display(),
-            i / ps[1],
-            i % ps[1]
+            "{}: predictions have 0 classes (shape {ps:?})",
+            path.display()
         )));
     }
-    let n = y.numel();
-    let mut labels = vec![0u8; n];
-    let bad = if matches!(y.kind(), tch::Kind::Uint8 | tch::Kind::Bool) {
-        y.to_kind(tch::Kind::Uint8)
-            .contiguous()
-            .copy_data(&mut labels, n);
-        labels
-            .iter()
-            .position(|&l| l > 1)
-            .map(|i| (i as i64, labels[i] as f64))
-    } else {
-        let yd = tensor_to_f64(y)?;
-        let bad = yd
-            .iter()
-            .position(|&l| l != 0.0 && l != 1.0)
-            .map(|i| (i as i64, yd[i]));
-        for (o, v) in labels.iter_mut().zip(&yd) {
-            *o = *v as u8;
+    check_finite(p, nc, &format!("{}: predictions", path.display()))?;
+    let labels: Vec<u8> = match y.dtype {
+        NpyDType::U8 | NpyDType::Bool => y.data.clone(),
+        _ => {
+            check_finite(y, nc, &format!("{}: labels", path.display()))?;
+            y.to_f64().into_iter().map(|l| if l == 0.0 { 0 } else if l == 1.0 { 1 } else { 2 }).collect()
         }
-        bad
     };
-    if let Some((i, v)) = bad {
+    if let Some(i) = labels.iter().position(|&l| l > 1) {
+        let v = y.to_f64()[i];
         return Err(Error::Invalid(format!(
             "{}: labels must be 0/1; row {} class {} is {v}",
             path.display(),
-            i / ps[1],
-            i % ps[1]
+            i / nc,
+            i % nc
         )));
     }
-    let (nv, nc) = (ps[0] as usize, ps[1] as usize);
-    Ok(if p.kind() == tch::Kind::Float {
-        let mut scores = vec![0f32; p.numel()];
-        p.contiguous().copy_data(&mut scores, p.numel());
-        AnyScored::F32(Scored {
+    Ok(match p.dtype {
+        NpyDType::F32 => AnyScored::F32(Scored {
             num_videos: nv,
             num_classes: nc,
-            scores,
+            scores: p.to_f32(),
             labels,
-        })
-    } else {
-        AnyScored::F64(Scored {
+        }),
+        _ => AnyScored::F64(Scored {
             num_videos: nv,
             num_classes: nc,
-            scores: tensor_to_f64(p)?,
+            scores: p.to_f64(),
             labels,
-        })
+        }),
     })
 }
 
@@ -202,6 +177,9 @@ pub fn read_kaggle_with_labels(
 ) -> Result<(Scored, IdReport)> {
     let text = std::fs::read_to_string(csv).map_err(|e| Error::io(csv, e))?;
     let mut preds: HashMap<String, Vec<(usize, f64)>> = HashMap::new();
+    // Spreadsheet programs save CSV with a UTF-8 byte-order mark.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let mut first_line: HashMap<String, usize> = HashMap::new();
     for (ln, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || (ln == 0 && line.to_ascii_lowercase().starts_with("videoid")) {
@@ -240,6 +218,15 @@ pub fn read_kaggle_with_labels(
                     p[1]
                 ))
             })?;
+            if !s.is_finite() {
+                return Err(Error::Invalid(format!(
+                    "{}:{}: video '{}': score of class {l} is '{}': scores must be finite\n  hint: fix the model or script that wrote the submission",
+                    csv.display(),
+                    ln + 1,
+                    id.trim(),
+                    p[1]
+                )));
+            }
             if l >= num_classes {
                 return Err(Error::Invalid(format!(
                     "{}:{}: label {l} ≥ num_classes {num_classes}",
@@ -249,7 +236,15 @@ pub fn read_kaggle_with_labels(
             }
             v.push((l, s));
         }
-        preds.insert(id.trim().to_string(), v);
+        let id = id.trim().to_string();
+        if let Some(first) = first_line.insert(id.clone(), ln + 1) {
+            return Err(Error::Invalid(format!(
+                "{}: video '{id}' appears twice, on lines {first} and {}\n  hint: a submission has one line per video; merge or drop one",
+                csv.display(),
+                ln + 1
+            )));
+        }
+        preds.insert(id, v);
     }
     let (ids, labels) = shard_labels(label_inputs, num_classes)?;
     let (scores, report) = join_by_id(
@@ -385,33 +380,30 @@ pub fn read_scores_with_labels(
 ) -> Result<(Scored, IdReport)> {
     let bad = |m: String| Error::Invalid(format!("{}: {m}", scores_path.display()));
     let p = if scores_path.extension().and_then(|e| e.to_str()) == Some("npy") {
-        tch::Tensor::read_npy(scores_path).map_err(|e| bad(format!("cannot read as .npy: {e}")))?
+        npy::read_npy(scores_path)?
     } else {
-        let arrays = tch::Tensor::read_npz(scores_path)
-            .map_err(|e| bad(format!("cannot read as .npz: {e}")))?;
+        let arrays = npy::read_npz(scores_path)?;
         let names: Vec<String> = arrays.iter().map(|(k, _)| k.clone()).collect();
-        match arrays
-            .into_iter()
-            .find(|(k, _)| k.trim_end_matches(".npy") == "predictions")
-        {
+        let only = arrays.len() == 1;
+        match arrays.into_iter().find(|(k, _)| k == "predictions" || only) {
             Some((_, t)) => t,
-            None if names.len() == 1 => tch::Tensor::read_npz(scores_path)?.remove(0).1,
             None => return Err(bad(format!("no 'predictions' array (found {names:?})"))),
         }
     };
-    let size = p.size();
-    if size.len() != 2 || size[1] as usize != num_classes {
+    let size = p.shape.clone();
+    if size.len() != 2 || size[1] != num_classes {
         return Err(bad(format!(
             "scores have shape {size:?}, expected [videos, {num_classes}] (--num-classes)"
         )));
     }
+    check_finite(&p, num_classes, &scores_path.display().to_string())?;
     let text = std::fs::read_to_string(ids_path).map_err(|e| Error::io(ids_path, e))?;
     let row_ids: Vec<String> = text
         .lines()
         .map(|l| l.trim().to_string())
         .filter(|l| !l.is_empty())
         .collect();
-    if row_ids.len() != size[0] as usize {
+    if row_ids.len() != size[0] {
         return Err(Error::Invalid(format!(
             "{}: {} ids for {} score rows in {}",
             ids_path.display(),
@@ -420,7 +412,7 @@ pub fn read_scores_with_labels(
             scores_path.display()
         )));
     }
-    let dense = tensor_to_f64(&p)?;
+    let dense = p.to_f64();
     let row_of: HashMap<&str, usize> = row_ids
         .iter()
         .enumerate()

@@ -21,6 +21,8 @@ pub struct EvalResult {
     pub loss: f64,
     pub videos: usize,
     pub skipped_records: usize,
+    /// One line per skipped record / byte range.
+    pub skipped: Vec<String>,
 }
 
 /// Puts the rows of length-bucketed batches back into stream (file) order and releases them in
@@ -124,6 +126,10 @@ pub fn evaluate_model(model: &Model, loader: &Loader, s: &EvalSettings) -> Resul
         Ok(())
     })?;
     let skipped = it.stats().skipped.len();
+    let lost = it.stats().loss_report();
+    for l in &lost {
+        tracing::warn!("skipped: {l}");
+    }
     let zero = it.stats().zero_frames.len();
     if zero > 0 {
         tracing::warn!(
@@ -139,6 +145,7 @@ pub fn evaluate_model(model: &Model, loader: &Loader, s: &EvalSettings) -> Resul
         loss,
         videos,
         skipped_records: skipped,
+        skipped: lost,
     })
 }
 
@@ -151,6 +158,8 @@ pub struct TestReport {
     pub weights: String,
     pub weights_sha256: String,
     pub skipped_records: usize,
+    /// Every skipped record and byte range (`--skip-corrupt`), so a report never hides a loss.
+    pub skipped: Vec<String>,
     pub config: serde_json::Value,
     pub date_unix: u64,
 }
@@ -185,6 +194,7 @@ pub fn test_run(
         weights: wfile.display().to_string(),
         weights_sha256: crate::runtime::sha256_file(&wfile)?,
         skipped_records: r.skipped_records,
+        skipped: r.skipped,
         config: serde_json::to_value(cfg).unwrap_or_default(),
         date_unix: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -55,10 +55,9 @@ pub struct PredictStats {
 /// columns, the official reader's layout) for frame-level models, `[ΣD]` / `[1, ΣD]` for
 /// video-level ones.
 pub fn read_npy_video(path: &Path, spec: &FeatureSpec) -> Result<Video> {
-    let t = tch::Tensor::read_npy(path)
-        .map_err(|e| Error::Invalid(format!("{}: cannot read as .npy: {e}", path.display())))?;
+    let a = crate::data::npy::read_npy(path)?;
     let total: usize = spec.dims.iter().sum();
-    let size: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
+    let size = a.shape.clone();
     let width = *size.last().unwrap_or(&0);
     let id = path
         .file_stem()
@@ -82,19 +81,31 @@ pub fn read_npy_video(path: &Path, spec: &FeatureSpec) -> Result<Video> {
             }
         )));
     }
+    if let Some((i, x)) = a.first_non_finite() {
+        return Err(Error::Invalid(format!(
+            "{}: frame {} column {} is {x}: features must be finite\n  hint: fix or drop this video",
+            path.display(),
+            i / total,
+            i % total
+        )));
+    }
     let rows = if size.len() == 2 { size[0] } else { 1 };
     let keep = rows.min(spec.max_frames);
-    let features = match (spec.level, t.kind()) {
-        (Level::Frame, tch::Kind::Uint8) => {
-            let mut flat = vec![0u8; t.numel()];
-            t.contiguous().copy_data(&mut flat, t.numel());
-            VideoFeatures::Frames(split_columns(&flat, &spec.dims, keep))
+    let features = match (spec.level, a.dtype) {
+        (Level::Frame, crate::data::npy::NpyDType::U8) => {
+            VideoFeatures::Frames(split_columns(&a.data, &spec.dims, keep))
         }
         (level, _) => {
-            let mut flat = vec![0f32; t.numel()];
-            t.to_kind(tch::Kind::Float)
-                .contiguous()
-                .copy_data(&mut flat, t.numel());
+            let flat = a.to_f32();
+            if let Some(i) = flat.iter().position(|x| !x.is_finite()) {
+                return Err(Error::Invalid(format!(
+                    "{}: frame {} column {} does not fit in float32 ({})",
+                    path.display(),
+                    i / total,
+                    i % total,
+                    a.to_f64()[i]
+                )));
+            }
             if level == Level::Video {
                 if rows != 1 {
                     return Err(Error::Invalid(format!(
@@ -315,7 +326,10 @@ pub fn predict(
             for e in &s.skipped {
                 eprintln!("warning: skipped corrupt record: {e}");
             }
-            stats.skipped_records += s.skipped.len();
+            for e in &s.resyncs {
+                eprintln!("warning: {e}");
+            }
+            stats.skipped_records += s.skipped.len() + s.resyncs.len();
         }
         if p.videos.len() >= bs {
             flush(b, &mut p, opt, out, &mut stats)?;

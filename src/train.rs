@@ -531,6 +531,7 @@ struct EpochStats {
     wait: f64,
     seconds: f64,
     skipped: usize,
+    lost: Vec<String>,
     zero_frames: Vec<String>,
 }
 
@@ -673,7 +674,8 @@ impl Trainer<'_> {
             loss_sum,
             wait,
             seconds: t_epoch.elapsed().as_secs_f64(),
-            skipped: stats.skipped.len(),
+            skipped: stats.skipped.len() + stats.resyncs.len(),
+            lost: stats.loss_report(),
             zero_frames: stats.zero_frames.clone(),
         })
     }
@@ -850,9 +852,13 @@ pub fn train(mut cfg: Config, opts: &TrainOptions) -> Result<TrainSummary> {
             "lr": cfg.OPTIMIZER.learning_rate.lr(epoch, t.state.global_step.saturating_sub(1), t.total_steps)});
         if skipped > 0 {
             tracing::warn!(
-                "epoch {}: skipped {skipped} corrupt record(s) (DATASET.skip_corrupt)",
+                "epoch {}: skipped {skipped} corrupt record(s) or byte range(s) (DATASET.skip_corrupt)",
                 epoch + 1
             );
+            for l in &e.lost {
+                tracing::warn!("skipped: {l}");
+            }
+            rec["skipped"] = serde_json::json!(e.lost);
         }
         let do_val = cfg.TRAIN.val_interval > 0
             && ((epoch + 1) % cfg.TRAIN.val_interval == 0 || epoch + 1 == cfg.epochs);

@@ -6,7 +6,7 @@
 
 use super::sources::{ReadStats, read_shard};
 use super::video::{FeatureSpec, Video, VideoFeatures};
-use crate::error::DataError;
+use crate::error::{DataError, DataErrorKind, Location, panic_text};
 use crate::rng::Rng;
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -198,17 +198,50 @@ pub struct Loader {
     cfg: LoaderConfig,
 }
 
+/// What the assembler sends: batches (or the error that stops the epoch), then `Done` once it
+/// has read every shard. A channel that closes without `Done` means a thread died.
+enum Out {
+    Batch(Result<Batch, DataError>),
+    Done,
+}
+
 /// One epoch's batches; dropping it stops the threads.
 pub struct EpochIter {
-    rx: Receiver<Result<Batch, DataError>>,
+    rx: Receiver<Out>,
     stats: Arc<Mutex<ReadStats>>,
     handles: Vec<JoinHandle<()>>,
+    finished: bool,
 }
 
 impl Iterator for EpochIter {
     type Item = Result<Batch, DataError>;
     fn next(&mut self) -> Option<Self::Item> {
-        self.rx.recv().ok()
+        if self.finished {
+            return None;
+        }
+        match self.rx.recv() {
+            Ok(Out::Batch(b)) => {
+                if b.is_err() {
+                    self.finished = true;
+                }
+                Some(b)
+            }
+            Ok(Out::Done) => {
+                self.finished = true;
+                None
+            }
+            // Never read a vanished thread as the end of the data: that would train on part of
+            // it, or score half of a test split, and exit 0.
+            Err(_) => {
+                self.finished = true;
+                Some(Err(DataError::new(
+                    DataErrorKind::Internal,
+                    Location::file("<loader>"),
+                    "the batch assembler thread stopped before the end of the data",
+                )
+                .hint("this is a bug in yt8m; please report it with the command and inputs")))
+            }
+        }
     }
 }
 
@@ -291,12 +324,24 @@ impl Loader {
         let spec = self.spec.clone();
         let n_files = order.len();
         handles.push(std::thread::spawn(move || {
-            assembler(reader_rx, n_files, &spec, cfg, rng, btx, st)
+            let tx = btx.clone();
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                assembler(reader_rx, n_files, &spec, cfg, rng, btx, st)
+            }));
+            if let Err(p) = r {
+                let _ = tx.send(Out::Batch(Err(DataError::new(
+                    DataErrorKind::Internal,
+                    Location::file("<loader>"),
+                    format!("the batch assembler failed: {}", panic_text(p.as_ref())),
+                )
+                .hint("this is a bug in yt8m; please report it with the command and inputs"))));
+            }
         }));
         EpochIter {
             rx: brx,
             stats,
             handles,
+            finished: false,
         }
     }
 }
@@ -305,14 +350,26 @@ fn reader_thread(files: Vec<PathBuf>, spec: &FeatureSpec, skip: bool, tx: SyncSe
     for f in files {
         let mut alive = true;
         let mut empty = Vec::new();
-        let r = read_shard(&f, spec, skip, |v| {
-            // A video without frames has nothing to pool over: leave it out, and report it.
-            if v.num_frames == 0 {
-                empty.push(format!("{}: {}", f.display(), v.id));
-                return true;
-            }
-            alive = tx.send(Msg::Video(v)).is_ok();
-            alive
+        // A panic while reading one file fails the epoch naming the file, instead of closing
+        // the channel (which the assembler would take for the end of the data).
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            read_shard(&f, spec, skip, |v| {
+                // A video without frames has nothing to pool over: leave it out, and report it.
+                if v.num_frames == 0 {
+                    empty.push(format!("{}: {}", f.display(), v.id));
+                    return true;
+                }
+                alive = tx.send(Msg::Video(v)).is_ok();
+                alive
+            })
+        }))
+        .unwrap_or_else(|p| {
+            Err(DataError::new(
+                DataErrorKind::Internal,
+                Location::file(&f),
+                format!("reading this file failed: {}", panic_text(p.as_ref())),
+            )
+            .hint("this is a bug in yt8m; please report it with the file"))
         });
         if !alive {
             return;
@@ -336,7 +393,7 @@ fn assembler(
     spec: &FeatureSpec,
     cfg: LoaderConfig,
     mut rng: Rng,
-    out: SyncSender<Result<Batch, DataError>>,
+    out: SyncSender<Out>,
     stats: Arc<Mutex<ReadStats>>,
 ) {
     let bs = cfg.batch_size.max(1);
@@ -388,7 +445,11 @@ fn assembler(
         }
     };
     let send_all =
-        |batches: Vec<Batch>| -> bool { batches.into_iter().all(|b| out.send(Ok(b)).is_ok()) };
+        |batches: Vec<Batch>| -> bool {
+        batches
+            .into_iter()
+            .all(|b| out.send(Out::Batch(Ok(b))).is_ok())
+    };
 
     for k in 0..n_files {
         let rx = &readers[k % readers.len()];
@@ -416,10 +477,20 @@ fn assembler(
                     break;
                 }
                 Ok(Msg::Err(e)) => {
-                    let _ = out.send(Err(e));
+                    let _ = out.send(Out::Batch(Err(e)));
                     return;
                 }
-                Err(_) => return,
+                // The reader is gone without ending its shard: it died (or the epoch was
+                // dropped, in which case nobody reads this).
+                Err(_) => {
+                    let _ = out.send(Out::Batch(Err(DataError::new(
+                        DataErrorKind::Internal,
+                        Location::file("<loader>"),
+                        format!("a reader thread stopped before the end of shard {k}"),
+                    )
+                    .hint("this is a bug in yt8m; please report it with the command and inputs"))));
+                    return;
+                }
             }
         }
     }
@@ -433,7 +504,9 @@ fn assembler(
         }
     }
     let b = emit_window(&mut pending, &mut rng);
-    send_all(b);
+    if send_all(b) {
+        let _ = out.send(Out::Done);
+    }
 }
 
 #[cfg(test)]

@@ -37,6 +37,8 @@ pub struct FileReport {
     pub crc_ok: bool,
     pub corrupt_records: usize,
     pub errors: Vec<String>,
+    /// Byte ranges skipped to resynchronise after broken headers (`--skip-corrupt`).
+    pub skipped_bytes: Vec<String>,
     /// "frame", "video", "mixed" or "unknown".
     pub level: String,
     /// "2017" (`video_id`), "2018" (`id`), "2019" (`id` + segment ratings).
@@ -143,6 +145,7 @@ impl Acc {
             crc_ok: corrupt == 0,
             corrupt_records: corrupt,
             errors,
+            skipped_bytes: Vec::new(),
             level,
             schema: schema.to_string(),
             id_key,
@@ -252,7 +255,9 @@ pub fn inspect_file(path: &Path, skip_corrupt: bool) -> Result<FileReport, DataE
             "file is empty (0 records)",
         ));
     }
-    Ok(acc.finish(path, "tfrecord", records, corrupt, errors))
+    let mut rep = acc.finish(path, "tfrecord", records, corrupt, errors);
+    rep.skipped_bytes = r.skip_report();
+    Ok(rep)
 }
 
 fn fmt_stat(s: &Option<Stat>) -> String {
@@ -320,6 +325,9 @@ pub fn render_table(reports: &[FileReport]) -> String {
         ));
         for e in r.errors.iter().take(5) {
             out.push_str(&format!("  corrupt: {e}\n"));
+        }
+        for e in &r.skipped_bytes {
+            out.push_str(&format!("  {e}\n"));
         }
     }
     let total: usize = reports.iter().map(|r| r.records).sum();

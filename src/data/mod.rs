@@ -3,6 +3,7 @@
 
 pub mod batch;
 pub mod inspect;
+pub mod npy;
 pub mod pickle;
 pub mod proto;
 pub mod sources;

@@ -107,14 +107,138 @@ fn perr<T>(m: impl Into<String>) -> Result<T, PickleError> {
     Err(PickleError(m.into()))
 }
 
+/// Values a pickle may push (every opcode that produces one counts, clones by DUP/GET too).
+/// PaddleVideo's per-shard pickles push ~20 per video and `.pdparams` a few hundred in all, so
+/// this is far above any real file, and it bounds what a hostile one can make us hold
+/// (~100 bytes each: stack or container slot, memo entry, allocation).
+pub const MAX_VALUES: usize = 1_000_000;
+/// Nesting of lists / dicts / tuples / objects. Real files nest 3–5 deep; a bound keeps every
+/// later walk (and the drop) shallow.
+pub const MAX_DEPTH: usize = 64;
+
 struct Machine<'a> {
     data: &'a [u8],
     pos: usize,
     stack: Vec<Value>,
     memo: std::collections::HashMap<u32, Value>,
+    pushed: usize,
+    /// Height of every container made so far (a leaf is 0, an empty container 1).
+    heights: std::collections::HashMap<usize, usize>,
+    /// Containers already placed inside another one: they may no longer change. Python's
+    /// pickler (and so numpy, Paddle and PaddleVideo files) always fills a container before it
+    /// places it, so this refuses nothing real, and it makes heights exact at insertion time:
+    /// no structure deeper than [`MAX_DEPTH`] and no reference cycle can ever be built (so no
+    /// drop or walk recurses deeply).
+    contained: std::collections::HashSet<usize>,
+    /// Every container stays alive until the end, so addresses (the keys above) are unique.
+    keep: Vec<Value>,
+}
+
+/// Children of a container value (shallow clones of the `Rc`s).
+fn children(v: &Value) -> Vec<Value> {
+    match v {
+        Value::List(l) => l.borrow().clone(),
+        Value::Tuple(t) => t.to_vec(),
+        Value::Dict(d) => d
+            .borrow()
+            .iter()
+            .flat_map(|(k, v)| [k.clone(), v.clone()])
+            .collect(),
+        Value::Object(o) => {
+            let o = o.borrow();
+            let mut c = o.args.clone();
+            c.extend(o.state.clone());
+            c
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn container_id(v: &Value) -> Option<usize> {
+    match v {
+        Value::List(l) => Some(Rc::as_ptr(l) as *const u8 as usize),
+        Value::Tuple(t) => Some(Rc::as_ptr(t) as *const u8 as usize),
+        Value::Dict(d) => Some(Rc::as_ptr(d) as *const u8 as usize),
+        Value::Object(o) => Some(Rc::as_ptr(o) as *const u8 as usize),
+        _ => None,
+    }
 }
 
 impl<'a> Machine<'a> {
+    fn height(&self, v: &Value) -> usize {
+        container_id(v)
+            .and_then(|id| self.heights.get(&id).copied())
+            .unwrap_or(0)
+    }
+
+    /// Registers a container made from `children` (fresh: nothing holds it yet).
+    fn made<'v>(
+        &mut self,
+        v: &Value,
+        children: impl IntoIterator<Item = &'v Value>,
+    ) -> Result<(), PickleError> {
+        let Some(id) = container_id(v) else {
+            return Ok(());
+        };
+        let mut h = 1;
+        for c in children {
+            h = h.max(self.height(c) + 1);
+            if let Some(cid) = container_id(c) {
+                self.contained.insert(cid);
+            }
+        }
+        if h > MAX_DEPTH {
+            return perr(format!(
+                "values are nested more than {MAX_DEPTH} deep; PaddleVideo's files nest 3–5 deep"
+            ));
+        }
+        self.heights.insert(id, h);
+        self.keep.push(v.clone());
+        Ok(())
+    }
+
+    /// Pushes a freshly made container (or any value) after registering it.
+    fn push_made(&mut self, v: Value) -> Result<(), PickleError> {
+        let ch = children(&v);
+        self.made(&v, &ch)?;
+        self.stack.push(v);
+        Ok(())
+    }
+
+    /// Checks and records placing `children` into the existing container `target`.
+    fn insert<'v>(
+        &mut self,
+        target: &Value,
+        children: impl IntoIterator<Item = &'v Value>,
+    ) -> Result<(), PickleError> {
+        let Some(id) = container_id(target) else {
+            return Ok(());
+        };
+        if self.contained.contains(&id) {
+            return perr(format!(
+                "a {} is changed after it was placed inside another container (Python's pickler never does that; a hostile file?)",
+                target.type_name()
+            ));
+        }
+        let mut h = self.heights.get(&id).copied().unwrap_or(1);
+        for c in children {
+            if let Some(cid) = container_id(c) {
+                if cid == id {
+                    return perr("a container is placed inside itself (a reference cycle)");
+                }
+                self.contained.insert(cid);
+            }
+            h = h.max(self.height(c) + 1);
+        }
+        if h > MAX_DEPTH {
+            return perr(format!(
+                "values are nested more than {MAX_DEPTH} deep; PaddleVideo's files nest 3–5 deep"
+            ));
+        }
+        self.heights.insert(id, h);
+        Ok(())
+    }
+
     fn take(&mut self, n: usize) -> Result<&'a [u8], PickleError> {
         if self.data.len() - self.pos < n {
             return perr(format!(
@@ -172,6 +296,7 @@ impl<'a> Machine<'a> {
         Ok(Value::Str(Rc::from(String::from_utf8_lossy(b).as_ref())))
     }
     fn setitems(&mut self, target: &Value, items: Vec<Value>) -> Result<(), PickleError> {
+        self.insert(target, &items)?;
         let pairs: Vec<(Value, Value)> = items
             .chunks(2)
             .filter(|c| c.len() == 2)
@@ -185,6 +310,7 @@ impl<'a> Machine<'a> {
         Ok(())
     }
     fn appends(&mut self, target: &Value, items: Vec<Value>) -> Result<(), PickleError> {
+        self.insert(target, &items)?;
         match target {
             Value::List(l) => l.borrow_mut().extend(items),
             Value::Object(o) => o
@@ -198,7 +324,31 @@ impl<'a> Machine<'a> {
 
     fn run(&mut self) -> Result<Value, PickleError> {
         loop {
+            let before = self.stack.len();
             let op = self.u8()?;
+            self.step(op, before)?;
+            if op == b'.' {
+                return self.pop();
+            }
+        }
+    }
+
+    /// Executes one opcode (STOP is handled by `run`).
+    fn step(&mut self, op: u8, before: usize) -> Result<(), PickleError> {
+        let r = self.exec(op);
+        if self.stack.len() > before || matches!(op, b'p' | b'q' | b'r' | 0x94) {
+            self.pushed += 1;
+            if self.pushed > MAX_VALUES {
+                return perr(format!(
+                    "the pickle makes more than {MAX_VALUES} values; PaddleVideo's files make far fewer (a hostile or damaged file?)"
+                ));
+            }
+        }
+        r
+    }
+
+    fn exec(&mut self, op: u8) -> Result<(), PickleError> {
+        {
             match op {
                 0x80 => {
                     self.u8()?;
@@ -206,7 +356,7 @@ impl<'a> Machine<'a> {
                 0x95 => {
                     self.u64()?;
                 } // FRAME
-                b'.' => return self.pop(), // STOP
+                b'.' => {} // STOP: `run` pops the result
                 b'(' => self.stack.push(Value::Mark),
                 b'N' => self.stack.push(Value::None),
                 0x88 => self.stack.push(Value::Bool(true)),
@@ -336,24 +486,21 @@ impl<'a> Machine<'a> {
                     self.stack
                         .push(Value::Bytes(Rc::new(s.as_bytes().to_vec())))
                 }
-                b')' => self.stack.push(Value::Tuple(Rc::new(Vec::new()))),
-                b'}' => self
-                    .stack
-                    .push(Value::Dict(Rc::new(RefCell::new(Vec::new())))),
-                b']' => self
-                    .stack
-                    .push(Value::List(Rc::new(RefCell::new(Vec::new())))),
+                b')' => self.push_made(Value::Tuple(Rc::new(Vec::new())))?,
+                b'}' => self.push_made(Value::Dict(Rc::new(RefCell::new(Vec::new()))))?,
+                b']' => self.push_made(Value::List(Rc::new(RefCell::new(Vec::new()))))?,
                 b't' => {
                     let items = self.pop_mark()?;
-                    self.stack.push(Value::Tuple(Rc::new(items)))
+                    self.push_made(Value::Tuple(Rc::new(items)))?
                 }
                 b'l' => {
                     let items = self.pop_mark()?;
-                    self.stack.push(Value::List(Rc::new(RefCell::new(items))))
+                    self.push_made(Value::List(Rc::new(RefCell::new(items))))?
                 }
                 b'd' => {
                     let items = self.pop_mark()?;
                     let d = Value::Dict(Rc::new(RefCell::new(Vec::new())));
+                    self.made(&d, [])?;
                     self.setitems(&d, items)?;
                     self.stack.push(d)
                 }
@@ -363,7 +510,7 @@ impl<'a> Machine<'a> {
                         return perr("stack underflow in TUPLEn");
                     }
                     let items = self.stack.split_off(self.stack.len() - n);
-                    self.stack.push(Value::Tuple(Rc::new(items)))
+                    self.push_made(Value::Tuple(Rc::new(items)))?
                 }
                 b'a' => {
                     let v = self.pop()?;
@@ -392,12 +539,10 @@ impl<'a> Machine<'a> {
                     let t = self.top()?.clone();
                     self.appends(&t, items)?
                 }
-                0x8f => self
-                    .stack
-                    .push(Value::List(Rc::new(RefCell::new(Vec::new())))), // EMPTY_SET
+                0x8f => self.push_made(Value::List(Rc::new(RefCell::new(Vec::new()))))?, // EMPTY_SET
                 0x91 => {
                     let items = self.pop_mark()?;
-                    self.stack.push(Value::List(Rc::new(RefCell::new(items))))
+                    self.push_made(Value::List(Rc::new(RefCell::new(items))))?
                 } // FROZENSET
                 b'p' => {
                     let l = self.line()?;
@@ -483,7 +628,7 @@ impl<'a> Machine<'a> {
                                 s.as_bytes().to_vec()
                             };
                             self.stack.push(Value::Bytes(Rc::new(bytes)));
-                            continue;
+                            return Ok(());
                         }
                     }
                     if matches!(
@@ -492,15 +637,15 @@ impl<'a> Machine<'a> {
                     ) && args.is_empty()
                     {
                         self.stack.push(Value::Bytes(Rc::new(Vec::new())));
-                        continue;
+                        return Ok(());
                     }
-                    self.stack.push(Value::Object(Rc::new(RefCell::new(Object {
+                    self.push_made(Value::Object(Rc::new(RefCell::new(Object {
                         module,
                         name,
                         args,
                         state: None,
                         items: Vec::new(),
-                    }))))
+                    }))))?
                 }
                 0x92 => {
                     // NEWOBJ_EX: cls, args, kwargs
@@ -511,20 +656,28 @@ impl<'a> Machine<'a> {
                         return perr("NEWOBJ_EX on a non-class");
                     };
                     let args = args.as_list().unwrap_or_default();
-                    self.stack.push(Value::Object(Rc::new(RefCell::new(Object {
+                    self.push_made(Value::Object(Rc::new(RefCell::new(Object {
                         module,
                         name,
                         args,
                         state: None,
                         items: Vec::new(),
-                    }))))
+                    }))))?
                 }
                 b'b' => {
                     let state = self.pop()?;
-                    match self.top()? {
-                        Value::Object(o) => o.borrow_mut().state = Some(state),
+                    let top = self.top()?.clone();
+                    match &top {
+                        Value::Object(o) => {
+                            let (t, o) = (Value::Object(o.clone()), o.clone());
+                            self.insert(&t, [&state])?;
+                            o.borrow_mut().state = Some(state)
+                        }
                         Value::Dict(d) => {
                             if let Some(items) = state.dict_items() {
+                                let (t, d) = (Value::Dict(d.clone()), d.clone());
+                                let flat: Vec<Value> = items.iter().flat_map(|(k, v)| [k.clone(), v.clone()]).collect();
+                                self.insert(&t, &flat)?;
                                 d.borrow_mut().extend(items)
                             }
                         }
@@ -550,6 +703,7 @@ impl<'a> Machine<'a> {
                 }
             }
         }
+        Ok(())
     }
 }
 
@@ -560,6 +714,10 @@ pub fn loads(data: &[u8]) -> Result<Value, PickleError> {
         pos: 0,
         stack: Vec::new(),
         memo: Default::default(),
+        pushed: 0,
+        heights: Default::default(),
+        contained: Default::default(),
+        keep: Vec::new(),
     };
     m.run()
 }
@@ -656,10 +814,9 @@ pub fn ndarray(v: &Value) -> Result<NdArray, PickleError> {
                 .as_list()
                 .ok_or_else(|| PickleError("array shape is not a tuple".into()))?
                 .iter()
-                .map(|d| {
-                    d.as_int()
-                        .map(|x| x as usize)
-                        .ok_or_else(|| PickleError("bad dim".into()))
+                .map(|d| match d {
+                    Value::Int(x) if *x >= 0 => Ok(*x as usize),
+                    other => perr(format!("array shape entry is {}, not a non-negative int", other.type_name())),
                 })
                 .collect::<Result<_, _>>()?;
             let dtype = parse_dtype(&st[2])?;
@@ -672,13 +829,15 @@ pub fn ndarray(v: &Value) -> Result<NdArray, PickleError> {
                     st[4].type_name()
                 ));
             };
-            let n: usize = shape.iter().product();
-            if data.len() != n * dtype.size() {
+            let need = shape
+                .iter()
+                .try_fold(dtype.size(), |a, &d| a.checked_mul(d))
+                .ok_or_else(|| PickleError(format!("array shape {shape:?} overflows")))?;
+            if data.len() != need {
                 return perr(format!(
-                    "array data has {} bytes, shape {:?} needs {}",
+                    "array data has {} bytes, shape {:?} needs {need}",
                     data.len(),
                     shape,
-                    n * dtype.size()
                 ));
             }
             Ok(NdArray {
@@ -696,6 +855,13 @@ pub fn ndarray(v: &Value) -> Result<NdArray, PickleError> {
             let Some(Value::Bytes(data)) = o.args.get(1) else {
                 return perr("scalar without data");
             };
+            if data.len() != dtype.size() {
+                return perr(format!(
+                    "numpy scalar has {} bytes, its dtype needs {}",
+                    data.len(),
+                    dtype.size()
+                ));
+            }
             Ok(NdArray {
                 shape: vec![],
                 dtype,
@@ -708,7 +874,7 @@ pub fn ndarray(v: &Value) -> Result<NdArray, PickleError> {
 
 impl NdArray {
     pub fn numel(&self) -> usize {
-        self.shape.iter().product()
+        self.data.len() / self.dtype.size()
     }
     pub fn to_f64(&self) -> Result<Vec<f64>, PickleError> {
         let d = &self.data;

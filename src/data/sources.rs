@@ -131,6 +131,9 @@ pub struct ReadStats {
     pub skipped: Vec<DataError>,
     /// Frame-level videos with no frames, left out of batches (ids, for the report).
     pub zero_frames: Vec<String>,
+    /// Byte ranges skipped to resynchronise after broken record headers, one line each
+    /// (file, bytes, records read after them).
+    pub resyncs: Vec<String>,
 }
 
 impl ReadStats {
@@ -138,6 +141,14 @@ impl ReadStats {
         self.records += other.records;
         self.skipped.extend(other.skipped);
         self.zero_frames.extend(other.zero_frames);
+        self.resyncs.extend(other.resyncs);
+    }
+
+    /// Lines for a report: every skipped record and byte range (empty when nothing was lost).
+    pub fn loss_report(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.skipped.iter().map(|e| e.to_string()).collect();
+        v.extend(self.resyncs.iter().cloned());
+        v
     }
 }
 
@@ -179,6 +190,7 @@ pub fn read_shard(
                     Err(e) => return Err(e),
                 }
             }
+            stats.resyncs = r.skip_report();
             if stats.records == 0 && stats.skipped.is_empty() && r.next_index() == 0 {
                 return Err(DataError::new(
                     DataErrorKind::Empty,

@@ -32,7 +32,15 @@ pub struct RecordReader {
     index: usize,
     verify: bool,
     done: bool,
+    /// File length when it is a regular file: no record may claim more than what is left.
+    len: Option<u64>,
+    /// Set after a framing error whose length cannot be trusted: the byte offset of the bad
+    /// header. The next call scans forward from there for the next intact record.
+    resync_from: Option<u64>,
+    /// Byte ranges skipped by resynchronisation `(from, to, intact records read after it)`.
+    skipped: Vec<(u64, u64, usize)>,
 }
+
 
 fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut n = 0;
@@ -51,6 +59,14 @@ impl RecordReader {
     pub fn open(path: impl AsRef<Path>) -> Result<Self, DataError> {
         let path = path.as_ref().to_path_buf();
         let f = File::open(&path).map_err(|e| DataError::io(&path, e))?;
+        let md = f.metadata().map_err(|e| DataError::io(&path, e))?;
+        if md.is_dir() {
+            return Err(DataError::new(
+                DataErrorKind::Io,
+                Location::file(&path),
+                "is a directory, not a TFRecord file",
+            ));
+        }
         Ok(RecordReader {
             inner: BufReader::with_capacity(1 << 20, f),
             path,
@@ -58,7 +74,91 @@ impl RecordReader {
             index: 0,
             verify: true,
             done: false,
+            len: md.is_file().then_some(md.len()),
+            resync_from: None,
+            skipped: Vec::new(),
         })
+    }
+
+    /// Byte ranges skipped so far by resynchronisation (only after framing errors were
+    /// returned and the caller kept reading).
+    pub fn skipped_ranges(&self) -> &[(u64, u64, usize)] {
+        &self.skipped
+    }
+
+    /// One line per skipped range, for reports: file, bytes, and what was read after it.
+    pub fn skip_report(&self) -> Vec<String> {
+        self.skipped
+            .iter()
+            .map(|&(from, to, after)| {
+                format!(
+                    "{}: skipped bytes {from}..{to} ({} bytes) after a broken record header; {after} intact record(s) read after them",
+                    self.path.display(),
+                    to - from
+                )
+            })
+            .collect()
+    }
+
+    /// After a broken header: finds the next offset (after `bad`) where a header's length CRC
+    /// verifies, its length fits in the file and its payload CRC verifies, and positions the
+    /// reader there. Scans in 1 MiB windows; reads a candidate payload only after its length
+    /// CRC matched (a 2^-32 chance for random bytes). Returns false at end of file.
+    fn resync(&mut self, bad: u64) -> Result<bool, DataError> {
+        use std::io::{Seek, SeekFrom};
+        let Some(file_len) = self.len else {
+            // Not seekable (a pipe): nothing after a broken header can be trusted.
+            self.skipped.push((bad, bad, 0));
+            return Ok(false);
+        };
+        let io = |e| DataError::io(&self.path, e);
+        let mut pos = bad + 1;
+        let mut window = vec![0u8; (1 << 20) + 12];
+        let mut payload = Vec::new();
+        while pos + 16 <= file_len {
+            self.inner.seek(SeekFrom::Start(pos)).map_err(io)?;
+            let want = window.len().min((file_len - pos) as usize);
+            let got = read_full(&mut self.inner, &mut window[..want]).map_err(io)?;
+            if got < 16 {
+                break;
+            }
+            let mut found = None;
+            for i in 0..=got - 12 {
+                let h = &window[i..i + 12];
+                let len = u64::from_le_bytes(h[..8].try_into().unwrap());
+                let crc = u32::from_le_bytes(h[8..12].try_into().unwrap());
+                if masked_crc(&h[..8]) != crc {
+                    continue;
+                }
+                let at = pos + i as u64;
+                if len > MAX_RECORD_BYTES || at + 16 + len > file_len {
+                    continue;
+                }
+                // Candidate: verify its payload CRC.
+                self.inner.seek(SeekFrom::Start(at + 12)).map_err(io)?;
+                payload.clear();
+                payload.resize(len as usize + 4, 0);
+                let n = read_full(&mut self.inner, &mut payload).map_err(io)?;
+                if n == payload.len() {
+                    let (data, c) = payload.split_at(len as usize);
+                    if masked_crc(data) == u32::from_le_bytes(c.try_into().unwrap()) {
+                        found = Some(at);
+                        break;
+                    }
+                }
+            }
+            if let Some(at) = found {
+                self.inner.seek(SeekFrom::Start(at)).map_err(io)?;
+                self.offset = at;
+                self.skipped.push((bad, at, 0));
+                return Ok(true);
+            }
+            // Windows overlap by 11 bytes so no header straddling two is missed.
+            pos += (got - 11) as u64;
+        }
+        self.skipped.push((bad, file_len, 0));
+        self.offset = file_len;
+        Ok(false)
     }
 
     /// Skip CRC verification (faster; framing is still checked).
@@ -96,6 +196,11 @@ impl RecordReader {
     /// next call returns `Ok(None)`. A payload-CRC error leaves the stream positioned at the
     /// next record, so a caller that skips corrupt records can continue.
     pub fn next_into(&mut self, buf: &mut Vec<u8>) -> Result<Option<RawRecord>, DataError> {
+        if let Some(bad) = self.resync_from.take() {
+            if !self.resync(bad)? {
+                self.done = true;
+            }
+        }
         if self.done {
             return Ok(None);
         }
@@ -117,7 +222,7 @@ impl RecordReader {
         let len = u64::from_le_bytes(header[..8].try_into().unwrap());
         let len_crc = u32::from_le_bytes(header[8..12].try_into().unwrap());
         if self.verify && masked_crc(&header[..8]) != len_crc {
-            self.done = true;
+            self.resync_from = Some(start);
             return Err(self.corrupt(
                 start,
                 format!(
@@ -127,12 +232,32 @@ impl RecordReader {
             ));
         }
         if len > MAX_RECORD_BYTES {
-            self.done = true;
+            self.resync_from = Some(start);
             return Err(self.corrupt(start, format!("implausible record length {len} bytes")));
         }
+        // Never allocate more than the file can still hold: a 4.7 KB file declaring a 1 GiB
+        // record used to allocate 1 GiB per reader thread before failing.
+        if let Some(file_len) = self.len {
+            let left = file_len.saturating_sub(start + 12);
+            if len + 4 > left {
+                self.resync_from = Some(start);
+                return Err(self.corrupt(
+                    start,
+                    format!(
+                        "truncated record: the header says {len} payload bytes, but only {left} bytes (payload and CRC) are left in the file"
+                    ),
+                ));
+            }
+        }
         buf.clear();
-        buf.resize(len as usize, 0);
-        let got = read_full(&mut self.inner, buf).map_err(|e| DataError::io(&self.path, e))?;
+        // Incremental for pipes (unknown length): memory follows the bytes that really arrive.
+        let got = if self.len.is_some() {
+            buf.resize(len as usize, 0);
+            read_full(&mut self.inner, buf)
+        } else {
+            (&mut self.inner).take(len).read_to_end(buf)
+        }
+        .map_err(|e| DataError::io(&self.path, e))?;
         if got < len as usize {
             self.done = true;
             return Err(self.corrupt(
@@ -155,6 +280,9 @@ impl RecordReader {
         };
         self.offset += 12 + len + 4;
         self.index += 1;
+        if let Some(last) = self.skipped.last_mut() {
+            last.2 += 1;
+        }
         if self.verify {
             let stored = u32::from_le_bytes(crc);
             let computed = masked_crc(buf);
