@@ -134,11 +134,44 @@ pub fn export(
     weights: &Path,
     opt: &ExportOptions,
 ) -> Result<Manifest> {
-    let out = &opt.output;
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    // Everything is written into a temporary directory beside the destination, which is then
+    // swapped in whole: a failed export leaves no half bundle and the previous one intact.
+    let dest = &opt.output;
+    let parent = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
+    if dest.exists() && !dest.is_dir() {
+        return Err(Error::Invalid(format!(
+            "--out {} exists and is not a directory\n  hint: give a new or bundle directory",
+            dest.display()
+        )));
+    }
+    // An existing directory is replaced whole, so it must be a bundle (or empty).
+    if dest.is_dir()
+        && !dest.join("bundle.json").is_file()
+        && std::fs::read_dir(dest).map(|mut d| d.next().is_some()).unwrap_or(true)
+    {
+        return Err(Error::Invalid(format!(
+            "--out {} exists and is not a bundle (no bundle.json); export replaces its directory whole\n  hint: give a new directory, or an existing bundle to replace",
+            dest.display()
+        )));
+    }
+    let tmp_dir = TempDir(parent.join(format!(
+        ".{}.tmp-{}",
+        dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "bundle".into()),
+        std::process::id()
+    )));
+    if tmp_dir.0.exists() {
+        std::fs::remove_dir_all(&tmp_dir.0).map_err(|e| Error::io(&tmp_dir.0, e))?;
+    }
+    std::fs::create_dir_all(&tmp_dir.0).map_err(|e| Error::io(&tmp_dir.0, e))?;
+    let out = &tmp_dir.0;
     let c = cfg.MODEL.head.num_classes;
     let names = vocabulary_for(c, opt.vocabulary.as_deref())?;
     model.save_safetensors(&out.join("model.safetensors"))?;
+    crate::runtime::sync_file(&out.join("model.safetensors"))?;
     write_atomic(&out.join("config.yaml"), cfg.to_yaml().as_bytes())?;
     let mut vocab = String::from("Index,Name\n");
     for (i, n) in names.iter().enumerate() {
@@ -237,7 +270,68 @@ pub fn export(
         &out.join("bundle.json"),
         serde_json::to_string_pretty(&man).unwrap().as_bytes(),
     )?;
+    crate::runtime::replace_dir(out, dest)?;
     Ok(man)
+}
+
+/// Removes a temporary directory unless it was moved into place.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if self.0.exists() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// `dir/name` when `name` is a plain file name (no separator, not `.`/`..`) of a regular file
+/// (no symlink, device or FIFO): what a bundle may list. A hostile bundle.json naming
+/// `../../etc/shadow` or `/dev/zero` is refused before anything is opened.
+fn plain_file(dir: &Path, name: &str) -> Result<PathBuf> {
+    let bad = |m: String| Error::Invalid(format!("bundle {}: {m}", dir.display()));
+    if name.is_empty()
+        || name == "."
+        || name == ".."
+        || name.contains(['/', '\\', '\0'])
+        || Path::new(name).is_absolute()
+    {
+        return Err(bad(format!(
+            "bundle.json names '{name}', which is not a file name inside the bundle\n  hint: a bundle lists only its own files; re-export it"
+        )));
+    }
+    let p = dir.join(name);
+    match std::fs::symlink_metadata(&p) {
+        Err(_) => Err(bad(format!("{name} is missing\n  hint: re-export the bundle"))),
+        Ok(m) if m.is_file() => Ok(p),
+        Ok(m) => Err(bad(format!(
+            "{name} is not a regular file ({})\n  hint: re-export the bundle",
+            if m.file_type().is_symlink() {
+                "a symbolic link"
+            } else if m.is_dir() {
+                "a directory"
+            } else {
+                "a device, FIFO or socket"
+            }
+        ))),
+    }
+}
+
+/// Reads at most `limit` bytes of a file, refusing a larger one.
+fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut v = Vec::new();
+    f.take(limit + 1)
+        .read_to_end(&mut v)
+        .map_err(|e| Error::io(path, e))?;
+    if v.len() as u64 > limit {
+        return Err(Error::Invalid(format!(
+            "{}: larger than {limit} bytes; not a bundle manifest",
+            path.display()
+        )));
+    }
+    Ok(v)
 }
 
 /// A loaded bundle.
@@ -254,13 +348,22 @@ pub struct Bundle {
 pub fn load(dir: &Path, device: tch::Device) -> Result<Bundle> {
     let bad = |m: String| Error::Invalid(format!("bundle {}: {m}", dir.display()));
     let man_path = dir.join("bundle.json");
-    let man: Manifest = serde_json::from_slice(&std::fs::read(&man_path).map_err(|_| {
-        bad(
-            "no bundle.json\n  hint: make a bundle with `yt8m export -c CONFIG -w WEIGHTS -o DIR`"
+    if !man_path.exists() {
+        return Err(bad(
+            "no bundle.json\n  hint: make a bundle with `yt8m export -c CONFIG -w WEIGHTS --out DIR`"
                 .into(),
-        )
-    })?)
-    .map_err(|e| bad(format!("bundle.json is not valid: {e}")))?;
+        ));
+    }
+    plain_file(dir, "bundle.json")?;
+    let man_bytes = read_bounded(&man_path, 1 << 20)?;
+    let man: Manifest = serde_json::from_slice(&man_bytes)
+        .map_err(|e| bad(format!("bundle.json is not valid: {e}")))?;
+    if man.files.len() > 64 {
+        return Err(bad(format!(
+            "bundle.json lists {} files; a bundle has at most a handful",
+            man.files.len()
+        )));
+    }
     if man.format != BUNDLE_FORMAT {
         return Err(bad(format!(
             "format '{}' is not {BUNDLE_FORMAT}",
@@ -273,10 +376,7 @@ pub fn load(dir: &Path, device: tch::Device) -> Result<Bundle> {
         }
     }
     for (f, sha) in &man.files {
-        let p = dir.join(f);
-        if !p.exists() {
-            return Err(bad(format!("{f} is missing\n  hint: re-export the bundle")));
-        }
+        let p = plain_file(dir, f)?;
         let got = sha256_file(&p)?;
         if &got != sha {
             return Err(bad(format!(
@@ -284,16 +384,16 @@ pub fn load(dir: &Path, device: tch::Device) -> Result<Bundle> {
             )));
         }
     }
-    let config = Config::load(Some(&dir.join("config.yaml")), &[])?;
+    let config = Config::load(Some(&plain_file(dir, "config.yaml")?), &[])?;
     if config.MODEL.head.num_classes != man.num_classes {
         return Err(bad(format!(
             "config.yaml has {} classes, bundle.json {}",
             config.MODEL.head.num_classes, man.num_classes
         )));
     }
-    let names = vocabulary_for(man.num_classes, Some(&dir.join("vocabulary.csv")))?;
+    let names = vocabulary_for(man.num_classes, Some(&plain_file(dir, "vocabulary.csv")?))?;
     let mut model = Model::new(config.architecture(), device, tch::Kind::Float);
-    model.load_safetensors(&dir.join("model.safetensors"))?;
+    model.load_safetensors(&plain_file(dir, "model.safetensors")?)?;
     Ok(Bundle {
         dir: dir.to_path_buf(),
         manifest: man,

@@ -328,6 +328,20 @@ impl Default for Config {
     }
 }
 
+/// Largest `MODEL.head.num_classes` accepted (YouTube-8M has 3862 / 4716).
+pub const MAX_CLASSES: usize = 1_000_000;
+
+/// Physical memory in bytes (0 when unknown).
+fn physical_memory() -> u64 {
+    // SAFETY: sysconf only reads system constants.
+    let (pages, size) = unsafe { (libc::sysconf(libc::_SC_PHYS_PAGES), libc::sysconf(libc::_SC_PAGESIZE)) };
+    if pages > 0 && size > 0 {
+        (pages as u64).saturating_mul(size as u64)
+    } else {
+        0
+    }
+}
+
 fn cfg_err(path: &str, message: impl Into<String>) -> Error {
     Error::Config {
         path: path.into(),
@@ -383,6 +397,18 @@ impl Config {
         } else {
             serde_yaml_ng::from_str(text).map_err(|e| cfg_err(name, format!("{e}\n  hint: keys are PaddleVideo's (MODEL.head, DATASET, OPTIMIZER, ...) plus ours (see configs/README.md); check the spelling")))?
         };
+        if !text.trim().is_empty() {
+            // A file without MODEL would silently train the 108 M-parameter default head.
+            let raw: Value = serde_yaml_ng::from_str(text).unwrap_or(Value::Null);
+            let has_model = raw.as_mapping().is_some_and(|m| m.contains_key("MODEL"))
+                || overrides.iter().any(|o| o.starts_with("MODEL."));
+            if !has_model {
+                return Err(cfg_err(
+                    name,
+                    "no MODEL section: the config must say which model to build\n  hint: start from configs/attention_lstm_youtube8m.yaml (frame level) or configs/logistic_video.yaml (video level)",
+                ));
+            }
+        }
         let cfg = if overrides.is_empty() {
             cfg
         } else {
@@ -435,6 +461,58 @@ impl Config {
         if self.DATASET.batch_size == 0 {
             return Err(cfg_err(name, "DATASET.batch_size must be positive"));
         }
+        if h.num_classes > MAX_CLASSES {
+            return Err(cfg_err(
+                name,
+                format!(
+                    "MODEL.head.num_classes = {} is implausible (at most {MAX_CLASSES}; YouTube-8M has 3862 classes in 2018, 4716 in 2017)",
+                    h.num_classes
+                ),
+            ));
+        }
+        let params = self.parameter_estimate();
+        let bytes = params.saturating_mul(4);
+        let ram = physical_memory();
+        if params == u64::MAX || (ram > 0 && bytes > ram) {
+            return Err(cfg_err(
+                name,
+                format!(
+                    "the model would need ~{} parameters ({:.1} GB in float32) but this machine has {:.1} GB of memory\n  hint: check MODEL.head widths (num_classes, embedding_size, lstm_size, fc_out1_size, fc_out2_size)",
+                    params,
+                    bytes as f64 / 1e9,
+                    ram as f64 / 1e9
+                ),
+            ));
+        }
+        if self.epochs == 0 {
+            return Err(cfg_err(
+                name,
+                "epochs must be at least 1 (an epoch-0 run trains nothing)",
+            ));
+        }
+        if self.DATASET.max_frames == 0 {
+            return Err(cfg_err(
+                name,
+                "DATASET.max_frames must be at least 1 (300 in YouTube-8M's reader)",
+            ));
+        }
+        let o = &self.OPTIMIZER;
+        let finite_in = |key: &str, v: f64, lo: f64, hi: f64, lo_open: bool, what: &str| -> Result<()> {
+            let ok = v.is_finite() && v <= hi && (if lo_open { v > lo } else { v >= lo });
+            if ok {
+                Ok(())
+            } else {
+                Err(cfg_err(name, format!("{key} is {v}; it must be {what}")))
+            }
+        };
+        finite_in("OPTIMIZER.rho", o.rho, 0.0, 1.0, false, "in [0, 1)")?;
+        if o.rho >= 1.0 {
+            return Err(cfg_err(name, format!("OPTIMIZER.rho is {}; it must be in [0, 1)", o.rho)));
+        }
+        finite_in("OPTIMIZER.epsilon", o.epsilon, 0.0, f64::MAX, true, "a finite number > 0 (Paddle's default 1e-6)")?;
+        finite_in("OPTIMIZER.momentum", o.momentum, 0.0, f64::MAX, false, "a finite number ≥ 0")?;
+        finite_in("OPTIMIZER.weight_decay.value", o.weight_decay.value, 0.0, f64::MAX, false, "a finite number ≥ 0")?;
+        finite_in("OPTIMIZER.grad_clip", o.grad_clip, 0.0, f64::MAX, false, "a finite number ≥ 0 (0 = off)")?;
         for (sec, p) in [
             ("PIPELINE.train", &self.PIPELINE.train),
             ("PIPELINE.valid", &self.PIPELINE.valid),
@@ -498,6 +576,36 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// Parameters of the configured network, from the widths alone (saturating; u64::MAX when
+    /// it overflows), so absurd widths are refused before any allocation.
+    pub fn parameter_estimate(&self) -> u64 {
+        let h = &self.MODEL.head;
+        let (c, e, l) = (h.num_classes as u64, h.embedding_size as u64, h.lstm_size as u64);
+        let (f1, f2) = (h.fc_out1_size as u64, h.fc_out2_size as u64);
+        let m = h.feature_dims.len() as u64;
+        let add = |a: u64, b: u64| a.checked_add(b);
+        let mul = |a: u64, b: u64| a.checked_mul(b);
+        let est = || -> Option<u64> {
+            let dims: u64 = h.feature_dims.iter().try_fold(0u64, |a, &d| a.checked_add(d as u64))?;
+            match h.name.as_str() {
+                "LogisticModel" => mul(add(dims, 1)?, c),
+                "MoeModel" => {
+                    let k = h.num_mixtures.max(1) as u64;
+                    mul(mul(add(dims, 1)?, c)?, add(mul(k, 2)?, 1)?)
+                }
+                _ => {
+                    // Per modality: input fc, two LSTM directions (4 gates), attention; then the
+                    // two fc layers and the logits.
+                    let lstm = mul(mul(8, l)?, add(add(e, l)?, 2)?)?;
+                    let per = add(add(mul(dims, e)?, mul(m, lstm)?)?, mul(mul(m, 2)?, l)?)?;
+                    let head = add(add(mul(mul(mul(m, 2)?, l)?, f1)?, mul(f1, f2)?)?, mul(f2, c)?)?;
+                    add(per, head)
+                }
+            }
+        };
+        est().unwrap_or(u64::MAX)
     }
 
     /// The network the config asks for: MODEL.head.name `AttentionLstmHead` (PaddleVideo's),

@@ -88,6 +88,15 @@ pub fn convert_pdparams(input: &Path, output: &Path) -> Result<Vec<(String, Vec<
         .map(|(k, v)| (k, v.to_kind(Kind::Float)))
         .collect();
     let refs: Vec<(&str, &Tensor)> = list.iter().map(|(k, v)| (k.as_str(), v)).collect();
-    Tensor::write_safetensors(&refs, output)?;
+    if crate::runtime::same_file(input, output) {
+        return Err(crate::error::Error::Invalid(format!(
+            "output {} is the input; refusing to overwrite it",
+            output.display()
+        )));
+    }
+    // Written beside the destination, synced, then renamed: never a half-written file.
+    let tmp = crate::runtime::AtomicFile::create(output)?;
+    Tensor::write_safetensors(&refs, tmp.temp_path())?;
+    tmp.commit()?;
     Ok(list.iter().map(|(k, v)| (k.clone(), v.size())).collect())
 }

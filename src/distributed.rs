@@ -23,6 +23,10 @@ pub trait Comm {
     /// Rank 0's floats on every worker (in place, same length everywhere).
     fn broadcast_f32(&self, buf: &mut [f32]);
     fn name(&self) -> String;
+    /// Ends every worker at once (MPI_Abort) after this one failed: returning normally would
+    /// finalize MPI, which waits for workers that themselves wait in a collective for this
+    /// one, and the job would hang forever. A single process does nothing here.
+    fn abort(&self, _code: i32) {}
 }
 
 /// One process: every collective is the identity.
@@ -103,6 +107,9 @@ mod mpi_impl {
         }
         fn broadcast_f32(&self, buf: &mut [f32]) {
             self.world.process_at_rank(0).broadcast_into(buf);
+        }
+        fn abort(&self, code: i32) {
+            self.world.abort(code)
         }
         fn name(&self) -> String {
             format!(

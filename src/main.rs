@@ -365,7 +365,8 @@ struct EvaluateArgs {
     /// With --scores and --labels: a text file with one video id per score row.
     #[arg(long, requires = "scores")]
     ids: Option<PathBuf>,
-    #[arg(long, default_value_t = 3862)]
+    /// Classes of the label space (3862 for the 2018 vocabulary, 4716 for 2017).
+    #[arg(long, default_value_t = 3862, value_parser = parse_num_classes)]
     num_classes: usize,
     /// GAP@k (capped at the number of classes).
     #[arg(long, default_value_t = 20)]
@@ -904,12 +905,22 @@ fn predict(a: PredictArgs) -> Result<()> {
     };
     let stats = match &a.output {
         Some(p) => {
-            let mut f = std::io::BufWriter::new(
-                std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
-            );
+            // Written beside the destination and renamed at the end: an error leaves no partial
+            // file and never truncates an existing one, and an input is never the output.
+            let mut protected = yt8m::predict::input_files(&a.inputs)?;
+            protected.extend(b.manifest.files.keys().map(|f| a.model.join(f)));
+            protected.push(a.model.join("bundle.json"));
+            if let Some(f) = protected.iter().find(|f| yt8m::runtime::same_file(f, p)) {
+                bail!(
+                    "--output {} is {}, which this command reads; refusing to overwrite it\n  hint: write predictions to a new file",
+                    p.display(),
+                    f.display()
+                );
+            }
+            let mut f = yt8m::runtime::AtomicFile::create(p)
+                .with_context(|| format!("creating {}", p.display()))?;
             let s = yt8m::predict::predict(&b, &a.inputs, &opt, &mut f)?;
-            use std::io::Write;
-            f.flush()?;
+            f.commit()?;
             s
         }
         None => {
@@ -957,4 +968,15 @@ fn model_bench_options(
         workdir: yt8m::bench::default_workdir(),
         python,
     })
+}
+
+/// `--num-classes`: 1 to 1,000,000.
+fn parse_num_classes(s: &str) -> std::result::Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=yt8m::config::MAX_CLASSES).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "'{s}' is not a class count from 1 to {} (YouTube-8M: 3862 in 2018, 4716 in 2017)",
+            yt8m::config::MAX_CLASSES
+        )),
+    }
 }

@@ -244,14 +244,38 @@ impl LrSchedule {
     }
 
     pub fn validate(&self) -> Result<(), String> {
-        if let LrSchedule::PiecewiseDecay { boundaries, values } = self {
-            if values.len() != boundaries.len() + 1 {
-                return Err(format!(
-                    "PiecewiseDecay needs len(values) = len(boundaries) + 1, got {} and {}",
-                    values.len(),
-                    boundaries.len()
-                ));
+        let rate = |key: &str, v: f64| -> Result<(), String> {
+            if v.is_finite() && v >= 0.0 {
+                Ok(())
+            } else {
+                Err(format!("{key} is {v}; a learning rate must be a finite number ≥ 0"))
             }
+        };
+        match self {
+            LrSchedule::PiecewiseDecay { boundaries, values } => {
+                if values.len() != boundaries.len() + 1 {
+                    return Err(format!(
+                        "PiecewiseDecay needs len(values) = len(boundaries) + 1, got {} and {}",
+                        values.len(),
+                        boundaries.len()
+                    ));
+                }
+                for (i, &v) in values.iter().enumerate() {
+                    rate(&format!("values[{i}]"), v)?;
+                }
+                if boundaries.windows(2).any(|w| w[0] > w[1]) {
+                    return Err(format!("boundaries {boundaries:?} must be increasing epochs"));
+                }
+            }
+            LrSchedule::CosineWarmup {
+                learning_rate,
+                min_lr,
+                ..
+            } => {
+                rate("learning_rate", *learning_rate)?;
+                rate("min_lr", *min_lr)?;
+            }
+            LrSchedule::Constant { learning_rate } => rate("learning_rate", *learning_rate)?,
         }
         Ok(())
     }

@@ -266,14 +266,8 @@ fn flush(
     Ok(())
 }
 
-/// Predicts every video of `inputs` (files, directories, globs, .list files).
-pub fn predict(
-    b: &Bundle,
-    inputs: &[String],
-    opt: &PredictOptions,
-    out: &mut dyn Write,
-) -> Result<PredictStats> {
-    let spec = b.config.feature_spec();
+/// The files `predict` reads for `inputs` (.npy files, shards, directories, globs, .list files).
+pub fn input_files(inputs: &[String]) -> Result<Vec<std::path::PathBuf>> {
     let mut files = Vec::new();
     for i in inputs {
         if i.ends_with(".npy") && Path::new(i).is_file() {
@@ -282,6 +276,18 @@ pub fn predict(
             files.extend(expand_paths(std::slice::from_ref(i), None)?);
         }
     }
+    Ok(files)
+}
+
+/// Predicts every video of `inputs` (files, directories, globs, .list files).
+pub fn predict(
+    b: &Bundle,
+    inputs: &[String],
+    opt: &PredictOptions,
+    out: &mut dyn Write,
+) -> Result<PredictStats> {
+    let spec = b.config.feature_spec();
+    let files = input_files(inputs)?;
     if opt.format == Format::Kaggle {
         writeln!(out, "VideoId,LabelConfidencePairs")
             .map_err(|e| Error::Invalid(format!("writing output: {e}")))?;

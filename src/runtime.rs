@@ -73,7 +73,151 @@ pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
     f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
     f.sync_all().map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io(path, e)
+    })?;
+    sync_parent(path);
+    Ok(())
+}
+
+/// A file written under a temporary name in its destination directory and renamed over the
+/// destination only by [`AtomicFile::commit`] (after flush and fsync). Dropped without a commit
+/// (an error, a panic) it removes the temporary file: a failed command never leaves a partial
+/// output, and never truncates an existing one.
+pub struct AtomicFile {
+    tmp: std::path::PathBuf,
+    dest: std::path::PathBuf,
+    file: Option<std::io::BufWriter<std::fs::File>>,
+}
+
+impl AtomicFile {
+    pub fn create(dest: &std::path::Path) -> Result<Self> {
+        let dir = match dest.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => std::path::Path::new("."),
+        };
+        let name = dest
+            .file_name()
+            .ok_or_else(|| Error::Invalid(format!("{}: not a file path", dest.display())))?;
+        let tmp = dir.join(format!(
+            ".{}.tmp-{}",
+            name.to_string_lossy(),
+            std::process::id()
+        ));
+        let f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        Ok(AtomicFile {
+            tmp,
+            dest: dest.to_path_buf(),
+            file: Some(std::io::BufWriter::new(f)),
+        })
+    }
+
+    /// The temporary file's path, for writers that take a path (safetensors); `commit` syncs
+    /// whatever was written there.
+    pub fn temp_path(&self) -> &std::path::Path {
+        &self.tmp
+    }
+
+    pub fn commit(mut self) -> Result<()> {
+        use std::io::Write;
+        let f = self.file.take().expect("not committed twice");
+        let f = f
+            .into_inner()
+            .map_err(|e| Error::io(&self.tmp, e.into_error()))?;
+        drop(f);
+        sync_file(&self.tmp)?;
+        std::fs::rename(&self.tmp, &self.dest).map_err(|e| Error::io(&self.dest, e))?;
+        sync_parent(&self.dest);
+        let _ = std::io::stdout().flush();
+        Ok(())
+    }
+}
+
+impl std::io::Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.file.as_mut().expect("open").write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.as_mut().expect("open").flush()
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// fsync of a path's directory, so a rename into it survives a power loss.
+pub fn sync_parent(path: &std::path::Path) {
+    if let Some(d) = path.parent() {
+        let d = if d.as_os_str().is_empty() {
+            std::path::Path::new(".")
+        } else {
+            d
+        };
+        if let Ok(f) = std::fs::File::open(d) {
+            let _ = f.sync_all();
+        }
+    }
+}
+
+/// fsync of one file (written by a library that does not sync, e.g. safetensors).
+pub fn sync_file(path: &std::path::Path) -> Result<()> {
+    std::fs::File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| Error::io(path, e))
+}
+
+/// Puts the complete directory `new` at `dest` without a moment where `dest` is missing:
+/// Linux's `renameat2(RENAME_EXCHANGE)` swaps the two atomically, then the old contents (now at
+/// `new`) are removed. Where the file system cannot exchange, the old directory is moved aside
+/// first (a kill in between leaves it at `new`'s `.old` name, which resume restores).
+pub fn replace_dir(new: &std::path::Path, dest: &std::path::Path) -> Result<()> {
+    if !dest.exists() {
+        std::fs::rename(new, dest).map_err(|e| Error::io(dest, e))?;
+        sync_parent(dest);
+        return Ok(());
+    }
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &std::path::Path| std::ffi::CString::new(p.as_os_str().as_bytes()).ok();
+    let (Some(a), Some(b)) = (c(new), c(dest)) else {
+        return Err(Error::Invalid(format!("{}: path holds a NUL byte", dest.display())));
+    };
+    // SAFETY: two valid NUL-terminated paths; renameat2 only reads them.
+    let r = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if r == 0 {
+        sync_parent(dest);
+        std::fs::remove_dir_all(new).map_err(|e| Error::io(new, e))?;
+        return Ok(());
+    }
+    let old = new.with_extension("old");
+    std::fs::rename(dest, &old).map_err(|e| Error::io(dest, e))?;
+    std::fs::rename(new, dest).map_err(|e| Error::io(dest, e))?;
+    sync_parent(dest);
+    let _ = std::fs::remove_dir_all(&old);
+    Ok(())
+}
+
+/// True when `a` and `b` name the same existing file (same device and inode: hard links and
+/// `./x` vs `x` included).
+pub fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
 }
 
 /// What this process runs on: `yt8m info`, bug reports and the GPU check.

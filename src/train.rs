@@ -16,7 +16,7 @@ use crate::infer::{EvalSettings, evaluate_model};
 use crate::model::attention_lstm::bce_sum;
 use crate::model::{Model, batch_inputs};
 use crate::optim::{RmsProp, RmsPropConfig};
-use crate::runtime::{parse_device, parse_kind, write_atomic};
+use crate::runtime::{parse_device, parse_kind, replace_dir, sync_file, write_atomic};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -132,7 +132,9 @@ fn save_checkpoint(
         dir.file_name().unwrap().to_string_lossy(),
         std::process::id()
     ));
-    let _ = std::fs::remove_dir_all(&tmp);
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    }
     std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
     model.save_safetensors(&tmp.join("model.safetensors"))?;
     let st: Vec<(String, Tensor)> = opt
@@ -146,22 +148,134 @@ fn save_checkpoint(
         &tmp.join("state.json"),
         serde_json::to_string_pretty(state).unwrap().as_bytes(),
     )?;
+    // safetensors does not sync: without this a power loss after the rename could leave a
+    // checkpoint whose names are there but whose weights are not.
+    sync_file(&tmp.join("model.safetensors"))?;
+    sync_file(&tmp.join("optimizer.safetensors"))?;
+    // config.yaml last: its presence marks a complete checkpoint directory.
     write_atomic(&tmp.join("config.yaml"), cfg.to_yaml().as_bytes())?;
-    if dir.exists() {
-        std::fs::remove_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    }
-    std::fs::rename(&tmp, dir).map_err(|e| Error::io(dir, e))?;
-    // Make the rename durable before pointing `latest` at it.
-    if let Ok(d) = std::fs::File::open(parent) {
+    if let Ok(d) = std::fs::File::open(&tmp) {
         let _ = d.sync_all();
+    }
+    // Swapped in atomically (an existing `best` is never deleted first).
+    replace_dir(&tmp, dir)
+}
+
+/// A checkpoint directory holding everything resume needs (config.yaml is written last).
+fn complete(dir: &Path) -> bool {
+    ["model.safetensors", "optimizer.safetensors", "state.json", "config.yaml"]
+        .iter()
+        .all(|f| dir.join(f).is_file())
+}
+
+/// The checkpoint `latest` points at; when the pointer is missing or dangling (a kill between
+/// writing a checkpoint and the pointer, a deleted directory), the newest complete epoch, with
+/// a message.
+fn latest_checkpoint(run: &Path) -> Option<PathBuf> {
+    let root = run.join("checkpoints");
+    let pointer = std::fs::read_to_string(root.join("latest")).ok();
+    if let Some(p) = &pointer {
+        let name = p.trim();
+        // Only a plain epoch directory name inside checkpoints/ is followed.
+        if !name.is_empty() && !name.contains(['/', '\\']) && name != ".." && name != "." {
+            let d = root.join(name);
+            if complete(&d) {
+                return Some(d);
+            }
+        }
+    }
+    let mut epochs: Vec<(usize, PathBuf)> = std::fs::read_dir(&root)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let n: usize = e.file_name().to_str()?.strip_prefix("epoch_")?.parse().ok()?;
+            Some((n, e.path()))
+        })
+        .filter(|(_, p)| complete(p))
+        .collect();
+    epochs.sort();
+    let (_, d) = epochs.pop()?;
+    if let Some(p) = pointer {
+        tracing::warn!(
+            "{}: 'latest' names '{}', which is not a complete checkpoint; using the newest complete one, {}",
+            root.display(),
+            p.trim(),
+            d.display()
+        );
+    }
+    Some(d)
+}
+
+/// Removes what an interrupted save left in checkpoints/ (temporary directories, files of
+/// atomic writes), restoring `best` from a complete temporary copy if a kill hit the swap on a
+/// file system without atomic exchange. Called with the run lock held.
+fn clean_checkpoints(run: &Path) -> Result<()> {
+    let root = run.join("checkpoints");
+    let Ok(rd) = std::fs::read_dir(&root) else {
+        return Ok(());
+    };
+    let best = root.join("best");
+    let mut stale = Vec::new();
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with(".tmp-") || (name.starts_with('.') && name.contains(".tmp-")) {
+            stale.push((name, e.path()));
+        }
+    }
+    stale.sort();
+    for (name, p) in stale {
+        if name.starts_with(".tmp-best-") && !best.exists() && p.is_dir() && complete(&p) {
+            tracing::warn!("restoring {} from {} (a save of it was interrupted)", best.display(), p.display());
+            std::fs::rename(&p, &best).map_err(|e| Error::io(&best, e))?;
+            continue;
+        }
+        tracing::info!("removing {} left by an interrupted save", p.display());
+        let r = if p.is_dir() {
+            std::fs::remove_dir_all(&p)
+        } else {
+            std::fs::remove_file(&p)
+        };
+        r.map_err(|e| Error::io(&p, e))?;
     }
     Ok(())
 }
 
-fn latest_checkpoint(run: &Path) -> Option<PathBuf> {
-    let p = std::fs::read_to_string(run.join("checkpoints").join("latest")).ok()?;
-    let d = run.join("checkpoints").join(p.trim());
-    d.join("state.json").exists().then_some(d)
+/// An exclusive lock on a run directory (`RUN/.lock`, flock), held for the whole training: a
+/// second `yt8m train` into the same directory fails at once naming the holder's PID. The lock
+/// dies with the process (kill -9 included), so no stale lock ever blocks a resume.
+pub struct RunLock {
+    _file: std::fs::File,
+}
+
+impl RunLock {
+    pub fn acquire(run: &Path) -> Result<RunLock> {
+        use std::io::{Read, Seek, Write};
+        use std::os::unix::io::AsRawFd;
+        let path = run.join(".lock");
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        // SAFETY: a valid open descriptor.
+        let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if r != 0 {
+            let mut holder = String::new();
+            let _ = f.read_to_string(&mut holder);
+            return Err(Error::Invalid(format!(
+                "{} is in use by another training (PID {}); two runs in one directory would overwrite each other's checkpoints\n  hint: wait for it to finish, stop it, or choose another --output",
+                run.display(),
+                holder.trim().parse::<u32>().map(|p| p.to_string()).unwrap_or_else(|_| "unknown".into())
+            )));
+        }
+        let _ = f.set_len(0);
+        let _ = f.seek(std::io::SeekFrom::Start(0));
+        let _ = write!(f, "{}", std::process::id());
+        let _ = f.flush();
+        Ok(RunLock { _file: f })
+    }
 }
 
 fn prune(run: &Path, keep_last: usize, save_interval: usize) {
@@ -307,7 +421,7 @@ fn open_run(
     cfg: &Config,
     opts: &TrainOptions,
     comm: &dyn Comm,
-) -> Result<(TrainState, Option<PathBuf>)> {
+) -> Result<(TrainState, Option<PathBuf>, Option<RunLock>)> {
     let run = &opts.output;
     let saved_cfg_path = run.join("config.yaml");
     let mut state = TrainState {
@@ -319,8 +433,11 @@ fn open_run(
         metric_name: cfg.TRAIN.best_metric.clone(),
     };
     let mut resume_from = None;
+    let mut lock = None;
     if comm.rank() == 0 {
         std::fs::create_dir_all(run).map_err(|e| Error::io(run, e))?;
+        lock = Some(RunLock::acquire(run)?);
+        clean_checkpoints(run)?;
         if opts.resume {
             let saved = Config::load(Some(&saved_cfg_path), &[]).map_err(|e| Error::Invalid(format!(
                 "--resume: cannot read the run's config ({e})\n  hint: --output must name an existing run directory")))?;
@@ -352,7 +469,7 @@ fn open_run(
     comm.broadcast_bytes(&mut st_bytes);
     let state = serde_json::from_slice(&st_bytes)
         .map_err(|e| Error::Invalid(format!("bad state from rank 0: {e}")))?;
-    Ok((state, resume_from))
+    Ok((state, resume_from, lock))
 }
 
 /// The model and optimizer at the run's start point: fresh (seeded), initial weights on rank 0,
@@ -380,7 +497,7 @@ fn build_model(
     let mut opt = RmsProp::new(rms, l2_groups(&model, cfg.OPTIMIZER.weight_decay.value));
     if let Some(ck) = resume_from {
         model.load_safetensors(&ck.join("model.safetensors"))?;
-        let st = Tensor::read_safetensors(ck.join("optimizer.safetensors"))?;
+        let st = crate::model::read_safetensors(&ck.join("optimizer.safetensors"))?;
         opt.load_state(|k| {
             st.iter()
                 .find(|(n, _)| n == k)
@@ -411,6 +528,16 @@ fn worker_loader(cfg: &Config, comm: &dyn Comm) -> Result<Loader> {
     if world == 1 {
         return Ok(all);
     }
+    // Every worker sees the same file list, so every one fails here alike (no worker waits in
+    // a collective for one that already stopped).
+    if all.files().len() < world {
+        return Err(Error::Invalid(format!(
+            "{world} workers but only {} training shard(s): workers read whole shards, so at least one would have nothing\n  hint: use at most {} worker(s) (mpirun -np {}), or split the data into more shards",
+            all.files().len(),
+            all.files().len(),
+            all.files().len()
+        )));
+    }
     let files: Vec<PathBuf> = all
         .files()
         .iter()
@@ -418,12 +545,6 @@ fn worker_loader(cfg: &Config, comm: &dyn Comm) -> Result<Loader> {
         .step_by(world)
         .cloned()
         .collect();
-    if files.is_empty() {
-        return Err(Error::Invalid(format!(
-            "{world} workers but only {} training shard(s): worker {rank} has none\n  hint: use at most as many workers as shards",
-            all.files().len()
-        )));
-    }
     Ok(Loader::new(
         files,
         cfg.feature_spec(),
@@ -742,15 +863,26 @@ impl Trainer<'_> {
 /// Started by `mpirun -np N yt8m train ...` (with the `mpi` feature), it trains data-parallel:
 /// worker r reads shards r, r+N, ...; every step all-reduces the gradients and divides by N;
 /// only rank 0 logs, validates and writes checkpoints.
-pub fn train(mut cfg: Config, opts: &TrainOptions) -> Result<TrainSummary> {
+pub fn train(cfg: Config, opts: &TrainOptions) -> Result<TrainSummary> {
     let comm = crate::distributed::init(&cfg.TRAIN.distributed)?;
     let comm = comm.as_ref();
+    let r = train_with(cfg, opts, comm);
+    if let (Err(e), true) = (&r, comm.size() > 1) {
+        // Say why, then take every worker down with this one instead of hanging them.
+        eprintln!("error (worker {} of {}): {e}", comm.rank(), comm.size());
+        comm.abort(1);
+    }
+    r
+}
+
+fn train_with(mut cfg: Config, opts: &TrainOptions, comm: &dyn Comm) -> Result<TrainSummary> {
     let (rank, world) = (comm.rank(), comm.size());
     let main = rank == 0;
     check_same_config(comm, &cfg)?;
     let run = opts.output.clone();
-    let (state, resume_from) = open_run(&cfg, opts, comm)?;
+    let (state, resume_from, _lock) = open_run(&cfg, opts, comm)?;
     let start_epoch = state.epoch;
+    let state_step = state.global_step;
     cfg.TRAIN.seed = state.seed;
 
     let threads = crate::threads::configure_torch_threads();
@@ -786,7 +918,7 @@ pub fn train(mut cfg: Config, opts: &TrainOptions) -> Result<TrainSummary> {
             cfg.epochs
         );
     }
-    let log = if main {
+    let mut log = if main {
         Some(JsonLog(
             std::fs::OpenOptions::new()
                 .create(true)
@@ -797,6 +929,10 @@ pub fn train(mut cfg: Config, opts: &TrainOptions) -> Result<TrainSummary> {
     } else {
         None
     };
+    if let (Some(log), Some(ck)) = (log.as_mut(), &resume_from) {
+        // Epochs after this line repeat none before it: they continue from the checkpoint.
+        log.write(serde_json::json!({"kind": "resume", "from": ck.display().to_string(), "epoch": start_epoch, "global_step": state_step}));
+    }
     let eval = EvalSettings {
         top_k: cfg.METRIC.gap_top_k,
         tie_order: cfg.METRIC.tie_order,
@@ -828,6 +964,15 @@ pub fn train(mut cfg: Config, opts: &TrainOptions) -> Result<TrainSummary> {
 
     for epoch in start_epoch..end_epoch {
         let e = t.run_epoch(epoch, &train_loader)?;
+        if e.steps == 0 {
+            return Err(Error::Invalid(format!(
+                "epoch {} made no training step: {} video(s) read, none formed a batch{}{}\n  hint: check DATASET.train.file_path, DATASET.batch_size (with DATASET.drop_last) and the inputs (yt8m inspect PATH)",
+                epoch + 1,
+                e.videos,
+                if e.zero_frames.is_empty() { String::new() } else { format!("; {} video(s) had zero frames", e.zero_frames.len()) },
+                if e.skipped > 0 { format!("; {} corrupt record(s) skipped", e.skipped) } else { String::new() },
+            )));
+        }
         if !e.zero_frames.is_empty() && main {
             tracing::warn!(
                 "epoch {}: left out {} video(s) with zero frames, e.g. {}",
@@ -898,6 +1043,14 @@ pub fn train(mut cfg: Config, opts: &TrainOptions) -> Result<TrainSummary> {
 
 /// Loads `.safetensors`, a checkpoint directory, or a PaddleVideo `.pdparams`.
 pub fn load_weights_any(model: &mut Model, path: &Path) -> Result<()> {
+    let resolved;
+    let path = match resolve_latest(path)? {
+        Some(d) => {
+            resolved = d;
+            resolved.as_path()
+        }
+        None => path,
+    };
     let p = if path.is_dir() {
         path.join("model.safetensors")
     } else {
@@ -911,5 +1064,23 @@ pub fn load_weights_any(model: &mut Model, path: &Path) -> Result<()> {
             return Err(Error::Weights { path: p.display().to_string(), message: "no such file\n  hint: pass a .safetensors file, a checkpoint directory or a .pdparams".into() });
         }
         model.load_safetensors(&p)
+    }
+}
+
+/// `RUN/checkpoints/latest` (the pointer file) → the checkpoint directory it names (or the
+/// newest complete one); None for any other path.
+pub fn resolve_latest(path: &Path) -> Result<Option<PathBuf>> {
+    if path.file_name().and_then(|n| n.to_str()) != Some("latest") || !path.is_file() {
+        return Ok(None);
+    }
+    let Some(run) = path.parent().and_then(|c| c.parent()) else {
+        return Ok(None);
+    };
+    match latest_checkpoint(run) {
+        Some(d) => Ok(Some(d)),
+        None => Err(Error::Weights {
+            path: path.display().to_string(),
+            message: "the run has no complete checkpoint to point at\n  hint: pass a checkpoint directory (RUN/checkpoints/epoch_NNNNN or best)".into(),
+        }),
     }
 }

@@ -234,6 +234,12 @@ pub fn read_paddle_pickle(path: &Path, spec: &FeatureSpec) -> Result<Vec<Video>,
         )
         .hint(layout_hint)
     })?;
+    // The values hold their own copies: the file's bytes can go before frames are copied out.
+    let file_len = bytes.len();
+    drop(bytes);
+    // A pickle can reference one array from many videos (memo GET), so what it materialises is
+    // bounded by what the file holds: each byte of frames may be used once.
+    let mut materialised = 0usize;
     let items = match &root {
         Value::List(l) => l.borrow().clone(),
         v if v.dict_items().is_some() => vec![v.clone()],
@@ -282,13 +288,32 @@ pub fn read_paddle_pickle(path: &Path, spec: &FeatureSpec) -> Result<Vec<Video>,
                 .hint(layout_hint)
             })
         };
-        let id = need("video")?.as_str_or_bytes().unwrap_or_default();
+        let id_value = need("video")?;
+        let Some(id) = id_value.as_str_or_bytes() else {
+            return Err(DataError::new(
+                DataErrorKind::Schema,
+                loc.clone().key("video"),
+                format!("'video' is a {}, not a string", id_value.type_name()),
+            )
+            .hint(layout_hint));
+        };
         let loc = loc.clone().video(&id);
         let (labels, has_labels) = match item.get("label") {
             None => (Vec::new(), false),
             Some(v) => {
                 let list: Vec<i64> = match v.as_list() {
-                    Some(l) => l.iter().filter_map(|x| x.as_int()).collect(),
+                    Some(l) => l
+                        .iter()
+                        .map(|x| {
+                            x.as_int().ok_or_else(|| {
+                                DataError::new(
+                                    DataErrorKind::Schema,
+                                    loc.clone().key("label"),
+                                    format!("a label is a {}, not an int", x.type_name()),
+                                )
+                            })
+                        })
+                        .collect::<Result<_, _>>()?,
                     None => pickle::ndarray(&v).and_then(|a| a.to_i64()).map_err(|e| {
                         DataError::new(
                             DataErrorKind::Schema,
@@ -314,7 +339,20 @@ pub fn read_paddle_pickle(path: &Path, spec: &FeatureSpec) -> Result<Vec<Video>,
                 (labels, true)
             }
         };
-        let nframes = item.get("nframes").and_then(|v| v.as_int());
+        let nframes = match item.get("nframes") {
+            None => None,
+            Some(v) => match v.as_int() {
+                Some(n) if n >= 0 => Some(n),
+                _ => {
+                    return Err(DataError::new(
+                        DataErrorKind::Schema,
+                        loc.clone().key("nframes"),
+                        format!("'nframes' is a {}, not a non-negative int", v.type_name()),
+                    )
+                    .hint(layout_hint));
+                }
+            },
+        };
         let mut feats = Vec::new();
         let mut rows0 = 0;
         for (m, (name, &dim)) in spec.frame_names.iter().zip(&spec.dims).enumerate() {
@@ -346,12 +384,23 @@ pub fn read_paddle_pickle(path: &Path, spec: &FeatureSpec) -> Result<Vec<Video>,
             }
             let keep = rows
                 .min(spec.max_frames)
-                .min(nframes.map(|n| n.max(0) as usize).unwrap_or(usize::MAX));
+                .min(nframes.map(|n| n as usize).unwrap_or(usize::MAX));
+            materialised = materialised.saturating_add(keep * dim);
+            if materialised > file_len {
+                return Err(DataError::new(
+                    DataErrorKind::Corrupt,
+                    loc.clone().key(key),
+                    format!(
+                        "the pickle's videos would hold more frame bytes ({materialised}+) than the {file_len}-byte file: the same array is referenced by several videos"
+                    ),
+                )
+                .hint("PaddleVideo writes each video's frames once; re-create the file with data/yt8m/tf2pkl.py"));
+            }
             feats.push(arr.data[..keep * dim].to_vec());
         }
         let num_frames = rows0
             .min(spec.max_frames)
-            .min(nframes.map(|n| n.max(0) as usize).unwrap_or(usize::MAX));
+            .min(nframes.map(|n| n as usize).unwrap_or(usize::MAX));
         out.push(Video {
             id,
             labels,

@@ -279,7 +279,17 @@ pub fn decode_video(
             let mut feats = Vec::with_capacity(spec.mean_names.len());
             for (name, &dim) in spec.mean_names.iter().zip(&spec.dims) {
                 match p.feature(name) {
-                    Some(Feature::Float(v)) if v.len() == dim => feats.push(v.clone()),
+                    Some(Feature::Float(v)) if v.len() == dim => {
+                        if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+                            return Err(DataError::new(
+                                DataErrorKind::Corrupt,
+                                loc.key(name.as_str()),
+                                format!("value {i} is {}: features must be finite", v[i]),
+                            )
+                            .hint("the record's CRC passed, so its writer stored this value; drop the video, or pass --skip-corrupt (DATASET.skip_corrupt: true) to skip and report such records"));
+                        }
+                        feats.push(v.clone())
+                    }
                     Some(Feature::Float(v)) => {
                         return Err(schema(
                             loc.key(name.as_str()),

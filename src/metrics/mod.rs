@@ -355,6 +355,9 @@ impl Evaluator {
             labels.len(),
             "scores and labels differ in size"
         );
+        if c == 0 {
+            return; // no classes, nothing to rank (callers refuse this before)
+        }
         assert_eq!(scores.len() % c, 0, "scores are not [B, {c}]");
         match self.mode {
             MetricMode::Official => self.accumulate_official(scores, labels),

@@ -242,10 +242,24 @@ impl Model {
     }
 
     pub fn load_safetensors(&mut self, path: &Path) -> Result<()> {
-        let t = Tensor::read_safetensors(path).map_err(|e| Error::Weights {
-            path: path.display().to_string(),
-            message: format!("not a readable safetensors file: {e}"),
-        })?;
+        let t = read_safetensors(path)?;
         self.load_named(&path.display().to_string(), &t)
     }
+}
+
+/// Reads a safetensors file defensively: only a regular file (a FIFO or `/dev/zero` would hang
+/// or exhaust memory), the header and every tensor's extent checked by the `safetensors` crate
+/// before any tensor is made.
+pub fn read_safetensors(path: &Path) -> Result<Vec<(String, Tensor)>> {
+    let werr = |m: String| Error::Weights {
+        path: path.display().to_string(),
+        message: m,
+    };
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => {}
+        Ok(_) => return Err(werr("not a regular file\n  hint: pass a .safetensors file, a checkpoint directory or a .pdparams".into())),
+        Err(e) => return Err(werr(format!("cannot read: {e}\n  hint: pass a .safetensors file, a checkpoint directory or a .pdparams"))),
+    }
+    Tensor::read_safetensors(path)
+        .map_err(|e| werr(format!("not a readable safetensors file: {e}")))
 }
