@@ -328,6 +328,72 @@ impl Default for Config {
     }
 }
 
+/// The first key given twice in one block mapping: its dotted path and both 1-based lines.
+/// (serde reports a duplicate with the line of the enclosing mapping, or none at top level.)
+/// Block style only, as config files are written; flow mappings are left to the parser.
+fn duplicate_key(text: &str) -> Option<(String, usize, usize)> {
+    // (indent, keys of this mapping with their line, key that opened it)
+    let mut stack: Vec<(usize, std::collections::HashMap<String, usize>, String)> =
+        vec![(0, Default::default(), String::new())];
+    let mut last_key = String::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = match raw.find(" #") {
+            Some(c) => &raw[..c],
+            None => raw,
+        };
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with("---") {
+            continue;
+        }
+        let mut indent = line.len() - trimmed.len();
+        let mut content = trimmed;
+        if let Some(rest) = content.strip_prefix("- ") {
+            // A list item starts a fresh mapping.
+            while stack.len() > 1 && stack.last().unwrap().0 >= indent + 2 {
+                stack.pop();
+            }
+            stack.push((indent + 2, Default::default(), last_key.clone()));
+            indent += 2;
+            content = rest.trim_start();
+        }
+        let Some(colon) = content.find(':') else {
+            continue;
+        };
+        let after = &content[colon + 1..];
+        if !(after.is_empty() || after.starts_with(' ')) {
+            continue;
+        }
+        let key = content[..colon].trim().trim_matches(|c| c == '"' || c == '\'').to_string();
+        if key.is_empty() || key.contains(['{', '[', ' ']) {
+            continue;
+        }
+        while stack.len() > 1 && stack.last().unwrap().0 > indent {
+            stack.pop();
+        }
+        if stack.last().unwrap().0 < indent {
+            let parent = last_key.clone();
+            stack.push((indent, Default::default(), parent));
+        }
+        let path: Vec<&str> = stack
+            .iter()
+            .map(|s| s.2.as_str())
+            .filter(|k| !k.is_empty())
+            .collect();
+        let full = if path.is_empty() {
+            key.clone()
+        } else {
+            format!("{}.{key}", path.join("."))
+        };
+        let top = stack.last_mut().unwrap();
+        if let Some(&first) = top.1.get(&key) {
+            return Some((full, first, i + 1));
+        }
+        top.1.insert(key.clone(), i + 1);
+        last_key = key;
+    }
+    None
+}
+
 /// Largest `MODEL.head.num_classes` accepted (YouTube-8M has 3862 / 4716).
 pub const MAX_CLASSES: usize = 1_000_000;
 
@@ -391,6 +457,12 @@ impl Config {
     }
 
     pub fn from_yaml(name: &str, text: &str, overrides: &[String]) -> Result<Config> {
+        if let Some((key, first, second)) = duplicate_key(text) {
+            return Err(cfg_err(
+                name,
+                format!("key '{key}' appears twice, on lines {first} and {second}\n  hint: keep one of them"),
+            ));
+        }
         // Typed parse of the file first, so errors carry the file's line numbers.
         let cfg: Config = if text.trim().is_empty() {
             Config::default()
@@ -710,5 +782,34 @@ impl Config {
             d.push(format!("MODEL.level: {:?} → {:?}", b.level, a.level));
         }
         d
+    }
+}
+
+#[cfg(test)]
+mod duplicate_key_tests {
+    use super::duplicate_key;
+
+    #[test]
+    fn duplicates_are_found_with_both_lines_and_real_configs_have_none() {
+        assert_eq!(
+            duplicate_key("MODEL:\n    head:\n        a: 1\n\n        a: 2\n"),
+            Some(("MODEL.head.a".into(), 3, 5))
+        );
+        assert_eq!(
+            duplicate_key("epochs: 1\nMODEL:\n  x: 1\nepochs: 2\n"),
+            Some(("epochs".into(), 1, 4))
+        );
+        // Same key under different parents, list items, comments: no duplicate.
+        assert_eq!(
+            duplicate_key("A:\n  x: 1 # c\nB:\n  x: 2\nL:\n  - name: a\n  - name: b\n"),
+            None
+        );
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            if e.path().extension().is_some_and(|x| x == "yaml") {
+                let t = std::fs::read_to_string(e.path()).unwrap();
+                assert_eq!(duplicate_key(&t), None, "{}", e.path().display());
+            }
+        }
     }
 }

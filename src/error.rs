@@ -124,20 +124,34 @@ pub enum Error {
     Weights { path: String, message: String },
     #[error("{0}")]
     Invalid(String),
-    #[error(transparent)]
+    #[error("libtorch: {}", torch_message(.0))]
     Torch(#[from] tch::TchError),
-    #[error("{path}: {source}")]
+    // `err`, not `source`: thiserror would chain a field named `source`, and `{:#}` at the
+    // CLI edge would then print the OS error twice.
+    #[error("{path}: {err}")]
     Io {
         path: String,
-        source: std::io::Error,
+        err: std::io::Error,
     },
 }
 
+/// A libtorch error without the C++ backtrace it carries ("Exception raised from ...",
+/// "frame #0: ..."): the first lines say what happened, the rest only helps libtorch's authors.
+pub fn torch_message(e: &tch::TchError) -> String {
+    let s = e.to_string();
+    let cut = ["Exception raised from", "frame #0"]
+        .iter()
+        .filter_map(|m| s.find(m))
+        .min()
+        .unwrap_or(s.len());
+    s[..cut].trim_end().to_string()
+}
+
 impl Error {
-    pub fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
+    pub fn io(path: impl AsRef<std::path::Path>, err: std::io::Error) -> Self {
         Error::Io {
             path: path.as_ref().display().to_string(),
-            source,
+            err,
         }
     }
 }

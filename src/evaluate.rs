@@ -342,6 +342,14 @@ fn shard_labels(label_inputs: &[String], num_classes: usize) -> Result<(Vec<Stri
             true
         })?;
     }
+    let mut seen = std::collections::HashSet::new();
+    let dups: Vec<&String> = ids.iter().filter(|id| !seen.insert(*id)).collect();
+    if let Some(first) = dups.first() {
+        tracing::warn!(
+            "the label shards hold {} duplicate video id(s), e.g. '{first}': each copy counts as a video in the metrics",
+            dups.len()
+        );
+    }
     Ok((ids, labels))
 }
 

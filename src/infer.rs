@@ -127,6 +127,9 @@ pub fn evaluate_model(model: &Model, loader: &Loader, s: &EvalSettings) -> Resul
     })?;
     let skipped = it.stats().skipped.len();
     let lost = it.stats().loss_report();
+    if let Some(w) = it.stats().frame_count_warning() {
+        tracing::warn!("{w}");
+    }
     for l in &lost {
         tracing::warn!("skipped: {l}");
     }

@@ -387,6 +387,16 @@ struct EvaluateArgs {
 }
 
 fn main() {
+    // A panic is a bug: say so plainly (what and where), without the default hook's backtrace
+    // hint. Reader threads catch theirs and fail the command with the file's name.
+    std::panic::set_hook(Box::new(|info| {
+        let what = yt8m::error::panic_text(info.payload());
+        let at = info
+            .location()
+            .map(|l| format!(" ({}:{})", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("internal error{at}: {what}\n  hint: this is a bug in yt8m; please report it with the command and its inputs");
+    }));
     yt8m::threads::tune_allocator();
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

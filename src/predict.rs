@@ -49,6 +49,9 @@ pub struct PredictStats {
     pub videos: usize,
     pub skipped_zero_frames: usize,
     pub skipped_records: usize,
+    /// Videos whose id was seen before in this run (each is predicted and printed again).
+    pub duplicate_ids: usize,
+    seen: std::collections::HashSet<String>,
 }
 
 /// Reads one `.npy`: `[T, ΣD]` frames (uint8 quantized or float dequantized; rgb then audio
@@ -301,6 +304,15 @@ pub fn predict(
     for f in &files {
         let src = f.display().to_string();
         let take = |v: Video, p: &mut Pending, stats: &mut PredictStats| {
+            if !stats.seen.insert(v.id.clone()) {
+                stats.duplicate_ids += 1;
+                if stats.duplicate_ids <= 5 {
+                    eprintln!(
+                        "warning: {src}: video '{}' was already predicted from an earlier input; it appears twice in the output",
+                        v.id
+                    );
+                }
+            }
             if v.num_frames == 0 {
                 eprintln!(
                     "warning: {src}: video '{}' has zero frames; no prediction",
@@ -334,6 +346,9 @@ pub fn predict(
             }
             for e in &s.resyncs {
                 eprintln!("warning: {e}");
+            }
+            if let Some(w) = s.frame_count_warning() {
+                eprintln!("warning: {w}");
             }
             stats.skipped_records += s.skipped.len() + s.resyncs.len();
         }

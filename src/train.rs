@@ -653,6 +653,7 @@ struct EpochStats {
     seconds: f64,
     skipped: usize,
     lost: Vec<String>,
+    frame_warning: Option<String>,
     zero_frames: Vec<String>,
 }
 
@@ -797,6 +798,7 @@ impl Trainer<'_> {
             seconds: t_epoch.elapsed().as_secs_f64(),
             skipped: stats.skipped.len() + stats.resyncs.len(),
             lost: stats.loss_report(),
+            frame_warning: stats.frame_count_warning(),
             zero_frames: stats.zero_frames.clone(),
         })
     }
@@ -972,6 +974,9 @@ fn train_with(mut cfg: Config, opts: &TrainOptions, comm: &dyn Comm) -> Result<T
                 if e.zero_frames.is_empty() { String::new() } else { format!("; {} video(s) had zero frames", e.zero_frames.len()) },
                 if e.skipped > 0 { format!("; {} corrupt record(s) skipped", e.skipped) } else { String::new() },
             )));
+        }
+        if let (Some(w), true) = (&e.frame_warning, main && epoch == start_epoch) {
+            tracing::warn!("{w}");
         }
         if !e.zero_frames.is_empty() && main {
             tracing::warn!(

@@ -242,3 +242,61 @@ fn an_unreachable_host_fails_fast_with_the_documented_setting() {
         "{err}"
     );
 }
+
+/// Runs mpirun with a deadline; a hang is a test failure (the child is killed).
+fn mpirun_within(args: Vec<String>, np: usize, secs: u64) -> (std::process::ExitStatus, String) {
+    let mut c = mpirun_base();
+    c.args(["-np", &np.to_string()]).arg(bin()).args(args);
+    c.stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null());
+    let mut child = c.spawn().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut err, &mut s);
+        s
+    });
+    let t0 = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if t0.elapsed().as_secs() > secs {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("mpirun -np {np} still running after {secs} s: it hangs");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    (status, reader.join().unwrap())
+}
+
+#[test]
+fn fewer_shards_than_workers_fails_at_once_naming_the_counts() {
+    let d = tempdir("dpfew");
+    synth_shards(&d.join("s"), 16, 1, 0, 10);
+    let t0 = std::time::Instant::now();
+    let (status, err) = mpirun_within(tiny_train_args(&d.join("r"), &d.join("s"), &[]), 2, 60);
+    println!("{err}");
+    assert!(!status.success());
+    assert!(
+        err.contains("2 workers but only 1 training shard") && err.contains("-np 1"),
+        "{err}"
+    );
+    println!("failed after {:.1} s", t0.elapsed().as_secs_f64());
+}
+
+#[test]
+fn an_error_on_rank_0_only_stops_every_worker() {
+    // A lock held on the run directory fails rank 0 alone (the others never touch it): before,
+    // rank 1 waited forever in the first collective.
+    let d = tempdir("dplock");
+    synth_shards(&d.join("s"), 16, 2, 0, 10);
+    let run = d.join("r");
+    std::fs::create_dir_all(&run).unwrap();
+    let _held = yt8m::train::RunLock::acquire(&run).unwrap();
+    let (status, err) = mpirun_within(tiny_train_args(&run, &d.join("s"), &[]), 2, 60);
+    println!("{err}");
+    assert!(!status.success());
+    assert!(err.contains("in use by another training"), "{err}");
+}

@@ -346,6 +346,17 @@ impl Loader {
     }
 }
 
+/// Fault injection for the tests of failure handling: `YT8M_FAULT_READER_PANIC=TEXT` makes a
+/// reader thread panic on files whose path contains TEXT (nothing else in the code panics on
+/// any input, so the path that reports a dead reader needs this to be tested at all).
+fn inject_reader_fault(f: &std::path::Path) {
+    if let Some(t) = std::env::var_os("YT8M_FAULT_READER_PANIC") {
+        if f.to_string_lossy().contains(t.to_string_lossy().as_ref()) {
+            panic!("injected fault (YT8M_FAULT_READER_PANIC) while reading {}", f.display());
+        }
+    }
+}
+
 fn reader_thread(files: Vec<PathBuf>, spec: &FeatureSpec, skip: bool, tx: SyncSender<Msg>) {
     for f in files {
         let mut alive = true;
@@ -353,6 +364,7 @@ fn reader_thread(files: Vec<PathBuf>, spec: &FeatureSpec, skip: bool, tx: SyncSe
         // A panic while reading one file fails the epoch naming the file, instead of closing
         // the channel (which the assembler would take for the end of the data).
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            inject_reader_fault(&f);
             read_shard(&f, spec, skip, |v| {
                 // A video without frames has nothing to pool over: leave it out, and report it.
                 if v.num_frames == 0 {

@@ -14,6 +14,7 @@
 //! are refused), their size in the zip directory must agree with the array header, and the data
 //! is read incrementally, so a member can never make us allocate more than it really holds.
 
+use super::tfrecord::read_full;
 use crate::error::{DataError, DataErrorKind, Location};
 use std::io::Read;
 use std::path::Path;
@@ -351,7 +352,7 @@ fn npy_err(loc: Location, msg: impl Into<String>) -> DataError {
 fn read_array(r: &mut impl Read, total: u64, loc: &Location) -> Result<NpyArray, DataError> {
     // The preamble and header first, in a small buffer.
     let mut head = vec![0u8; 12];
-    let got = read_up_to(r, &mut head).map_err(|e| DataError::io(&loc.path, e))?;
+    let got = read_full(r, &mut head).map_err(|e| DataError::io(&loc.path, e))?;
     head.truncate(got);
     if got >= 10 && &head[..6] == b"\x93NUMPY" {
         let need = match head[6] {
@@ -361,7 +362,7 @@ fn read_array(r: &mut impl Read, total: u64, loc: &Location) -> Result<NpyArray,
         };
         if need > 12 && need <= 12 + MAX_HEADER {
             let mut rest = vec![0u8; need - 12];
-            let n = read_up_to(r, &mut rest).map_err(|e| DataError::io(&loc.path, e))?;
+            let n = read_full(r, &mut rest).map_err(|e| DataError::io(&loc.path, e))?;
             head.extend_from_slice(&rest[..n]);
         }
     }
@@ -396,19 +397,6 @@ fn read_array(r: &mut impl Read, total: u64, loc: &Location) -> Result<NpyArray,
         dtype: h.dtype,
         data,
     })
-}
-
-fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 fn regular_file(path: &Path) -> Result<(std::fs::File, u64), DataError> {

@@ -180,21 +180,9 @@ impl<'a> Machine<'a> {
         let Some(id) = container_id(v) else {
             return Ok(());
         };
-        let mut h = 1;
-        for c in children {
-            h = h.max(self.height(c) + 1);
-            if let Some(cid) = container_id(c) {
-                self.contained.insert(cid);
-            }
-        }
-        if h > MAX_DEPTH {
-            return perr(format!(
-                "values are nested more than {MAX_DEPTH} deep; PaddleVideo's files nest 3–5 deep"
-            ));
-        }
-        self.heights.insert(id, h);
+        self.heights.insert(id, 1);
         self.keep.push(v.clone());
-        Ok(())
+        self.insert(v, children)
     }
 
     /// Pushes a freshly made container (or any value) after registering it.

@@ -134,6 +134,12 @@ pub struct ReadStats {
     /// Byte ranges skipped to resynchronise after broken record headers, one line each
     /// (file, bytes, records read after them).
     pub resyncs: Vec<String>,
+    /// Frame-level videos whose modalities have different frame counts (within max_frames):
+    /// read as the official reader does (length from rgb; a shorter modality padded with 0.0
+    /// after dequantization, a longer one cut), and counted here so it is reported.
+    pub frame_count_mismatch: usize,
+    /// The first such video, for the message.
+    pub frame_count_example: Option<String>,
 }
 
 impl ReadStats {
@@ -142,6 +148,21 @@ impl ReadStats {
         self.skipped.extend(other.skipped);
         self.zero_frames.extend(other.zero_frames);
         self.resyncs.extend(other.resyncs);
+        self.frame_count_mismatch += other.frame_count_mismatch;
+        if self.frame_count_example.is_none() {
+            self.frame_count_example = other.frame_count_example;
+        }
+    }
+
+    /// A warning about modalities of unequal length, if any were read.
+    pub fn frame_count_warning(&self) -> Option<String> {
+        (self.frame_count_mismatch > 0).then(|| {
+            format!(
+                "{} video(s) have modalities with different frame counts, e.g. {}; read as the official reader does: the length comes from the first modality (rgb), a shorter one is padded with 0.0, a longer one cut",
+                self.frame_count_mismatch,
+                self.frame_count_example.as_deref().unwrap_or("?")
+            )
+        })
     }
 
     /// Lines for a report: every skipped record and byte range (empty when nothing was lost).
@@ -180,6 +201,7 @@ pub fn read_shard(
                 match decode_video(&buf, spec, &loc) {
                     Ok(v) => {
                         stats.records += 1;
+                        note_frame_counts(&v, spec, path, &mut stats);
                         if !f(v) {
                             break;
                         }
@@ -203,6 +225,7 @@ pub fn read_shard(
         ShardKind::Pickle => {
             for v in read_paddle_pickle(path, spec)? {
                 stats.records += 1;
+                note_frame_counts(&v, spec, path, &mut stats);
                 if !f(v) {
                     break;
                 }
@@ -210,6 +233,29 @@ pub fn read_shard(
         }
     }
     Ok(stats)
+}
+
+fn note_frame_counts(v: &Video, spec: &FeatureSpec, path: &Path, stats: &mut ReadStats) {
+    if let VideoFeatures::Frames(f) = &v.features {
+        let rows: Vec<usize> = f.iter().zip(&spec.dims).map(|(x, &d)| x.len() / d.max(1)).collect();
+        if rows.iter().any(|&r| r != v.num_frames) {
+            stats.frame_count_mismatch += 1;
+            if stats.frame_count_example.is_none() {
+                let names: Vec<String> = spec
+                    .frame_names
+                    .iter()
+                    .zip(&rows)
+                    .map(|(n, r)| format!("{n} {r}"))
+                    .collect();
+                stats.frame_count_example = Some(format!(
+                    "{}: video '{}' ({} frames)",
+                    path.display(),
+                    v.id,
+                    names.join(", ")
+                ));
+            }
+        }
+    }
 }
 
 /// Reads a PaddleVideo pickle (`data/yt8m/tf2pkl.py` per-shard list or `split_yt8m.py`

@@ -1,0 +1,299 @@
+//! Mutation fuzzing of every decoder that takes bytes from outside (issue #12): real files from
+//! ../shared (and files we write) with random byte flips, overwrites, insertions and cuts, plus
+//! random opcode streams for the pickle VM. Every case must end in `Ok` or a clean error —
+//! a panic fails the test, an abort or stack overflow kills the test binary, a hang runs into
+//! CI's limit. Deterministic (fixed seeds) and bounded: about 20 s on 2 cores in all.
+
+mod common;
+use common::*;
+use std::path::Path;
+use yt8m::data::pickle;
+use yt8m::data::sources::{read_paddle_pickle, read_shard};
+use yt8m::data::video::{decode_video, summarize};
+use yt8m::data::{FeatureSpec, Level};
+use yt8m::error::Location;
+use yt8m::rng::Rng;
+
+/// 1..=`max_rounds` random mutations of `b` (flip, overwrite with an "interesting" value,
+/// insert, delete, truncate, duplicate a slice).
+fn mutate(b: &mut Vec<u8>, rng: &mut Rng, max_rounds: u64) {
+    let rounds = 1 + rng.below(max_rounds);
+    for _ in 0..rounds {
+        if b.is_empty() {
+            b.push(rng.below(256) as u8);
+            continue;
+        }
+        let i = rng.below(b.len() as u64) as usize;
+        match rng.below(7) {
+            0 => b[i] ^= 1 << rng.below(8),
+            1 => b[i] = [0u8, 0xff, 0x7f, 0x80, 1][rng.below(5) as usize],
+            2 => {
+                let v = [0u8, 0xff, 0x80, b']', b'(', 0x8c][rng.below(6) as usize];
+                b.insert(i, v)
+            }
+            3 => {
+                b.remove(i);
+            }
+            4 => b.truncate(i),
+            5 => {
+                // A 4- or 8-byte little-endian length-ish value.
+                let n = if rng.below(2) == 0 { 4 } else { 8 };
+                let v = [0u64, 1, 0x7fff_ffff, 0xffff_ffff, u64::MAX, 1 << 30][rng.below(6) as usize];
+                for k in 0..n {
+                    if i + k < b.len() {
+                        b[i + k] = (v >> (8 * k)) as u8;
+                    }
+                }
+            }
+            _ => {
+                let j = rng.below(b.len() as u64) as usize;
+                let (lo, hi) = (i.min(j), i.max(j).min(i.min(j) + 64));
+                let s = b[lo..hi].to_vec();
+                b.splice(i..i, s);
+            }
+        }
+    }
+}
+
+fn frame_spec() -> FeatureSpec {
+    FeatureSpec {
+        num_classes: 3862,
+        ..Default::default()
+    }
+}
+
+fn video_spec() -> FeatureSpec {
+    FeatureSpec {
+        level: Level::Video,
+        num_classes: 3862,
+        ..Default::default()
+    }
+}
+
+fn records(p: &Path) -> Vec<Vec<u8>> {
+    let mut r = yt8m::data::tfrecord::RecordReader::open(p).unwrap();
+    let mut buf = Vec::new();
+    let mut out = Vec::new();
+    while r.next_into(&mut buf).unwrap().is_some() {
+        out.push(buf.clone());
+    }
+    out
+}
+
+#[test]
+fn example_and_sequence_example_payloads() {
+    let mut rng = Rng::new(11);
+    let mut payloads = records(&yt8m_data("synthetic/frame_2018.tfrecord"));
+    payloads.extend(records(&yt8m_data("synthetic/video_2018.tfrecord")));
+    let loc = Location::file("fuzz");
+    let (mut ok, mut err) = (0, 0);
+    for case in 0..100_000 {
+        let mut b = payloads[case % payloads.len()].clone();
+        mutate(&mut b, &mut rng, 6);
+        for spec in [frame_spec(), video_spec()] {
+            match decode_video(&b, &spec, &loc) {
+                Ok(_) => ok += 1,
+                Err(_) => err += 1,
+            }
+        }
+        let _ = summarize(&b);
+    }
+    println!("decode_video: {ok} ok, {err} clean errors");
+    assert!(err > 0);
+}
+
+#[test]
+fn tfrecord_files_with_and_without_skip_corrupt() {
+    let mut rng = Rng::new(12);
+    let d = tempdir("fuzz-tfr");
+    let sources = [
+        std::fs::read(yt8m_data("synthetic/frame_2018.tfrecord")).unwrap(),
+        std::fs::read(yt8m_data("synthetic/video_2018.tfrecord")).unwrap(),
+    ];
+    let p = d.join("m.tfrecord");
+    let (mut ok, mut err, mut resyncs) = (0, 0, 0);
+    for case in 0..2000 {
+        let mut b = sources[case % 2].clone();
+        mutate(&mut b, &mut rng, 4);
+        std::fs::write(&p, &b).unwrap();
+        for skip in [false, true] {
+            let spec = if case % 2 == 0 { frame_spec() } else { video_spec() };
+            let mut n = 0usize;
+            match read_shard(&p, &spec, skip, |_| {
+                n += 1;
+                true
+            }) {
+                Ok(s) => {
+                    ok += 1;
+                    resyncs += s.resyncs.len();
+                }
+                Err(_) => err += 1,
+            }
+        }
+        let _ = yt8m::data::inspect::inspect_file(&p, true);
+        let _ = yt8m::data::sources::count_records(&p);
+    }
+    println!("read_shard: {ok} ok, {err} clean errors, {resyncs} resynchronisations");
+    assert!(err > 0 && resyncs > 0);
+}
+
+#[test]
+fn pickle_vm_on_mutated_real_files_and_random_opcodes() {
+    let mut rng = Rng::new(13);
+    let d = tempdir("fuzz-pkl");
+    let pkl = std::fs::read(yt8m_data("real/paddlevideo_example.pkl")).unwrap();
+    let pdp = std::fs::read(parity("c_head.pdparams")).unwrap();
+    let p = d.join("m.pkl");
+    let spec = frame_spec();
+    let (mut ok, mut err) = (0, 0);
+    for case in 0..3000 {
+        let mut b = if case % 3 == 0 { pkl.clone() } else { pdp.clone() };
+        mutate(&mut b, &mut rng, 4);
+        match pickle::loads(&b) {
+            Ok(v) => {
+                ok += 1;
+                // Walk what callers walk.
+                if let Some(items) = v.dict_items() {
+                    for (_, x) in items {
+                        let _ = pickle::ndarray(&x).map(|a| (a.to_f64().ok(), a.numel()));
+                    }
+                }
+            }
+            Err(_) => err += 1,
+        }
+        if case % 3 == 0 {
+            std::fs::write(&p, &b).unwrap();
+            let _ = read_paddle_pickle(&p, &spec);
+        }
+    }
+    // Random programs over the opcodes the VM knows (and some it does not).
+    let ops: &[u8] = b"(.NKJMGUTCBX]})tlde0a2sup1qhgrjbRc\x80\x85\x86\x87\x88\x89\x8a\x8b\x8c\x8d\x8e\x8f\x90\x91\x92\x93\x94\x95\x96\x97\xff";
+    for _ in 0..150_000 {
+        let n = 1 + rng.below(64) as usize;
+        let mut b = Vec::with_capacity(n * 2);
+        for _ in 0..n {
+            b.push(ops[rng.below(ops.len() as u64) as usize]);
+            if rng.below(3) == 0 {
+                b.push(rng.below(256) as u8);
+            }
+        }
+        match pickle::loads(&b) {
+            Ok(_) => ok += 1,
+            Err(_) => err += 1,
+        }
+    }
+    println!("pickle: {ok} ok, {err} clean errors");
+    assert!(ok > 0 && err > 0);
+}
+
+#[test]
+fn npy_and_npz_files() {
+    let mut rng = Rng::new(14);
+    let d = tempdir("fuzz-npz");
+    let npz = std::fs::read(yt8m_data("golden/synthetic_few_classes.npz")).unwrap();
+    let mut npy = Vec::new();
+    yt8m::data::npy::write_npy(&mut npy, &[4, 6], "<f4", &[0u8; 96]).unwrap();
+    let (pz, py) = (d.join("m.npz"), d.join("m.npy"));
+    let (mut ok, mut err) = (0, 0);
+    for _ in 0..2000 {
+        let mut b = npz.clone();
+        mutate(&mut b, &mut rng, 4);
+        std::fs::write(&pz, &b).unwrap();
+        match yt8m::evaluate::read_npz(&pz) {
+            Ok(s) => {
+                ok += 1;
+                let _ = s.evaluate(&Default::default());
+            }
+            Err(_) => err += 1,
+        }
+        let mut b = npy.clone();
+        mutate(&mut b, &mut rng, 3);
+        std::fs::write(&py, &b).unwrap();
+        match yt8m::data::npy::read_npy(&py) {
+            Ok(_) => ok += 1,
+            Err(_) => err += 1,
+        }
+    }
+    println!("npy/npz: {ok} ok, {err} clean errors");
+    assert!(err > 0);
+}
+
+#[test]
+fn safetensors_and_bundle_manifests() {
+    let mut rng = Rng::new(15);
+    let d = tempdir("fuzz-st");
+    let cfg = yt8m::config::Config::load(Some(&repo().join("configs/tiny_test.yaml")), &[]).unwrap();
+    let mut model = yt8m::model::Model::new(cfg.architecture(), tch::Device::Cpu, tch::Kind::Float);
+    let st = d.join("w.safetensors");
+    model.save_safetensors(&st).unwrap();
+    let good = std::fs::read(&st).unwrap();
+    let header_len = u64::from_le_bytes(good[..8].try_into().unwrap()) as usize;
+    let m = d.join("m.safetensors");
+    let (mut ok, mut err) = (0, 0);
+    for _ in 0..1000 {
+        let mut b = good.clone();
+        // Mostly the header (8-byte length + JSON), where the structure lives.
+        let mut head = b[..8 + header_len].to_vec();
+        mutate(&mut head, &mut rng, 4);
+        b.splice(..8 + header_len, head);
+        std::fs::write(&m, &b).unwrap();
+        match model.load_safetensors(&m) {
+            Ok(_) => ok += 1,
+            Err(_) => err += 1,
+        }
+    }
+    println!("safetensors: {ok} ok, {err} clean errors");
+    assert!(err > 0);
+
+    // bundle.json: a real bundle, its manifest text mutated.
+    let bundle = d.join("bundle");
+    let o = std::process::Command::new(bin())
+        .args(["export", "-c"])
+        .arg(repo().join("configs/tiny_test.yaml"))
+        .arg("-w")
+        .arg(&st)
+        .arg("--out")
+        .arg(&bundle)
+        .arg("--no-onnx")
+        .env("YT8M_THREADS", "1")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let man = std::fs::read(bundle.join("bundle.json")).unwrap();
+    let (mut ok, mut err) = (0, 0);
+    for _ in 0..300 {
+        let mut b = man.clone();
+        mutate(&mut b, &mut rng, 3);
+        std::fs::write(bundle.join("bundle.json"), &b).unwrap();
+        match yt8m::bundle::load(&bundle, tch::Device::Cpu) {
+            Ok(_) => ok += 1,
+            Err(_) => err += 1,
+        }
+    }
+    println!("bundle.json: {ok} ok, {err} clean errors");
+    assert!(err > 0);
+}
+
+#[test]
+fn kaggle_csv_lines() {
+    let mut rng = Rng::new(16);
+    let d = tempdir("fuzz-csv");
+    let labels = vec![yt8m_data("synthetic/video_2018.tfrecord").display().to_string()];
+    let base = b"VideoId,LabelConfidencePairs\nabc,1 0.5 2 0.25\nxyz,3 1e-3 3861 0.9\n".to_vec();
+    let p = d.join("s.csv");
+    let (mut ok, mut err) = (0, 0);
+    for _ in 0..1500 {
+        let mut b = base.clone();
+        mutate(&mut b, &mut rng, 5);
+        std::fs::write(&p, &b).unwrap();
+        match yt8m::evaluate::read_kaggle_with_labels(&p, &labels, 3862) {
+            Ok((s, _)) => {
+                ok += 1;
+                let _ = yt8m::evaluate::evaluate_dense(&s, &Default::default());
+            }
+            Err(_) => err += 1,
+        }
+    }
+    println!("kaggle csv: {ok} ok, {err} clean errors");
+    assert!(ok > 0 && err > 0);
+}
