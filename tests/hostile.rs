@@ -776,3 +776,19 @@ fn duplicate_ids_and_unequal_modalities_are_reported() {
     assert!(o.stderr.contains("video 'uneq' was already predicted"), "{}", o.stderr);
     assert!(o.stderr.contains("different frame counts") && o.stderr.contains("rgb 5, audio 3"), "{}", o.stderr);
 }
+
+#[test]
+fn non_finite_weights_are_refused_naming_the_tensor() {
+    let d = tempdir("h-nanw");
+    let cfg = Config::load(Some(Path::new(&tiny_config())), &[]).unwrap();
+    let m = Model::new(cfg.architecture(), Device::Cpu, Kind::Float);
+    let (name, t) = m.named_variables().into_iter().next().unwrap();
+    tch::no_grad(|| {
+        let _ = t.flatten(0, -1).get(0).fill_(f64::NAN);
+    });
+    let w = d.join("nan.safetensors");
+    m.save_safetensors(&w).unwrap();
+    let o = run(&["export", "-c", &tiny_config(), "-w", w.to_str().unwrap(), "--out", d.join("b").to_str().unwrap(), "--no-onnx"]);
+    fails_cleanly(&o, &["nan.safetensors", &format!("tensor '{name}'"), "NaN or Inf"]);
+    assert!(!d.join("b").exists());
+}

@@ -222,6 +222,21 @@ impl Model {
                     ),
                 });
             }
+            if !t.is_floating_point() {
+                return Err(Error::Weights {
+                    path: source.into(),
+                    message: format!("tensor '{name}' holds {:?} values, not floats", t.kind()),
+                });
+            }
+            // NaN or Inf weights would print NaN scores with exit 0.
+            if t.isfinite().logical_not().any().int64_value(&[]) != 0 {
+                return Err(Error::Weights {
+                    path: source.into(),
+                    message: format!(
+                        "tensor '{name}' holds NaN or Inf values\n  hint: the weights come from a diverged or damaged run; use an earlier checkpoint"
+                    ),
+                });
+            }
             tch::no_grad(|| {
                 let mut v = var.shallow_clone();
                 v.copy_(&t.to_kind(v.kind()).to_device(v.device()));
