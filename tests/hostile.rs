@@ -792,3 +792,18 @@ fn non_finite_weights_are_refused_naming_the_tensor() {
     fails_cleanly(&o, &["nan.safetensors", &format!("tensor '{name}'"), "NaN or Inf"]);
     assert!(!d.join("b").exists());
 }
+
+#[test]
+fn fifos_given_as_shards_are_refused_not_waited_on() {
+    let d = tempdir("h-fifo");
+    let fifo = d.join("pipe.tfrecord");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let list = d.join("shards.list");
+    std::fs::write(&list, format!("{}\n", fifo.display())).unwrap();
+    for arg in [&fifo, &list] {
+        let o = run_env(&["inspect", arg.to_str().unwrap()], &[], 30);
+        fails_cleanly(&o, &["pipe.tfrecord", "not a regular file"]);
+    }
+}

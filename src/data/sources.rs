@@ -103,6 +103,8 @@ pub fn expand_paths(
             }
         } else if p.is_file() {
             out.push(p);
+        } else if p.exists() {
+            return Err(not_regular(&p));
         } else {
             return Err(DataError::new(
                 DataErrorKind::Io,
@@ -111,6 +113,10 @@ pub fn expand_paths(
             )
             .hint("give shard files, directories, glob patterns or .list files"));
         }
+    }
+    // List-file entries were taken as written: a FIFO or device there would block or never end.
+    if let Some(p) = out.iter().find(|p| p.exists() && !p.is_file()) {
+        return Err(not_regular(p));
     }
     let mut seen = std::collections::HashSet::new();
     out.retain(|p| seen.insert(p.clone()));
@@ -122,6 +128,15 @@ pub fn expand_paths(
         ));
     }
     Ok(out)
+}
+
+fn not_regular(p: &Path) -> DataError {
+    DataError::new(
+        DataErrorKind::Io,
+        Location::file(p),
+        "is not a regular file (a FIFO, device or socket)",
+    )
+    .hint("give shard files, directories, glob patterns or .list files; copy streamed data to a file first")
 }
 
 /// Counts of what a read skipped (only with `skip_corrupt`).
