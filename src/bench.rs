@@ -313,7 +313,7 @@ fn synth_for_bench(dir: &Path, cfg: &crate::config::Config, videos: usize) -> Re
 pub fn bench_train(o: &ModelBenchOptions) -> Result<String> {
     use crate::model::{Model, batch_inputs};
     let cfg = &o.config;
-    let device = crate::runtime::parse_device(&cfg.TRAIN.device)?;
+    let device = cfg.TRAIN.device.resolve()?;
     let threads = crate::threads::configure_torch_threads();
     let arch = cfg.architecture();
     let crate::model::Architecture::AttentionLstm(mc) = &arch else {
@@ -332,25 +332,21 @@ pub fn bench_train(o: &ModelBenchOptions) -> Result<String> {
         mc.fc_out2_size,
         mc.num_classes,
         cfg.TRAIN.dtype,
-        crate::model::attention_lstm::device_name(device)
+        crate::runtime::device_name(device)
     );
     for &bs in &o.batch_sizes {
         let dir = o.workdir.join(format!("train_b{bs}"));
         let _ = std::fs::remove_dir_all(&dir);
         let files = synth_for_bench(&dir, cfg, bs * (o.steps + o.warmup) * 2)?;
-        let mut lc = cfg.loader_config("train");
+        let mut lc = cfg.loader_config(crate::config::Split::Train);
         lc.batch_size = bs;
         lc.bucket_window = 4;
         let loader = Loader::new(files, cfg.feature_spec(), lc);
         tch::manual_seed(1);
-        let model = Model::new(
-            arch.clone(),
-            device,
-            crate::runtime::parse_kind(&cfg.TRAIN.dtype)?,
-        );
+        let model = Model::new(arch.clone(), device, cfg.TRAIN.dtype.kind());
         let mut opt = crate::optim::RmsProp::new(
             crate::optim::RmsPropConfig::default(),
-            crate::train::l2_groups(&model, 4e-4),
+            model.param_groups(4e-4),
         );
         let (mut n, mut frames, mut padded, mut wait, mut el, mut flops) =
             (0usize, 0usize, 0usize, 0f64, 0f64, 0f64);
@@ -362,8 +358,7 @@ pub fn bench_train(o: &ModelBenchOptions) -> Result<String> {
             let w = tw.elapsed().as_secs_f64();
             let t = Instant::now();
             let inp = batch_inputs(&b, device, model.kind);
-            let loss =
-                crate::model::attention_lstm::bce_sum(&model.forward(&inp, true), &inp.labels);
+            let loss = crate::model::bce_sum(&model.forward(&inp, true), &inp.labels);
             opt.zero_grad();
             loss.backward();
             opt.step(2.5e-4);
@@ -454,7 +449,7 @@ fn lstm_kernel_gflops(b: i64, t: i64, e: i64, h: i64, device: tch::Device, reps:
 pub fn bench_predict(o: &ModelBenchOptions) -> Result<String> {
     use crate::model::{Model, batch_inputs};
     let cfg = &o.config;
-    let device = crate::runtime::parse_device(&cfg.TRAIN.device)?;
+    let device = cfg.TRAIN.device.resolve()?;
     let threads = crate::threads::configure_torch_threads();
     let arch = cfg.architecture();
     tch::manual_seed(1);

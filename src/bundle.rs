@@ -151,7 +151,9 @@ pub fn export(
     // An existing directory is replaced whole, so it must be a bundle (or empty).
     if dest.is_dir()
         && !dest.join("bundle.json").is_file()
-        && std::fs::read_dir(dest).map(|mut d| d.next().is_some()).unwrap_or(true)
+        && std::fs::read_dir(dest)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
     {
         return Err(Error::Invalid(format!(
             "--out {} exists and is not a bundle (no bundle.json); export replaces its directory whole\n  hint: give a new directory, or an existing bundle to replace",
@@ -159,10 +161,12 @@ pub fn export(
         )));
     }
     let tmp_dir = TempDir(parent.join(format!(
-        ".{}.tmp-{}",
-        dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "bundle".into()),
-        std::process::id()
-    )));
+            ".{}.tmp-{}",
+            dest.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "bundle".into()),
+            std::process::id()
+        )));
     if tmp_dir.0.exists() {
         std::fs::remove_dir_all(&tmp_dir.0).map_err(|e| Error::io(&tmp_dir.0, e))?;
     }
@@ -179,7 +183,7 @@ pub fn export(
     }
     write_atomic(&out.join("vocabulary.csv"), vocab.as_bytes())?;
     if opt.onnx {
-        let bytes = crate::onnx::export_onnx_with(model, cfg, opt.onnx_input)?;
+        let bytes = crate::onnx::export_onnx_with(model, &cfg.input_names(), opt.onnx_input)?;
         write_atomic(&out.join("model.onnx"), &bytes)?;
     }
     let weights_sha = sha256_file(&out.join("model.safetensors"))?;
@@ -255,11 +259,7 @@ pub fn export(
         architecture: arch,
         num_classes: c,
         level: cfg.MODEL.level.to_string(),
-        feature_names: if cfg.MODEL.level == crate::data::Level::Frame {
-            cfg.MODEL.head.feature_names.clone()
-        } else {
-            cfg.MODEL.head.mean_feature_names.clone()
-        },
+        feature_names: cfg.input_names(),
         feature_dims: cfg.MODEL.head.feature_dims.clone(),
         max_frames: cfg.DATASET.max_frames,
         files,
@@ -302,7 +302,9 @@ fn plain_file(dir: &Path, name: &str) -> Result<PathBuf> {
     }
     let p = dir.join(name);
     match std::fs::symlink_metadata(&p) {
-        Err(_) => Err(bad(format!("{name} is missing\n  hint: re-export the bundle"))),
+        Err(_) => Err(bad(format!(
+            "{name} is missing\n  hint: re-export the bundle"
+        ))),
         Ok(m) if m.is_file() => Ok(p),
         Ok(m) => Err(bad(format!(
             "{name} is not a regular file ({})\n  hint: re-export the bundle",

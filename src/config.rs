@@ -2,9 +2,10 @@
 //! all known here, unused ones included); our keys extend it. Unknown keys are errors that
 //! name the key and its line. `-o KEY=VALUE` overrides use the same dotted paths.
 
-use crate::data::batch::LoaderConfig;
+use crate::data::batch::{Loader, LoaderConfig};
 use crate::data::{FeatureSpec, Level};
 use crate::error::{Error, Result};
+pub use crate::kinds::{BestMetric, DeviceSpec, DistributedMode, Dtype, HeadName, Split};
 use crate::metrics::{MetricMode, TieOrder};
 use crate::model::{Architecture, AttentionLstmConfig, VideoLevelConfig};
 use crate::optim::{LrSchedule, RmsPropConfig};
@@ -32,8 +33,8 @@ impl Paths {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HeadConfig {
-    /// PaddleVideo: "AttentionLstmHead".
-    pub name: String,
+    /// PaddleVideo: "AttentionLstmHead"; or the starter's "LogisticModel", "MoeModel".
+    pub name: HeadName,
     pub num_classes: usize,
     /// Ignored by PaddleVideo (it uses len(feature_dims)); accepted for compatibility.
     pub feature_num: Option<usize>,
@@ -66,7 +67,7 @@ impl Default for HeadConfig {
     fn default() -> Self {
         let m = AttentionLstmConfig::default();
         HeadConfig {
-            name: "AttentionLstmHead".into(),
+            name: HeadName::AttentionLstmHead,
             num_classes: m.num_classes,
             feature_num: Some(2),
             feature_dims: m.feature_dims,
@@ -92,9 +93,10 @@ impl Default for ModelSection {
     }
 }
 
+/// One split's inputs (`DATASET.train` / `valid` / `test`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct Split {
+pub struct SplitPaths {
     /// PaddleVideo: "FeatureDataset".
     pub format: Option<String>,
     /// PaddleVideo: a .list file; ours: also TFRecord/pkl files, directories, globs, or a list.
@@ -112,9 +114,9 @@ pub struct DatasetSection {
     pub shuffle_valid: bool,
     pub valid_batch_size: Option<usize>,
     pub test_batch_size: Option<usize>,
-    pub train: Split,
-    pub valid: Split,
-    pub test: Split,
+    pub train: SplitPaths,
+    pub valid: SplitPaths,
+    pub test: SplitPaths,
     /// Ours: shuffle the training split (shards and a shuffle buffer).
     pub shuffle: bool,
     pub max_frames: usize,
@@ -134,9 +136,9 @@ impl Default for DatasetSection {
             shuffle_valid: true,
             valid_batch_size: None,
             test_batch_size: None,
-            train: Split::default(),
-            valid: Split::default(),
-            test: Split::default(),
+            train: SplitPaths::default(),
+            valid: SplitPaths::default(),
+            test: SplitPaths::default(),
             shuffle: true,
             max_frames: 300,
             shuffle_buffer: 2048,
@@ -263,30 +265,30 @@ pub struct InferenceSection {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainSection {
-    /// "auto" (CUDA if present), "cpu", "cuda", "cuda:N".
-    pub device: String,
+    /// auto (CUDA if present), cpu, cuda, cuda:N.
+    pub device: DeviceSpec,
     pub seed: u64,
     /// Checkpoints kept besides best and last.
     pub keep_last: usize,
     /// Metric that picks the best checkpoint: gap, hit_at_one, perr, map, loss.
-    pub best_metric: String,
+    pub best_metric: BestMetric,
     pub val_interval: usize,
     /// float32 or float64.
-    pub dtype: String,
-    /// Data-parallel training: "auto" (MPI when started by mpirun), "mpi", "none".
-    pub distributed: String,
+    pub dtype: Dtype,
+    /// Data-parallel training: auto (MPI when started by mpirun), mpi, nccl, none.
+    pub distributed: DistributedMode,
 }
 
 impl Default for TrainSection {
     fn default() -> Self {
         TrainSection {
-            device: "auto".into(),
+            device: DeviceSpec::Auto,
             seed: 1234,
             keep_last: 3,
-            best_metric: "gap".into(),
+            best_metric: BestMetric::Gap,
             val_interval: 1,
-            dtype: "float32".into(),
-            distributed: "auto".into(),
+            dtype: Dtype::Float32,
+            distributed: DistributedMode::Auto,
         }
     }
 }
@@ -363,7 +365,10 @@ fn duplicate_key(text: &str) -> Option<(String, usize, usize)> {
         if !(after.is_empty() || after.starts_with(' ')) {
             continue;
         }
-        let key = content[..colon].trim().trim_matches(|c| c == '"' || c == '\'').to_string();
+        let key = content[..colon]
+            .trim()
+            .trim_matches(|c| c == '"' || c == '\'')
+            .to_string();
         if key.is_empty() || key.contains(['{', '[', ' ']) {
             continue;
         }
@@ -400,7 +405,12 @@ pub const MAX_CLASSES: usize = 1_000_000;
 /// Physical memory in bytes (0 when unknown).
 fn physical_memory() -> u64 {
     // SAFETY: sysconf only reads system constants.
-    let (pages, size) = unsafe { (libc::sysconf(libc::_SC_PHYS_PAGES), libc::sysconf(libc::_SC_PAGESIZE)) };
+    let (pages, size) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
     if pages > 0 && size > 0 {
         (pages as u64).saturating_mul(size as u64)
     } else {
@@ -460,7 +470,9 @@ impl Config {
         if let Some((key, first, second)) = duplicate_key(text) {
             return Err(cfg_err(
                 name,
-                format!("key '{key}' appears twice, on lines {first} and {second}\n  hint: keep one of them"),
+                format!(
+                    "key '{key}' appears twice, on lines {first} and {second}\n  hint: keep one of them"
+                ),
             ));
         }
         // Typed parse of the file first, so errors carry the file's line numbers.
@@ -484,11 +496,22 @@ impl Config {
         let cfg = if overrides.is_empty() {
             cfg
         } else {
-            let mut v = serde_yaml_ng::to_value(&cfg).map_err(|e| cfg_err(name, e.to_string()))?;
+            let base = serde_yaml_ng::to_value(&cfg).map_err(|e| cfg_err(name, e.to_string()))?;
+            let mut v = base.clone();
             for o in overrides {
                 apply_override(&mut v, o).map_err(|e| cfg_err(name, e))?;
             }
-            serde_yaml_ng::from_value(v).map_err(|e| cfg_err(name, format!("after -o overrides: {e}\n  hint: override keys use the config's dotted paths, e.g. -o DATASET.batch_size=16 -o MODEL.head.lstm_size=64")))?
+            serde_yaml_ng::from_value(v).map_err(|e| {
+                // serde does not say where in a value tree it failed: find the override that
+                // breaks the config on its own, so the message names its key.
+                let culprit = overrides.iter().find(|o| {
+                    let mut one = base.clone();
+                    apply_override(&mut one, o).is_ok()
+                        && serde_yaml_ng::from_value::<Config>(one).is_err()
+                });
+                let what = culprit.map(|o| format!("-o {o}")).unwrap_or_else(|| "after -o overrides".into());
+                cfg_err(name, format!("{what}: {e}\n  hint: override keys use the config's dotted paths, e.g. -o DATASET.batch_size=16 -o MODEL.head.lstm_size=64"))
+            })?
         };
         cfg.validate(name)?;
         Ok(cfg)
@@ -569,22 +592,54 @@ impl Config {
             ));
         }
         let o = &self.OPTIMIZER;
-        let finite_in = |key: &str, v: f64, lo: f64, hi: f64, lo_open: bool, what: &str| -> Result<()> {
-            let ok = v.is_finite() && v <= hi && (if lo_open { v > lo } else { v >= lo });
-            if ok {
-                Ok(())
-            } else {
-                Err(cfg_err(name, format!("{key} is {v}; it must be {what}")))
-            }
-        };
+        let finite_in =
+            |key: &str, v: f64, lo: f64, hi: f64, lo_open: bool, what: &str| -> Result<()> {
+                let ok = v.is_finite() && v <= hi && (if lo_open { v > lo } else { v >= lo });
+                if ok {
+                    Ok(())
+                } else {
+                    Err(cfg_err(name, format!("{key} is {v}; it must be {what}")))
+                }
+            };
         finite_in("OPTIMIZER.rho", o.rho, 0.0, 1.0, false, "in [0, 1)")?;
         if o.rho >= 1.0 {
-            return Err(cfg_err(name, format!("OPTIMIZER.rho is {}; it must be in [0, 1)", o.rho)));
+            return Err(cfg_err(
+                name,
+                format!("OPTIMIZER.rho is {}; it must be in [0, 1)", o.rho),
+            ));
         }
-        finite_in("OPTIMIZER.epsilon", o.epsilon, 0.0, f64::MAX, true, "a finite number > 0 (Paddle's default 1e-6)")?;
-        finite_in("OPTIMIZER.momentum", o.momentum, 0.0, f64::MAX, false, "a finite number ≥ 0")?;
-        finite_in("OPTIMIZER.weight_decay.value", o.weight_decay.value, 0.0, f64::MAX, false, "a finite number ≥ 0")?;
-        finite_in("OPTIMIZER.grad_clip", o.grad_clip, 0.0, f64::MAX, false, "a finite number ≥ 0 (0 = off)")?;
+        finite_in(
+            "OPTIMIZER.epsilon",
+            o.epsilon,
+            0.0,
+            f64::MAX,
+            true,
+            "a finite number > 0 (Paddle's default 1e-6)",
+        )?;
+        finite_in(
+            "OPTIMIZER.momentum",
+            o.momentum,
+            0.0,
+            f64::MAX,
+            false,
+            "a finite number ≥ 0",
+        )?;
+        finite_in(
+            "OPTIMIZER.weight_decay.value",
+            o.weight_decay.value,
+            0.0,
+            f64::MAX,
+            false,
+            "a finite number ≥ 0",
+        )?;
+        finite_in(
+            "OPTIMIZER.grad_clip",
+            o.grad_clip,
+            0.0,
+            f64::MAX,
+            false,
+            "a finite number ≥ 0 (0 = off)",
+        )?;
         for (sec, p) in [
             ("PIPELINE.train", &self.PIPELINE.train),
             ("PIPELINE.valid", &self.PIPELINE.valid),
@@ -628,25 +683,6 @@ impl Config {
             .learning_rate
             .validate()
             .map_err(|e| cfg_err(name, format!("OPTIMIZER.learning_rate: {e}")))?;
-        if !["gap", "hit_at_one", "perr", "map", "loss"].contains(&self.TRAIN.best_metric.as_str())
-        {
-            return Err(cfg_err(
-                name,
-                format!(
-                    "TRAIN.best_metric '{}' must be one of gap, hit_at_one, perr, map, loss",
-                    self.TRAIN.best_metric
-                ),
-            ));
-        }
-        if !["float32", "float64"].contains(&self.TRAIN.dtype.as_str()) {
-            return Err(cfg_err(
-                name,
-                format!(
-                    "TRAIN.dtype '{}' must be float32 or float64",
-                    self.TRAIN.dtype
-                ),
-            ));
-        }
         Ok(())
     }
 
@@ -654,25 +690,35 @@ impl Config {
     /// it overflows), so absurd widths are refused before any allocation.
     pub fn parameter_estimate(&self) -> u64 {
         let h = &self.MODEL.head;
-        let (c, e, l) = (h.num_classes as u64, h.embedding_size as u64, h.lstm_size as u64);
+        let (c, e, l) = (
+            h.num_classes as u64,
+            h.embedding_size as u64,
+            h.lstm_size as u64,
+        );
         let (f1, f2) = (h.fc_out1_size as u64, h.fc_out2_size as u64);
         let m = h.feature_dims.len() as u64;
         let add = |a: u64, b: u64| a.checked_add(b);
         let mul = |a: u64, b: u64| a.checked_mul(b);
         let est = || -> Option<u64> {
-            let dims: u64 = h.feature_dims.iter().try_fold(0u64, |a, &d| a.checked_add(d as u64))?;
-            match h.name.as_str() {
-                "LogisticModel" => mul(add(dims, 1)?, c),
-                "MoeModel" => {
+            let dims: u64 = h
+                .feature_dims
+                .iter()
+                .try_fold(0u64, |a, &d| a.checked_add(d as u64))?;
+            match h.name {
+                HeadName::LogisticModel => mul(add(dims, 1)?, c),
+                HeadName::MoeModel => {
                     let k = h.num_mixtures.max(1) as u64;
                     mul(mul(add(dims, 1)?, c)?, add(mul(k, 2)?, 1)?)
                 }
-                _ => {
+                HeadName::AttentionLstmHead => {
                     // Per modality: input fc, two LSTM directions (4 gates), attention; then the
                     // two fc layers and the logits.
                     let lstm = mul(mul(8, l)?, add(add(e, l)?, 2)?)?;
                     let per = add(add(mul(dims, e)?, mul(m, lstm)?)?, mul(mul(m, 2)?, l)?)?;
-                    let head = add(add(mul(mul(mul(m, 2)?, l)?, f1)?, mul(f1, f2)?)?, mul(f2, c)?)?;
+                    let head = add(
+                        add(mul(mul(mul(m, 2)?, l)?, f1)?, mul(f1, f2)?)?,
+                        mul(f2, c)?,
+                    )?;
                     add(per, head)
                 }
             }
@@ -684,18 +730,18 @@ impl Config {
     /// `LogisticModel` or `MoeModel` (Google's starter video-level models).
     pub fn architecture(&self) -> Architecture {
         let h = &self.MODEL.head;
-        match h.name.as_str() {
-            "LogisticModel" => Architecture::VideoLevel(VideoLevelConfig {
+        match h.name {
+            HeadName::LogisticModel => Architecture::VideoLevel(VideoLevelConfig {
                 num_classes: h.num_classes,
                 feature_dims: h.feature_dims.clone(),
                 num_mixtures: 0,
             }),
-            "MoeModel" => Architecture::VideoLevel(VideoLevelConfig {
+            HeadName::MoeModel => Architecture::VideoLevel(VideoLevelConfig {
                 num_classes: h.num_classes,
                 feature_dims: h.feature_dims.clone(),
                 num_mixtures: h.num_mixtures.max(1),
             }),
-            _ => Architecture::AttentionLstm(self.model_config()),
+            HeadName::AttentionLstmHead => Architecture::AttentionLstm(self.model_config()),
         }
     }
 
@@ -712,6 +758,15 @@ impl Config {
         }
     }
 
+    /// The model's input names for its level: the feature lists (frame level) or the mean
+    /// features (video level).
+    pub fn input_names(&self) -> Vec<String> {
+        match self.MODEL.level {
+            Level::Frame => self.MODEL.head.feature_names.clone(),
+            Level::Video => self.MODEL.head.mean_feature_names.clone(),
+        }
+    }
+
     pub fn feature_spec(&self) -> FeatureSpec {
         let h = &self.MODEL.head;
         FeatureSpec {
@@ -725,13 +780,13 @@ impl Config {
     }
 
     /// Loader settings for a split: train shuffles and buckets; valid/test keep order.
-    pub fn loader_config(&self, split: &str) -> LoaderConfig {
+    pub fn loader_config(&self, split: Split) -> LoaderConfig {
         let d = &self.DATASET;
-        let train = split == "train";
+        let train = split == Split::Train;
         let batch_size = match split {
-            "valid" => d.valid_batch_size.unwrap_or(d.batch_size),
-            "test" => d.test_batch_size.unwrap_or(d.batch_size),
-            _ => d.batch_size,
+            Split::Valid => d.valid_batch_size.unwrap_or(d.batch_size),
+            Split::Test => d.test_batch_size.unwrap_or(d.batch_size),
+            Split::Train => d.batch_size,
         };
         LoaderConfig {
             batch_size,
@@ -749,12 +804,34 @@ impl Config {
         }
     }
 
-    pub fn split(&self, split: &str) -> &Split {
+    pub fn split(&self, split: Split) -> &SplitPaths {
         match split {
-            "train" => &self.DATASET.train,
-            "valid" => &self.DATASET.valid,
-            _ => &self.DATASET.test,
+            Split::Train => &self.DATASET.train,
+            Split::Valid => &self.DATASET.valid,
+            Split::Test => &self.DATASET.test,
         }
+    }
+
+    /// The loader of a split (`DATASET.<split>.file_path`, with `data_prefix`).
+    pub fn loader(&self, split: Split) -> Result<Loader> {
+        let sp = self.split(split);
+        let paths = sp
+            .file_path
+            .as_ref()
+            .map(|p| p.to_vec())
+            .unwrap_or_default();
+        if paths.is_empty() {
+            return Err(Error::Invalid(format!(
+                "DATASET.{split}.file_path is not set\n  hint: give shards with -o DATASET.{split}.file_path='data/{split}*.tfrecord' (files, dirs, globs or .list files)"
+            )));
+        }
+        let prefix = sp.data_prefix.as_ref().map(std::path::PathBuf::from);
+        let files = crate::data::sources::expand_paths(&paths, prefix.as_deref())?;
+        Ok(Loader::new(
+            files,
+            self.feature_spec(),
+            self.loader_config(split),
+        ))
     }
 
     pub fn to_yaml(&self) -> String {

@@ -6,7 +6,9 @@
 //! Built with the `mpi` cargo feature (`./dev` enables it); without it, or when not started by
 //! `mpirun`, training runs as a single process.
 
+use crate::config::{Config, DistributedMode};
 use crate::error::{Error, Result};
+use tch::Tensor;
 
 /// The communication a training run needs.
 pub trait Comm {
@@ -126,6 +128,163 @@ mod mpi_impl {
     }
 }
 
+// ---- Gradient averaging and state sharing for training (used by `train`). ----
+
+/// Flattened f32 copy of every gradient (CPU), in variable order.
+pub(crate) fn flat_grads(vars: &[(String, Tensor)]) -> Vec<f32> {
+    let mut out = Vec::new();
+    for (_, v) in vars {
+        let g = v.grad();
+        let n = v.numel();
+        let start = out.len();
+        out.resize(start + n, 0.0);
+        if g.defined() {
+            g.to_kind(tch::Kind::Float)
+                .to_device(tch::Device::Cpu)
+                .contiguous()
+                .copy_data(&mut out[start..], n);
+        }
+    }
+    out
+}
+
+/// Writes `flat * scale` back into the gradients.
+pub(crate) fn set_grads(vars: &[(String, Tensor)], flat: &[f32], scale: f64) {
+    let mut off = 0;
+    tch::no_grad(|| {
+        for (_, v) in vars {
+            let n = v.numel();
+            let mut g = v.grad();
+            if g.defined() {
+                g.copy_(&Tensor::from_slice(&flat[off..off + n]).view(v.size().as_slice()));
+                let _ = g.g_mul_scalar_(scale);
+            }
+            off += n;
+        }
+    });
+}
+
+/// Every worker gets rank 0's values of `tensors` (weights, optimizer state).
+pub(crate) fn broadcast_tensors(comm: &dyn Comm, tensors: &[Tensor]) {
+    if comm.size() == 1 {
+        return;
+    }
+    let total: usize = tensors.iter().map(|t| t.numel()).sum();
+    let mut flat = vec![0f32; total];
+    let mut off = 0;
+    for t in tensors {
+        let n = t.numel();
+        t.to_kind(tch::Kind::Float)
+            .to_device(tch::Device::Cpu)
+            .contiguous()
+            .copy_data(&mut flat[off..off + n], n);
+        off += n;
+    }
+    comm.broadcast_f32(&mut flat);
+    let mut off = 0;
+    tch::no_grad(|| {
+        for t in tensors {
+            let n = t.numel();
+            let mut dst = t.shallow_clone();
+            dst.copy_(
+                &Tensor::from_slice(&flat[off..off + n])
+                    .view(t.size().as_slice())
+                    .to_kind(t.kind())
+                    .to_device(t.device()),
+            );
+            off += n;
+        }
+    });
+}
+
+/// Refuses to train when workers were given different configs (device excepted), naming the keys.
+pub(crate) fn check_same_config(comm: &dyn Comm, cfg: &Config) -> Result<()> {
+    if comm.size() == 1 {
+        return Ok(());
+    }
+    let mut mine = serde_json::to_value(cfg).unwrap_or_default();
+    mine["TRAIN"]["device"] = serde_json::Value::Null;
+    let mut bytes = serde_json::to_vec(&mine).unwrap_or_default();
+    comm.broadcast_bytes(&mut bytes);
+    let root: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    let mut diff = Vec::new();
+    crate::distributed::config_diff(&root, &mine, "", &mut diff);
+    let all_ok = comm.allreduce_min(diff.is_empty() as u64) == 1;
+    if !diff.is_empty() {
+        return Err(Error::Invalid(format!(
+            "worker {} of {} was started with a config that differs from rank 0's:\n  {}\n  hint: give every worker the same -c/-o arguments",
+            comm.rank(),
+            comm.size(),
+            diff.join("\n  ")
+        )));
+    }
+    if !all_ok {
+        return Err(Error::Invalid(format!(
+            "another worker's config differs from rank 0's (it printed the keys); worker {} stops too",
+            comm.rank()
+        )));
+    }
+    Ok(())
+}
+
+/// Averages gradients over the workers after each backward pass (PaddleVideo's DataParallel):
+/// on the device through NCCL (GPUs, `nccl` feature), else through host memory over MPI.
+pub(crate) struct GradSync {
+    /// Receive buffer of the host all-reduce, reused every step.
+    reduced: Vec<f32>,
+    #[cfg(feature = "nccl")]
+    nccl: Option<crate::distributed::nccl::Nccl>,
+}
+
+impl GradSync {
+    /// NCCL when training on a GPU with several workers (unless TRAIN.distributed is mpi),
+    /// or always with TRAIN.distributed: nccl (one worker included).
+    pub(crate) fn new(cfg: &Config, comm: &dyn Comm, device: tch::Device) -> Result<Self> {
+        let mode = cfg.TRAIN.distributed;
+        if mode == DistributedMode::Nccl && !device.is_cuda() {
+            return Err(Error::Invalid(format!(
+                "TRAIN.distributed: nccl all-reduces on GPUs, but this run is on {}\n  hint: use --device cuda, or TRAIN.distributed: mpi for CPU workers",
+                crate::runtime::device_name(device)
+            )));
+        }
+        #[cfg(not(feature = "nccl"))]
+        {
+            let _ = comm;
+            if mode == DistributedMode::Nccl {
+                return Err(Error::Invalid(
+                    "TRAIN.distributed: nccl, but this yt8m was built without the `nccl` feature\n  hint: build with `./dev build` (it enables mpi and nccl)".into(),
+                ));
+            }
+        }
+        Ok(GradSync {
+            reduced: Vec::new(),
+            #[cfg(feature = "nccl")]
+            nccl: if mode == DistributedMode::Nccl
+                || (comm.size() > 1 && device.is_cuda() && mode != DistributedMode::Mpi)
+            {
+                Some(crate::distributed::nccl::Nccl::init(comm)?)
+            } else {
+                None
+            },
+        })
+    }
+
+    pub(crate) fn average(&mut self, comm: &dyn Comm, vars: &[(String, Tensor)]) -> Result<()> {
+        #[cfg(feature = "nccl")]
+        if let Some(n) = &self.nccl {
+            return n.average_grads(&vars.iter().map(|(_, v)| v.grad()).collect::<Vec<_>>());
+        }
+        if comm.size() == 1 {
+            return Ok(());
+        }
+        let g = flat_grads(vars);
+        self.reduced.resize(g.len(), 0.0);
+        comm.allreduce_sum(&g, &mut self.reduced);
+        set_grads(vars, &self.reduced, 1.0 / comm.size() as f64);
+        Ok(())
+    }
+}
+
 /// True when started by `mpirun` / another MPI launcher.
 pub fn launched_by_mpi() -> bool {
     [
@@ -138,35 +297,27 @@ pub fn launched_by_mpi() -> bool {
     .any(|k| std::env::var_os(k).is_some())
 }
 
-/// `mode`: "auto" (MPI when launched by mpirun), "mpi" (required), "nccl" (MPI when launched
-/// by mpirun; gradients always through NCCL, even for one worker: the one-GPU check of that
-/// path), "none".
-pub fn init(mode: &str) -> Result<Box<dyn Comm>> {
-    match mode {
-        "none" => Ok(Box::new(Single)),
-        "auto" | "mpi" | "nccl" => {
-            if mode != "mpi" && !launched_by_mpi() {
-                return Ok(Box::new(Single));
-            }
-            #[cfg(feature = "mpi")]
-            {
-                match mpi_impl::Mpi::init() {
-                    Some(m) => Ok(Box::new(m)),
-                    None => Err(Error::Invalid(
-                        "MPI was already initialised in this process".into(),
-                    )),
-                }
-            }
-            #[cfg(not(feature = "mpi"))]
-            {
-                Err(Error::Invalid(
-                    "this yt8m was built without MPI support, but it was started by mpirun (or TRAIN.distributed: mpi)\n  hint: build with `./dev build` (it enables the `mpi` feature; needs Open MPI: apt-get install libopenmpi-dev openmpi-bin libclang-dev)".into(),
-                ))
-            }
+/// `Auto` (MPI when launched by mpirun), `Mpi` (required), `Nccl` (MPI when launched by
+/// mpirun; gradients always through NCCL, even for one worker: the one-GPU check of that path),
+/// `None`.
+pub fn init(mode: DistributedMode) -> Result<Box<dyn Comm>> {
+    if mode == DistributedMode::None || (mode != DistributedMode::Mpi && !launched_by_mpi()) {
+        return Ok(Box::new(Single));
+    }
+    #[cfg(feature = "mpi")]
+    {
+        match mpi_impl::Mpi::init() {
+            Some(m) => Ok(Box::new(m)),
+            None => Err(Error::Invalid(
+                "MPI was already initialised in this process".into(),
+            )),
         }
-        other => Err(Error::Invalid(format!(
-            "TRAIN.distributed '{other}' must be auto, mpi, nccl or none"
-        ))),
+    }
+    #[cfg(not(feature = "mpi"))]
+    {
+        Err(Error::Invalid(
+            "this yt8m was built without MPI support, but it was started by mpirun (or TRAIN.distributed: mpi)\n  hint: build with `./dev build` (it enables the `mpi` feature; needs Open MPI: apt-get install libopenmpi-dev openmpi-bin libclang-dev)".into(),
+        ))
     }
 }
 

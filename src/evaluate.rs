@@ -103,7 +103,18 @@ pub fn read_npz(path: &Path) -> Result<AnyScored> {
         NpyDType::U8 | NpyDType::Bool => y.data.clone(),
         _ => {
             check_finite(y, nc, &format!("{}: labels", path.display()))?;
-            y.to_f64().into_iter().map(|l| if l == 0.0 { 0 } else if l == 1.0 { 1 } else { 2 }).collect()
+            y.to_f64()
+                .into_iter()
+                .map(|l| {
+                    if l == 0.0 {
+                        0
+                    } else if l == 1.0 {
+                        1
+                    } else {
+                        2
+                    }
+                })
+                .collect()
         }
     };
     if let Some(i) = labels.iter().position(|&l| l > 1) {
@@ -275,21 +286,22 @@ pub fn read_kaggle_with_labels(
 /// baseline a model must beat.
 pub fn class_prior_gap(cfg: &crate::config::Config) -> Result<f64> {
     let c = cfg.MODEL.head.num_classes;
-    let paths = |split: &str| -> Result<Vec<String>> {
+    use crate::config::Split;
+    let paths = |split: Split| -> Result<Vec<String>> {
         cfg.split(split)
             .file_path
             .as_ref()
             .map(|p| p.to_vec())
             .ok_or_else(|| Error::Invalid(format!("DATASET.{split}.file_path is not set")))
     };
-    let (_, train) = shard_labels(&paths("train")?, c)?;
+    let (_, train) = shard_labels(&paths(Split::Train)?, c)?;
     let mut freq = vec![0f64; c];
     for row in train.chunks_exact(c) {
         for (f, &l) in freq.iter_mut().zip(row) {
             *f += l as f64;
         }
     }
-    let (ids, labels) = shard_labels(&paths("test")?, c)?;
+    let (ids, labels) = shard_labels(&paths(Split::Test)?, c)?;
     let scores = freq.repeat(ids.len());
     let s = Scored {
         num_videos: ids.len(),

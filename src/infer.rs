@@ -103,7 +103,7 @@ pub fn evaluate_model(model: &Model, loader: &Loader, s: &EvalSettings) -> Resul
             }
             let inp = batch_inputs(&b, model.device(), model.kind);
             let logits = model.forward(&inp, false);
-            loss += crate::model::attention_lstm::bce_sum(&logits, &inp.labels).double_value(&[]);
+            loss += crate::model::bce_sum(&logits, &inp.labels).double_value(&[]);
             let probs = logits
                 .sigmoid()
                 .to_kind(tch::Kind::Float)
@@ -173,12 +173,12 @@ pub fn test_run(
     weights: &std::path::Path,
     paddle_batch: usize,
 ) -> Result<TestReport> {
-    let device = crate::runtime::parse_device(&cfg.TRAIN.device)?;
-    let kind = crate::runtime::parse_kind(&cfg.TRAIN.dtype)?;
+    let device = cfg.TRAIN.device.resolve()?;
+    let kind = cfg.TRAIN.dtype.kind();
     crate::threads::configure_torch_threads();
     let mut model = Model::new(cfg.architecture(), device, kind);
-    crate::train::load_weights_any(&mut model, weights)?;
-    let loader = crate::train::split_loader(cfg, "test")?;
+    model.load_weights(weights)?;
+    let loader = cfg.loader(crate::config::Split::Test)?;
     let s = EvalSettings {
         top_k: cfg.METRIC.gap_top_k,
         tie_order: cfg.METRIC.tie_order,

@@ -5,20 +5,25 @@
 //! [`metrics`] (official Hit@1 / PERR / GAP / mAP), [`evaluate`] (scoring predictions made
 //! elsewhere).
 
-pub mod data;
+/// Data readers (no libtorch): the `yt8m-data` crate.
+pub use yt8m_data as data;
+pub use yt8m_data::rng;
+/// The official metrics (no libtorch): the `yt8m-metrics` crate.
+pub use yt8m_metrics as metrics;
+
 pub mod error;
 pub mod evaluate;
-pub mod metrics;
-pub mod rng;
 pub mod threads;
 
 pub use error::{Error, Result};
 pub mod bench;
 pub mod bundle;
+pub mod checkpoint;
 pub mod config;
 pub mod convert;
 pub mod distributed;
 pub mod infer;
+pub mod kinds;
 pub mod model;
 pub mod onnx;
 pub mod optim;

@@ -3,7 +3,7 @@
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
-use yt8m::config::Config;
+use yt8m::config::{Config, DeviceSpec, DistributedMode};
 use yt8m::data::Level;
 use yt8m::data::inspect::{inspect_file, render_table};
 use yt8m::data::sources::expand_paths;
@@ -98,7 +98,7 @@ enum BenchCmd {
         #[arg(long, default_value_t = 1)]
         warmup: usize,
         #[arg(long)]
-        device: Option<String>,
+        device: Option<DeviceSpec>,
     },
     /// Inference throughput (videos/s), optionally against onnxruntime on the exported graph.
     #[command(
@@ -120,7 +120,7 @@ enum BenchCmd {
         #[arg(long, default_value_t = 1)]
         warmup: usize,
         #[arg(long)]
-        device: Option<String>,
+        device: Option<DeviceSpec>,
         /// Python with onnxruntime + numpy, to time the ONNX graph side by side.
         #[arg(long)]
         python: Option<PathBuf>,
@@ -133,7 +133,7 @@ enum BenchCmd {
         #[arg(required = true)]
         paths: Vec<String>,
         #[arg(long, default_value = "frame")]
-        level: String,
+        level: Level,
         #[arg(long, default_value_t = 128)]
         batch_size: usize,
         #[arg(long)]
@@ -143,17 +143,37 @@ enum BenchCmd {
     },
 }
 
+/// The config every model verb starts from: a YAML file, `-o` overrides, and the device.
 #[derive(Args)]
-#[command(
-    after_help = "Examples:\n  yt8m train -c configs/attention_lstm_youtube8m.yaml -o DATASET.train.file_path='data/frame/train*.tfrecord' --output runs/full\n  yt8m train -c configs/demo_small.yaml --validate --output runs/demo\n  yt8m train -c configs/demo_small.yaml --output runs/demo --resume     # continue after a crash\n  yt8m train -c configs/demo_small.yaml -w paddle/AttentionLSTM_yt8.pdparams --output runs/finetune\n\nThe run directory holds config.yaml (the resolved config), metrics.jsonl (one line per log\ninterval and per epoch) and checkpoints/epoch_NNNNN/ (model, optimizer state, progress), plus\ncheckpoints/best/ with --validate.\n\nDevices: --device auto|cpu|cuda|cuda:N (TRAIN.device); YT8M_THREADS caps libtorch's CPU threads.\n\nData-parallel (several processes, one or many machines), started by Open MPI's mpirun:\n  YT8M_THREADS=1 mpirun -np 2 yt8m train -c CONFIG --output runs/dp\n  mpirun --hostfile hosts -np 16 -x YT8M_THREADS=4 --mca plm_rsh_args \"-o ConnectTimeout=10\" \\\n      yt8m train -c CONFIG --output /shared/runs/dp16     # unreachable host: error after 10 s\nWorker r reads shards r, r+N, ...; gradients are averaged over workers every step (PaddleVideo's\nDataParallel); only rank 0 logs, validates and checkpoints. --distributed none ignores mpirun.\nGPUs: one rank per GPU (CUDA_VISIBLE_DEVICES per rank), --device cuda:0; gradients go through\nNCCL on the device. One GPU, no mpirun: --device cuda --distributed nccl checks that path.\nSee docs/distributed.md for addresses, ports, GPUs and failure handling."
-)]
-struct TrainArgs {
+struct ConfigArgs {
     /// YAML config (PaddleVideo's attention_lstm_youtube8m.yaml layout + yt8m keys).
     #[arg(short, long)]
     config: PathBuf,
     /// Override a config key: -o DATASET.batch_size=32 -o epochs=3 (repeatable; unknown keys are errors).
     #[arg(short = 'o', long = "override", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
+    /// Device: auto, cpu, cuda, cuda:N (overrides TRAIN.device).
+    #[arg(long)]
+    device: Option<DeviceSpec>,
+}
+
+impl ConfigArgs {
+    fn load(&self) -> Result<Config> {
+        let mut cfg = Config::load(Some(&self.config), &self.overrides)?;
+        if let Some(d) = self.device {
+            cfg.TRAIN.device = d;
+        }
+        Ok(cfg)
+    }
+}
+
+#[derive(Args)]
+#[command(
+    after_help = "Examples:\n  yt8m train -c configs/attention_lstm_youtube8m.yaml -o DATASET.train.file_path='data/frame/train*.tfrecord' --output runs/full\n  yt8m train -c configs/demo_small.yaml --validate --output runs/demo\n  yt8m train -c configs/demo_small.yaml --output runs/demo --resume     # continue after a crash\n  yt8m train -c configs/demo_small.yaml -w paddle/AttentionLSTM_yt8.pdparams --output runs/finetune\n\nThe run directory holds config.yaml (the resolved config), metrics.jsonl (one line per log\ninterval and per epoch) and checkpoints/epoch_NNNNN/ (model, optimizer state, progress), plus\ncheckpoints/best/ with --validate.\n\nDevices: --device auto|cpu|cuda|cuda:N (TRAIN.device); YT8M_THREADS caps libtorch's CPU threads.\n\nData-parallel (several processes, one or many machines), started by Open MPI's mpirun:\n  YT8M_THREADS=1 mpirun -np 2 yt8m train -c CONFIG --output runs/dp\n  mpirun --hostfile hosts -np 16 -x YT8M_THREADS=4 --mca plm_rsh_args \"-o ConnectTimeout=10\" \\\n      yt8m train -c CONFIG --output /shared/runs/dp16     # unreachable host: error after 10 s\nWorker r reads shards r, r+N, ...; gradients are averaged over workers every step (PaddleVideo's\nDataParallel); only rank 0 logs, validates and checkpoints. --distributed none ignores mpirun.\nGPUs: one rank per GPU (CUDA_VISIBLE_DEVICES per rank), --device cuda:0; gradients go through\nNCCL on the device. One GPU, no mpirun: --device cuda --distributed nccl checks that path.\nSee docs/distributed.md for addresses, ports, GPUs and failure handling."
+)]
+struct TrainArgs {
+    #[command(flatten)]
+    cfg: ConfigArgs,
     /// Run directory (config, logs, checkpoints).
     #[arg(long, default_value = "runs/train")]
     output: PathBuf,
@@ -166,14 +186,11 @@ struct TrainArgs {
     /// Initial weights: .safetensors, a checkpoint directory, or a PaddleVideo .pdparams.
     #[arg(short = 'w', long)]
     weights: Option<PathBuf>,
-    /// Device: auto, cpu, cuda, cuda:N (overrides TRAIN.device).
-    #[arg(long)]
-    device: Option<String>,
     /// Data parallelism: auto (MPI when started by mpirun; NCCL for gradients on GPUs), mpi
     /// (required; gradients through the host), nccl (gradients through NCCL, one worker
     /// included), none (overrides TRAIN.distributed).
-    #[arg(long)]
-    distributed: Option<String>,
+    #[arg(long, value_enum)]
+    distributed: Option<DistributedMode>,
     /// No progress bar; log lines instead.
     #[arg(long)]
     quiet: bool,
@@ -187,10 +204,8 @@ struct TrainArgs {
     after_help = "Examples:\n  yt8m test -c configs/demo_small.yaml -w runs/demo/checkpoints/best\n  yt8m test -c configs/attention_lstm_youtube8m.yaml -w AttentionLSTM_yt8.pdparams --metric-mode paddlevideo\n\nPrints a table and writes a JSON report (metrics, mode, videos, config, weights sha256)."
 )]
 struct TestArgs {
-    #[arg(short, long)]
-    config: PathBuf,
-    #[arg(short = 'o', long = "override", value_name = "KEY=VALUE")]
-    overrides: Vec<String>,
+    #[command(flatten)]
+    cfg: ConfigArgs,
     /// Weights: .safetensors, a checkpoint directory, or a PaddleVideo .pdparams.
     #[arg(short = 'w', long)]
     weights: PathBuf,
@@ -200,8 +215,6 @@ struct TestArgs {
     /// PaddleVideo mode's batch (PaddleVideo's test_batch_size default: 8).
     #[arg(long, default_value_t = 8)]
     paddle_batch: usize,
-    #[arg(long)]
-    device: Option<String>,
     /// Where to write the JSON report (default: test_report.json beside the weights).
     #[arg(long)]
     report: Option<PathBuf>,
@@ -227,10 +240,8 @@ struct ConvertArgs {
     after_help = "Example:\n  yt8m export -c configs/demo_small.yaml -w runs/demo/checkpoints/best -o bundles/demo\n\nThe bundle holds model.safetensors, config.yaml, vocabulary.csv (the 2018 YouTube-8M names\nfor 3862-class models unless --vocabulary is given), model.onnx (standard ONNX, opset 17,\nLSTM operator; inputs per modality [batch, time, D] and lengths [batch], outputs logits and\nprobabilities), MODEL_CARD.md and bundle.json (manifest with sha256 of every file)."
 )]
 struct ExportArgs {
-    #[arg(short, long)]
-    config: PathBuf,
-    #[arg(short = 'o', long = "override", value_name = "KEY=VALUE")]
-    overrides: Vec<String>,
+    #[command(flatten)]
+    cfg: ConfigArgs,
     /// Weights: .safetensors, a checkpoint directory, or a PaddleVideo .pdparams.
     #[arg(short = 'w', long)]
     weights: PathBuf,
@@ -275,7 +286,7 @@ struct PredictArgs {
     bucket_window: usize,
     /// cpu, cuda, cuda:N or auto (cuda when available).
     #[arg(long, default_value = "auto")]
-    device: String,
+    device: DeviceSpec,
     /// Count and report corrupt TFRecord records instead of stopping at the first.
     #[arg(long)]
     skip_corrupt: bool,
@@ -317,7 +328,7 @@ struct SynthArgs {
     out: PathBuf,
     /// frame (SequenceExample, uint8 rgb/audio per frame) or video (Example, mean_rgb/mean_audio).
     #[arg(long, default_value = "frame")]
-    level: String,
+    level: Level,
     #[arg(long, default_value_t = 512)]
     num_videos: usize,
     #[arg(long, default_value_t = 4)]
@@ -395,7 +406,9 @@ fn main() {
             .location()
             .map(|l| format!(" ({}:{})", l.file(), l.line()))
             .unwrap_or_default();
-        eprintln!("internal error{at}: {what}\n  hint: this is a bug in yt8m; please report it with the command and its inputs");
+        eprintln!(
+            "internal error{at}: {what}\n  hint: this is a bug in yt8m; please report it with the command and its inputs"
+        );
     }));
     yt8m::threads::tune_allocator();
     let cli = Cli::parse();
@@ -487,11 +500,7 @@ fn inspect(a: InspectArgs) -> Result<()> {
 }
 
 fn synth(a: SynthArgs) -> Result<()> {
-    let level = match a.level.as_str() {
-        "frame" => Level::Frame,
-        "video" => Level::Video,
-        other => bail!("--level must be 'frame' or 'video', not '{other}'"),
-    };
+    let level = a.level;
     if a.dims.len() != 2 {
         bail!("--dims takes two widths (rgb,audio), got {:?}", a.dims);
     }
@@ -671,7 +680,7 @@ fn demo(a: DemoArgs) -> Result<()> {
     );
     let bundle_dir = a.dir.join("bundle");
     let mut model = yt8m::model::Model::new(cfg.architecture(), tch::Device::Cpu, tch::Kind::Float);
-    yt8m::train::load_weights_any(&mut model, &best)?;
+    model.load_weights(&best)?;
     let m = yt8m::bundle::export(
         &cfg,
         &model,
@@ -724,10 +733,7 @@ fn demo(a: DemoArgs) -> Result<()> {
 const DEMO_CONFIG: &str = include_str!("../configs/demo_small.yaml");
 
 fn train(a: TrainArgs) -> Result<()> {
-    let mut cfg = Config::load(Some(&a.config), &a.overrides)?;
-    if let Some(d) = a.device {
-        cfg.TRAIN.device = d;
-    }
+    let mut cfg = a.cfg.load()?;
     if let Some(d) = a.distributed {
         cfg.TRAIN.distributed = d;
     }
@@ -760,10 +766,7 @@ fn train(a: TrainArgs) -> Result<()> {
 }
 
 fn test(a: TestArgs) -> Result<()> {
-    let mut cfg = Config::load(Some(&a.config), &a.overrides)?;
-    if let Some(d) = a.device {
-        cfg.TRAIN.device = d;
-    }
+    let mut cfg = a.cfg.load()?;
     if let Some(m) = a.metric_mode {
         cfg.METRIC.mode = m;
     }
@@ -853,11 +856,6 @@ fn bench(b: BenchCmd) -> Result<()> {
             tf_python,
             tf_script,
         } => {
-            let level = match level.as_str() {
-                "frame" => Level::Frame,
-                "video" => Level::Video,
-                other => bail!("--level must be frame or video, not '{other}'"),
-            };
             let spec = yt8m::data::FeatureSpec {
                 level,
                 ..Default::default()
@@ -878,10 +876,10 @@ fn bench(b: BenchCmd) -> Result<()> {
 }
 
 fn export(a: ExportArgs) -> Result<()> {
-    let cfg = Config::load(Some(&a.config), &a.overrides)?;
+    let cfg = a.cfg.load()?;
     yt8m::threads::configure_torch_threads();
     let mut model = yt8m::model::Model::new(cfg.architecture(), tch::Device::Cpu, tch::Kind::Float);
-    yt8m::train::load_weights_any(&mut model, &a.weights)?;
+    model.load_weights(&a.weights)?;
     let m = yt8m::bundle::export(
         &cfg,
         &model,
@@ -903,7 +901,7 @@ fn export(a: ExportArgs) -> Result<()> {
 
 fn predict(a: PredictArgs) -> Result<()> {
     yt8m::threads::configure_torch_threads();
-    let device = yt8m::runtime::parse_device(&a.device)?;
+    let device = a.device.resolve()?;
     let b = yt8m::bundle::load(&a.model, device)?;
     let opt = yt8m::predict::PredictOptions {
         top_k: a.top_k,
@@ -956,7 +954,7 @@ fn model_bench_options(
     batch_sizes: Vec<usize>,
     steps: usize,
     warmup: usize,
-    device: Option<String>,
+    device: Option<DeviceSpec>,
     python: Option<PathBuf>,
 ) -> Result<yt8m::bench::ModelBenchOptions> {
     let mut cfg = match &config {

@@ -248,7 +248,9 @@ impl LrSchedule {
             if v.is_finite() && v >= 0.0 {
                 Ok(())
             } else {
-                Err(format!("{key} is {v}; a learning rate must be a finite number ≥ 0"))
+                Err(format!(
+                    "{key} is {v}; a learning rate must be a finite number ≥ 0"
+                ))
             }
         };
         match self {
@@ -264,7 +266,9 @@ impl LrSchedule {
                     rate(&format!("values[{i}]"), v)?;
                 }
                 if boundaries.windows(2).any(|w| w[0] > w[1]) {
-                    return Err(format!("boundaries {boundaries:?} must be increasing epochs"));
+                    return Err(format!(
+                        "boundaries {boundaries:?} must be increasing epochs"
+                    ));
                 }
             }
             LrSchedule::CosineWarmup {

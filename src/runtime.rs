@@ -1,54 +1,15 @@
-//! Device and dtype selection shared by train, test and predict.
+//! The process's runtime: device names, files written atomically, what libtorch is loaded.
+//! (Device and dtype choices are typed in [`crate::kinds`].)
 
 use crate::error::{Error, Result};
-use tch::{Device, Kind};
+use tch::Device;
 
-/// "auto" → CUDA 0 if available, else CPU; "cpu"; "cuda"; "cuda:N".
-pub fn parse_device(s: &str) -> Result<Device> {
-    match s {
-        "auto" => Ok(if tch::Cuda::is_available() {
-            Device::Cuda(0)
-        } else {
-            Device::Cpu
-        }),
-        "cpu" => Ok(Device::Cpu),
-        "cuda" => cuda(0),
-        s if s.starts_with("cuda:") => cuda(s[5..].parse().map_err(|_| {
-            Error::Invalid(format!("bad device '{s}' (use cpu, cuda, cuda:N or auto)"))
-        })?),
-        other => Err(Error::Invalid(format!(
-            "unknown device '{other}' (use cpu, cuda, cuda:N or auto)"
-        ))),
-    }
-}
-
-fn cuda(i: usize) -> Result<Device> {
-    if !tch::Cuda::is_available() {
-        let why = if cuda_backend_loaded() {
-            "libtorch sees no GPU (check the driver and CUDA_VISIBLE_DEVICES)"
-        } else {
-            "the loaded libtorch has no CUDA backend (a CPU-only libtorch? `yt8m info` shows which is loaded)"
-        };
-        return Err(Error::Invalid(format!(
-            "CUDA requested but {why}; or use --device cpu"
-        )));
-    }
-    let n = tch::Cuda::device_count() as usize;
-    if i >= n {
-        return Err(Error::Invalid(format!(
-            "cuda:{i} requested but only {n} GPU(s) are visible"
-        )));
-    }
-    Ok(Device::Cuda(i))
-}
-
-pub fn parse_kind(s: &str) -> Result<Kind> {
-    match s {
-        "float32" => Ok(Kind::Float),
-        "float64" => Ok(Kind::Double),
-        other => Err(Error::Invalid(format!(
-            "dtype '{other}' must be float32 or float64"
-        ))),
+/// Short device name for logs ("cpu", "cuda:0").
+pub fn device_name(d: Device) -> String {
+    match d {
+        Device::Cpu => "cpu".into(),
+        Device::Cuda(i) => format!("cuda:{i}"),
+        other => format!("{other:?}"),
     }
 }
 
@@ -185,7 +146,10 @@ pub fn replace_dir(new: &std::path::Path, dest: &std::path::Path) -> Result<()> 
     use std::os::unix::ffi::OsStrExt;
     let c = |p: &std::path::Path| std::ffi::CString::new(p.as_os_str().as_bytes()).ok();
     let (Some(a), Some(b)) = (c(new), c(dest)) else {
-        return Err(Error::Invalid(format!("{}: path holds a NUL byte", dest.display())));
+        return Err(Error::Invalid(format!(
+            "{}: path holds a NUL byte",
+            dest.display()
+        )));
     };
     // SAFETY: two valid NUL-terminated paths; renameat2 only reads them.
     let r = unsafe {

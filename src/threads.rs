@@ -3,12 +3,7 @@
 
 use std::sync::OnceLock;
 
-/// Cores in this process's affinity mask (falls back to the machine's count).
-pub fn available_cores() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-}
+pub use yt8m_data::available_cores;
 
 /// Sets libtorch's intra-op threads once per process: `YT8M_THREADS` if set, else the cores
 /// we own. Inter-op parallelism stays at 1 (our own reader threads do the overlap).

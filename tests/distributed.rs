@@ -294,7 +294,7 @@ fn an_error_on_rank_0_only_stops_every_worker() {
     synth_shards(&d.join("s"), 16, 2, 0, 10);
     let run = d.join("r");
     std::fs::create_dir_all(&run).unwrap();
-    let _held = yt8m::train::RunLock::acquire(&run).unwrap();
+    let _held = yt8m::checkpoint::RunLock::acquire(&run).unwrap();
     let (status, err) = mpirun_within(tiny_train_args(&run, &d.join("s"), &[]), 2, 60);
     println!("{err}");
     assert!(!status.success());

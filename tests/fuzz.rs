@@ -38,7 +38,8 @@ fn mutate(b: &mut Vec<u8>, rng: &mut Rng, max_rounds: u64) {
             5 => {
                 // A 4- or 8-byte little-endian length-ish value.
                 let n = if rng.below(2) == 0 { 4 } else { 8 };
-                let v = [0u64, 1, 0x7fff_ffff, 0xffff_ffff, u64::MAX, 1 << 30][rng.below(6) as usize];
+                let v =
+                    [0u64, 1, 0x7fff_ffff, 0xffff_ffff, u64::MAX, 1 << 30][rng.below(6) as usize];
                 for k in 0..n {
                     if i + k < b.len() {
                         b[i + k] = (v >> (8 * k)) as u8;
@@ -117,7 +118,11 @@ fn tfrecord_files_with_and_without_skip_corrupt() {
         mutate(&mut b, &mut rng, 4);
         std::fs::write(&p, &b).unwrap();
         for skip in [false, true] {
-            let spec = if case % 2 == 0 { frame_spec() } else { video_spec() };
+            let spec = if case % 2 == 0 {
+                frame_spec()
+            } else {
+                video_spec()
+            };
             let mut n = 0usize;
             match read_shard(&p, &spec, skip, |_| {
                 n += 1;
@@ -147,7 +152,11 @@ fn pickle_vm_on_mutated_real_files_and_random_opcodes() {
     let spec = frame_spec();
     let (mut ok, mut err) = (0, 0);
     for case in 0..3000 {
-        let mut b = if case % 3 == 0 { pkl.clone() } else { pdp.clone() };
+        let mut b = if case % 3 == 0 {
+            pkl.clone()
+        } else {
+            pdp.clone()
+        };
         mutate(&mut b, &mut rng, 4);
         match pickle::loads(&b) {
             Ok(v) => {
@@ -222,7 +231,8 @@ fn npy_and_npz_files() {
 fn safetensors_and_bundle_manifests() {
     let mut rng = Rng::new(15);
     let d = tempdir("fuzz-st");
-    let cfg = yt8m::config::Config::load(Some(&repo().join("configs/tiny_test.yaml")), &[]).unwrap();
+    let cfg =
+        yt8m::config::Config::load(Some(&repo().join("configs/tiny_test.yaml")), &[]).unwrap();
     let mut model = yt8m::model::Model::new(cfg.architecture(), tch::Device::Cpu, tch::Kind::Float);
     let st = d.join("w.safetensors");
     model.save_safetensors(&st).unwrap();
@@ -278,7 +288,11 @@ fn safetensors_and_bundle_manifests() {
 fn kaggle_csv_lines() {
     let mut rng = Rng::new(16);
     let d = tempdir("fuzz-csv");
-    let labels = vec![yt8m_data("synthetic/video_2018.tfrecord").display().to_string()];
+    let labels = vec![
+        yt8m_data("synthetic/video_2018.tfrecord")
+            .display()
+            .to_string(),
+    ];
     let base = b"VideoId,LabelConfidencePairs\nabc,1 0.5 2 0.25\nxyz,3 1e-3 3861 0.9\n".to_vec();
     let p = d.join("s.csv");
     let (mut ok, mut err) = (0, 0);

@@ -94,7 +94,12 @@ fn fails_cleanly(o: &Out, needles: &[&str]) {
     println!("{}", o.stderr);
     assert_eq!(o.signal, None, "killed by a signal: {}", o.stderr);
     assert_eq!(o.code, Some(1), "exit code {:?}: {}", o.code, o.stderr);
-    for bad in ["panicked", "RUST_BACKTRACE", "Exception raised from", "frame #"] {
+    for bad in [
+        "panicked",
+        "RUST_BACKTRACE",
+        "Exception raised from",
+        "frame #",
+    ] {
         assert!(!o.stderr.contains(bad), "'{bad}' in: {}", o.stderr);
     }
     assert!(o.stderr.contains("error:"), "{}", o.stderr);
@@ -105,7 +110,10 @@ fn fails_cleanly(o: &Out, needles: &[&str]) {
 
 fn python() -> Option<String> {
     let p = std::env::var("YT8M_PYTHON").unwrap_or_else(|_| {
-        format!("{}/.cache/yt8m/venv/bin/python", std::env::var("HOME").unwrap())
+        format!(
+            "{}/.cache/yt8m/venv/bin/python",
+            std::env::var("HOME").unwrap()
+        )
     });
     let ok = Command::new(&p)
         .args(["-c", "import numpy"])
@@ -191,7 +199,10 @@ fn npy_headers_that_lie_are_refused_before_reading() {
     let p = d.join("short.npy");
     std::fs::write(&p, npy_bytes(&[300, 1152], "|u1", &[7u8; 100])).unwrap();
     let o = run(&["predict", "--model", bs, p.to_str().unwrap()]);
-    fails_cleanly(&o, &["short.npy", "345600 bytes of data", "100 bytes follow"]);
+    fails_cleanly(
+        &o,
+        &["short.npy", "345600 bytes of data", "100 bytes follow"],
+    );
     // A header claiming 1e14 bytes: used to end in a raw libtorch allocator trace.
     let p = d.join("huge.npy");
     std::fs::write(&p, npy_bytes(&[10_000_000, 10_000_000], "<f4", &[0u8; 64])).unwrap();
@@ -200,24 +211,44 @@ fn npy_headers_that_lie_are_refused_before_reading() {
     // Overflowing shape.
     let p = d.join("overflow.npy");
     std::fs::write(&p, npy_bytes(&[usize::MAX / 2, 3], "|u1", &[0u8; 6])).unwrap();
-    fails_cleanly(&run(&["predict", "--model", bs, p.to_str().unwrap()]), &["overflow.npy", "more elements"]);
+    fails_cleanly(
+        &run(&["predict", "--model", bs, p.to_str().unwrap()]),
+        &["overflow.npy", "more elements"],
+    );
     // Non-finite float features.
     let mut v = vec![0.0f32; 2 * 1152];
     v[1152 + 5] = f32::NAN;
     let p = d.join("nan.npy");
     std::fs::write(&p, npy_bytes(&[2, 1152], "<f4", &f32_bytes(&v))).unwrap();
-    fails_cleanly(&run(&["predict", "--model", bs, p.to_str().unwrap()]), &["nan.npy", "frame 1 column 5", "finite"]);
+    fails_cleanly(
+        &run(&["predict", "--model", bs, p.to_str().unwrap()]),
+        &["nan.npy", "frame 1 column 5", "finite"],
+    );
     // Object arrays, big-endian, Fortran order: named.
     for (descr, what) in [("|O", "not supported"), (">f4", "big-endian")] {
         let p = d.join("odd.npy");
         std::fs::write(&p, npy_bytes(&[1, 1152], descr, &[0u8; 4 * 1152])).unwrap();
-        fails_cleanly(&run(&["predict", "--model", bs, p.to_str().unwrap()]), &["odd.npy", what]);
+        fails_cleanly(
+            &run(&["predict", "--model", bs, p.to_str().unwrap()]),
+            &["odd.npy", what],
+        );
     }
     // And a good one still predicts.
     let p = d.join("good.npy");
     std::fs::write(&p, npy_bytes(&[3, 1152], "|u1", &[128u8; 3 * 1152])).unwrap();
-    let o = run(&["predict", "--model", bs, p.to_str().unwrap(), "--format", "jsonl"]);
-    assert!(o.ok() && o.stdout.contains("\"id\":\"good\""), "{}", o.stderr);
+    let o = run(&[
+        "predict",
+        "--model",
+        bs,
+        p.to_str().unwrap(),
+        "--format",
+        "jsonl",
+    ]);
+    assert!(
+        o.ok() && o.stdout.contains("\"id\":\"good\""),
+        "{}",
+        o.stderr
+    );
 }
 
 #[test]
@@ -226,36 +257,73 @@ fn npz_members_and_scores_are_checked() {
     let labels = npy_bytes(&[2, 3], "|u1", &[1, 0, 0, 0, 1, 0]);
     let good = npy_bytes(&[2, 3], "<f4", &f32_bytes(&[0.9, 0.1, 0.2, 0.3, 0.8, 0.1]));
     let p = d.join("good.npz");
-    std::fs::write(&p, npz_bytes(&[("predictions", good.clone()), ("labels", labels.clone())])).unwrap();
+    std::fs::write(
+        &p,
+        npz_bytes(&[("predictions", good.clone()), ("labels", labels.clone())]),
+    )
+    .unwrap();
     let o = run(&["evaluate", "--scores", p.to_str().unwrap(), "--json"]);
     assert!(o.ok() && o.stdout.contains("gap"), "{}", o.stderr);
     // NaN in the scores: the NaN check itself used to crash.
-    let nan = npy_bytes(&[2, 3], "<f4", &f32_bytes(&[0.9, 0.1, 0.2, 0.3, f32::NAN, 0.1]));
+    let nan = npy_bytes(
+        &[2, 3],
+        "<f4",
+        &f32_bytes(&[0.9, 0.1, 0.2, 0.3, f32::NAN, 0.1]),
+    );
     let p = d.join("nan.npz");
-    std::fs::write(&p, npz_bytes(&[("predictions", nan), ("labels", labels.clone())])).unwrap();
-    fails_cleanly(&run(&["evaluate", "--scores", p.to_str().unwrap()]), &["nan.npz", "row 1 class 1", "finite"]);
+    std::fs::write(
+        &p,
+        npz_bytes(&[("predictions", nan), ("labels", labels.clone())]),
+    )
+    .unwrap();
+    fails_cleanly(
+        &run(&["evaluate", "--scores", p.to_str().unwrap()]),
+        &["nan.npz", "row 1 class 1", "finite"],
+    );
     // Zero classes: used to divide by zero.
     let p = d.join("zero.npz");
     std::fs::write(
         &p,
-        npz_bytes(&[("predictions", npy_bytes(&[2, 0], "<f4", &[])), ("labels", npy_bytes(&[2, 0], "|u1", &[]))]),
+        npz_bytes(&[
+            ("predictions", npy_bytes(&[2, 0], "<f4", &[])),
+            ("labels", npy_bytes(&[2, 0], "|u1", &[])),
+        ]),
     )
     .unwrap();
-    fails_cleanly(&run(&["evaluate", "--scores", p.to_str().unwrap()]), &["zero.npz", "0 classes"]);
+    fails_cleanly(
+        &run(&["evaluate", "--scores", p.to_str().unwrap()]),
+        &["zero.npz", "0 classes"],
+    );
     // A member whose header lies about its shape.
     let p = d.join("lying.npz");
     std::fs::write(
         &p,
-        npz_bytes(&[("predictions", npy_bytes(&[2000, 3], "<f4", &[0u8; 24])), ("labels", labels.clone())]),
+        npz_bytes(&[
+            ("predictions", npy_bytes(&[2000, 3], "<f4", &[0u8; 24])),
+            ("labels", labels.clone()),
+        ]),
     )
     .unwrap();
-    fails_cleanly(&run(&["evaluate", "--scores", p.to_str().unwrap()]), &["lying.npz", "predictions", "bytes follow"]);
+    fails_cleanly(
+        &run(&["evaluate", "--scores", p.to_str().unwrap()]),
+        &["lying.npz", "predictions", "bytes follow"],
+    );
     // LZMA (method 14) and encrypted members: refused, not a panic inside a decoder.
     let base = npz_bytes(&[("predictions", good), ("labels", labels)]);
     let patch = |f: &dyn Fn(&mut Vec<u8>, usize, bool)| {
         let mut b = base.clone();
-        let locals: Vec<usize> = b.windows(4).enumerate().filter(|(_, w)| *w == b"PK\x03\x04").map(|(i, _)| i).collect();
-        let centrals: Vec<usize> = b.windows(4).enumerate().filter(|(_, w)| *w == b"PK\x01\x02").map(|(i, _)| i).collect();
+        let locals: Vec<usize> = b
+            .windows(4)
+            .enumerate()
+            .filter(|(_, w)| *w == b"PK\x03\x04")
+            .map(|(i, _)| i)
+            .collect();
+        let centrals: Vec<usize> = b
+            .windows(4)
+            .enumerate()
+            .filter(|(_, w)| *w == b"PK\x01\x02")
+            .map(|(i, _)| i)
+            .collect();
         for i in locals {
             f(&mut b, i, false);
         }
@@ -278,9 +346,22 @@ fn npz_members_and_scores_are_checked() {
     });
     let p = d.join("enc.npz");
     std::fs::write(&p, enc).unwrap();
-    fails_cleanly(&run(&["evaluate", "--scores", p.to_str().unwrap()]), &["enc.npz"]);
+    fails_cleanly(
+        &run(&["evaluate", "--scores", p.to_str().unwrap()]),
+        &["enc.npz"],
+    );
     // --num-classes 0 is a usage error (exit 2), not a panic.
-    let o = run(&["evaluate", "--scores", "x.npz", "--ids", "x", "--labels", "y", "--num-classes", "0"]);
+    let o = run(&[
+        "evaluate",
+        "--scores",
+        "x.npz",
+        "--ids",
+        "x",
+        "--labels",
+        "y",
+        "--num-classes",
+        "0",
+    ]);
     assert_eq!(o.code, Some(2), "{}", o.stderr);
     assert!(o.stderr.contains("class count"), "{}", o.stderr);
 }
@@ -310,7 +391,10 @@ fn a_dead_reader_thread_fails_the_command() {
     let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
     let o = run_env(&args, &[("YT8M_FAULT_READER_PANIC", "train0001")], 120);
     fails_cleanly(&o, &["train0001.tfrecord", "injected fault"]);
-    assert!(!run_dir.join("checkpoints/latest").exists(), "a failed epoch wrote a checkpoint");
+    assert!(
+        !run_dir.join("checkpoints/latest").exists(),
+        "a failed epoch wrote a checkpoint"
+    );
     // The same data without the fault trains; then `test` with the fault fails too.
     let run2 = d.join("run2");
     let args = tiny_train_args(&run2, &d.join("s"), &["-o".into(), "epochs=1".into()]);
@@ -343,11 +427,19 @@ fn deeply_nested_pickles_are_refused_without_recursion() {
     std::fs::write(&deep, nested_lists(1_000_000)).unwrap();
     let dp = deep.to_str().unwrap();
     fails_cleanly(&run(&["inspect", dp]), &["deep.pkl", "nested more than 64"]);
-    fails_cleanly(&run(&["predict", "--model", b.to_str().unwrap(), dp]), &["deep.pkl", "nested"]);
+    fails_cleanly(
+        &run(&["predict", "--model", b.to_str().unwrap(), dp]),
+        &["deep.pkl", "nested"],
+    );
     let pd = d.join("deep.pdparams");
     std::fs::write(&pd, nested_lists(1_000_000)).unwrap();
     fails_cleanly(
-        &run(&["convert", pd.to_str().unwrap(), "-o", d.join("x.safetensors").to_str().unwrap()]),
+        &run(&[
+            "convert",
+            pd.to_str().unwrap(),
+            "-o",
+            d.join("x.safetensors").to_str().unwrap(),
+        ]),
         &["deep.pdparams", "nested"],
     );
     assert!(!d.join("x.safetensors").exists());
@@ -361,14 +453,20 @@ fn deeply_nested_pickles_are_refused_without_recursion() {
     // A cycle: a list appended to itself (DUP, APPEND).
     let cyc = d.join("cycle.pkl");
     std::fs::write(&cyc, [0x80, 2, b']', b'2', b'a', b'.']).unwrap();
-    fails_cleanly(&run(&["inspect", cyc.to_str().unwrap()]), &["cycle.pkl", "inside itself"]);
+    fails_cleanly(
+        &run(&["inspect", cyc.to_str().unwrap()]),
+        &["cycle.pkl", "inside itself"],
+    );
     // A flood of values.
     let mut flood = vec![0x80, 2, b']', b'('];
     flood.extend(std::iter::repeat_n(b'N', 3_000_000));
     flood.extend_from_slice(b"e.");
     let fl = d.join("flood.pkl");
     std::fs::write(&fl, flood).unwrap();
-    fails_cleanly(&run(&["inspect", fl.to_str().unwrap()]), &["flood.pkl", "more than 1000000 values"]);
+    fails_cleanly(
+        &run(&["inspect", fl.to_str().unwrap()]),
+        &["flood.pkl", "more than 1000000 values"],
+    );
 }
 
 #[test]
@@ -420,10 +518,22 @@ pickle.dump([x], open({ovf:?}, 'wb'), protocol=2)
         over as f64 / 1e6,
         base.max_rss as f64 / 1e6
     );
-    assert!(over <= 2 * size + 100_000_000, "peak memory {over} over baseline");
-    fails_cleanly(&run(&["inspect", bad_id.to_str().unwrap()]), &["badid.pkl", "'video' is a int"]);
-    fails_cleanly(&run(&["inspect", bad_n.to_str().unwrap()]), &["badn.pkl", "nframes"]);
-    fails_cleanly(&run(&["inspect", ovf.to_str().unwrap()]), &["ovf.pkl", "overflows"]);
+    assert!(
+        over <= 2 * size + 100_000_000,
+        "peak memory {over} over baseline"
+    );
+    fails_cleanly(
+        &run(&["inspect", bad_id.to_str().unwrap()]),
+        &["badid.pkl", "'video' is a int"],
+    );
+    fails_cleanly(
+        &run(&["inspect", bad_n.to_str().unwrap()]),
+        &["badn.pkl", "nframes"],
+    );
+    fails_cleanly(
+        &run(&["inspect", ovf.to_str().unwrap()]),
+        &["ovf.pkl", "overflows"],
+    );
 }
 
 #[test]
@@ -442,11 +552,28 @@ fn a_record_claiming_a_gibibyte_allocates_nothing_of_it() {
     let base = run(&["inspect", good.to_str().unwrap()]);
     assert!(base.ok(), "{}", base.stderr);
     let o = run(&["inspect", p.to_str().unwrap()]);
-    fails_cleanly(&o, &["gib.tfrecord", "record 0", "1073741824 payload bytes", "4700 bytes"]);
+    fails_cleanly(
+        &o,
+        &[
+            "gib.tfrecord",
+            "record 0",
+            "1073741824 payload bytes",
+            "4700 bytes",
+        ],
+    );
     let over = o.max_rss.saturating_sub(base.max_rss);
     println!("peak {over} bytes over the baseline");
     assert!(over < 100_000_000, "{over}");
-    let args = tiny_train_args(&d.join("run"), &tr, &["-o".into(), "DATASET.batch_size=1".into(), "-o".into(), "DATASET.num_workers=4".into()]);
+    let args = tiny_train_args(
+        &d.join("run"),
+        &tr,
+        &[
+            "-o".into(),
+            "DATASET.batch_size=1".into(),
+            "-o".into(),
+            "DATASET.num_workers=4".into(),
+        ],
+    );
     let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
     let o = run(&args);
     fails_cleanly(&o, &["gib.tfrecord", "truncated record"]);
@@ -491,7 +618,12 @@ fn skip_corrupt_resynchronises_after_a_broken_header() {
     // Without --skip-corrupt: the error names record and offset.
     fails_cleanly(
         &run(&["inspect", p.to_str().unwrap()]),
-        &["broken.tfrecord", "record 2", &format!("byte offset {}", offs[2]), "length CRC"],
+        &[
+            "broken.tfrecord",
+            "record 2",
+            &format!("byte offset {}", offs[2]),
+            "length CRC",
+        ],
     );
     // The loader reads every intact record too, and says what it skipped.
     let spec = yt8m::data::FeatureSpec {
@@ -518,12 +650,20 @@ fn skip_corrupt_resynchronises_after_a_broken_header() {
     assert!(o.ok(), "{}", o.stderr);
     let j: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
     assert_eq!(j["files"][0]["records"], n - 1, "{}", o.stdout);
-    assert!(o.stdout.contains(&format!("skipped bytes {}..{}", offs[1], offs[1] + 777)), "{}", o.stdout);
+    assert!(
+        o.stdout
+            .contains(&format!("skipped bytes {}..{}", offs[1], offs[1] + 777)),
+        "{}",
+        o.stdout
+    );
 }
 
 fn video_record(id: &str, rgb: &[f32], audio: &[f32]) -> Vec<u8> {
     encode_example(&[
-        ("id", encode_feature(&EncFeature::Bytes(vec![id.as_bytes()]))),
+        (
+            "id",
+            encode_feature(&EncFeature::Bytes(vec![id.as_bytes()])),
+        ),
         ("labels", encode_feature(&EncFeature::Int64(&[1, 2]))),
         ("mean_rgb", encode_feature(&EncFeature::Float(rgb))),
         ("mean_audio", encode_feature(&EncFeature::Float(audio))),
@@ -551,7 +691,11 @@ fn non_finite_features_and_scores_are_refused_or_skipped_and_reported() {
     let e = yt8m::data::sources::read_shard(&p, &spec, false, |_| true).unwrap_err();
     let msg = e.to_string();
     assert!(
-        msg.contains("nan.tfrecord") && msg.contains("record 1") && msg.contains("video 'bad'") && msg.contains("key 'mean_rgb'") && msg.contains("value 17 is inf"),
+        msg.contains("nan.tfrecord")
+            && msg.contains("record 1")
+            && msg.contains("video 'bad'")
+            && msg.contains("key 'mean_rgb'")
+            && msg.contains("value 17 is inf"),
         "{msg}"
     );
     let mut ids = Vec::new();
@@ -568,11 +712,40 @@ fn non_finite_features_and_scores_are_refused_or_skipped_and_reported() {
     let ls = labels.to_str().unwrap();
     let csv = d.join("sub.csv");
     std::fs::write(&csv, "VideoId,LabelConfidencePairs\nabc,1 0.5 2 nan\n").unwrap();
-    fails_cleanly(&run(&["evaluate", "--kaggle", csv.to_str().unwrap(), "--labels", ls]), &["sub.csv:2", "abc", "nan", "finite"]);
-    std::fs::write(&csv, "VideoId,LabelConfidencePairs\nabc,1 0.5\nxyz,2 0.1\nabc,3 0.2\n").unwrap();
-    fails_cleanly(&run(&["evaluate", "--kaggle", csv.to_str().unwrap(), "--labels", ls]), &["'abc' appears twice", "lines 2 and 4"]);
+    fails_cleanly(
+        &run(&[
+            "evaluate",
+            "--kaggle",
+            csv.to_str().unwrap(),
+            "--labels",
+            ls,
+        ]),
+        &["sub.csv:2", "abc", "nan", "finite"],
+    );
+    std::fs::write(
+        &csv,
+        "VideoId,LabelConfidencePairs\nabc,1 0.5\nxyz,2 0.1\nabc,3 0.2\n",
+    )
+    .unwrap();
+    fails_cleanly(
+        &run(&[
+            "evaluate",
+            "--kaggle",
+            csv.to_str().unwrap(),
+            "--labels",
+            ls,
+        ]),
+        &["'abc' appears twice", "lines 2 and 4"],
+    );
     std::fs::write(&csv, "\u{feff}VideoId,LabelConfidencePairs\nabc,1 0.5\n").unwrap();
-    let o = run(&["evaluate", "--kaggle", csv.to_str().unwrap(), "--labels", ls, "--json"]);
+    let o = run(&[
+        "evaluate",
+        "--kaggle",
+        csv.to_str().unwrap(),
+        "--labels",
+        ls,
+        "--json",
+    ]);
     assert!(o.ok(), "a BOM broke the header: {}", o.stderr);
 }
 
@@ -581,7 +754,8 @@ fn bundles_may_only_name_their_own_regular_files() {
     let d = tempdir("h-bundle");
     let b = tiny_bundle(&d);
     let input = yt8m_data("derived/paddle_SjJ3_frame.tfrecord");
-    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(b.join("bundle.json")).unwrap()).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(b.join("bundle.json")).unwrap()).unwrap();
     let with_file = |name: &str| {
         let mut m = manifest.clone();
         m["files"][name] = serde_json::json!("00");
@@ -589,7 +763,12 @@ fn bundles_may_only_name_their_own_regular_files() {
     };
     let predict = || {
         run_env(
-            &["predict", "--model", b.to_str().unwrap(), input.to_str().unwrap()],
+            &[
+                "predict",
+                "--model",
+                b.to_str().unwrap(),
+                input.to_str().unwrap(),
+            ],
             &[],
             60,
         )
@@ -610,7 +789,11 @@ fn bundles_may_only_name_their_own_regular_files() {
     std::os::unix::fs::symlink("/dev/zero", b.join("zero.bin")).unwrap();
     with_file("zero.bin");
     fails_cleanly(&predict(), &["zero.bin", "symbolic link"]);
-    std::fs::write(b.join("bundle.json"), serde_json::to_vec(&manifest).unwrap()).unwrap();
+    std::fs::write(
+        b.join("bundle.json"),
+        serde_json::to_vec(&manifest).unwrap(),
+    )
+    .unwrap();
     assert!(predict().ok());
 }
 
@@ -622,31 +805,84 @@ fn outputs_never_overwrite_inputs_or_leave_partial_files() {
     let input = d.join("in.tfrecord");
     std::fs::copy(yt8m_data("derived/paddle_SjJ3_frame.tfrecord"), &input).unwrap();
     let before = sha(&input);
-    let o = run(&["predict", "--model", bs, input.to_str().unwrap(), "--output", input.to_str().unwrap()]);
+    let o = run(&[
+        "predict",
+        "--model",
+        bs,
+        input.to_str().unwrap(),
+        "--output",
+        input.to_str().unwrap(),
+    ]);
     fails_cleanly(&o, &["in.tfrecord", "refusing to overwrite"]);
     assert_eq!(sha(&input), before, "the input was harmed");
     // Through another spelling of the same file.
     let alias = format!("{}/./in.tfrecord", d.display());
-    fails_cleanly(&run(&["predict", "--model", bs, input.to_str().unwrap(), "--output", &alias]), &["refusing"]);
+    fails_cleanly(
+        &run(&[
+            "predict",
+            "--model",
+            bs,
+            input.to_str().unwrap(),
+            "--output",
+            &alias,
+        ]),
+        &["refusing"],
+    );
     // A failure half-way leaves an earlier output as it was, and no temporary file.
     let out = d.join("preds.jsonl");
     std::fs::write(&out, "earlier results\n").unwrap();
     let bad = d.join("bad.tfrecord");
     std::fs::write(&bad, b"not a tfrecord at all, just text").unwrap();
-    let o = run(&["predict", "--model", bs, input.to_str().unwrap(), bad.to_str().unwrap(), "--output", out.to_str().unwrap(), "--format", "jsonl"]);
+    let o = run(&[
+        "predict",
+        "--model",
+        bs,
+        input.to_str().unwrap(),
+        bad.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--format",
+        "jsonl",
+    ]);
     fails_cleanly(&o, &["bad.tfrecord"]);
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "earlier results\n");
-    let leftovers: Vec<_> = std::fs::read_dir(&d).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().contains(".tmp-")).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(&d)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp-"))
+        .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
     // Success replaces it whole.
-    let o = run(&["predict", "--model", bs, input.to_str().unwrap(), "--output", out.to_str().unwrap(), "--format", "jsonl"]);
+    let o = run(&[
+        "predict",
+        "--model",
+        bs,
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--format",
+        "jsonl",
+    ]);
     assert!(o.ok(), "{}", o.stderr);
-    assert!(std::fs::read_to_string(&out).unwrap().starts_with("{\"id\""));
+    assert!(
+        std::fs::read_to_string(&out)
+            .unwrap()
+            .starts_with("{\"id\"")
+    );
     // export refuses to replace a directory that is not a bundle.
     let notb = d.join("notabundle");
     std::fs::create_dir_all(&notb).unwrap();
     std::fs::write(notb.join("precious.txt"), "x").unwrap();
-    let o = run(&["export", "-c", &tiny_config(), "-w", d.join("w.safetensors").to_str().unwrap(), "--out", notb.to_str().unwrap(), "--no-onnx"]);
+    let o = run(&[
+        "export",
+        "-c",
+        &tiny_config(),
+        "-w",
+        d.join("w.safetensors").to_str().unwrap(),
+        "--out",
+        notb.to_str().unwrap(),
+        "--no-onnx",
+    ]);
     fails_cleanly(&o, &["notabundle", "not a bundle"]);
     assert!(notb.join("precious.txt").exists());
 }
@@ -661,15 +897,36 @@ fn bad_configs_name_the_key() {
         ("OPTIMIZER.epsilon=0", "OPTIMIZER.epsilon"),
         ("OPTIMIZER.rho=.nan", "OPTIMIZER.rho"),
         ("OPTIMIZER.rho=1.5", "OPTIMIZER.rho"),
-        ("OPTIMIZER.weight_decay.value=.nan", "OPTIMIZER.weight_decay.value"),
+        (
+            "OPTIMIZER.weight_decay.value=.nan",
+            "OPTIMIZER.weight_decay.value",
+        ),
         ("OPTIMIZER.grad_clip=-1", "OPTIMIZER.grad_clip"),
         ("OPTIMIZER.momentum=.inf", "OPTIMIZER.momentum"),
-        ("OPTIMIZER.learning_rate={name: Constant, learning_rate: .nan}", "learning_rate"),
-        ("OPTIMIZER.learning_rate={name: Constant, learning_rate: -0.1}", "learning_rate"),
-        ("OPTIMIZER.learning_rate={name: PiecewiseDecay, boundaries: [1], values: [0.1, .inf]}", "values[1]"),
-        ("MODEL.head.num_classes=1000000000", "MODEL.head.num_classes"),
+        (
+            "OPTIMIZER.learning_rate={name: Constant, learning_rate: .nan}",
+            "learning_rate",
+        ),
+        (
+            "OPTIMIZER.learning_rate={name: Constant, learning_rate: -0.1}",
+            "learning_rate",
+        ),
+        (
+            "OPTIMIZER.learning_rate={name: PiecewiseDecay, boundaries: [1], values: [0.1, .inf]}",
+            "values[1]",
+        ),
+        (
+            "MODEL.head.num_classes=1000000000",
+            "MODEL.head.num_classes",
+        ),
         ("MODEL.head.fc_out1_size=10000000000", "parameters"),
         ("MODEL.head.dropout=.nan", "MODEL.head.dropout"),
+        // Closed sets are enums: a misspelt head used to train an AttentionLSTM silently.
+        (
+            "MODEL.head.name=MoeModl",
+            "-o MODEL.head.name=MoeModl: unknown variant `MoeModl`, expected one of `AttentionLstmHead`, `LogisticModel`, `MoeModel`",
+        ),
+        ("TRAIN.best_metric=gapp", "expected one of `gap`"),
     ];
     for (ov, needle) in cases {
         let args = tiny_train_args(&d.join("run"), &d.join("s"), &["-o".into(), ov.to_string()]);
@@ -681,10 +938,22 @@ fn bad_configs_name_the_key() {
     std::fs::write(&cfg, "epochs: 1\nDATASET:\n    batch_size: 4\n").unwrap();
     let s = d.join("s").display().to_string();
     let over = format!("DATASET.train.file_path={s}");
-    let o = run(&["train", "-c", cfg.to_str().unwrap(), "-o", &over, "--output", d.join("r2").to_str().unwrap()]);
+    let o = run(&[
+        "train",
+        "-c",
+        cfg.to_str().unwrap(),
+        "-o",
+        &over,
+        "--output",
+        d.join("r2").to_str().unwrap(),
+    ]);
     fails_cleanly(&o, &["nomodel.yaml", "no MODEL section"]);
     // Every video dropped: no "0 steps" success.
-    let args = tiny_train_args(&d.join("r3"), &d.join("s"), &["-o".into(), "DATASET.batch_size=64".into()]);
+    let args = tiny_train_args(
+        &d.join("r3"),
+        &d.join("s"),
+        &["-o".into(), "DATASET.batch_size=64".into()],
+    );
     let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
     fails_cleanly(&run(&args), &["fewer than one batch"]);
 }
@@ -695,12 +964,18 @@ fn a_second_training_into_the_same_directory_fails_at_once() {
     synth_shards(&d.join("s"), 16, 1, 0, 5);
     let run_dir = d.join("run");
     std::fs::create_dir_all(&run_dir).unwrap();
-    let held = yt8m::train::RunLock::acquire(&run_dir).unwrap();
+    let held = yt8m::checkpoint::RunLock::acquire(&run_dir).unwrap();
     let args = tiny_train_args(&run_dir, &d.join("s"), &[]);
     let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
     let t0 = Instant::now();
     let o = run_env(&args, &[], 30);
-    fails_cleanly(&o, &["in use by another training", &format!("PID {}", std::process::id())]);
+    fails_cleanly(
+        &o,
+        &[
+            "in use by another training",
+            &format!("PID {}", std::process::id()),
+        ],
+    );
     assert!(t0.elapsed().as_secs() < 20);
     drop(held);
     let o = run(&args);
@@ -713,7 +988,15 @@ fn interrupted_saves_are_cleaned_and_resume_finds_the_last_good_state() {
     synth_shards(&d.join("s"), 32, 1, 0, 6);
     let run_dir = d.join("run");
     let s = d.join("s").display().to_string();
-    let extra = ["-o".to_string(), "epochs=3".into(), "-o".into(), format!("DATASET.valid.file_path={s}"), "--validate".into(), "--stop-after-epochs".into(), "2".into()];
+    let extra = [
+        "-o".to_string(),
+        "epochs=3".into(),
+        "-o".into(),
+        format!("DATASET.valid.file_path={s}"),
+        "--validate".into(),
+        "--stop-after-epochs".into(),
+        "2".into(),
+    ];
     let args = tiny_train_args(&run_dir, &d.join("s"), &extra);
     let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
     let o = run(&args);
@@ -736,17 +1019,38 @@ fn interrupted_saves_are_cleaned_and_resume_finds_the_last_good_state() {
     let o = run(&args);
     println!("{}", o.stderr);
     assert!(o.ok(), "{}", o.stderr);
-    assert!(o.stderr.contains("restoring") && o.stderr.contains("not a complete checkpoint"), "{}", o.stderr);
-    assert!(o.stderr.contains("epoch 2 done"), "did not resume from epoch 2: {}", o.stderr);
+    assert!(
+        o.stderr.contains("restoring") && o.stderr.contains("not a complete checkpoint"),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        o.stderr.contains("epoch 2 done"),
+        "did not resume from epoch 2: {}",
+        o.stderr
+    );
     assert!(ck.join("best/model.safetensors").is_file());
     assert!(ck.join("epoch_00003").is_dir());
-    let left: Vec<_> = std::fs::read_dir(&ck).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.contains("tmp")).collect();
+    let left: Vec<_> = std::fs::read_dir(&ck)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("tmp"))
+        .collect();
     assert!(left.is_empty(), "{left:?}");
     let log = std::fs::read_to_string(run_dir.join("metrics.jsonl")).unwrap();
     assert!(log.contains("\"kind\":\"resume\""), "{log}");
     // `-w RUN/checkpoints/latest` (the pointer file) works.
     let over = format!("DATASET.test.file_path={s}");
-    let o = run(&["test", "-c", &tiny_config(), "-w", ck.join("latest").to_str().unwrap(), "-o", &over]);
+    let o = run(&[
+        "test",
+        "-c",
+        &tiny_config(),
+        "-w",
+        ck.join("latest").to_str().unwrap(),
+        "-o",
+        &over,
+    ]);
     assert!(o.ok(), "{}", o.stderr);
 }
 
@@ -755,8 +1059,12 @@ fn duplicate_ids_and_unequal_modalities_are_reported() {
     let d = tempdir("h-dup");
     let b = tiny_bundle(&d);
     // A frame-level video with 5 rgb frames and 3 audio frames.
-    let rgb: Vec<Vec<u8>> = (0..5).map(|_| encode_feature(&EncFeature::Bytes(vec![&[100u8; 1024][..]]))).collect();
-    let aud: Vec<Vec<u8>> = (0..3).map(|_| encode_feature(&EncFeature::Bytes(vec![&[100u8; 128][..]]))).collect();
+    let rgb: Vec<Vec<u8>> = (0..5)
+        .map(|_| encode_feature(&EncFeature::Bytes(vec![&[100u8; 1024][..]])))
+        .collect();
+    let aud: Vec<Vec<u8>> = (0..3)
+        .map(|_| encode_feature(&EncFeature::Bytes(vec![&[100u8; 128][..]])))
+        .collect();
     let rec = yt8m::data::proto::encode_sequence_example(
         &[
             ("id", encode_feature(&EncFeature::Bytes(vec![b"uneq"]))),
@@ -770,11 +1078,27 @@ fn duplicate_ids_and_unequal_modalities_are_reported() {
     std::fs::write(&a, &f).unwrap();
     let c = d.join("copy.tfrecord");
     std::fs::write(&c, &f).unwrap();
-    let o = run(&["predict", "--model", b.to_str().unwrap(), a.to_str().unwrap(), c.to_str().unwrap(), "--format", "jsonl"]);
+    let o = run(&[
+        "predict",
+        "--model",
+        b.to_str().unwrap(),
+        a.to_str().unwrap(),
+        c.to_str().unwrap(),
+        "--format",
+        "jsonl",
+    ]);
     println!("{}", o.stderr);
     assert!(o.ok(), "{}", o.stderr);
-    assert!(o.stderr.contains("video 'uneq' was already predicted"), "{}", o.stderr);
-    assert!(o.stderr.contains("different frame counts") && o.stderr.contains("rgb 5, audio 3"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("video 'uneq' was already predicted"),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        o.stderr.contains("different frame counts") && o.stderr.contains("rgb 5, audio 3"),
+        "{}",
+        o.stderr
+    );
 }
 
 #[test]
@@ -788,8 +1112,20 @@ fn non_finite_weights_are_refused_naming_the_tensor() {
     });
     let w = d.join("nan.safetensors");
     m.save_safetensors(&w).unwrap();
-    let o = run(&["export", "-c", &tiny_config(), "-w", w.to_str().unwrap(), "--out", d.join("b").to_str().unwrap(), "--no-onnx"]);
-    fails_cleanly(&o, &["nan.safetensors", &format!("tensor '{name}'"), "NaN or Inf"]);
+    let o = run(&[
+        "export",
+        "-c",
+        &tiny_config(),
+        "-w",
+        w.to_str().unwrap(),
+        "--out",
+        d.join("b").to_str().unwrap(),
+        "--no-onnx",
+    ]);
+    fails_cleanly(
+        &o,
+        &["nan.safetensors", &format!("tensor '{name}'"), "NaN or Inf"],
+    );
     assert!(!d.join("b").exists());
 }
 

@@ -6,7 +6,8 @@ mod common;
 use common::*;
 use std::collections::HashMap;
 use tch::{Device, Kind, Tensor};
-use yt8m::model::attention_lstm::{NO_DECAY, bce_sum};
+use yt8m::model::attention_lstm::NO_DECAY;
+use yt8m::model::bce_sum;
 use yt8m::model::{AttentionLstmConfig, Model};
 use yt8m::optim::{RmsProp, RmsPropConfig};
 

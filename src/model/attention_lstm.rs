@@ -14,7 +14,7 @@
 
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, Init};
-use tch::{Device, Kind, Tensor};
+use tch::{Kind, Tensor};
 
 /// Model shape. Field names follow PaddleVideo's `MODEL.head` keys; `fc_out1_size` /
 /// `fc_out2_size` are hard-coded to 8192 / 4096 upstream and configurable here.
@@ -269,17 +269,132 @@ impl AttentionLstm {
     }
 }
 
-/// PaddleVideo's loss: `BCEWithLogitsLoss(reduction='sum')` over batch and classes.
-pub fn bce_sum(logits: &Tensor, labels: &Tensor) -> Tensor {
-    logits.binary_cross_entropy_with_logits::<Tensor>(labels, None, None, tch::Reduction::Sum)
+/// Torch/Paddle LSTM gate blocks (i, f, g, o) → ONNX order (i, o, f, c).
+fn onnx_gates(t: &Tensor) -> Tensor {
+    let c = t.chunk(4, 0);
+    Tensor::cat(&[&c[0], &c[3], &c[1], &c[2]], 0)
 }
 
-/// Moves a device to a string for logs.
-pub fn device_name(d: Device) -> String {
-    match d {
-        Device::Cpu => "cpu".into(),
-        Device::Cuda(i) => format!("cuda:{i}"),
-        other => format!("{other:?}"),
+impl super::Head for AttentionLstm {
+    fn forward(&self, inputs: &super::Inputs, train: bool) -> Tensor {
+        self.forward_features(&inputs.features, &inputs.lengths, train, false)
+            .0
+    }
+    fn no_decay(&self) -> &'static [&'static str] {
+        &NO_DECAY
+    }
+    fn level(&self) -> crate::data::Level {
+        crate::data::Level::Frame
+    }
+    fn feature_dims(&self) -> Vec<i64> {
+        self.branches.iter().map(|b| b.fc_w.size()[0]).collect()
+    }
+    fn num_classes(&self) -> i64 {
+        self.logit_b.size()[0]
+    }
+
+    /// Per modality: dequantize (uint8 inputs: the official reader's two f32 ops), dense +
+    /// tanh, the bidirectional ONNX `LSTM` with `sequence_lens` (exact for padded batches),
+    /// attention logits masked past each length, softmax over time, weighted sum; then the
+    /// concatenation through fc_out1 (relu), fc_out2 (tanh) and the logit layer.
+    fn onnx_logits(
+        &self,
+        g: &mut crate::onnx::Graph,
+        io: &crate::onnx::GraphInputs,
+    ) -> crate::error::Result<String> {
+        use crate::data::video::{DEQ_BIAS, DEQ_SCALE};
+        use crate::onnx::{Attr, InputKind};
+        let h = self.branches[0].fw[1].size()[1];
+        let lengths = io.lengths.as_deref().unwrap_or("lengths");
+        let seq_lens = g.op_attr("Cast", &[lengths], vec![("to", Attr::Int(6))]); // INT32
+        // Only uint8 graphs dequantize (a float graph carries no unused initializers).
+        let deq = (io.kind == InputKind::Uint8).then(|| {
+            (
+                g.scalar_f32("deq_scale", DEQ_SCALE),
+                g.scalar_f32("deq_bias", DEQ_BIAS),
+            )
+        });
+        let one = g.init_i64("one", &[], &[1]);
+        let zero = g.init_i64("zero", &[], &[0]);
+        let axes0 = g.init_i64("axes0", &[1], &[0]);
+        let axes1 = g.init_i64("axes1", &[1], &[1]);
+        let axes2 = g.init_i64("axes2", &[1], &[2]);
+        let reshape_flat = g.init_i64("shape_bt_", &[3], &[0, 0, -1]);
+        let neg_inf = g.scalar_f32("neg_inf", f32::NEG_INFINITY);
+        // Validity mask [B, T] from the lengths (shared by the modalities).
+        let shape = g.op("Shape", &[&io.features[0]]);
+        let t = g.op_attr("Gather", &[&shape, &one], vec![("axis", Attr::Int(0))]);
+        let range = g.op("Range", &[&zero, &t, &one]);
+        let range = g.op("Unsqueeze", &[&range, &axes0]);
+        let lens = g.op("Unsqueeze", &[lengths, &axes1]);
+        let valid = g.op("Less", &[&range, &lens]);
+        let mut pools = Vec::new();
+        for (br, n) in self.branches.iter().zip(&io.features) {
+            let x = match &deq {
+                Some((scale, bias)) => {
+                    let f = g.op_attr("Cast", &[n], vec![("to", Attr::Int(1))]); // FLOAT
+                    let f = g.op("Mul", &[&f, scale]);
+                    g.op("Add", &[&f, bias])
+                }
+                None => n.clone(),
+            };
+            let e = g.dense(&x, &br.fc_w, &br.fc_b);
+            let e = g.op("Tanh", &[&e]);
+            let e = g.op_attr(
+                "Transpose",
+                &[&e],
+                vec![("perm", Attr::Ints(vec![1, 0, 2]))],
+            );
+            let gates = |d: &[Tensor; 4], k: usize| onnx_gates(&d[k]);
+            let wx = Tensor::stack(&[gates(&br.fw, 0), gates(&br.bw, 0)], 0);
+            let rx = Tensor::stack(&[gates(&br.fw, 1), gates(&br.bw, 1)], 0);
+            let bx = Tensor::stack(
+                &[
+                    Tensor::cat(&[gates(&br.fw, 2), gates(&br.fw, 3)], 0),
+                    Tensor::cat(&[gates(&br.bw, 2), gates(&br.bw, 3)], 0),
+                ],
+                0,
+            );
+            let (wn, rn, bn) = (
+                g.init_f32("lstm_w", &wx),
+                g.init_f32("lstm_r", &rx),
+                g.init_f32("lstm_b", &bx),
+            );
+            let y = g.node(
+                "LSTM",
+                &[&e, &wn, &rn, &bn, &seq_lens],
+                vec![
+                    ("direction", Attr::Str("bidirectional".into())),
+                    ("hidden_size", Attr::Int(h)),
+                ],
+                1,
+            );
+            // Y [T, 2, B, H] → [B, T, 2, H] → [B, T, 2H]
+            let y = g.op_attr(
+                "Transpose",
+                &[&y[0]],
+                vec![("perm", Attr::Ints(vec![2, 0, 1, 3]))],
+            );
+            let hseq = g.op("Reshape", &[&y, &reshape_flat]);
+            let a = g.dense(&hseq, &br.att_w, &br.att_b);
+            let a = g.op("Squeeze", &[&a, &axes2]);
+            let a = g.op("Where", &[&valid, &a, &neg_inf]);
+            let w = g.op_attr("Softmax", &[&a], vec![("axis", Attr::Int(1))]);
+            let w = g.op("Unsqueeze", &[&w, &axes2]);
+            let hw = g.op("Mul", &[&hseq, &w]);
+            pools.push(g.op_attr(
+                "ReduceSum",
+                &[&hw, &axes1],
+                vec![("keepdims", Attr::Int(0))],
+            ));
+        }
+        let refs: Vec<&str> = pools.iter().map(|s| s.as_str()).collect();
+        let z = g.op_attr("Concat", &refs, vec![("axis", Attr::Int(1))]);
+        let o1 = g.dense(&z, &self.out1_w, &self.out1_b);
+        let o1 = g.op("Relu", &[&o1]);
+        let o2 = g.dense(&o1, &self.out2_w, &self.out2_b);
+        let o2 = g.op("Tanh", &[&o2]);
+        Ok(g.dense(&o2, &self.logit_w, &self.logit_b))
     }
 }
 

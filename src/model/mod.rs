@@ -45,11 +45,45 @@ impl Architecture {
     }
 }
 
+/// What every network provides — its forward pass, which parameters skip L2, and its ONNX
+/// graph — so training, inference and export never match on the architecture. Widths come
+/// from the network's own tensors (what was loaded), never from a config.
+pub trait Head {
+    /// Logits `[B, C]` from per-modality features `[B, T, D_m]` and lengths `[B]`.
+    fn forward(&self, inputs: &Inputs, train: bool) -> Tensor;
+    /// Parameters exempt from L2 decay.
+    fn no_decay(&self) -> &'static [&'static str] {
+        &[]
+    }
+    /// Frame-level (SequenceExample) or video-level (Example) input.
+    fn level(&self) -> crate::data::Level;
+    /// Input width per modality.
+    fn feature_dims(&self) -> Vec<i64>;
+    fn num_classes(&self) -> i64;
+    /// Adds the network to an ONNX graph whose inputs are declared in `io`; returns the name
+    /// of the logits value `[batch, C]`.
+    fn onnx_logits(
+        &self,
+        g: &mut crate::onnx::Graph,
+        io: &crate::onnx::GraphInputs,
+    ) -> Result<String>;
+}
+
 #[derive(Debug)]
 pub enum Net {
     AttentionLstm(AttentionLstm),
     Logistic(Logistic),
     Moe(Moe),
+}
+
+impl Net {
+    pub fn head(&self) -> &dyn Head {
+        match self {
+            Net::AttentionLstm(n) => n,
+            Net::Logistic(n) => n,
+            Net::Moe(n) => n,
+        }
+    }
 }
 
 /// A model with its variables.
@@ -120,13 +154,12 @@ impl Model {
         let net = match &arch {
             Architecture::AttentionLstm(c) => Net::AttentionLstm(AttentionLstm::new(&root, c)),
             Architecture::VideoLevel(c) => {
-                let input: i64 = c.feature_dims.iter().sum::<usize>() as i64;
                 if c.num_mixtures == 0 {
-                    Net::Logistic(Logistic::new(&root, input, c.num_classes as i64))
+                    Net::Logistic(Logistic::new(&root, &c.feature_dims, c.num_classes as i64))
                 } else {
                     Net::Moe(Moe::new(
                         &root,
-                        input,
+                        &c.feature_dims,
                         c.num_classes as i64,
                         c.num_mixtures as i64,
                     ))
@@ -152,12 +185,14 @@ impl Model {
         }
     }
 
+    /// The network's contract (forward, no-decay list, ONNX graph).
+    pub fn head(&self) -> &dyn Head {
+        self.net.head()
+    }
+
     /// Parameters exempt from L2 decay (PaddleVideo: the three output biases).
     pub fn no_decay(&self) -> &'static [&'static str] {
-        match self.net {
-            Net::AttentionLstm(_) => &attention_lstm::NO_DECAY,
-            _ => &[],
-        }
+        self.head().no_decay()
     }
 
     pub fn device(&self) -> Device {
@@ -166,14 +201,7 @@ impl Model {
 
     /// Logits `[B, C]`.
     pub fn forward(&self, inputs: &Inputs, train: bool) -> Tensor {
-        match &self.net {
-            Net::AttentionLstm(n) => {
-                n.forward_features(&inputs.features, &inputs.lengths, train, false)
-                    .0
-            }
-            Net::Logistic(n) => n.forward(&pooled_input(&inputs.features, &inputs.lengths)),
-            Net::Moe(n) => n.forward(&pooled_input(&inputs.features, &inputs.lengths)),
-        }
+        self.head().forward(inputs, train)
     }
 
     /// Variables sorted by name.
@@ -245,6 +273,50 @@ impl Model {
         Ok(())
     }
 
+    /// Parameter groups for the optimizer: every variable with its L2 coefficient (`decay`,
+    /// or 0 for the architecture's no-decay list, PaddleVideo's).
+    pub fn param_groups(&self, decay: f64) -> Vec<(String, Tensor, f64)> {
+        let no_decay = self.no_decay();
+        self.named_variables()
+            .into_iter()
+            .map(|(n, t)| {
+                let l2 = if no_decay.contains(&n.as_str()) {
+                    0.0
+                } else {
+                    decay
+                };
+                (n, t, l2)
+            })
+            .collect()
+    }
+
+    /// Loads `.safetensors`, a checkpoint directory (or `RUN/checkpoints/latest`), or a
+    /// PaddleVideo `.pdparams`.
+    pub fn load_weights(&mut self, path: &Path) -> Result<()> {
+        let resolved;
+        let path = match crate::checkpoint::resolve_latest(path)? {
+            Some(d) => {
+                resolved = d;
+                resolved.as_path()
+            }
+            None => path,
+        };
+        let p = if path.is_dir() {
+            path.join("model.safetensors")
+        } else {
+            path.to_path_buf()
+        };
+        if p.extension().and_then(|e| e.to_str()) == Some("pdparams") {
+            let t: Vec<(String, Tensor)> = crate::convert::read_pdparams(&p)?.into_iter().collect();
+            self.load_named(&p.display().to_string(), &t)
+        } else {
+            if !p.exists() {
+                return Err(Error::Weights { path: p.display().to_string(), message: "no such file\n  hint: pass a .safetensors file, a checkpoint directory or a .pdparams".into() });
+            }
+            self.load_safetensors(&p)
+        }
+    }
+
     /// Writes the weights as safetensors (float32 on disk unless the model is float64).
     pub fn save_safetensors(&self, path: &Path) -> Result<()> {
         let named = self.named_variables();
@@ -277,4 +349,10 @@ pub fn read_safetensors(path: &Path) -> Result<Vec<(String, Tensor)>> {
     }
     Tensor::read_safetensors(path)
         .map_err(|e| werr(format!("not a readable safetensors file: {e}")))
+}
+
+/// The loss of every architecture, PaddleVideo's: `BCEWithLogitsLoss(reduction='sum')` over
+/// batch and classes (the starter's video-level models use the same cross-entropy).
+pub fn bce_sum(logits: &Tensor, labels: &Tensor) -> Tensor {
+    logits.binary_cross_entropy_with_logits::<Tensor>(labels, None, None, tch::Reduction::Sum)
 }

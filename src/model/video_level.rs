@@ -14,6 +14,8 @@ use tch::nn::{self, Init};
 pub struct Logistic {
     w: Tensor,
     b: Tensor,
+    /// Input width per modality (the weights see their concatenation).
+    dims: Vec<i64>,
 }
 
 #[derive(Debug)]
@@ -23,6 +25,7 @@ pub struct Moe {
     expert_b: Tensor,
     mixtures: i64,
     classes: i64,
+    dims: Vec<i64>,
 }
 
 /// Shapes of the video-level models.
@@ -59,9 +62,12 @@ pub fn pooled_input(features: &[Tensor], lengths: &Tensor) -> Tensor {
 }
 
 impl Logistic {
-    pub fn new(vs: &nn::Path, input: i64, classes: i64) -> Self {
+    /// Weights `[ΣD, C]` over the concatenated modalities of widths `dims`.
+    pub fn new(vs: &nn::Path, dims: &[usize], classes: i64) -> Self {
+        let input: i64 = dims.iter().sum::<usize>() as i64;
         let p = vs.sub("logistic");
         Logistic {
+            dims: dims.iter().map(|&d| d as i64).collect(),
             w: p.var("weight", &[input, classes], xavier(input, classes)),
             b: p.var("bias", &[classes], Init::Const(0.0)),
         }
@@ -73,7 +79,8 @@ impl Logistic {
 }
 
 impl Moe {
-    pub fn new(vs: &nn::Path, input: i64, classes: i64, mixtures: i64) -> Self {
+    pub fn new(vs: &nn::Path, dims: &[usize], classes: i64, mixtures: i64) -> Self {
+        let input: i64 = dims.iter().sum::<usize>() as i64;
         let g = vs.sub("gate");
         let e = vs.sub("experts");
         Moe {
@@ -90,6 +97,7 @@ impl Moe {
             expert_b: e.var("bias", &[classes * mixtures], Init::Const(0.0)),
             mixtures,
             classes,
+            dims: dims.iter().map(|&d| d as i64).collect(),
         }
     }
 
@@ -115,5 +123,84 @@ impl Moe {
     pub fn forward(&self, x: &Tensor) -> Tensor {
         let p = self.probabilities(x).clamp(1e-7, 1.0 - 1e-7);
         p.log() - (-&p).log1p()
+    }
+}
+
+/// The concatenated modalities `[batch, ΣD]` of a video-level graph.
+fn onnx_concat(g: &mut crate::onnx::Graph, io: &crate::onnx::GraphInputs) -> String {
+    let refs: Vec<&str> = io.features.iter().map(|s| s.as_str()).collect();
+    g.op_attr("Concat", &refs, vec![("axis", crate::onnx::Attr::Int(1))])
+}
+
+impl super::Head for Logistic {
+    fn forward(&self, inputs: &super::Inputs, _train: bool) -> Tensor {
+        Logistic::forward(self, &pooled_input(&inputs.features, &inputs.lengths))
+    }
+    fn level(&self) -> crate::data::Level {
+        crate::data::Level::Video
+    }
+    fn feature_dims(&self) -> Vec<i64> {
+        self.dims.clone()
+    }
+    fn num_classes(&self) -> i64 {
+        self.b.size()[0]
+    }
+    fn onnx_logits(
+        &self,
+        g: &mut crate::onnx::Graph,
+        io: &crate::onnx::GraphInputs,
+    ) -> crate::error::Result<String> {
+        let x = onnx_concat(g, io);
+        Ok(g.dense(&x, &self.w, &self.b))
+    }
+}
+
+impl super::Head for Moe {
+    fn forward(&self, inputs: &super::Inputs, _train: bool) -> Tensor {
+        Moe::forward(self, &pooled_input(&inputs.features, &inputs.lengths))
+    }
+    fn level(&self) -> crate::data::Level {
+        crate::data::Level::Video
+    }
+    fn feature_dims(&self) -> Vec<i64> {
+        self.dims.clone()
+    }
+    fn num_classes(&self) -> i64 {
+        self.classes
+    }
+    /// The starter's MoE as in [`Moe::probabilities`], then the clamped logit.
+    fn onnx_logits(
+        &self,
+        g: &mut crate::onnx::Graph,
+        io: &crate::onnx::GraphInputs,
+    ) -> crate::error::Result<String> {
+        use crate::onnx::Attr;
+        let x = onnx_concat(g, io);
+        let (m, c) = (self.mixtures, self.classes);
+        let gw = g.init_f32("gate_w", &self.gate_w);
+        let gshape = g.init_i64("gshape", &[2], &[-1, m + 1]);
+        let eshape = g.init_i64("eshape", &[2], &[-1, m]);
+        let cshape = g.init_i64("cshape", &[2], &[-1, c]);
+        let starts = g.init_i64("starts", &[1], &[0]);
+        let ends = g.init_i64("ends", &[1], &[m]);
+        let axes1 = g.init_i64("axes1", &[1], &[1]);
+        let gates = g.op("MatMul", &[&x, &gw]);
+        let gates = g.op("Reshape", &[&gates, &gshape]);
+        let gates = g.op_attr("Softmax", &[&gates], vec![("axis", Attr::Int(1))]);
+        let gates = g.op("Slice", &[&gates, &starts, &ends, &axes1]);
+        let ex = g.dense(&x, &self.expert_w, &self.expert_b);
+        let ex = g.op("Reshape", &[&ex, &eshape]);
+        let ex = g.op("Sigmoid", &[&ex]);
+        let p = g.op("Mul", &[&gates, &ex]);
+        let p = g.op_attr("ReduceSum", &[&p, &axes1], vec![("keepdims", Attr::Int(0))]);
+        let p = g.op("Reshape", &[&p, &cshape]);
+        let lo = g.scalar_f32("lo", 1e-7);
+        let hi = g.scalar_f32("hi", 1.0 - 1e-7);
+        let p = g.op("Clip", &[&p, &lo, &hi]);
+        let lp = g.op("Log", &[&p]);
+        let onef = g.scalar_f32("onef", 1.0);
+        let q = g.op("Sub", &[&onef, &p]);
+        let lq = g.op("Log", &[&q]);
+        Ok(g.op("Sub", &[&lp, &lq]))
     }
 }

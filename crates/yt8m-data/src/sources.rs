@@ -252,7 +252,11 @@ pub fn read_shard(
 
 fn note_frame_counts(v: &Video, spec: &FeatureSpec, path: &Path, stats: &mut ReadStats) {
     if let VideoFeatures::Frames(f) = &v.features {
-        let rows: Vec<usize> = f.iter().zip(&spec.dims).map(|(x, &d)| x.len() / d.max(1)).collect();
+        let rows: Vec<usize> = f
+            .iter()
+            .zip(&spec.dims)
+            .map(|(x, &d)| x.len() / d.max(1))
+            .collect();
         if rows.iter().any(|&r| r != v.num_frames) {
             stats.frame_count_mismatch += 1;
             if stats.frame_count_example.is_none() {

@@ -41,7 +41,6 @@ pub struct RecordReader {
     skipped: Vec<(u64, u64, usize)>,
 }
 
-
 /// Reads until `buf` is full or the stream ends; returns the bytes read.
 pub(crate) fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut n = 0;

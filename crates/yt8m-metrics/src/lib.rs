@@ -389,9 +389,7 @@ impl Evaluator {
         let k = self.top_k;
         let numpy_ties = self.tie == TieOrder::Official;
         // Rows are independent: split them over the cores, then merge in row order.
-        let threads = crate::threads::available_cores()
-            .min(b.div_ceil(256))
-            .max(1);
+        let threads = available_cores().min(b.div_ceil(256)).max(1);
         let per = b.div_ceil(threads);
         let rows: Vec<RowOut> = std::thread::scope(|sc| {
             let hs: Vec<_> = (0..threads)
@@ -501,9 +499,7 @@ impl Evaluator {
                 .filter(|&j| self.class_pos[j] > 0.0)
                 .collect();
             // Classes are independent: spread them over the cores, keep class order.
-            let threads = crate::threads::available_cores()
-                .min(classes.len().div_ceil(64))
-                .max(1);
+            let threads = available_cores().min(classes.len().div_ceil(64)).max(1);
             let per = classes.len().div_ceil(threads).max(1);
             let aps: Vec<f64> = std::thread::scope(|sc| {
                 let hs: Vec<_> = classes
@@ -611,4 +607,11 @@ impl Metrics {
         }
         s
     }
+}
+
+/// Cores in this process's affinity mask (falls back to 1).
+fn available_cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }

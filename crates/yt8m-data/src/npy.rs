@@ -124,14 +124,38 @@ impl NpyArray {
         match self.dtype {
             NpyDType::Bool | NpyDType::U8 => d.iter().map(|&x| x as f64).collect(),
             NpyDType::I8 => d.iter().map(|&x| x as i8 as f64).collect(),
-            NpyDType::I16 => d.chunks_exact(2).map(|c| i16::from_le_bytes(le(c)) as f64).collect(),
-            NpyDType::U16 => d.chunks_exact(2).map(|c| u16::from_le_bytes(le(c)) as f64).collect(),
-            NpyDType::I32 => d.chunks_exact(4).map(|c| i32::from_le_bytes(le(c)) as f64).collect(),
-            NpyDType::U32 => d.chunks_exact(4).map(|c| u32::from_le_bytes(le(c)) as f64).collect(),
-            NpyDType::I64 => d.chunks_exact(8).map(|c| i64::from_le_bytes(le(c)) as f64).collect(),
-            NpyDType::U64 => d.chunks_exact(8).map(|c| u64::from_le_bytes(le(c)) as f64).collect(),
-            NpyDType::F32 => d.chunks_exact(4).map(|c| f32::from_le_bytes(le(c)) as f64).collect(),
-            NpyDType::F64 => d.chunks_exact(8).map(|c| f64::from_le_bytes(le(c))).collect(),
+            NpyDType::I16 => d
+                .chunks_exact(2)
+                .map(|c| i16::from_le_bytes(le(c)) as f64)
+                .collect(),
+            NpyDType::U16 => d
+                .chunks_exact(2)
+                .map(|c| u16::from_le_bytes(le(c)) as f64)
+                .collect(),
+            NpyDType::I32 => d
+                .chunks_exact(4)
+                .map(|c| i32::from_le_bytes(le(c)) as f64)
+                .collect(),
+            NpyDType::U32 => d
+                .chunks_exact(4)
+                .map(|c| u32::from_le_bytes(le(c)) as f64)
+                .collect(),
+            NpyDType::I64 => d
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes(le(c)) as f64)
+                .collect(),
+            NpyDType::U64 => d
+                .chunks_exact(8)
+                .map(|c| u64::from_le_bytes(le(c)) as f64)
+                .collect(),
+            NpyDType::F32 => d
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(le(c)) as f64)
+                .collect(),
+            NpyDType::F64 => d
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(le(c)))
+                .collect(),
         }
     }
 
@@ -156,7 +180,12 @@ impl NpyArray {
                 .chunks_exact(4)
                 .map(|c| f32::from_le_bytes(le(c)))
                 .position(|x| !x.is_finite())
-                .map(|i| (i, f32::from_le_bytes(le(&self.data[i * 4..i * 4 + 4])) as f64)),
+                .map(|i| {
+                    (
+                        i,
+                        f32::from_le_bytes(le(&self.data[i * 4..i * 4 + 4])) as f64,
+                    )
+                }),
             NpyDType::F64 => self
                 .data
                 .chunks_exact(8)
@@ -194,10 +223,16 @@ pub fn parse_header(head: &[u8]) -> Result<NpyHeader, String> {
             }
             (u32::from_le_bytes(le(&head[8..12])) as usize, 12)
         }
-        _ => return Err(format!(".npy format version {major}.{minor} is not supported (1.0–3.0 are)")),
+        _ => {
+            return Err(format!(
+                ".npy format version {major}.{minor} is not supported (1.0–3.0 are)"
+            ));
+        }
     };
     if len > MAX_HEADER {
-        return Err(format!("header of {len} bytes is implausible (numpy writes < 1 KiB)"));
+        return Err(format!(
+            "header of {len} bytes is implausible (numpy writes < 1 KiB)"
+        ));
     }
     if head.len() < start + len {
         return Err(format!(
@@ -291,16 +326,24 @@ fn parse_dict(s: &str) -> Result<Vec<(String, Lit)>, String> {
         i += 1;
         ws(&mut i);
         let val = match b.get(i) {
-            Some(b'\'') | Some(b'"') => Lit::Str(string(&mut i).ok_or_else(|| bad("unterminated string"))?),
+            Some(b'\'') | Some(b'"') => {
+                Lit::Str(string(&mut i).ok_or_else(|| bad("unterminated string"))?)
+            }
             Some(b'(') => {
-                let end = b[i..].iter().position(|&c| c == b')').ok_or_else(|| bad("unterminated tuple"))? + i;
+                let end = b[i..]
+                    .iter()
+                    .position(|&c| c == b')')
+                    .ok_or_else(|| bad("unterminated tuple"))?
+                    + i;
                 let mut dims = Vec::new();
                 for tok in s[i + 1..end].split(',') {
                     let tok = tok.trim().trim_end_matches('L');
                     if tok.is_empty() {
                         continue;
                     }
-                    dims.push(tok.parse::<usize>().map_err(|_| format!("shape entry '{tok}' is not a non-negative integer"))?);
+                    dims.push(tok.parse::<usize>().map_err(|_| {
+                        format!("shape entry '{tok}' is not a non-negative integer")
+                    })?);
                 }
                 i = end + 1;
                 Lit::Tuple(dims)
@@ -424,7 +467,10 @@ pub fn read_npz(path: &Path) -> Result<Vec<(String, NpyArray)>, DataError> {
     let (f, _) = regular_file(path)?;
     let loc = Location::file(path);
     let zerr = |e: zip::result::ZipError| {
-        npy_err(loc.clone(), format!("not a readable .npz (zip) archive: {e}"))
+        npy_err(
+            loc.clone(),
+            format!("not a readable .npz (zip) archive: {e}"),
+        )
     };
     let mut z = zip::ZipArchive::new(std::io::BufReader::new(f)).map_err(zerr)?;
     let mut out = Vec::new();
@@ -448,7 +494,10 @@ pub fn read_npz(path: &Path) -> Result<Vec<(String, NpyArray)>, DataError> {
         ) {
             return Err(npy_err(
                 mloc,
-                format!("compression {:?} is not supported (numpy writes stored or deflated members)", m.compression()),
+                format!(
+                    "compression {:?} is not supported (numpy writes stored or deflated members)",
+                    m.compression()
+                ),
             ));
         }
         let size = m.size();
@@ -457,13 +506,22 @@ pub fn read_npz(path: &Path) -> Result<Vec<(String, NpyArray)>, DataError> {
         out.push((key, arr));
     }
     if out.is_empty() {
-        return Err(DataError::new(DataErrorKind::Empty, loc, "the .npz holds no arrays"));
+        return Err(DataError::new(
+            DataErrorKind::Empty,
+            loc,
+            "the .npz holds no arrays",
+        ));
     }
     Ok(out)
 }
 
 /// Writes a C-order `.npy` (version 1.0), as `numpy.save` does.
-pub fn write_npy(out: &mut impl std::io::Write, shape: &[usize], descr: &str, data: &[u8]) -> std::io::Result<()> {
+pub fn write_npy(
+    out: &mut impl std::io::Write,
+    shape: &[usize],
+    descr: &str,
+    data: &[u8],
+) -> std::io::Result<()> {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
     let shape_s = if shape.len() == 1 {
         format!("({},)", dims[0])
@@ -492,7 +550,11 @@ mod tests {
     }
 
     fn parse(bytes: &[u8]) -> Result<NpyArray, DataError> {
-        read_array(&mut &bytes[..], bytes.len() as u64, &Location::file("x.npy"))
+        read_array(
+            &mut &bytes[..],
+            bytes.len() as u64,
+            &Location::file("x.npy"),
+        )
     }
 
     #[test]
@@ -505,13 +567,20 @@ mod tests {
         assert_eq!(a.to_f32(), vec![1.0, 2.0, 3.0, 4.0]);
         // Shape larger than the data: the bug tch had.
         let e = parse(&npy(&[300, 1152], "|u1", &[0u8; 100])).unwrap_err();
-        assert!(e.message.contains("345600 bytes of data") && e.message.contains("100 bytes follow"), "{e}");
+        assert!(
+            e.message.contains("345600 bytes of data") && e.message.contains("100 bytes follow"),
+            "{e}"
+        );
         // Data longer than the shape.
         assert!(parse(&npy(&[2], "|u1", &[0u8; 3])).is_err());
         // Overflowing element count.
         let e = parse(&npy(&[usize::MAX, 3], "<f8", &[])).unwrap_err();
         assert!(e.message.contains("more elements"), "{e}");
-        for (descr, what) in [(">f4", "big-endian"), ("|O", "not supported"), ("<c8", "not supported")] {
+        for (descr, what) in [
+            (">f4", "big-endian"),
+            ("|O", "not supported"),
+            ("<c8", "not supported"),
+        ] {
             let e = parse(&npy(&[1], descr, &[0u8; 8])).unwrap_err();
             assert!(e.message.contains(what), "{descr}: {e}");
         }
@@ -519,7 +588,12 @@ mod tests {
         let at = f.windows(5).position(|w| w == b"False").unwrap();
         f[at..at + 5].copy_from_slice(b"True "); // same length keeps the header size
         assert!(parse(&f).unwrap_err().message.contains("Fortran"));
-        assert!(parse(b"\x93NUMPY\x09\x00\x00\x00").unwrap_err().message.contains("version"));
+        assert!(
+            parse(b"\x93NUMPY\x09\x00\x00\x00")
+                .unwrap_err()
+                .message
+                .contains("version")
+        );
         assert!(parse(b"PK\x03\x04").unwrap_err().message.contains("magic"));
         assert!(parse(b"").is_err());
     }

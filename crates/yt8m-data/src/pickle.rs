@@ -664,7 +664,10 @@ impl<'a> Machine<'a> {
                         Value::Dict(d) => {
                             if let Some(items) = state.dict_items() {
                                 let (t, d) = (Value::Dict(d.clone()), d.clone());
-                                let flat: Vec<Value> = items.iter().flat_map(|(k, v)| [k.clone(), v.clone()]).collect();
+                                let flat: Vec<Value> = items
+                                    .iter()
+                                    .flat_map(|(k, v)| [k.clone(), v.clone()])
+                                    .collect();
                                 self.insert(&t, &flat)?;
                                 d.borrow_mut().extend(items)
                             }
@@ -804,7 +807,10 @@ pub fn ndarray(v: &Value) -> Result<NdArray, PickleError> {
                 .iter()
                 .map(|d| match d {
                     Value::Int(x) if *x >= 0 => Ok(*x as usize),
-                    other => perr(format!("array shape entry is {}, not a non-negative int", other.type_name())),
+                    other => perr(format!(
+                        "array shape entry is {}, not a non-negative int",
+                        other.type_name()
+                    )),
                 })
                 .collect::<Result<_, _>>()?;
             let dtype = parse_dtype(&st[2])?;

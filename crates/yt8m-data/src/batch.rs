@@ -239,7 +239,9 @@ impl Iterator for EpochIter {
                     Location::file("<loader>"),
                     "the batch assembler thread stopped before the end of the data",
                 )
-                .hint("this is a bug in yt8m; please report it with the command and inputs")))
+                .hint(
+                    "this is a bug in yt8m; please report it with the command and inputs",
+                )))
             }
         }
     }
@@ -264,7 +266,7 @@ impl Drop for EpochIter {
 }
 
 pub fn default_readers() -> usize {
-    crate::threads::available_cores().clamp(1, 4)
+    crate::available_cores().clamp(1, 4)
 }
 
 impl Loader {
@@ -334,7 +336,9 @@ impl Loader {
                     Location::file("<loader>"),
                     format!("the batch assembler failed: {}", panic_text(p.as_ref())),
                 )
-                .hint("this is a bug in yt8m; please report it with the command and inputs"))));
+                .hint(
+                    "this is a bug in yt8m; please report it with the command and inputs",
+                ))));
             }
         }));
         EpochIter {
@@ -352,7 +356,10 @@ impl Loader {
 fn inject_reader_fault(f: &std::path::Path) {
     if let Some(t) = std::env::var_os("YT8M_FAULT_READER_PANIC") {
         if f.to_string_lossy().contains(t.to_string_lossy().as_ref()) {
-            panic!("injected fault (YT8M_FAULT_READER_PANIC) while reading {}", f.display());
+            panic!(
+                "injected fault (YT8M_FAULT_READER_PANIC) while reading {}",
+                f.display()
+            );
         }
     }
 }
@@ -456,8 +463,7 @@ fn assembler(
             None
         }
     };
-    let send_all =
-        |batches: Vec<Batch>| -> bool {
+    let send_all = |batches: Vec<Batch>| -> bool {
         batches
             .into_iter()
             .all(|b| out.send(Out::Batch(Ok(b))).is_ok())
@@ -500,7 +506,9 @@ fn assembler(
                         Location::file("<loader>"),
                         format!("a reader thread stopped before the end of shard {k}"),
                     )
-                    .hint("this is a bug in yt8m; please report it with the command and inputs"))));
+                    .hint(
+                        "this is a bug in yt8m; please report it with the command and inputs",
+                    ))));
                     return;
                 }
             }

@@ -37,6 +37,17 @@ impl std::fmt::Display for Level {
     }
 }
 
+impl std::str::FromStr for Level {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "frame" => Ok(Level::Frame),
+            "video" => Ok(Level::Video),
+            other => Err(format!("'{other}' is not a level: use frame or video")),
+        }
+    }
+}
+
 /// How to read a record: feature names and widths come from the model config.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FeatureSpec {

@@ -1,0 +1,323 @@
+//! ONNX export: no Rust crate or libtorch API exports a tch model to ONNX, so graphs are built
+//! here with the schema's own message types ([`proto`], prost) and standard operators only
+//! (opset 17), with the ONNX `LSTM` operator (`direction=bidirectional`, `sequence_lens`) for
+//! the recurrent part, dynamic batch and time. Each network adds its own nodes
+//! ([`crate::model::Head::onnx_logits`]); this module declares inputs and outputs.
+//!
+//! Frame-level inputs: one tensor per modality `[batch, time, D]` (uint8 quantized, or float
+//! already dequantized) and `lengths` int64 `[batch]`. Video-level: `[batch, D]` float per
+//! modality. Outputs: `logits` and `probabilities` (sigmoid), `[batch, C]`.
+
+pub mod proto;
+
+use crate::data::Level;
+use crate::error::Result;
+use crate::model::Model;
+use proto::{
+    AttributeProto, AttributeType, DataType, Dimension, DimensionValue, GraphProto, ModelProto,
+    NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto, TensorType, TypeProto,
+    ValueInfoProto,
+};
+use tch::{Kind, Tensor};
+
+const OPSET: i64 = 17;
+const IR_VERSION: i64 = 8;
+
+/// Whether exported frame-level graphs take quantized uint8 or dequantized float features.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum InputKind {
+    #[default]
+    Uint8,
+    Float,
+}
+
+/// A node attribute value.
+pub enum Attr {
+    Int(i64),
+    Ints(Vec<i64>),
+    Str(String),
+}
+
+fn attribute(name: &str, a: Attr) -> AttributeProto {
+    let mut p = AttributeProto {
+        name: name.into(),
+        ..Default::default()
+    };
+    match a {
+        Attr::Int(v) => {
+            p.i = v;
+            p.r#type = AttributeType::Int as i32;
+        }
+        Attr::Ints(v) => {
+            p.ints = v;
+            p.r#type = AttributeType::Ints as i32;
+        }
+        Attr::Str(s) => {
+            p.s = s.into_bytes();
+            p.r#type = AttributeType::String as i32;
+        }
+    }
+    p
+}
+
+/// A dimension of a declared input or output: fixed, or named and dynamic.
+pub enum Dim {
+    Fixed(i64),
+    Named(&'static str),
+}
+
+fn value_info(name: &str, elem: DataType, dims: &[Dim]) -> ValueInfoProto {
+    let dim = dims
+        .iter()
+        .map(|d| Dimension {
+            value: Some(match d {
+                Dim::Fixed(v) => DimensionValue::DimValue(*v),
+                Dim::Named(p) => DimensionValue::DimParam(p.to_string()),
+            }),
+        })
+        .collect();
+    ValueInfoProto {
+        name: name.into(),
+        r#type: Some(TypeProto {
+            tensor_type: Some(TensorType {
+                elem_type: elem as i32,
+                shape: Some(TensorShapeProto { dim }),
+            }),
+        }),
+    }
+}
+
+/// A graph under construction: nodes get fresh output names, weights become initializers.
+pub struct Graph {
+    g: GraphProto,
+    counter: usize,
+}
+
+impl Graph {
+    fn new() -> Self {
+        Graph {
+            g: GraphProto::default(),
+            counter: 0,
+        }
+    }
+
+    fn fresh(&mut self, hint: &str) -> String {
+        self.counter += 1;
+        format!("{hint}_{}", self.counter)
+    }
+
+    /// Adds a node with the given output names.
+    pub fn node_named(
+        &mut self,
+        op: &str,
+        inputs: &[&str],
+        attrs: Vec<(&str, Attr)>,
+        outs: &[String],
+    ) {
+        self.g.node.push(NodeProto {
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: outs.to_vec(),
+            name: outs[0].clone(),
+            op_type: op.into(),
+            domain: String::new(),
+            attribute: attrs.into_iter().map(|(n, a)| attribute(n, a)).collect(),
+        });
+    }
+
+    /// Adds a node with fresh output names; returns them.
+    pub fn node(
+        &mut self,
+        op: &str,
+        inputs: &[&str],
+        attrs: Vec<(&str, Attr)>,
+        n_out: usize,
+    ) -> Vec<String> {
+        let outs: Vec<String> = (0..n_out).map(|_| self.fresh(&op.to_lowercase())).collect();
+        self.node_named(op, inputs, attrs, &outs);
+        outs
+    }
+
+    /// One-output node without attributes.
+    pub fn op(&mut self, op: &str, inputs: &[&str]) -> String {
+        self.node(op, inputs, Vec::new(), 1).remove(0)
+    }
+
+    /// One-output node with attributes.
+    pub fn op_attr(&mut self, op: &str, inputs: &[&str], attrs: Vec<(&str, Attr)>) -> String {
+        self.node(op, inputs, attrs, 1).remove(0)
+    }
+
+    fn init(&mut self, hint: &str, dims: &[i64], dtype: DataType, raw: Vec<u8>) -> String {
+        let name = self.fresh(hint);
+        self.g.initializer.push(TensorProto {
+            dims: dims.to_vec(),
+            data_type: dtype as i32,
+            name: name.clone(),
+            raw_data: raw,
+        });
+        name
+    }
+
+    /// A weight as a float32 initializer.
+    pub fn init_f32(&mut self, hint: &str, t: &Tensor) -> String {
+        let t = t
+            .to_kind(Kind::Float)
+            .to_device(tch::Device::Cpu)
+            .contiguous();
+        let n = t.numel();
+        let mut data = vec![0f32; n];
+        t.copy_data(&mut data, n);
+        let raw = data.iter().flat_map(|x| x.to_le_bytes()).collect();
+        self.init(hint, &t.size(), DataType::Float, raw)
+    }
+
+    pub fn init_i64(&mut self, hint: &str, dims: &[i64], v: &[i64]) -> String {
+        let raw = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        self.init(hint, dims, DataType::Int64, raw)
+    }
+
+    pub fn scalar_f32(&mut self, hint: &str, v: f32) -> String {
+        self.init(hint, &[], DataType::Float, v.to_le_bytes().to_vec())
+    }
+
+    /// `x · w + b` (a dense layer stored `[in, out]`).
+    pub fn dense(&mut self, x: &str, w: &Tensor, b: &Tensor) -> String {
+        let w = self.init_f32("w", w);
+        let b = self.init_f32("b", b);
+        let y = self.op("MatMul", &[x, &w]);
+        self.op("Add", &[&y, &b])
+    }
+}
+
+/// The graph's declared inputs, for a network to read.
+pub struct GraphInputs {
+    /// One per modality, in the model's order.
+    pub features: Vec<String>,
+    /// Frame level: `lengths` int64 `[batch]`.
+    pub lengths: Option<String>,
+    pub kind: InputKind,
+}
+
+/// Serialized ONNX model for `model`, its inputs named `feature_names` (one per modality).
+/// Widths and classes come from the loaded weights, not from a config.
+pub fn export_onnx_with(
+    model: &Model,
+    feature_names: &[String],
+    input: InputKind,
+) -> Result<Vec<u8>> {
+    use prost::Message;
+    let head = model.head();
+    let dims = head.feature_dims();
+    if dims.len() != feature_names.len() {
+        return Err(crate::error::Error::Invalid(format!(
+            "ONNX export: {} feature names {feature_names:?} for a model with {} modalities",
+            feature_names.len(),
+            dims.len()
+        )));
+    }
+    let mut g = Graph::new();
+    let io = match head.level() {
+        Level::Frame => {
+            let elem = match input {
+                InputKind::Uint8 => DataType::Uint8,
+                InputKind::Float => DataType::Float,
+            };
+            for (n, &d) in feature_names.iter().zip(&dims) {
+                g.g.input.push(value_info(
+                    n,
+                    elem,
+                    &[Dim::Named("batch"), Dim::Named("time"), Dim::Fixed(d)],
+                ));
+            }
+            g.g.input.push(value_info(
+                "lengths",
+                DataType::Int64,
+                &[Dim::Named("batch")],
+            ));
+            GraphInputs {
+                features: feature_names.to_vec(),
+                lengths: Some("lengths".into()),
+                kind: input,
+            }
+        }
+        Level::Video => {
+            for (n, &d) in feature_names.iter().zip(&dims) {
+                g.g.input.push(value_info(
+                    n,
+                    DataType::Float,
+                    &[Dim::Named("batch"), Dim::Fixed(d)],
+                ));
+            }
+            GraphInputs {
+                features: feature_names.to_vec(),
+                lengths: None,
+                kind: InputKind::Float,
+            }
+        }
+    };
+    let logits = head.onnx_logits(&mut g, &io)?;
+    let c = head.num_classes();
+    g.node_named("Identity", &[&logits], Vec::new(), &["logits".to_string()]);
+    g.node_named(
+        "Sigmoid",
+        &["logits"],
+        Vec::new(),
+        &["probabilities".to_string()],
+    );
+    for out in ["logits", "probabilities"] {
+        g.g.output.push(value_info(
+            out,
+            DataType::Float,
+            &[Dim::Named("batch"), Dim::Fixed(c)],
+        ));
+    }
+    g.g.name = format!("yt8m_{}", model.arch.name());
+    g.g.doc_string = "exported by yt8m; see bundle.json for the inputs".into();
+    let m = ModelProto {
+        ir_version: IR_VERSION,
+        producer_name: "yt8m".into(),
+        producer_version: env!("CARGO_PKG_VERSION").into(),
+        doc_string: String::new(),
+        graph: Some(g.g),
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: OPSET,
+        }],
+    };
+    Ok(m.encode_to_vec())
+}
+
+/// The uint8-input graph with the config's feature names for the model's level.
+pub fn export_onnx(model: &Model, cfg: &crate::config::Config) -> Result<Vec<u8>> {
+    export_onnx_with(model, &cfg.input_names(), InputKind::Uint8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::proto::*;
+    use prost::Message;
+
+    #[test]
+    fn messages_round_trip_through_prost() {
+        let m = ModelProto {
+            ir_version: 8,
+            producer_name: "yt8m".into(),
+            graph: Some(GraphProto {
+                node: vec![NodeProto {
+                    input: vec!["a".into()],
+                    output: vec!["b".into()],
+                    op_type: "Relu".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            opset_import: vec![OperatorSetIdProto {
+                domain: String::new(),
+                version: 17,
+            }],
+            ..Default::default()
+        };
+        let bytes = m.encode_to_vec();
+        assert_eq!(ModelProto::decode(&bytes[..]).unwrap(), m);
+    }
+}
