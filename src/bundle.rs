@@ -35,33 +35,50 @@ pub struct Manifest {
     pub yt8m_version: String,
 }
 
-/// Parses an `Index,Name[,...]` CSV (quoted fields allowed) into names by index.
+/// Parses an `Index,Name[,...]` CSV into names by index (the `csv` crate: class names contain
+/// commas and quotes, e.g. `"Hair Clipper, Beauty"`). A BOM and an `Index,...` header line
+/// are accepted.
 pub fn parse_vocabulary(text: &str, source: &str, num_classes: usize) -> Result<Vec<String>> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut names = vec![String::new(); num_classes];
     let mut seen = vec![false; num_classes];
-    for (ln, line) in text.lines().enumerate() {
-        if ln == 0 && line.to_ascii_lowercase().starts_with("index") {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    for (k, rec) in rdr.records().enumerate() {
+        let line = |r: &csv::StringRecord| r.position().map(|p| p.line()).unwrap_or(k as u64 + 1);
+        let rec = rec.map_err(|e| Error::Invalid(format!("{source}: not valid CSV: {e}")))?;
+        let ln = line(&rec);
+        if k == 0
+            && rec
+                .get(0)
+                .is_some_and(|f| f.trim().eq_ignore_ascii_case("index"))
+        {
             continue;
         }
-        if line.trim().is_empty() {
+        if rec.iter().all(|f| f.trim().is_empty()) {
             continue;
         }
-        let fields = split_csv(line);
         let bad = || {
             Error::Invalid(format!(
-                "{source}:{}: expected 'Index,Name,...', got '{line}'",
-                ln + 1
+                "{source}:{ln}: expected 'Index,Name,...', got '{}'",
+                rec.iter().collect::<Vec<_>>().join(",")
             ))
         };
-        let idx: usize = fields
-            .first()
+        let idx: usize = rec
+            .get(0)
             .and_then(|f| f.trim().parse().ok())
             .ok_or_else(bad)?;
-        let name = fields.get(1).cloned().ok_or_else(bad)?;
+        let name = rec.get(1).ok_or_else(bad)?.to_string();
         if idx >= num_classes {
             return Err(Error::Invalid(format!(
-                "{source}:{}: class index {idx} ≥ num_classes {num_classes}",
-                ln + 1
+                "{source}:{ln}: class index {idx} ≥ num_classes {num_classes}"
+            )));
+        }
+        if seen[idx] {
+            return Err(Error::Invalid(format!(
+                "{source}:{ln}: class {idx} is named twice"
             )));
         }
         names[idx] = name;
@@ -73,26 +90,6 @@ pub fn parse_vocabulary(text: &str, source: &str, num_classes: usize) -> Result<
         )));
     }
     Ok(names)
-}
-
-fn split_csv(line: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quoted = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (c, quoted) {
-            ('"', true) if chars.peek() == Some(&'"') => {
-                cur.push('"');
-                chars.next();
-            }
-            ('"', _) => quoted = !quoted,
-            (',', false) => out.push(std::mem::take(&mut cur)),
-            (c, _) => cur.push(c),
-        }
-    }
-    out.push(cur);
-    out
 }
 
 fn csv_field(s: &str) -> String {
@@ -403,4 +400,36 @@ pub fn load(dir: &Path, device: tch::Device) -> Result<Bundle> {
         model,
         names,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vocabulary_csv_with_quotes_commas_and_a_bom_round_trips() {
+        let names = ["plain", "Hair, Beauty", "say \"hi\"", "multi\nline"];
+        let mut text = String::from("\u{feff}Index,Name\n");
+        for (i, n) in names.iter().enumerate() {
+            text.push_str(&format!("{i},{}\n", csv_field(n)));
+        }
+        assert_eq!(parse_vocabulary(&text, "t", 4).unwrap(), names);
+        let e = parse_vocabulary("0,a\n0,b\n", "t", 1)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("t:2") && e.contains("named twice"), "{e}");
+        let e = parse_vocabulary("0,a\n", "t", 2).unwrap_err().to_string();
+        assert!(e.contains("no name for class 1"), "{e}");
+        let e = parse_vocabulary("x,a\n", "t", 1).unwrap_err().to_string();
+        assert!(e.contains("t:1"), "{e}");
+        // The shipped 2018 vocabulary: every class named, quoted names intact.
+        let v = vocabulary_for(3862, None).unwrap();
+        assert_eq!(v.len(), 3862);
+        // (A few 2018 classes have no name in the official vocabulary.)
+        assert!(v.iter().filter(|n| !n.is_empty()).count() > 3700);
+        assert!(
+            v.iter().any(|n| n.contains(',')),
+            "no comma-holding name survived"
+        );
+    }
 }

@@ -3,7 +3,7 @@
 
 use crate::bundle::Bundle;
 use crate::data::batch::{Batch, length_buckets};
-use crate::data::sources::{expand_paths, read_shard};
+use crate::data::sources::{expand_paths, videos};
 use crate::data::{FeatureSpec, Level, Video, VideoFeatures};
 use crate::error::{Error, Result};
 use crate::model::batch_inputs;
@@ -327,20 +327,14 @@ pub fn predict(
         if f.extension().and_then(|e| e.to_str()) == Some("npy") {
             take(read_npy_video(f, &spec)?, &mut p, &mut stats);
         } else {
-            let mut err = None;
-            let s = read_shard(f, &spec, opt.skip_corrupt, |v| {
-                take(v, &mut p, &mut stats);
+            let mut shard = videos(f, &spec, opt.skip_corrupt)?;
+            for v in shard.by_ref() {
+                take(v?, &mut p, &mut stats);
                 if p.videos.len() >= bs {
-                    if let Err(e) = flush(b, &mut p, opt, out, &mut stats) {
-                        err = Some(e);
-                        return false;
-                    }
+                    flush(b, &mut p, opt, out, &mut stats)?;
                 }
-                true
-            })?;
-            if let Some(e) = err {
-                return Err(e);
             }
+            let s = shard.into_stats();
             for e in &s.skipped {
                 eprintln!("warning: skipped corrupt record: {e}");
             }

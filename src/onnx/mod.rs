@@ -297,6 +297,76 @@ mod tests {
     use super::proto::*;
     use prost::Message;
 
+    /// Every node input is a graph input, an initializer or an earlier output (topological
+    /// order), and every initializer is used.
+    fn check_wiring(bytes: &[u8]) {
+        let m = ModelProto::decode(bytes).unwrap();
+        let g = m.graph.unwrap();
+        let mut known: std::collections::HashSet<String> =
+            g.input.iter().map(|v| v.name.clone()).collect();
+        let inits: Vec<String> = g.initializer.iter().map(|t| t.name.clone()).collect();
+        known.extend(inits.iter().cloned());
+        let mut used = std::collections::HashSet::new();
+        for n in &g.node {
+            for i in &n.input {
+                assert!(
+                    known.contains(i),
+                    "{} reads '{i}' before it exists",
+                    n.op_type
+                );
+                used.insert(i.clone());
+            }
+            known.extend(n.output.iter().cloned());
+        }
+        for i in &inits {
+            assert!(used.contains(i), "initializer '{i}' is never used");
+        }
+        for o in &g.output {
+            assert!(known.contains(&o.name));
+        }
+    }
+
+    #[test]
+    fn graphs_are_wired_and_carry_no_unused_initializers() {
+        use crate::config::Config;
+        use crate::model::Model;
+        for (level_overrides, kinds) in [
+            (
+                vec![
+                    "MODEL.head.lstm_size=8",
+                    "MODEL.head.embedding_size=8",
+                    "MODEL.head.fc_out1_size=8",
+                    "MODEL.head.fc_out2_size=8",
+                    "MODEL.head.num_classes=5",
+                ],
+                vec![super::InputKind::Uint8, super::InputKind::Float],
+            ),
+            (
+                vec![
+                    "MODEL.head.name=MoeModel",
+                    "MODEL.level=video",
+                    "MODEL.head.num_classes=5",
+                ],
+                vec![super::InputKind::Float],
+            ),
+            (
+                vec![
+                    "MODEL.head.name=LogisticModel",
+                    "MODEL.level=video",
+                    "MODEL.head.num_classes=5",
+                ],
+                vec![super::InputKind::Float],
+            ),
+        ] {
+            let ov: Vec<String> = level_overrides.iter().map(|s| s.to_string()).collect();
+            let cfg = Config::from_yaml("t", "", &ov).unwrap();
+            let m = Model::new(cfg.architecture(), tch::Device::Cpu, tch::Kind::Float);
+            for k in kinds {
+                check_wiring(&super::export_onnx_with(&m, &cfg.input_names(), k).unwrap());
+            }
+        }
+    }
+
     #[test]
     fn messages_round_trip_through_prost() {
         let m = ModelProto {

@@ -901,3 +901,171 @@ impl NdArray {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Hand-assembled programs with named opcodes (pickletools' names).
+    use super::*;
+
+    const PROTO: u8 = 0x80;
+    const STOP: u8 = b'.';
+    const MARK: u8 = b'(';
+    const EMPTY_DICT: u8 = b'}';
+    const EMPTY_LIST: u8 = b']';
+    const EMPTY_TUPLE: u8 = b')';
+    const TUPLE2: u8 = 0x86;
+    const BININT1: u8 = b'K';
+    const BININT: u8 = b'J';
+    const LONG1: u8 = 0x8a;
+    const BINFLOAT: u8 = b'G';
+    const SHORT_BINUNICODE: u8 = 0x8c;
+    const SHORT_BINBYTES: u8 = b'C';
+    const SETITEM: u8 = b's';
+    const SETITEMS: u8 = b'u';
+    const APPEND: u8 = b'a';
+    const APPENDS: u8 = b'e';
+    const BINPUT: u8 = b'q';
+    const BINGET: u8 = b'h';
+    const MEMOIZE: u8 = 0x94;
+    const DUP: u8 = b'2';
+    const NEWTRUE: u8 = 0x88;
+    const GLOBAL: u8 = b'c';
+    const REDUCE: u8 = b'R';
+    const BUILD: u8 = b'b';
+
+    fn s(out: &mut Vec<u8>, text: &str) {
+        out.push(SHORT_BINUNICODE);
+        out.push(text.len() as u8);
+        out.extend_from_slice(text.as_bytes());
+    }
+
+    #[test]
+    fn scalars_strings_containers_and_the_memo() {
+        let mut p = vec![PROTO, 4, EMPTY_DICT, MEMOIZE, MARK];
+        s(&mut p, "video");
+        p.extend([SHORT_BINBYTES, 3, b'a', b'b', b'c']);
+        s(&mut p, "label");
+        p.extend([EMPTY_LIST, BINPUT, 7, MARK, BININT1, 5, BININT]);
+        p.extend((-3i32).to_le_bytes());
+        p.extend([LONG1, 2, 0x00, 0x80]); // -32768
+        p.extend([APPENDS]);
+        s(&mut p, "again");
+        p.extend([BINGET, 7]); // the same list again
+        s(&mut p, "f");
+        p.push(BINFLOAT);
+        p.extend(1.5f64.to_be_bytes());
+        s(&mut p, "t");
+        p.extend([NEWTRUE, EMPTY_TUPLE, TUPLE2]);
+        p.extend([SETITEMS, STOP]);
+        let v = loads(&p).unwrap();
+        assert_eq!(v.get("video").unwrap().as_str_or_bytes().unwrap(), "abc");
+        let labels: Vec<i64> = v
+            .get("label")
+            .unwrap()
+            .as_list()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_int().unwrap())
+            .collect();
+        assert_eq!(labels, [5, -3, -32768]);
+        assert_eq!(v.get("again").unwrap().as_list().unwrap().len(), 3);
+        assert!(matches!(v.get("f"), Some(Value::Float(x)) if x == 1.5));
+        assert_eq!(v.get("t").unwrap().as_list().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_numpy_array_is_recovered_and_checked() {
+        // _reconstruct(ndarray, (0,), b'b') then BUILD (1, (2, 3), dtype('u1'), False, data).
+        let mut p = vec![PROTO, 2, GLOBAL];
+        p.extend(b"numpy.core.multiarray\n_reconstruct\n");
+        p.extend([GLOBAL]);
+        p.extend(b"numpy\nndarray\n");
+        p.extend([
+            BININT1,
+            0,
+            b'\x85',
+            SHORT_BINBYTES,
+            1,
+            b'b',
+            b'\x87',
+            REDUCE,
+            MARK,
+            BININT1,
+            1,
+            BININT1,
+            2,
+            BININT1,
+            3,
+            TUPLE2,
+            GLOBAL,
+        ]);
+        p.extend(b"numpy\ndtype\n");
+        s(&mut p, "u1");
+        p.extend([
+            0x89,
+            NEWTRUE,
+            b'\x87',
+            REDUCE,
+            0x89,
+            SHORT_BINBYTES,
+            6,
+            1,
+            2,
+            3,
+            4,
+            5,
+            6,
+            b't',
+            BUILD,
+            STOP,
+        ]);
+        let a = ndarray(&loads(&p).unwrap()).unwrap();
+        assert_eq!(
+            (a.shape.clone(), a.dtype, a.to_i64().unwrap()),
+            (vec![2, 3], DType::U8, vec![1, 2, 3, 4, 5, 6])
+        );
+        // The same header over 5 bytes of data: refused.
+        let at = p.len() - 10;
+        let mut short = p.clone();
+        short[at] = 5;
+        short.remove(at + 1);
+        assert!(
+            ndarray(&loads(&short).unwrap())
+                .unwrap_err()
+                .0
+                .contains("needs 6")
+        );
+    }
+
+    #[test]
+    fn malformed_programs_are_errors_not_panics() {
+        let cases: &[(&[u8], &str)] = &[
+            (&[PROTO, 2, APPEND, STOP], "stack underflow"),
+            (&[PROTO, 2, 0xfe], "unsupported pickle opcode 0xfe"),
+            (&[PROTO, 2, BININT], "truncated pickle"),
+            (&[PROTO, 2, BINGET, 9], "memo 9 missing"),
+            (&[PROTO, 2, EMPTY_LIST, DUP, APPEND, STOP], "inside itself"),
+            (
+                &[PROTO, 2, BININT1, 0, BININT1, 1, BININT1, 2, SETITEM, STOP],
+                "SETITEM on a int",
+            ),
+            (
+                &[PROTO, 2, LONG1, 9, 1, 1, 1, 1, 1, 1, 1, 1, 1],
+                "wider than 64 bits",
+            ),
+            // A list placed in another, then changed: refused (heights stay exact).
+            (
+                &[
+                    PROTO, 2, EMPTY_LIST, BINPUT, 0, EMPTY_LIST, BINGET, 0, APPEND, BINGET, 0,
+                    EMPTY_LIST, APPEND, STOP,
+                ],
+                "changed after it was placed",
+            ),
+        ];
+        for (prog, want) in cases {
+            let e = loads(prog).unwrap_err().0;
+            assert!(e.contains(want), "{want}: {e}");
+        }
+        assert!(loads(&[]).is_err());
+    }
+}

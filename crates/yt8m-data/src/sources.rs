@@ -188,66 +188,131 @@ impl ReadStats {
     }
 }
 
-/// Reads every video of one shard, in file order, calling `f` for each. With `skip_corrupt`,
-/// bad records are skipped and returned in the stats; otherwise the first one is the error.
-/// `f` returns `false` to stop early.
+enum Source {
+    TfRecord { reader: RecordReader, buf: Vec<u8> },
+    Pickle(PickleVideos),
+}
+
+/// The videos of one shard in file order, as an iterator. With `skip_corrupt`, bad records are
+/// skipped and kept in [`ShardVideos::stats`]; otherwise the first one is yielded as the error
+/// and the iteration ends. A file with no record at all is an `Empty` error.
+pub struct ShardVideos {
+    path: std::path::PathBuf,
+    spec: FeatureSpec,
+    skip_corrupt: bool,
+    source: Source,
+    stats: ReadStats,
+    done: bool,
+}
+
+/// Opens a shard (TFRecord or PaddleVideo pickle) for reading video by video.
+pub fn videos(
+    path: &Path,
+    spec: &FeatureSpec,
+    skip_corrupt: bool,
+) -> Result<ShardVideos, DataError> {
+    let source = match shard_kind(path) {
+        ShardKind::TfRecord => Source::TfRecord {
+            reader: RecordReader::open(path)?,
+            buf: Vec::new(),
+        },
+        ShardKind::Pickle => Source::Pickle(paddle_pickle_videos(path, spec)?),
+    };
+    Ok(ShardVideos {
+        path: path.to_path_buf(),
+        spec: spec.clone(),
+        skip_corrupt,
+        source,
+        stats: ReadStats::default(),
+        done: false,
+    })
+}
+
+impl ShardVideos {
+    /// What was read and skipped so far (complete once the iterator is exhausted).
+    pub fn stats(&self) -> &ReadStats {
+        &self.stats
+    }
+    pub fn into_stats(self) -> ReadStats {
+        self.stats
+    }
+
+    fn next_tfrecord(&mut self) -> Option<Result<Video, DataError>> {
+        let Source::TfRecord { reader, buf } = &mut self.source else {
+            return None;
+        };
+        loop {
+            let rec = match reader.next_into(buf) {
+                Ok(Some(rec)) => rec,
+                Ok(None) => {
+                    self.stats.resyncs = reader.skip_report();
+                    if self.stats.records == 0
+                        && self.stats.skipped.is_empty()
+                        && reader.next_index() == 0
+                    {
+                        return Some(Err(DataError::new(
+                            DataErrorKind::Empty,
+                            Location::file(&self.path),
+                            "file is empty (0 records)",
+                        )
+                        .hint("remove it from the inputs, or re-create it")));
+                    }
+                    return None;
+                }
+                Err(e) if self.skip_corrupt && e.kind == DataErrorKind::Corrupt => {
+                    self.stats.skipped.push(e);
+                    continue;
+                }
+                Err(e) => return Some(Err(e)),
+            };
+            let loc = Location::file(&self.path).record(rec.index, rec.offset);
+            match decode_video(buf, &self.spec, &loc) {
+                Ok(v) => return Some(Ok(v)),
+                Err(e) if self.skip_corrupt && e.kind == DataErrorKind::Corrupt => {
+                    self.stats.skipped.push(e)
+                }
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+}
+
+impl Iterator for ShardVideos {
+    type Item = Result<Video, DataError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let r = match &mut self.source {
+            Source::TfRecord { .. } => self.next_tfrecord(),
+            Source::Pickle(p) => p.next(),
+        };
+        match &r {
+            Some(Ok(v)) => {
+                self.stats.records += 1;
+                note_frame_counts(v, &self.spec, &self.path, &mut self.stats);
+            }
+            Some(Err(_)) | None => self.done = true,
+        }
+        r
+    }
+}
+
+/// Reads every video of one shard, in file order, calling `f` for each (a callback over
+/// [`videos`]). `f` returns `false` to stop early.
 pub fn read_shard(
     path: &Path,
     spec: &FeatureSpec,
     skip_corrupt: bool,
     mut f: impl FnMut(Video) -> bool,
 ) -> Result<ReadStats, DataError> {
-    let mut stats = ReadStats::default();
-    match shard_kind(path) {
-        ShardKind::TfRecord => {
-            let mut r = RecordReader::open(path)?;
-            let mut buf = Vec::new();
-            loop {
-                let rec = match r.next_into(&mut buf) {
-                    Ok(Some(rec)) => rec,
-                    Ok(None) => break,
-                    Err(e) if skip_corrupt && e.kind == DataErrorKind::Corrupt => {
-                        stats.skipped.push(e);
-                        continue;
-                    }
-                    Err(e) => return Err(e),
-                };
-                let loc = Location::file(path).record(rec.index, rec.offset);
-                match decode_video(&buf, spec, &loc) {
-                    Ok(v) => {
-                        stats.records += 1;
-                        note_frame_counts(&v, spec, path, &mut stats);
-                        if !f(v) {
-                            break;
-                        }
-                    }
-                    Err(e) if skip_corrupt && e.kind == DataErrorKind::Corrupt => {
-                        stats.skipped.push(e)
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-            stats.resyncs = r.skip_report();
-            if stats.records == 0 && stats.skipped.is_empty() && r.next_index() == 0 {
-                return Err(DataError::new(
-                    DataErrorKind::Empty,
-                    Location::file(path),
-                    "file is empty (0 records)",
-                )
-                .hint("remove it from the inputs, or re-create it"));
-            }
-        }
-        ShardKind::Pickle => {
-            for v in read_paddle_pickle(path, spec)? {
-                stats.records += 1;
-                note_frame_counts(&v, spec, path, &mut stats);
-                if !f(v) {
-                    break;
-                }
-            }
+    let mut it = videos(path, spec, skip_corrupt)?;
+    for v in it.by_ref() {
+        if !f(v?) {
+            break;
         }
     }
-    Ok(stats)
+    Ok(it.into_stats())
 }
 
 fn note_frame_counts(v: &Video, spec: &FeatureSpec, path: &Path, stats: &mut ReadStats) {
@@ -277,56 +342,42 @@ fn note_frame_counts(v: &Video, spec: &FeatureSpec, path: &Path, stats: &mut Rea
     }
 }
 
-/// Reads a PaddleVideo pickle (`data/yt8m/tf2pkl.py` per-shard list or `split_yt8m.py`
-/// per-video dict): keys `video`, `label`, `feature` (rgb uint8 [n,1024]), `audio`
-/// (uint8 [n,128]), `nframes`; str or bytes keys.
-pub fn read_paddle_pickle(path: &Path, spec: &FeatureSpec) -> Result<Vec<Video>, DataError> {
-    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
-    if bytes.is_empty() {
-        return Err(DataError::new(
-            DataErrorKind::Empty,
-            Location::file(path),
-            "file is empty",
-        ));
-    }
-    let layout_hint = "PaddleVideo's layout is a dict (or a list of dicts) with keys video, label, feature, audio, nframes, \
-                       as written by data/yt8m/tf2pkl.py and split_yt8m.py";
-    let root = pickle::loads(&bytes).map_err(|e| {
-        DataError::new(
-            DataErrorKind::Corrupt,
-            Location::file(path),
-            format!("not a readable pickle: {}", e.0),
-        )
-        .hint(layout_hint)
-    })?;
-    // The values hold their own copies: the file's bytes can go before frames are copied out.
-    let file_len = bytes.len();
-    drop(bytes);
-    // A pickle can reference one array from many videos (memo GET), so what it materialises is
-    // bounded by what the file holds: each byte of frames may be used once.
-    let mut materialised = 0usize;
-    let items = match &root {
-        Value::List(l) => l.borrow().clone(),
-        v if v.dict_items().is_some() => vec![v.clone()],
-        other => {
-            return Err(DataError::new(
-                DataErrorKind::Schema,
-                Location::file(path),
-                format!(
-                    "pickle holds a {}, not a dict or list of dicts",
-                    other.type_name()
-                ),
-            )
-            .hint(layout_hint));
+/// PaddleVideo's layout, for hints.
+const LAYOUT_HINT: &str = "PaddleVideo's layout is a dict (or a list of dicts) with keys video, label, feature, audio, nframes, \
+                           as written by data/yt8m/tf2pkl.py and split_yt8m.py";
+
+/// The videos of a PaddleVideo pickle, converted one at a time: the file is parsed whole (a
+/// pickle has no framing), but frames are copied out per video as they are taken.
+pub struct PickleVideos {
+    path: std::path::PathBuf,
+    spec: FeatureSpec,
+    items: std::vec::IntoIter<Value>,
+    index: usize,
+    /// Frame bytes handed out so far (bounded by the file's size).
+    materialised: usize,
+    file_len: usize,
+    failed: bool,
+}
+
+impl Iterator for PickleVideos {
+    type Item = Result<Video, DataError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
         }
-    };
-    if spec.level != Level::Frame {
-        return Err(DataError::new(DataErrorKind::Schema, Location::file(path), "PaddleVideo pickles hold frame-level features, but the model expects video-level features")
-            .hint("use a frame-level model config"));
+        let item = self.items.next()?;
+        let i = self.index;
+        self.index += 1;
+        let r = self.video(i, &item);
+        self.failed = r.is_err();
+        Some(r)
     }
-    let mut out = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        let loc = Location::file(path);
+}
+
+impl PickleVideos {
+    fn video(&mut self, i: usize, item: &Value) -> Result<Video, DataError> {
+        let layout_hint = LAYOUT_HINT;
+        let loc = Location::file(&self.path);
         let loc = Location {
             record: Some(i),
             ..loc
@@ -389,13 +440,13 @@ pub fn read_paddle_pickle(path: &Path, spec: &FeatureSpec) -> Result<Vec<Video>,
                 };
                 let mut labels = Vec::with_capacity(list.len());
                 for l in list {
-                    if l < 0 || l as usize >= spec.num_classes {
+                    if l < 0 || l as usize >= self.spec.num_classes {
                         return Err(DataError::new(
                             DataErrorKind::Schema,
                             loc.clone().key("label"),
                             format!(
                                 "label id {l} is outside 0..{} (num_classes)",
-                                spec.num_classes
+                                self.spec.num_classes
                             ),
                         ));
                     }
@@ -420,7 +471,13 @@ pub fn read_paddle_pickle(path: &Path, spec: &FeatureSpec) -> Result<Vec<Video>,
         };
         let mut feats = Vec::new();
         let mut rows0 = 0;
-        for (m, (name, &dim)) in spec.frame_names.iter().zip(&spec.dims).enumerate() {
+        for (m, (name, &dim)) in self
+            .spec
+            .frame_names
+            .iter()
+            .zip(&self.spec.dims)
+            .enumerate()
+        {
             // tf2pkl stores rgb under 'feature'.
             let key = if item.get(name).is_some() {
                 name.as_str()
@@ -448,25 +505,26 @@ pub fn read_paddle_pickle(path: &Path, spec: &FeatureSpec) -> Result<Vec<Video>,
                 rows0 = rows;
             }
             let keep = rows
-                .min(spec.max_frames)
+                .min(self.spec.max_frames)
                 .min(nframes.map(|n| n as usize).unwrap_or(usize::MAX));
-            materialised = materialised.saturating_add(keep * dim);
-            if materialised > file_len {
+            self.materialised = self.materialised.saturating_add(keep * dim);
+            if self.materialised > self.file_len {
                 return Err(DataError::new(
-                    DataErrorKind::Corrupt,
-                    loc.clone().key(key),
-                    format!(
-                        "the pickle's videos would hold more frame bytes ({materialised}+) than the {file_len}-byte file: the same array is referenced by several videos"
-                    ),
-                )
-                .hint("PaddleVideo writes each video's frames once; re-create the file with data/yt8m/tf2pkl.py"));
+                DataErrorKind::Corrupt,
+                loc.clone().key(key),
+                format!(
+                    "the pickle's videos would hold more frame bytes ({}+) than the {}-byte file: the same array is referenced by several videos",
+                        self.materialised, self.file_len
+                ),
+            )
+            .hint("PaddleVideo writes each video's frames once; re-create the file with data/yt8m/tf2pkl.py"));
             }
             feats.push(arr.data[..keep * dim].to_vec());
         }
         let num_frames = rows0
-            .min(spec.max_frames)
+            .min(self.spec.max_frames)
             .min(nframes.map(|n| n as usize).unwrap_or(usize::MAX));
-        out.push(Video {
+        Ok(Video {
             id,
             labels,
             has_labels,
@@ -474,9 +532,69 @@ pub fn read_paddle_pickle(path: &Path, spec: &FeatureSpec) -> Result<Vec<Video>,
             num_frames,
             total_frames: rows0,
             segments: None,
-        });
+        })
     }
-    Ok(out)
+}
+
+/// Reads a PaddleVideo pickle (`data/yt8m/tf2pkl.py` per-shard list or `split_yt8m.py`
+/// per-video dict): keys `video`, `label`, `feature` (rgb uint8 [n,1024]), `audio`
+/// (uint8 [n,128]), `nframes`; str or bytes keys.
+pub fn paddle_pickle_videos(path: &Path, spec: &FeatureSpec) -> Result<PickleVideos, DataError> {
+    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    if bytes.is_empty() {
+        return Err(DataError::new(
+            DataErrorKind::Empty,
+            Location::file(path),
+            "file is empty",
+        ));
+    }
+    let layout_hint = LAYOUT_HINT;
+    let root = pickle::loads(&bytes).map_err(|e| {
+        DataError::new(
+            DataErrorKind::Corrupt,
+            Location::file(path),
+            format!("not a readable pickle: {}", e.0),
+        )
+        .hint(layout_hint)
+    })?;
+    // The values hold their own copies: the file's bytes can go before frames are copied out.
+    let file_len = bytes.len();
+    drop(bytes);
+    // A pickle can reference one array from many videos (memo GET), so what it materialises is
+    // bounded by what the file holds: each byte of frames may be used once.
+    let items = match &root {
+        Value::List(l) => l.borrow().clone(),
+        v if v.dict_items().is_some() => vec![v.clone()],
+        other => {
+            return Err(DataError::new(
+                DataErrorKind::Schema,
+                Location::file(path),
+                format!(
+                    "pickle holds a {}, not a dict or list of dicts",
+                    other.type_name()
+                ),
+            )
+            .hint(layout_hint));
+        }
+    };
+    if spec.level != Level::Frame {
+        return Err(DataError::new(DataErrorKind::Schema, Location::file(path), "PaddleVideo pickles hold frame-level features, but the model expects video-level features")
+            .hint("use a frame-level model config"));
+    }
+    Ok(PickleVideos {
+        path: path.to_path_buf(),
+        spec: spec.clone(),
+        items: items.into_iter(),
+        index: 0,
+        materialised: 0,
+        file_len,
+        failed: false,
+    })
+}
+
+/// Every video of a PaddleVideo pickle.
+pub fn read_paddle_pickle(path: &Path, spec: &FeatureSpec) -> Result<Vec<Video>, DataError> {
+    paddle_pickle_videos(path, spec)?.collect()
 }
 
 /// Number of videos in a shard without decoding: TFRecord framing only (seeks over payloads),
