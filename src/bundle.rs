@@ -190,9 +190,19 @@ pub fn export(
     } else {
         weights.with_file_name("test_report.json")
     };
-    let report: Option<serde_json::Value> = std::fs::read(&report_path)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok());
+    let report: Option<crate::infer::TestReport> = match std::fs::read(&report_path) {
+        Err(_) => None,
+        Ok(b) => match serde_json::from_slice(&b) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::warn!(
+                    "{} is not a yt8m test report ({e}); the model card will carry no metrics",
+                    report_path.display()
+                );
+                None
+            }
+        },
+    };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -226,12 +236,20 @@ pub fn export(
     ));
     match &report {
         Some(r) => {
-            let m = &r["metrics"];
+            let m = &r.metrics;
+            let mode = serde_json::to_value(m.mode)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default();
             card.push_str(&format!(
-                "From `{}` ({} videos, {} metrics, top_k {}):\n\n| Hit@1 | PERR | GAP | mAP |\n|---|---|---|---|\n| {:.4} | {:.4} | {:.4} | {} |\n\n",
-                report_path.display(), r["num_videos"], m["mode"].as_str().unwrap_or("?"), m["top_k"],
-                m["hit_at_one"].as_f64().unwrap_or(f64::NAN), m["perr"].as_f64().unwrap_or(f64::NAN), m["gap"].as_f64().unwrap_or(f64::NAN),
-                m["map"].as_f64().map(|x| format!("{x:.4}")).unwrap_or("-".into())
+                "From `{}` ({} videos, {mode} metrics, top_k {}):\n\n| Hit@1 | PERR | GAP | mAP |\n|---|---|---|---|\n| {:.4} | {:.4} | {:.4} | {} |\n\n",
+                report_path.display(),
+                r.num_videos,
+                m.top_k,
+                m.hit_at_one,
+                m.perr,
+                m.gap,
+                m.map.map(|x| format!("{x:.4}")).unwrap_or("-".into())
             ));
         }
         None => card.push_str("No test report found beside the weights; run `yt8m test -c CONFIG -w WEIGHTS` before exporting to record metrics here.\n\n"),

@@ -153,7 +153,7 @@ pub fn evaluate_model(model: &Model, loader: &Loader, s: &EvalSettings) -> Resul
 }
 
 /// The JSON report of `yt8m test`.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct TestReport {
     pub metrics: Metrics,
     pub num_videos: usize,

@@ -21,6 +21,7 @@ pub mod bundle;
 pub mod checkpoint;
 pub mod config;
 pub mod convert;
+pub mod demo;
 pub mod distributed;
 pub mod infer;
 pub mod kinds;

@@ -592,145 +592,9 @@ fn evaluate(a: EvaluateArgs) -> Result<()> {
 }
 
 fn demo(a: DemoArgs) -> Result<()> {
-    let t0 = std::time::Instant::now();
-    let data = a.dir.join("data");
-    println!(
-        "[demo 1/4] synthetic YouTube-8M frame-level shards (official SequenceExample format) under {}",
-        data.display()
-    );
-    for (split, n, shards, seed) in [("train", 384usize, 4usize, 1u64), ("test", 128, 1, 2)] {
-        let cfg = SynthConfig {
-            num_videos: n,
-            num_shards: shards,
-            seed,
-            prefix: split.into(),
-            ..Default::default()
-        };
-        let s = write_synthetic(&data.join(split), &cfg)?;
-        println!(
-            "  {split}: {} videos, {} frames, {} shard(s)",
-            s.videos,
-            s.frames,
-            s.files.len()
-        );
-    }
-    let files = expand_paths(
-        &[
-            data.join("train").display().to_string(),
-            data.join("test").display().to_string(),
-        ],
-        None,
-    )?;
-    let reports: Vec<_> = files
-        .iter()
-        .map(|f| inspect_file(f, false))
-        .collect::<Result<_, _>>()?;
-    print!("{}", render_table(&reports));
-
-    println!("\n[demo 2/5] train a small AttentionLSTM (configs/demo_small.yaml) with validation");
-    let overrides = vec![
-        format!("DATASET.train.file_path={}", data.join("train").display()),
-        format!("DATASET.valid.file_path={}", data.join("test").display()),
-        format!("DATASET.test.file_path={}", data.join("test").display()),
-    ];
-    let cfg = Config::from_yaml("configs/demo_small.yaml", DEMO_CONFIG, &overrides)?;
-    let run = a.dir.join("run");
-    if run.exists() {
-        std::fs::remove_dir_all(&run).with_context(|| format!("clearing {}", run.display()))?;
-    }
-    let s = yt8m::train::train(
-        cfg.clone(),
-        &TrainOptions {
-            output: run.clone(),
-            validate: true,
-            quiet: true,
-            ..Default::default()
-        },
-    )?;
-    println!(
-        "  {} epochs, {} steps, {:.0} samples/s; best checkpoint {}",
-        s.epochs,
-        s.steps,
-        s.samples_per_s,
-        s.best_checkpoint
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default()
-    );
-
-    println!("\n[demo 3/5] test the best checkpoint with the official metrics");
-    let best = s.best_checkpoint.unwrap_or(s.last_checkpoint);
-    let r = yt8m::infer::test_run(&cfg, &best, 8)?;
-    print!("{}", r.metrics.render());
-    let chance = yt8m::evaluate::class_prior_gap(&cfg)?;
-    println!("  class-prior baseline (every video scored by class frequency): GAP {chance:.4}");
-
-    std::fs::write(
-        best.join("test_report.json"),
-        serde_json::to_string_pretty(&r)?,
-    )?;
-    println!("\n[demo 4/5] the same checkpoint with PaddleVideo's per-batch metrics (batch 8)");
-    let mut pv = cfg.clone();
-    pv.METRIC.mode = MetricMode::Paddlevideo;
-    let r2 = yt8m::infer::test_run(&pv, &best, 8)?;
-    print!("{}", r2.metrics.render());
-
-    println!(
-        "\n[demo 5/5] export a bundle (safetensors, ONNX, vocabulary, model card) and predict with it"
-    );
-    let bundle_dir = a.dir.join("bundle");
-    let mut model = yt8m::model::Model::new(cfg.architecture(), tch::Device::Cpu, tch::Kind::Float);
-    model.load_weights(&best)?;
-    let m = yt8m::bundle::export(
-        &cfg,
-        &model,
-        &best,
-        &yt8m::bundle::ExportOptions {
-            output: bundle_dir.clone(),
-            vocabulary: None,
-            onnx: true,
-            onnx_input: yt8m::onnx::InputKind::Uint8,
-        },
-    )?;
-    println!(
-        "  {}: {}",
-        bundle_dir.display(),
-        m.files.keys().cloned().collect::<Vec<_>>().join(", ")
-    );
-    let b = yt8m::bundle::load(&bundle_dir, tch::Device::Cpu)?;
-    let test_shard = data.join("test").join("test0000.tfrecord");
-    let mut first = Vec::new();
-    yt8m::data::sources::read_shard(&test_shard, &cfg.feature_spec(), false, |v| {
-        first.push(v);
-        first.len() < 3
-    })?;
-    let opt = yt8m::predict::PredictOptions {
-        top_k: 3,
-        batch_size: 64,
-        bucket_window: yt8m::predict::DEFAULT_BUCKET_WINDOW,
-        format: yt8m::predict::Format::Table,
-        score: yt8m::predict::ScoreFn::Sigmoid,
-        skip_corrupt: false,
-    };
-    let mut out = Vec::new();
-    yt8m::predict::predict(&b, &[test_shard.display().to_string()], &opt, &mut out)?;
-    let text = String::from_utf8_lossy(&out);
-    for (v, chunk) in first
-        .iter()
-        .zip(text.split_inclusive('\n').collect::<Vec<_>>().chunks(4))
-    {
-        print!("{}", chunk.concat());
-        println!("       true labels: {:?}", v.labels);
-    }
-    println!(
-        "\ndemo finished in {:.0} s; run directory {}",
-        t0.elapsed().as_secs_f64(),
-        run.display()
-    );
+    yt8m::demo::run(&a.dir, &mut std::io::stdout())?;
     Ok(())
 }
-
-const DEMO_CONFIG: &str = include_str!("../configs/demo_small.yaml");
 
 fn train(a: TrainArgs) -> Result<()> {
     let mut cfg = a.cfg.load()?;
@@ -760,7 +624,7 @@ fn train(a: TrainArgs) -> Result<()> {
             .unwrap_or_default()
     );
     if let Some(v) = s.last_valid {
-        println!("last validation: {v}");
+        println!("last validation: {}", serde_json::to_string(&v)?);
     }
     Ok(())
 }

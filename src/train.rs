@@ -19,7 +19,7 @@ use crate::model::{Model, batch_inputs};
 use crate::optim::{RmsProp, RmsPropConfig};
 use crate::runtime::write_atomic;
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -48,7 +48,7 @@ pub struct TrainSummary {
     pub last_checkpoint: PathBuf,
     pub best_checkpoint: Option<PathBuf>,
     pub final_train_loss: f64,
-    pub last_valid: Option<serde_json::Value>,
+    pub last_valid: Option<ValidRecord>,
     pub samples_per_s: f64,
     /// This process's rank and the number of workers (1 without MPI).
     pub rank: usize,
@@ -64,17 +64,106 @@ fn count_videos(loader: &Loader) -> Option<usize> {
     Some(n)
 }
 
-struct JsonLog(std::fs::File);
+/// One line of `RUN/metrics.jsonl` (tagged by `kind`), written by rank 0.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum LogRecord {
+    /// Every `log_interval` steps.
+    TrainStep {
+        epoch: usize,
+        step: usize,
+        global_step: usize,
+        /// Summed over the batch (PaddleVideo's loss).
+        loss: f64,
+        loss_per_video: f64,
+        lr: f64,
+        samples_per_s: f64,
+        data_wait_share: f64,
+        /// Only measured when OPTIMIZER.grad_clip is on.
+        grad_norm: Option<f64>,
+        workers: usize,
+    },
+    /// At the end of each epoch.
+    Epoch {
+        epoch: usize,
+        steps: usize,
+        videos: usize,
+        train_loss_per_video: f64,
+        seconds: f64,
+        samples_per_s: f64,
+        data_wait_share: f64,
+        skipped_records: usize,
+        workers: usize,
+        lr: f64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        valid: Option<ValidRecord>,
+        /// Every skipped record and byte range (`--skip-corrupt`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        skipped: Vec<String>,
+    },
+    /// A `--resume`: the epochs after it continue from the checkpoint, they repeat nothing.
+    Resume {
+        from: String,
+        epoch: usize,
+        global_step: usize,
+    },
+}
 
-impl JsonLog {
-    fn write(&mut self, v: serde_json::Value) {
-        let _ = writeln!(self.0, "{v}");
-        let _ = self.0.flush();
+/// Validation metrics of one epoch.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ValidRecord {
+    pub hit_at_one: f64,
+    pub perr: f64,
+    pub gap: f64,
+    pub map: Option<f64>,
+    /// Per video.
+    pub loss: f64,
+    pub videos: usize,
+    pub mode: crate::metrics::MetricMode,
+}
+
+impl ValidRecord {
+    pub fn metric(&self, m: crate::config::BestMetric) -> Option<f64> {
+        use crate::config::BestMetric::*;
+        match m {
+            Gap => Some(self.gap),
+            HitAtOne => Some(self.hit_at_one),
+            Perr => Some(self.perr),
+            Map => self.map,
+            Loss => Some(self.loss),
+        }
     }
 }
 
-fn metric_value(name: &str, v: &serde_json::Value) -> Option<f64> {
-    v.get(name).and_then(|x| x.as_f64())
+/// Reads a run's `metrics.jsonl` back (for plots, tests, tools).
+pub fn read_log(path: &Path) -> Result<Vec<LogRecord>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| {
+                Error::Invalid(format!(
+                    "{}:{}: not a yt8m log record: {e}",
+                    path.display(),
+                    i + 1
+                ))
+            })
+        })
+        .collect()
+}
+
+struct JsonLog(std::fs::File);
+
+impl JsonLog {
+    fn write(&mut self, r: &LogRecord) {
+        let _ = writeln!(
+            self.0,
+            "{}",
+            serde_json::to_string(r).expect("records serialize")
+        );
+        let _ = self.0.flush();
+    }
 }
 
 /// The model and optimizer at the run's start point: fresh (seeded), initial weights on rank 0,
@@ -325,8 +414,18 @@ impl Trainer<'_> {
                 self.log.as_mut(),
                 self.cfg.log_interval > 0 && steps % self.cfg.log_interval == 0,
             ) {
-                log.write(serde_json::json!({"kind": "train_step", "epoch": epoch + 1, "step": steps, "global_step": self.state.global_step,
-                    "loss": lv, "loss_per_video": per_video, "lr": lr, "samples_per_s": sps, "data_wait_share": wait / el, "grad_norm": gnorm, "workers": world}));
+                log.write(&LogRecord::TrainStep {
+                    epoch: epoch + 1,
+                    step: steps,
+                    global_step: self.state.global_step,
+                    loss: lv,
+                    loss_per_video: per_video,
+                    lr,
+                    samples_per_s: sps,
+                    data_wait_share: wait / el,
+                    grad_norm: gnorm,
+                    workers: world,
+                });
                 if self.opts.quiet {
                     tracing::info!(
                         "epoch {} step {steps} loss {per_video:.4} lr {lr:.2e} {sps:.1} samples/s data-wait {:.0}%",
@@ -358,11 +457,19 @@ impl Trainer<'_> {
         epoch: usize,
         loader: &Loader,
         eval: &EvalSettings,
-    ) -> Result<(serde_json::Value, bool)> {
+    ) -> Result<(ValidRecord, bool)> {
         let r = evaluate_model(&self.model, loader, eval)?;
         let m = &r.metrics;
         let loss = r.loss / r.videos as f64;
-        let v = serde_json::json!({"hit_at_one": m.hit_at_one, "perr": m.perr, "gap": m.gap, "map": m.map, "loss": loss, "videos": r.videos, "mode": m.mode});
+        let v = ValidRecord {
+            hit_at_one: m.hit_at_one,
+            perr: m.perr,
+            gap: m.gap,
+            map: m.map,
+            loss,
+            videos: r.videos,
+            mode: m.mode,
+        };
         tracing::info!(
             "epoch {} valid: Hit@1 {:.4} PERR {:.4} GAP {:.4} mAP {:.4} loss/video {loss:.3} ({} videos, {:?} metrics)",
             epoch + 1,
@@ -375,7 +482,7 @@ impl Trainer<'_> {
         );
         let higher_better = self.cfg.TRAIN.best_metric.higher_is_better();
         let mut is_best = false;
-        if let Some(x) = metric_value(self.cfg.TRAIN.best_metric.key(), &v) {
+        if let Some(x) = v.metric(self.cfg.TRAIN.best_metric) {
             let better = match self.state.best_metric {
                 None => true,
                 Some(b) if higher_better => x > b,
@@ -482,7 +589,11 @@ fn train_with(mut cfg: Config, opts: &TrainOptions, comm: &dyn Comm) -> Result<T
     };
     if let (Some(log), Some(ck)) = (log.as_mut(), &resume_from) {
         // Epochs after this line repeat none before it: they continue from the checkpoint.
-        log.write(serde_json::json!({"kind": "resume", "from": ck.display().to_string(), "epoch": start_epoch, "global_step": state_step}));
+        log.write(&LogRecord::Resume {
+            from: ck.display().to_string(),
+            epoch: start_epoch,
+            global_step: state_step,
+        });
     }
     let eval = EvalSettings {
         top_k: cfg.METRIC.gap_top_k,
@@ -554,9 +665,6 @@ fn train_with(mut cfg: Config, opts: &TrainOptions, comm: &dyn Comm) -> Result<T
         if !main {
             continue;
         }
-        let mut rec = serde_json::json!({"kind": "epoch", "epoch": epoch + 1, "steps": e.steps, "videos": seen, "train_loss_per_video": final_loss,
-            "seconds": el, "samples_per_s": seen as f64 / el, "data_wait_share": e.wait / el, "skipped_records": skipped, "workers": world,
-            "lr": cfg.OPTIMIZER.learning_rate.lr(epoch, t.state.global_step.saturating_sub(1), t.total_steps)});
         if skipped > 0 {
             tracing::warn!(
                 "epoch {}: skipped {skipped} corrupt record(s) or byte range(s) (DATASET.skip_corrupt)",
@@ -565,17 +673,35 @@ fn train_with(mut cfg: Config, opts: &TrainOptions, comm: &dyn Comm) -> Result<T
             for l in &e.lost {
                 tracing::warn!("skipped: {l}");
             }
-            rec["skipped"] = serde_json::json!(e.lost);
         }
         let do_val = cfg.TRAIN.val_interval > 0
             && ((epoch + 1) % cfg.TRAIN.val_interval == 0 || epoch + 1 == cfg.epochs);
         let mut is_best = false;
+        let mut valid = None;
         if let (true, Some(vl)) = (do_val, &valid_loader) {
             let (v, best) = t.validate(epoch, vl, &eval)?;
             is_best = best;
-            rec["valid"] = v.clone();
+            valid = Some(v.clone());
             last_valid = Some(v);
         }
+        let rec = LogRecord::Epoch {
+            epoch: epoch + 1,
+            steps: e.steps,
+            videos: seen,
+            train_loss_per_video: final_loss,
+            seconds: el,
+            samples_per_s: seen as f64 / el,
+            data_wait_share: e.wait / el,
+            skipped_records: skipped,
+            workers: world,
+            lr: cfg.OPTIMIZER.learning_rate.lr(
+                epoch,
+                t.state.global_step.saturating_sub(1),
+                t.total_steps,
+            ),
+            valid,
+            skipped: e.lost.clone(),
+        };
         tracing::info!(
             "epoch {}/{} done: train loss/video {final_loss:.4}, {:.1} samples/s, data wait {:.0}%",
             epoch + 1,
@@ -584,7 +710,7 @@ fn train_with(mut cfg: Config, opts: &TrainOptions, comm: &dyn Comm) -> Result<T
             100.0 * e.wait / el
         );
         if let Some(log) = t.log.as_mut() {
-            log.write(rec);
+            log.write(&rec);
         }
         t.checkpoint(epoch, is_best)?;
     }

@@ -47,6 +47,7 @@ fn labels_of(r: &serde_json::Value) -> Vec<u32> {
 
 #[test]
 fn frame_level_files_match_manifests() {
+    needs_shared!();
     for (rel, classes) in [
         ("synthetic/frame_2018.tfrecord", 3862),
         ("synthetic/frame_2017.tfrecord", 4716),
@@ -117,6 +118,7 @@ fn frame_level_files_match_manifests() {
 
 #[test]
 fn max_frames_truncates_like_the_official_reader() {
+    needs_shared!();
     let path = yt8m_data("synthetic/frame_long.tfrecord");
     let vids = read_all(&path, &frame_spec(3862, 300));
     for v in &vids {
@@ -135,6 +137,7 @@ fn max_frames_truncates_like_the_official_reader() {
 
 #[test]
 fn video_level_files_match_manifests() {
+    needs_shared!();
     for (rel, classes) in [
         ("real/validate0000.tfrecord", 3862),
         ("real/validate0001.tfrecord", 3862),
@@ -182,6 +185,7 @@ fn video_level_files_match_manifests() {
 /// from the table in PROVENANCE.md (counted there by walking the framing).
 #[test]
 fn all_real_shards_have_the_documented_record_counts() {
+    needs_shared!();
     let prov = std::fs::read_to_string(yt8m_data("PROVENANCE.md")).unwrap();
     let mut expected = std::collections::BTreeMap::new();
     expected.insert("validate0000.tfrecord".to_string(), 284usize);
@@ -231,6 +235,7 @@ fn all_real_shards_have_the_documented_record_counts() {
 
 #[test]
 fn paddlevideo_pickle_equals_the_derived_tfrecord() {
+    needs_shared!();
     let spec = frame_spec(3862, 300);
     let p = read_paddle_pickle(&yt8m_data("real/paddlevideo_example.pkl"), &spec).unwrap();
     assert_eq!(p.len(), 1);
@@ -308,6 +313,7 @@ fn expect_err(path: &Path, spec: &FeatureSpec, kind: DataErrorKind, needles: &[&
 
 #[test]
 fn corrupt_records_name_file_offset_and_index() {
+    needs_shared!();
     let recs = record_offsets();
     let spec = frame_spec(3862, 300);
     let (off2, len2) = recs[2];
@@ -366,6 +372,7 @@ fn corrupt_records_name_file_offset_and_index() {
 
 #[test]
 fn skip_corrupt_counts_and_continues() {
+    needs_shared!();
     let recs = record_offsets();
     let (off2, _) = recs[2];
     let p = corrupt_copy("skip", |b| b[off2 as usize + 12 + 100] ^= 0x10);
@@ -383,6 +390,7 @@ fn skip_corrupt_counts_and_continues() {
 
 #[test]
 fn schema_mismatches_are_clear() {
+    needs_shared!();
     // A video-level file where frame-level is expected.
     let p = yt8m_data("real/validate0000.tfrecord");
     expect_err(
@@ -485,6 +493,7 @@ fn framing_roundtrip_and_unpacked_lists() {
 
 #[test]
 fn loader_is_deterministic_and_sees_every_video_once() {
+    needs_shared!();
     let files = expand_paths(
         &[yt8m_data("real/validate000*.tfrecord")
             .display()
@@ -518,6 +527,7 @@ fn loader_is_deterministic_and_sees_every_video_once() {
 
 #[test]
 fn batches_carry_lengths_and_multi_hot_labels() {
+    needs_shared!();
     let spec = frame_spec(3862, 300);
     let vids = read_all(&yt8m_data("synthetic/frame_2018.tfrecord"), &spec);
     let b = Batch::from_videos(&vids, &spec);
@@ -554,6 +564,7 @@ fn batches_carry_lengths_and_multi_hot_labels() {
 
 #[test]
 fn errors_reach_the_loader_consumer() {
+    needs_shared!();
     let p = corrupt_copy("loader", |b| b.truncate(b.len() - 3));
     let loader = Loader::new(vec![p], frame_spec(3862, 300), LoaderConfig::default());
     let r: Result<Vec<Batch>, _> = loader.epoch(0).collect();

@@ -150,6 +150,7 @@ fn real_records() -> Vec<Vec<u8>> {
 
 #[test]
 fn real_and_synthetic_records_decode_alike() {
+    needs_shared!();
     let recs = real_records();
     for r in &recs {
         assert!(agree(r), "a real record one decoder refused");
@@ -231,6 +232,7 @@ fn random_messages_encoded_by_prost_decode_alike_and_ours_encode_for_prost() {
 
 #[test]
 fn mutated_records_decode_alike_whenever_both_accept_them() {
+    needs_shared!();
     let mut rng = Rng::new(22);
     let recs: Vec<Vec<u8>> = real_records()
         .into_iter()

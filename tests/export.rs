@@ -147,6 +147,7 @@ fn bundle_has_every_file_and_a_model_card() {
 
 #[test]
 fn onnx_matches_yt8m_on_random_and_real_input() {
+    needs_shared!();
     let (dir, cfg) = bundle("onnx", &[]);
     let work = dir.parent().unwrap().to_path_buf();
     // Real: the PaddleVideo example video (170 frames) plus random videos of varied lengths.
@@ -190,6 +191,7 @@ fn onnx_matches_yt8m_on_random_and_real_input() {
 
 #[test]
 fn onnx_video_level_moe_and_logistic_match() {
+    needs_shared!();
     for head in ["MoeModel", "LogisticModel"] {
         let d = tempdir(&format!("onnx-{head}"));
         let ov = vec![
@@ -239,6 +241,7 @@ fn onnx_video_level_moe_and_logistic_match() {
 
 #[test]
 fn predict_reads_tfrecord_pkl_and_npy_alike() {
+    needs_shared!();
     let (dir, cfg) = bundle("predict", &[]);
     let work = dir.parent().unwrap().to_path_buf();
     let d = dir.to_str().unwrap();
@@ -378,6 +381,7 @@ fn predict_reads_tfrecord_pkl_and_npy_alike() {
 
 #[test]
 fn bad_bundles_and_inputs_are_clear_errors() {
+    needs_shared!();
     let (dir, _) = bundle("bad", &["--no-onnx"]);
     let work = dir.parent().unwrap().to_path_buf();
     let d = dir.to_str().unwrap();

@@ -83,6 +83,7 @@ fn records(p: &Path) -> Vec<Vec<u8>> {
 
 #[test]
 fn example_and_sequence_example_payloads() {
+    needs_shared!();
     let mut rng = Rng::new(11);
     let mut payloads = records(&yt8m_data("synthetic/frame_2018.tfrecord"));
     payloads.extend(records(&yt8m_data("synthetic/video_2018.tfrecord")));
@@ -105,6 +106,7 @@ fn example_and_sequence_example_payloads() {
 
 #[test]
 fn tfrecord_files_with_and_without_skip_corrupt() {
+    needs_shared!();
     let mut rng = Rng::new(12);
     let d = tempdir("fuzz-tfr");
     let sources = [
@@ -144,6 +146,7 @@ fn tfrecord_files_with_and_without_skip_corrupt() {
 
 #[test]
 fn pickle_vm_on_mutated_real_files_and_random_opcodes() {
+    needs_shared!();
     let mut rng = Rng::new(13);
     let d = tempdir("fuzz-pkl");
     let pkl = std::fs::read(yt8m_data("real/paddlevideo_example.pkl")).unwrap();
@@ -197,6 +200,7 @@ fn pickle_vm_on_mutated_real_files_and_random_opcodes() {
 
 #[test]
 fn npy_and_npz_files() {
+    needs_shared!();
     let mut rng = Rng::new(14);
     let d = tempdir("fuzz-npz");
     let npz = std::fs::read(yt8m_data("golden/synthetic_few_classes.npz")).unwrap();
@@ -286,6 +290,7 @@ fn safetensors_and_bundle_manifests() {
 
 #[test]
 fn kaggle_csv_lines() {
+    needs_shared!();
     let mut rng = Rng::new(16);
     let d = tempdir("fuzz-csv");
     let labels = vec![

@@ -538,6 +538,7 @@ pickle.dump([x], open({ovf:?}, 'wb'), protocol=2)
 
 #[test]
 fn a_record_claiming_a_gibibyte_allocates_nothing_of_it() {
+    needs_shared!();
     let d = tempdir("h-gib");
     let tr = d.join("train");
     std::fs::create_dir_all(&tr).unwrap();
@@ -592,6 +593,7 @@ fn record_offsets(p: &Path) -> Vec<u64> {
 
 #[test]
 fn skip_corrupt_resynchronises_after_a_broken_header() {
+    needs_shared!();
     let d = tempdir("h-resync");
     let src = yt8m_data("synthetic/frame_2018.tfrecord");
     let offs = record_offsets(&src);
@@ -672,6 +674,7 @@ fn video_record(id: &str, rgb: &[f32], audio: &[f32]) -> Vec<u8> {
 
 #[test]
 fn non_finite_features_and_scores_are_refused_or_skipped_and_reported() {
+    needs_shared!();
     let d = tempdir("h-nan");
     let mut rgb = vec![0.1f32; 1024];
     let audio = vec![0.2f32; 128];
@@ -751,6 +754,7 @@ fn non_finite_features_and_scores_are_refused_or_skipped_and_reported() {
 
 #[test]
 fn bundles_may_only_name_their_own_regular_files() {
+    needs_shared!();
     let d = tempdir("h-bundle");
     let b = tiny_bundle(&d);
     let input = yt8m_data("derived/paddle_SjJ3_frame.tfrecord");
@@ -799,6 +803,7 @@ fn bundles_may_only_name_their_own_regular_files() {
 
 #[test]
 fn outputs_never_overwrite_inputs_or_leave_partial_files() {
+    needs_shared!();
     let d = tempdir("h-out");
     let b = tiny_bundle(&d);
     let bs = b.to_str().unwrap();

@@ -13,6 +13,7 @@ fn golden() -> serde_json::Value {
 /// Cases whose top-k boundaries hold no ties with mixed labels: exact to 1e-12.
 #[test]
 fn golden_cases_without_boundary_ties_are_exact() {
+    needs_shared!();
     let g = golden();
     for case in [
         "synthetic_random.npz",
@@ -257,6 +258,7 @@ fn paddlevideo_mode_is_a_mean_of_batch_metrics() {
 
 #[test]
 fn evaluate_cli_prints_json() {
+    needs_shared!();
     let out = std::process::Command::new(bin())
         .args(["evaluate", "--scores"])
         .arg(yt8m_data("golden/synthetic_random.npz"))
@@ -287,6 +289,7 @@ fn evaluate_cli_prints_json() {
 
 #[test]
 fn kaggle_csv_is_scored_over_the_submitted_pairs_only() {
+    needs_shared!();
     // Labels of synthetic/video_2018.tfrecord (6 videos) from its manifest.
     let man = read_json(&yt8m_data("synthetic/video_2018.tfrecord.manifest.json"));
     let recs = man["records"].as_array().unwrap();
@@ -426,6 +429,7 @@ print(json.dumps({'cases': cases}))
 
 #[test]
 fn npy_scores_with_ids_are_matched_to_shard_labels() {
+    needs_shared!();
     // The golden real case's scores are for validate0001's videos in file order: score them
     // through ids + shard labels, rows shuffled and one row dropped, one unknown id added.
     let g = read_npz(&yt8m_data("golden/real_validate0001_centroid.npz")).unwrap();

@@ -308,3 +308,51 @@ fn nan_loss_stops_with_the_step_and_keeps_the_last_checkpoint() {
             .exists()
     );
 }
+
+#[test]
+fn the_demo_runs_end_to_end_and_its_log_reads_back_typed() {
+    let d = tempdir("demo");
+    let mut out = Vec::new();
+    let s = yt8m::demo::run(&d, &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    for step in 1..=5 {
+        assert!(text.contains(&format!("[demo {step}/5]")), "{text}");
+    }
+    assert!(text.contains("true labels"), "{text}");
+    println!(
+        "demo: GAP {:.4} vs class prior {:.4} in {:.0} s",
+        s.metrics.gap, s.class_prior_gap, s.seconds
+    );
+    assert!(s.metrics.gap > s.class_prior_gap + 0.3, "{text}");
+    for f in [
+        "model.onnx",
+        "model.safetensors",
+        "bundle.json",
+        "MODEL_CARD.md",
+    ] {
+        assert!(s.bundle_dir.join(f).is_file(), "{f}");
+    }
+    // The model card carries the test report's metrics (read back typed).
+    let card = std::fs::read_to_string(s.bundle_dir.join("MODEL_CARD.md")).unwrap();
+    assert!(
+        card.contains("official metrics") && card.contains("| Hit@1 |"),
+        "{card}"
+    );
+    let log = yt8m::train::read_log(&s.run_dir.join("metrics.jsonl")).unwrap();
+    let epochs: Vec<_> = log
+        .iter()
+        .filter_map(|r| match r {
+            yt8m::train::LogRecord::Epoch { epoch, valid, .. } => Some((*epoch, valid.clone())),
+            _ => None,
+        })
+        .collect();
+    assert!(!epochs.is_empty());
+    assert!(
+        epochs.iter().all(|(_, v)| v.is_some()),
+        "validation every epoch"
+    );
+    assert!(
+        log.iter()
+            .any(|r| matches!(r, yt8m::train::LogRecord::TrainStep { .. }))
+    );
+}

@@ -12,6 +12,7 @@ fn real(pattern: &str) -> String {
 
 #[test]
 fn logistic_and_moe_on_real_shards_beat_the_class_prior() {
+    needs_shared!();
     let cfg_path = repo().join("configs/logistic_video.yaml");
     for (head, epochs) in [("LogisticModel", 4), ("MoeModel", 3)] {
         let overrides = vec![

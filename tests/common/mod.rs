@@ -3,21 +3,72 @@
 
 use std::path::PathBuf;
 
-/// `../shared` beside the repository (CI lays it there too); `YT8M_SHARED` overrides.
-pub fn shared() -> PathBuf {
-    let p = std::env::var_os("YT8M_SHARED")
+/// Where `../shared` should be: beside the repository (CI lays it there too); `YT8M_SHARED`
+/// overrides.
+pub fn shared_dir() -> PathBuf {
+    std::env::var_os("YT8M_SHARED")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             PathBuf::from(env!("CARGO_MANIFEST_DIR"))
                 .join("..")
                 .join("shared")
-        });
+        })
+}
+
+/// `../shared` (tests that call this first checked [`shared_present`] via `needs_shared!`).
+pub fn shared() -> PathBuf {
+    let p = shared_dir();
     assert!(
         p.join("data").is_dir(),
         "shared data not found at {} (set YT8M_SHARED)",
         p.display()
     );
     p
+}
+
+/// Whether `../shared` is there. Without it a test skips with a message and a line in
+/// `$CARGO_TARGET_TMPDIR/skipped-shared.txt` (`./dev test` counts them at the end); on CI
+/// (`CI` set), which always has it, a missing shared/ fails the test instead.
+pub fn shared_present() -> bool {
+    let p = shared_dir();
+    if p.join("data").is_dir() {
+        return true;
+    }
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_string();
+    if std::env::var_os("CI").is_some() {
+        panic!(
+            "{test}: ../shared not found at {} on CI, which must provide it",
+            p.display()
+        );
+    }
+    eprintln!(
+        "skipped {test}: it needs ../shared (not found at {}; set YT8M_SHARED)",
+        p.display()
+    );
+    if let Some(dir) = option_env!("CARGO_TARGET_TMPDIR") {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(PathBuf::from(dir).join("skipped-shared.txt"))
+        {
+            let _ = writeln!(f, "{test}");
+        }
+    }
+    false
+}
+
+/// Returns from the calling test when `../shared` is absent (see [`shared_present`]).
+#[macro_export]
+macro_rules! needs_shared {
+    () => {
+        if !$crate::common::shared_present() {
+            return;
+        }
+    };
 }
 
 pub fn yt8m_data(rel: &str) -> PathBuf {

@@ -272,7 +272,7 @@ fn ap_official_from_heap(heap: &[Pair], num_positives: f64) -> f64 {
 }
 
 /// Final numbers.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Metrics {
     pub mode: MetricMode,
     pub tie_order: TieOrder,
