@@ -9,10 +9,9 @@
 use crate::config::Config;
 use crate::distributed::Comm;
 use crate::error::{Error, Result};
-use crate::model::Model;
+use crate::model::Model; // checkpoints save models; models know no checkpoints
 use crate::optim::RmsProp;
 use crate::runtime::{replace_dir, sync_file, write_atomic};
-use crate::train::TrainOptions;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use tch::Tensor;
@@ -243,10 +242,10 @@ pub(crate) fn prune(run: &Path, keep_last: usize, save_interval: usize) {
 /// receive rank 0's progress.
 pub(crate) fn open_run(
     cfg: &Config,
-    opts: &TrainOptions,
+    run: &Path,
+    resume: bool,
     comm: &dyn Comm,
 ) -> Result<(TrainState, Option<PathBuf>, Option<RunLock>)> {
-    let run = &opts.output;
     let saved_cfg_path = run.join("config.yaml");
     let mut state = TrainState {
         epoch: 0,
@@ -262,7 +261,7 @@ pub(crate) fn open_run(
         std::fs::create_dir_all(run).map_err(|e| Error::io(run, e))?;
         lock = Some(RunLock::acquire(run)?);
         clean_checkpoints(run)?;
-        if opts.resume {
+        if resume {
             let saved = Config::load(Some(&saved_cfg_path), &[]).map_err(|e| Error::Invalid(format!(
                 "--resume: cannot read the run's config ({e})\n  hint: --output must name an existing run directory")))?;
             let diff = cfg.model_shape_diff(&saved);
@@ -312,4 +311,10 @@ pub fn resolve_latest(path: &Path) -> Result<Option<PathBuf>> {
             message: "the run has no complete checkpoint to point at\n  hint: pass a checkpoint directory (RUN/checkpoints/epoch_NNNNN or best)".into(),
         }),
     }
+}
+
+/// A `-w` argument as a loadable path: the `RUN/checkpoints/latest` pointer becomes the
+/// checkpoint directory it names; anything else is returned as it is.
+pub fn weights_path(path: &Path) -> Result<PathBuf> {
+    Ok(resolve_latest(path)?.unwrap_or_else(|| path.to_path_buf()))
 }

@@ -177,6 +177,7 @@ pub fn test_run(
     let kind = cfg.TRAIN.dtype.kind();
     crate::threads::configure_torch_threads();
     let mut model = Model::new(cfg.architecture(), device, kind);
+    let weights = &crate::checkpoint::weights_path(weights)?;
     model.load_weights(weights)?;
     let loader = cfg.loader(crate::config::Split::Test)?;
     let s = EvalSettings {

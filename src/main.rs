@@ -634,12 +634,13 @@ fn test(a: TestArgs) -> Result<()> {
     if let Some(m) = a.metric_mode {
         cfg.METRIC.mode = m;
     }
-    let r = yt8m::infer::test_run(&cfg, &a.weights, a.paddle_batch)?;
+    let weights = yt8m::checkpoint::weights_path(&a.weights)?;
+    let r = yt8m::infer::test_run(&cfg, &weights, a.paddle_batch)?;
     let report_path = a.report.unwrap_or_else(|| {
-        let base = if a.weights.is_dir() {
-            a.weights.clone()
+        let base = if weights.is_dir() {
+            weights.clone()
         } else {
-            a.weights.parent().map(PathBuf::from).unwrap_or_default()
+            weights.parent().map(PathBuf::from).unwrap_or_default()
         };
         base.join("test_report.json")
     });
@@ -743,11 +744,12 @@ fn export(a: ExportArgs) -> Result<()> {
     let cfg = a.cfg.load()?;
     yt8m::threads::configure_torch_threads();
     let mut model = yt8m::model::Model::new(cfg.architecture(), tch::Device::Cpu, tch::Kind::Float);
-    model.load_weights(&a.weights)?;
+    let weights = yt8m::checkpoint::weights_path(&a.weights)?;
+    model.load_weights(&weights)?;
     let m = yt8m::bundle::export(
         &cfg,
         &model,
-        &a.weights,
+        &weights,
         &yt8m::bundle::ExportOptions {
             output: a.out.clone(),
             vocabulary: a.vocabulary,

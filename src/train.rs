@@ -180,7 +180,7 @@ fn build_model(
     tch::manual_seed(cfg.TRAIN.seed as i64);
     let mut model = Model::new(cfg.architecture(), device, kind);
     if let (0, Some(w)) = (comm.rank(), &opts.init_weights) {
-        model.load_weights(w)?;
+        model.load_weights(&crate::checkpoint::weights_path(w)?)?;
     }
     let rms = RmsPropConfig {
         rho: cfg.OPTIMIZER.rho,
@@ -538,7 +538,7 @@ fn train_with(mut cfg: Config, opts: &TrainOptions, comm: &dyn Comm) -> Result<T
     let main = rank == 0;
     check_same_config(comm, &cfg)?;
     let run = opts.output.clone();
-    let (state, resume_from, _lock) = open_run(&cfg, opts, comm)?;
+    let (state, resume_from, _lock) = open_run(&cfg, &opts.output, opts.resume, comm)?;
     let start_epoch = state.epoch;
     let state_step = state.global_step;
     cfg.TRAIN.seed = state.seed;

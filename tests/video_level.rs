@@ -47,11 +47,10 @@ fn logistic_and_moe_on_real_shards_beat_the_class_prior() {
         )
         .unwrap();
         let v = s.last_valid.unwrap();
-        let gap = v["gap"].as_f64().unwrap();
+        let gap = v.gap;
         println!(
             "{head}: {} epochs on 10 real shards → GAP {gap:.4}, Hit@1 {:.4} (class prior GAP {prior:.4})",
-            epochs,
-            v["hit_at_one"].as_f64().unwrap()
+            epochs, v.hit_at_one
         );
         assert!(
             gap > prior + 0.15,

@@ -290,17 +290,9 @@ impl Model {
             .collect()
     }
 
-    /// Loads `.safetensors`, a checkpoint directory (or `RUN/checkpoints/latest`), or a
-    /// PaddleVideo `.pdparams`.
+    /// Loads `.safetensors`, a checkpoint directory, or a PaddleVideo `.pdparams` (the
+    /// `RUN/checkpoints/latest` pointer is resolved by [`crate::checkpoint::weights_path`]).
     pub fn load_weights(&mut self, path: &Path) -> Result<()> {
-        let resolved;
-        let path = match crate::checkpoint::resolve_latest(path)? {
-            Some(d) => {
-                resolved = d;
-                resolved.as_path()
-            }
-            None => path,
-        };
         let p = if path.is_dir() {
             path.join("model.safetensors")
         } else {
