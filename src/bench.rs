@@ -289,6 +289,8 @@ pub struct ModelBenchOptions {
     pub warmup: usize,
     pub workdir: PathBuf,
     pub python: Option<PathBuf>,
+    /// Compute types to time side by side (inference).
+    pub precisions: Vec<crate::kinds::Precision>,
 }
 
 fn synth_for_bench(dir: &Path, cfg: &crate::config::Config, videos: usize) -> Result<Vec<PathBuf>> {
@@ -454,6 +456,20 @@ pub fn bench_predict(o: &ModelBenchOptions) -> Result<String> {
     let arch = cfg.architecture();
     tch::manual_seed(1);
     let model = Model::new(arch.clone(), device, tch::Kind::Float);
+    // The same weights computing in each requested precision.
+    let precisions = if o.precisions.is_empty() {
+        vec![crate::kinds::Precision::Fp32]
+    } else {
+        o.precisions.clone()
+    };
+    let mut models = Vec::new();
+    for p in &precisions {
+        let (kind, why) = p.resolve(device);
+        tch::manual_seed(1);
+        let mut m = Model::new(arch.clone(), device, tch::Kind::Float);
+        m.set_compute_kind(kind);
+        models.push((*p, kind, why, m));
+    }
     let dir = o.workdir.join("predict");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
@@ -480,11 +496,13 @@ pub fn bench_predict(o: &ModelBenchOptions) -> Result<String> {
         None => None,
     };
     let mut out = format!(
-        "inference throughput ({}), {} thread(s), lengths uniform 1–300, windows of {} batches sorted by length (as `yt8m predict`)\n\n| batch | yt8m videos/s | yt8m frames/s | real frames / padded | onnxruntime videos/s | ratio |\n|---|---|---|---|---|---|\n",
+        "inference throughput ({}), {} thread(s), lengths uniform 1–300, windows of {} batches sorted by length (as `yt8m predict`)\n\n| batch | precision | yt8m videos/s | yt8m frames/s | real frames / padded | onnxruntime videos/s (fp32) | ratio |\n|---|---|---|---|---|---|---|\n",
         arch.name(),
         threads,
         crate::predict::DEFAULT_BUCKET_WINDOW
     );
+    let mut quality = Vec::new();
+    let mut last = Vec::new();
     for &bs in &o.batch_sizes {
         let used = &vids[..(bs * n_batches).min(vids.len())];
         let lengths: Vec<usize> = used.iter().map(|v| v.num_frames).collect();
@@ -492,24 +510,46 @@ pub fn bench_predict(o: &ModelBenchOptions) -> Result<String> {
             .into_iter()
             .map(|g| Batch::from_indices(used, &g, &cfg.feature_spec()))
             .collect();
-        let mut el = 0.0;
-        let mut n = 0;
-        let mut frames = 0;
-        let mut padded = 0;
-        tch::no_grad(|| {
-            for (i, b) in batches.iter().enumerate() {
-                let t = Instant::now();
-                let logits = model.forward(&batch_inputs(b, device, model.kind), false);
-                let _ = logits.sigmoid().to_device(tch::Device::Cpu);
-                if i >= o.warmup {
-                    el += t.elapsed().as_secs_f64();
-                    n += b.len();
-                    frames += b.frames();
-                    padded += b.len() * b.max_len;
+        let mut speeds = Vec::new();
+        let mut probs: Vec<tch::Tensor> = Vec::new();
+        for (p, kind, _, m) in &models {
+            let (mut el, mut n, mut frames, mut padded) = (0.0, 0usize, 0usize, 0usize);
+            tch::no_grad(|| {
+                for (i, b) in batches.iter().enumerate() {
+                    let t = Instant::now();
+                    let logits = m.forward(&batch_inputs(b, device, m.kind), false);
+                    let pr = logits
+                        .to_kind(tch::Kind::Float)
+                        .sigmoid()
+                        .to_device(tch::Device::Cpu);
+                    if i >= o.warmup {
+                        el += t.elapsed().as_secs_f64();
+                        n += b.len();
+                        frames += b.frames();
+                        padded += b.len() * b.max_len;
+                    }
+                    if i == 0 {
+                        probs.push(pr);
+                    }
                 }
-            }
-        });
-        let ours = n as f64 / el;
+            });
+            speeds.push((
+                *p,
+                *kind,
+                n as f64 / el,
+                frames as f64 / el,
+                frames as f64 / padded.max(1) as f64,
+            ));
+        }
+        if let (Some(a), Some(b)) = (probs.first(), probs.get(1)) {
+            let d = (a - b).abs().max().double_value(&[]);
+            quality.push(format!(
+                "batch {bs}: max |p_{} − p_{}| on the first batch = {d:.2e}",
+                kind_name(models[0].1),
+                kind_name(models[1].1)
+            ));
+        }
+        let (_, _, ours, ours_frames, real_share) = speeds[0];
         let mut theirs = None;
         if let (Some(py), Some(model_path)) = (&o.python, &onnx) {
             // Same batches, timed inside the onnxruntime session (no Python overhead counted).
@@ -557,16 +597,38 @@ pub fn bench_predict(o: &ModelBenchOptions) -> Result<String> {
             }
             theirs = Some(m as f64 / total);
         }
-        out.push_str(&format!(
-            "| {bs} | {ours:.2} | {:.0} | {:.2} | {} | {} |\n",
-            frames as f64 / el,
-            frames as f64 / padded.max(1) as f64,
-            theirs.map(|t| format!("{t:.2}")).unwrap_or("-".into()),
-            theirs
-                .map(|t| format!("{:.2}x", ours / t))
-                .unwrap_or("-".into())
-        ));
+        for (k, (_, kind, v, f, share)) in speeds.iter().enumerate() {
+            let (t, r) = match (k, theirs) {
+                (0, Some(t)) => (format!("{t:.2}"), format!("{:.2}x", v / t)),
+                _ => ("-".into(), "-".into()),
+            };
+            out.push_str(&format!(
+                "| {bs} | {} | {v:.2} | {f:.0} | {share:.2} | {t} | {r} |\n",
+                kind_name(*kind)
+            ));
+        }
+        let _ = (ours, ours_frames, real_share);
+        last = speeds;
+    }
+    for (p, _, why, _) in &models {
+        out.push_str(&format!("\n{p}: {why}"));
+    }
+    out.push('\n');
+    for q in &quality {
+        out.push_str(&format!("\nquality: {q}"));
+    }
+    let v = |k: tch::Kind| last.iter().find(|s| s.1 == k).map(|s| s.2);
+    if let (Some(f), Some(b)) = (v(tch::Kind::Float), v(tch::Kind::BFloat16)) {
+        out.push_str(&format!("\nbf16/fp32 speed-up: {:.2}x\n", b / f));
     }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(out)
+}
+
+fn kind_name(k: tch::Kind) -> &'static str {
+    match k {
+        tch::Kind::BFloat16 => "bf16",
+        tch::Kind::Double => "fp64",
+        _ => "fp32",
+    }
 }

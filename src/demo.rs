@@ -111,7 +111,7 @@ pub fn run(dir: &Path, out: &mut dyn Write) -> Result<DemoSummary> {
     )
     .map_err(out_err)?;
     let best = s.best_checkpoint.unwrap_or(s.last_checkpoint);
-    let r = crate::infer::test_run(&cfg, &best, 8)?;
+    let r = crate::infer::test_run(&cfg, &best, 8, crate::kinds::Precision::Fp32)?;
     write!(out, "{}", r.metrics.render()).map_err(out_err)?;
     let chance = crate::evaluate::class_prior_gap(&cfg)?;
     writeln!(
@@ -133,7 +133,7 @@ pub fn run(dir: &Path, out: &mut dyn Write) -> Result<DemoSummary> {
     .map_err(out_err)?;
     let mut pv = cfg.clone();
     pv.METRIC.mode = MetricMode::Paddlevideo;
-    let r2 = crate::infer::test_run(&pv, &best, 8)?;
+    let r2 = crate::infer::test_run(&pv, &best, 8, crate::kinds::Precision::Fp32)?;
     write!(out, "{}", r2.metrics.render()).map_err(out_err)?;
 
     writeln!(

@@ -102,8 +102,10 @@ pub fn evaluate_model(model: &Model, loader: &Loader, s: &EvalSettings) -> Resul
                 )));
             }
             let inp = batch_inputs(&b, model.device(), model.kind);
-            let logits = model.forward(&inp, false);
-            loss += crate::model::bce_sum(&logits, &inp.labels).double_value(&[]);
+            // bf16 inference: sigmoid, loss and metrics in float32.
+            let logits = crate::model::widen(model.forward(&inp, false));
+            let labels = inp.labels.to_kind(logits.kind());
+            loss += crate::model::bce_sum(&logits, &labels).double_value(&[]);
             let probs = logits
                 .sigmoid()
                 .to_kind(tch::Kind::Float)
@@ -161,6 +163,9 @@ pub struct TestReport {
     pub weights: String,
     pub weights_sha256: String,
     pub skipped_records: usize,
+    /// The compute type: float32, float64 or bfloat16 (`--precision`).
+    #[serde(default)]
+    pub precision: String,
     /// Every skipped record and byte range (`--skip-corrupt`), so a report never hides a loss.
     pub skipped: Vec<String>,
     pub config: serde_json::Value,
@@ -172,6 +177,7 @@ pub fn test_run(
     cfg: &crate::config::Config,
     weights: &std::path::Path,
     paddle_batch: usize,
+    precision: crate::kinds::Precision,
 ) -> Result<TestReport> {
     let device = cfg.TRAIN.device.resolve()?;
     let kind = cfg.TRAIN.dtype.kind();
@@ -179,6 +185,11 @@ pub fn test_run(
     let mut model = Model::new(cfg.architecture(), device, kind);
     let weights = &crate::checkpoint::weights_path(weights)?;
     model.load_weights(weights)?;
+    let (compute, why) = precision.resolve(device);
+    if compute == tch::Kind::BFloat16 {
+        tracing::info!("computing in bf16 ({why}); sigmoid, loss and metrics in float32");
+        model.set_compute_kind(compute);
+    }
     let loader = cfg.loader(crate::config::Split::Test)?;
     let s = EvalSettings {
         top_k: cfg.METRIC.gap_top_k,
@@ -198,6 +209,12 @@ pub fn test_run(
         weights: wfile.display().to_string(),
         weights_sha256: crate::runtime::sha256_file(&wfile)?,
         skipped_records: r.skipped_records,
+        precision: match model.kind {
+            tch::Kind::BFloat16 => "bfloat16",
+            tch::Kind::Double => "float64",
+            _ => "float32",
+        }
+        .into(),
         skipped: r.skipped,
         config: serde_json::to_value(cfg).unwrap_or_default(),
         date_unix: std::time::SystemTime::now()

@@ -136,6 +136,65 @@ impl fmt::Display for Split {
     }
 }
 
+/// `--precision`: the compute type of inference (weights stay float32 in bundles and
+/// checkpoints; sigmoid, losses and metrics stay float32).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// float32 everywhere.
+    Fp32,
+    /// bfloat16 matmuls and LSTMs (float32 accumulation in oneDNN / cuBLAS).
+    Bf16,
+    /// bf16 where the hardware has fast bf16 (CPU avx512_bf16 or AMX; CUDA), else fp32.
+    #[default]
+    Auto,
+}
+
+impl fmt::Display for Precision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Precision::Fp32 => "fp32",
+            Precision::Bf16 => "bf16",
+            Precision::Auto => "auto",
+        })
+    }
+}
+
+impl Precision {
+    /// The libtorch kind to compute in on `device`, and why.
+    pub fn resolve(self, device: tch::Device) -> (tch::Kind, String) {
+        match self {
+            Precision::Fp32 => (tch::Kind::Float, "fp32 requested".into()),
+            Precision::Bf16 => (tch::Kind::BFloat16, "bf16 requested".into()),
+            Precision::Auto => match device {
+                tch::Device::Cuda(_) => (
+                    tch::Kind::BFloat16,
+                    "auto: CUDA device (bf16 tensor cores)".into(),
+                ),
+                _ => match cpu_bf16_flags() {
+                    Some(f) => (tch::Kind::BFloat16, format!("auto: the CPU has {f}")),
+                    None => (
+                        tch::Kind::Float,
+                        "auto: the CPU has neither avx512_bf16 nor AMX (bf16 would be emulated)"
+                            .into(),
+                    ),
+                },
+            },
+        }
+    }
+}
+
+/// The CPU's native bf16 features (from /proc/cpuinfo), if any.
+pub fn cpu_bf16_flags() -> Option<String> {
+    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    let flags = info.lines().find(|l| l.starts_with("flags"))?;
+    let have: Vec<&str> = ["avx512_bf16", "amx_bf16"]
+        .into_iter()
+        .filter(|f| flags.split_whitespace().any(|x| x == *f))
+        .collect();
+    (!have.is_empty()).then(|| have.join(" and "))
+}
+
 /// `TRAIN.device` / `--device`: `auto` (CUDA 0 when present, else CPU), `cpu`, `cuda`, `cuda:N`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DeviceSpec {

@@ -9,6 +9,7 @@ use yt8m::data::inspect::{inspect_file, render_table};
 use yt8m::data::sources::expand_paths;
 use yt8m::data::synth::{SynthConfig, write_synthetic};
 use yt8m::evaluate::{EvalOptions, read_kaggle_with_labels, read_npz};
+use yt8m::kinds::Precision;
 use yt8m::metrics::{MetricMode, TieOrder};
 use yt8m::train::TrainOptions;
 
@@ -102,7 +103,7 @@ enum BenchCmd {
     },
     /// Inference throughput (videos/s), optionally against onnxruntime on the exported graph.
     #[command(
-        after_help = "Example:\n  yt8m bench predict --batch-size 1,64 --python ~/.cache/yt8m/venv/bin/python"
+        after_help = "Examples:\n  yt8m bench predict --batch-size 1,64 --python ~/.cache/yt8m/venv/bin/python\n  yt8m bench predict --batch-size 64 --steps 7 --precision fp32,bf16   # ends with 'bf16/fp32 speed-up: X.XXx'"
     )]
     Predict {
         #[arg(short, long)]
@@ -124,6 +125,10 @@ enum BenchCmd {
         /// Python with onnxruntime + numpy, to time the ONNX graph side by side.
         #[arg(long)]
         python: Option<PathBuf>,
+        /// Compute types to time side by side on the same weights and batches: fp32, bf16,
+        /// auto (comma-separated).
+        #[arg(long, value_enum, value_delimiter = ',', default_value = "fp32")]
+        precision: Vec<Precision>,
     },
     /// Read + decode + batch throughput over shards (optionally vs TensorFlow).
     #[command(
@@ -215,6 +220,10 @@ struct TestArgs {
     /// PaddleVideo mode's batch (PaddleVideo's test_batch_size default: 8).
     #[arg(long, default_value_t = 8)]
     paddle_batch: usize,
+    /// Compute type: fp32 (exact), bf16 (fast where the CPU has avx512_bf16/AMX or on GPUs;
+    /// metrics within ~0.002), auto (bf16 where fast). Sigmoid and metrics stay float32.
+    #[arg(long, value_enum, default_value = "fp32")]
+    precision: Precision,
     /// Where to write the JSON report (default: test_report.json beside the weights).
     #[arg(long)]
     report: Option<PathBuf>,
@@ -287,6 +296,11 @@ struct PredictArgs {
     /// cpu, cuda, cuda:N or auto (cuda when available).
     #[arg(long, default_value = "auto")]
     device: DeviceSpec,
+    /// Compute type: fp32 (exact), bf16 (2–3.6x faster on CPUs with AMX / avx512_bf16 and on
+    /// GPUs; probabilities within ~5e-3), auto (bf16 where it is fast). `yt8m info` shows
+    /// what auto picks here.
+    #[arg(long, value_enum, default_value = "fp32")]
+    precision: Precision,
     /// Count and report corrupt TFRecord records instead of stopping at the first.
     #[arg(long)]
     skip_corrupt: bool,
@@ -475,6 +489,7 @@ fn info(json: bool) -> Result<()> {
         "NCCL:                {}",
         or(&i.nccl, "not built (feature nccl)")
     );
+    println!("precision auto:      {}", i.precision_auto);
     Ok(())
 }
 
@@ -635,7 +650,7 @@ fn test(a: TestArgs) -> Result<()> {
         cfg.METRIC.mode = m;
     }
     let weights = yt8m::checkpoint::weights_path(&a.weights)?;
-    let r = yt8m::infer::test_run(&cfg, &weights, a.paddle_batch)?;
+    let r = yt8m::infer::test_run(&cfg, &weights, a.paddle_batch, a.precision)?;
     let report_path = a.report.unwrap_or_else(|| {
         let base = if weights.is_dir() {
             weights.clone()
@@ -709,9 +724,11 @@ fn bench(b: BenchCmd) -> Result<()> {
             warmup,
             device,
             python,
+            precision,
         } => {
-            let o =
+            let mut o =
                 model_bench_options(config, overrides, batch_size, steps, warmup, device, python)?;
+            o.precisions = precision;
             print!("{}", yt8m::bench::bench_predict(&o)?);
         }
         BenchCmd::Read {
@@ -768,7 +785,12 @@ fn export(a: ExportArgs) -> Result<()> {
 fn predict(a: PredictArgs) -> Result<()> {
     yt8m::threads::configure_torch_threads();
     let device = a.device.resolve()?;
-    let b = yt8m::bundle::load(&a.model, device)?;
+    let mut b = yt8m::bundle::load(&a.model, device)?;
+    let (kind, why) = a.precision.resolve(device);
+    if kind == tch::Kind::BFloat16 {
+        tracing::info!("computing in bf16 ({why})");
+        b.model.set_compute_kind(kind);
+    }
     let opt = yt8m::predict::PredictOptions {
         top_k: a.top_k,
         batch_size: a.batch_size,
@@ -841,6 +863,7 @@ fn model_bench_options(
         warmup,
         workdir: yt8m::bench::default_workdir(),
         python,
+        precisions: Vec::new(),
     })
 }
 

@@ -197,7 +197,7 @@ fn flush(
         let batch = Batch::from_indices(&p.videos, &group, &spec);
         let scores = tch::no_grad(|| {
             let inp = batch_inputs(&batch, b.model.device(), b.model.kind);
-            let logits = b.model.forward(&inp, false);
+            let logits = crate::model::widen(b.model.forward(&inp, false));
             match opt.score {
                 ScoreFn::Sigmoid => logits.sigmoid(),
                 ScoreFn::Softmax => logits.softmax(1, tch::Kind::Float),

@@ -203,6 +203,8 @@ pub struct RuntimeInfo {
     pub torch_threads: usize,
     /// NCCL version found at run time (`nccl` feature), or why not.
     pub nccl: Option<String>,
+    /// What `--precision auto` computes in on the default device, and why.
+    pub precision_auto: String,
 }
 
 /// Path of the shared library named `name` mapped into this process (Linux; None elsewhere).
@@ -239,6 +241,21 @@ pub fn runtime_info() -> RuntimeInfo {
     });
     #[cfg(not(feature = "nccl"))]
     let nccl = None;
+    let dev = if tch::Cuda::is_available() {
+        Device::Cuda(0)
+    } else {
+        Device::Cpu
+    };
+    let (k, why) = crate::kinds::Precision::Auto.resolve(dev);
+    let precision_auto = format!(
+        "{} on {} ({why})",
+        if k == tch::Kind::BFloat16 {
+            "bf16"
+        } else {
+            "fp32"
+        },
+        device_name(dev)
+    );
     RuntimeInfo {
         version: env!("CARGO_PKG_VERSION"),
         features,
@@ -252,5 +269,6 @@ pub fn runtime_info() -> RuntimeInfo {
         cores: crate::threads::available_cores(),
         torch_threads,
         nccl,
+        precision_auto,
     }
 }

@@ -324,6 +324,22 @@ fn the_demo_runs_end_to_end_and_its_log_reads_back_typed() {
         s.metrics.gap, s.class_prior_gap, s.seconds
     );
     assert!(s.metrics.gap > s.class_prior_gap + 0.3, "{text}");
+    // bf16 inference (issue #15): the demo test GAP within 0.002 of fp32.
+    let cfg = yt8m::config::Config::load(
+        Some(&s.run_dir.join("config.yaml")),
+        &[format!(
+            "DATASET.test.file_path={}",
+            d.join("data/test").display()
+        )],
+    )
+    .unwrap();
+    let best = s.run_dir.join("checkpoints/best");
+    let bf = yt8m::infer::test_run(&cfg, &best, 8, yt8m::kinds::Precision::Bf16).unwrap();
+    println!(
+        "demo test GAP fp32 {:.5}, bf16 {:.5}",
+        s.metrics.gap, bf.metrics.gap
+    );
+    assert!((bf.metrics.gap - s.metrics.gap).abs() <= 0.002);
     for f in [
         "model.onnx",
         "model.safetensors",

@@ -56,5 +56,21 @@ fn logistic_and_moe_on_real_shards_beat_the_class_prior() {
             gap > prior + 0.15,
             "{head}: GAP {gap} does not beat the class prior {prior} by a margin"
         );
+        // bf16 inference (issue #15): the same checkpoint's test GAP within 0.002 of fp32.
+        use yt8m::kinds::Precision;
+        let ck = s
+            .best_checkpoint
+            .clone()
+            .unwrap_or(s.last_checkpoint.clone());
+        let f = yt8m::infer::test_run(&cfg, &ck, 8, Precision::Fp32).unwrap();
+        let b = yt8m::infer::test_run(&cfg, &ck, 8, Precision::Bf16).unwrap();
+        println!(
+            "{head}: test GAP fp32 {:.5}, bf16 {:.5} (Δ {:.5})",
+            f.metrics.gap,
+            b.metrics.gap,
+            (f.metrics.gap - b.metrics.gap).abs()
+        );
+        assert_eq!(b.precision, "bfloat16");
+        assert!((f.metrics.gap - b.metrics.gap).abs() <= 0.002);
     }
 }

@@ -185,6 +185,16 @@ impl Model {
         }
     }
 
+    /// Computes in `kind` from now on (inference in bf16): the variables are cast (weights on
+    /// disk stay as they were) and inputs are uploaded in that kind. Logits come out in it;
+    /// callers take them to float32 before sigmoid, losses and metrics.
+    pub fn set_compute_kind(&mut self, kind: Kind) {
+        if kind != self.kind {
+            self.vs.set_kind(kind);
+            self.kind = kind;
+        }
+    }
+
     /// The network's contract (forward, no-decay list, ONNX graph).
     pub fn head(&self) -> &dyn Head {
         self.net.head()
@@ -347,4 +357,14 @@ pub fn read_safetensors(path: &Path) -> Result<Vec<(String, Tensor)>> {
 /// batch and classes (the starter's video-level models use the same cross-entropy).
 pub fn bce_sum(logits: &Tensor, labels: &Tensor) -> Tensor {
     logits.binary_cross_entropy_with_logits::<Tensor>(labels, None, None, tch::Reduction::Sum)
+}
+
+/// bf16 results as float32 (sigmoid, softmax, losses and metrics stay in float32); float32 and
+/// float64 pass through.
+pub fn widen(t: Tensor) -> Tensor {
+    if matches!(t.kind(), Kind::BFloat16 | Kind::Half) {
+        t.to_kind(Kind::Float)
+    } else {
+        t
+    }
 }
