@@ -264,21 +264,63 @@ pub fn attention_lstm_flops(cfg: &crate::model::AttentionLstmConfig, t: f64) -> 
     per_frame * t + head
 }
 
-/// The machine's fp32 matrix-multiply rate now (best of 4 products of 4096×4096 matrices on
-/// `device`, libtorch's threads): the ceiling the model's GFLOP/s are compared with, measured in
-/// the same run because shared machines drift (365 GFLOP/s in issue 8, 331 on a busier day).
-pub fn gemm_ceiling(device: tch::Device) -> f64 {
-    let n = 4096i64;
-    let a = tch::Tensor::randn([n, n], (tch::Kind::Float, device));
-    let b = tch::Tensor::randn([n, n], (tch::Kind::Float, device));
+/// The rate of one `[m, k] × [k, n]` product in `kind` on `device` (best of 4, GFLOP/s).
+pub fn gemm_rate(device: tch::Device, kind: tch::Kind, (m, k, n): (i64, i64, i64)) -> f64 {
+    let a = tch::Tensor::randn([m, k], (kind, device));
+    let b = tch::Tensor::randn([k, n], (kind, device));
+    let _ = a.matmul(&b); // warm-up (oneDNN primitive creation)
     let mut best = f64::INFINITY;
+    let reps = if m * k * n < 1 << 28 { 20 } else { 4 };
     for _ in 0..4 {
         let t = Instant::now();
-        let c = a.matmul(&b);
-        let _ = c.sum(tch::Kind::Float).double_value(&[]); // synchronize (CUDA)
-        best = best.min(t.elapsed().as_secs_f64());
+        for _ in 0..reps {
+            let c = a.matmul(&b);
+            let _ = c.sum(tch::Kind::Float).double_value(&[]); // synchronize (CUDA)
+        }
+        best = best.min(t.elapsed().as_secs_f64() / reps as f64);
     }
-    2.0 * (n as f64).powi(3) / best / 1e9
+    2.0 * (m * k * n) as f64 / best / 1e9
+}
+
+/// GEMM rates per shape in fp32 and bf16: 4096³ and the model's own products at batch `b`
+/// (input projection `[B·T, E]×[E, 4H]`, recurrence `[B, H]×[H, 4H]`, first head layer).
+/// One 4096³ product is not this CPU's peak (it measured 184 GFLOP/s while the LSTM kernel
+/// reached 345), so the ceiling is the best over these shapes, per dtype, in the same run.
+pub fn gemm_ceilings(
+    device: tch::Device,
+    mc: &crate::model::AttentionLstmConfig,
+    b: i64,
+) -> (Vec<(String, f64, f64)>, f64, f64) {
+    let (e, h) = (mc.embedding_size as i64, mc.lstm_size as i64);
+    let pool = 2 * h * mc.feature_dims.len() as i64;
+    let shapes = [
+        ("4096×4096×4096".to_string(), (4096, 4096, 4096)),
+        (
+            format!("input proj [{}·150, {e}]×[{e}, {}]", b, 4 * h),
+            (b * 150, e, 4 * h),
+        ),
+        (
+            format!("recurrence [{b}, {h}]×[{h}, {}]", 4 * h),
+            (b, h, 4 * h),
+        ),
+        (
+            format!("head [{b}, {pool}]×[{pool}, {}]", mc.fc_out1_size),
+            (b, pool, mc.fc_out1_size as i64),
+        ),
+    ];
+    let rows: Vec<(String, f64, f64)> = shapes
+        .into_iter()
+        .map(|(name, s)| {
+            (
+                name,
+                gemm_rate(device, tch::Kind::Float, s),
+                gemm_rate(device, tch::Kind::BFloat16, s),
+            )
+        })
+        .collect();
+    let f = rows.iter().map(|r| r.1).fold(0.0, f64::max);
+    let b16 = rows.iter().map(|r| r.2).fold(0.0, f64::max);
+    (rows, f, b16)
 }
 
 /// Options of `yt8m bench train` / `bench predict`.
@@ -323,7 +365,8 @@ pub fn bench_train(o: &ModelBenchOptions) -> Result<String> {
             "bench train measures the AttentionLSTM; use an AttentionLstmHead config".into(),
         ));
     };
-    let ceiling_before = gemm_ceiling(device);
+    let maxb = *o.batch_sizes.iter().max().unwrap_or(&1) as i64;
+    let (shape_rows, ceiling_before, bf16_before) = gemm_ceilings(device, mc, maxb);
     // Rows without their last column (share of the ceiling, known at the end) and their GFLOP/s.
     let mut rows: Vec<(String, f64)> = Vec::new();
     let head = format!(
@@ -336,62 +379,89 @@ pub fn bench_train(o: &ModelBenchOptions) -> Result<String> {
         cfg.TRAIN.dtype,
         crate::runtime::device_name(device)
     );
+    let precisions = if o.precisions.is_empty() {
+        vec![cfg.TRAIN.precision]
+    } else {
+        o.precisions.clone()
+    };
+    let mut last: Vec<(tch::Kind, f64)> = Vec::new();
     for &bs in &o.batch_sizes {
-        let dir = o.workdir.join(format!("train_b{bs}"));
-        let _ = std::fs::remove_dir_all(&dir);
-        let files = synth_for_bench(&dir, cfg, bs * (o.steps + o.warmup) * 2)?;
-        let mut lc = cfg.loader_config(crate::config::Split::Train);
-        lc.batch_size = bs;
-        lc.bucket_window = 4;
-        let loader = Loader::new(files, cfg.feature_spec(), lc);
-        tch::manual_seed(1);
-        let model = Model::new(arch.clone(), device, cfg.TRAIN.dtype.kind());
-        let mut opt = crate::optim::RmsProp::new(
-            crate::optim::RmsPropConfig::default(),
-            model.param_groups(4e-4),
-        );
-        let (mut n, mut frames, mut padded, mut wait, mut el, mut flops) =
-            (0usize, 0usize, 0usize, 0f64, 0f64, 0f64);
-        let mut it = loader.epoch(0);
-        for step in 0..o.steps + o.warmup {
-            let tw = Instant::now();
-            let Some(b) = it.next() else { break };
-            let b = b?;
-            let w = tw.elapsed().as_secs_f64();
-            let t = Instant::now();
-            let inp = batch_inputs(&b, device, model.kind);
-            let loss = crate::model::bce_sum(&model.forward(&inp, true), &inp.labels);
-            opt.zero_grad();
-            loss.backward();
-            opt.step(2.5e-4);
-            let _ = loss.double_value(&[]); // synchronize (CUDA)
-            if step >= o.warmup {
-                el += t.elapsed().as_secs_f64() + w;
-                wait += w;
-                n += b.len();
-                frames += b.frames();
-                padded += b.len() * b.max_len;
-                flops += b
-                    .lengths
-                    .iter()
-                    .map(|&l| 3.0 * attention_lstm_flops(mc, l as f64))
-                    .sum::<f64>();
+        last.clear();
+        for prec in &precisions {
+            // Mixed precision: float32 master weights and optimizer, bf16 compute.
+            let (compute, _) = prec.resolve(device);
+            let compute = if compute == tch::Kind::BFloat16 {
+                compute
+            } else {
+                cfg.TRAIN.dtype.kind()
+            };
+            let dir = o.workdir.join(format!("train_b{bs}"));
+            let _ = std::fs::remove_dir_all(&dir);
+            let files = synth_for_bench(&dir, cfg, bs * (o.steps + o.warmup) * 2)?;
+            let mut lc = cfg.loader_config(crate::config::Split::Train);
+            lc.batch_size = bs;
+            lc.bucket_window = 4;
+            let loader = Loader::new(files, cfg.feature_spec(), lc);
+            tch::manual_seed(1);
+            let model = Model::new(arch.clone(), device, cfg.TRAIN.dtype.kind());
+            let mut opt = crate::optim::RmsProp::new(
+                crate::optim::RmsPropConfig::default(),
+                model.param_groups(4e-4),
+            );
+            let (mut n, mut frames, mut padded, mut wait, mut el, mut flops) =
+                (0usize, 0usize, 0usize, 0f64, 0f64, 0f64);
+            let mut it = loader.epoch(0);
+            for step in 0..o.steps + o.warmup {
+                let tw = Instant::now();
+                let Some(b) = it.next() else { break };
+                let b = b?;
+                let w = tw.elapsed().as_secs_f64();
+                let t = Instant::now();
+                let inp = batch_inputs(&b, device, compute);
+                let logits = crate::model::widen(model.forward(&inp, true));
+                let loss = crate::model::bce_sum(&logits, &inp.labels.to_kind(logits.kind()));
+                opt.zero_grad();
+                loss.backward();
+                opt.step(2.5e-4);
+                let _ = loss.double_value(&[]); // synchronize (CUDA)
+                if step >= o.warmup {
+                    el += t.elapsed().as_secs_f64() + w;
+                    wait += w;
+                    n += b.len();
+                    frames += b.frames();
+                    padded += b.len() * b.max_len;
+                    flops += b
+                        .lengths
+                        .iter()
+                        .map(|&l| 3.0 * attention_lstm_flops(mc, l as f64))
+                        .sum::<f64>();
+                }
             }
+            last.push((compute, n as f64 / el));
+            rows.push((
+                format!(
+                    "| {bs} | {} | {} | {:.2} | {:.0} | {:.2} | {:.1}% | {:.1} |",
+                    kind_name(compute),
+                    o.steps,
+                    n as f64 / el,
+                    frames as f64 / el,
+                    frames as f64 / padded.max(1) as f64,
+                    100.0 * wait / el.max(1e-9),
+                    flops / el / 1e9
+                ),
+                flops / el / 1e9,
+            ));
+            let _ = std::fs::remove_dir_all(&dir);
         }
-        rows.push((
-            format!(
-                "| {bs} | {} | {:.2} | {:.0} | {:.2} | {:.1}% | {:.1} |",
-                o.steps,
-                n as f64 / el,
-                frames as f64 / el,
-                frames as f64 / padded.max(1) as f64,
-                100.0 * wait / el.max(1e-9),
-                flops / el / 1e9
-            ),
-            flops / el / 1e9,
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
     }
+    let v = |k: tch::Kind| last.iter().find(|s| s.0 == k).map(|s| s.1);
+    let speedup = match (v(tch::Kind::Float), v(tch::Kind::BFloat16)) {
+        (Some(f), Some(b)) => format!(
+            "\nbf16/fp32 speed-up (training, last batch size): {:.2}x\n",
+            b / f
+        ),
+        _ => String::new(),
+    };
     // The LSTM-bound part alone: libtorch's fused kernel, one direction, forward + backward
     // at the model's widths over T = 150 (the mean length), as the model calls it.
     let mut lstm_rows: Vec<(String, f64)> = Vec::new();
@@ -407,14 +477,21 @@ pub fn bench_train(o: &ModelBenchOptions) -> Result<String> {
         lstm_rows.push((format!("| {bs} | {g:.1} |"), g));
     }
     // Shared machines drift: the larger of two ceiling measurements keeps the shares honest.
-    let ceiling = ceiling_before.max(gemm_ceiling(device));
+    let (shape_rows_after, ceiling_after, bf16_after) = gemm_ceilings(device, mc, maxb);
+    let ceiling = ceiling_before.max(ceiling_after);
+    let bf16_ceiling = bf16_before.max(bf16_after);
+    let shapes: String = shape_rows
+        .iter()
+        .zip(&shape_rows_after)
+        .map(|(a, b)| format!("| {} | {:.0} | {:.0} |\n", a.0, a.1.max(b.1), a.2.max(b.2)))
+        .collect();
     let table = |rows: &[(String, f64)]| -> String {
         rows.iter()
             .map(|(r, g)| format!("{r} {:.0}% |\n", 100.0 * g / ceiling))
             .collect()
     };
     Ok(format!(
-        "{head}; fp32 GEMM ceiling (4096³ matmul, larger of before/after): {ceiling:.0} GFLOP/s\n\n| batch | steps | samples/s | frames/s | real frames / padded | data wait | GFLOP/s (≈3x fwd) | share of ceiling |\n|---|---|---|---|---|---|---|---|\n{}\nLSTM kernel alone (one direction, E={} H={}, T=150, forward + backward):\n\n| batch | GFLOP/s | share of ceiling |\n|---|---|---|\n{}",
+        "{head}; GEMM ceiling (best shape, larger of before/after): fp32 {ceiling:.0}, bf16 {bf16_ceiling:.0} GFLOP/s\n\n| GEMM shape | fp32 GFLOP/s | bf16 GFLOP/s |\n|---|---|---|\n{shapes}\n| batch | compute | steps | samples/s | frames/s | real frames / padded | data wait | GFLOP/s (≈3x fwd) | share of fp32 ceiling |\n|---|---|---|---|---|---|---|---|---|\n{}{speedup}\nLSTM kernel alone (one direction, E={} H={}, T=150, forward + backward):\n\n| batch | GFLOP/s | share of ceiling |\n|---|---|---|\n{}",
         table(&rows),
         mc.embedding_size,
         mc.lstm_size,

@@ -5,7 +5,9 @@
 use crate::data::batch::{Loader, LoaderConfig};
 use crate::data::{FeatureSpec, Level};
 use crate::error::{Error, Result};
-pub use crate::kinds::{BestMetric, DeviceSpec, DistributedMode, Dtype, HeadName, Split};
+pub use crate::kinds::{
+    BestMetric, DeviceSpec, DistributedMode, Dtype, HeadName, Precision, Split,
+};
 use crate::metrics::{MetricMode, TieOrder};
 use crate::model::{Architecture, AttentionLstmConfig, VideoLevelConfig};
 use crate::optim::{LrSchedule, RmsPropConfig};
@@ -277,6 +279,9 @@ pub struct TrainSection {
     pub dtype: Dtype,
     /// Data-parallel training: auto (MPI when started by mpirun), mpi, nccl, none.
     pub distributed: DistributedMode,
+    /// Compute type of training: fp32, or bf16 mixed precision (float32 master weights and
+    /// optimizer state, bf16 LSTMs and matmuls, loss in float32); auto = bf16 where fast.
+    pub precision: Precision,
 }
 
 impl Default for TrainSection {
@@ -289,6 +294,7 @@ impl Default for TrainSection {
             val_interval: 1,
             dtype: Dtype::Float32,
             distributed: DistributedMode::Auto,
+            precision: Precision::Fp32,
         }
     }
 }

@@ -100,6 +100,10 @@ enum BenchCmd {
         warmup: usize,
         #[arg(long)]
         device: Option<DeviceSpec>,
+        /// Compute types to time side by side: fp32, bf16 (mixed precision: float32 master
+        /// weights), auto (comma-separated; default TRAIN.precision).
+        #[arg(long, value_enum, value_delimiter = ',')]
+        precision: Vec<Precision>,
     },
     /// Inference throughput (videos/s), optionally against onnxruntime on the exported graph.
     #[command(
@@ -711,9 +715,11 @@ fn bench(b: BenchCmd) -> Result<()> {
             steps,
             warmup,
             device,
+            precision,
         } => {
-            let o =
+            let mut o =
                 model_bench_options(config, overrides, batch_size, steps, warmup, device, None)?;
+            o.precisions = precision;
             print!("{}", yt8m::bench::bench_train(&o)?);
         }
         BenchCmd::Predict {

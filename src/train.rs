@@ -309,6 +309,8 @@ struct Trainer<'a> {
     total_steps: usize,
     last_ckpt: PathBuf,
     log: Option<JsonLog>,
+    /// The kind batches are computed in (the model's storage kind, or bf16 when mixed).
+    compute: tch::Kind,
 }
 
 impl Trainer<'_> {
@@ -340,8 +342,11 @@ impl Trainer<'_> {
         epoch: usize,
         step: usize,
     ) -> Result<(f64, Option<f64>)> {
-        let inp = batch_inputs(b, self.model.device(), self.model.kind);
-        let loss = bce_sum(&self.model.forward(&inp, true), &inp.labels);
+        // Mixed precision (TRAIN.precision: bf16): inputs in bf16, weights cast per use (their
+        // float32 masters get the gradients), loss in float32.
+        let inp = batch_inputs(b, self.model.device(), self.compute);
+        let logits = crate::model::widen(self.model.forward(&inp, true));
+        let loss = bce_sum(&logits, &inp.labels.to_kind(logits.kind()));
         let lv = loss.double_value(&[]);
         if !lv.is_finite() {
             return Err(self.diverged(lv, epoch, step));
@@ -602,7 +607,17 @@ fn train_with(mut cfg: Config, opts: &TrainOptions, comm: &dyn Comm) -> Result<T
         paddle_batch: cfg.DATASET.test_batch_size.unwrap_or(8),
     };
     let vars = model.named_variables();
+    let compute = match cfg.TRAIN.precision.resolve(model.device()) {
+        (tch::Kind::BFloat16, why) => {
+            if main {
+                tracing::info!("mixed precision: bf16 compute, float32 master weights ({why})");
+            }
+            tch::Kind::BFloat16
+        }
+        _ => model.kind,
+    };
     let mut t = Trainer {
+        compute,
         cfg: &cfg,
         opts,
         comm,

@@ -56,3 +56,69 @@ fn full_size_model_in_bf16_ranks_like_fp32() {
     assert!(maxd <= 1e-2, "{maxd}");
     assert!(worst >= 19, "{worst}");
 }
+
+#[test]
+fn predict_precision_bf16_jsonl_matches_fp32() {
+    needs_shared!();
+    let d = tempdir("bf16-predict");
+    let cfg_path = repo().join("configs/tiny_test.yaml");
+    let cfg = Config::load(Some(&cfg_path), &[]).unwrap();
+    tch::manual_seed(3);
+    let m = Model::new(cfg.architecture(), tch::Device::Cpu, tch::Kind::Float);
+    let w = d.join("w.safetensors");
+    m.save_safetensors(&w).unwrap();
+    let bundle = d.join("bundle");
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new(bin())
+            .args(args)
+            .env("YT8M_THREADS", "1")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    run(&[
+        "export",
+        "-c",
+        cfg_path.to_str().unwrap(),
+        "-w",
+        w.to_str().unwrap(),
+        "--out",
+        bundle.to_str().unwrap(),
+        "--no-onnx",
+    ]);
+    let input = yt8m_data("derived/paddle_SjJ3_frame.tfrecord");
+    let scores = |precision: &str| -> Vec<f64> {
+        let out = run(&[
+            "predict",
+            "--model",
+            bundle.to_str().unwrap(),
+            input.to_str().unwrap(),
+            "--format",
+            "jsonl",
+            "--top-k",
+            "20",
+            "--precision",
+            precision,
+        ]);
+        let j: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+        let mut v: Vec<(i64, f64)> = j["predictions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p["class"].as_i64().unwrap(), p["score"].as_f64().unwrap()))
+            .collect();
+        v.sort_by_key(|x| x.0);
+        v.into_iter().map(|x| x.1).collect()
+    };
+    let (a, b) = (scores("fp32"), scores("bf16"));
+    assert_eq!(a.len(), 20);
+    let maxd = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max);
+    println!("predict --precision bf16 vs fp32 (same top-20 classes): max |Δp| = {maxd:.2e}");
+    assert_eq!(a.len(), b.len());
+    assert!(maxd <= 1e-2);
+}

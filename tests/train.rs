@@ -372,3 +372,79 @@ fn the_demo_runs_end_to_end_and_its_log_reads_back_typed() {
             .any(|r| matches!(r, yt8m::train::LogRecord::TrainStep { .. }))
     );
 }
+
+/// Demo-sized data (as `yt8m demo` makes it): 384 training and 128 test videos.
+fn demo_data(name: &str) -> PathBuf {
+    let d = tempdir(name);
+    for (split, n, shards, seed) in [("train", "384", "4", "1"), ("test", "128", "1", "2")] {
+        ok(&[
+            "synth",
+            "--out",
+            d.join(split).to_str().unwrap(),
+            "--num-videos",
+            n,
+            "--num-shards",
+            shards,
+            "--seed",
+            seed,
+            "--prefix",
+            split,
+        ]);
+    }
+    d
+}
+
+#[test]
+fn bf16_mixed_precision_training_learns_like_fp32_and_resumes_exactly() {
+    let d = demo_data("bf16train");
+    let demo = repo().join("configs/demo_small.yaml").display().to_string();
+    let paths = [
+        format!("DATASET.train.file_path={}", d.join("train").display()),
+        format!("DATASET.valid.file_path={}", d.join("test").display()),
+        format!("DATASET.test.file_path={}", d.join("test").display()),
+    ];
+    let run = |name: &str, precision: &str, extra: &[&str]| -> PathBuf {
+        let out = d.join(name);
+        let p = format!("TRAIN.precision={precision}");
+        let mut a: Vec<&str> = vec!["train", "-c", &demo, "--quiet", "--validate", "--output"];
+        a.push(out.to_str().unwrap());
+        for o in &paths {
+            a.extend(["-o", o.as_str()]);
+        }
+        a.extend(["-o", p.as_str()]);
+        a.extend_from_slice(extra);
+        ok(&a);
+        out
+    };
+    let gap = |run: &Path| -> f64 {
+        let report = run.join("report.json");
+        let best = run.join("checkpoints/best");
+        let mut a: Vec<&str> = vec!["test", "-c", &demo, "-w", best.to_str().unwrap()];
+        a.extend(["--report", report.to_str().unwrap()]);
+        for o in &paths {
+            a.extend(["-o", o.as_str()]);
+        }
+        ok(&a);
+        read_json(&report)["metrics"]["gap"].as_f64().unwrap()
+    };
+    let f = run("fp32", "fp32", &[]);
+    let b = run("bf16", "bf16", &[]);
+    let (gf, gb) = (gap(&f), gap(&b));
+    println!("demo test GAP after training in fp32 {gf:.4}, in bf16 mixed precision {gb:.4}");
+    assert!((gf - gb).abs() <= 0.005, "fp32 {gf} vs bf16 {gb}");
+    // Exact resume within bf16: stopped after 2 epochs and resumed == uninterrupted.
+    let r = run("bf16_resumed", "bf16", &["--stop-after-epochs", "2"]);
+    run("bf16_resumed", "bf16", &["--resume"]);
+    let epochs = std::fs::read_to_string(b.join("checkpoints/latest")).unwrap();
+    let (x, y) = (
+        weights(&b.join("checkpoints").join(epochs.trim())),
+        weights(&r.join("checkpoints").join(epochs.trim())),
+    );
+    let mut max = 0f64;
+    for ((na, ta), (nb, tb)) in x.iter().zip(&y) {
+        assert_eq!(na, nb);
+        max = max.max((ta - tb).abs().max().double_value(&[]));
+    }
+    println!("bf16: max |straight − resumed| = {max:e}");
+    assert!(max <= 1e-6, "{max}");
+}

@@ -72,5 +72,25 @@ fn logistic_and_moe_on_real_shards_beat_the_class_prior() {
         );
         assert_eq!(b.precision, "bfloat16");
         assert!((f.metrics.gap - b.metrics.gap).abs() <= 0.002);
+        // bf16 mixed-precision training: the test GAP within 0.005 of the fp32 run's.
+        let mut c16 = cfg.clone();
+        c16.TRAIN.precision = Precision::Bf16;
+        let s16 = train(
+            c16.clone(),
+            &TrainOptions {
+                output: run.join("run_bf16"),
+                validate: true,
+                quiet: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let ck16 = s16.best_checkpoint.unwrap_or(s16.last_checkpoint);
+        let t16 = yt8m::infer::test_run(&cfg, &ck16, 8, Precision::Fp32).unwrap();
+        println!(
+            "{head}: test GAP after fp32 training {:.5}, after bf16 mixed-precision training {:.5}",
+            f.metrics.gap, t16.metrics.gap
+        );
+        assert!((f.metrics.gap - t16.metrics.gap).abs() <= 0.005);
     }
 }

@@ -192,6 +192,9 @@ impl Model {
         if kind != self.kind {
             self.vs.set_kind(kind);
             self.kind = kind;
+            if let (Net::AttentionLstm(n), Kind::BFloat16) = (&mut self.net, kind) {
+                n.head_in_float32();
+            }
         }
     }
 

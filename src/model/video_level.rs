@@ -74,7 +74,7 @@ impl Logistic {
     }
     /// Logits `[B, C]`.
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        x.matmul(&self.w) + &self.b
+        x.matmul(&self.w.to_kind(x.kind())) + self.b.to_kind(x.kind())
     }
 }
 
@@ -107,12 +107,13 @@ impl Moe {
         let (m, c) = (self.mixtures, self.classes);
         // Reshape as the starter code does: [B, C·(M+1)] → [B·C, M+1] (class-major).
         let gates = x
-            .matmul(&self.gate_w)
+            .matmul(&self.gate_w.to_kind(x.kind()))
             .view([b * c, m + 1])
             .softmax(1, x.kind());
-        let experts = (x.matmul(&self.expert_w) + &self.expert_b)
-            .view([b * c, m])
-            .sigmoid();
+        let experts = (x.matmul(&self.expert_w.to_kind(x.kind()))
+            + self.expert_b.to_kind(x.kind()))
+        .view([b * c, m])
+        .sigmoid();
         (gates.narrow(1, 0, m) * experts)
             .sum_dim_intlist(1, false, x.kind())
             .view([b, c])
@@ -121,7 +122,8 @@ impl Moe {
     /// Logits of the clamped probabilities, so the shared BCE-with-logits loss applies:
     /// `σ(logit(p)) = p` within the clamp.
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        let p = self.probabilities(x).clamp(1e-7, 1.0 - 1e-7);
+        // In float32 at least: in bf16, 1 − 1e-7 rounds to 1 and the logit becomes infinite.
+        let p = super::widen(self.probabilities(x)).clamp(1e-7, 1.0 - 1e-7);
         p.log() - (-&p).log1p()
     }
 }
