@@ -7,7 +7,8 @@
 #   3. `yt8m info` (is the CUDA backend loaded, GPUs, cuDNN, NCCL version);
 #   4. the Paddle parity tests on the GPU (YT8M_TEST_DEVICE=cuda, f64 and f32);
 #   5. the NCCL path on one GPU: --distributed nccl must train as plain training (tests/nccl.rs);
-#   6. `yt8m bench train` at batch 128 (full model) and `bench predict`, on cuda.
+#   6. `yt8m bench train` at batch 128 (full model) and `bench predict`, on cuda, fp32 and bf16
+#      side by side (bf16 is the expected fast path on GPUs: issue #15).
 # Everything is appended to $OUT/gpu_check.txt (or /tmp/gpu_check.txt).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -36,6 +37,6 @@ YT8M_TEST_DEVICE=cuda timeout 120 "$PARITY" --test-threads 1 --nocapture 2>&1 | 
 log "## NCCL path, one GPU"
 timeout 120 "$NCCLT" --test-threads 1 --nocapture 2>&1 | grep -E "^test |NCCL|max|skipped|test result|panicked|error" | tee -a "$out"
 log "## bench train (full model, batch 128, cuda)"
-timeout 150 "$BIN" bench train --device cuda --batch-size 128 --steps 4 --warmup 1 2>&1 | tee -a "$out"
+timeout 150 "$BIN" bench train --device cuda --batch-size 128 --steps 4 --warmup 1 --precision fp32,bf16 2>&1 | tee -a "$out"
 log "## bench predict (full model, cuda)"
-timeout 120 "$BIN" bench predict --device cuda --batch-size 1,64,256 --steps 7 2>&1 | tee -a "$out"
+timeout 120 "$BIN" bench predict --device cuda --batch-size 1,64,256 --steps 7 --precision fp32,bf16 2>&1 | tee -a "$out"
