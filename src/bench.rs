@@ -368,7 +368,7 @@ pub fn bench_train(o: &ModelBenchOptions) -> Result<String> {
     let maxb = *o.batch_sizes.iter().max().unwrap_or(&1) as i64;
     let (shape_rows, ceiling_before, bf16_before) = gemm_ceilings(device, mc, maxb);
     // Rows without their last column (share of the ceiling, known at the end) and their GFLOP/s.
-    let mut rows: Vec<(String, f64)> = Vec::new();
+    let mut rows: Vec<(String, f64, tch::Kind)> = Vec::new();
     let head = format!(
         "training throughput, AttentionLSTM E={} H={} fc {}/{} C={}, {} on {}, {threads} thread(s)",
         mc.embedding_size,
@@ -450,6 +450,7 @@ pub fn bench_train(o: &ModelBenchOptions) -> Result<String> {
                     flops / el / 1e9
                 ),
                 flops / el / 1e9,
+                compute,
             ));
             let _ = std::fs::remove_dir_all(&dir);
         }
@@ -464,7 +465,7 @@ pub fn bench_train(o: &ModelBenchOptions) -> Result<String> {
     };
     // The LSTM-bound part alone: libtorch's fused kernel, one direction, forward + backward
     // at the model's widths over T = 150 (the mean length), as the model calls it.
-    let mut lstm_rows: Vec<(String, f64)> = Vec::new();
+    let mut lstm_rows: Vec<(String, f64, tch::Kind)> = Vec::new();
     for &bs in &o.batch_sizes {
         let g = lstm_kernel_gflops(
             bs as i64,
@@ -474,7 +475,7 @@ pub fn bench_train(o: &ModelBenchOptions) -> Result<String> {
             device,
             o.steps.max(1),
         );
-        lstm_rows.push((format!("| {bs} | {g:.1} |"), g));
+        lstm_rows.push((format!("| {bs} | {g:.1} |"), g, tch::Kind::Float));
     }
     // Shared machines drift: the larger of two ceiling measurements keeps the shares honest.
     let (shape_rows_after, ceiling_after, bf16_after) = gemm_ceilings(device, mc, maxb);
@@ -485,13 +486,21 @@ pub fn bench_train(o: &ModelBenchOptions) -> Result<String> {
         .zip(&shape_rows_after)
         .map(|(a, b)| format!("| {} | {:.0} | {:.0} |\n", a.0, a.1.max(b.1), a.2.max(b.2)))
         .collect();
-    let table = |rows: &[(String, f64)]| -> String {
+    // Each row against the ceiling of its own compute type.
+    let table = |rows: &[(String, f64, tch::Kind)]| -> String {
         rows.iter()
-            .map(|(r, g)| format!("{r} {:.0}% |\n", 100.0 * g / ceiling))
+            .map(|(r, g, k)| {
+                let c = if *k == tch::Kind::BFloat16 {
+                    bf16_ceiling
+                } else {
+                    ceiling
+                };
+                format!("{r} {:.0}% |\n", 100.0 * g / c)
+            })
             .collect()
     };
     Ok(format!(
-        "{head}; GEMM ceiling (best shape, larger of before/after): fp32 {ceiling:.0}, bf16 {bf16_ceiling:.0} GFLOP/s\n\n| GEMM shape | fp32 GFLOP/s | bf16 GFLOP/s |\n|---|---|---|\n{shapes}\n| batch | compute | steps | samples/s | frames/s | real frames / padded | data wait | GFLOP/s (≈3x fwd) | share of fp32 ceiling |\n|---|---|---|---|---|---|---|---|---|\n{}{speedup}\nLSTM kernel alone (one direction, E={} H={}, T=150, forward + backward):\n\n| batch | GFLOP/s | share of ceiling |\n|---|---|---|\n{}",
+        "{head}; GEMM ceiling (best shape, larger of before/after): fp32 {ceiling:.0}, bf16 {bf16_ceiling:.0} GFLOP/s\n\n| GEMM shape | fp32 GFLOP/s | bf16 GFLOP/s |\n|---|---|---|\n{shapes}\n| batch | compute | steps | samples/s | frames/s | real frames / padded | data wait | GFLOP/s (≈3x fwd) | share of its ceiling |\n|---|---|---|---|---|---|---|---|---|\n{}{speedup}\nLSTM kernel alone (one direction, E={} H={}, T=150, forward + backward):\n\n| batch | GFLOP/s | share of ceiling |\n|---|---|---|\n{}",
         table(&rows),
         mc.embedding_size,
         mc.lstm_size,
