@@ -597,55 +597,41 @@ impl Config {
                 "DATASET.max_frames must be at least 1 (300 in YouTube-8M's reader)",
             ));
         }
+        // (key, value, lower bound, lower bound excluded, what it must be)
         let o = &self.OPTIMIZER;
-        let finite_in =
-            |key: &str, v: f64, lo: f64, hi: f64, lo_open: bool, what: &str| -> Result<()> {
-                let ok = v.is_finite() && v <= hi && (if lo_open { v > lo } else { v >= lo });
-                if ok {
-                    Ok(())
-                } else {
-                    Err(cfg_err(name, format!("{key} is {v}; it must be {what}")))
-                }
-            };
-        finite_in("OPTIMIZER.rho", o.rho, 0.0, 1.0, false, "in [0, 1)")?;
-        if o.rho >= 1.0 {
-            return Err(cfg_err(
-                name,
-                format!("OPTIMIZER.rho is {}; it must be in [0, 1)", o.rho),
-            ));
+        let ge0 = "a finite number ≥ 0";
+        let checks = [
+            ("OPTIMIZER.rho", o.rho, 0.0, false, "in [0, 1)"),
+            (
+                "OPTIMIZER.epsilon",
+                o.epsilon,
+                0.0,
+                true,
+                "a finite number > 0 (Paddle's default 1e-6)",
+            ),
+            ("OPTIMIZER.momentum", o.momentum, 0.0, false, ge0),
+            (
+                "OPTIMIZER.weight_decay.value",
+                o.weight_decay.value,
+                0.0,
+                false,
+                ge0,
+            ),
+            (
+                "OPTIMIZER.grad_clip",
+                o.grad_clip,
+                0.0,
+                false,
+                "a finite number ≥ 0 (0 = off)",
+            ),
+        ];
+        for (key, v, lo, open, what) in checks {
+            let below = if open { v <= lo } else { v < lo };
+            let over = key == "OPTIMIZER.rho" && v >= 1.0;
+            if !v.is_finite() || below || over {
+                return Err(cfg_err(name, format!("{key} is {v}; it must be {what}")));
+            }
         }
-        finite_in(
-            "OPTIMIZER.epsilon",
-            o.epsilon,
-            0.0,
-            f64::MAX,
-            true,
-            "a finite number > 0 (Paddle's default 1e-6)",
-        )?;
-        finite_in(
-            "OPTIMIZER.momentum",
-            o.momentum,
-            0.0,
-            f64::MAX,
-            false,
-            "a finite number ≥ 0",
-        )?;
-        finite_in(
-            "OPTIMIZER.weight_decay.value",
-            o.weight_decay.value,
-            0.0,
-            f64::MAX,
-            false,
-            "a finite number ≥ 0",
-        )?;
-        finite_in(
-            "OPTIMIZER.grad_clip",
-            o.grad_clip,
-            0.0,
-            f64::MAX,
-            false,
-            "a finite number ≥ 0 (0 = off)",
-        )?;
         for (sec, p) in [
             ("PIPELINE.train", &self.PIPELINE.train),
             ("PIPELINE.valid", &self.PIPELINE.valid),

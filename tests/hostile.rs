@@ -141,15 +141,9 @@ fn tiny_config() -> String {
     repo().join("configs/tiny_test.yaml").display().to_string()
 }
 
-/// A tiny 20-class frame-level bundle with random weights.
-fn tiny_bundle(d: &Path) -> PathBuf {
-    let cfg = Config::load(Some(Path::new(&tiny_config())), &[]).unwrap();
-    tch::manual_seed(1);
-    let m = Model::new(cfg.architecture(), Device::Cpu, Kind::Float);
-    let w = d.join("w.safetensors");
-    m.save_safetensors(&w).unwrap();
-    let out = d.join("bundle");
-    let o = run(&[
+/// `yt8m export` of the tiny config with weights `w` into `out` (no ONNX).
+fn export_tiny(w: &Path, out: &Path) -> Out {
+    run(&[
         "export",
         "-c",
         &tiny_config(),
@@ -158,7 +152,18 @@ fn tiny_bundle(d: &Path) -> PathBuf {
         "--out",
         out.to_str().unwrap(),
         "--no-onnx",
-    ]);
+    ])
+}
+
+/// A tiny 20-class frame-level bundle with random weights.
+fn tiny_bundle(d: &Path) -> PathBuf {
+    let cfg = Config::load(Some(Path::new(&tiny_config())), &[]).unwrap();
+    tch::manual_seed(1);
+    let m = Model::new(cfg.architecture(), Device::Cpu, Kind::Float);
+    let w = d.join("w.safetensors");
+    m.save_safetensors(&w).unwrap();
+    let out = d.join("bundle");
+    let o = export_tiny(&w, &out);
     assert!(o.ok(), "{}", o.stderr);
     out
 }
@@ -1117,16 +1122,7 @@ fn non_finite_weights_are_refused_naming_the_tensor() {
     });
     let w = d.join("nan.safetensors");
     m.save_safetensors(&w).unwrap();
-    let o = run(&[
-        "export",
-        "-c",
-        &tiny_config(),
-        "-w",
-        w.to_str().unwrap(),
-        "--out",
-        d.join("b").to_str().unwrap(),
-        "--no-onnx",
-    ]);
+    let o = export_tiny(&w, &d.join("b"));
     fails_cleanly(
         &o,
         &["nan.safetensors", &format!("tensor '{name}'"), "NaN or Inf"],
