@@ -700,18 +700,21 @@ impl Config {
                 HeadName::LogisticModel => mul(add(dims, 1)?, c),
                 HeadName::MoeModel => {
                     let k = h.num_mixtures.max(1) as u64;
-                    mul(mul(add(dims, 1)?, c)?, add(mul(k, 2)?, 1)?)
+                    // Gate [ΣD, C·(k+1)] without bias; experts [ΣD, C·k] with bias.
+                    add(mul(mul(dims, c)?, add(mul(k, 2)?, 1)?)?, mul(c, k)?)
                 }
                 HeadName::AttentionLstmHead => {
                     // Per modality: input fc, two LSTM directions (4 gates), attention; then the
                     // two fc layers and the logits.
                     let lstm = mul(mul(8, l)?, add(add(e, l)?, 2)?)?;
+                    // (+ biases: E and 1 per modality, then f1, f2 and c.)
                     let per = add(add(mul(dims, e)?, mul(m, lstm)?)?, mul(mul(m, 2)?, l)?)?;
+                    let per = add(per, mul(m, add(e, 1)?)?)?;
                     let head = add(
                         add(mul(mul(mul(m, 2)?, l)?, f1)?, mul(f1, f2)?)?,
                         mul(f2, c)?,
                     )?;
-                    add(per, head)
+                    add(add(per, head)?, add(add(f1, f2)?, c)?)
                 }
             }
         };
@@ -879,6 +882,41 @@ mod duplicate_key_tests {
                 let t = std::fs::read_to_string(e.path()).unwrap();
                 assert_eq!(duplicate_key(&t), None, "{}", e.path().display());
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod estimate_tests {
+    use super::Config;
+
+    #[test]
+    fn parameter_estimate_matches_the_built_model() {
+        for ov in [
+            vec![],
+            vec![
+                "MODEL.head.lstm_size=8",
+                "MODEL.head.embedding_size=4",
+                "MODEL.head.fc_out1_size=6",
+                "MODEL.head.fc_out2_size=5",
+                "MODEL.head.num_classes=7",
+            ],
+            vec![
+                "MODEL.head.name=MoeModel",
+                "MODEL.level=video",
+                "MODEL.head.num_mixtures=3",
+            ],
+            vec!["MODEL.head.name=LogisticModel", "MODEL.level=video"],
+        ] {
+            let ov: Vec<String> = ov.iter().map(|s| s.to_string()).collect();
+            let cfg = Config::from_yaml("t", "", &ov).unwrap();
+            let m =
+                crate::model::Model::new(cfg.architecture(), tch::Device::Cpu, tch::Kind::Float);
+            assert_eq!(
+                cfg.parameter_estimate(),
+                m.num_parameters() as u64,
+                "{ov:?}"
+            );
         }
     }
 }

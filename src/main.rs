@@ -20,7 +20,7 @@ use yt8m::train::TrainOptions;
     about = "AttentionLSTM video classifiers on YouTube-8M features: train, test, export, predict",
     long_about = "yt8m reads the official YouTube-8M TFRecord shards (and PaddleVideo pickles) directly, \
                   trains PaddleVideo's AttentionLSTM on libtorch, and reports the official metrics.\n\n\
-                  Start with `yt8m demo` (synthetic data, a few minutes on 2 cores), `yt8m inspect PATH` \
+                  Start with `yt8m demo` (synthetic data, about 10 s on 2 cores), `yt8m inspect PATH` \
                   to see what your shards hold, and `yt8m COMMAND --help` for each step."
 )]
 struct Cli {
@@ -178,7 +178,7 @@ impl ConfigArgs {
 
 #[derive(Args)]
 #[command(
-    after_help = "Examples:\n  yt8m train -c configs/attention_lstm_youtube8m.yaml -o DATASET.train.file_path='data/frame/train*.tfrecord' --output runs/full\n  yt8m train -c configs/demo_small.yaml --validate --output runs/demo\n  yt8m train -c configs/demo_small.yaml --output runs/demo --resume     # continue after a crash\n  yt8m train -c configs/demo_small.yaml -w paddle/AttentionLSTM_yt8.pdparams --output runs/finetune\n\nThe run directory holds config.yaml (the resolved config), metrics.jsonl (one line per log\ninterval and per epoch) and checkpoints/epoch_NNNNN/ (model, optimizer state, progress), plus\ncheckpoints/best/ with --validate.\n\nDevices: --device auto|cpu|cuda|cuda:N (TRAIN.device); YT8M_THREADS caps libtorch's CPU threads.\n\nData-parallel (several processes, one or many machines), started by Open MPI's mpirun:\n  YT8M_THREADS=1 mpirun -np 2 yt8m train -c CONFIG --output runs/dp\n  mpirun --hostfile hosts -np 16 -x YT8M_THREADS=4 --mca plm_rsh_args \"-o ConnectTimeout=10\" \\\n      yt8m train -c CONFIG --output /shared/runs/dp16     # unreachable host: error after 10 s\nWorker r reads shards r, r+N, ...; gradients are averaged over workers every step (PaddleVideo's\nDataParallel); only rank 0 logs, validates and checkpoints. --distributed none ignores mpirun.\nGPUs: one rank per GPU (CUDA_VISIBLE_DEVICES per rank), --device cuda:0; gradients go through\nNCCL on the device. One GPU, no mpirun: --device cuda --distributed nccl checks that path.\nSee docs/distributed.md for addresses, ports, GPUs and failure handling."
+    after_help = "Examples:\n  yt8m train -c configs/attention_lstm_youtube8m.yaml -o DATASET.train.file_path='data/frame/train*.tfrecord' --output runs/full\n  yt8m train -c configs/demo_small.yaml --validate --output runs/demo\n  yt8m train -c configs/demo_small.yaml --output runs/demo --resume     # continue after a crash\n  yt8m train -c configs/demo_small.yaml -w paddle/AttentionLSTM_yt8.pdparams --output runs/finetune\n  yt8m train -c configs/attention_lstm_youtube8m.yaml -o DATASET.train.file_path='data/*.tfrecord' --dry-run\n\nThe run directory holds config.yaml (the resolved config), metrics.jsonl (one line per log\ninterval and per epoch) and checkpoints/epoch_NNNNN/ (model, optimizer state, progress), plus\ncheckpoints/best/ with --validate.\n\nDevices: --device auto|cpu|cuda|cuda:N (TRAIN.device); YT8M_THREADS caps libtorch's CPU threads.\n\nData-parallel (several processes, one or many machines), started by Open MPI's mpirun:\n  YT8M_THREADS=1 mpirun -np 2 yt8m train -c CONFIG --output runs/dp\n  mpirun --hostfile hosts -np 16 -x YT8M_THREADS=4 --mca plm_rsh_args \"-o ConnectTimeout=10\" \\\n      yt8m train -c CONFIG --output /shared/runs/dp16     # unreachable host: error after 10 s\nWorker r reads shards r, r+N, ...; gradients are averaged over workers every step (PaddleVideo's\nDataParallel); only rank 0 logs, validates and checkpoints. --distributed none ignores mpirun.\nGPUs: one rank per GPU (CUDA_VISIBLE_DEVICES per rank), --device cuda:0; gradients go through\nNCCL on the device. One GPU, no mpirun: --device cuda --distributed nccl checks that path.\nSee docs/distributed.md for addresses, ports, GPUs and failure handling."
 )]
 struct TrainArgs {
     #[command(flatten)]
@@ -210,6 +210,13 @@ struct TrainArgs {
     /// Stop after N epochs of this invocation (the run stays resumable).
     #[arg(long, hide = true)]
     stop_after_epochs: Option<usize>,
+    /// Print the resolved config (file + -o overrides + flags) as YAML and exit.
+    #[arg(long)]
+    print_config: bool,
+    /// Print the plan — videos, steps per epoch, parameters, memory for weights, gradients and
+    /// optimizer state — and exit without training (no run directory is created).
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(Args)]
@@ -254,7 +261,7 @@ struct ConvertArgs {
 
 #[derive(Args)]
 #[command(
-    after_help = "Example:\n  yt8m export -c configs/demo_small.yaml -w runs/demo/checkpoints/best -o bundles/demo\n\nThe bundle holds model.safetensors, config.yaml, vocabulary.csv (the 2018 YouTube-8M names\nfor 3862-class models unless --vocabulary is given), model.onnx (standard ONNX, opset 17,\nLSTM operator; inputs per modality [batch, time, D] and lengths [batch], outputs logits and\nprobabilities), MODEL_CARD.md and bundle.json (manifest with sha256 of every file)."
+    after_help = "Example:\n  yt8m export -c configs/demo_small.yaml -w runs/demo/checkpoints/best --out bundles/demo\n\nThe bundle holds model.safetensors, config.yaml, vocabulary.csv (the 2018 YouTube-8M names\nfor 3862-class models unless --vocabulary is given), model.onnx (standard ONNX, opset 17,\nLSTM operator; inputs per modality [batch, time, D] and lengths [batch], outputs logits and\nprobabilities), MODEL_CARD.md and bundle.json (manifest with sha256 of every file)."
 )]
 struct ExportArgs {
     #[command(flatten)]
@@ -626,6 +633,14 @@ fn train(a: TrainArgs) -> Result<()> {
     }
     if let Some(p) = a.precision {
         cfg.TRAIN.precision = p;
+    }
+    if a.print_config {
+        print!("{}", cfg.to_yaml());
+        return Ok(());
+    }
+    if a.dry_run {
+        print!("{}", yt8m::train::plan(&cfg)?);
+        return Ok(());
     }
     let opts = TrainOptions {
         output: a.output,

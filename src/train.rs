@@ -743,3 +743,48 @@ fn train_with(mut cfg: Config, opts: &TrainOptions, comm: &dyn Comm) -> Result<T
         workers: world,
     })
 }
+
+/// What `train` would do, without doing it: the training split's size, steps per epoch, the
+/// model's parameters and the memory its state takes (`train --dry-run`).
+pub fn plan(cfg: &Config) -> Result<String> {
+    let loader = cfg.loader(Split::Train)?;
+    let videos: usize = loader
+        .files()
+        .iter()
+        .map(|f| crate::data::sources::count_records(f))
+        .collect::<std::result::Result<Vec<_>, _>>()?
+        .into_iter()
+        .sum();
+    let bs = cfg.DATASET.batch_size;
+    let steps = if cfg.DATASET.drop_last {
+        videos / bs
+    } else {
+        videos.div_ceil(bs)
+    };
+    let params = cfg.parameter_estimate();
+    let dtype_bytes = if cfg.TRAIN.dtype == crate::config::Dtype::Float64 {
+        8
+    } else {
+        4
+    };
+    // Weights, gradients, RMSProp's mean square, mean gradient (centered) and momentum.
+    let copies = 3 + cfg.OPTIMIZER.centered as u64 + (cfg.OPTIMIZER.momentum > 0.0) as u64;
+    let gb = |x: u64| x as f64 / 1e9;
+    Ok(format!(
+        "model: {:?} ({} parameters)\ntraining split: {} file(s), {videos} videos\nbatch {bs}{}: {steps} steps per epoch, {} epochs, {} steps in all\nprecision: {} ({})\nmemory for weights, gradients and optimizer state: {:.2} GB ({copies} copies of the parameters in {}); activations come on top and grow with batch × frames\n",
+        cfg.MODEL.head.name,
+        params,
+        loader.files().len(),
+        if cfg.DATASET.drop_last {
+            " (last partial batch dropped)"
+        } else {
+            ""
+        },
+        cfg.epochs,
+        steps * cfg.epochs,
+        cfg.TRAIN.precision,
+        cfg.TRAIN.precision.resolve(cfg.TRAIN.device.resolve()?).1,
+        gb(params * copies * dtype_bytes),
+        cfg.TRAIN.dtype,
+    ))
+}

@@ -448,3 +448,20 @@ fn bf16_mixed_precision_training_learns_like_fp32_and_resumes_exactly() {
     println!("bf16: max |straight − resumed| = {max:e}");
     assert!(max <= 1e-6, "{max}");
 }
+
+#[test]
+fn print_config_and_dry_run_train_nothing() {
+    let d = data("dryrun");
+    let run = d.join("run");
+    let out = ok(&train_in(&d, &run, &["--dry-run"]));
+    println!("{out}");
+    assert!(
+        out.contains("160 videos") && out.contains("steps per epoch") && out.contains("parameters"),
+        "{out}"
+    );
+    assert!(!run.exists(), "--dry-run created the run directory");
+    let yaml = ok(&train_in(&d, &run, &["--print-config", "-o", "epochs=7"]));
+    let c = yt8m::config::Config::from_yaml("printed", &yaml, &[]).unwrap();
+    assert_eq!(c.epochs, 7);
+    assert!(!run.exists());
+}
