@@ -84,6 +84,12 @@ pub fn read_npz(path: &Path) -> Result<AnyScored> {
         "{}: no 'predictions' array (found {names:?})\n  hint: the .npz needs predictions [N,C] and labels [N,C]", path.display())))?;
     let y = find("labels").ok_or_else(|| Error::Invalid(format!(
         "{}: no 'labels' array (found {names:?})\n  hint: give labels in the .npz, or use --labels SHARDS with a Kaggle CSV", path.display())))?;
+    if !p.dtype.is_numeric() || !y.dtype.is_numeric() {
+        return Err(Error::Invalid(format!(
+            "{}: 'predictions' and 'labels' must be number arrays",
+            path.display()
+        )));
+    }
     let (ps, ys) = (&p.shape, &y.shape);
     if ps.len() != 2 || ps != ys {
         return Err(Error::Invalid(format!(
@@ -394,22 +400,31 @@ fn join_by_id(
 /// one video id per line in `ids_path` (row order), against labels read from shards.
 pub fn read_scores_with_labels(
     scores_path: &Path,
-    ids_path: &Path,
+    ids_path: Option<&Path>,
     label_inputs: &[String],
     num_classes: usize,
 ) -> Result<(Scored, IdReport)> {
     let bad = |m: String| Error::Invalid(format!("{}: {m}", scores_path.display()));
+    // Row ids: from --ids, else from the .npz's own `ids` (what `predict --format npz` writes).
+    let mut npz_ids = None;
     let p = if scores_path.extension().and_then(|e| e.to_str()) == Some("npy") {
         npy::read_npy(scores_path)?
     } else {
         let arrays = npy::read_npz(scores_path)?;
         let names: Vec<String> = arrays.iter().map(|(k, _)| k.clone()).collect();
+        npz_ids = arrays
+            .iter()
+            .find(|(k, a)| k == "ids" && !a.dtype.is_numeric())
+            .map(|(_, a)| a.to_strings());
         let only = arrays.len() == 1;
         match arrays.into_iter().find(|(k, _)| k == "predictions" || only) {
             Some((_, t)) => t,
             None => return Err(bad(format!("no 'predictions' array (found {names:?})"))),
         }
     };
+    if !p.dtype.is_numeric() {
+        return Err(bad("'predictions' holds strings, not scores".into()));
+    }
     let size = p.shape.clone();
     if size.len() != 2 || size[1] != num_classes {
         return Err(bad(format!(
@@ -417,16 +432,26 @@ pub fn read_scores_with_labels(
         )));
     }
     check_finite(&p, num_classes, &scores_path.display().to_string())?;
-    let text = std::fs::read_to_string(ids_path).map_err(|e| Error::io(ids_path, e))?;
-    let row_ids: Vec<String> = text
-        .lines()
-        .map(|l| l.trim().to_string())
-        .filter(|l| !l.is_empty())
-        .collect();
+    let (row_ids, ids_source): (Vec<String>, String) = match (ids_path, npz_ids) {
+        (Some(f), _) => {
+            let text = std::fs::read_to_string(f).map_err(|e| Error::io(f, e))?;
+            let ids = text
+                .lines()
+                .map(|l| l.trim().to_string())
+                .filter(|l| !l.is_empty())
+                .collect();
+            (ids, f.display().to_string())
+        }
+        (None, Some(ids)) => (ids, format!("{} (its ids array)", scores_path.display())),
+        (None, None) => {
+            return Err(bad(
+                "--scores with --labels needs the row ids: --ids FILE (one video id per score row), or an .npz with an 'ids' array (as `yt8m predict --format npz` writes)".into(),
+            ));
+        }
+    };
     if row_ids.len() != size[0] {
         return Err(Error::Invalid(format!(
-            "{}: {} ids for {} score rows in {}",
-            ids_path.display(),
+            "{ids_source}: {} ids for {} score rows in {}",
             row_ids.len(),
             size[0],
             scores_path.display()

@@ -573,12 +573,8 @@ fn evaluate(a: EvaluateArgs) -> Result<()> {
         batch_size: a.batch_size,
     };
     let (scored, ids) = if let (Some(p), false) = (&a.scores, a.labels.is_empty()) {
-        let Some(idf) = &a.ids else {
-            bail!(
-                "--scores with --labels needs --ids FILE (one video id per score row) to match rows to the shards' videos"
-            );
-        };
-        let (s, r) = yt8m::evaluate::read_scores_with_labels(p, idf, &a.labels, a.num_classes)?;
+        let (s, r) =
+            yt8m::evaluate::read_scores_with_labels(p, a.ids.as_deref(), &a.labels, a.num_classes)?;
         (yt8m::evaluate::AnyScored::F64(s), Some(r))
     } else if let Some(p) = &a.scores {
         (read_npz(p)?, None)
@@ -827,6 +823,9 @@ fn predict(a: PredictArgs) -> Result<()> {
         score: a.score,
         skip_corrupt: a.skip_corrupt,
     };
+    if a.format == yt8m::predict::Format::Npz && a.output.is_none() {
+        bail!("--format npz writes a binary file: give --output FILE.npz");
+    }
     let stats = match &a.output {
         Some(p) => {
             // Written beside the destination and renamed at the end: an error leaves no partial

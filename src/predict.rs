@@ -20,6 +20,10 @@ pub enum Format {
     Kaggle,
     /// PaddleVideo's tools/predict.py printout.
     Paddle,
+    /// Every score `predictions` [N, C] float32 (per --score), `ids` [N] (numpy strings) and,
+    /// when every video has labels, `labels` [N, C] uint8, as an .npz (needs --output):
+    /// `yt8m evaluate --scores FILE.npz` scores it, numpy.load reads it.
+    Npz,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -28,6 +32,8 @@ pub enum ScoreFn {
     Sigmoid,
     /// Softmax over classes (PaddleVideo's predict.py).
     Softmax,
+    /// The raw logits.
+    Logits,
 }
 
 /// Default `--bucket-window`: batches per length-sorted window (8 × 64 full-length frame-level
@@ -177,12 +183,23 @@ struct Pending {
     sources: Vec<String>,
 }
 
+/// `--format npz`: every row, in input order.
+#[derive(Default)]
+struct NpzRows {
+    ids: Vec<String>,
+    scores: Vec<f32>,
+    labels: Vec<u8>,
+    /// False once a video without (usable) labels was seen: no `labels` array then.
+    all_labelled: bool,
+}
+
 fn flush(
     b: &Bundle,
     p: &mut Pending,
     opt: &PredictOptions,
     out: &mut dyn Write,
     stats: &mut PredictStats,
+    mut npz: Option<&mut NpzRows>,
 ) -> Result<()> {
     if p.videos.is_empty() {
         return Ok(());
@@ -193,6 +210,7 @@ fn flush(
     // Length-sorted batches pad little; rows go back to input order for the output.
     let lengths: Vec<usize> = p.videos.iter().map(|v| v.num_frames).collect();
     let mut top: Vec<Vec<(usize, f32)>> = vec![Vec::new(); p.videos.len()];
+    let mut full: Vec<Vec<f32>> = vec![Vec::new(); if npz.is_some() { p.videos.len() } else { 0 }];
     for group in length_buckets(&lengths, opt.batch_size, opt.bucket_window) {
         let batch = Batch::from_indices(&p.videos, &group, &spec);
         let scores = tch::no_grad(|| {
@@ -201,6 +219,7 @@ fn flush(
             match opt.score {
                 ScoreFn::Sigmoid => logits.sigmoid(),
                 ScoreFn::Softmax => logits.softmax(1, tch::Kind::Float),
+                ScoreFn::Logits => logits,
             }
             .to_device(tch::Device::Cpu)
         });
@@ -214,6 +233,29 @@ fn flush(
                 .map(|j| (ix[r * k + j] as usize, v[r * k + j]))
                 .collect();
         }
+        if npz.is_some() {
+            let mut all = vec![0f32; scores.numel()];
+            scores.contiguous().copy_data(&mut all, scores.numel());
+            for (r, &i) in group.iter().enumerate() {
+                full[i] = all[r * c..(r + 1) * c].to_vec();
+            }
+        }
+    }
+    if let Some(n) = npz.as_deref_mut() {
+        for (i, video) in p.videos.iter().enumerate() {
+            n.ids.push(video.id.clone());
+            n.scores.extend_from_slice(&full[i]);
+            let mut row = vec![0u8; c];
+            for &l in &video.labels {
+                row[l as usize] = 1;
+            }
+            n.labels.extend(row);
+            n.all_labelled &= video.has_labels;
+        }
+        stats.videos += p.videos.len();
+        p.videos.clear();
+        p.sources.clear();
+        return Ok(());
     }
     let io = |e: std::io::Error| Error::Invalid(format!("writing output: {e}"));
     for (i, video) in p.videos.iter().enumerate() {
@@ -261,6 +303,7 @@ fn flush(
                 )
                 .map_err(io)?;
             }
+            Format::Npz => unreachable!("npz rows are collected above"),
         }
         stats.videos += 1;
     }
@@ -290,7 +333,18 @@ pub fn predict(
     out: &mut dyn Write,
 ) -> Result<PredictStats> {
     let spec = b.config.feature_spec();
+    let c = b.manifest.num_classes;
+    // Labels are read but never needed to predict: an out-of-range one must not stop
+    // prediction (it used to, hiding the real mistake); it only keeps labels out of npz output.
+    let read_spec = crate::data::FeatureSpec {
+        num_classes: usize::MAX,
+        ..spec.clone()
+    };
     let files = input_files(inputs)?;
+    let mut npz = (opt.format == Format::Npz).then(|| NpzRows {
+        all_labelled: true,
+        ..Default::default()
+    });
     if opt.format == Format::Kaggle {
         writeln!(out, "VideoId,LabelConfidencePairs")
             .map_err(|e| Error::Invalid(format!("writing output: {e}")))?;
@@ -303,7 +357,11 @@ pub fn predict(
     let bs = opt.batch_size.max(1) * opt.bucket_window.max(1);
     for f in &files {
         let src = f.display().to_string();
-        let take = |v: Video, p: &mut Pending, stats: &mut PredictStats| {
+        let take = |mut v: Video, p: &mut Pending, stats: &mut PredictStats| {
+            if v.labels.iter().any(|&l| l as usize >= c) {
+                v.labels.clear();
+                v.has_labels = false;
+            }
             if !stats.seen.insert(v.id.clone()) {
                 stats.duplicate_ids += 1;
                 if stats.duplicate_ids <= 5 {
@@ -327,11 +385,11 @@ pub fn predict(
         if f.extension().and_then(|e| e.to_str()) == Some("npy") {
             take(read_npy_video(f, &spec)?, &mut p, &mut stats);
         } else {
-            let mut shard = videos(f, &spec, opt.skip_corrupt)?;
+            let mut shard = videos(f, &read_spec, opt.skip_corrupt)?;
             for v in shard.by_ref() {
                 take(v?, &mut p, &mut stats);
                 if p.videos.len() >= bs {
-                    flush(b, &mut p, opt, out, &mut stats)?;
+                    flush(b, &mut p, opt, out, &mut stats, npz.as_mut())?;
                 }
             }
             let s = shard.into_stats();
@@ -347,10 +405,37 @@ pub fn predict(
             stats.skipped_records += s.skipped.len() + s.resyncs.len();
         }
         if p.videos.len() >= bs {
-            flush(b, &mut p, opt, out, &mut stats)?;
+            flush(b, &mut p, opt, out, &mut stats, npz.as_mut())?;
         }
     }
-    flush(b, &mut p, opt, out, &mut stats)?;
+    flush(b, &mut p, opt, out, &mut stats, npz.as_mut())?;
+    if let Some(n) = npz {
+        use crate::data::npy::{NpyArray, NpyDType, write_npz};
+        let rows = n.ids.len();
+        let preds = NpyArray {
+            shape: vec![rows, c],
+            dtype: NpyDType::F32,
+            data: n.scores.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        };
+        let ids = NpyArray::unicode(&n.ids);
+        let labels = NpyArray {
+            shape: vec![rows, c],
+            dtype: NpyDType::U8,
+            data: n.labels,
+        };
+        let mut arrays = vec![("predictions", &preds), ("ids", &ids)];
+        if n.all_labelled {
+            arrays.push(("labels", &labels));
+        } else {
+            eprintln!(
+                "note: some videos have no (usable) labels: the .npz holds predictions and ids only"
+            );
+        }
+        let mut buf = std::io::Cursor::new(Vec::new());
+        write_npz(&mut buf, &arrays).map_err(|e| Error::Invalid(format!("writing .npz: {e}")))?;
+        out.write_all(buf.get_ref())
+            .map_err(|e| Error::Invalid(format!("writing output: {e}")))?;
+    }
     if stats.videos == 0 && stats.skipped_zero_frames == 0 {
         return Err(Error::Invalid("no videos in the inputs".into()));
     }

@@ -1144,3 +1144,99 @@ fn fifos_given_as_shards_are_refused_not_waited_on() {
         fails_cleanly(&o, &["pipe.tfrecord", "not a regular file"]);
     }
 }
+
+#[test]
+fn predict_ignores_labels_it_does_not_need_and_its_npz_scores_in_evaluate() {
+    let d = tempdir("h-npzout");
+    let b = tiny_bundle(&d);
+    // Labels 25 and 3000 are beyond the 20-class model: prediction must go on.
+    let rgb: Vec<Vec<u8>> = (0..4)
+        .map(|_| encode_feature(&EncFeature::Bytes(vec![&[90u8; 1024][..]])))
+        .collect();
+    let aud: Vec<Vec<u8>> = (0..4)
+        .map(|_| encode_feature(&EncFeature::Bytes(vec![&[90u8; 128][..]])))
+        .collect();
+    let mut f = Vec::new();
+    for (id, labels) in [("a", vec![1i64, 25]), ("b", vec![3000]), ("c", vec![2])] {
+        let rec = yt8m::data::proto::encode_sequence_example(
+            &[
+                (
+                    "id",
+                    encode_feature(&EncFeature::Bytes(vec![id.as_bytes()])),
+                ),
+                ("labels", encode_feature(&EncFeature::Int64(&labels))),
+            ],
+            &[("rgb", rgb.clone()), ("audio", aud.clone())],
+        );
+        frame_record(&rec, &mut f);
+    }
+    let shard = d.join("s.tfrecord");
+    std::fs::write(&shard, &f).unwrap();
+    let (bs, ss) = (b.to_str().unwrap(), shard.to_str().unwrap());
+    let o = run(&[
+        "predict", "--model", bs, ss, "--format", "jsonl", "--score", "logits",
+    ]);
+    assert!(o.ok(), "{}", o.stderr);
+    assert_eq!(o.stdout.lines().count(), 3);
+    // --format npz: predictions + ids (labels left out: some are unusable); needs --output.
+    fails_cleanly(
+        &run(&["predict", "--model", bs, ss, "--format", "npz"]),
+        &["--output"],
+    );
+    let npz = d.join("p.npz");
+    let o = run(&[
+        "predict",
+        "--model",
+        bs,
+        ss,
+        "--format",
+        "npz",
+        "--output",
+        npz.to_str().unwrap(),
+    ]);
+    assert!(o.ok(), "{}", o.stderr);
+    let arrays = yt8m::data::npy::read_npz(&npz).unwrap();
+    let names: Vec<&str> = arrays.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(names, ["predictions", "ids"]);
+    assert_eq!(arrays[0].1.shape, vec![3, 20]);
+    assert_eq!(arrays[1].1.to_strings(), ["a", "b", "c"]);
+    // A fully labelled shard: labels included, and `evaluate --scores` scores it directly and
+    // by id against the shard, alike.
+    let good = d.join("good");
+    synth_shards(&good, 24, 1, 9, 20);
+    let npz2 = d.join("q.npz");
+    let o = run(&[
+        "predict",
+        "--model",
+        bs,
+        good.to_str().unwrap(),
+        "--format",
+        "npz",
+        "--output",
+        npz2.to_str().unwrap(),
+    ]);
+    assert!(o.ok(), "{}", o.stderr);
+    let direct = run(&["evaluate", "--scores", npz2.to_str().unwrap(), "--json"]);
+    let by_id = run(&[
+        "evaluate",
+        "--scores",
+        npz2.to_str().unwrap(),
+        "--labels",
+        good.to_str().unwrap(),
+        "--num-classes",
+        "20",
+        "--json",
+    ]);
+    assert!(
+        direct.ok() && by_id.ok(),
+        "{}{}",
+        direct.stderr,
+        by_id.stderr
+    );
+    let g = |o: &Out| {
+        serde_json::from_str::<serde_json::Value>(&o.stdout).unwrap()["gap"]
+            .as_f64()
+            .unwrap()
+    };
+    assert_eq!(g(&direct), g(&by_id));
+}

@@ -36,6 +36,8 @@ pub enum NpyDType {
     U64,
     F32,
     F64,
+    /// numpy's fixed-width unicode `<U{n}` (UTF-32LE, n characters per element): video ids.
+    Unicode(usize),
 }
 
 impl NpyDType {
@@ -45,7 +47,12 @@ impl NpyDType {
             NpyDType::I16 | NpyDType::U16 => 2,
             NpyDType::I32 | NpyDType::U32 | NpyDType::F32 => 4,
             NpyDType::I64 | NpyDType::U64 | NpyDType::F64 => 8,
+            NpyDType::Unicode(n) => 4 * n,
         }
+    }
+    /// A number type (everything but strings).
+    pub fn is_numeric(self) -> bool {
+        !matches!(self, NpyDType::Unicode(_))
     }
     pub fn is_float(self) -> bool {
         matches!(self, NpyDType::F32 | NpyDType::F64)
@@ -64,11 +71,21 @@ impl NpyDType {
             NpyDType::U64 => "uint64",
             NpyDType::F32 => "float32",
             NpyDType::F64 => "float64",
+            NpyDType::Unicode(_) => "str",
         }
     }
 
     fn parse(descr: &str) -> Result<Self, String> {
         let (order, code) = descr.split_at(descr.len().min(1));
+        if let Some(n) = code.strip_prefix('U') {
+            // A bound keeps a lying header from claiming absurd widths (ids are ~11 chars).
+            return match (order, n.parse::<usize>()) {
+                ("<" | "|" | "=", Ok(n)) if (1..=4096).contains(&n) => Ok(NpyDType::Unicode(n)),
+                _ => Err(format!(
+                    "dtype '{descr}' is not a supported string type (little-endian '<U1' to '<U4096')"
+                )),
+            };
+        }
         let t = match code {
             "b1" => NpyDType::Bool,
             "u1" => NpyDType::U8,
@@ -118,10 +135,72 @@ impl NpyArray {
         self.data.len() / self.dtype.size()
     }
 
-    /// Values as f64 (every supported type converts; uint64/int64 beyond 2^53 round).
+    /// The strings of a `<U{n}` array (trailing NULs removed; invalid code points become
+    /// U+FFFD); empty for number arrays.
+    pub fn to_strings(&self) -> Vec<String> {
+        let NpyDType::Unicode(n) = self.dtype else {
+            return Vec::new();
+        };
+        self.data
+            .chunks_exact(4 * n)
+            .map(|el| {
+                el.chunks_exact(4)
+                    .map(|c| u32::from_le_bytes(le(c)))
+                    .take_while(|&u| u != 0)
+                    .map(|u| char::from_u32(u).unwrap_or('\u{fffd}'))
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// `<U{n}` bytes for `strings` (n = the longest, at least 1), as numpy stores them.
+    pub fn unicode(strings: &[String]) -> NpyArray {
+        let n = strings
+            .iter()
+            .map(|s| s.chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(1);
+        let mut data = Vec::with_capacity(strings.len() * 4 * n);
+        for s in strings {
+            let mut k = 0;
+            for c in s.chars() {
+                data.extend_from_slice(&(c as u32).to_le_bytes());
+                k += 1;
+            }
+            data.resize(data.len() + 4 * (n - k), 0);
+        }
+        NpyArray {
+            shape: vec![strings.len()],
+            dtype: NpyDType::Unicode(n),
+            data,
+        }
+    }
+
+    /// numpy's type string for this array (`<f4`, `|u1`, `<U11`, ...).
+    pub fn descr(&self) -> String {
+        match self.dtype {
+            NpyDType::Bool => "|b1".into(),
+            NpyDType::U8 => "|u1".into(),
+            NpyDType::I8 => "|i1".into(),
+            NpyDType::I16 => "<i2".into(),
+            NpyDType::I32 => "<i4".into(),
+            NpyDType::I64 => "<i8".into(),
+            NpyDType::U16 => "<u2".into(),
+            NpyDType::U32 => "<u4".into(),
+            NpyDType::U64 => "<u8".into(),
+            NpyDType::F32 => "<f4".into(),
+            NpyDType::F64 => "<f8".into(),
+            NpyDType::Unicode(n) => format!("<U{n}"),
+        }
+    }
+
+    /// Values as f64 (every number type converts; uint64/int64 beyond 2^53 round; strings
+    /// give an empty vector: check [`NpyDType::is_numeric`] first).
     pub fn to_f64(&self) -> Vec<f64> {
         let d = &self.data;
         match self.dtype {
+            NpyDType::Unicode(_) => Vec::new(),
             NpyDType::Bool | NpyDType::U8 => d.iter().map(|&x| x as f64).collect(),
             NpyDType::I8 => d.iter().map(|&x| x as i8 as f64).collect(),
             NpyDType::I16 => d
@@ -513,6 +592,24 @@ pub fn read_npz(path: &Path) -> Result<Vec<(String, NpyArray)>, DataError> {
         ));
     }
     Ok(out)
+}
+
+/// Writes `(name, array)` pairs as an uncompressed `.npz` (what `numpy.savez` writes).
+pub fn write_npz<W: std::io::Write + std::io::Seek>(
+    out: W,
+    arrays: &[(&str, &NpyArray)],
+) -> std::io::Result<()> {
+    let mut z = zip::ZipWriter::new(out);
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .large_file(true);
+    for (name, a) in arrays {
+        z.start_file(format!("{name}.npy"), opts)
+            .map_err(std::io::Error::other)?;
+        write_npy(&mut z, &a.shape, &a.descr(), &a.data)?;
+    }
+    z.finish().map_err(std::io::Error::other)?;
+    Ok(())
 }
 
 /// Writes a C-order `.npy` (version 1.0), as `numpy.save` does.
