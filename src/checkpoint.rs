@@ -244,6 +244,7 @@ pub(crate) fn open_run(
     cfg: &Config,
     run: &Path,
     resume: bool,
+    allow_config_change: bool,
     comm: &dyn Comm,
 ) -> Result<(TrainState, Option<PathBuf>, Option<RunLock>)> {
     let saved_cfg_path = run.join("config.yaml");
@@ -260,11 +261,28 @@ pub(crate) fn open_run(
     if comm.rank() == 0 {
         std::fs::create_dir_all(run).map_err(|e| Error::io(run, e))?;
         lock = Some(RunLock::acquire(run)?);
+        crate::runtime::set_run_log(&run.join("train.log"))?;
         clean_checkpoints(run)?;
         if resume {
             let saved = Config::load(Some(&saved_cfg_path), &[]).map_err(|e| Error::Invalid(format!(
                 "--resume: cannot read the run's config ({e})\n  hint: --output must name an existing run directory")))?;
             let diff = cfg.model_shape_diff(&saved);
+            let changes = hyperparameter_diff(&saved, cfg);
+            if diff.is_empty() && !changes.is_empty() {
+                if !allow_config_change {
+                    return Err(Error::Invalid(format!(
+                        "--resume refused: the config changed since {} was written (saved → now):\n  {}\n  hint: resume with the run's own config (-c {}), or pass --allow-config-change to continue with the new values (the change is logged in config_changes.yaml)",
+                        saved_cfg_path.display(),
+                        changes.join("\n  "),
+                        saved_cfg_path.display()
+                    )));
+                }
+                tracing::warn!(
+                    "resuming with a changed config (--allow-config-change):\n  {}",
+                    changes.join("\n  ")
+                );
+                log_config_change(run, &changes)?;
+            }
             if !diff.is_empty() {
                 return Err(Error::Invalid(format!(
                     "--resume refused: the model shape changed since {} was written:\n  {}\n  hint: resume with the run's own config (-c {}) or start a new run directory",
@@ -286,7 +304,10 @@ pub(crate) fn open_run(
                 run.display()
             )));
         }
-        write_atomic(&saved_cfg_path, cfg.to_yaml().as_bytes())?;
+        // A resumed run keeps its original config.yaml (changes go to config_changes.yaml).
+        if !resume {
+            write_atomic(&saved_cfg_path, cfg.to_yaml().as_bytes())?;
+        }
     }
     let mut st_bytes = serde_json::to_vec(&state).unwrap();
     comm.broadcast_bytes(&mut st_bytes);
@@ -317,4 +338,44 @@ pub fn resolve_latest(path: &Path) -> Result<Option<PathBuf>> {
 /// checkpoint directory it names; anything else is returned as it is.
 pub fn weights_path(path: &Path) -> Result<PathBuf> {
     Ok(resolve_latest(path)?.unwrap_or_else(|| path.to_path_buf()))
+}
+
+/// Keys whose values differ between a run's saved config and the one it is resumed with,
+/// as `key: saved → now`. The device and the reader threads are not part of a run's recipe.
+pub fn hyperparameter_diff(saved: &Config, now: &Config) -> Vec<String> {
+    let strip = |c: &Config| {
+        let mut v = serde_json::to_value(c).unwrap_or_default();
+        v["TRAIN"]["device"] = serde_json::Value::Null;
+        v["DATASET"]["num_workers"] = serde_json::Value::Null;
+        v["DATASET"]["prefetch"] = serde_json::Value::Null;
+        v
+    };
+    let mut out = Vec::new();
+    crate::distributed::config_diff(&strip(saved), &strip(now), "", &mut out);
+    out
+}
+
+/// Appends a resume's config changes to `RUN/config_changes.yaml` (a list of entries).
+fn log_config_change(run: &Path, changes: &[String]) -> Result<()> {
+    use std::io::Write;
+    let path = run.join("config_changes.yaml");
+    let when = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let mut entry = format!("- resumed_unix: {when}\n  changes:\n");
+    for c in changes {
+        entry.push_str(&format!(
+            "    - {}\n",
+            serde_json::to_string(c).unwrap_or_default()
+        ));
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    f.write_all(entry.as_bytes())
+        .and_then(|_| f.sync_all())
+        .map_err(|e| Error::io(&path, e))
 }

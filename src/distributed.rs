@@ -212,7 +212,7 @@ pub(crate) fn check_same_config(comm: &dyn Comm, cfg: &Config) -> Result<()> {
     let all_ok = comm.allreduce_min(diff.is_empty() as u64) == 1;
     if !diff.is_empty() {
         return Err(Error::Invalid(format!(
-            "worker {} of {} was started with a config that differs from rank 0's:\n  {}\n  hint: give every worker the same -c/-o arguments",
+            "worker {} of {} was started with a config that differs from rank 0's (rank 0's value → this worker's):\n  {}\n  hint: give every worker the same -c/-o arguments",
             comm.rank(),
             comm.size(),
             diff.join("\n  ")
@@ -341,11 +341,17 @@ pub fn config_diff(
                 };
                 match (x.get(k), y.get(k)) {
                     (Some(u), Some(v)) => config_diff(u, v, &p, out),
-                    (u, v) => out.push(format!("{p}: {u:?} vs {v:?}")),
+                    (u, v) => {
+                        let show = |x: Option<&serde_json::Value>| {
+                            x.map(|x| x.to_string())
+                                .unwrap_or_else(|| "(absent)".into())
+                        };
+                        out.push(format!("{p}: {} → {}", show(u), show(v)))
+                    }
                 }
             }
         }
-        _ if a != b => out.push(format!("{prefix}: rank 0 has {a}, this worker has {b}")),
+        _ if a != b => out.push(format!("{prefix}: {a} → {b}")),
         _ => {}
     }
 }

@@ -210,6 +210,10 @@ struct TrainArgs {
     /// Stop after N epochs of this invocation (the run stays resumable).
     #[arg(long, hide = true)]
     stop_after_epochs: Option<usize>,
+    /// With --resume: continue even though hyperparameters changed (the key-by-key change is
+    /// logged and appended to RUN/config_changes.yaml; config.yaml stays the original).
+    #[arg(long, requires = "resume")]
+    allow_config_change: bool,
     /// Print the resolved config (file + -o overrides + flags) as YAML and exit.
     #[arg(long)]
     print_config: bool,
@@ -441,12 +445,27 @@ fn main() {
     }));
     yt8m::threads::tune_allocator();
     let cli = Cli::parse();
+    use std::io::IsTerminal;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cli.log));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
+    // Colours only on a terminal and without NO_COLOR; RUN/train.log always plain.
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_target(false)
+                .with_ansi(colour),
+        )
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(|| yt8m::runtime::RunLogWriter)
+                .with_target(false)
+                .with_ansi(false),
+        )
         .init();
     if let Err(e) = run(cli) {
         eprintln!("error: {e:#}");
@@ -643,8 +662,10 @@ fn train(a: TrainArgs) -> Result<()> {
         validate: a.validate,
         resume: a.resume,
         init_weights: a.weights,
-        quiet: a.quiet,
+        // No progress bar where nobody sees it: periodic log lines instead.
+        quiet: a.quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr()),
         stop_after_epochs: a.stop_after_epochs,
+        allow_config_change: a.allow_config_change,
     };
     let s = yt8m::train::train(cfg, &opts)?;
     if s.rank != 0 {

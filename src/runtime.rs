@@ -272,3 +272,37 @@ pub fn runtime_info() -> RuntimeInfo {
         precision_auto,
     }
 }
+
+/// `RUN/train.log`: the log lines of a training run in plain text (no ANSI colours), beside
+/// the run's other files. The CLI's logger writes every line here too once a run opened it.
+static RUN_LOG: std::sync::Mutex<Option<std::fs::File>> = std::sync::Mutex::new(None);
+
+/// Starts appending log lines to `path` (rank 0 of a training run).
+pub fn set_run_log(path: &std::path::Path) -> Result<()> {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    if let Ok(mut g) = RUN_LOG.lock() {
+        *g = Some(f);
+    }
+    Ok(())
+}
+
+/// A log writer for `RUN/train.log` (discards while no run is open).
+pub struct RunLogWriter;
+
+impl std::io::Write for RunLogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut g) = RUN_LOG.lock() {
+            if let Some(f) = g.as_mut() {
+                f.write_all(buf)?;
+            }
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

@@ -37,6 +37,9 @@ pub struct TrainOptions {
     pub quiet: bool,
     /// Stop after this many epochs of this invocation (tests of resume).
     pub stop_after_epochs: Option<usize>,
+    /// `--resume` with changed hyperparameters: continue (logging the change) instead of
+    /// refusing.
+    pub allow_config_change: bool,
 }
 
 /// Summary of a finished run.
@@ -529,7 +532,17 @@ impl Trainer<'_> {
 pub fn train(cfg: Config, opts: &TrainOptions) -> Result<TrainSummary> {
     let comm = crate::distributed::init(cfg.TRAIN.distributed)?;
     let comm = comm.as_ref();
+    let existed = opts.output.exists();
     let r = train_with(cfg, opts, comm);
+    // A run that failed before its first step leaves no directory behind (a typo in a data
+    // path must not leave a half-made run that the next attempt then refuses).
+    if r.is_err() && !existed && comm.rank() == 0 {
+        let run = &opts.output;
+        let logged = std::fs::metadata(run.join("metrics.jsonl")).is_ok_and(|m| m.len() > 0);
+        if !run.join("checkpoints").exists() && !logged {
+            let _ = std::fs::remove_dir_all(run);
+        }
+    }
     if let (Err(e), true) = (&r, comm.size() > 1) {
         // Say why, then take every worker down with this one instead of hanging them.
         eprintln!("error (worker {} of {}): {e}", comm.rank(), comm.size());
@@ -543,7 +556,13 @@ fn train_with(mut cfg: Config, opts: &TrainOptions, comm: &dyn Comm) -> Result<T
     let main = rank == 0;
     check_same_config(comm, &cfg)?;
     let run = opts.output.clone();
-    let (state, resume_from, _lock) = open_run(&cfg, &opts.output, opts.resume, comm)?;
+    let (state, resume_from, _lock) = open_run(
+        &cfg,
+        &opts.output,
+        opts.resume,
+        opts.allow_config_change,
+        comm,
+    )?;
     let start_epoch = state.epoch;
     let state_step = state.global_step;
     cfg.TRAIN.seed = state.seed;

@@ -465,3 +465,51 @@ fn print_config_and_dry_run_train_nothing() {
     assert_eq!(c.epochs, 7);
     assert!(!run.exists());
 }
+
+#[test]
+fn resume_with_changed_hyperparameters_needs_allow_config_change() {
+    let d = data("resumeguard");
+    let run = d.join("run");
+    ok(&train_in(&d, &run, &["--stop-after-epochs", "1"]));
+    let lr = "OPTIMIZER.learning_rate={name: Constant, learning_rate: 0.02}";
+    let e = fails(&train_in(&d, &run, &["--resume", "-o", lr]));
+    assert!(
+        e.contains("--resume refused")
+            && e.contains("OPTIMIZER.learning_rate")
+            && e.contains("--allow-config-change"),
+        "{e}"
+    );
+    ok(&train_in(
+        &d,
+        &run,
+        &["--resume", "--allow-config-change", "-o", lr],
+    ));
+    let changes = std::fs::read_to_string(run.join("config_changes.yaml")).unwrap();
+    assert!(changes.contains("learning_rate"), "{changes}");
+    // config.yaml stays the original recipe.
+    let saved = yt8m::config::Config::load(Some(&run.join("config.yaml")), &[]).unwrap();
+    assert!(matches!(
+        saved.OPTIMIZER.learning_rate,
+        yt8m::optim::LrSchedule::PiecewiseDecay { .. }
+    ));
+    // The run's own log, plain text, holds both invocations.
+    let log = std::fs::read_to_string(run.join("train.log")).unwrap();
+    assert!(
+        log.contains("resumed from") && log.contains("changed config"),
+        "{log}"
+    );
+    assert!(!log.contains('\u{1b}'), "ANSI codes in train.log");
+}
+
+#[test]
+fn a_run_failing_before_its_first_step_leaves_no_directory() {
+    let d = data("nodir");
+    let run = d.join("run");
+    let e = fails(&train_in(
+        &d,
+        &run,
+        &["-o", "DATASET.train.file_path=/nonexistent/shards"],
+    ));
+    assert!(e.contains("/nonexistent/shards"), "{e}");
+    assert!(!run.exists(), "a failed start left {}", run.display());
+}
