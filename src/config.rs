@@ -892,6 +892,9 @@ mod estimate_tests {
 
     #[test]
     fn parameter_estimate_matches_the_built_model() {
+        let _rng = crate::model::TORCH_RNG
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         for ov in [
             vec![],
             vec![

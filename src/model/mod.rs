@@ -371,3 +371,8 @@ pub fn widen(t: Tensor) -> Tensor {
         t
     }
 }
+
+/// Unit tests that seed libtorch's global generator (or draw from it) hold this, so parallel
+/// tests cannot draw between a seed and its use.
+#[cfg(test)]
+pub(crate) static TORCH_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());

@@ -328,6 +328,9 @@ mod tests {
 
     #[test]
     fn graphs_are_wired_and_carry_no_unused_initializers() {
+        let _rng = crate::model::TORCH_RNG
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         use crate::config::Config;
         use crate::model::Model;
         for (level_overrides, kinds) in [
