@@ -341,11 +341,18 @@ pub fn weights_path(path: &Path) -> Result<PathBuf> {
 }
 
 /// Keys whose values differ between a run's saved config and the one it is resumed with,
-/// as `key: saved → now`. The device and the reader threads are not part of a run's recipe.
+/// as `key: saved → now`. Not part of the recipe, so free to change on resume: the number of
+/// epochs (extending a run is what resume is for; a CosineWarmup schedule then stretches to
+/// the new end), logging, validation and checkpoint cadence, the device and reader threads.
 pub fn hyperparameter_diff(saved: &Config, now: &Config) -> Vec<String> {
     let strip = |c: &Config| {
         let mut v = serde_json::to_value(c).unwrap_or_default();
-        v["TRAIN"]["device"] = serde_json::Value::Null;
+        for k in ["epochs", "log_interval", "save_interval", "log_level"] {
+            v[k] = serde_json::Value::Null;
+        }
+        for k in ["device", "keep_last", "val_interval"] {
+            v["TRAIN"][k] = serde_json::Value::Null;
+        }
         v["DATASET"]["num_workers"] = serde_json::Value::Null;
         v["DATASET"]["prefetch"] = serde_json::Value::Null;
         v
