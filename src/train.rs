@@ -82,7 +82,7 @@ pub enum LogRecord {
         lr: f64,
         samples_per_s: f64,
         data_wait_share: f64,
-        /// Only measured when OPTIMIZER.grad_clip is on.
+        /// The global gradient norm (after averaging over workers, before clipping).
         grad_norm: Option<f64>,
         workers: usize,
     },
@@ -357,7 +357,10 @@ impl Trainer<'_> {
         self.opt.zero_grad();
         loss.backward();
         self.grads.average(self.comm, &self.vars)?;
-        let gnorm = (self.cfg.OPTIMIZER.grad_clip > 0.0)
+        // The global gradient norm: needed to clip, and recorded at every logged step (it
+        // reads the gradients only, so training is unchanged).
+        let logged = self.cfg.log_interval > 0 && (step + 1) % self.cfg.log_interval == 0;
+        let gnorm = (self.cfg.OPTIMIZER.grad_clip > 0.0 || logged)
             .then(|| self.opt.clip_grad_norm(self.cfg.OPTIMIZER.grad_clip));
         self.opt.step(lr);
         self.state.global_step += 1;

@@ -367,9 +367,17 @@ fn the_demo_runs_end_to_end_and_its_log_reads_back_typed() {
         epochs.iter().all(|(_, v)| v.is_some()),
         "validation every epoch"
     );
+    let norms: Vec<Option<f64>> = log
+        .iter()
+        .filter_map(|r| match r {
+            yt8m::train::LogRecord::TrainStep { grad_norm, .. } => Some(*grad_norm),
+            _ => None,
+        })
+        .collect();
+    assert!(!norms.is_empty());
     assert!(
-        log.iter()
-            .any(|r| matches!(r, yt8m::train::LogRecord::TrainStep { .. }))
+        norms.iter().all(|n| n.is_some_and(|x| x.is_finite() && x > 0.0)),
+        "grad_norm recorded at every logged step: {norms:?}"
     );
 }
 
