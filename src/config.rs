@@ -436,8 +436,22 @@ pub fn apply_override(root: &mut Value, assignment: &str) -> std::result::Result
     let (key, val) = assignment
         .split_once('=')
         .ok_or_else(|| format!("override '{assignment}' is not KEY=VALUE (e.g. -o epochs=3)"))?;
-    let val: Value = serde_yaml_ng::from_str(val)
+    let mut val: Value = serde_yaml_ng::from_str(val)
         .map_err(|e| format!("override '{assignment}': value is not YAML: {e}"))?;
+    // `-o DATASET.train.file_path=a,b` lists several inputs, as the YAML list [a, b] would.
+    if key.ends_with(".file_path") {
+        if let Value::String(s) = &val {
+            if s.contains(',') {
+                val = Value::Sequence(
+                    s.split(',')
+                        .map(str::trim)
+                        .filter(|p| !p.is_empty())
+                        .map(|p| Value::String(p.to_string()))
+                        .collect(),
+                );
+            }
+        }
+    }
     let mut cur = root;
     let parts: Vec<&str> = key.split('.').collect();
     for (i, p) in parts.iter().enumerate() {
@@ -821,7 +835,22 @@ impl Config {
             )));
         }
         let prefix = sp.data_prefix.as_ref().map(std::path::PathBuf::from);
-        let files = crate::data::sources::expand_paths(&paths, prefix.as_deref())?;
+        let files =
+            crate::data::sources::expand_paths(&paths, prefix.as_deref()).map_err(|mut e| {
+                // Say which key gave the path and where relative paths were looked for.
+                let cwd = std::env::current_dir()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_else(|_| "the working directory".into());
+                let more = format!(
+                    "the path comes from DATASET.{split}.file_path{}; relative paths are read from {cwd}",
+                    if prefix.is_some() { " (with data_prefix)" } else { "" }
+                );
+                e.hint = Some(match e.hint.take() {
+                    Some(h) => format!("{h}; {more}"),
+                    None => more,
+                });
+                e
+            })?;
         Ok(Loader::new(
             files,
             self.feature_spec(),
@@ -860,6 +889,20 @@ impl Config {
 #[cfg(test)]
 mod duplicate_key_tests {
     use super::duplicate_key;
+
+    #[test]
+    fn comma_separated_file_paths_become_lists() {
+        let c = super::Config::from_yaml(
+            "t",
+            "",
+            &["DATASET.train.file_path=a.tfrecord, dir/b*.tfrecord".into()],
+        )
+        .unwrap();
+        assert_eq!(
+            c.DATASET.train.file_path.unwrap().to_vec(),
+            ["a.tfrecord", "dir/b*.tfrecord"]
+        );
+    }
 
     #[test]
     fn duplicates_are_found_with_both_lines_and_real_configs_have_none() {

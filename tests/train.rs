@@ -376,7 +376,9 @@ fn the_demo_runs_end_to_end_and_its_log_reads_back_typed() {
         .collect();
     assert!(!norms.is_empty());
     assert!(
-        norms.iter().all(|n| n.is_some_and(|x| x.is_finite() && x > 0.0)),
+        norms
+            .iter()
+            .all(|n| n.is_some_and(|x| x.is_finite() && x > 0.0)),
         "grad_norm recorded at every logged step: {norms:?}"
     );
 }
