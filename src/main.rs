@@ -184,12 +184,12 @@ struct TrainArgs {
     #[command(flatten)]
     cfg: ConfigArgs,
     /// Run directory (config, logs, checkpoints).
-    #[arg(long, default_value = "runs/train")]
+    #[arg(long = "out", alias = "output", default_value = "runs/train")]
     output: PathBuf,
     /// Evaluate DATASET.valid every TRAIN.val_interval epochs with the official metrics; keep the best.
     #[arg(long)]
     validate: bool,
-    /// Continue the run in --output from its latest checkpoint (the model shape must not change).
+    /// Continue the run in --out from its latest checkpoint (the model shape must not change).
     #[arg(long)]
     resume: bool,
     /// Initial weights: .safetensors, a checkpoint directory, or a PaddleVideo .pdparams.
@@ -253,13 +253,13 @@ struct TestArgs {
 
 #[derive(Args)]
 #[command(
-    after_help = "Example:\n  yt8m convert AttentionLSTM_yt8.pdparams -o attention_lstm.safetensors\n\nAccepts head-only and full-model (head.-prefixed) checkpoints, numpy 1.x or 2.x pickles,\nand Paddle's alias LSTM keys (cell_fw / cell_bw)."
+    after_help = "Example:\n  yt8m convert AttentionLSTM_yt8.pdparams --out attention_lstm.safetensors\n\nAccepts head-only and full-model (head.-prefixed) checkpoints, numpy 1.x or 2.x pickles,\nand Paddle's alias LSTM keys (cell_fw / cell_bw)."
 )]
 struct ConvertArgs {
     /// PaddleVideo .pdparams file.
     input: PathBuf,
     /// Output .safetensors.
-    #[arg(short, long)]
+    #[arg(long = "out", alias = "output")]
     output: PathBuf,
 }
 
@@ -324,7 +324,7 @@ struct PredictArgs {
     #[arg(long)]
     skip_corrupt: bool,
     /// Write here instead of stdout.
-    #[arg(long)]
+    #[arg(long = "out", alias = "output")]
     output: Option<PathBuf>,
 }
 
@@ -845,7 +845,7 @@ fn predict(a: PredictArgs) -> Result<()> {
         skip_corrupt: a.skip_corrupt,
     };
     if a.format == yt8m::predict::Format::Npz && a.output.is_none() {
-        bail!("--format npz writes a binary file: give --output FILE.npz");
+        bail!("--format npz writes a binary file: give --out FILE.npz");
     }
     let stats = match &a.output {
         Some(p) => {
@@ -856,7 +856,7 @@ fn predict(a: PredictArgs) -> Result<()> {
             protected.push(a.model.join("bundle.json"));
             if let Some(f) = protected.iter().find(|f| yt8m::runtime::same_file(f, p)) {
                 bail!(
-                    "--output {} is {}, which this command reads; refusing to overwrite it\n  hint: write predictions to a new file",
+                    "--out {} is {}, which this command reads; refusing to overwrite it\n  hint: write predictions to a new file",
                     p.display(),
                     f.display()
                 );

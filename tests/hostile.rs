@@ -442,7 +442,7 @@ fn deeply_nested_pickles_are_refused_without_recursion() {
         &run(&[
             "convert",
             pd.to_str().unwrap(),
-            "-o",
+            "--out",
             d.join("x.safetensors").to_str().unwrap(),
         ]),
         &["deep.pdparams", "nested"],
@@ -1181,7 +1181,7 @@ fn predict_ignores_labels_it_does_not_need_and_its_npz_scores_in_evaluate() {
     // --format npz: predictions + ids (labels left out: some are unusable); needs --output.
     fails_cleanly(
         &run(&["predict", "--model", bs, ss, "--format", "npz"]),
-        &["--output"],
+        &["--out FILE.npz"],
     );
     let npz = d.join("p.npz");
     let o = run(&[
