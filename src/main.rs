@@ -155,9 +155,10 @@ enum BenchCmd {
 /// The config every model verb starts from: a YAML file, `-o` overrides, and the device.
 #[derive(Args)]
 struct ConfigArgs {
-    /// YAML config (PaddleVideo's attention_lstm_youtube8m.yaml layout + yt8m keys).
+    /// YAML config (PaddleVideo's attention_lstm_youtube8m.yaml layout + yt8m keys). `test`
+    /// may leave it out when -w is a checkpoint (its config.yaml is used).
     #[arg(short, long)]
-    config: PathBuf,
+    config: Option<PathBuf>,
     /// Override a config key: -o DATASET.batch_size=32 -o epochs=3 (repeatable; unknown keys are errors).
     #[arg(short = 'o', long = "override", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
@@ -168,7 +169,19 @@ struct ConfigArgs {
 
 impl ConfigArgs {
     fn load(&self) -> Result<Config> {
-        let mut cfg = Config::load(Some(&self.config), &self.overrides)?;
+        self.load_or(None)
+    }
+
+    /// The config from -c, else `fallback` (a checkpoint's own config.yaml).
+    fn load_or(&self, fallback: Option<PathBuf>) -> Result<Config> {
+        let path = match (&self.config, fallback) {
+            (Some(p), _) => p.clone(),
+            (None, Some(f)) => f,
+            (None, None) => bail!(
+                "give the config with -c CONFIG (e.g. -c configs/attention_lstm_youtube8m.yaml)"
+            ),
+        };
+        let mut cfg = Config::load(Some(&path), &self.overrides)?;
         if let Some(d) = self.device {
             cfg.TRAIN.device = d;
         }
@@ -225,7 +238,7 @@ struct TrainArgs {
 
 #[derive(Args)]
 #[command(
-    after_help = "Examples:\n  yt8m test -c configs/demo_small.yaml -w runs/demo/checkpoints/best\n  yt8m test -c configs/attention_lstm_youtube8m.yaml -w AttentionLSTM_yt8.pdparams --metric-mode paddlevideo\n\nPrints a table and writes a JSON report (metrics, mode, videos, config, weights sha256)."
+    after_help = "Examples:\n  yt8m test -c configs/demo_small.yaml -w runs/demo/checkpoints/best\n  yt8m test -w runs/demo/checkpoints/best      # the checkpoint's own config.yaml\n  yt8m test -c configs/attention_lstm_youtube8m.yaml -w AttentionLSTM_yt8.pdparams --metric-mode paddlevideo\n\nPrints a table and writes a JSON report (metrics, mode, videos, config, weights sha256)."
 )]
 struct TestArgs {
     #[command(flatten)]
@@ -688,7 +701,12 @@ fn train(a: TrainArgs) -> Result<()> {
 }
 
 fn test(a: TestArgs) -> Result<()> {
-    let mut cfg = a.cfg.load()?;
+    // Without -c, a checkpoint directory (or RUN/checkpoints/latest) brings its own config.
+    let resolved = yt8m::checkpoint::weights_path(&a.weights)?;
+    let own = resolved.join("config.yaml");
+    let mut cfg = a
+        .cfg
+        .load_or((resolved.is_dir() && own.is_file()).then_some(own))?;
     if let Some(m) = a.metric_mode {
         cfg.METRIC.mode = m;
     }

@@ -523,3 +523,21 @@ fn a_run_failing_before_its_first_step_leaves_no_directory() {
     assert!(e.contains("/nonexistent/shards"), "{e}");
     assert!(!run.exists(), "a failed start left {}", run.display());
 }
+
+#[test]
+fn test_without_c_takes_the_checkpoints_own_config() {
+    let d = data("testnoc");
+    let run = d.join("run");
+    ok(&train_in(&d, &run, &["-o", "epochs=1"]));
+    let report = d.join("r.json");
+    ok(&[
+        "test",
+        "-w",
+        run.join("checkpoints/latest").to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    assert_eq!(read_json(&report)["num_videos"], 32);
+    let e = fails(&["train", "-o", "epochs=1"]);
+    assert!(e.contains("-c CONFIG"), "{e}");
+}
