@@ -164,11 +164,6 @@ pub fn run(dir: &Path, out: &mut dyn Write) -> Result<DemoSummary> {
     .map_err(out_err)?;
     let b = crate::bundle::load(&bundle_dir, tch::Device::Cpu)?;
     let test_shard = data.join("test").join("test0000.tfrecord");
-    let mut first = Vec::new();
-    crate::data::sources::read_shard(&test_shard, &cfg.feature_spec(), false, |v| {
-        first.push(v);
-        first.len() < 3
-    })?;
     let opt = crate::predict::PredictOptions {
         top_k: 3,
         batch_size: 64,
@@ -176,6 +171,7 @@ pub fn run(dir: &Path, out: &mut dyn Write) -> Result<DemoSummary> {
         format: crate::predict::Format::Table,
         score: crate::predict::ScoreFn::Sigmoid,
         skip_corrupt: false,
+        show_labels: true,
     };
     let mut predicted = Vec::new();
     crate::predict::predict(
@@ -184,13 +180,10 @@ pub fn run(dir: &Path, out: &mut dyn Write) -> Result<DemoSummary> {
         &opt,
         &mut predicted,
     )?;
+    // The first three videos (top 3 classes and the true labels each).
     let text = String::from_utf8_lossy(&predicted);
-    for (v, chunk) in first
-        .iter()
-        .zip(text.split_inclusive('\n').collect::<Vec<_>>().chunks(4))
-    {
-        write!(out, "{}", chunk.concat()).map_err(out_err)?;
-        writeln!(out, "       true labels: {:?}", v.labels).map_err(out_err)?;
+    for line in text.lines().take(3 * 5) {
+        writeln!(out, "{line}").map_err(out_err)?;
     }
     writeln!(
         out,

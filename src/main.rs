@@ -316,8 +316,13 @@ struct PredictArgs {
     top_k: usize,
     #[arg(long, value_enum, default_value_t = yt8m::predict::Format::Table)]
     format: yt8m::predict::Format,
-    #[arg(long, value_enum, default_value_t = yt8m::predict::ScoreFn::Sigmoid)]
-    score: yt8m::predict::ScoreFn,
+    /// sigmoid (what the model is trained for), softmax, or logits. Default: sigmoid; softmax
+    /// with --format paddle (PaddleVideo's tools/predict.py).
+    #[arg(long, value_enum)]
+    score: Option<yt8m::predict::ScoreFn>,
+    /// Also print each video's true labels (table, jsonl, paddle) when its record has them.
+    #[arg(long)]
+    show_labels: bool,
     /// Videos per forward pass (larger is faster, up to memory).
     #[arg(long, default_value_t = 64)]
     batch_size: usize,
@@ -859,7 +864,11 @@ fn predict(a: PredictArgs) -> Result<()> {
         batch_size: a.batch_size,
         bucket_window: a.bucket_window,
         format: a.format,
-        score: a.score,
+        score: a.score.unwrap_or(match a.format {
+            yt8m::predict::Format::Paddle => yt8m::predict::ScoreFn::Softmax,
+            _ => yt8m::predict::ScoreFn::Sigmoid,
+        }),
+        show_labels: a.show_labels,
         skip_corrupt: a.skip_corrupt,
     };
     if a.format == yt8m::predict::Format::Npz && a.output.is_none() {

@@ -47,6 +47,8 @@ pub struct PredictOptions {
     pub bucket_window: usize,
     pub format: Format,
     pub score: ScoreFn,
+    /// Print each video's true labels too (when its record has them).
+    pub show_labels: bool,
     pub skip_corrupt: bool,
 }
 
@@ -279,10 +281,17 @@ fn flush(
                     )
                     .map_err(io)?;
                 }
+                if opt.show_labels && video.has_labels {
+                    writeln!(out, "       true labels: {:?}", video.labels).map_err(io)?;
+                }
             }
             Format::Jsonl => {
                 let preds: Vec<serde_json::Value> = row.iter().map(|(cls, s)| serde_json::json!({"class": cls, "name": b.names[*cls], "score": s})).collect();
-                writeln!(out, "{}", serde_json::json!({"id": video.id, "source": p.sources[i], "num_frames": video.num_frames, "predictions": preds})).map_err(io)?;
+                let mut j = serde_json::json!({"id": video.id, "source": p.sources[i], "num_frames": video.num_frames, "predictions": preds});
+                if opt.show_labels && video.has_labels {
+                    j["labels"] = serde_json::json!(video.labels);
+                }
+                writeln!(out, "{j}").map_err(io)?;
             }
             Format::Kaggle => {
                 let pairs: Vec<String> = row
@@ -296,12 +305,16 @@ fn flush(
                 let ss: Vec<String> = row.iter().map(|(_, s)| format!("{s}")).collect();
                 writeln!(
                     out,
-                    "Current video file: {}\n\ttop-{k} class: [{}]\n\ttop-{k} score: [{}]",
+                    "Current video file: {} (video {})\n\ttop-{k} class: [{}]\n\ttop-{k} score: [{}]",
                     p.sources[i],
+                    video.id,
                     classes.join(" "),
                     ss.join(" ")
                 )
                 .map_err(io)?;
+                if opt.show_labels && video.has_labels {
+                    writeln!(out, "\ttrue labels: {:?}", video.labels).map_err(io)?;
+                }
             }
             Format::Npz => unreachable!("npz rows are collected above"),
         }

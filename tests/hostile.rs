@@ -1233,6 +1233,37 @@ fn predict_ignores_labels_it_does_not_need_and_its_npz_scores_in_evaluate() {
         direct.stderr,
         by_id.stderr
     );
+    // PaddleVideo's printout: video ids, softmax by default (scores of a video sum to ≤ 1),
+    // and the true labels on request.
+    let o = run(&[
+        "predict",
+        "--model",
+        bs,
+        good.to_str().unwrap(),
+        "--format",
+        "paddle",
+        "--show-labels",
+        "--top-k",
+        "20",
+    ]);
+    assert!(o.ok(), "{}", o.stderr);
+    assert!(
+        o.stdout.contains("(video ") && o.stdout.contains("true labels: ["),
+        "{}",
+        o.stdout
+    );
+    let first: f64 = o
+        .stdout
+        .lines()
+        .find(|l| l.contains("top-20 score"))
+        .unwrap()
+        .split(['[', ']'])
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .map(|x| x.parse::<f64>().unwrap())
+        .sum();
+    assert!(first <= 1.0 + 1e-5, "softmax scores sum to {first}");
     let g = |o: &Out| {
         serde_json::from_str::<serde_json::Value>(&o.stdout).unwrap()["gap"]
             .as_f64()
