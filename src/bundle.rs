@@ -209,7 +209,7 @@ pub fn export(
         .unwrap_or(0);
     let arch = model.arch.name().to_string();
     let mut card = format!(
-        "# {arch} YouTube-8M classifier\n\nExported by yt8m {} (unix time {now}).\n\n## Model\n\n- architecture: {arch} ({} parameters)\n- classes: {c}\n- input level: {}\n- features: {:?} with widths {:?} (uint8 quantized frames are dequantized as q·4/255 − 1.9921875)\n- frames used: the first {}\n- source weights: `{}`\n- weights sha256: `{weights_sha}`\n\n",
+        "# {arch} YouTube-8M classifier\n\nExported by yt8m {} (unix time {now}).\n\n## Model\n\n- architecture: {arch} ({} parameters)\n- classes: {c}\n- input level: {}\n- features: {:?} with widths {:?} (uint8 quantized frames are dequantized as q·4/255 − 1.9921875)\n{}- source weights: `{}`\n- weights sha256: `{weights_sha}`\n\n",
         env!("CARGO_PKG_VERSION"),
         model.num_parameters(),
         cfg.MODEL.level,
@@ -219,21 +219,35 @@ pub fn export(
             &cfg.MODEL.head.mean_feature_names
         },
         cfg.MODEL.head.feature_dims,
-        cfg.DATASET.max_frames,
+        // Only frame-level models see frames.
+        if cfg.MODEL.level == crate::data::Level::Frame {
+            format!("- frames used: the first {}\n", cfg.DATASET.max_frames)
+        } else {
+            String::new()
+        },
         weights.display()
     );
     card.push_str("## Data\n\n");
-    let train = cfg
-        .DATASET
-        .train
-        .file_path
-        .as_ref()
-        .map(|p| p.to_vec().join(", "))
-        .unwrap_or_else(|| "(not recorded)".into());
-    card.push_str(&format!(
-        "- trained on: {train}\n- trained for {} epoch(s), batch {}\n\n## Metrics\n\n",
-        cfg.epochs, cfg.DATASET.batch_size
-    ));
+    let converted = weights.extension().and_then(|e| e.to_str()) == Some("pdparams");
+    if converted {
+        // The config says nothing true about how someone else's weights were trained.
+        card.push_str(&format!(
+            "- converted from `{}` (PaddleVideo weights); how they were trained is not recorded here\n\n## Metrics\n\n",
+            weights.display()
+        ));
+    } else {
+        let train = cfg
+            .DATASET
+            .train
+            .file_path
+            .as_ref()
+            .map(|p| p.to_vec().join(", "))
+            .unwrap_or_else(|| "(not recorded)".into());
+        card.push_str(&format!(
+            "- trained on: {train}\n- trained for {} epoch(s), batch {}\n\n## Metrics\n\n",
+            cfg.epochs, cfg.DATASET.batch_size
+        ));
+    }
     match &report {
         Some(r) => {
             let m = &r.metrics;

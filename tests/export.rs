@@ -431,3 +431,57 @@ fn bad_bundles_and_inputs_are_clear_errors() {
     let (s, _, e) = run(&["predict", "--model", d, tf.to_str().unwrap()]);
     assert!(!s && e.contains("model.safetensors is missing"), "{e}");
 }
+
+#[test]
+fn model_cards_say_only_what_is_true() {
+    needs_shared!();
+    let d = tempdir("card");
+    // Converted PaddleVideo weights: no training-data claims.
+    let pd = parity("c_recognizer1d.pdparams");
+    let ov = [
+        "MODEL.head.num_classes=11",
+        "MODEL.head.feature_dims=[24, 8]",
+        "MODEL.head.embedding_size=6",
+        "MODEL.head.lstm_size=5",
+        "MODEL.head.fc_out1_size=16",
+        "MODEL.head.fc_out2_size=12",
+    ];
+    let mut args = vec!["export".to_string(), "-c".into(), config_path()];
+    for o in ov {
+        args.extend(["-o".to_string(), o.to_string()]);
+    }
+    let out = d.join("converted");
+    args.extend([
+        "-w".to_string(),
+        pd.display().to_string(),
+        "--out".into(),
+        out.display().to_string(),
+        "--no-onnx".into(),
+    ]);
+    let a: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+    ok(&a);
+    let card = std::fs::read_to_string(out.join("MODEL_CARD.md")).unwrap();
+    assert!(
+        card.contains("converted from") && !card.contains("trained on:"),
+        "{card}"
+    );
+    // A video-level model: no frames.
+    let vcfg = repo().join("configs/logistic_video.yaml");
+    let cfg = Config::load(Some(&vcfg), &[]).unwrap();
+    let m = Model::new(cfg.architecture(), Device::Cpu, Kind::Float);
+    let w = d.join("v.safetensors");
+    m.save_safetensors(&w).unwrap();
+    let vout = d.join("video");
+    ok(&[
+        "export",
+        "-c",
+        vcfg.to_str().unwrap(),
+        "-w",
+        w.to_str().unwrap(),
+        "--out",
+        vout.to_str().unwrap(),
+        "--no-onnx",
+    ]);
+    let card = std::fs::read_to_string(vout.join("MODEL_CARD.md")).unwrap();
+    assert!(!card.contains("frames used"), "{card}");
+}
