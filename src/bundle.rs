@@ -184,24 +184,10 @@ pub fn export(
         write_atomic(&out.join("model.onnx"), &bytes)?;
     }
     let weights_sha = sha256_file(&out.join("model.safetensors"))?;
-    // Metrics of the last `yt8m test` of these weights, if one was written beside them.
-    let report_path = if weights.is_dir() {
-        weights.join("test_report.json")
-    } else {
-        weights.with_file_name("test_report.json")
-    };
-    let report: Option<crate::infer::TestReport> = match std::fs::read(&report_path) {
-        Err(_) => None,
-        Ok(b) => match serde_json::from_slice(&b) {
-            Ok(r) => Some(r),
-            Err(e) => {
-                tracing::warn!(
-                    "{} is not a yt8m test report ({e}); the model card will carry no metrics",
-                    report_path.display()
-                );
-                None
-            }
-        },
+    // Metrics of the last `yt8m test` of exactly these weights, if there is one.
+    let (report_path, report) = match crate::checkpoint::report_for(weights) {
+        Some((p, r)) => (p, Some(r)),
+        None => (PathBuf::new(), None),
     };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

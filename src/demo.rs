@@ -121,7 +121,7 @@ pub fn run(dir: &Path, out: &mut dyn Write) -> Result<DemoSummary> {
     .map_err(out_err)?;
 
     write_atomic(
-        &best.join("test_report.json"),
+        &crate::checkpoint::default_report_path(&best),
         serde_json::to_string_pretty(&r)
             .expect("a report serializes")
             .as_bytes(),

@@ -256,7 +256,8 @@ struct TestArgs {
     /// metrics within ~0.002), auto (bf16 where fast). Sigmoid and metrics stay float32.
     #[arg(long, value_enum, default_value = "fp32")]
     precision: Precision,
-    /// Where to write the JSON report (default: test_report.json beside the weights).
+    /// Where to write the JSON report (default: RUN/test_report.json for a run's checkpoint,
+    /// else test_report.json beside the weights file).
     #[arg(long)]
     report: Option<PathBuf>,
     /// Print the report as JSON on stdout instead of the table.
@@ -717,14 +718,9 @@ fn test(a: TestArgs) -> Result<()> {
     }
     let weights = yt8m::checkpoint::weights_path(&a.weights)?;
     let r = yt8m::infer::test_run(&cfg, &weights, a.paddle_batch, a.precision)?;
-    let report_path = a.report.unwrap_or_else(|| {
-        let base = if weights.is_dir() {
-            weights.clone()
-        } else {
-            weights.parent().map(PathBuf::from).unwrap_or_default()
-        };
-        base.join("test_report.json")
-    });
+    let report_path = a
+        .report
+        .unwrap_or_else(|| yt8m::checkpoint::default_report_path(&weights));
     let text = serde_json::to_string_pretty(&r)?;
     yt8m::runtime::write_atomic(&report_path, text.as_bytes())?;
     if a.json {

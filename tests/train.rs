@@ -538,6 +538,10 @@ fn test_without_c_takes_the_checkpoints_own_config() {
         report.to_str().unwrap(),
     ]);
     assert_eq!(read_json(&report)["num_videos"], 32);
+    // The default report goes to the run directory, never into a checkpoint.
+    ok(&["test", "-w", run.join("checkpoints/latest").to_str().unwrap()]);
+    assert!(run.join("test_report.json").is_file());
+    assert!(!run.join("checkpoints/epoch_00001/test_report.json").exists());
     let e = fails(&["train", "-o", "epochs=1"]);
     assert!(e.contains("-c CONFIG"), "{e}");
 }
