@@ -314,6 +314,8 @@ struct Trainer<'a> {
     log: Option<JsonLog>,
     /// The kind batches are computed in (the model's storage kind, or bf16 when mixed).
     compute: tch::Kind,
+    /// The epoch this invocation stops after (for the ETA).
+    end_epoch: usize,
 }
 
 impl Trainer<'_> {
@@ -416,8 +418,15 @@ impl Trainer<'_> {
             let el = t_epoch.elapsed().as_secs_f64().max(1e-9);
             let sps = videos as f64 * world as f64 / el;
             let per_video = lv / b.len() as f64;
+            // Time left for the whole run (this invocation's epochs), from this epoch's pace.
+            let eta = self.steps_per_epoch.map(|spe| {
+                let end = self.end_epoch.max(epoch + 1);
+                let left = spe.saturating_sub(steps) + spe * (end - epoch - 1);
+                fmt_duration(el / steps as f64 * left as f64)
+            });
+            let eta = eta.map(|e| format!(" ETA {e}")).unwrap_or_default();
             pb.set_message(format!(
-                "loss {per_video:.3} lr {lr:.2e} {sps:.1} samples/s data-wait {:.0}%",
+                "loss/video {per_video:.3} lr {lr:.2e} {sps:.1} samples/s data-wait {:.0}%{eta}",
                 100.0 * wait / el
             ));
             pb.inc(1);
@@ -439,8 +448,11 @@ impl Trainer<'_> {
                 });
                 if self.opts.quiet {
                     tracing::info!(
-                        "epoch {} step {steps} loss {per_video:.4} lr {lr:.2e} {sps:.1} samples/s data-wait {:.0}%",
+                        "epoch {} step {steps}{} loss/video {per_video:.4} lr {lr:.2e} {sps:.1} samples/s data-wait {:.0}%{eta}",
                         epoch + 1,
+                        self.steps_per_epoch
+                            .map(|s| format!("/{s}"))
+                            .unwrap_or_default(),
                         100.0 * wait / el
                     );
                 }
@@ -638,7 +650,12 @@ fn train_with(mut cfg: Config, opts: &TrainOptions, comm: &dyn Comm) -> Result<T
         }
         _ => model.kind,
     };
+    let end_epoch = opts
+        .stop_after_epochs
+        .map(|n| (start_epoch + n).min(cfg.epochs))
+        .unwrap_or(cfg.epochs);
     let mut t = Trainer {
+        end_epoch,
         compute,
         cfg: &cfg,
         opts,
@@ -656,12 +673,8 @@ fn train_with(mut cfg: Config, opts: &TrainOptions, comm: &dyn Comm) -> Result<T
     let mut last_valid = None;
     let mut final_loss = f64::NAN;
     let mut sps_total = (0usize, 0f64);
-    let end_epoch = opts
-        .stop_after_epochs
-        .map(|n| (start_epoch + n).min(cfg.epochs))
-        .unwrap_or(cfg.epochs);
 
-    for epoch in start_epoch..end_epoch {
+    for epoch in start_epoch..t.end_epoch {
         let e = t.run_epoch(epoch, &train_loader)?;
         if e.steps == 0 {
             return Err(Error::Invalid(format!(
@@ -809,4 +822,25 @@ pub fn plan(cfg: &Config) -> Result<String> {
         gb(params * copies * dtype_bytes),
         cfg.TRAIN.dtype,
     ))
+}
+
+/// `1h05m`, `3m20s`, `42s`.
+fn fmt_duration(secs: f64) -> String {
+    let s = secs.max(0.0).round() as u64;
+    match (s / 3600, (s % 3600) / 60, s % 60) {
+        (0, 0, sec) => format!("{sec}s"),
+        (0, m, sec) => format!("{m}m{sec:02}s"),
+        (h, m, _) => format!("{h}h{m:02}m"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn durations_read_like_a_clock() {
+        assert_eq!(super::fmt_duration(42.4), "42s");
+        assert_eq!(super::fmt_duration(200.0), "3m20s");
+        assert_eq!(super::fmt_duration(3900.0), "1h05m");
+        assert_eq!(super::fmt_duration(-1.0), "0s");
+    }
 }

@@ -509,6 +509,7 @@ fn resume_with_changed_hyperparameters_needs_allow_config_change() {
         "{log}"
     );
     assert!(!log.contains('\u{1b}'), "ANSI codes in train.log");
+    assert!(log.contains(" ETA ") && log.contains("loss/video"), "{log}");
 }
 
 #[test]
@@ -539,9 +540,16 @@ fn test_without_c_takes_the_checkpoints_own_config() {
     ]);
     assert_eq!(read_json(&report)["num_videos"], 32);
     // The default report goes to the run directory, never into a checkpoint.
-    ok(&["test", "-w", run.join("checkpoints/latest").to_str().unwrap()]);
+    ok(&[
+        "test",
+        "-w",
+        run.join("checkpoints/latest").to_str().unwrap(),
+    ]);
     assert!(run.join("test_report.json").is_file());
-    assert!(!run.join("checkpoints/epoch_00001/test_report.json").exists());
+    assert!(
+        !run.join("checkpoints/epoch_00001/test_report.json")
+            .exists()
+    );
     let e = fails(&["train", "-o", "epochs=1"]);
     assert!(e.contains("-c CONFIG"), "{e}");
 }
