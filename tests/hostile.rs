@@ -1064,26 +1064,38 @@ fn interrupted_saves_are_cleaned_and_resume_finds_the_last_good_state() {
     assert!(o.ok(), "{}", o.stderr);
 }
 
+/// One framed SequenceExample record: `rgb_frames` rgb and `audio_frames` audio frames of
+/// constant byte `q`, with `id` and `labels`.
+fn frame_video(id: &str, labels: &[i64], rgb_frames: usize, audio_frames: usize, q: u8) -> Vec<u8> {
+    let frames = |n: usize, d: usize| -> Vec<Vec<u8>> {
+        (0..n)
+            .map(|_| encode_feature(&EncFeature::Bytes(vec![&vec![q; d][..]])))
+            .collect()
+    };
+    let rec = yt8m::data::proto::encode_sequence_example(
+        &[
+            (
+                "id",
+                encode_feature(&EncFeature::Bytes(vec![id.as_bytes()])),
+            ),
+            ("labels", encode_feature(&EncFeature::Int64(labels))),
+        ],
+        &[
+            ("rgb", frames(rgb_frames, 1024)),
+            ("audio", frames(audio_frames, 128)),
+        ],
+    );
+    let mut f = Vec::new();
+    frame_record(&rec, &mut f);
+    f
+}
+
 #[test]
 fn duplicate_ids_and_unequal_modalities_are_reported() {
     let d = tempdir("h-dup");
     let b = tiny_bundle(&d);
     // A frame-level video with 5 rgb frames and 3 audio frames.
-    let rgb: Vec<Vec<u8>> = (0..5)
-        .map(|_| encode_feature(&EncFeature::Bytes(vec![&[100u8; 1024][..]])))
-        .collect();
-    let aud: Vec<Vec<u8>> = (0..3)
-        .map(|_| encode_feature(&EncFeature::Bytes(vec![&[100u8; 128][..]])))
-        .collect();
-    let rec = yt8m::data::proto::encode_sequence_example(
-        &[
-            ("id", encode_feature(&EncFeature::Bytes(vec![b"uneq"]))),
-            ("labels", encode_feature(&EncFeature::Int64(&[1]))),
-        ],
-        &[("rgb", rgb), ("audio", aud)],
-    );
-    let mut f = Vec::new();
-    frame_record(&rec, &mut f);
+    let f = frame_video("uneq", &[1], 5, 3, 100);
     let a = d.join("a.tfrecord");
     std::fs::write(&a, &f).unwrap();
     let c = d.join("copy.tfrecord");
@@ -1150,25 +1162,9 @@ fn predict_ignores_labels_it_does_not_need_and_its_npz_scores_in_evaluate() {
     let d = tempdir("h-npzout");
     let b = tiny_bundle(&d);
     // Labels 25 and 3000 are beyond the 20-class model: prediction must go on.
-    let rgb: Vec<Vec<u8>> = (0..4)
-        .map(|_| encode_feature(&EncFeature::Bytes(vec![&[90u8; 1024][..]])))
-        .collect();
-    let aud: Vec<Vec<u8>> = (0..4)
-        .map(|_| encode_feature(&EncFeature::Bytes(vec![&[90u8; 128][..]])))
-        .collect();
     let mut f = Vec::new();
     for (id, labels) in [("a", vec![1i64, 25]), ("b", vec![3000]), ("c", vec![2])] {
-        let rec = yt8m::data::proto::encode_sequence_example(
-            &[
-                (
-                    "id",
-                    encode_feature(&EncFeature::Bytes(vec![id.as_bytes()])),
-                ),
-                ("labels", encode_feature(&EncFeature::Int64(&labels))),
-            ],
-            &[("rgb", rgb.clone()), ("audio", aud.clone())],
-        );
-        frame_record(&rec, &mut f);
+        f.extend(frame_video(id, &labels, 4, 4, 90));
     }
     let shard = d.join("s.tfrecord");
     std::fs::write(&shard, &f).unwrap();
