@@ -25,21 +25,9 @@ pub fn sha256_file(path: &std::path::Path) -> Result<String> {
 /// Writes `bytes` to `path` atomically (temp file in the same directory, fsync, rename).
 pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
-    let dir = path.parent().unwrap_or(std::path::Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name().unwrap().to_string_lossy(),
-        std::process::id()
-    ));
-    let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
-    f.sync_all().map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
-    })?;
-    sync_parent(path);
-    Ok(())
+    let mut f = AtomicFile::create(path)?;
+    f.write_all(bytes).map_err(|e| Error::io(f.temp_path(), e))?;
+    f.commit()
 }
 
 /// A file written under a temporary name in its destination directory and renamed over the
@@ -50,6 +38,9 @@ pub struct AtomicFile {
     tmp: std::path::PathBuf,
     dest: std::path::PathBuf,
     file: Option<std::io::BufWriter<std::fs::File>>,
+    /// Set once the rename succeeded; until then dropping removes the temporary file (also
+    /// when the flush, fsync or rename of `commit` itself failed).
+    committed: bool,
 }
 
 impl AtomicFile {
@@ -71,6 +62,7 @@ impl AtomicFile {
             tmp,
             dest: dest.to_path_buf(),
             file: Some(std::io::BufWriter::new(f)),
+            committed: false,
         })
     }
 
@@ -81,7 +73,6 @@ impl AtomicFile {
     }
 
     pub fn commit(mut self) -> Result<()> {
-        use std::io::Write;
         let f = self.file.take().expect("not committed twice");
         let f = f
             .into_inner()
@@ -89,8 +80,8 @@ impl AtomicFile {
         drop(f);
         sync_file(&self.tmp)?;
         std::fs::rename(&self.tmp, &self.dest).map_err(|e| Error::io(&self.dest, e))?;
+        self.committed = true;
         sync_parent(&self.dest);
-        let _ = std::io::stdout().flush();
         Ok(())
     }
 }
@@ -106,7 +97,8 @@ impl std::io::Write for AtomicFile {
 
 impl Drop for AtomicFile {
     fn drop(&mut self) {
-        if self.file.take().is_some() {
+        if !self.committed {
+            drop(self.file.take());
             let _ = std::fs::remove_file(&self.tmp);
         }
     }
