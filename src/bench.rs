@@ -550,10 +550,9 @@ pub fn bench_predict(o: &ModelBenchOptions) -> Result<String> {
     };
     let mut models = Vec::new();
     for p in &precisions {
-        let (kind, why) = p.resolve(device);
         tch::manual_seed(1);
         let mut m = Model::new(arch.clone(), device, tch::Kind::Float);
-        m.set_compute_kind(kind);
+        let (kind, why) = m.use_precision(*p);
         models.push((*p, kind, why, m));
     }
     let dir = o.workdir.join("predict");

@@ -216,10 +216,8 @@ pub fn test_run(
     let mut model = Model::new(cfg.architecture(), device, kind);
     let weights = &crate::checkpoint::weights_path(weights)?;
     model.load_weights(weights)?;
-    let (compute, why) = precision.resolve(device);
-    if compute == tch::Kind::BFloat16 {
+    if let (tch::Kind::BFloat16, why) = model.use_precision(precision) {
         tracing::info!("computing in bf16 ({why}); sigmoid, loss and metrics in float32");
-        model.set_compute_kind(compute);
     }
     let loader = cfg.loader(crate::config::Split::Test)?;
     let s = EvalSettings {

@@ -850,10 +850,8 @@ fn predict(a: PredictArgs) -> Result<()> {
     yt8m::threads::configure_torch_threads();
     let device = a.device.resolve()?;
     let mut b = yt8m::bundle::load(&a.model, device)?;
-    let (kind, why) = a.precision.resolve(device);
-    if kind == tch::Kind::BFloat16 {
+    if let (tch::Kind::BFloat16, why) = b.model.use_precision(a.precision) {
         tracing::info!("computing in bf16 ({why})");
-        b.model.set_compute_kind(kind);
     }
     let opt = yt8m::predict::PredictOptions {
         top_k: a.top_k,

@@ -26,7 +26,8 @@ pub fn sha256_file(path: &std::path::Path) -> Result<String> {
 pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let mut f = AtomicFile::create(path)?;
-    f.write_all(bytes).map_err(|e| Error::io(f.temp_path(), e))?;
+    f.write_all(bytes)
+        .map_err(|e| Error::io(f.temp_path(), e))?;
     f.commit()
 }
 

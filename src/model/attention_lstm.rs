@@ -12,6 +12,7 @@
 //! calls hit libtorch's fused LSTM kernel (9x faster than packing on CPU), and the outputs
 //! equal Paddle's: padding after a video's end never reaches its real steps.
 
+use super::cast;
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, Init};
 use tch::{Kind, Tensor};
@@ -296,17 +297,6 @@ impl AttentionLstm {
             fc_out2: o2,
         });
         (logits, trace)
-    }
-}
-
-/// `t` in `kind` (a differentiable cast: mixed-precision training keeps float32 master weights
-/// and computes in bf16; gradients flow back through the cast in float32). No copy when the
-/// kinds already agree (float32 / float64 runs, bf16 inference).
-fn cast(t: &Tensor, kind: Kind) -> Tensor {
-    if t.kind() == kind {
-        t.shallow_clone()
-    } else {
-        t.to_kind(kind)
     }
 }
 

@@ -198,6 +198,17 @@ impl Model {
         }
     }
 
+    /// Applies an inference `--precision`: bf16 casts the model ([`Model::set_compute_kind`]),
+    /// fp32 keeps the storage kind (float32, or float64 for parity runs). Returns the kind it
+    /// now computes in and why.
+    pub fn use_precision(&mut self, p: crate::kinds::Precision) -> (Kind, String) {
+        let (kind, why) = p.resolve(self.device());
+        if kind == Kind::BFloat16 {
+            self.set_compute_kind(kind);
+        }
+        (self.kind, why)
+    }
+
     /// The network's contract (forward, no-decay list, ONNX graph).
     pub fn head(&self) -> &dyn Head {
         self.net.head()
@@ -360,6 +371,17 @@ pub fn read_safetensors(path: &Path) -> Result<Vec<(String, Tensor)>> {
 /// batch and classes (the starter's video-level models use the same cross-entropy).
 pub fn bce_sum(logits: &Tensor, labels: &Tensor) -> Tensor {
     logits.binary_cross_entropy_with_logits::<Tensor>(labels, None, None, tch::Reduction::Sum)
+}
+
+/// `t` in `kind` (a differentiable cast: mixed-precision training keeps float32 master weights
+/// and computes in bf16; gradients flow back through the cast in float32). No copy when the
+/// kinds already agree (float32 / float64 runs, bf16 inference).
+pub(crate) fn cast(t: &Tensor, kind: Kind) -> Tensor {
+    if t.kind() == kind {
+        t.shallow_clone()
+    } else {
+        t.to_kind(kind)
+    }
 }
 
 /// bf16 results as float32 (sigmoid, softmax, losses and metrics stay in float32); float32 and

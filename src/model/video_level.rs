@@ -74,7 +74,7 @@ impl Logistic {
     }
     /// Logits `[B, C]`.
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        x.matmul(&self.w.to_kind(x.kind())) + self.b.to_kind(x.kind())
+        x.matmul(&super::cast(&self.w, x.kind())) + super::cast(&self.b, x.kind())
     }
 }
 
@@ -107,11 +107,11 @@ impl Moe {
         let (m, c) = (self.mixtures, self.classes);
         // Reshape as the starter code does: [B, C·(M+1)] → [B·C, M+1] (class-major).
         let gates = x
-            .matmul(&self.gate_w.to_kind(x.kind()))
+            .matmul(&super::cast(&self.gate_w, x.kind()))
             .view([b * c, m + 1])
             .softmax(1, x.kind());
-        let experts = (x.matmul(&self.expert_w.to_kind(x.kind()))
-            + self.expert_b.to_kind(x.kind()))
+        let experts = (x.matmul(&super::cast(&self.expert_w, x.kind()))
+            + super::cast(&self.expert_b, x.kind()))
         .view([b * c, m])
         .sigmoid();
         (gates.narrow(1, 0, m) * experts)
