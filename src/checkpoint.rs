@@ -104,22 +104,10 @@ pub fn latest_checkpoint(run: &Path) -> Option<PathBuf> {
             }
         }
     }
-    let mut epochs: Vec<(usize, PathBuf)> = std::fs::read_dir(&root)
-        .ok()?
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let n: usize = e
-                .file_name()
-                .to_str()?
-                .strip_prefix("epoch_")?
-                .parse()
-                .ok()?;
-            Some((n, e.path()))
-        })
-        .filter(|(_, p)| complete(p))
-        .collect();
-    epochs.sort();
-    let (_, d) = epochs.pop()?;
+    let (_, d) = epoch_dirs(run)
+        .into_iter()
+        .rev()
+        .find(|(_, p)| complete(p))?;
     if let Some(p) = pointer {
         tracing::warn!(
             "{}: 'latest' names '{}', which is not a complete checkpoint; using the newest complete one, {}",
@@ -211,27 +199,35 @@ impl RunLock {
     }
 }
 
-pub(crate) fn prune(run: &Path, keep_last: usize, save_interval: usize) {
-    let root = run.join("checkpoints");
-    let Ok(rd) = std::fs::read_dir(&root) else {
-        return;
+/// The `checkpoints/epoch_NNNNN` directories of a run, by epoch.
+fn epoch_dirs(run: &Path) -> Vec<(usize, PathBuf)> {
+    let Ok(rd) = std::fs::read_dir(run.join("checkpoints")) else {
+        return Vec::new();
     };
-    let mut epochs: Vec<usize> = rd
+    let mut v: Vec<(usize, PathBuf)> = rd
         .filter_map(|e| e.ok())
         .filter_map(|e| {
-            e.file_name()
-                .to_str()
-                .and_then(|n| n.strip_prefix("epoch_"))
-                .and_then(|n| n.parse().ok())
+            let n = e
+                .file_name()
+                .to_str()?
+                .strip_prefix("epoch_")?
+                .parse()
+                .ok()?;
+            Some((n, e.path()))
         })
         .collect();
-    epochs.sort_unstable();
+    v.sort();
+    v
+}
+
+pub(crate) fn prune(run: &Path, keep_last: usize, save_interval: usize) {
+    let epochs = epoch_dirs(run);
     let n = epochs.len();
-    for (i, &e) in epochs.iter().enumerate() {
+    for (i, (e, dir)) in epochs.iter().enumerate() {
         // PaddleVideo's save_interval epochs stay; others roll over.
         let kept_by_interval = save_interval > 0 && e % save_interval == 1 % save_interval.max(1);
         if i + keep_last.max(1) < n && !kept_by_interval {
-            let _ = std::fs::remove_dir_all(ckpt_dir(run, e));
+            let _ = std::fs::remove_dir_all(dir);
         }
     }
 }
@@ -267,8 +263,16 @@ pub(crate) fn open_run(
             let saved = Config::load(Some(&saved_cfg_path), &[]).map_err(|e| Error::Invalid(format!(
                 "--resume: cannot read the run's config ({e})\n  hint: --output must name an existing run directory")))?;
             let diff = cfg.model_shape_diff(&saved);
+            if !diff.is_empty() {
+                return Err(Error::Invalid(format!(
+                    "--resume refused: the model shape changed since {} was written:\n  {}\n  hint: resume with the run's own config (-c {}) or start a new run directory",
+                    saved_cfg_path.display(),
+                    diff.join("\n  "),
+                    saved_cfg_path.display()
+                )));
+            }
             let changes = hyperparameter_diff(&saved, cfg);
-            if diff.is_empty() && !changes.is_empty() {
+            if !changes.is_empty() {
                 if !allow_config_change {
                     return Err(Error::Invalid(format!(
                         "--resume refused: the config changed since {} was written (saved → now):\n  {}\n  hint: resume with the run's own config (-c {}), or pass --allow-config-change to continue with the new values (the change is logged in config_changes.yaml)",
@@ -282,14 +286,6 @@ pub(crate) fn open_run(
                     changes.join("\n  ")
                 );
                 log_config_change(run, &changes)?;
-            }
-            if !diff.is_empty() {
-                return Err(Error::Invalid(format!(
-                    "--resume refused: the model shape changed since {} was written:\n  {}\n  hint: resume with the run's own config (-c {}) or start a new run directory",
-                    saved_cfg_path.display(),
-                    diff.join("\n  "),
-                    saved_cfg_path.display()
-                )));
             }
             let ck = latest_checkpoint(run).ok_or_else(|| Error::Invalid(format!(
                 "--resume: {} has no complete checkpoint yet\n  hint: start the run again without --resume", run.display())))?;
@@ -391,11 +387,7 @@ fn log_config_change(run: &Path, changes: &[String]) -> Result<()> {
 /// run (`RUN/checkpoints/NAME` → `RUN/test_report.json`; checkpoints stay exactly what
 /// training wrote), else beside the weights file.
 pub fn default_report_path(weights: &Path) -> PathBuf {
-    let dir = if weights.is_dir() {
-        weights.to_path_buf()
-    } else {
-        weights.parent().map(Path::to_path_buf).unwrap_or_default()
-    };
+    let dir = weights_dir(weights);
     match dir.parent() {
         Some(ck)
             if ck.file_name().is_some_and(|n| n == "checkpoints")
@@ -409,21 +401,21 @@ pub fn default_report_path(weights: &Path) -> PathBuf {
     }
 }
 
+/// The directory holding the weights: the checkpoint directory, or the file's directory.
+fn weights_dir(weights: &Path) -> PathBuf {
+    if weights.is_dir() {
+        weights.to_path_buf()
+    } else {
+        weights.parent().map(Path::to_path_buf).unwrap_or_default()
+    }
+}
+
 /// The test report that belongs to `weights`: the default location (then the old one, inside
 /// the checkpoint), used only when its recorded sha256 is the weights file's, so a model card
 /// never shows another checkpoint's metrics.
 pub fn report_for(weights: &Path) -> Option<(PathBuf, crate::infer::TestReport)> {
-    let file = if weights.is_dir() {
-        weights.join("model.safetensors")
-    } else {
-        weights.to_path_buf()
-    };
-    let sha = crate::runtime::sha256_file(&file).ok()?;
-    let inside = if weights.is_dir() {
-        weights.join("test_report.json")
-    } else {
-        weights.with_file_name("test_report.json")
-    };
+    let sha = crate::runtime::sha256_file(&crate::model::weights_file(weights)).ok()?;
+    let inside = weights_dir(weights).join("test_report.json");
     for p in [default_report_path(weights), inside] {
         let Ok(bytes) = std::fs::read(&p) else {
             continue;

@@ -227,11 +227,7 @@ pub fn test_run(
         paddle_batch,
     };
     let r = evaluate_model(&model, &loader, &s)?;
-    let wfile = if weights.is_dir() {
-        weights.join("model.safetensors")
-    } else {
-        weights.to_path_buf()
-    };
+    let wfile = crate::model::weights_file(weights);
     Ok(TestReport {
         num_videos: r.videos,
         loss_per_video: r.loss / r.videos as f64,

@@ -317,11 +317,7 @@ impl Model {
     /// Loads `.safetensors`, a checkpoint directory, or a PaddleVideo `.pdparams` (the
     /// `RUN/checkpoints/latest` pointer is resolved by [`crate::checkpoint::weights_path`]).
     pub fn load_weights(&mut self, path: &Path) -> Result<()> {
-        let p = if path.is_dir() {
-            path.join("model.safetensors")
-        } else {
-            path.to_path_buf()
-        };
+        let p = weights_file(path);
         if p.extension().and_then(|e| e.to_str()) == Some("pdparams") {
             let t: Vec<(String, Tensor)> = crate::convert::read_pdparams(&p)?.into_iter().collect();
             self.load_named(&p.display().to_string(), &t)
@@ -398,3 +394,13 @@ pub fn widen(t: Tensor) -> Tensor {
 /// tests cannot draw between a seed and its use.
 #[cfg(test)]
 pub(crate) static TORCH_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The weights file of a `-w` argument: a checkpoint directory's `model.safetensors`, or the
+/// file itself.
+pub fn weights_file(weights: &Path) -> std::path::PathBuf {
+    if weights.is_dir() {
+        weights.join("model.safetensors")
+    } else {
+        weights.to_path_buf()
+    }
+}
