@@ -696,6 +696,23 @@ mod tests {
     }
 
     #[test]
+    fn unicode_ids_round_trip_and_hostile_ones_stay_bounded() {
+        let ids: Vec<String> = ["ab", "", "Ünï"].iter().map(|s| s.to_string()).collect();
+        let a = NpyArray::unicode(&ids);
+        let back = parse(&npy(&a.shape, &a.descr(), &a.data)).unwrap();
+        assert_eq!(back.dtype, NpyDType::Unicode(3));
+        assert_eq!(back.to_strings(), ids);
+        assert!(!back.dtype.is_numeric() && back.to_f64().is_empty());
+        // Widths beyond the bound and big-endian strings are refused before any allocation.
+        for d in ["<U100000", ">U4", "<U0"] {
+            assert!(parse(&npy(&[1], d, &[0u8; 16])).is_err(), "{d}");
+        }
+        // Invalid code points decode as U+FFFD, not a panic.
+        let bad = parse(&npy(&[1], "<U1", &0xD800u32.to_le_bytes())).unwrap();
+        assert_eq!(bad.to_strings(), ["\u{fffd}"]);
+    }
+
+    #[test]
     fn non_finite_values_are_found() {
         let mut d = Vec::new();
         for x in [1.0f32, f32::NAN, 2.0] {
