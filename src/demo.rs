@@ -25,6 +25,8 @@ pub struct DemoSummary {
     pub class_prior_gap: f64,
     pub run_dir: PathBuf,
     pub bundle_dir: PathBuf,
+    /// The training curves (loss, validation GAP) as PNG.
+    pub curves: PathBuf,
     pub seconds: f64,
 }
 
@@ -102,6 +104,20 @@ pub fn run(dir: &Path, out: &mut dyn Write) -> Result<DemoSummary> {
             .as_ref()
             .map(|p| p.display().to_string())
             .unwrap_or_default()
+    )
+    .map_err(out_err)?;
+    let curves = dir.join("curves.png");
+    crate::plot::plot(&crate::plot::PlotOptions {
+        runs: vec![run.clone()],
+        out: curves.clone(),
+        metrics: vec![crate::plot::Metric::Loss, crate::plot::Metric::Gap],
+        panel: (640, 400),
+    })?;
+    writeln!(
+        out,
+        "  curves: {} (yt8m plot); TensorBoard: tensorboard --logdir {}",
+        curves.display(),
+        run.join("tb").display()
     )
     .map_err(out_err)?;
 
@@ -197,6 +213,7 @@ pub fn run(dir: &Path, out: &mut dyn Write) -> Result<DemoSummary> {
         class_prior_gap: chance,
         run_dir: run,
         bundle_dir,
+        curves,
         seconds: t0.elapsed().as_secs_f64(),
     })
 }

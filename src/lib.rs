@@ -28,6 +28,8 @@ pub mod kinds;
 pub mod model;
 pub mod onnx;
 pub mod optim;
+pub mod plot;
 pub mod predict;
 pub mod runtime;
+pub mod tensorboard;
 pub mod train;

@@ -49,6 +49,8 @@ enum Cmd {
     Export(ExportArgs),
     /// Top-k classes for videos in TFRecord shards, PaddleVideo .pkl files or .npy arrays.
     Predict(PredictArgs),
+    /// Training curves of one or more runs as a PNG (loss, validation metrics, lr, ...).
+    Plot(PlotArgs),
     /// The end-to-end demo on synthetic data (what `./dev demo` runs).
     Demo(DemoArgs),
     /// Throughput benchmarks (tables for docs/benchmarks.md).
@@ -348,6 +350,40 @@ struct PredictArgs {
 }
 
 #[derive(Args)]
+#[command(
+    after_help = "Each run's metrics.jsonl is read (TensorBoard: `tensorboard --logdir RUN/tb`). Train-step \
+                  metrics are drawn against the global step, epoch and validation metrics against the epoch.\n\n\
+                  Examples:\n  yt8m plot demo/run --out demo/curves.png\n  \
+                  yt8m plot demo/run demo/run --metric loss,gap,hit_at_one --out curves.png\n  \
+                  yt8m plot demo/run --metric lr,grad_norm --panel-size 800x500 --out lr.png"
+)]
+struct PlotArgs {
+    /// Run directories (each holds metrics.jsonl); several are overlaid with a legend.
+    #[arg(required = true)]
+    runs: Vec<PathBuf>,
+    /// Output PNG.
+    #[arg(long = "out", alias = "output", default_value = "curves.png")]
+    output: PathBuf,
+    /// Metrics to draw, one panel each (comma-separated; default loss,gap).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    metric: Vec<yt8m::plot::Metric>,
+    /// Size of one panel, WIDTHxHEIGHT in pixels.
+    #[arg(long, default_value = "640x480", value_parser = parse_size)]
+    panel_size: (u32, u32),
+}
+
+fn parse_size(s: &str) -> std::result::Result<(u32, u32), String> {
+    let err = || format!("'{s}' is not WIDTHxHEIGHT (e.g. 640x480)");
+    let (w, h) = s.split_once(['x', 'X']).ok_or_else(err)?;
+    Ok((w.trim().parse().map_err(|_| err())?, h.trim().parse().map_err(|_| err())?))
+}
+
+#[derive(Args)]
+#[command(
+    after_help = "Makes synthetic frame-level shards, trains a small AttentionLSTM with validation, tests it, \
+                  exports a bundle, predicts with it and plots the curves, all under --dir.\n\n\
+                  Examples:\n  yt8m demo\n  yt8m demo --dir /tmp/yt8m-demo"
+)]
 struct DemoArgs {
     /// Working directory for data and runs.
     #[arg(long, default_value = "demo")]
@@ -502,6 +538,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Convert(a) => convert(a),
         Cmd::Export(a) => export(a),
         Cmd::Predict(a) => predict(a),
+        Cmd::Plot(a) => plot(a),
         Cmd::Demo(a) => demo(a),
         Cmd::Bench(b) => bench(b),
         Cmd::Info { json } => info(json),
@@ -652,6 +689,28 @@ fn evaluate(a: EvaluateArgs) -> Result<()> {
     } else {
         print!("{}", m.render());
     }
+    Ok(())
+}
+
+fn plot(a: PlotArgs) -> Result<()> {
+    let s = yt8m::plot::plot(&yt8m::plot::PlotOptions {
+        runs: a.runs,
+        out: a.output,
+        metrics: a.metric,
+        panel: a.panel_size,
+    })?;
+    let points: Vec<String> = s
+        .points
+        .iter()
+        .map(|(m, n)| format!("{m} {}", n.iter().map(|k| k.to_string()).collect::<Vec<_>>().join("/")))
+        .collect();
+    println!(
+        "wrote {} ({}x{}; points per run: {})",
+        s.out.display(),
+        s.width,
+        s.height,
+        points.join(", ")
+    );
     Ok(())
 }
 

@@ -156,16 +156,86 @@ pub fn read_log(path: &Path) -> Result<Vec<LogRecord>> {
         .collect()
 }
 
-struct JsonLog(std::fs::File);
+/// Rank 0's record of a run: `metrics.jsonl` (the full records) and TensorBoard scalars
+/// (`RUN/tb/`, see [`crate::tensorboard`]).
+struct RunLog {
+    json: std::fs::File,
+    tb: Option<crate::tensorboard::EventWriter>,
+}
 
-impl JsonLog {
-    fn write(&mut self, r: &LogRecord) {
+impl RunLog {
+    fn open(run: &Path) -> Result<Self> {
+        let path = run.join("metrics.jsonl");
+        let json = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        let tb = crate::tensorboard::EventWriter::create(&run.join("tb"))?;
+        Ok(Self { json, tb: Some(tb) })
+    }
+
+    /// Appends `r`; `global_step` places epoch records on TensorBoard's step axis.
+    fn write(&mut self, r: &LogRecord, global_step: usize) {
         let _ = writeln!(
-            self.0,
+            self.json,
             "{}",
             serde_json::to_string(r).expect("records serialize")
         );
-        let _ = self.0.flush();
+        let _ = self.json.flush();
+        let mut scalars: Vec<(&str, f64)> = Vec::new();
+        match r {
+            LogRecord::TrainStep {
+                loss_per_video,
+                lr,
+                samples_per_s,
+                data_wait_share,
+                grad_norm,
+                ..
+            } => {
+                scalars.extend([
+                    ("train/loss_per_video", *loss_per_video),
+                    ("train/lr", *lr),
+                    ("train/samples_per_s", *samples_per_s),
+                    ("train/data_wait", *data_wait_share),
+                ]);
+                if let Some(g) = grad_norm {
+                    scalars.push(("train/grad_norm", *g));
+                }
+            }
+            LogRecord::Epoch {
+                train_loss_per_video,
+                samples_per_s,
+                valid,
+                epoch,
+                ..
+            } => {
+                scalars.extend([
+                    ("epoch/train_loss_per_video", *train_loss_per_video),
+                    ("epoch/samples_per_s", *samples_per_s),
+                    ("epoch/epoch", *epoch as f64),
+                ]);
+                if let Some(v) = valid {
+                    scalars.extend([
+                        ("valid/hit_at_one", v.hit_at_one),
+                        ("valid/perr", v.perr),
+                        ("valid/gap", v.gap),
+                        ("valid/loss_per_video", v.loss),
+                    ]);
+                    if let Some(m) = v.map {
+                        scalars.push(("valid/map", m));
+                    }
+                }
+            }
+            LogRecord::Resume { .. } => {}
+        }
+        if let Some(tb) = self.tb.as_mut() {
+            if let Err(e) = tb.scalars(global_step as u64, &scalars) {
+                // The JSON log stays the record of the run; say once that the plots stop here.
+                tracing::warn!("TensorBoard events no longer written: {e}");
+                self.tb = None;
+            }
+        }
     }
 }
 
@@ -311,7 +381,7 @@ struct Trainer<'a> {
     steps_per_epoch: Option<usize>,
     total_steps: usize,
     last_ckpt: PathBuf,
-    log: Option<JsonLog>,
+    log: Option<RunLog>,
     /// The kind batches are computed in (the model's storage kind, or bf16 when mixed).
     compute: tch::Kind,
     /// The epoch this invocation stops after (for the ETA).
@@ -445,7 +515,7 @@ impl Trainer<'_> {
                     data_wait_share: wait / el,
                     grad_norm: gnorm,
                     workers: world,
-                });
+                }, self.state.global_step);
                 if self.opts.quiet {
                     tracing::info!(
                         "epoch {} step {steps}{} loss/video {per_video:.4} lr {lr:.2e} {sps:.1} samples/s data-wait {:.0}%{eta}",
@@ -616,13 +686,7 @@ fn train_with(mut cfg: Config, opts: &TrainOptions, comm: &dyn Comm) -> Result<T
         );
     }
     let mut log = if main {
-        Some(JsonLog(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(run.join("metrics.jsonl"))
-                .map_err(|e| Error::io(&run, e))?,
-        ))
+        Some(RunLog::open(&run)?)
     } else {
         None
     };
@@ -632,7 +696,7 @@ fn train_with(mut cfg: Config, opts: &TrainOptions, comm: &dyn Comm) -> Result<T
             from: ck.display().to_string(),
             epoch: start_epoch,
             global_step: state_step,
-        });
+        }, state_step);
     }
     let eval = EvalSettings {
         top_k: cfg.METRIC.gap_top_k,
@@ -760,7 +824,7 @@ fn train_with(mut cfg: Config, opts: &TrainOptions, comm: &dyn Comm) -> Result<T
             100.0 * e.wait / el
         );
         if let Some(log) = t.log.as_mut() {
-            log.write(&rec);
+            log.write(&rec, t.state.global_step);
         }
         t.checkpoint(epoch, is_best)?;
     }

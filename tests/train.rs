@@ -319,6 +319,7 @@ fn the_demo_runs_end_to_end_and_its_log_reads_back_typed() {
         assert!(text.contains(&format!("[demo {step}/5]")), "{text}");
     }
     assert!(text.contains("true labels"), "{text}");
+    assert!(s.curves.is_file() && s.run_dir.join("tb").is_dir(), "{text}");
     println!(
         "demo: GAP {:.4} vs class prior {:.4} in {:.0} s",
         s.metrics.gap, s.class_prior_gap, s.seconds
