@@ -280,6 +280,8 @@ pub fn plot(o: &PlotOptions) -> Result<PlotSummary> {
         let mut enc = png::Encoder::new(&mut f, width, ph);
         enc.set_color(png::ColorType::Rgb);
         enc.set_depth(png::BitDepth::Eight);
+        enc.set_compression(png::Compression::Best);
+        enc.set_adaptive_filter(png::AdaptiveFilterType::Adaptive);
         let mut w = enc.write_header().map_err(draw_err(&o.out))?;
         w.write_image_data(&rgb).map_err(draw_err(&o.out))?;
         w.finish().map_err(draw_err(&o.out))?;
