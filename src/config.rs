@@ -472,6 +472,29 @@ pub fn apply_override(root: &mut Value, assignment: &str) -> std::result::Result
     Ok(())
 }
 
+/// `p` made absolute against the working directory (not canonicalized: symlinks and `..`
+/// stay as written, as the user would expect to see them in messages).
+fn absolute(p: &Path) -> std::path::PathBuf {
+    let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    // `absolute(".")` ends in "/."; drop it so joins read naturally.
+    if abs.ends_with(".") {
+        abs.parent().map(Path::to_path_buf).unwrap_or(abs)
+    } else {
+        abs
+    }
+}
+
+/// Whether a data path names something: an existing file or directory, or a glob pattern
+/// matching at least one path.
+fn path_matches(p: &Path) -> bool {
+    let s = p.to_string_lossy();
+    if s.contains(['*', '?', '[']) {
+        glob::glob(&s).is_ok_and(|mut g| g.next().is_some())
+    } else {
+        p.exists()
+    }
+}
+
 impl Config {
     /// Loads a YAML file (or the defaults when `path` is None) and applies overrides.
     pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<Config> {
@@ -483,10 +506,28 @@ impl Config {
             ),
             None => ("<defaults>".to_string(), String::new()),
         };
-        Self::from_yaml(&name, &text, overrides)
+        let base = path.map(|p| {
+            let dir = p.parent().filter(|d| !d.as_os_str().is_empty());
+            absolute(dir.unwrap_or(Path::new(".")))
+        });
+        Self::from_yaml_in(&name, &text, overrides, base.as_deref())
     }
 
+    /// A config from YAML text; relative data paths in it are read from the working directory
+    /// (there is no file whose directory they could be relative to).
     pub fn from_yaml(name: &str, text: &str, overrides: &[String]) -> Result<Config> {
+        Self::from_yaml_in(name, text, overrides, None)
+    }
+
+    /// `base`: the config file's directory, against which its relative data paths resolve.
+    /// Paths given with `-o` resolve against the working directory, as any command-line path.
+    /// Both become absolute, so the config saved with a run works from anywhere.
+    fn from_yaml_in(
+        name: &str,
+        text: &str,
+        overrides: &[String],
+        base: Option<&Path>,
+    ) -> Result<Config> {
         if let Some((key, first, second)) = duplicate_key(text) {
             return Err(cfg_err(
                 name,
@@ -496,11 +537,14 @@ impl Config {
             ));
         }
         // Typed parse of the file first, so errors carry the file's line numbers.
-        let cfg: Config = if text.trim().is_empty() {
+        let mut cfg: Config = if text.trim().is_empty() {
             Config::default()
         } else {
             serde_yaml_ng::from_str(text).map_err(|e| cfg_err(name, format!("{e}\n  hint: keys are PaddleVideo's (MODEL.head, DATASET, OPTIMIZER, ...) plus ours (see configs/README.md); check the spelling")))?
         };
+        if let Some(base) = base {
+            cfg.resolve_data_paths(base, name);
+        }
         if !text.trim().is_empty() {
             // A file without MODEL would silently train the 108 M-parameter default head.
             let raw: Value = serde_yaml_ng::from_str(text).unwrap_or(Value::Null);
@@ -533,8 +577,48 @@ impl Config {
                 cfg_err(name, format!("{what}: {e}\n  hint: override keys use the config's dotted paths, e.g. -o DATASET.batch_size=16 -o MODEL.head.lstm_size=64"))
             })?
         };
+        let mut cfg = cfg;
+        // What is still relative came from -o (or from text without a file): the working
+        // directory's.
+        cfg.resolve_data_paths(&absolute(Path::new(".")), "");
         cfg.validate(name)?;
         Ok(cfg)
+    }
+
+    /// Makes the relative `file_path` entries and `data_prefix` of every split absolute against
+    /// `base`. A config file's path that exists only relative to the working directory (as
+    /// PaddleVideo's configs assume, run from its repository root) is kept that way, with a
+    /// warning, so such configs still load as they are.
+    fn resolve_data_paths(&mut self, base: &Path, config_name: &str) {
+        let cwd = absolute(Path::new("."));
+        let resolve = |p: &str, key: &str| -> String {
+            if p.is_empty() || Path::new(p).is_absolute() {
+                return p.to_string();
+            }
+            let from_base = base.join(p);
+            if base == cwd.as_path() || path_matches(&from_base) || !path_matches(&cwd.join(p)) {
+                return from_base.display().to_string();
+            }
+            tracing::warn!(
+                "{key}: '{p}' is not under the config's directory {} but is under the working directory {}: read from there (PaddleVideo's convention); write it relative to {config_name}'s directory or absolute to silence this",
+                base.display(),
+                cwd.display()
+            );
+            cwd.join(p).display().to_string()
+        };
+        for (split, sp) in [
+            ("train", &mut self.DATASET.train),
+            ("valid", &mut self.DATASET.valid),
+            ("test", &mut self.DATASET.test),
+        ] {
+            let key = format!("DATASET.{split}.file_path");
+            sp.file_path = sp.file_path.take().map(|fp| match fp {
+                Paths::One(p) => Paths::One(resolve(&p, &key)),
+                Paths::Many(v) => Paths::Many(v.iter().map(|p| resolve(p, &key)).collect()),
+            });
+            let key = format!("DATASET.{split}.data_prefix");
+            sp.data_prefix = sp.data_prefix.take().map(|p| resolve(&p, &key));
+        }
     }
 
     fn validate(&self, name: &str) -> Result<()> {
@@ -838,11 +922,8 @@ impl Config {
         let files =
             crate::data::sources::expand_paths(&paths, prefix.as_deref()).map_err(|mut e| {
                 // Say which key gave the path and where relative paths were looked for.
-                let cwd = std::env::current_dir()
-                    .map(|d| d.display().to_string())
-                    .unwrap_or_else(|_| "the working directory".into());
                 let more = format!(
-                    "the path comes from DATASET.{split}.file_path{}; relative paths are read from {cwd}",
+                    "the path comes from DATASET.{split}.file_path{}; relative paths in a config file are read from the file's directory, those given with -o from the working directory",
                     if prefix.is_some() { " (with data_prefix)" } else { "" }
                 );
                 e.hint = Some(match e.hint.take() {

@@ -554,3 +554,70 @@ fn test_without_c_takes_the_checkpoints_own_config() {
     let e = fails(&["train", "-o", "epochs=1"]);
     assert!(e.contains("-c CONFIG"), "{e}");
 }
+
+/// Issue #17: a config's relative data paths are read from the config file's directory, `-o`
+/// paths from the working directory; both are saved absolute, so the run's config works from
+/// anywhere. A PaddleVideo config written for its repository root still loads (with a warning).
+#[test]
+fn relative_data_paths_resolve_against_the_config_file() {
+    let d = tempdir("relpaths");
+    synth_shards(&d.join("data"), 24, 1, 5, 8);
+    std::fs::create_dir_all(d.join("configs")).unwrap();
+    let tiny = std::fs::read_to_string(repo().join("configs/tiny_test.yaml")).unwrap();
+    // tiny_test.yaml's DATASET section, with a train path.
+    let cfg_text = |path: &str| {
+        tiny.replace(
+            "DATASET:\n",
+            &format!("DATASET:\n    train:\n        file_path: '{path}'\n"),
+        )
+    };
+    let rel = d.join("configs/rel.yaml");
+    std::fs::write(&rel, cfg_text("../data/*.tfrecord")).unwrap();
+    let elsewhere = tempdir("relpaths-cwd");
+    let run_in = |dir: &Path, args: &[&str]| {
+        let o = Command::new(bin())
+            .args(args)
+            .current_dir(dir)
+            .env("YT8M_THREADS", "1")
+            .output()
+            .unwrap();
+        let (out, err) = (
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        );
+        assert!(o.status.success(), "yt8m {args:?} in {}:\n{out}\n{err}", dir.display());
+        (out, err)
+    };
+    // From an unrelated working directory: found beside the config, saved absolute.
+    let (plan, _) = run_in(&elsewhere, &["train", "-c", rel.to_str().unwrap(), "--dry-run"]);
+    assert!(plan.contains("24"), "{plan}");
+    let (printed, _) = run_in(&elsewhere, &["train", "-c", rel.to_str().unwrap(), "--print-config"]);
+    let want = d.join("configs/../data/*.tfrecord");
+    assert!(printed.contains(&want.display().to_string()), "{printed}");
+    // A run's saved config, loaded from yet another directory, still finds the data.
+    let run = d.join("run");
+    run_in(&elsewhere, &["train", "-c", rel.to_str().unwrap(), "--quiet", "-o", "epochs=1", "--out", run.to_str().unwrap()]);
+    let ck = run.join("checkpoints/latest");
+    run_in(&repo(), &["test", "-w", ck.to_str().unwrap(), "-o", &format!("DATASET.test.file_path={}", d.join("data").display())]);
+    // -o paths: the working directory's.
+    run_in(&d, &["train", "-c", rel.to_str().unwrap(), "--dry-run", "-o", "DATASET.train.file_path=data"]);
+    // PaddleVideo's convention (paths relative to the repository root it is run from).
+    let pv = d.join("configs/paddle_style.yaml");
+    std::fs::write(&pv, cfg_text("data/*.tfrecord")).unwrap();
+    let (_, err) = run_in(&d, &["train", "-c", pv.to_str().unwrap(), "--dry-run"]);
+    assert!(err.contains("PaddleVideo's convention"), "{err}");
+    // Found nowhere: the error names the resolved path, the key and the rule.
+    let o = Command::new(bin())
+        .args(["train", "-c", pv.to_str().unwrap(), "--dry-run"])
+        .current_dir(&elsewhere)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&d.join("configs/data/*.tfrecord").display().to_string())
+            && err.contains("DATASET.train.file_path")
+            && err.contains("read from the file's directory"),
+        "{err}"
+    );
+}
