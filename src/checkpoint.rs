@@ -342,7 +342,8 @@ pub fn weights_path(path: &Path) -> Result<PathBuf> {
 /// the new end), logging, validation and checkpoint cadence, the device and reader threads.
 pub fn hyperparameter_diff(saved: &Config, now: &Config) -> Vec<String> {
     let strip = |c: &Config| {
-        let mut v = serde_json::to_value(c).unwrap_or_default();
+        // The saved form: keys the model never reads cannot block a resume.
+        let mut v = serde_json::to_value(c.to_value()).unwrap_or_default();
         for k in ["epochs", "log_interval", "save_interval", "log_level"] {
             v[k] = serde_json::Value::Null;
         }

@@ -484,6 +484,17 @@ fn absolute(p: &Path) -> std::path::PathBuf {
     }
 }
 
+/// Removes null values and the mappings left empty, depth first (configs are a few levels
+/// deep and built by us, not read from outside).
+fn prune_nulls(v: &mut Value) {
+    if let Some(m) = v.as_mapping_mut() {
+        for (_, x) in m.iter_mut() {
+            prune_nulls(x);
+        }
+        m.retain(|_, x| !x.is_null() && !x.as_mapping().is_some_and(|m| m.is_empty()));
+    }
+}
+
 /// Whether a data path names something: an existing file or directory, or a glob pattern
 /// matching at least one path.
 fn path_matches(p: &Path) -> bool {
@@ -578,6 +589,13 @@ impl Config {
             })?
         };
         let mut cfg = cfg;
+        // PaddleVideo's top-level `model_name` defaults to AttentionLSTM; a starter model
+        // says its own name.
+        if cfg.model_name == Config::default().model_name
+            && cfg.MODEL.head.name != HeadName::AttentionLstmHead
+        {
+            cfg.model_name = cfg.MODEL.head.name.to_string();
+        }
         // What is still relative came from -o (or from text without a file): the working
         // directory's.
         cfg.resolve_data_paths(&absolute(Path::new(".")), "");
@@ -939,8 +957,48 @@ impl Config {
         ))
     }
 
+    /// The config as saved with runs and bundles and printed by `--print-config`: keys left
+    /// unset (null) and keys the model never reads are left out, so a video-level config
+    /// carries no LSTM sizes or frame settings and a frame-level one no mixture count.
+    /// Loading the text back gives the same model and recipe.
     pub fn to_yaml(&self) -> String {
-        serde_yaml_ng::to_string(self).expect("config serializes")
+        serde_yaml_ng::to_string(&self.to_value()).expect("config serializes")
+    }
+
+    /// [`Config::to_yaml`]'s tree.
+    pub fn to_value(&self) -> Value {
+        let mut v = serde_yaml_ng::to_value(self).expect("config serializes");
+        let unused: &[&str] = match self.MODEL.head.name {
+            HeadName::AttentionLstmHead => &["MODEL.head.mean_feature_names", "MODEL.head.num_mixtures"],
+            HeadName::LogisticModel | HeadName::MoeModel => &[
+                "MODEL.head.embedding_size",
+                "MODEL.head.lstm_size",
+                "MODEL.head.fc_out1_size",
+                "MODEL.head.fc_out2_size",
+                "MODEL.head.dropout",
+                "MODEL.head.feature_names",
+                "DATASET.max_frames",
+                "DATASET.bucket_by_length",
+                "DATASET.bucket_window",
+            ],
+        };
+        for key in unused {
+            let (parent, last) = key.rsplit_once('.').expect("dotted");
+            let mut cur = &mut v;
+            for p in parent.split('.') {
+                cur = &mut cur[p];
+            }
+            if let Some(m) = cur.as_mapping_mut() {
+                m.remove(last);
+            }
+        }
+        if self.MODEL.head.name == HeadName::LogisticModel {
+            if let Some(m) = v["MODEL"]["head"].as_mapping_mut() {
+                m.remove("num_mixtures");
+            }
+        }
+        prune_nulls(&mut v);
+        v
     }
 
     /// Keys whose values differ between two configs' model shapes (resume check).
@@ -969,7 +1027,46 @@ impl Config {
 
 #[cfg(test)]
 mod duplicate_key_tests {
-    use super::duplicate_key;
+    use super::{Config, HeadName, duplicate_key};
+    use std::path::Path;
+
+    #[test]
+    fn saved_configs_load_back_equal_and_carry_no_other_models_keys() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+        let mut seen = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().and_then(|x| x.to_str()) != Some("yaml") {
+                continue;
+            }
+            let c = Config::load(Some(&p), &[]).unwrap();
+            let text = c.to_yaml();
+            let back = Config::from_yaml("saved", &text, &[]).unwrap();
+            // Everything the model and recipe read survives; what was left out is unused.
+            assert_eq!(back.to_yaml(), text, "{}", p.display());
+            assert_eq!(back.architecture(), c.architecture(), "{}", p.display());
+            assert!(!text.contains("null"), "{text}");
+            let video = c.MODEL.head.name != HeadName::AttentionLstmHead;
+            for frame_key in ["lstm_size", "embedding_size", "max_frames", "\n    feature_names:"] {
+                assert_eq!(text.contains(frame_key), !video, "{}: {frame_key}\n{text}", p.display());
+            }
+            assert_eq!(text.contains("model_name: AttentionLSTM"), !video, "{text}");
+            assert_eq!(text.contains("mean_feature_names"), video, "{text}");
+            seen += 1;
+        }
+        assert!(seen >= 4);
+        // Without pruning, the fields a starter model never reads would round-trip as the
+        // defaults; with a non-default unused value the saved config still loads the same model.
+        let c = Config::from_yaml(
+            "t",
+            "MODEL:\n    level: video\n    head:\n        name: LogisticModel\n        num_classes: 5\n        feature_dims: [4, 2]\n        lstm_size: 7\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.model_name, "LogisticModel");
+        let back = Config::from_yaml("saved", &c.to_yaml(), &[]).unwrap();
+        assert_eq!(back.architecture(), c.architecture());
+    }
 
     #[test]
     fn comma_separated_file_paths_become_lists() {
@@ -979,9 +1076,14 @@ mod duplicate_key_tests {
             &["DATASET.train.file_path=a.tfrecord, dir/b*.tfrecord".into()],
         )
         .unwrap();
+        // -o paths are the working directory's, saved absolute.
+        let cwd = std::env::current_dir().unwrap();
         assert_eq!(
             c.DATASET.train.file_path.unwrap().to_vec(),
-            ["a.tfrecord", "dir/b*.tfrecord"]
+            [
+                cwd.join("a.tfrecord").display().to_string(),
+                cwd.join("dir/b*.tfrecord").display().to_string()
+            ]
         );
     }
 
