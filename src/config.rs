@@ -484,6 +484,25 @@ fn absolute(p: &Path) -> std::path::PathBuf {
     }
 }
 
+/// `base/p` with the leading `..` of `p` taken off `base` (canonical, so no symlink makes that
+/// differ from what the kernel would do): `/repo/configs` + `../data` = `/repo/data`.
+fn join_clean(base: &Path, p: &str) -> std::path::PathBuf {
+    let mut out = std::fs::canonicalize(base).unwrap_or_else(|_| base.to_path_buf());
+    let mut comps = Path::new(p).components().peekable();
+    while let Some(std::path::Component::ParentDir) = comps.peek() {
+        if !out.pop() {
+            break;
+        }
+        comps.next();
+    }
+    for c in comps {
+        if c != std::path::Component::CurDir {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Removes null values and the mappings left empty, depth first (configs are a few levels
 /// deep and built by us, not read from outside).
 fn prune_nulls(v: &mut Value) {
@@ -613,7 +632,7 @@ impl Config {
             if p.is_empty() || Path::new(p).is_absolute() {
                 return p.to_string();
             }
-            let from_base = base.join(p);
+            let from_base = join_clean(base, p);
             if base == cwd.as_path() || path_matches(&from_base) || !path_matches(&cwd.join(p)) {
                 return from_base.display().to_string();
             }
@@ -622,7 +641,7 @@ impl Config {
                 base.display(),
                 cwd.display()
             );
-            cwd.join(p).display().to_string()
+            join_clean(&cwd, p).display().to_string()
         };
         for (split, sp) in [
             ("train", &mut self.DATASET.train),
