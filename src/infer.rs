@@ -90,42 +90,13 @@ pub fn evaluate_model(model: &Model, loader: &Loader, s: &EvalSettings) -> Resul
     };
     let mut loss = 0.0;
     let mut videos = 0;
-    // Progress on long evaluations: a line every 10 s with the share done and the time left
-    // (the total comes from the TFRecord framing alone; unknown for pickles).
-    let total: Option<usize> = loader
-        .files()
-        .iter()
-        .map(|f| {
-            use crate::data::sources::{ShardKind, count_records, shard_kind};
-            // Pickles would have to be parsed twice to count: no total for them.
-            (shard_kind(f) == ShardKind::TfRecord)
-                .then(|| count_records(f).ok())
-                .flatten()
-        })
-        .sum();
-    let t0 = std::time::Instant::now();
-    let mut last_note = t0;
+    let mut progress = crate::runtime::Progress::new("evaluating", loader.files());
     let mut it = loader.epoch(0);
     let mut order = InOrder::new(loader.config().batch_size);
     tch::no_grad(|| -> Result<()> {
         for b in it.by_ref() {
             let b = b?;
-            if last_note.elapsed().as_secs_f64() >= 10.0 {
-                last_note = std::time::Instant::now();
-                let el = t0.elapsed().as_secs_f64();
-                match total {
-                    Some(n) if n > 0 && videos > 0 => tracing::info!(
-                        "evaluating: {videos}/{n} videos ({:.0}%), {:.1} videos/s, about {:.0} s left",
-                        100.0 * videos as f64 / n as f64,
-                        videos as f64 / el,
-                        el / videos as f64 * n.saturating_sub(videos) as f64
-                    ),
-                    _ => tracing::info!(
-                        "evaluating: {videos} videos, {:.1} videos/s",
-                        videos as f64 / el.max(1e-9)
-                    ),
-                }
-            }
+            progress.tick(videos);
             if b.has_labels.iter().any(|h| !h) {
                 return Err(Error::Invalid(format!(
                     "video '{}' has no labels key (a test split?): metrics need labels; use `yt8m predict` for unlabelled data",

@@ -174,6 +174,14 @@ impl ConfigArgs {
         self.load_or(None)
     }
 
+    /// The config from -c, else the one a checkpoint directory (or RUN/checkpoints/latest)
+    /// was saved with.
+    fn load_for(&self, weights: &std::path::Path) -> Result<Config> {
+        let resolved = yt8m::checkpoint::weights_path(weights)?;
+        let own = resolved.join("config.yaml");
+        self.load_or((resolved.is_dir() && own.is_file()).then_some(own))
+    }
+
     /// The config from -c, else `fallback` (a checkpoint's own config.yaml).
     fn load_or(&self, fallback: Option<PathBuf>) -> Result<Config> {
         let path = match (&self.config, fallback) {
@@ -281,7 +289,7 @@ struct ConvertArgs {
 
 #[derive(Args)]
 #[command(
-    after_help = "Example:\n  yt8m export -c configs/demo_small.yaml -w runs/demo/checkpoints/best --out bundles/demo\n\nThe bundle holds model.safetensors, config.yaml, vocabulary.csv (the 2018 YouTube-8M names\nfor 3862-class models unless --vocabulary is given), model.onnx (standard ONNX, opset 17,\nLSTM operator; inputs per modality [batch, time, D] and lengths [batch], outputs logits and\nprobabilities), MODEL_CARD.md and bundle.json (manifest with sha256 of every file)."
+    after_help = "Examples:\n  yt8m export -c configs/demo_small.yaml -w runs/demo/checkpoints/best --out bundles/demo\n  yt8m export -w runs/demo/checkpoints/latest --out bundles/latest     # the checkpoint's own config\n  yt8m export -w runs/demo/checkpoints/best --onnx-input float --out bundles/float\n\nWithout -c, a checkpoint directory brings the config it was saved with.\n\nThe bundle holds model.safetensors, config.yaml, vocabulary.csv (the 2018 YouTube-8M names\nfor 3862-class models unless --vocabulary is given), model.onnx (standard ONNX, opset 17,\nLSTM operator; inputs per modality [batch, time, D] and lengths [batch], outputs logits and\nprobabilities), MODEL_CARD.md and bundle.json (manifest with sha256 of every file)."
 )]
 struct ExportArgs {
     #[command(flatten)]
@@ -766,12 +774,7 @@ fn train(a: TrainArgs) -> Result<()> {
 }
 
 fn test(a: TestArgs) -> Result<()> {
-    // Without -c, a checkpoint directory (or RUN/checkpoints/latest) brings its own config.
-    let resolved = yt8m::checkpoint::weights_path(&a.weights)?;
-    let own = resolved.join("config.yaml");
-    let mut cfg = a
-        .cfg
-        .load_or((resolved.is_dir() && own.is_file()).then_some(own))?;
+    let mut cfg = a.cfg.load_for(&a.weights)?;
     if let Some(m) = a.metric_mode {
         cfg.METRIC.mode = m;
     }
@@ -881,7 +884,7 @@ fn bench(b: BenchCmd) -> Result<()> {
 }
 
 fn export(a: ExportArgs) -> Result<()> {
-    let cfg = a.cfg.load()?;
+    let cfg = a.cfg.load_for(&a.weights)?;
     yt8m::threads::configure_torch_threads();
     let mut model = yt8m::model::Model::new(cfg.architecture(), tch::Device::Cpu, tch::Kind::Float);
     let weights = yt8m::checkpoint::weights_path(&a.weights)?;

@@ -368,6 +368,8 @@ pub fn predict(
         sources: Vec::new(),
     };
     let bs = opt.batch_size.max(1) * opt.bucket_window.max(1);
+    // Many shards take long: a progress line every 10 s (stderr; the output stays clean).
+    let mut progress = crate::runtime::Progress::new("predicting", &files);
     for f in &files {
         let src = f.display().to_string();
         let take = |mut v: Video, p: &mut Pending, stats: &mut PredictStats| {
@@ -401,6 +403,7 @@ pub fn predict(
             let mut shard = videos(f, &read_spec, opt.skip_corrupt)?;
             for v in shard.by_ref() {
                 take(v?, &mut p, &mut stats);
+                progress.tick(stats.seen.len());
                 if p.videos.len() >= bs {
                     flush(b, &mut p, opt, out, &mut stats, npz.as_mut())?;
                 }

@@ -31,6 +31,68 @@ pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     f.commit()
 }
 
+/// Progress of a long pass over shards, logged every 10 s: videos done of the total, rate and
+/// time left (the total comes from the TFRecord framing alone, a cheap scan; pickles would
+/// have to be parsed twice, so with any pickle there is no total). Silent for short passes.
+/// `YT8M_PROGRESS_SECS` changes the interval.
+pub struct Progress {
+    what: &'static str,
+    every: f64,
+    total: Option<usize>,
+    t0: std::time::Instant,
+    last: std::time::Instant,
+}
+
+impl Progress {
+    pub fn new(what: &'static str, files: &[std::path::PathBuf]) -> Self {
+        use crate::data::sources::{ShardKind, count_records, shard_kind};
+        let total = files
+            .iter()
+            .map(|f| {
+                (shard_kind(f) == ShardKind::TfRecord)
+                    .then(|| count_records(f).ok())
+                    .flatten()
+            })
+            .sum();
+        let now = std::time::Instant::now();
+        let every = std::env::var("YT8M_PROGRESS_SECS")
+            .ok()
+            .and_then(|s| s.parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .unwrap_or(10.0);
+        Progress {
+            what,
+            every,
+            total,
+            t0: now,
+            last: now,
+        }
+    }
+
+    /// Logs a line when the interval passed since the last one.
+    pub fn tick(&mut self, done: usize) {
+        if self.last.elapsed().as_secs_f64() < self.every {
+            return;
+        }
+        self.last = std::time::Instant::now();
+        let el = self.t0.elapsed().as_secs_f64().max(1e-9);
+        match self.total {
+            Some(n) if n > 0 && done > 0 => tracing::info!(
+                "{}: {done}/{n} videos ({:.0}%), {:.1} videos/s, about {:.0} s left",
+                self.what,
+                100.0 * done as f64 / n as f64,
+                done as f64 / el,
+                el / done as f64 * n.saturating_sub(done) as f64
+            ),
+            _ => tracing::info!(
+                "{}: {done} videos, {:.1} videos/s",
+                self.what,
+                done as f64 / el
+            ),
+        }
+    }
+}
+
 /// A file written under a temporary name in its destination directory and renamed over the
 /// destination only by [`AtomicFile::commit`] (after flush and fsync). Dropped without a commit
 /// (an error, a panic) it removes the temporary file: a failed command never leaves a partial

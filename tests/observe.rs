@@ -213,3 +213,39 @@ fn plot_draws_runs_overlaid_as_a_png_of_the_asked_size() {
     assert!(err.contains("valid GAP") && err.contains("--validate"), "{err}");
     assert!(!d.join("none.png").exists());
 }
+
+#[test]
+fn predict_and_test_report_progress_over_many_shards() {
+    let d = tempdir("progress");
+    let run = tiny_run(&d);
+    let bundle = d.join("bundle");
+    yt8m(&[
+        "export".into(),
+        "-w".into(),
+        run.join("checkpoints/latest").display().to_string(),
+        "--out".into(),
+        bundle.display().to_string(),
+    ]);
+    // Every tick logs (interval 0): the lines count videos of the framing-scanned total.
+    for args in [
+        vec!["predict".to_string(), "--model".into(), bundle.display().to_string(), d.join("data").display().to_string(), "--format".into(), "jsonl".into()],
+        vec!["test".to_string(), "-w".into(), run.join("checkpoints/latest").display().to_string(), "-o".into(), format!("DATASET.test.file_path={}", d.join("data").display())],
+    ] {
+        let o = Command::new(bin())
+            .args(&args)
+            .env("YT8M_THREADS", "1")
+            .env("YT8M_PROGRESS_SECS", "0")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{args:?}: {err}");
+        assert!(err.contains("/96 videos ("), "{args:?}: {err}");
+        assert!(err.contains("s left"), "{err}");
+        if args[0] == "predict" {
+            // stdout stays the predictions alone.
+            let out = String::from_utf8_lossy(&o.stdout);
+            assert_eq!(out.lines().count(), 96);
+            assert!(out.lines().all(|l| l.starts_with('{')), "{out}");
+        }
+    }
+}
