@@ -988,7 +988,9 @@ impl Config {
     pub fn to_value(&self) -> Value {
         let mut v = serde_yaml_ng::to_value(self).expect("config serializes");
         let unused: &[&str] = match self.MODEL.head.name {
-            HeadName::AttentionLstmHead => &["MODEL.head.mean_feature_names", "MODEL.head.num_mixtures"],
+            HeadName::AttentionLstmHead => {
+                &["MODEL.head.mean_feature_names", "MODEL.head.num_mixtures"]
+            }
             HeadName::LogisticModel | HeadName::MoeModel => &[
                 "MODEL.head.embedding_size",
                 "MODEL.head.lstm_size",
@@ -1066,8 +1068,18 @@ mod duplicate_key_tests {
             assert_eq!(back.architecture(), c.architecture(), "{}", p.display());
             assert!(!text.contains("null"), "{text}");
             let video = c.MODEL.head.name != HeadName::AttentionLstmHead;
-            for frame_key in ["lstm_size", "embedding_size", "max_frames", "\n    feature_names:"] {
-                assert_eq!(text.contains(frame_key), !video, "{}: {frame_key}\n{text}", p.display());
+            for frame_key in [
+                "lstm_size",
+                "embedding_size",
+                "max_frames",
+                "\n    feature_names:",
+            ] {
+                assert_eq!(
+                    text.contains(frame_key),
+                    !video,
+                    "{}: {frame_key}\n{text}",
+                    p.display()
+                );
             }
             assert_eq!(text.contains("model_name: AttentionLSTM"), !video, "{text}");
             assert_eq!(text.contains("mean_feature_names"), video, "{text}");

@@ -402,7 +402,7 @@ pub fn read_scores_with_labels(
     scores_path: &Path,
     ids_path: Option<&Path>,
     label_inputs: &[String],
-    num_classes: usize,
+    num_classes: Option<usize>,
 ) -> Result<(Scored, IdReport)> {
     let bad = |m: String| Error::Invalid(format!("{}: {m}", scores_path.display()));
     // Row ids: from --ids, else from the .npz's own `ids` (what `predict --format npz` writes).
@@ -426,7 +426,9 @@ pub fn read_scores_with_labels(
         return Err(bad("'predictions' holds strings, not scores".into()));
     }
     let size = p.shape.clone();
-    if size.len() != 2 || size[1] != num_classes {
+    // Without --num-classes the array's width is the label space.
+    let num_classes = num_classes.or(size.get(1).copied()).unwrap_or(0);
+    if size.len() != 2 || size[1] != num_classes || num_classes == 0 {
         return Err(bad(format!(
             "scores have shape {size:?}, expected [videos, {num_classes}] (--num-classes)"
         )));

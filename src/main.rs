@@ -71,16 +71,19 @@ enum Cmd {
 enum BenchCmd {
     /// Evaluator time vs shared/tools/yt8m_eval_ref.py on the same random .npz.
     #[command(
-        after_help = "Example:\n  yt8m bench eval --videos 100000 --classes 3862 --python ~/.cache/yt8m/venv/bin/python --reference ../shared/tools/yt8m_eval_ref.py"
+        after_help = "Example:\n  yt8m bench eval --videos 100000 --classes 3862 \\\n      --python ~/.cache/yt8m/venv/bin/python --reference ../shared/tools/yt8m_eval_ref.py"
     )]
     Eval {
+        /// Videos (rows) of the random predictions.
         #[arg(long, default_value_t = 100_000)]
         videos: usize,
+        /// Classes (columns) of the random predictions.
         #[arg(long, default_value_t = 3862)]
         classes: usize,
         /// Python with numpy, to run the reference side by side.
         #[arg(long)]
         python: Option<PathBuf>,
+        /// The numpy reference evaluator to time (../shared/tools/yt8m_eval_ref.py).
         #[arg(long)]
         reference: Option<PathBuf>,
     },
@@ -92,14 +95,19 @@ enum BenchCmd {
         /// Model config (default: configs/attention_lstm_youtube8m.yaml's model).
         #[arg(short, long)]
         config: Option<PathBuf>,
+        /// Override a config key (repeatable), as for `train`.
         #[arg(short = 'o', long = "override", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
+        /// Batch sizes to time, comma-separated.
         #[arg(long, value_delimiter = ',', default_value = "128")]
         batch_size: Vec<usize>,
+        /// Timed training steps per batch size.
         #[arg(long, default_value_t = 2)]
         steps: usize,
+        /// Untimed steps first (allocator and thread-pool warm-up).
         #[arg(long, default_value_t = 1)]
         warmup: usize,
+        /// Device: auto, cpu, cuda, cuda:N.
         #[arg(long)]
         device: Option<DeviceSpec>,
         /// Compute types to time side by side: fp32, bf16 (mixed precision: float32 master
@@ -109,11 +117,13 @@ enum BenchCmd {
     },
     /// Inference throughput (videos/s), optionally against onnxruntime on the exported graph.
     #[command(
-        after_help = "Examples:\n  yt8m bench predict --batch-size 1,64 --python ~/.cache/yt8m/venv/bin/python\n  yt8m bench predict --batch-size 64 --steps 7 --precision fp32,bf16   # ends with 'bf16/fp32 speed-up: X.XXx'"
+        after_help = "Examples:\n  yt8m bench predict --batch-size 1,64 --python ~/.cache/yt8m/venv/bin/python\n  yt8m bench predict --batch-size 64 --steps 7 --precision fp32,bf16   # prints the speed-up"
     )]
     Predict {
+        /// Model config (default: configs/attention_lstm_youtube8m.yaml's model).
         #[arg(short, long)]
         config: Option<PathBuf>,
+        /// Override a config key (repeatable), as for `train`.
         #[arg(short = 'o', long = "override", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
         /// Batch sizes to time, comma-separated.
@@ -126,6 +136,7 @@ enum BenchCmd {
         /// Untimed batches first (allocator and thread-pool warm-up).
         #[arg(long, default_value_t = 1)]
         warmup: usize,
+        /// Device: auto, cpu, cuda, cuda:N.
         #[arg(long)]
         device: Option<DeviceSpec>,
         /// Python with onnxruntime + numpy, to time the ONNX graph side by side.
@@ -138,17 +149,22 @@ enum BenchCmd {
     },
     /// Read + decode + batch throughput over shards (optionally vs TensorFlow).
     #[command(
-        after_help = "Example:\n  yt8m bench read '../shared/data/yt8m/real/validate*.tfrecord' --level video --tf-python ~/.cache/yt8m/tfvenv/bin/python --tf-script scripts/bench_tf_read.py"
+        after_help = "Example:\n  yt8m bench read '../shared/data/yt8m/real/validate*.tfrecord' --level video \\\n      --tf-python ~/.cache/yt8m/tfvenv/bin/python --tf-script scripts/bench_tf_read.py"
     )]
     Read {
+        /// Shards: files, directories, quoted globs or .list files.
         #[arg(required = true)]
         paths: Vec<String>,
+        /// frame (SequenceExample rgb/audio) or video (Example mean_rgb/mean_audio).
         #[arg(long, default_value = "frame")]
         level: Level,
+        /// Videos per batch.
         #[arg(long, default_value_t = 128)]
         batch_size: usize,
+        /// Python with TensorFlow, to time tf.data + tf.io.parse_* on the same shards.
         #[arg(long)]
         tf_python: Option<PathBuf>,
+        /// The TensorFlow reader script (scripts/bench_tf_read.py).
         #[arg(long)]
         tf_script: Option<PathBuf>,
     },
@@ -201,7 +217,7 @@ impl ConfigArgs {
 
 #[derive(Args)]
 #[command(
-    after_help = "Examples:\n  yt8m train -c configs/attention_lstm_youtube8m.yaml -o DATASET.train.file_path='data/frame/train*.tfrecord' --output runs/full\n  yt8m train -c configs/demo_small.yaml --validate --output runs/demo\n  yt8m train -c configs/demo_small.yaml --output runs/demo --resume     # continue after a crash\n  yt8m train -c configs/demo_small.yaml -w paddle/AttentionLSTM_yt8.pdparams --output runs/finetune\n  yt8m train -c configs/attention_lstm_youtube8m.yaml -o DATASET.train.file_path='data/*.tfrecord' --dry-run\n\nThe run directory holds config.yaml (the resolved config), metrics.jsonl (one line per log\ninterval and per epoch) and checkpoints/epoch_NNNNN/ (model, optimizer state, progress), plus\ncheckpoints/best/ with --validate.\n\nDevices: --device auto|cpu|cuda|cuda:N (TRAIN.device); YT8M_THREADS caps libtorch's CPU threads.\n\nData-parallel (several processes, one or many machines), started by Open MPI's mpirun:\n  YT8M_THREADS=1 mpirun -np 2 yt8m train -c CONFIG --output runs/dp\n  mpirun --hostfile hosts -np 16 -x YT8M_THREADS=4 --mca plm_rsh_args \"-o ConnectTimeout=10\" \\\n      yt8m train -c CONFIG --output /shared/runs/dp16     # unreachable host: error after 10 s\nWorker r reads shards r, r+N, ...; gradients are averaged over workers every step (PaddleVideo's\nDataParallel); only rank 0 logs, validates and checkpoints. --distributed none ignores mpirun.\nGPUs: one rank per GPU (CUDA_VISIBLE_DEVICES per rank), --device cuda:0; gradients go through\nNCCL on the device. One GPU, no mpirun: --device cuda --distributed nccl checks that path.\nSee docs/distributed.md for addresses, ports, GPUs and failure handling."
+    after_help = "Examples:\n  yt8m train -c configs/attention_lstm_youtube8m.yaml \\\n      -o DATASET.train.file_path='data/frame/train*.tfrecord' --output runs/full\n  yt8m train -c configs/demo_small.yaml --validate --output runs/demo\n  yt8m train -c configs/demo_small.yaml --output runs/demo --resume     # continue after a crash\n  yt8m train -c configs/demo_small.yaml -w paddle/AttentionLSTM_yt8.pdparams --output runs/finetune\n  yt8m train -c configs/attention_lstm_youtube8m.yaml -o DATASET.train.file_path='data/*.tfrecord' \\\n      --dry-run     # the plan: videos, steps, parameters, memory\n\nThe run directory holds config.yaml (the resolved config), metrics.jsonl (one line per log\ninterval and per epoch) and checkpoints/epoch_NNNNN/ (model, optimizer state, progress), plus\ncheckpoints/best/ with --validate.\n\nDevices: --device auto|cpu|cuda|cuda:N (TRAIN.device); YT8M_THREADS caps libtorch's CPU threads.\n\nData-parallel (several processes, one or many machines), started by Open MPI's mpirun:\n  YT8M_THREADS=1 mpirun -np 2 yt8m train -c CONFIG --output runs/dp\n  mpirun --hostfile hosts -np 16 -x YT8M_THREADS=4 --mca plm_rsh_args \"-o ConnectTimeout=10\" \\\n      yt8m train -c CONFIG --output /shared/runs/dp16     # unreachable host: error after 10 s\nWorker r reads shards r, r+N, ...; gradients are averaged over workers every step (PaddleVideo's\nDataParallel); only rank 0 logs, validates and checkpoints. --distributed none ignores mpirun.\nGPUs: one rank per GPU (CUDA_VISIBLE_DEVICES per rank), --device cuda:0; gradients go through\nNCCL on the device. One GPU, no mpirun: --device cuda --distributed nccl checks that path.\nSee docs/distributed.md for addresses, ports, GPUs and failure handling."
 )]
 struct TrainArgs {
     #[command(flatten)]
@@ -248,7 +264,7 @@ struct TrainArgs {
 
 #[derive(Args)]
 #[command(
-    after_help = "Examples:\n  yt8m test -c configs/demo_small.yaml -w runs/demo/checkpoints/best\n  yt8m test -w runs/demo/checkpoints/best      # the checkpoint's own config.yaml\n  yt8m test -c configs/attention_lstm_youtube8m.yaml -w AttentionLSTM_yt8.pdparams --metric-mode paddlevideo\n\nPrints a table and writes a JSON report (metrics, mode, videos, config, weights sha256)."
+    after_help = "Examples:\n  yt8m test -c configs/demo_small.yaml -w runs/demo/checkpoints/best\n  yt8m test -w runs/demo/checkpoints/best      # the checkpoint's own config.yaml\n  yt8m test -c configs/attention_lstm_youtube8m.yaml -w AttentionLSTM_yt8.pdparams \\\n      --metric-mode paddlevideo\n\nPrints a table and writes a JSON report (metrics, mode, videos, config, weights sha256)."
 )]
 struct TestArgs {
     #[command(flatten)]
@@ -313,7 +329,7 @@ struct ExportArgs {
 
 #[derive(Args)]
 #[command(
-    after_help = "Examples:\n  yt8m predict --model bundles/demo data/test0000.tfrecord\n  yt8m predict --model bundles/full video.pkl --score softmax --top-k 1 --format paddle   # PaddleVideo's printout\n  yt8m predict --model bundles/full 'frames/*.tfrecord' --format kaggle > submission.csv\n  yt8m predict --model bundles/full clip.npy --format jsonl\n\n.npy inputs hold [frames, 1152] (rgb then audio columns), uint8 quantized or float."
+    after_help = "Examples:\n  yt8m predict --model bundles/demo data/test0000.tfrecord\n  yt8m predict --model bundles/full video.pkl --score softmax --top-k 1 --format paddle\n  yt8m predict --model bundles/full 'frames/*.tfrecord' --format kaggle > submission.csv\n  yt8m predict --model bundles/full clip.npy --format jsonl\n\n.npy inputs hold [frames, 1152] (rgb then audio columns), uint8 quantized or float."
 )]
 struct PredictArgs {
     /// Bundle directory from `yt8m export`.
@@ -383,7 +399,10 @@ struct PlotArgs {
 fn parse_size(s: &str) -> std::result::Result<(u32, u32), String> {
     let err = || format!("'{s}' is not WIDTHxHEIGHT (e.g. 640x480)");
     let (w, h) = s.split_once(['x', 'X']).ok_or_else(err)?;
-    Ok((w.trim().parse().map_err(|_| err())?, h.trim().parse().map_err(|_| err())?))
+    Ok((
+        w.trim().parse().map_err(|_| err())?,
+        h.trim().parse().map_err(|_| err())?,
+    ))
 }
 
 #[derive(Args)]
@@ -425,25 +444,31 @@ struct SynthArgs {
     /// frame (SequenceExample, uint8 rgb/audio per frame) or video (Example, mean_rgb/mean_audio).
     #[arg(long, default_value = "frame")]
     level: Level,
+    /// Videos in all, spread over the shards.
     #[arg(long, default_value_t = 512)]
     num_videos: usize,
+    /// Files to write (PREFIX0000.tfrecord, ...).
     #[arg(long, default_value_t = 4)]
     num_shards: usize,
+    /// Classes; each has its own feature pattern, so the data is learnable.
     #[arg(long, default_value_t = 20)]
     num_classes: usize,
     /// Feature widths, rgb then audio.
     #[arg(long, value_delimiter = ',', default_value = "1024,128")]
     dims: Vec<usize>,
+    /// Shortest video, in frames.
     #[arg(long, default_value_t = 1)]
     min_frames: usize,
     /// Longest video; above 300 exercises the reader's truncation.
     #[arg(long, default_value_t = 320)]
     max_frames: usize,
+    /// Labels per video: 1 to this many.
     #[arg(long, default_value_t = 3)]
     max_labels: usize,
     /// Noise level relative to the class patterns (higher = harder).
     #[arg(long, default_value_t = 0.6)]
     noise: f64,
+    /// Random seed: the same seed writes the same bytes.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// File name prefix: PREFIX0000.tfrecord, ...
@@ -456,7 +481,7 @@ struct SynthArgs {
 
 #[derive(Args)]
 #[command(
-    after_help = "Examples:\n  yt8m evaluate --scores preds.npz                    # predictions [N,C] + labels [N,C]\n  yt8m evaluate --scores preds.npz --json --top-k 20\n  yt8m evaluate --kaggle submission.csv --labels 'validate*.tfrecord'\n  yt8m evaluate --scores scores.npy --ids ids.txt --labels 'validate*.tfrecord'\n  yt8m evaluate --scores preds.npz --metric-mode paddlevideo   # PaddleVideo's per-batch mean, batch 8"
+    after_help = "Examples:\n  yt8m evaluate --scores preds.npz                    # predictions [N,C] + labels [N,C]\n  yt8m evaluate --scores preds.npz --json --top-k 20\n  yt8m evaluate --kaggle submission.csv --labels 'validate*.tfrecord'\n  yt8m evaluate --scores scores.npy --ids ids.txt --labels 'validate*.tfrecord'\n  yt8m evaluate --scores preds.npz --metric-mode paddlevideo   # per-batch mean, batch 8"
 )]
 struct EvaluateArgs {
     /// .npz holding `predictions` [N,C] and `labels` [N,C].
@@ -472,9 +497,10 @@ struct EvaluateArgs {
     /// With --scores and --labels: a text file with one video id per score row.
     #[arg(long, requires = "scores")]
     ids: Option<PathBuf>,
-    /// Classes of the label space (3862 for the 2018 vocabulary, 4716 for 2017).
-    #[arg(long, default_value_t = 3862, value_parser = parse_num_classes)]
-    num_classes: usize,
+    /// Classes of the label space (3862 for the 2018 vocabulary, 4716 for 2017). Default: the
+    /// width of the --scores array; 3862 for --kaggle.
+    #[arg(long, value_parser = parse_num_classes)]
+    num_classes: Option<usize>,
     /// GAP@k (capped at the number of classes).
     #[arg(long, default_value_t = 20)]
     top_k: usize,
@@ -662,7 +688,7 @@ fn evaluate(a: EvaluateArgs) -> Result<()> {
     } else if let Some(p) = &a.scores {
         (read_npz(p)?, None)
     } else if let Some(csv) = &a.kaggle {
-        let (s, r) = read_kaggle_with_labels(csv, &a.labels, a.num_classes)?;
+        let (s, r) = read_kaggle_with_labels(csv, &a.labels, a.num_classes.unwrap_or(3862))?;
         (yt8m::evaluate::AnyScored::F64(s), Some(r))
     } else {
         bail!("give --scores FILE.npz or --kaggle FILE.csv --labels SHARDS");
@@ -710,7 +736,15 @@ fn plot(a: PlotArgs) -> Result<()> {
     let points: Vec<String> = s
         .points
         .iter()
-        .map(|(m, n)| format!("{m} {}", n.iter().map(|k| k.to_string()).collect::<Vec<_>>().join("/")))
+        .map(|(m, n)| {
+            format!(
+                "{m} {}",
+                n.iter()
+                    .map(|k| k.to_string())
+                    .collect::<Vec<_>>()
+                    .join("/")
+            )
+        })
         .collect();
     println!(
         "wrote {} ({}x{}; points per run: {})",

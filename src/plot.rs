@@ -209,7 +209,9 @@ fn draw_err<E: std::fmt::Display>(out: &Path) -> impl Fn(E) -> Error + '_ {
 /// Reads the runs' logs and draws the chosen metrics, one panel each, runs overlaid.
 pub fn plot(o: &PlotOptions) -> Result<PlotSummary> {
     if o.runs.is_empty() {
-        return Err(Error::Invalid("yt8m plot needs at least one run directory".into()));
+        return Err(Error::Invalid(
+            "yt8m plot needs at least one run directory".into(),
+        ));
     }
     if o.panel.0 < 200 || o.panel.1 < 150 || o.panel.0 > 8000 || o.panel.1 > 8000 {
         return Err(Error::Invalid(format!(
@@ -256,7 +258,11 @@ pub fn plot(o: &PlotOptions) -> Result<PlotSummary> {
     register_font();
     let (pw, ph) = o.panel;
     let width = pw * metrics.len() as u32;
-    if o.out.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref()
+    if o.out
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
         != Some("png")
     {
         return Err(Error::Invalid(format!(
@@ -319,7 +325,11 @@ fn draw_panel(
     // A margin so the first and last markers are not cut by the axes.
     let xpad = 0.02 * (x1 - x0);
     let (x0, x1) = (x0 - xpad, x1 + xpad);
-    let pad = if y1 > y0 { 0.05 * (y1 - y0) } else { y0.abs().max(1e-3) * 0.1 };
+    let pad = if y1 > y0 {
+        0.05 * (y1 - y0)
+    } else {
+        y0.abs().max(1e-3) * 0.1
+    };
     let (y0, y1) = (y0 - pad, y1 + pad);
     let x_desc = if m.by_epoch() { "epoch" } else { "step" };
     // Enough decimals to tell ticks apart over this range, no more.
@@ -418,7 +428,11 @@ mod tests {
 
     #[test]
     fn legend_names_are_unique() {
-        let runs = vec![PathBuf::from("a/run"), PathBuf::from("b/run"), PathBuf::from("c")];
+        let runs = vec![
+            PathBuf::from("a/run"),
+            PathBuf::from("b/run"),
+            PathBuf::from("c"),
+        ];
         assert_eq!(labels(&runs), vec!["a/run", "b/run", "c"]);
     }
 }

@@ -69,7 +69,11 @@ fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .ok()
-        .filter(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)))
+        .filter(|s| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        })
         .unwrap_or_else(|| "localhost".into())
 }
 
@@ -147,7 +151,8 @@ mod tests {
     fn events_read_back_as_tfrecords() {
         let dir = std::env::temp_dir().join(format!("yt8m-tb-{}", std::process::id()));
         let mut w = EventWriter::create(&dir).unwrap();
-        w.scalars(7, &[("train/lr", 0.5), ("train/loss", 2.0)]).unwrap();
+        w.scalars(7, &[("train/lr", 0.5), ("train/loss", 2.0)])
+            .unwrap();
         let path = w.path().to_path_buf();
         drop(w);
         let mut r = yt8m_data::tfrecord::RecordReader::open(&path).unwrap();
@@ -157,7 +162,10 @@ mod tests {
             events.push(Event::decode(&buf[..]).unwrap());
         }
         assert_eq!(events.len(), 2);
-        assert_eq!(events[0].what, Some(What::FileVersion("brain.Event:2".into())));
+        assert_eq!(
+            events[0].what,
+            Some(What::FileVersion("brain.Event:2".into()))
+        );
         assert_eq!(events[1].step, 7);
         let Some(What::Summary(s)) = &events[1].what else {
             panic!("second event is not a summary")

@@ -504,18 +504,21 @@ impl Trainer<'_> {
                 self.log.as_mut(),
                 self.cfg.log_interval > 0 && steps % self.cfg.log_interval == 0,
             ) {
-                log.write(&LogRecord::TrainStep {
-                    epoch: epoch + 1,
-                    step: steps,
-                    global_step: self.state.global_step,
-                    loss: lv,
-                    loss_per_video: per_video,
-                    lr,
-                    samples_per_s: sps,
-                    data_wait_share: wait / el,
-                    grad_norm: gnorm,
-                    workers: world,
-                }, self.state.global_step);
+                log.write(
+                    &LogRecord::TrainStep {
+                        epoch: epoch + 1,
+                        step: steps,
+                        global_step: self.state.global_step,
+                        loss: lv,
+                        loss_per_video: per_video,
+                        lr,
+                        samples_per_s: sps,
+                        data_wait_share: wait / el,
+                        grad_norm: gnorm,
+                        workers: world,
+                    },
+                    self.state.global_step,
+                );
                 if self.opts.quiet {
                     tracing::info!(
                         "epoch {} step {steps}{} loss/video {per_video:.4} lr {lr:.2e} {sps:.1} samples/s data-wait {:.0}%{eta}",
@@ -692,11 +695,14 @@ fn train_with(mut cfg: Config, opts: &TrainOptions, comm: &dyn Comm) -> Result<T
     };
     if let (Some(log), Some(ck)) = (log.as_mut(), &resume_from) {
         // Epochs after this line repeat none before it: they continue from the checkpoint.
-        log.write(&LogRecord::Resume {
-            from: ck.display().to_string(),
-            epoch: start_epoch,
-            global_step: state_step,
-        }, state_step);
+        log.write(
+            &LogRecord::Resume {
+                from: ck.display().to_string(),
+                epoch: start_epoch,
+                global_step: state_step,
+            },
+            state_step,
+        );
     }
     let eval = EvalSettings {
         top_k: cfg.METRIC.gap_top_k,

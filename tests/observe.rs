@@ -152,10 +152,17 @@ print(json.dumps(out))
     }
     println!("TensorBoard vs metrics.jsonl: max relative difference {max_diff:.2e} (float32)");
     // A resumed run adds a second file; TensorBoard reads both.
-    let mut a = tiny_train_args(&run, &d.join("data"), &["--resume".into(), "-o".into(), "epochs=4".into()]);
+    let mut a = tiny_train_args(
+        &run,
+        &d.join("data"),
+        &["--resume".into(), "-o".into(), "epochs=4".into()],
+    );
     a.push("--validate".into());
     a.push("-o".into());
-    a.push(format!("DATASET.valid.file_path={}", d.join("data").display()));
+    a.push(format!(
+        "DATASET.valid.file_path={}",
+        d.join("data").display()
+    ));
     yt8m(&a);
     let files = std::fs::read_dir(run.join("tb")).unwrap().count();
     assert_eq!(files, 2);
@@ -202,7 +209,11 @@ fn plot_draws_runs_overlaid_as_a_png_of_the_asked_size() {
     assert!(colours > 10, "{colours} colours");
     // A run without validation: a clear error naming the metric and the fix; no file written.
     let bare = d.join("bare");
-    yt8m(&tiny_train_args(&bare, &d.join("data"), &["-o".into(), "epochs=1".into()]));
+    yt8m(&tiny_train_args(
+        &bare,
+        &d.join("data"),
+        &["-o".into(), "epochs=1".into()],
+    ));
     let o = Command::new(bin())
         .args(["plot", bare.to_str().unwrap(), "--metric", "gap", "--out"])
         .arg(d.join("none.png"))
@@ -210,7 +221,10 @@ fn plot_draws_runs_overlaid_as_a_png_of_the_asked_size() {
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(err.contains("valid GAP") && err.contains("--validate"), "{err}");
+    assert!(
+        err.contains("valid GAP") && err.contains("--validate"),
+        "{err}"
+    );
     assert!(!d.join("none.png").exists());
 }
 
@@ -228,8 +242,21 @@ fn predict_and_test_report_progress_over_many_shards() {
     ]);
     // Every tick logs (interval 0): the lines count videos of the framing-scanned total.
     for args in [
-        vec!["predict".to_string(), "--model".into(), bundle.display().to_string(), d.join("data").display().to_string(), "--format".into(), "jsonl".into()],
-        vec!["test".to_string(), "-w".into(), run.join("checkpoints/latest").display().to_string(), "-o".into(), format!("DATASET.test.file_path={}", d.join("data").display())],
+        vec![
+            "predict".to_string(),
+            "--model".into(),
+            bundle.display().to_string(),
+            d.join("data").display().to_string(),
+            "--format".into(),
+            "jsonl".into(),
+        ],
+        vec![
+            "test".to_string(),
+            "-w".into(),
+            run.join("checkpoints/latest").display().to_string(),
+            "-o".into(),
+            format!("DATASET.test.file_path={}", d.join("data").display()),
+        ],
     ] {
         let o = Command::new(bin())
             .args(&args)
@@ -248,4 +275,324 @@ fn predict_and_test_report_progress_over_many_shards() {
             assert!(out.lines().all(|l| l.starts_with('{')), "{out}");
         }
     }
+}
+
+/// The `Examples:` lines of a help text, joined across `\` continuations, comments dropped.
+fn examples(help: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut inside = false;
+    let mut cont = String::new();
+    for line in help.lines() {
+        if line.starts_with("Example") {
+            inside = true;
+            continue;
+        }
+        if !inside {
+            continue;
+        }
+        if !line.starts_with("  ") {
+            inside = false;
+            continue;
+        }
+        let code = match line.find("  #") {
+            Some(i) => &line[..i],
+            None => line,
+        };
+        let code = code.trim();
+        if let Some(head) = code.strip_suffix('\\') {
+            cont.push_str(head);
+            continue;
+        }
+        let continued = !cont.is_empty();
+        let full = format!("{cont}{code}");
+        cont.clear();
+        if full.contains("yt8m") {
+            out.push(full);
+        } else if !continued {
+            // Help is wrapped at 100 columns: an example longer than that breaks into a
+            // line that is not a command (and the first part runs without its end).
+            out.push(format!("WRAPPED: {line}"));
+        }
+    }
+    out
+}
+
+/// Option lines of a help text that carry no description.
+fn undocumented_options(help: &str) -> Vec<String> {
+    let lines: Vec<&str> = help.lines().collect();
+    let mut bad = Vec::new();
+    let opt = |l: &str| {
+        let t = l.trim_start();
+        l.starts_with("  ") && t.starts_with('-') && l.len() - t.len() <= 6
+    };
+    for (i, l) in lines.iter().enumerate() {
+        if l.starts_with("Example") {
+            break; // option lists end where the examples begin
+        }
+        if !opt(l) {
+            continue;
+        }
+        // "  -c, --config <CONFIG>  Text": text after two spaces past the signature, or on the
+        // next, deeper-indented line.
+        let t = l.trim_start();
+        // "[default: x]" alone is not a description.
+        let text = |x: &str| !x.trim().is_empty() && !x.trim().starts_with('[');
+        let has_text = t.split_once("  ").is_some_and(|(_, rest)| text(rest));
+        let next_is_text = lines
+            .get(i + 1)
+            .is_some_and(|n| n.len() - n.trim_start().len() > 8 && text(n));
+        if !has_text && !next_is_text {
+            bad.push(t.to_string());
+        }
+    }
+    bad
+}
+
+fn help(args: &[&str]) -> String {
+    let o = Command::new(bin())
+        .args(args)
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Examples that cannot run here, each with the reason; every entry must match a help line,
+/// so the list cannot go stale.
+const NOT_RUN_HERE: &[(&str, &str)] = &[
+    (
+        "--output runs/full",
+        "full-size training (108 M parameters): the --dry-run example of the same config runs instead",
+    ),
+    (
+        "-w paddle/AttentionLSTM_yt8.pdparams",
+        "needs PaddleVideo's released full-size weights (not in the test data)",
+    ),
+    (
+        "-w AttentionLSTM_yt8.pdparams --metric-mode",
+        "needs PaddleVideo's released full-size weights (not in the test data)",
+    ),
+    (
+        "yt8m bench ",
+        "benchmarks (minutes each on 2 cores): ./dev bench runs them, docs/benchmarks.md has their tables",
+    ),
+];
+
+#[test]
+fn every_help_example_runs_as_written_and_every_option_is_described() {
+    // The verbs, from the top-level help.
+    let top = help(&[]);
+    let mut verbs: Vec<Vec<String>> = Vec::new();
+    let mut in_cmds = false;
+    for l in top.lines() {
+        if l.starts_with("Commands:") {
+            in_cmds = true;
+            continue;
+        }
+        if in_cmds {
+            if l.trim().is_empty() {
+                break;
+            }
+            // Wrapped descriptions are indented deeper than the verbs.
+            let Some(v) = l.strip_prefix("  ").filter(|r| !r.starts_with(' ')) else {
+                continue;
+            };
+            let v = v.split_whitespace().next().unwrap();
+            if v == "help" {
+                continue;
+            }
+            if v == "bench" {
+                for sub in ["eval", "train", "predict", "read"] {
+                    verbs.push(vec!["bench".into(), sub.into()]);
+                }
+            } else {
+                verbs.push(vec![v.to_string()]);
+            }
+        }
+    }
+    assert!(verbs.len() >= 14, "{verbs:?}");
+    let mut all = Vec::new();
+    let mut bad = Vec::new();
+    for v in &verbs {
+        let args: Vec<&str> = v.iter().map(String::as_str).collect();
+        let h = help(&args);
+        let ex = examples(&h);
+        for w in ex.iter().filter(|e| e.starts_with("WRAPPED")) {
+            bad.push(format!(
+                "`yt8m {}`: an example line was wrapped: {w}",
+                v.join(" ")
+            ));
+        }
+        if ex.is_empty() {
+            bad.push(format!("`yt8m {}` has no Examples", v.join(" ")));
+        }
+        for o in undocumented_options(&h) {
+            bad.push(format!(
+                "`yt8m {}`: option without a description: {o}",
+                v.join(" ")
+            ));
+        }
+        all.push((v.join(" "), ex));
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+
+    // A working directory holding what the examples name.
+    let s = tempdir("examples");
+    std::fs::create_dir_all(s.join("configs")).unwrap();
+    for e in std::fs::read_dir(repo().join("configs")).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, s.join("configs").join(p.file_name().unwrap())).unwrap();
+    }
+    let synth = |dir: &str, prefix: &str, n: usize| {
+        yt8m(&[
+            "synth".into(),
+            "--out".into(),
+            s.join(dir).display().to_string(),
+            "--num-videos".into(),
+            n.to_string(),
+            "--num-shards".into(),
+            "2".into(),
+            "--prefix".into(),
+            prefix.into(),
+            "--max-frames".into(),
+            "20".into(),
+        ]);
+    };
+    synth("data", "train", 48);
+    synth("data", "test", 16);
+    synth("data", "validate", 32);
+    synth("data/frame", "train", 32);
+    synth(".", "validate", 32);
+    synth("frames", "clip", 8);
+    std::fs::write(
+        s.join("data/train.list"),
+        "train0000.tfrecord\ntrain0001.tfrecord\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(s.join("data/pkl_frame")).unwrap();
+    if shared_present() {
+        std::fs::copy(
+            yt8m_data("real/paddlevideo_example.pkl"),
+            s.join("data/pkl_frame/example.pkl"),
+        )
+        .unwrap();
+        std::fs::copy(
+            yt8m_data("real/paddlevideo_example.pkl"),
+            s.join("video.pkl"),
+        )
+        .unwrap();
+        std::fs::copy(
+            parity("c_recognizer1d.pdparams"),
+            s.join("AttentionLSTM_yt8.pdparams"),
+        )
+        .unwrap();
+    }
+    // clip.npy: 12 frames of rgb + audio side by side.
+    let mut npy = Vec::new();
+    let frames: Vec<u8> = (0..12 * 1152).map(|i| (i * 7 % 251) as u8).collect();
+    yt8m::data::npy::write_npy(&mut npy, &[12, 1152], "|u1", &frames).unwrap();
+    std::fs::write(s.join("clip.npy"), npy).unwrap();
+
+    // Run order: what an example reads, an earlier one wrote.
+    let order = [
+        "synth",
+        "demo",
+        "inspect",
+        "train",
+        "test",
+        "export",
+        "predict",
+        "evaluate",
+        "plot",
+        "convert",
+        "info",
+        "bench eval",
+        "bench train",
+        "bench predict",
+        "bench read",
+    ];
+    let mut used_rules = std::collections::HashSet::new();
+    let mut ran = 0;
+    let path = format!(
+        "{}:{}",
+        bin().parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for verb in order {
+        let Some((_, ex)) = all.iter().find(|(v, _)| v == verb) else {
+            panic!("no verb {verb}")
+        };
+        for line in ex {
+            if let Some((pat, why)) = NOT_RUN_HERE.iter().find(|(p, _)| line.contains(p)) {
+                used_rules.insert(*pat);
+                println!("not run: {line}\n  ({why})");
+                continue;
+            }
+            if verb == "predict" && !s.join("bundles/full").exists() {
+                // "bundles/full" in the examples: any bundle; the demo-sized one here.
+                let _ = Command::new("cp")
+                    .args(["-r", "bundles/demo", "bundles/full"])
+                    .current_dir(&s)
+                    .status();
+            }
+            if verb == "evaluate" && !s.join("preds.npz").exists() {
+                // The examples' inputs: predictions of the demo bundle on validation shards.
+                for (fmt, out) in [("npz", "preds.npz"), ("kaggle", "submission.csv")] {
+                    let o = Command::new(bin())
+                        .args([
+                            "predict",
+                            "--model",
+                            "bundles/demo",
+                            "validate*.tfrecord",
+                            "--format",
+                            fmt,
+                            "--out",
+                            out,
+                        ])
+                        .current_dir(&s)
+                        .output()
+                        .unwrap();
+                    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+                }
+                let z = yt8m::data::npy::read_npz(&s.join("preds.npz")).unwrap();
+                let get = |k: &str| &z.iter().find(|(n, _)| n == k).unwrap().1;
+                let p = get("predictions");
+                let mut npy = Vec::new();
+                yt8m::data::npy::write_npy(&mut npy, &p.shape, &p.descr(), &p.data).unwrap();
+                std::fs::write(s.join("scores.npy"), npy).unwrap();
+                std::fs::write(s.join("ids.txt"), get("ids").to_strings().join("\n") + "\n")
+                    .unwrap();
+            }
+            if !shared_present()
+                && (line.contains(".pkl")
+                    || line.contains("pdparams")
+                    || line.contains("pkl_frame"))
+            {
+                println!("not run: {line}\n  (../shared absent)");
+                continue;
+            }
+            let t = std::time::Instant::now();
+            let o = Command::new("bash")
+                .args(["-c", line])
+                .current_dir(&s)
+                .env("PATH", &path)
+                .env("YT8M_THREADS", "1")
+                .output()
+                .unwrap();
+            assert!(
+                o.status.success(),
+                "help example failed: {line}\n{}\n{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            );
+            println!("ran ({:.1} s): {line}", t.elapsed().as_secs_f64());
+            ran += 1;
+        }
+    }
+    for (pat, _) in NOT_RUN_HERE {
+        assert!(used_rules.contains(pat), "stale NOT_RUN_HERE entry '{pat}'");
+    }
+    println!("{ran} help examples ran as written");
+    assert!(ran >= 25, "{ran}");
 }

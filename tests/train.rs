@@ -319,7 +319,10 @@ fn the_demo_runs_end_to_end_and_its_log_reads_back_typed() {
         assert!(text.contains(&format!("[demo {step}/5]")), "{text}");
     }
     assert!(text.contains("true labels"), "{text}");
-    assert!(s.curves.is_file() && s.run_dir.join("tb").is_dir(), "{text}");
+    assert!(
+        s.curves.is_file() && s.run_dir.join("tb").is_dir(),
+        "{text}"
+    );
     println!(
         "demo: GAP {:.4} vs class prior {:.4} in {:.0} s",
         s.metrics.gap, s.class_prior_gap, s.seconds
@@ -585,22 +588,63 @@ fn relative_data_paths_resolve_against_the_config_file() {
             String::from_utf8_lossy(&o.stdout).into_owned(),
             String::from_utf8_lossy(&o.stderr).into_owned(),
         );
-        assert!(o.status.success(), "yt8m {args:?} in {}:\n{out}\n{err}", dir.display());
+        assert!(
+            o.status.success(),
+            "yt8m {args:?} in {}:\n{out}\n{err}",
+            dir.display()
+        );
         (out, err)
     };
     // From an unrelated working directory: found beside the config, saved absolute.
-    let (plan, _) = run_in(&elsewhere, &["train", "-c", rel.to_str().unwrap(), "--dry-run"]);
+    let (plan, _) = run_in(
+        &elsewhere,
+        &["train", "-c", rel.to_str().unwrap(), "--dry-run"],
+    );
     assert!(plan.contains("24"), "{plan}");
-    let (printed, _) = run_in(&elsewhere, &["train", "-c", rel.to_str().unwrap(), "--print-config"]);
+    let (printed, _) = run_in(
+        &elsewhere,
+        &["train", "-c", rel.to_str().unwrap(), "--print-config"],
+    );
     let want = std::fs::canonicalize(&d).unwrap().join("data/*.tfrecord");
     assert!(printed.contains(&want.display().to_string()), "{printed}");
     // A run's saved config, loaded from yet another directory, still finds the data.
     let run = d.join("run");
-    run_in(&elsewhere, &["train", "-c", rel.to_str().unwrap(), "--quiet", "-o", "epochs=1", "--out", run.to_str().unwrap()]);
+    run_in(
+        &elsewhere,
+        &[
+            "train",
+            "-c",
+            rel.to_str().unwrap(),
+            "--quiet",
+            "-o",
+            "epochs=1",
+            "--out",
+            run.to_str().unwrap(),
+        ],
+    );
     let ck = run.join("checkpoints/latest");
-    run_in(&repo(), &["test", "-w", ck.to_str().unwrap(), "-o", &format!("DATASET.test.file_path={}", d.join("data").display())]);
+    run_in(
+        &repo(),
+        &[
+            "test",
+            "-w",
+            ck.to_str().unwrap(),
+            "-o",
+            &format!("DATASET.test.file_path={}", d.join("data").display()),
+        ],
+    );
     // -o paths: the working directory's.
-    run_in(&d, &["train", "-c", rel.to_str().unwrap(), "--dry-run", "-o", "DATASET.train.file_path=data"]);
+    run_in(
+        &d,
+        &[
+            "train",
+            "-c",
+            rel.to_str().unwrap(),
+            "--dry-run",
+            "-o",
+            "DATASET.train.file_path=data",
+        ],
+    );
     // PaddleVideo's convention (paths relative to the repository root it is run from).
     let pv = d.join("configs/paddle_style.yaml");
     std::fs::write(&pv, cfg_text("data/*.tfrecord")).unwrap();
@@ -615,8 +659,13 @@ fn relative_data_paths_resolve_against_the_config_file() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(
-        err.contains(&std::fs::canonicalize(&d).unwrap().join("configs/data/*.tfrecord").display().to_string())
-            && err.contains("DATASET.train.file_path")
+        err.contains(
+            &std::fs::canonicalize(&d)
+                .unwrap()
+                .join("configs/data/*.tfrecord")
+                .display()
+                .to_string()
+        ) && err.contains("DATASET.train.file_path")
             && err.contains("read from the file's directory"),
         "{err}"
     );
