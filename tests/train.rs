@@ -445,7 +445,10 @@ fn bf16_mixed_precision_training_learns_like_fp32_and_resumes_exactly() {
     let b = run("bf16", "bf16", &[]);
     let (gf, gb) = (gap(&f), gap(&b));
     println!("demo test GAP after training in fp32 {gf:.4}, in bf16 mixed precision {gb:.4}");
-    assert!((gf - gb).abs() <= 0.005, "fp32 {gf} vs bf16 {gb}");
+    // bf16 GEMMs round differently per CPU (Intel AMX: 0.005 apart; AMD EPYC AVX512-BF16:
+    // 0.0066), so the trajectories differ; 0.01 GAP on 128 test videos is well inside what
+    // separates a learning run from a broken one (class prior: 0.17).
+    assert!((gf - gb).abs() <= 0.01, "fp32 {gf} vs bf16 {gb}");
     // Exact resume within bf16: stopped after 2 epochs and resumed == uninterrupted.
     let r = run("bf16_resumed", "bf16", &["--stop-after-epochs", "2"]);
     run("bf16_resumed", "bf16", &["--resume"]);

@@ -209,7 +209,7 @@ struct Pair {
 
 /// `heapq`'s min-heap of `(score, label)` tuples, kept in the exact list layout CPython's
 /// `heappush` produces (tuples compare by score, then label).
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct PyHeap {
     items: Vec<Pair>,
 }
@@ -288,7 +288,9 @@ pub struct Metrics {
     pub batch_size: Option<usize>,
 }
 
-/// Streaming evaluator: `accumulate` per batch, `finish` once.
+/// Streaming evaluator: `accumulate` per batch, `finish` once (clone it to read metrics
+/// midway, as the Python `Evaluator.get` does).
+#[derive(Clone)]
 pub struct Evaluator {
     num_classes: usize,
     top_k: usize,

@@ -1,0 +1,489 @@
+//! `yt8m._native`: the Python face of yt8m-data (TF-free reading of the official TFRecord
+//! shards and PaddleVideo pickles) and yt8m-metrics (the official Hit@1 / PERR / GAP / mAP).
+//! The public API, its docstrings and argument handling live in `python/yt8m/__init__.py`;
+//! this module does the work and holds no Python-level policy.
+//!
+//! No libtorch, no TensorFlow: the wheel depends on numpy only. Reading runs on Rust threads;
+//! `BatchIter.__next__` releases the GIL while it waits for the next batch.
+
+use numpy::ndarray::{Array1, Array2, Array3};
+use numpy::{IntoPyArray, PyReadonlyArray2, PyUntypedArrayMethods};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+use std::path::PathBuf;
+use yt8m_data::batch::{EpochIter, Loader, LoaderConfig, ModalityData};
+use yt8m_data::sources::{ShardKind, ShardVideos, expand_paths, shard_kind, videos};
+use yt8m_data::tfrecord::RecordReader;
+use yt8m_data::{DataError, FeatureSpec, Level, Video, VideoFeatures, dequantize};
+use yt8m_metrics::{Evaluator as RsEvaluator, MetricMode, Metrics, TieOrder};
+
+pyo3::create_exception!(
+    _native,
+    Yt8mError,
+    PyValueError,
+    "A data or argument problem, with the file, record, key and a hint in its message."
+);
+
+fn err(e: DataError) -> PyErr {
+    Yt8mError::new_err(e.to_string())
+}
+
+fn invalid(msg: impl Into<String>) -> PyErr {
+    Yt8mError::new_err(msg.into())
+}
+
+fn parse_level(level: &str) -> PyResult<Option<Level>> {
+    match level {
+        "auto" => Ok(None),
+        "frame" => Ok(Some(Level::Frame)),
+        "video" => Ok(Some(Level::Video)),
+        other => Err(invalid(format!(
+            "level '{other}' is not one of 'auto', 'frame', 'video'"
+        ))),
+    }
+}
+
+/// The level of a shard from its first record (pickles are PaddleVideo's frame-level ones).
+fn detect_level(path: &std::path::Path) -> Result<Level, DataError> {
+    if shard_kind(path) == ShardKind::Pickle {
+        return Ok(Level::Frame);
+    }
+    let mut r = RecordReader::open(path)?;
+    let mut buf = Vec::new();
+    match r.next_into(&mut buf)? {
+        None => Ok(Level::Frame), // empty: the reader reports it with the file's name
+        Some(_) => Ok(yt8m_data::video::summarize(&buf)
+            .map(|s| s.level)
+            .unwrap_or(Level::Frame)),
+    }
+}
+
+fn spec(level: Level, max_frames: Option<usize>, num_classes: usize) -> FeatureSpec {
+    FeatureSpec {
+        level,
+        max_frames: max_frames.unwrap_or(usize::MAX),
+        num_classes,
+        ..FeatureSpec::default()
+    }
+}
+
+fn files(paths: Vec<String>) -> PyResult<Vec<PathBuf>> {
+    if paths.is_empty() {
+        return Err(invalid("no paths given: pass files, directories, glob patterns or .list files"));
+    }
+    expand_paths(&paths, None).map_err(err)
+}
+
+/// One video as a dict of numpy arrays.
+fn video_dict<'py>(py: Python<'py>, v: Video, spec: &FeatureSpec, deq: bool) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("id", &v.id)?;
+    let labels: Vec<i64> = v.labels.iter().map(|&l| l as i64).collect();
+    d.set_item("labels", labels.into_pyarray(py))?;
+    d.set_item("has_labels", v.has_labels)?;
+    match v.features {
+        VideoFeatures::Frames(mods) => {
+            d.set_item("num_frames", v.num_frames)?;
+            d.set_item("total_frames", v.total_frames)?;
+            for ((m, name), dim) in mods.into_iter().zip(&spec.frame_names).zip(&spec.dims) {
+                let rows = m.len() / dim;
+                if deq {
+                    let f: Vec<f32> = m.iter().map(|&q| dequantize(q)).collect();
+                    let a = Array2::from_shape_vec((rows, *dim), f).expect("rows × dim");
+                    d.set_item(name, a.into_pyarray(py))?;
+                } else {
+                    let a = Array2::from_shape_vec((rows, *dim), m).expect("rows × dim");
+                    d.set_item(name, a.into_pyarray(py))?;
+                }
+            }
+        }
+        VideoFeatures::Mean(mods) => {
+            for (m, name) in mods.into_iter().zip(&spec.mean_names) {
+                d.set_item(name, Array1::from_vec(m).into_pyarray(py))?;
+            }
+        }
+        VideoFeatures::FloatFrames(mods) => {
+            for ((m, name), dim) in mods.into_iter().zip(&spec.frame_names).zip(&spec.dims) {
+                let rows = m.len() / dim;
+                let a = Array2::from_shape_vec((rows, *dim), m).expect("rows × dim");
+                d.set_item(name, a.into_pyarray(py))?;
+            }
+        }
+    }
+    if let Some(s) = v.segments {
+        let seg = PyDict::new(py);
+        seg.set_item("start_times", s.start_times.into_pyarray(py))?;
+        seg.set_item("labels", s.labels.into_pyarray(py))?;
+        seg.set_item("scores", s.scores.into_pyarray(py))?;
+        d.set_item("segments", seg)?;
+    }
+    Ok(d)
+}
+
+/// Videos of several shards in order, one at a time.
+#[pyclass(unsendable, module = "yt8m._native")]
+struct VideoIter {
+    files: Vec<PathBuf>,
+    next_file: usize,
+    current: Option<(ShardVideos, FeatureSpec)>,
+    level: Option<Level>,
+    max_frames: Option<usize>,
+    dequantize: bool,
+    skip_corrupt: bool,
+    /// Skipped records and byte ranges so far (`skip_corrupt`).
+    skipped: Vec<String>,
+}
+
+#[pymethods]
+impl VideoIter {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        loop {
+            if self.current.is_none() {
+                let Some(f) = self.files.get(self.next_file).cloned() else {
+                    return Ok(None);
+                };
+                self.next_file += 1;
+                let level = match self.level {
+                    Some(l) => l,
+                    None => detect_level(&f).map_err(err)?,
+                };
+                let sp = spec(level, self.max_frames, usize::MAX);
+                let shard = videos(&f, &sp, self.skip_corrupt).map_err(err)?;
+                self.current = Some((shard, sp));
+            }
+            let (shard, sp) = self.current.as_mut().expect("set above");
+            match shard.next() {
+                Some(Ok(v)) => {
+                    let sp = sp.clone();
+                    return video_dict(py, v, &sp, self.dequantize).map(Some);
+                }
+                Some(Err(e)) => return Err(err(e)),
+                None => {
+                    let (shard, _) = self.current.take().expect("set above");
+                    self.skipped.extend(shard.into_stats().loss_report());
+                }
+            }
+        }
+    }
+
+    /// Every record or byte range skipped so far (with skip_corrupt=True).
+    #[getter]
+    fn skipped(&self) -> Vec<String> {
+        self.skipped.clone()
+    }
+}
+
+#[pyfunction]
+#[pyo3(signature = (paths, level, max_frames, dequantize, skip_corrupt))]
+fn read(
+    paths: Vec<String>,
+    level: &str,
+    max_frames: Option<usize>,
+    dequantize: bool,
+    skip_corrupt: bool,
+) -> PyResult<VideoIter> {
+    Ok(VideoIter {
+        files: files(paths)?,
+        next_file: 0,
+        current: None,
+        level: parse_level(level)?,
+        max_frames,
+        dequantize,
+        skip_corrupt,
+        skipped: Vec::new(),
+    })
+}
+
+/// Padded batches from the loader's threads.
+#[pyclass(unsendable, module = "yt8m._native")]
+struct BatchIter {
+    it: Option<EpochIter>,
+    spec: FeatureSpec,
+}
+
+#[pymethods]
+impl BatchIter {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let Some(it) = self.it.as_mut() else {
+            return Ok(None);
+        };
+        // The readers decode on their own threads; wait for them without holding the GIL.
+        let next = py.detach(|| it.next());
+        let b = match next {
+            None => {
+                self.it = None;
+                return Ok(None);
+            }
+            Some(r) => r.map_err(err)?,
+        };
+        let d = PyDict::new(py);
+        let n = b.len();
+        d.set_item("ids", PyList::new(py, &b.ids)?)?;
+        d.set_item("lengths", b.lengths.clone().into_pyarray(py))?;
+        let labels = Array2::from_shape_vec((n, b.num_classes), b.labels).expect("B × C");
+        d.set_item("labels", labels.into_pyarray(py))?;
+        d.set_item("has_labels", b.has_labels.clone().into_pyarray(py))?;
+        let names = match self.spec.level {
+            Level::Frame => &self.spec.frame_names,
+            Level::Video => &self.spec.mean_names,
+        };
+        for (m, name) in b.modalities.into_iter().zip(names) {
+            match (m.data, self.spec.level) {
+                (ModalityData::U8(q), _) => {
+                    let a = Array3::from_shape_vec((n, b.max_len, m.dim), q).expect("B × T × D");
+                    d.set_item(name, a.into_pyarray(py))?;
+                }
+                (ModalityData::F32(f), Level::Video) => {
+                    let a = Array2::from_shape_vec((n, m.dim), f).expect("B × D");
+                    d.set_item(name, a.into_pyarray(py))?;
+                }
+                (ModalityData::F32(f), Level::Frame) => {
+                    let a = Array3::from_shape_vec((n, b.max_len, m.dim), f).expect("B × T × D");
+                    d.set_item(name, a.into_pyarray(py))?;
+                }
+            }
+        }
+        Ok(Some(d))
+    }
+}
+
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (paths, batch_size, shuffle_buffer, seed, bucket_by_length, num_threads, level, max_frames, num_classes, drop_last, skip_corrupt, epoch))]
+fn read_batches(
+    paths: Vec<String>,
+    batch_size: usize,
+    shuffle_buffer: usize,
+    seed: u64,
+    bucket_by_length: bool,
+    num_threads: usize,
+    level: &str,
+    max_frames: usize,
+    num_classes: usize,
+    drop_last: bool,
+    skip_corrupt: bool,
+    epoch: u64,
+) -> PyResult<BatchIter> {
+    if batch_size == 0 {
+        return Err(invalid("batch_size must be at least 1"));
+    }
+    if num_classes == 0 || num_classes > 1_000_000 {
+        return Err(invalid(format!("num_classes {num_classes} is out of range 1..=1000000")));
+    }
+    if max_frames == 0 {
+        return Err(invalid("max_frames must be at least 1"));
+    }
+    let files = files(paths)?;
+    let level = match parse_level(level)? {
+        Some(l) => l,
+        None => detect_level(&files[0]).map_err(err)?,
+    };
+    let sp = spec(level, Some(max_frames), num_classes);
+    let cfg = LoaderConfig {
+        batch_size,
+        shuffle: shuffle_buffer > 0,
+        shuffle_buffer,
+        seed,
+        bucket_by_length,
+        drop_last,
+        num_readers: num_threads,
+        skip_corrupt,
+        ..LoaderConfig::default()
+    };
+    let loader = Loader::new(files, sp.clone(), cfg);
+    Ok(BatchIter {
+        it: Some(loader.epoch(epoch)),
+        spec: sp,
+    })
+}
+
+/// `inspect --json` of the files, as a JSON string (the wrapper parses it).
+#[pyfunction]
+#[pyo3(signature = (paths, skip_corrupt))]
+fn inspect_json(py: Python<'_>, paths: Vec<String>, skip_corrupt: bool) -> PyResult<String> {
+    let files = files(paths)?;
+    let reports = py.detach(|| {
+        files
+            .iter()
+            .map(|f| yt8m_data::inspect::inspect_file(f, skip_corrupt))
+            .collect::<Result<Vec<_>, _>>()
+    });
+    let reports = reports.map_err(err)?;
+    Ok(serde_json::json!({ "files": reports }).to_string())
+}
+
+fn metrics_dict<'py>(py: Python<'py>, m: &Metrics) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("hit_at_one", m.hit_at_one)?;
+    d.set_item("perr", m.perr)?;
+    d.set_item("gap", m.gap)?;
+    d.set_item("map", m.map)?;
+    d.set_item("num_classes_in_map", m.num_classes_in_map)?;
+    d.set_item("num_videos", m.num_videos)?;
+    d.set_item("top_k", m.top_k)?;
+    d.set_item(
+        "mode",
+        match m.mode {
+            MetricMode::Official => "official",
+            MetricMode::Paddlevideo => "paddlevideo",
+        },
+    )?;
+    d.set_item("batch_size", m.batch_size)?;
+    Ok(d)
+}
+
+/// The streaming evaluator (the starter's `EvaluationMetrics`).
+#[pyclass(module = "yt8m._native")]
+struct Evaluator {
+    num_classes: usize,
+    top_k: usize,
+    mode: MetricMode,
+    batch_size: usize,
+    tie: TieOrder,
+    inner: RsEvaluator,
+}
+
+fn make(num_classes: usize, top_k: usize, mode: MetricMode, batch_size: usize, tie: TieOrder) -> RsEvaluator {
+    match mode {
+        MetricMode::Official => RsEvaluator::new(num_classes, top_k, tie),
+        MetricMode::Paddlevideo => RsEvaluator::paddlevideo(num_classes, top_k, batch_size, tie),
+    }
+}
+
+fn parse_mode(mode: &str) -> PyResult<MetricMode> {
+    match mode {
+        "official" => Ok(MetricMode::Official),
+        "paddlevideo" => Ok(MetricMode::Paddlevideo),
+        o => Err(invalid(format!("mode '{o}' is not 'official' or 'paddlevideo'"))),
+    }
+}
+
+fn parse_tie(t: &str) -> PyResult<TieOrder> {
+    match t {
+        "official" => Ok(TieOrder::Official),
+        "deterministic" => Ok(TieOrder::Deterministic),
+        o => Err(invalid(format!("tie_order '{o}' is not 'official' or 'deterministic'"))),
+    }
+}
+
+/// Checks shapes and finiteness, then feeds `[B, C]` scores (f32 or f64) and 0/1 labels.
+fn feed(ev: &mut RsEvaluator, c: usize, predictions: &Bound<'_, PyAny>, labels: PyReadonlyArray2<'_, u8>) -> PyResult<()> {
+    let lshape = labels.shape().to_vec();
+    let labels = labels.as_slice().map_err(|_| invalid("labels must be C-contiguous"))?;
+    let check = |pshape: &[usize]| -> PyResult<()> {
+        if pshape.len() != 2 || pshape[1] != c {
+            return Err(invalid(format!(
+                "predictions have shape {pshape:?}, expected [videos, {c}] (num_classes)"
+            )));
+        }
+        if lshape != pshape {
+            return Err(invalid(format!(
+                "labels have shape {lshape:?}, predictions {pshape:?}: they must match"
+            )));
+        }
+        Ok(())
+    };
+    if let Ok(p) = predictions.extract::<PyReadonlyArray2<'_, f32>>() {
+        check(p.shape())?;
+        let s = p.as_slice().map_err(|_| invalid("predictions must be C-contiguous"))?;
+        if let Some(i) = s.iter().position(|x| !x.is_finite()) {
+            return Err(invalid(format!("predictions row {} class {} is {}: scores must be finite", i / c, i % c, s[i])));
+        }
+        ev.accumulate(s, labels);
+    } else {
+        let p = predictions.extract::<PyReadonlyArray2<'_, f64>>()?;
+        check(p.shape())?;
+        let s = p.as_slice().map_err(|_| invalid("predictions must be C-contiguous"))?;
+        if let Some(i) = s.iter().position(|x| !x.is_finite()) {
+            return Err(invalid(format!("predictions row {} class {} is {}: scores must be finite", i / c, i % c, s[i])));
+        }
+        ev.accumulate(s, labels);
+    }
+    Ok(())
+}
+
+#[pymethods]
+impl Evaluator {
+    #[new]
+    #[pyo3(signature = (num_classes, top_k, mode, batch_size, tie_order))]
+    fn new(num_classes: usize, top_k: usize, mode: &str, batch_size: usize, tie_order: &str) -> PyResult<Self> {
+        if num_classes == 0 || num_classes > 1_000_000 {
+            return Err(invalid(format!("num_classes {num_classes} is out of range 1..=1000000")));
+        }
+        if top_k == 0 {
+            return Err(invalid("top_k must be at least 1"));
+        }
+        let mode = parse_mode(mode)?;
+        let tie = parse_tie(tie_order)?;
+        Ok(Evaluator {
+            num_classes,
+            top_k,
+            mode,
+            batch_size,
+            tie,
+            inner: make(num_classes, top_k, mode, batch_size, tie),
+        })
+    }
+
+    fn accumulate(&mut self, predictions: &Bound<'_, PyAny>, labels: PyReadonlyArray2<'_, u8>) -> PyResult<()> {
+        feed(&mut self.inner, self.num_classes, predictions, labels)
+    }
+
+    fn get<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        if self.inner.num_videos() == 0 && self.mode == MetricMode::Official {
+            return Err(invalid("no videos accumulated yet"));
+        }
+        metrics_dict(py, &self.inner.clone().finish())
+    }
+
+    fn clear(&mut self) {
+        self.inner = make(self.num_classes, self.top_k, self.mode, self.batch_size, self.tie);
+    }
+
+    #[getter]
+    fn num_videos(&self) -> usize {
+        self.inner.num_videos()
+    }
+}
+
+#[pyfunction]
+#[pyo3(signature = (predictions, labels, top_k, mode, batch_size, tie_order))]
+fn evaluate<'py>(
+    py: Python<'py>,
+    predictions: &Bound<'py, PyAny>,
+    labels: PyReadonlyArray2<'py, u8>,
+    top_k: usize,
+    mode: &str,
+    batch_size: usize,
+    tie_order: &str,
+) -> PyResult<Bound<'py, PyDict>> {
+    let shape = labels.shape().to_vec();
+    if shape.len() != 2 || shape[0] == 0 || shape[1] == 0 {
+        return Err(invalid(format!("labels have shape {shape:?}: expected [videos, classes], both > 0")));
+    }
+    let mut ev = Evaluator::new(shape[1], top_k, mode, batch_size, tie_order)?;
+    feed(&mut ev.inner, shape[1], predictions, labels)?;
+    metrics_dict(py, &ev.inner.finish())
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("Yt8mError", m.py().get_type::<Yt8mError>())?;
+    m.add_function(wrap_pyfunction!(read, m)?)?;
+    m.add_function(wrap_pyfunction!(read_batches, m)?)?;
+    m.add_function(wrap_pyfunction!(inspect_json, m)?)?;
+    m.add_function(wrap_pyfunction!(evaluate, m)?)?;
+    m.add_class::<Evaluator>()?;
+    m.add_class::<VideoIter>()?;
+    m.add_class::<BatchIter>()?;
+    Ok(())
+}

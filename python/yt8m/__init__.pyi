@@ -1,0 +1,65 @@
+# Type stubs of the yt8m package (the implementation is in Rust: yt8m._native).
+import os
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
+
+import numpy as np
+
+__version__: str
+
+PathLike = Union[str, os.PathLike[str]]
+Paths = Union[PathLike, Sequence[PathLike]]
+
+class Yt8mError(ValueError):
+    """A data or argument problem; the message names the file, record, key and a hint."""
+
+class _VideoIter(Iterator[Dict[str, Any]]):
+    skipped: List[str]
+    def __iter__(self) -> _VideoIter: ...
+    def __next__(self) -> Dict[str, Any]: ...
+
+def read(
+    paths: Paths,
+    level: str = "auto",
+    max_frames: Optional[int] = 300,
+    dequantize: bool = False,
+    skip_corrupt: bool = False,
+) -> _VideoIter: ...
+def read_batches(
+    paths: Paths,
+    batch_size: int,
+    shuffle_buffer: int = 0,
+    seed: int = 0,
+    bucket_by_length: bool = False,
+    num_threads: int = 0,
+    *,
+    level: str = "auto",
+    max_frames: int = 300,
+    num_classes: int = 3862,
+    drop_last: bool = False,
+    skip_corrupt: bool = False,
+    epoch: int = 0,
+) -> Iterator[Dict[str, Any]]: ...
+def inspect(paths: Paths, skip_corrupt: bool = False) -> Dict[str, Any]: ...
+def evaluate(
+    predictions: np.ndarray,
+    labels: np.ndarray,
+    top_k: int = 20,
+    mode: str = "official",
+    batch_size: int = 8,
+    tie_order: str = "official",
+) -> Dict[str, Any]: ...
+
+class Evaluator:
+    def __init__(
+        self,
+        num_classes: int,
+        top_k: int = 20,
+        mode: str = "official",
+        batch_size: int = 8,
+        tie_order: str = "official",
+    ) -> None: ...
+    def accumulate(self, predictions: np.ndarray, labels: np.ndarray) -> None: ...
+    def get(self) -> Dict[str, Any]: ...
+    def clear(self) -> None: ...
+    @property
+    def num_videos(self) -> int: ...
