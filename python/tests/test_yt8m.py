@@ -1,0 +1,258 @@
+"""The installed yt8m wheel against the shared data: manifests written by TensorFlow's own
+parser, the official evaluator's golden values and the numpy reference evaluator, and a
+PyTorch IterableDataset training a few steps. Run by `./dev pytest` (and `./dev test`)."""
+
+import glob
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import yt8m
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SHARED = os.environ.get("YT8M_SHARED") or os.path.join(HERE, "..", "..", "..", "shared")
+DATA = os.path.join(SHARED, "data", "yt8m")
+needs_shared = pytest.mark.skipif(not os.path.isdir(DATA), reason="../shared not found (set YT8M_SHARED)")
+
+
+def manifest(path):
+    with open(path + ".manifest.json") as f:
+        return json.load(f)
+
+
+FRAME_FILES = [
+    "synthetic/frame_2018.tfrecord",
+    "synthetic/frame_2017.tfrecord",
+    "synthetic/frame_long.tfrecord",
+    "synthetic/frame_test_nolabels.tfrecord",
+    "synthetic/segment_2019.tfrecord",
+    "derived/paddle_SjJ3_frame.tfrecord",
+]
+VIDEO_FILES = [
+    "real/validate0000.tfrecord",
+    "real/validate0001.tfrecord",
+    "synthetic/video_2018.tfrecord",
+    "synthetic/video_2017.tfrecord",
+    "derived/paddle_SjJ3_video.tfrecord",
+]
+
+
+def test_every_manifest_is_covered():
+    if not os.path.isdir(DATA):
+        pytest.skip("../shared not found")
+    found = {os.path.relpath(p, DATA)[: -len(".manifest.json")] for p in glob.glob(os.path.join(DATA, "*", "*.manifest.json"))}
+    assert found == set(FRAME_FILES) | set(VIDEO_FILES)
+
+
+@needs_shared
+@pytest.mark.parametrize("rel", FRAME_FILES)
+def test_frame_level_read_equals_manifest(rel):
+    path = os.path.join(DATA, rel)
+    recs = manifest(path)["records"]
+    vids = list(yt8m.read(path, max_frames=None))
+    assert [v["id"] for v in vids] == [r["id"] for r in recs]
+    for v, r in zip(vids, recs):
+        assert v["num_frames"] == r["num_frames"] == v["total_frames"]
+        assert v["rgb"].dtype == np.uint8 and v["rgb"].shape == (r["num_frames"], 1024)
+        assert v["audio"].shape == (r["num_frames"], 128)
+        assert int(v["rgb"].sum(dtype=np.uint64)) == r["rgb_byte_sum"]
+        assert int(v["audio"].sum(dtype=np.uint64)) == r["audio_byte_sum"]
+        first8 = r["rgb_first8"]
+        assert v["rgb"].reshape(-1)[: len(first8)].tolist() == first8[: v["rgb"].size]
+        if r["labels"] is None:
+            assert not v["has_labels"] and v["labels"].size == 0
+        else:
+            assert v["has_labels"] and v["labels"].tolist() == r["labels"]
+        if "segments" in r:
+            s = v["segments"]
+            assert s["start_times"].tolist() == [g["start"] for g in r["segments"]]
+            assert s["labels"].tolist() == [g["label"] for g in r["segments"]]
+            assert s["scores"].tolist() == [g["score"] for g in r["segments"]]
+
+
+@needs_shared
+@pytest.mark.parametrize("rel", VIDEO_FILES)
+def test_video_level_read_equals_manifest(rel):
+    path = os.path.join(DATA, rel)
+    recs = manifest(path)["records"]
+    vids = list(yt8m.read(path))
+    assert [v["id"] for v in vids] == [r["id"] for r in recs]
+    for v, r in zip(vids, recs):
+        assert v["labels"].tolist() == r["labels"]
+        assert v["mean_rgb"].dtype == np.float32 and v["mean_rgb"].shape == (1024,)
+        assert v["mean_audio"].shape == (128,)
+        assert abs(float(v["mean_rgb"].astype(np.float64).sum()) - r["mean_rgb_sum"]) < 1e-9 * max(1, abs(r["mean_rgb_sum"]))
+        assert abs(float(v["mean_audio"].astype(np.float64).sum()) - r["mean_audio_sum"]) < 1e-9 * max(1, abs(r["mean_audio_sum"]))
+        if "mean_rgb_first4" in r:
+            assert v["mean_rgb"][:4].astype(np.float64).tolist() == r["mean_rgb_first4"]
+
+
+@needs_shared
+def test_max_frames_and_dequantize_follow_the_official_reader():
+    path = os.path.join(DATA, "synthetic/frame_long.tfrecord")
+    q = next(iter(yt8m.read(path)))
+    assert q["total_frames"] > 300 and q["num_frames"] == 300 and q["rgb"].shape == (300, 1024)
+    f = next(iter(yt8m.read(path, dequantize=True)))
+    assert f["rgb"].dtype == np.float32
+    # The starter's Dequantize: q * (4/255) + (-2 + 4/512), in float32.
+    want = q["rgb"].astype(np.float32) * np.float32(4.0 / 255.0) + np.float32(-2.0 + 4.0 / 512.0)
+    np.testing.assert_allclose(f["rgb"], want, rtol=0, atol=1e-6)
+
+
+@needs_shared
+def test_paths_as_globs_directories_and_lists_like_the_cli(tmp_path):
+    real = os.path.join(DATA, "real")
+    ids = [v["id"] for v in yt8m.read(os.path.join(real, "validate000[01].tfrecord"))]
+    listed = tmp_path / "two.list"
+    listed.write_text(os.path.join(real, "validate0000.tfrecord") + "\n" + os.path.join(real, "validate0001.tfrecord") + "\n")
+    assert [v["id"] for v in yt8m.read(str(listed))] == ids
+    assert [v["id"] for v in yt8m.read([os.path.join(real, "validate0000.tfrecord"), os.path.join(real, "validate0001.tfrecord")])] == ids
+
+
+@needs_shared
+def test_paddlevideo_pickle_reads():
+    v = next(iter(yt8m.read(os.path.join(DATA, "real", "paddlevideo_example.pkl"))))
+    assert v["rgb"].dtype == np.uint8 and v["rgb"].shape[1] == 1024 and v["audio"].shape[1] == 128
+
+
+@needs_shared
+def test_read_batches_pad_and_are_the_same_whatever_the_threads():
+    path = os.path.join(DATA, "synthetic")
+    frame = [os.path.join(path, f) for f in ("frame_2018.tfrecord", "frame_long.tfrecord", "segment_2019.tfrecord")]
+    a = list(yt8m.read_batches(frame, 4, shuffle_buffer=8, seed=3, num_threads=1))
+    b = list(yt8m.read_batches(frame, 4, shuffle_buffer=8, seed=3, num_threads=3))
+    assert sum(len(x["ids"]) for x in a) == 6 + 2 + 4
+    for x, y in zip(a, b):
+        assert x["ids"] == y["ids"]
+        np.testing.assert_array_equal(x["rgb"], y["rgb"])
+    x = a[0]
+    n, t = len(x["ids"]), x["rgb"].shape[1]
+    assert x["rgb"].shape == (n, t, 1024) and x["audio"].shape == (n, t, 128)
+    assert x["labels"].shape == (n, 3862) and x["labels"].dtype == np.float32
+    assert t == x["lengths"].max() and x["lengths"].dtype == np.int64
+    # Rows past a video's length are zero padding.
+    i = int(np.argmin(x["lengths"]))
+    assert not x["rgb"][i, x["lengths"][i]:].any()
+    # Video level: [B, D] floats.
+    v = next(iter(yt8m.read_batches(os.path.join(DATA, "real", "validate0000.tfrecord"), 16)))
+    assert v["mean_rgb"].shape == (16, 1024) and v["mean_audio"].dtype == np.float32
+    assert (v["lengths"] == 1).all()
+
+
+@needs_shared
+def test_inspect_is_the_cli_json():
+    path = os.path.join(DATA, "synthetic", "video_2017.tfrecord")
+    d = yt8m.inspect(path)
+    f = d["files"][0]
+    assert f["records"] == 3 and f["schema"] == "2017" and f["level"] == "video" and f["crc_ok"]
+    binary = os.environ.get("YT8M_BIN") or shutil.which("yt8m")
+    if binary:
+        cli = json.loads(subprocess.run([binary, "inspect", "--json", path], check=True, capture_output=True).stdout)
+        assert cli == d
+
+
+def load_reference():
+    spec = importlib.util.spec_from_file_location("yt8m_eval_ref", os.path.join(SHARED, "tools", "yt8m_eval_ref.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@needs_shared
+@pytest.mark.parametrize("case", sorted(os.path.basename(p) for p in glob.glob(os.path.join(DATA, "golden", "*.npz"))) or ["none"])
+def test_evaluate_equals_the_official_values_and_the_numpy_reference(case):
+    with open(os.path.join(DATA, "golden", "expected.json")) as f:
+        expected = json.load(f)["cases"][case]["official"]
+    z = np.load(os.path.join(DATA, "golden", case))
+    p, l = z["predictions"], z["labels"]
+    m = yt8m.evaluate(p, l)
+    ref = load_reference().evaluate(p, l)
+    for k in ("hit_at_one", "perr", "gap"):
+        assert m[k] == expected[k], (k, m[k], expected[k])
+        assert m[k] == ref[k], (k, m[k], ref[k])
+    assert m["map"] == pytest.approx(expected["map"], rel=0, abs=1e-12)
+    assert m["num_classes_in_map"] == expected["num_classes_in_map"]
+    assert m["num_videos"] == p.shape[0]
+    # Streaming in batches of 64 is the starter's EvaluationMetrics fed batch by batch: equal
+    # to the reference's batched emulation (tie order depends on the batches, as upstream);
+    # get() may be called midway.
+    ev = yt8m.Evaluator(p.shape[1])
+    for s in range(0, p.shape[0], 64):
+        ev.accumulate(p[s : s + 64], l[s : s + 64])
+        ev.get()
+    streamed = ev.get()
+    batched = load_reference().evaluate(p, l, batch_size=64)
+    assert streamed["num_videos"] == p.shape[0]
+    for k in ("hit_at_one", "perr", "gap"):
+        assert streamed[k] == pytest.approx(batched[k], rel=0, abs=1e-12), k
+    ev.clear()
+    assert ev.num_videos == 0
+
+
+def test_evaluate_refuses_bad_input_with_a_clear_error():
+    with pytest.raises(yt8m.Yt8mError, match=r"shape \[3, 4\], expected \[videos, 5\]"):
+        yt8m.evaluate(np.zeros((3, 4)), np.zeros((3, 5)))
+    bad = np.zeros((2, 3))
+    bad[1, 2] = np.nan
+    with pytest.raises(yt8m.Yt8mError, match="row 1 class 2"):
+        yt8m.evaluate(bad, np.ones((2, 3)))
+    with pytest.raises(yt8m.Yt8mError, match="mode"):
+        yt8m.evaluate(np.zeros((2, 3)), np.ones((2, 3)), mode="tf")
+    pv = yt8m.evaluate(np.random.rand(20, 6), np.random.rand(20, 6) > 0.5, mode="paddlevideo", batch_size=8)
+    assert pv["mode"] == "paddlevideo" and pv["map"] is None
+
+
+def test_reader_errors_name_the_file_record_and_offset(tmp_path):
+    with pytest.raises(yt8m.Yt8mError, match="no such file"):
+        list(yt8m.read(str(tmp_path / "missing.tfrecord")))
+    if not os.path.isdir(DATA):
+        return
+    src = os.path.join(DATA, "real", "validate0000.tfrecord")
+    data = bytearray(open(src, "rb").read())
+    data[5000] ^= 0xFF  # inside the second record's payload
+    broken = tmp_path / "broken.tfrecord"
+    broken.write_bytes(bytes(data))
+    with pytest.raises(yt8m.Yt8mError) as e:
+        list(yt8m.read(str(broken)))
+    assert "broken.tfrecord" in str(e.value) and "record 1" in str(e.value) and "hint" in str(e.value)
+    it = yt8m.read(str(broken), skip_corrupt=True)
+    n = sum(1 for _ in it)
+    assert n == len(manifest(src)["records"]) - 1
+    assert len(it.skipped) == 1 and "record 1" in it.skipped[0]
+
+
+@needs_shared
+def test_a_torch_iterable_dataset_over_read_batches_trains():
+    torch = pytest.importorskip("torch")
+
+    class Shards(torch.utils.data.IterableDataset):
+        def __init__(self, paths, batch_size):
+            self.paths, self.batch_size, self.epoch = paths, batch_size, 0
+
+        def __iter__(self):
+            for b in yt8m.read_batches(self.paths, self.batch_size, shuffle_buffer=256, seed=1, epoch=self.epoch):
+                x = torch.from_numpy(np.concatenate([b["mean_rgb"], b["mean_audio"]], axis=1))
+                yield x, torch.from_numpy(b["labels"])
+
+    torch.manual_seed(0)
+    ds = Shards(sorted(glob.glob(os.path.join(DATA, "real", "validate000[0-3].tfrecord"))), 64)
+    model = torch.nn.Linear(1152, 3862)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    losses = []
+    for epoch in range(2):
+        ds.epoch = epoch
+        for x, y in torch.utils.data.DataLoader(ds, batch_size=None):
+            loss = loss_fn(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+    assert len(losses) >= 10
+    assert np.mean(losses[-3:]) < 0.7 * np.mean(losses[:3]), losses
