@@ -1,0 +1,180 @@
+#!/usr/bin/env python3
+"""The Python package's benchmark (docs/python.md, docs/benchmarks.md): in one process, side by
+side on the same files,
+
+  read    yt8m.read / yt8m.read_batches vs tf.data.TFRecordDataset + tf.io.parse_* (the starter
+          code's parse; single-threaded, then AUTOTUNE), every video into numpy arrays;
+  metrics yt8m.evaluate vs the numpy reference evaluator (../shared/tools/yt8m_eval_ref.py).
+
+Needs a Python with the yt8m wheel, numpy and TensorFlow (the wheel needs nothing else, so it
+installs into a TensorFlow venv as is):
+
+  python3 -m venv ~/.cache/yt8m/tfvenv && ~/.cache/yt8m/tfvenv/bin/pip install tensorflow-cpu
+  ~/.cache/yt8m/tfvenv/bin/pip install "$(./dev wheel | tail -1)"
+  ~/.cache/yt8m/tfvenv/bin/python scripts/bench_python.py --video '../shared/data/yt8m/real/*.tfrecord' \
+      --frame '~/.cache/yt8m/bench-frames/*.tfrecord' --reference ../shared/tools/yt8m_eval_ref.py
+
+Prints a Markdown table; ratios are yt8m's speed over the other's on the same input.
+"""
+import argparse
+import glob
+import importlib.util
+import os
+import time
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def files_of(pattern):
+    return sorted(glob.glob(os.path.expanduser(pattern)))
+
+
+def consume_yt8m_read(files, level):
+    import yt8m
+
+    n = nbytes = 0
+    for v in yt8m.read(files, level=level):
+        n += 1
+        if level == "frame":
+            nbytes += v["rgb"].nbytes + v["audio"].nbytes
+        else:
+            nbytes += v["mean_rgb"].nbytes + v["mean_audio"].nbytes
+    return n, nbytes
+
+
+def consume_yt8m_batches(files, level):
+    import yt8m
+
+    n = nbytes = 0
+    for b in yt8m.read_batches(files, 128, level=level):
+        n += len(b["ids"])
+        nbytes += sum(b[k].nbytes for k in ("rgb", "audio", "mean_rgb", "mean_audio") if k in b)
+    return n, nbytes
+
+
+def tf_dataset(files, level, parallel):
+    import tensorflow as tf
+
+    if level == "frame":
+        def parse(rec):
+            ctx, seq = tf.io.parse_single_sequence_example(
+                rec,
+                context_features={"id": tf.io.FixedLenFeature([], tf.string),
+                                  "labels": tf.io.VarLenFeature(tf.int64)},
+                sequence_features={"rgb": tf.io.FixedLenSequenceFeature([], tf.string),
+                                   "audio": tf.io.FixedLenSequenceFeature([], tf.string)})
+            rgb = tf.reshape(tf.io.decode_raw(seq["rgb"], tf.uint8), [-1, 1024])
+            audio = tf.reshape(tf.io.decode_raw(seq["audio"], tf.uint8), [-1, 128])
+            return ctx["id"], ctx["labels"].values, rgb, audio
+    else:
+        def parse(rec):
+            f = tf.io.parse_single_example(
+                rec,
+                features={"id": tf.io.FixedLenFeature([], tf.string),
+                          "labels": tf.io.VarLenFeature(tf.int64),
+                          "mean_rgb": tf.io.FixedLenFeature([1024], tf.float32),
+                          "mean_audio": tf.io.FixedLenFeature([128], tf.float32)})
+            return f["id"], f["labels"].values, f["mean_rgb"], f["mean_audio"]
+    if parallel:
+        ds = tf.data.TFRecordDataset(files, num_parallel_reads=tf.data.AUTOTUNE)
+        return ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    opts = tf.data.Options()
+    opts.threading.private_threadpool_size = 1
+    return tf.data.TFRecordDataset(files).map(parse).with_options(opts)
+
+
+def consume_tf(files, level, parallel):
+    n = nbytes = 0
+    for _id, _labels, a, b in tf_dataset(files, level, parallel).as_numpy_iterator():
+        n += 1
+        nbytes += a.nbytes + b.nbytes
+    return n, nbytes
+
+
+def timed(fn, *args):
+    t = time.perf_counter()
+    n, nbytes = fn(*args)
+    return n, nbytes, time.perf_counter() - t
+
+
+def bench_read(name, files, level, rows):
+    if not files:
+        return
+    size = sum(os.path.getsize(f) for f in files)
+    # Warm the page cache so every reader sees the same (cached) files.
+    for f in files:
+        with open(f, "rb") as fh:
+            while fh.read(1 << 24):
+                pass
+    res = {}
+    for label, fn, args in [
+        ("yt8m.read", consume_yt8m_read, (files, level)),
+        ("yt8m.read_batches (128)", consume_yt8m_batches, (files, level)),
+        ("tf.data + parse, 1 thread", consume_tf, (files, level, False)),
+        ("tf.data + parse, AUTOTUNE", consume_tf, (files, level, True)),
+    ]:
+        n, nbytes, s = timed(fn, *args)
+        res[label] = (n, s)
+        rows.append((name, f"{len(files)} files, {size / 1e6:.0f} MB", label, n, s, n / s, size / s / 1e6))
+    base = res["yt8m.read"][1]
+    for other in ("tf.data + parse, 1 thread", "tf.data + parse, AUTOTUNE"):
+        rows.append((name, "", f"yt8m.read vs {other}", "", "", "", f"{res[other][1] / base:.1f}x"))
+    rows.append((name, "", "yt8m.read_batches vs tf.data AUTOTUNE", "", "", "",
+                 f"{res['tf.data + parse, AUTOTUNE'][1] / res['yt8m.read_batches (128)'][1]:.1f}x"))
+
+
+def bench_metrics(reference, videos, classes, rows):
+    import yt8m
+
+    rng = np.random.default_rng(0)
+    p = rng.random((videos, classes), dtype=np.float32)
+    l = (rng.random((videos, classes)) < 3.0 / classes).astype(np.uint8)
+    t = time.perf_counter()
+    ours = yt8m.evaluate(p, l)
+    s_ours = time.perf_counter() - t
+    spec = importlib.util.spec_from_file_location("ref", reference)
+    ref = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ref)
+    t = time.perf_counter()
+    theirs = ref.evaluate(p, l)
+    s_ref = time.perf_counter() - t
+    same = all(ours[k] == theirs[k] for k in ("hit_at_one", "perr", "gap"))
+    rows.append(("metrics", f"{videos} x {classes}", "yt8m.evaluate", videos, s_ours, videos / s_ours, ""))
+    rows.append(("metrics", "", "numpy reference", videos, s_ref, videos / s_ref, ""))
+    rows.append(("metrics", "", f"yt8m.evaluate vs numpy (equal: {same})", "", "", "", f"{s_ref / s_ours:.1f}x"))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--video", help="glob of video-level shards")
+    ap.add_argument("--frame", help="glob of frame-level shards")
+    ap.add_argument("--reference", help="yt8m_eval_ref.py, for the metrics comparison")
+    ap.add_argument("--videos", type=int, default=100_000)
+    ap.add_argument("--classes", type=int, default=3862)
+    a = ap.parse_args()
+    import yt8m
+
+    rows = []
+    if a.video:
+        bench_read("video-level", files_of(a.video), "video", rows)
+    if a.frame:
+        bench_read("frame-level", files_of(a.frame), "frame", rows)
+    if a.reference:
+        bench_metrics(a.reference, a.videos, a.classes, rows)
+    try:
+        import tensorflow as tf
+        tfv = tf.__version__
+    except ImportError:
+        tfv = "absent"
+    print(f"yt8m {yt8m.__version__}, TensorFlow {tfv}, numpy {np.__version__}, {os.cpu_count()} CPUs")
+    print("| input | size | reader | videos | seconds | videos/s | MB/s or ratio |")
+    print("|---|---|---|---:|---:|---:|---:|")
+    for r in rows:
+        cells = [f"{x:.2f}" if isinstance(x, float) else str(x) for x in r]
+        print("| " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
