@@ -55,28 +55,15 @@ def consume_yt8m_batches(files, level):
 
 
 def tf_dataset(files, level, parallel):
+    import sys
+
     import tensorflow as tf
 
-    if level == "frame":
-        def parse(rec):
-            ctx, seq = tf.io.parse_single_sequence_example(
-                rec,
-                context_features={"id": tf.io.FixedLenFeature([], tf.string),
-                                  "labels": tf.io.VarLenFeature(tf.int64)},
-                sequence_features={"rgb": tf.io.FixedLenSequenceFeature([], tf.string),
-                                   "audio": tf.io.FixedLenSequenceFeature([], tf.string)})
-            rgb = tf.reshape(tf.io.decode_raw(seq["rgb"], tf.uint8), [-1, 1024])
-            audio = tf.reshape(tf.io.decode_raw(seq["audio"], tf.uint8), [-1, 128])
-            return ctx["id"], ctx["labels"].values, rgb, audio
-    else:
-        def parse(rec):
-            f = tf.io.parse_single_example(
-                rec,
-                features={"id": tf.io.FixedLenFeature([], tf.string),
-                          "labels": tf.io.VarLenFeature(tf.int64),
-                          "mean_rgb": tf.io.FixedLenFeature([1024], tf.float32),
-                          "mean_audio": tf.io.FixedLenFeature([128], tf.float32)})
-            return f["id"], f["labels"].values, f["mean_rgb"], f["mean_audio"]
+    # The starter's parse, shared with `yt8m bench read`'s TensorFlow side.
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from bench_tf_read import parse_frame, parse_video
+
+    parse = parse_frame if level == "frame" else parse_video
     if parallel:
         ds = tf.data.TFRecordDataset(files, num_parallel_reads=tf.data.AUTOTUNE)
         return ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
