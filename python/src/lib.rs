@@ -12,8 +12,8 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use std::path::PathBuf;
-use yt8m_data::batch::{EpochIter, Loader, LoaderConfig, ModalityData};
-use yt8m_data::sources::{ShardKind, ShardVideos, expand_paths, shard_kind, videos};
+use yt8m_data::batch::{EpochIter, Loader, LoaderConfig, ModalityData, OrderedVideos, ordered_videos};
+use yt8m_data::sources::{ShardKind, expand_paths, shard_kind};
 use yt8m_data::tfrecord::RecordReader;
 use yt8m_data::{DataError, FeatureSpec, Level, Video, VideoFeatures, dequantize};
 use yt8m_metrics::{Evaluator as RsEvaluator, MetricMode, Metrics, TieOrder};
@@ -121,18 +121,13 @@ fn video_dict<'py>(py: Python<'py>, v: Video, spec: &FeatureSpec, deq: bool) -> 
     Ok(d)
 }
 
-/// Videos of several shards in order, one at a time.
+/// Videos of several shards in file order, decoded by reader threads (one file per thread at
+/// a time, merged back in order).
 #[pyclass(unsendable, module = "yt8m._native")]
 struct VideoIter {
-    files: Vec<PathBuf>,
-    next_file: usize,
-    current: Option<(ShardVideos, FeatureSpec)>,
-    level: Option<Level>,
-    max_frames: Option<usize>,
+    it: Option<OrderedVideos>,
+    specs: Vec<FeatureSpec>,
     dequantize: bool,
-    skip_corrupt: bool,
-    /// Skipped records and byte ranges so far (`skip_corrupt`).
-    skipped: Vec<String>,
 }
 
 #[pymethods]
@@ -142,60 +137,60 @@ impl VideoIter {
     }
 
     fn __next__<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
-        loop {
-            if self.current.is_none() {
-                let Some(f) = self.files.get(self.next_file).cloned() else {
-                    return Ok(None);
-                };
-                self.next_file += 1;
-                let level = match self.level {
-                    Some(l) => l,
-                    None => detect_level(&f).map_err(err)?,
-                };
-                let sp = spec(level, self.max_frames, usize::MAX);
-                let shard = videos(&f, &sp, self.skip_corrupt).map_err(err)?;
-                self.current = Some((shard, sp));
+        let Some(it) = self.it.as_mut() else {
+            return Ok(None);
+        };
+        // The readers decode on their own threads; wait for them without holding the GIL.
+        match py.detach(|| it.next()) {
+            Some(Ok(v)) => {
+                let sp = &self.specs[it.file_index()];
+                video_dict(py, v, sp, self.dequantize).map(Some)
             }
-            let (shard, sp) = self.current.as_mut().expect("set above");
-            match shard.next() {
-                Some(Ok(v)) => {
-                    let sp = sp.clone();
-                    return video_dict(py, v, &sp, self.dequantize).map(Some);
-                }
-                Some(Err(e)) => return Err(err(e)),
-                None => {
-                    let (shard, _) = self.current.take().expect("set above");
-                    self.skipped.extend(shard.into_stats().loss_report());
-                }
-            }
+            Some(Err(e)) => Err(err(e)),
+            None => Ok(None),
         }
     }
 
     /// Every record or byte range skipped so far (with skip_corrupt=True).
     #[getter]
     fn skipped(&self) -> Vec<String> {
-        self.skipped.clone()
+        self.it
+            .as_ref()
+            .map(|it| it.stats().loss_report())
+            .unwrap_or_default()
     }
 }
 
 #[pyfunction]
-#[pyo3(signature = (paths, level, max_frames, dequantize, skip_corrupt))]
+#[pyo3(signature = (paths, level, max_frames, dequantize, skip_corrupt, num_threads))]
 fn read(
     paths: Vec<String>,
     level: &str,
     max_frames: Option<usize>,
     dequantize: bool,
     skip_corrupt: bool,
+    num_threads: usize,
 ) -> PyResult<VideoIter> {
-    Ok(VideoIter {
-        files: files(paths)?,
-        next_file: 0,
-        current: None,
-        level: parse_level(level)?,
-        max_frames,
-        dequantize,
+    let level = parse_level(level)?;
+    let files = files(paths)?;
+    // A file whose first record cannot tell its level is read as frame level; the reader then
+    // reports the real problem, in file order.
+    let specs: Vec<FeatureSpec> = files
+        .iter()
+        .map(|f| {
+            let l = level.unwrap_or_else(|| detect_level(f).unwrap_or(Level::Frame));
+            spec(l, max_frames, usize::MAX)
+        })
+        .collect();
+    let it = ordered_videos(
+        files.into_iter().zip(specs.iter().cloned()).collect(),
         skip_corrupt,
-        skipped: Vec::new(),
+        num_threads,
+    );
+    Ok(VideoIter {
+        it: Some(it),
+        specs,
+        dequantize,
     })
 }
 

@@ -59,6 +59,7 @@ def read(
     max_frames: Optional[int] = 300,
     dequantize: bool = False,
     skip_corrupt: bool = False,
+    num_threads: int = 0,
 ) -> Iterator[Dict[str, Any]]:
     """Iterate over the videos of ``paths``, one dict per video, in file order.
 
@@ -78,12 +79,16 @@ def read(
     ``max_frames``: frames kept per video (the official reader's 300); ``None`` keeps all.
     ``skip_corrupt``: skip records whose CRC or structure is broken instead of raising; the
     iterator's ``skipped`` attribute then lists every skipped record and byte range.
+    ``num_threads``: files decoded in parallel by Rust threads (0: up to 4, the cores this
+    process may use); the order is file order whatever the threads.
 
     Raises :class:`Yt8mError` naming the file, record, byte offset and key of any problem.
     """
     if max_frames is not None and max_frames < 1:
         raise Yt8mError("max_frames must be at least 1 (or None for all frames)")
-    return _native.read(_paths(paths), level, max_frames, bool(dequantize), bool(skip_corrupt))
+    if num_threads < 0:
+        raise Yt8mError("num_threads must not be negative")
+    return _native.read(_paths(paths), level, max_frames, bool(dequantize), bool(skip_corrupt), int(num_threads))
 
 
 def read_batches(

@@ -23,6 +23,7 @@ def read(
     max_frames: Optional[int] = 300,
     dequantize: bool = False,
     skip_corrupt: bool = False,
+    num_threads: int = 0,
 ) -> _VideoIter: ...
 def read_batches(
     paths: Paths,

@@ -265,6 +265,102 @@ impl Drop for EpochIter {
     }
 }
 
+/// The videos of several files in file order, decoded by `threads` reader threads (file i on
+/// thread i mod n) and merged back in order, so the stream is the same whatever the timing.
+/// Zero-frame videos are kept. Dropping it stops the threads.
+pub struct OrderedVideos {
+    readers: Vec<Receiver<Msg>>,
+    handles: Vec<JoinHandle<()>>,
+    n_files: usize,
+    file: usize,
+    stats: ReadStats,
+    done: bool,
+}
+
+/// Starts reading `files` (each with its spec) on up to `threads` threads (0: automatic).
+pub fn ordered_videos(
+    files: Vec<(PathBuf, FeatureSpec)>,
+    skip_corrupt: bool,
+    threads: usize,
+) -> OrderedVideos {
+    let n = if threads == 0 { default_readers() } else { threads }
+        .min(files.len())
+        .max(1);
+    let files: Vec<(PathBuf, Arc<FeatureSpec>)> =
+        files.into_iter().map(|(f, s)| (f, Arc::new(s))).collect();
+    let n_files = files.len();
+    let mut readers = Vec::new();
+    let mut handles = Vec::new();
+    for w in 0..n {
+        let (tx, rx) = sync_channel::<Msg>(64);
+        readers.push(rx);
+        let mine: Vec<_> = files.iter().skip(w).step_by(n).cloned().collect();
+        handles.push(std::thread::spawn(move || {
+            reader_thread(mine, skip_corrupt, false, tx)
+        }));
+    }
+    OrderedVideos {
+        readers,
+        handles,
+        n_files,
+        file: 0,
+        stats: ReadStats::default(),
+        done: false,
+    }
+}
+
+impl OrderedVideos {
+    /// The index (into the files given) of the file the last video came from.
+    pub fn file_index(&self) -> usize {
+        self.file
+    }
+
+    /// What was read and skipped in the files finished so far.
+    pub fn stats(&self) -> &ReadStats {
+        &self.stats
+    }
+}
+
+impl Iterator for OrderedVideos {
+    type Item = Result<Video, DataError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        while !self.done && self.file < self.n_files {
+            let n = self.readers.len();
+            match self.readers[self.file % n].recv() {
+                Ok(Msg::Video(v)) => return Some(Ok(v)),
+                Ok(Msg::EndShard(s)) => {
+                    self.stats.merge(s);
+                    self.file += 1;
+                }
+                Ok(Msg::Err(e)) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+                Err(_) => {
+                    self.done = true;
+                    return Some(Err(DataError::new(
+                        DataErrorKind::Internal,
+                        Location::file("<reader>"),
+                        "a reader thread stopped before the end of its files",
+                    )
+                    .hint("this is a bug in yt8m; please report it with the inputs")));
+                }
+            }
+        }
+        None
+    }
+}
+
+impl Drop for OrderedVideos {
+    fn drop(&mut self) {
+        // Readers blocked on a full channel see it closed and stop.
+        self.readers.clear();
+        for h in self.handles.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
 pub fn default_readers() -> usize {
     crate::available_cores().clamp(1, 4)
 }
@@ -308,17 +404,14 @@ impl Loader {
         for w in 0..n_readers {
             let (tx, rx) = sync_channel::<Msg>(64);
             reader_rx.push(rx);
-            let mine: Vec<PathBuf> = order
+            let mine: Vec<(PathBuf, Arc<FeatureSpec>)> = order
                 .iter()
                 .skip(w)
                 .step_by(n_readers)
-                .map(|&i| self.files[i].clone())
+                .map(|&i| (self.files[i].clone(), self.spec.clone()))
                 .collect();
-            let spec = self.spec.clone();
             let skip = cfg.skip_corrupt;
-            handles.push(std::thread::spawn(move || {
-                reader_thread(mine, &spec, skip, tx)
-            }));
+            handles.push(std::thread::spawn(move || reader_thread(mine, skip, true, tx)));
         }
         let (btx, brx) = sync_channel(cfg.prefetch.max(1));
         let stats = Arc::new(Mutex::new(ReadStats::default()));
@@ -364,8 +457,17 @@ fn inject_reader_fault(f: &std::path::Path) {
     }
 }
 
-fn reader_thread(files: Vec<PathBuf>, spec: &FeatureSpec, skip: bool, tx: SyncSender<Msg>) {
-    for f in files {
+/// Reads `files` in order, each with its spec, sending videos then the file's stats (or its
+/// error). `drop_empty`: leave out videos without frames (training has nothing to pool over),
+/// listing them in the stats.
+fn reader_thread(
+    files: Vec<(PathBuf, Arc<FeatureSpec>)>,
+    skip: bool,
+    drop_empty: bool,
+    tx: SyncSender<Msg>,
+) {
+    for (f, spec) in files {
+        let spec = spec.as_ref();
         let mut alive = true;
         let mut empty = Vec::new();
         // A panic while reading one file fails the epoch naming the file, instead of closing
@@ -374,7 +476,7 @@ fn reader_thread(files: Vec<PathBuf>, spec: &FeatureSpec, skip: bool, tx: SyncSe
             inject_reader_fault(&f);
             read_shard(&f, spec, skip, |v| {
                 // A video without frames has nothing to pool over: leave it out, and report it.
-                if v.num_frames == 0 {
+                if v.num_frames == 0 && drop_empty {
                     empty.push(format!("{}: {}", f.display(), v.id));
                     return true;
                 }
