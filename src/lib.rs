@@ -31,5 +31,6 @@ pub mod optim;
 pub mod plot;
 pub mod predict;
 pub mod runtime;
+pub mod serve;
 pub mod tensorboard;
 pub mod train;

@@ -51,6 +51,8 @@ enum Cmd {
     Predict(PredictArgs),
     /// Training curves of one or more runs as a PNG (loss, validation metrics, lr, ...).
     Plot(PlotArgs),
+    /// Serve bundles online over the Open Inference Protocol (KServe v2 / Triton REST).
+    Serve(ServeArgs),
     /// The end-to-end demo on synthetic data (what `./dev demo` runs).
     Demo(DemoArgs),
     /// Throughput benchmarks (tables for docs/benchmarks.md).
@@ -407,6 +409,57 @@ fn parse_size(s: &str) -> std::result::Result<(u32, u32), String> {
 
 #[derive(Args)]
 #[command(
+    after_help = "Each bundle is served under its directory name (or --name, one per --model, in order) \
+                  at /v2/models/NAME: metadata, ready, infer (JSON or Triton's binary tensors, as tritonclient \
+                  sends them). Frame-level models take rgb UINT8 [-1,-1,1024], audio UINT8 [-1,-1,128] and \
+                  lengths INT64 [-1] (FP32 frames too), or tfrecord BYTES [-1] (serialized records as in the \
+                  shards); video-level models mean_rgb FP32 [-1,1024] and mean_audio FP32 [-1,128], or \
+                  tfrecord. Outputs: probabilities, top_k_classes, top_k_scores, top_k_labels (parameter \
+                  top_k, default 20). Concurrent requests are batched (--max-batch, --max-delay-ms); beyond \
+                  --max-queue waiting videos a request gets 503 at once. /metrics is Prometheus text. \
+                  SIGTERM or Ctrl-C: stop accepting, answer what is in flight, exit 0.\n\n\
+                  Examples:\n  yt8m serve --model bundles/demo\n  \
+                  yt8m serve --model bundles/demo --model bundles/moe --name attention --name moe --http-port 9000\n\n\
+                  `curl localhost:8000/v2/models/demo` lists a model's inputs and outputs. See docs/serving.md for curl and tritonclient examples."
+)]
+struct ServeArgs {
+    /// Bundle directories (from `yt8m export`); repeat for several models.
+    #[arg(long, required = true)]
+    model: Vec<PathBuf>,
+    /// Model names, in the order of --model (default: each bundle's directory name).
+    #[arg(long)]
+    name: Vec<String>,
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0")]
+    host: std::net::IpAddr,
+    /// HTTP port (the protocol's REST API and /metrics); 0 picks a free one.
+    #[arg(long, default_value_t = 8000)]
+    http_port: u16,
+    /// Device: auto, cpu, cuda, cuda:N.
+    #[arg(long, default_value = "auto")]
+    device: DeviceSpec,
+    /// Compute type: fp32, bf16 or auto (see `yt8m info`).
+    #[arg(long, value_enum, default_value_t = Precision::Fp32)]
+    precision: Precision,
+    /// Most videos per model call; concurrent requests are merged up to this.
+    #[arg(long, default_value_t = 64)]
+    max_batch: usize,
+    /// How long a request waits for others to share its batch.
+    #[arg(long, default_value_t = 5)]
+    max_delay_ms: u64,
+    /// Videos waiting per model beyond which requests are refused with 503.
+    #[arg(long, default_value_t = 1024)]
+    max_queue: usize,
+    /// Largest request body in bytes.
+    #[arg(long, default_value_t = 256 << 20)]
+    max_body_bytes: usize,
+    /// Answer 504 to a request not done within this many milliseconds.
+    #[arg(long, default_value_t = 30_000)]
+    timeout_ms: u64,
+}
+
+#[derive(Args)]
+#[command(
     after_help = "Makes synthetic frame-level shards, trains a small AttentionLSTM with validation, tests it, \
                   exports a bundle, predicts with it and plots the curves, all under --dir.\n\n\
                   Examples:\n  yt8m demo\n  yt8m demo --dir /tmp/yt8m-demo"
@@ -573,6 +626,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Export(a) => export(a),
         Cmd::Predict(a) => predict(a),
         Cmd::Plot(a) => plot(a),
+        Cmd::Serve(a) => serve(a),
         Cmd::Demo(a) => demo(a),
         Cmd::Bench(b) => bench(b),
         Cmd::Info { json } => info(json),
@@ -753,6 +807,43 @@ fn plot(a: PlotArgs) -> Result<()> {
         s.height,
         points.join(", ")
     );
+    Ok(())
+}
+
+fn serve(a: ServeArgs) -> Result<()> {
+    if !a.name.is_empty() && a.name.len() != a.model.len() {
+        bail!(
+            "{} --name for {} --model: give one name per model, in order (or none)",
+            a.name.len(),
+            a.model.len()
+        );
+    }
+    let models = a
+        .model
+        .iter()
+        .enumerate()
+        .map(|(i, dir)| {
+            let name = a.name.get(i).cloned().unwrap_or_else(|| {
+                std::fs::canonicalize(dir)
+                    .ok()
+                    .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                    .unwrap_or_else(|| "model".into())
+            });
+            (name, dir.clone())
+        })
+        .collect();
+    yt8m::threads::configure_torch_threads();
+    yt8m::serve::serve(yt8m::serve::ServeOptions {
+        models,
+        http: std::net::SocketAddr::new(a.host, a.http_port),
+        device: a.device,
+        precision: a.precision,
+        max_batch: a.max_batch,
+        max_delay: std::time::Duration::from_millis(a.max_delay_ms),
+        max_queue: a.max_queue,
+        max_body_bytes: a.max_body_bytes,
+        timeout: std::time::Duration::from_millis(a.timeout_ms),
+    })?;
     Ok(())
 }
 

@@ -195,6 +195,32 @@ struct NpzRows {
     all_labelled: bool,
 }
 
+/// Sigmoid probabilities `[videos][classes]` of `videos`, in their order, computed on
+/// length-sorted batches of at most `batch_size` as `predict` does (so a server and `predict`
+/// give the same numbers).
+pub fn probabilities(b: &Bundle, videos: &[Video], batch_size: usize) -> Result<Vec<Vec<f32>>> {
+    let spec = b.config.feature_spec();
+    let c = b.manifest.num_classes;
+    let lengths: Vec<usize> = videos.iter().map(|v| v.num_frames).collect();
+    let mut out: Vec<Vec<f32>> = vec![Vec::new(); videos.len()];
+    for group in length_buckets(&lengths, batch_size.max(1), DEFAULT_BUCKET_WINDOW) {
+        let batch = Batch::from_indices(videos, &group, &spec);
+        let probs = tch::no_grad(|| {
+            let inp = batch_inputs(&batch, b.model.device(), b.model.kind);
+            crate::model::widen(b.model.forward(&inp, false))
+                .sigmoid()
+                .to_kind(tch::Kind::Float)
+                .to_device(tch::Device::Cpu)
+        });
+        let mut all = vec![0f32; probs.numel()];
+        probs.contiguous().copy_data(&mut all, probs.numel());
+        for (r, &i) in group.iter().enumerate() {
+            out[i] = all[r * c..(r + 1) * c].to_vec();
+        }
+    }
+    Ok(out)
+}
+
 fn flush(
     b: &Bundle,
     p: &mut Pending,

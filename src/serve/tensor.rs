@@ -129,7 +129,9 @@ pub fn from_raw(dt: DataType, raw: &[u8], n: usize, name: &str) -> Result<Values
             let mut at = 0usize;
             while at < raw.len() {
                 let Some(len) = raw.get(at..at + 4) else {
-                    return Err(bad(format!("input '{name}': truncated BYTES length prefix at byte {at}")));
+                    return Err(bad(format!(
+                        "input '{name}': truncated BYTES length prefix at byte {at}"
+                    )));
                 };
                 let len = u32::from_le_bytes(len.try_into().unwrap()) as usize;
                 let body = raw.get(at + 4..at + 4 + len).ok_or_else(|| {
@@ -164,7 +166,9 @@ pub fn from_json(dt: DataType, data: &Value, n: usize, name: &str) -> Result<Val
             other => {
                 flat.push(other);
                 if flat.len() > n {
-                    return Err(bad(format!("input '{name}': more data than its shape holds ({n})")));
+                    return Err(bad(format!(
+                        "input '{name}': more data than its shape holds ({n})"
+                    )));
                 }
             }
         }
@@ -185,7 +189,9 @@ pub fn from_json(dt: DataType, data: &Value, n: usize, name: &str) -> Result<Val
                 .enumerate()
                 .map(|(i, v)| match v.as_u64() {
                     Some(x) if x <= 255 => Ok(x as u8),
-                    _ => Err(bad(format!("input '{name}': element {i} is not a UINT8 ({v})"))),
+                    _ => Err(bad(format!(
+                        "input '{name}': element {i} is not a UINT8 ({v})"
+                    ))),
                 })
                 .collect::<Result<_, _>>()?,
         ),
@@ -193,8 +199,11 @@ pub fn from_json(dt: DataType, data: &Value, n: usize, name: &str) -> Result<Val
             flat.iter()
                 .enumerate()
                 .map(|(i, v)| {
-                    v.as_i64()
-                        .ok_or_else(|| bad(format!("input '{name}': element {i} is not an integer ({v})")))
+                    v.as_i64().ok_or_else(|| {
+                        bad(format!(
+                            "input '{name}': element {i} is not an integer ({v})"
+                        ))
+                    })
                 })
                 .collect::<Result<_, _>>()?,
         ),
@@ -274,13 +283,18 @@ pub fn videos(inputs: &[Input], spec: &FeatureSpec) -> Result<Vec<Video>, BadReq
     }
     if let Some(t) = get("tfrecord") {
         if inputs.len() > 1 {
-            return Err(bad("give either 'tfrecord' or the feature tensors, not both"));
+            return Err(bad(
+                "give either 'tfrecord' or the feature tensors, not both",
+            ));
         }
         let Values::Bytes(recs) = &t.values else {
             return Err(bad("input 'tfrecord' must be BYTES"));
         };
         if t.shape.len() != 1 {
-            return Err(bad(format!("input 'tfrecord' has shape {:?}; expected [videos]", t.shape)));
+            return Err(bad(format!(
+                "input 'tfrecord' has shape {:?}; expected [videos]",
+                t.shape
+            )));
         }
         return recs
             .iter()
@@ -290,7 +304,10 @@ pub fn videos(inputs: &[Input], spec: &FeatureSpec) -> Result<Vec<Video>, BadReq
                 let v = crate::data::video::decode_video(r, spec, &loc)
                     .map_err(|e| bad(e.to_string()))?;
                 if v.num_frames == 0 {
-                    return Err(bad(format!("tfrecord[{i}] (video '{}') has zero frames", v.id)));
+                    return Err(bad(format!(
+                        "tfrecord[{i}] (video '{}') has zero frames",
+                        v.id
+                    )));
                 }
                 Ok(v)
             })
@@ -317,10 +334,15 @@ fn frame_videos(inputs: &[Input], spec: &FeatureSpec) -> Result<Vec<Video>, BadR
                 i.shape
             )));
         }
-        for (what, seen, now) in [("videos", &mut b, i.shape[0]), ("frames", &mut t, i.shape[1])] {
+        for (what, seen, now) in [
+            ("videos", &mut b, i.shape[0]),
+            ("frames", &mut t, i.shape[1]),
+        ] {
             match seen {
                 Some(x) if *x != now => {
-                    return Err(bad(format!("inputs disagree on the number of {what}: {x} vs {now}")));
+                    return Err(bad(format!(
+                        "inputs disagree on the number of {what}: {x} vs {now}"
+                    )));
                 }
                 _ => *seen = Some(now),
             }
@@ -338,7 +360,10 @@ fn frame_videos(inputs: &[Input], spec: &FeatureSpec) -> Result<Vec<Video>, BadR
                 return Err(bad("input 'lengths' must be INT64 or INT32"));
             };
             if l.shape != [b] {
-                return Err(bad(format!("input 'lengths' has shape {:?}; expected [{b}]", l.shape)));
+                return Err(bad(format!(
+                    "input 'lengths' has shape {:?}; expected [{b}]",
+                    l.shape
+                )));
             }
             v.iter()
                 .enumerate()
@@ -375,13 +400,21 @@ fn frame_videos(inputs: &[Input], spec: &FeatureSpec) -> Result<Vec<Video>, BadR
                     }
                     f32s.push(s.to_vec())
                 }
-                _ => return Err(bad(format!("input '{name}' must be UINT8 (quantized) or FP32"))),
+                _ => {
+                    return Err(bad(format!(
+                        "input '{name}' must be UINT8 (quantized) or FP32"
+                    )));
+                }
             }
         }
         let features = match (u8s.len(), f32s.len()) {
             (n, 0) if n == mods.len() => VideoFeatures::Frames(u8s),
             (0, n) if n == mods.len() => VideoFeatures::FloatFrames(f32s),
-            _ => return Err(bad("feature inputs must share one datatype (all UINT8 or all FP32)")),
+            _ => {
+                return Err(bad(
+                    "feature inputs must share one datatype (all UINT8 or all FP32)",
+                ));
+            }
         };
         out.push(Video {
             id: format!("{v}"),
@@ -405,11 +438,17 @@ fn mean_videos(inputs: &[Input], spec: &FeatureSpec) -> Result<Vec<Video>, BadRe
             .find(|i| &i.name == name)
             .ok_or_else(|| bad(format!("input '{name}' is missing (or send 'tfrecord')")))?;
         if i.shape.len() != 2 || i.shape[1] != dim {
-            return Err(bad(format!("input '{name}' has shape {:?}; expected [videos, {dim}]", i.shape)));
+            return Err(bad(format!(
+                "input '{name}' has shape {:?}; expected [videos, {dim}]",
+                i.shape
+            )));
         }
         match b {
             Some(x) if x != i.shape[0] => {
-                return Err(bad(format!("inputs disagree on the number of videos: {x} vs {}", i.shape[0])));
+                return Err(bad(format!(
+                    "inputs disagree on the number of videos: {x} vs {}",
+                    i.shape[0]
+                )));
             }
             _ => b = Some(i.shape[0]),
         }
@@ -435,7 +474,11 @@ fn mean_videos(inputs: &[Input], spec: &FeatureSpec) -> Result<Vec<Video>, BadRe
             id: format!("{v}"),
             labels: vec![],
             has_labels: false,
-            features: VideoFeatures::Mean(mods.iter().map(|(d, x)| x[v * d..(v + 1) * d].to_vec()).collect()),
+            features: VideoFeatures::Mean(
+                mods.iter()
+                    .map(|(d, x)| x[v * d..(v + 1) * d].to_vec())
+                    .collect(),
+            ),
             num_frames: 1,
             total_frames: 1,
             segments: None,
@@ -460,7 +503,12 @@ impl Output {
             Values::F32(x) => x.iter().flat_map(|v| v.to_le_bytes()).collect(),
             Values::Bytes(x) => x
                 .iter()
-                .flat_map(|b| (b.len() as u32).to_le_bytes().into_iter().chain(b.iter().copied()))
+                .flat_map(|b| {
+                    (b.len() as u32)
+                        .to_le_bytes()
+                        .into_iter()
+                        .chain(b.iter().copied())
+                })
                 .collect(),
         }
     }
@@ -470,14 +518,21 @@ impl Output {
             Values::U8(x) => json!(x),
             Values::I64(x) => json!(x),
             Values::F32(x) => json!(x),
-            Values::Bytes(x) => {
-                Value::Array(x.iter().map(|b| Value::String(String::from_utf8_lossy(b).into_owned())).collect())
-            }
+            Values::Bytes(x) => Value::Array(
+                x.iter()
+                    .map(|b| Value::String(String::from_utf8_lossy(b).into_owned()))
+                    .collect(),
+            ),
         }
     }
 }
 
-pub const OUTPUTS: [&str; 4] = ["probabilities", "top_k_classes", "top_k_scores", "top_k_labels"];
+pub const OUTPUTS: [&str; 4] = [
+    "probabilities",
+    "top_k_classes",
+    "top_k_scores",
+    "top_k_labels",
+];
 
 /// The answer's tensors from `[videos, classes]` probabilities.
 pub fn outputs(probs: &[Vec<f32>], k: usize, names: &[String], wanted: &[&str]) -> Vec<Output> {
@@ -524,7 +579,13 @@ pub fn outputs(probs: &[Vec<f32>], k: usize, names: &[String], wanted: &[&str]) 
                 values: Values::Bytes(
                     top_i
                         .iter()
-                        .map(|&i| names.get(i as usize).cloned().unwrap_or_else(|| format!("class_{i}")).into_bytes())
+                        .map(|&i| {
+                            names
+                                .get(i as usize)
+                                .cloned()
+                                .unwrap_or_else(|| format!("class_{i}"))
+                                .into_bytes()
+                        })
                         .collect(),
                 ),
             }),
@@ -540,8 +601,15 @@ mod tests {
 
     #[test]
     fn raw_bytes_are_length_prefixed_and_checked() {
-        let raw = [3u32.to_le_bytes().to_vec(), b"abc".to_vec(), 0u32.to_le_bytes().to_vec()].concat();
-        let Values::Bytes(v) = from_raw(DataType::Bytes, &raw, 2, "x").unwrap() else { panic!() };
+        let raw = [
+            3u32.to_le_bytes().to_vec(),
+            b"abc".to_vec(),
+            0u32.to_le_bytes().to_vec(),
+        ]
+        .concat();
+        let Values::Bytes(v) = from_raw(DataType::Bytes, &raw, 2, "x").unwrap() else {
+            panic!()
+        };
         assert_eq!(v, vec![b"abc".to_vec(), vec![]]);
         // A length beyond the buffer is an error, never a read past it.
         let lie = [u32::MAX.to_le_bytes().to_vec(), b"abc".to_vec()].concat();
@@ -552,7 +620,10 @@ mod tests {
 
     #[test]
     fn json_data_nested_or_flat() {
-        let Values::I64(v) = from_json(DataType::Int64, &json!([[1, 2], [3, 4]]), 4, "x").unwrap() else { panic!() };
+        let Values::I64(v) = from_json(DataType::Int64, &json!([[1, 2], [3, 4]]), 4, "x").unwrap()
+        else {
+            panic!()
+        };
         assert_eq!(v, vec![1, 2, 3, 4]);
         assert!(from_json(DataType::Uint8, &json!([1, 256]), 2, "x").is_err());
         assert!(from_json(DataType::Fp32, &json!([1, 2, 3]), 2, "x").is_err());

@@ -283,9 +283,13 @@ pub fn ordered_videos(
     skip_corrupt: bool,
     threads: usize,
 ) -> OrderedVideos {
-    let n = if threads == 0 { default_readers() } else { threads }
-        .min(files.len())
-        .max(1);
+    let n = if threads == 0 {
+        default_readers()
+    } else {
+        threads
+    }
+    .min(files.len())
+    .max(1);
     let files: Vec<(PathBuf, Arc<FeatureSpec>)> =
         files.into_iter().map(|(f, s)| (f, Arc::new(s))).collect();
     let n_files = files.len();
@@ -411,7 +415,9 @@ impl Loader {
                 .map(|&i| (self.files[i].clone(), self.spec.clone()))
                 .collect();
             let skip = cfg.skip_corrupt;
-            handles.push(std::thread::spawn(move || reader_thread(mine, skip, true, tx)));
+            handles.push(std::thread::spawn(move || {
+                reader_thread(mine, skip, true, tx)
+            }));
         }
         let (btx, brx) = sync_channel(cfg.prefetch.max(1));
         let stats = Arc::new(Mutex::new(ReadStats::default()));

@@ -1,0 +1,745 @@
+//! `yt8m serve`: bundles served over the Open Inference Protocol (KServe v2 / Triton) REST API,
+//! with Triton's binary tensor extension (what `tritonclient` sends by default), dynamic
+//! batching and Prometheus metrics.
+//!
+//! Shape of the server: axum on a tokio runtime parses and checks requests; each model has one
+//! inference thread that owns the libtorch model. Requests queue as jobs; the thread takes the
+//! first job, waits at most `max_delay` for more (up to `max_batch` videos), runs them as
+//! `predict` does (length-sorted batches, `predict::probabilities`) and answers each job on
+//! its own channel. The network threads never run the model. A job that would take the queue
+//! past `max_queue` videos is refused at once with 503.
+//!
+//! Reference: ../shared/docs/open_inference_protocol.md (KServe's REST spec, Triton's
+//! binary-data extension).
+
+pub mod tensor;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+use crate::bundle::Bundle;
+use crate::data::{FeatureSpec, Video};
+use crate::error::{Error, Result};
+use crate::kinds::{DeviceSpec, Precision};
+use tensor::{BadRequest, DataType, Input, OUTPUTS};
+
+/// What to serve and how.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// (name, bundle directory) per model.
+    pub models: Vec<(String, PathBuf)>,
+    pub http: SocketAddr,
+    pub device: DeviceSpec,
+    pub precision: Precision,
+    /// Videos per model call.
+    pub max_batch: usize,
+    /// How long the first job of a batch waits for others.
+    pub max_delay: Duration,
+    /// Videos waiting per model beyond which requests are refused (503).
+    pub max_queue: usize,
+    /// Largest request body.
+    pub max_body_bytes: usize,
+    /// A request not answered within this is answered 504.
+    pub timeout: Duration,
+}
+
+/// A histogram with fixed upper bounds, Prometheus style.
+struct Hist {
+    bounds: &'static [f64],
+    counts: Vec<AtomicU64>,
+    sum_micros: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Hist {
+    fn new(bounds: &'static [f64]) -> Self {
+        Hist {
+            bounds,
+            counts: (0..bounds.len()).map(|_| AtomicU64::new(0)).collect(),
+            sum_micros: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        }
+    }
+    fn observe(&self, x: f64) {
+        for (b, c) in self.bounds.iter().zip(&self.counts) {
+            if x <= *b {
+                c.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.sum_micros
+            .fetch_add((x * 1e6) as u64, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        for (b, c) in self.bounds.iter().zip(&self.counts) {
+            out.push_str(&format!(
+                "{name}_bucket{{{labels},le=\"{b}\"}} {}\n",
+                c.load(Ordering::Relaxed)
+            ));
+        }
+        let n = self.count.load(Ordering::Relaxed);
+        out.push_str(&format!("{name}_bucket{{{labels},le=\"+Inf\"}} {n}\n"));
+        out.push_str(&format!(
+            "{name}_sum{{{labels}}} {}\n",
+            self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
+        ));
+        out.push_str(&format!("{name}_count{{{labels}}} {n}\n"));
+    }
+}
+
+const SECONDS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+const VIDEOS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
+
+struct Stats {
+    /// Requests by answer status.
+    requests: Mutex<BTreeMap<u16, u64>>,
+    videos: AtomicU64,
+    latency: Hist,
+    batch: Hist,
+}
+
+impl Stats {
+    fn new() -> Self {
+        Stats {
+            requests: Mutex::new(BTreeMap::new()),
+            videos: AtomicU64::new(0),
+            latency: Hist::new(SECONDS),
+            batch: Hist::new(VIDEOS),
+        }
+    }
+    fn answered(&self, code: StatusCode, t0: Instant) {
+        *self
+            .requests
+            .lock()
+            .unwrap()
+            .entry(code.as_u16())
+            .or_default() += 1;
+        self.latency.observe(t0.elapsed().as_secs_f64());
+    }
+}
+
+/// A unit of work: one request's videos and where to send their probabilities.
+struct Job {
+    videos: Vec<Video>,
+    reply: tokio::sync::oneshot::Sender<std::result::Result<Vec<Vec<f32>>, String>>,
+}
+
+struct Model {
+    name: String,
+    spec: FeatureSpec,
+    num_classes: usize,
+    names: Vec<String>,
+    meta: Value,
+    jobs: Mutex<Option<Sender<Job>>>,
+    /// Videos queued or being computed.
+    waiting: AtomicUsize,
+    stats: Stats,
+}
+
+struct Server {
+    models: BTreeMap<String, Arc<Model>>,
+    opts: ServeOptions,
+    stopping: AtomicBool,
+}
+
+/// Answers with the protocol's error body `{"error": "..."}`.
+fn error(code: StatusCode, msg: impl Into<String>) -> Response {
+    (
+        code,
+        [("content-type", "application/json")],
+        json!({ "error": msg.into() }).to_string(),
+    )
+        .into_response()
+}
+
+fn json_ok(v: Value) -> Response {
+    (
+        StatusCode::OK,
+        [("content-type", "application/json")],
+        v.to_string(),
+    )
+        .into_response()
+}
+
+/// The inference thread of one model.
+fn model_thread(
+    b: Bundle,
+    rx: Receiver<Job>,
+    model: Arc<Model>,
+    max_batch: usize,
+    max_delay: Duration,
+) {
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        let mut n = jobs[0].videos.len();
+        let deadline = Instant::now() + max_delay;
+        while n < max_batch {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(j) => {
+                    n += j.videos.len();
+                    jobs.push(j);
+                }
+                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        let counts: Vec<usize> = jobs.iter().map(|j| j.videos.len()).collect();
+        let mut videos = Vec::with_capacity(n);
+        let mut replies = Vec::with_capacity(jobs.len());
+        for j in jobs {
+            videos.extend(j.videos);
+            replies.push(j.reply);
+        }
+        model.stats.batch.observe(n as f64);
+        // A panic in libtorch must not take the model down: the batch fails, the thread goes on.
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            crate::predict::probabilities(&b, &videos, max_batch)
+        }));
+        model.waiting.fetch_sub(n, Ordering::SeqCst);
+        match r {
+            Ok(Ok(mut probs)) => {
+                for (reply, k) in replies.into_iter().zip(counts) {
+                    let rest = probs.split_off(k);
+                    let _ = reply.send(Ok(std::mem::replace(&mut probs, rest)));
+                }
+            }
+            Ok(Err(e)) => {
+                for reply in replies {
+                    let _ = reply.send(Err(e.to_string()));
+                }
+            }
+            Err(p) => {
+                let what = crate::error::panic_text(p.as_ref());
+                tracing::error!("model '{}': inference failed: {what}", model.name);
+                for reply in replies {
+                    let _ = reply.send(Err(format!("inference failed: {what}")));
+                }
+            }
+        }
+    }
+}
+
+/// Reads the JSON header and binary tensors of an infer request.
+fn parse_request(
+    headers: &HeaderMap,
+    body: &[u8],
+    max_elements: usize,
+) -> std::result::Result<(Value, Vec<Input>), BadRequest> {
+    let json_len = match headers.get("inference-header-content-length") {
+        None => body.len(),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|s| s.trim().parse::<usize>().ok())
+            .filter(|&n| n <= body.len())
+            .ok_or_else(|| {
+                BadRequest(format!(
+                    "Inference-Header-Content-Length {:?} is not a byte count within the body ({} bytes)",
+                    v,
+                    body.len()
+                ))
+            })?,
+    };
+    let req: Value = serde_json::from_slice(&body[..json_len])
+        .map_err(|e| BadRequest(format!("request is not valid JSON: {e}")))?;
+    let mut bin = &body[json_len..];
+    let inputs = req
+        .get("inputs")
+        .and_then(Value::as_array)
+        .ok_or_else(|| BadRequest("request has no \"inputs\" list".into()))?;
+    let mut out = Vec::with_capacity(inputs.len());
+    for (k, i) in inputs.iter().enumerate() {
+        let name = i
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| BadRequest(format!("inputs[{k}] has no \"name\"")))?;
+        let dt = DataType::parse(
+            i.get("datatype")
+                .and_then(Value::as_str)
+                .ok_or_else(|| BadRequest(format!("input '{name}' has no \"datatype\"")))?,
+        )?;
+        let shape: Vec<usize> = i
+            .get("shape")
+            .and_then(Value::as_array)
+            .ok_or_else(|| BadRequest(format!("input '{name}' has no \"shape\"")))?
+            .iter()
+            .map(|d| {
+                d.as_u64().map(|d| d as usize).ok_or_else(|| {
+                    BadRequest(format!(
+                        "input '{name}': shape entries must be non-negative integers"
+                    ))
+                })
+            })
+            .collect::<std::result::Result<_, _>>()?;
+        let n = tensor::numel(&shape, max_elements)?;
+        let values = match i.get("parameters").and_then(|p| p.get("binary_data_size")) {
+            Some(size) => {
+                let size = size
+                    .as_u64()
+                    .map(|s| s as usize)
+                    .filter(|&s| s <= bin.len())
+                    .ok_or_else(|| {
+                        BadRequest(format!(
+                            "input '{name}': binary_data_size {size} exceeds the {} bytes left in the body",
+                            bin.len()
+                        ))
+                    })?;
+                let (raw, rest) = bin.split_at(size);
+                bin = rest;
+                tensor::from_raw(dt, raw, n, name)?
+            }
+            None => {
+                let data = i.get("data").ok_or_else(|| {
+                    BadRequest(format!(
+                        "input '{name}' has neither \"data\" nor binary_data_size"
+                    ))
+                })?;
+                tensor::from_json(dt, data, n, name)?
+            }
+        };
+        if out.iter().any(|o: &Input| o.name == name) {
+            return Err(BadRequest(format!("input '{name}' is given twice")));
+        }
+        out.push(Input {
+            name: name.to_string(),
+            shape,
+            values,
+        });
+    }
+    if !bin.is_empty() {
+        return Err(BadRequest(format!(
+            "{} bytes after the last binary input: the binary_data_size values do not add up",
+            bin.len()
+        )));
+    }
+    Ok((req, out))
+}
+
+async fn infer(
+    State(s): State<Arc<Server>>,
+    Path(params): Path<BTreeMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let t0 = Instant::now();
+    let name = params.get("name").cloned().unwrap_or_default();
+    let Some(m) = s.models.get(&name).cloned() else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "unknown model '{name}'; served: {:?}",
+                s.models.keys().collect::<Vec<_>>()
+            ),
+        );
+    };
+    let r = infer_model(&s, &m, &headers, &body).await;
+    let resp = match r {
+        Ok(resp) => resp,
+        Err((code, msg)) => error(code, msg),
+    };
+    m.stats.answered(resp.status(), t0);
+    resp
+}
+
+async fn infer_model(
+    s: &Server,
+    m: &Arc<Model>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> std::result::Result<Response, (StatusCode, String)> {
+    let bad = |e: BadRequest| (StatusCode::BAD_REQUEST, e.0);
+    let (req, inputs) = parse_request(headers, body, s.opts.max_body_bytes).map_err(bad)?;
+    let videos = tensor::videos(&inputs, &m.spec).map_err(bad)?;
+    let params = req.get("parameters");
+    let top_k = match params.and_then(|p| p.get("top_k")) {
+        None => 20.min(m.num_classes),
+        Some(v) => v
+            .as_u64()
+            .map(|k| k as usize)
+            .filter(|&k| k >= 1 && k <= m.num_classes)
+            .ok_or_else(|| {
+                (
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "parameter top_k {v} must be an integer in 1..={}",
+                        m.num_classes
+                    ),
+                )
+            })?,
+    };
+    let all_binary = params
+        .and_then(|p| p.get("binary_data_output"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    // Requested outputs (all four by default), each JSON or binary.
+    let mut wanted: Vec<(&'static str, bool)> = Vec::new();
+    match req.get("outputs").and_then(Value::as_array) {
+        None => wanted.extend(OUTPUTS.iter().map(|o| (*o, all_binary))),
+        Some(outs) => {
+            for o in outs {
+                let n = o.get("name").and_then(Value::as_str).unwrap_or("");
+                let Some(known) = OUTPUTS.iter().find(|k| **k == n) else {
+                    return Err((
+                        StatusCode::BAD_REQUEST,
+                        format!("unknown output '{n}'; outputs: {OUTPUTS:?}"),
+                    ));
+                };
+                let binary = o
+                    .get("parameters")
+                    .and_then(|p| p.get("binary_data"))
+                    .and_then(Value::as_bool)
+                    .unwrap_or(all_binary);
+                wanted.push((known, binary));
+            }
+        }
+    }
+    let n = videos.len();
+    // Admission: refuse at once beyond the queue bound, never wait for room.
+    let before = m.waiting.fetch_add(n, Ordering::SeqCst);
+    if before + n > s.opts.max_queue || s.stopping.load(Ordering::SeqCst) {
+        m.waiting.fetch_sub(n, Ordering::SeqCst);
+        return Err((
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "model '{}' has {before} videos waiting (limit {}); retry later",
+                m.name, s.opts.max_queue
+            ),
+        ));
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let sent = m
+        .jobs
+        .lock()
+        .unwrap()
+        .as_ref()
+        .map(|j| j.send(Job { videos, reply: tx }).is_ok())
+        .unwrap_or(false);
+    if !sent {
+        m.waiting.fetch_sub(n, Ordering::SeqCst);
+        return Err((
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server is shutting down".into(),
+        ));
+    }
+    let probs = match tokio::time::timeout(s.opts.timeout, rx).await {
+        Err(_) => {
+            return Err((
+                StatusCode::GATEWAY_TIMEOUT,
+                format!("no answer within {} ms", s.opts.timeout.as_millis()),
+            ));
+        }
+        Ok(Err(_)) => {
+            return Err((
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the model thread stopped".into(),
+            ));
+        }
+        Ok(Ok(Err(e))) => return Err((StatusCode::INTERNAL_SERVER_ERROR, e)),
+        Ok(Ok(Ok(p))) => p,
+    };
+    m.stats.videos.fetch_add(n as u64, Ordering::Relaxed);
+    let names: Vec<&str> = wanted.iter().map(|(n, _)| *n).collect();
+    let outs = tensor::outputs(&probs, top_k, &m.names, &names);
+    let mut json_outs = Vec::new();
+    let mut raw = Vec::new();
+    for (o, (_, binary)) in outs.iter().zip(&wanted) {
+        let mut j = json!({"name": o.name, "datatype": o.datatype.name(), "shape": o.shape});
+        if *binary {
+            let r = o.raw();
+            j["parameters"] = json!({"binary_data_size": r.len()});
+            raw.extend(r);
+        } else {
+            j["data"] = o.json_data();
+        }
+        json_outs.push(j);
+    }
+    let mut head = json!({"model_name": m.name, "model_version": "1", "outputs": json_outs});
+    if let Some(id) = req.get("id") {
+        head["id"] = id.clone();
+    }
+    let head = head.to_string().into_bytes();
+    let mut resp_headers = HeaderMap::new();
+    if raw.is_empty() {
+        resp_headers.insert("content-type", HeaderValue::from_static("application/json"));
+        return Ok((StatusCode::OK, resp_headers, head).into_response());
+    }
+    resp_headers.insert(
+        "inference-header-content-length",
+        HeaderValue::from(head.len()),
+    );
+    resp_headers.insert(
+        "content-type",
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    let mut bodyv = head;
+    bodyv.extend(raw);
+    Ok((StatusCode::OK, resp_headers, bodyv).into_response())
+}
+
+fn model_of(
+    s: &Server,
+    params: &BTreeMap<String, String>,
+) -> std::result::Result<Arc<Model>, Response> {
+    let name = params.get("name").cloned().unwrap_or_default();
+    if let Some(v) = params.get("version") {
+        if v != "1" {
+            return Err(error(
+                StatusCode::NOT_FOUND,
+                format!("model '{name}' has only version 1"),
+            ));
+        }
+    }
+    s.models.get(&name).cloned().ok_or_else(|| {
+        error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "unknown model '{name}'; served: {:?}",
+                s.models.keys().collect::<Vec<_>>()
+            ),
+        )
+    })
+}
+
+async fn model_metadata(
+    State(s): State<Arc<Server>>,
+    Path(params): Path<BTreeMap<String, String>>,
+) -> Response {
+    match model_of(&s, &params) {
+        Ok(m) => json_ok(m.meta.clone()),
+        Err(r) => r,
+    }
+}
+
+async fn model_ready(
+    State(s): State<Arc<Server>>,
+    Path(params): Path<BTreeMap<String, String>>,
+) -> Response {
+    match model_of(&s, &params) {
+        Ok(_) if !s.stopping.load(Ordering::SeqCst) => StatusCode::OK.into_response(),
+        Ok(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn server_metadata() -> Response {
+    json_ok(json!({
+        "name": "yt8m",
+        "version": env!("CARGO_PKG_VERSION"),
+        "extensions": ["binary_tensor_data"],
+    }))
+}
+
+async fn ready(State(s): State<Arc<Server>>) -> StatusCode {
+    if s.stopping.load(Ordering::SeqCst) {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    }
+}
+
+async fn metrics(State(s): State<Arc<Server>>) -> Response {
+    let mut out = String::new();
+    out.push_str("# HELP yt8m_requests_total Inference requests answered, by model and HTTP status.\n# TYPE yt8m_requests_total counter\n");
+    for m in s.models.values() {
+        for (code, n) in m.stats.requests.lock().unwrap().iter() {
+            out.push_str(&format!(
+                "yt8m_requests_total{{model=\"{}\",code=\"{code}\"}} {n}\n",
+                m.name
+            ));
+        }
+    }
+    out.push_str("# HELP yt8m_videos_total Videos predicted.\n# TYPE yt8m_videos_total counter\n");
+    for m in s.models.values() {
+        out.push_str(&format!(
+            "yt8m_videos_total{{model=\"{}\"}} {}\n",
+            m.name,
+            m.stats.videos.load(Ordering::Relaxed)
+        ));
+    }
+    out.push_str("# HELP yt8m_queue_videos Videos queued or being computed.\n# TYPE yt8m_queue_videos gauge\n");
+    for m in s.models.values() {
+        out.push_str(&format!(
+            "yt8m_queue_videos{{model=\"{}\"}} {}\n",
+            m.name,
+            m.waiting.load(Ordering::SeqCst)
+        ));
+    }
+    out.push_str(
+        "# HELP yt8m_batch_videos Videos per model call.\n# TYPE yt8m_batch_videos histogram\n",
+    );
+    for m in s.models.values() {
+        m.stats.batch.render(
+            &mut out,
+            "yt8m_batch_videos",
+            &format!("model=\"{}\"", m.name),
+        );
+    }
+    out.push_str("# HELP yt8m_request_seconds Time from request to answer.\n# TYPE yt8m_request_seconds histogram\n");
+    for m in s.models.values() {
+        m.stats.latency.render(
+            &mut out,
+            "yt8m_request_seconds",
+            &format!("model=\"{}\"", m.name),
+        );
+    }
+    (
+        StatusCode::OK,
+        [("content-type", "text/plain; version=0.0.4")],
+        out,
+    )
+        .into_response()
+}
+
+async fn shutdown_signal(s: Arc<Server>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+    tracing::info!("stopping: no new requests; finishing those in flight");
+    s.stopping.store(true, Ordering::SeqCst);
+}
+
+/// Loads the bundles, serves until SIGTERM / SIGINT, then finishes in-flight requests.
+pub fn serve(opts: ServeOptions) -> Result<()> {
+    if opts.max_batch == 0 || opts.max_queue == 0 {
+        return Err(Error::Invalid(
+            "--max-batch and --max-queue must be at least 1".into(),
+        ));
+    }
+    let device = opts.device.resolve()?;
+    let mut models = BTreeMap::new();
+    let mut threads = Vec::new();
+    for (name, dir) in &opts.models {
+        if models.contains_key(name) {
+            return Err(Error::Invalid(format!(
+                "two models named '{name}'\n  hint: give each --model its own --name"
+            )));
+        }
+        // bundle::load checks every file's sha256 and every tensor's shape.
+        let mut b = crate::bundle::load(dir, device)?;
+        let (kind, why) = b.model.use_precision(opts.precision);
+        let spec = b.config.feature_spec();
+        let c = b.manifest.num_classes;
+        tracing::info!(
+            "model '{name}': {} from {} ({} classes, {}-level, {} parameters, {:?} on {}: {why})",
+            b.model.arch.name(),
+            dir.display(),
+            c,
+            spec.level,
+            b.model.num_parameters(),
+            kind,
+            crate::runtime::device_name(device)
+        );
+        let (tx, rx) = std::sync::mpsc::channel();
+        let m = Arc::new(Model {
+            name: name.clone(),
+            meta: tensor::metadata(name, &spec, c),
+            spec,
+            num_classes: c,
+            names: b.names.clone(),
+            jobs: Mutex::new(Some(tx)),
+            waiting: AtomicUsize::new(0),
+            stats: Stats::new(),
+        });
+        let (mm, mb, md) = (m.clone(), opts.max_batch, opts.max_delay);
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("model-{name}"))
+                .spawn(move || model_thread(b, rx, mm, mb, md))
+                .map_err(|e| Error::Invalid(format!("cannot start the model thread: {e}")))?,
+        );
+        models.insert(name.clone(), m);
+    }
+    let server = Arc::new(Server {
+        models,
+        opts: opts.clone(),
+        stopping: AtomicBool::new(false),
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(crate::data::available_cores().clamp(1, 4))
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Invalid(format!("cannot start the network runtime: {e}")))?;
+    let s2 = server.clone();
+    let r: Result<()> = rt.block_on(async move {
+        let app = axum::Router::new()
+            .route("/v2/health/live", get(|| async { StatusCode::OK }))
+            .route("/v2/health/ready", get(ready))
+            .route("/v2", get(server_metadata))
+            .route("/v2/models/{name}", get(model_metadata))
+            .route("/v2/models/{name}/versions/{version}", get(model_metadata))
+            .route("/v2/models/{name}/ready", get(model_ready))
+            .route("/v2/models/{name}/versions/{version}/ready", get(model_ready))
+            .route("/v2/models/{name}/infer", post(infer))
+            .route("/v2/models/{name}/versions/{version}/infer", post(infer))
+            .route("/metrics", get(metrics))
+            .layer(DefaultBodyLimit::max(s2.opts.max_body_bytes))
+            .with_state(s2.clone());
+        let listener = tokio::net::TcpListener::bind(s2.opts.http)
+            .await
+            .map_err(|e| {
+                Error::Invalid(format!(
+                    "cannot listen on {}: {e}\n  hint: choose another --http-port or stop what holds it",
+                    s2.opts.http
+                ))
+            })?;
+        let addr = listener.local_addr().map_err(|e| Error::Invalid(e.to_string()))?;
+        tracing::info!(
+            "serving {} model(s) over the Open Inference Protocol at http://{addr}/v2 (metrics: /metrics); max batch {}, max delay {} ms, queue bound {} videos",
+            s2.models.len(),
+            s2.opts.max_batch,
+            s2.opts.max_delay.as_millis(),
+            s2.opts.max_queue
+        );
+        // One line a minute: what each model did.
+        let s3 = s2.clone();
+        tokio::spawn(async move {
+            let mut last: BTreeMap<String, u64> = BTreeMap::new();
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                for m in s3.models.values() {
+                    let v = m.stats.videos.load(Ordering::Relaxed);
+                    let prev = last.insert(m.name.clone(), v).unwrap_or(0);
+                    tracing::info!(
+                        "model '{}': {:.1} videos/s over the last minute, {} queued",
+                        m.name,
+                        (v - prev) as f64 / 60.0,
+                        m.waiting.load(Ordering::SeqCst)
+                    );
+                }
+            }
+        });
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal(s2.clone()))
+            .await
+            .map_err(|e| Error::Invalid(format!("server error: {e}")))
+    });
+    // In-flight requests are answered; now let the model threads drain and stop.
+    for m in server.models.values() {
+        m.jobs.lock().unwrap().take();
+    }
+    for t in threads {
+        let _ = t.join();
+    }
+    r?;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,460 @@
+//! `yt8m serve` (issue #14) driven by a client no one here wrote (`tritonclient.http` from
+//! PyPI), by raw hostile HTTP, under overload, and stopped by SIGTERM.
+
+mod common;
+use common::*;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn python() -> String {
+    std::env::var("YT8M_PYTHON").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/yt8m/venv/bin/python",
+            std::env::var("HOME").unwrap()
+        )
+    })
+}
+
+fn yt8m(args: &[&str]) -> String {
+    let o = Command::new(bin())
+        .args(args)
+        .env("YT8M_THREADS", "1")
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "yt8m {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A tiny trained bundle and its data: (dir, bundle, shard).
+fn bundle(name: &str) -> (PathBuf, PathBuf) {
+    let d = tempdir(name);
+    let data = d.join("data");
+    synth_shards(&data, 48, 1, 9, 30);
+    let run = d.join("run");
+    let mut a = tiny_train_args(&run, &data, &["-o".into(), "epochs=1".into()]);
+    a.push("-o".into());
+    a.push("MODEL.head.num_classes=20".into());
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    yt8m(&a);
+    let b = d.join("bundle");
+    yt8m(&[
+        "export",
+        "-w",
+        run.join("checkpoints/latest").to_str().unwrap(),
+        "--out",
+        b.to_str().unwrap(),
+    ]);
+    (d, b)
+}
+
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `yt8m serve` on a free port and waits until it listens.
+fn start(bundle: &Path, extra: &[&str]) -> Server {
+    let mut child = Command::new(bin())
+        .args([
+            "serve",
+            "--model",
+            bundle.to_str().unwrap(),
+            "--name",
+            "tiny",
+        ])
+        .args(["--host", "127.0.0.1", "--http-port", "0", "--device", "cpu"])
+        .args(extra)
+        .env("YT8M_THREADS", "1")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    let t0 = Instant::now();
+    let port = loop {
+        line.clear();
+        if err.read_line(&mut line).unwrap() == 0 || t0.elapsed() > Duration::from_secs(60) {
+            panic!("server did not start: {line}");
+        }
+        if let Some(i) = line.find("http://127.0.0.1:") {
+            let rest = &line[i + "http://127.0.0.1:".len()..];
+            break rest[..rest.find('/').unwrap()].parse::<u16>().unwrap();
+        }
+    };
+    // Keep draining the log so the server never blocks on a full pipe.
+    std::thread::spawn(move || {
+        let mut sink = String::new();
+        let _ = err.read_to_string(&mut sink);
+    });
+    Server { child, port }
+}
+
+/// One raw HTTP/1.1 exchange: (status, body).
+fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let _ = s.write_all(body);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (code, body)
+}
+
+/// The client script: tritonclient.http against the server, compared with predict's npz.
+const CLIENT: &str = r#"
+import json, struct, sys, concurrent.futures as cf
+import numpy as np
+import tritonclient.http as httpclient
+from tritonclient.utils import InferenceServerException
+
+url, shard, npz = sys.argv[1], sys.argv[2], sys.argv[3]
+want = np.load(npz)
+ids = [str(x) for x in want["ids"]]
+probs = want["predictions"]
+
+def records(path):
+    out = []
+    with open(path, "rb") as f:
+        while True:
+            h = f.read(12)
+            if not h:
+                return out
+            n = struct.unpack("<Q", h[:8])[0]
+            out.append(f.read(n))
+            f.read(4)
+
+recs = records(shard)
+c = httpclient.InferenceServerClient(url)
+assert c.is_server_live() and c.is_server_ready() and c.is_model_ready("tiny")
+meta = c.get_model_metadata("tiny")
+assert [i["name"] for i in meta["inputs"]] == ["rgb", "audio", "lengths", "tfrecord"], meta
+assert meta["outputs"][0] == {"name": "probabilities", "datatype": "FP32", "shape": [-1, 20]}, meta
+
+def video_arrays(k):
+    # Frames of record k, through the server's own tfrecord path first.
+    return None
+
+worst = 0.0
+# 1. tfrecord BYTES input, binary outputs (tritonclient's default).
+for start in range(0, len(recs), 7):
+    part = recs[start:start + 7]
+    i = httpclient.InferInput("tfrecord", [len(part)], "BYTES")
+    i.set_data_from_numpy(np.array(part, dtype=np.object_))
+    r = c.infer("tiny", [i], outputs=[httpclient.InferRequestedOutput("probabilities"), httpclient.InferRequestedOutput("top_k_classes")])
+    p = r.as_numpy("probabilities")
+    worst = max(worst, float(np.abs(p - probs[start:start + len(part)]).max()))
+    top = r.as_numpy("top_k_classes")
+    assert top.shape == (len(part), 20)
+    assert (top[:, 0] == p.argmax(1)).all()
+
+# 2. uint8 frames + lengths, padded, from the npz the test wrote; JSON (non-binary) outputs.
+fr = np.load(sys.argv[4])
+rgb, audio, lengths = fr["rgb"], fr["audio"], fr["lengths"]
+ins = [httpclient.InferInput("rgb", list(rgb.shape), "UINT8"), httpclient.InferInput("audio", list(audio.shape), "UINT8"), httpclient.InferInput("lengths", list(lengths.shape), "INT64")]
+ins[0].set_data_from_numpy(rgb)
+ins[1].set_data_from_numpy(audio)
+ins[2].set_data_from_numpy(lengths, binary_data=False)
+r = c.infer("tiny", ins, outputs=[httpclient.InferRequestedOutput("probabilities", binary_data=False), httpclient.InferRequestedOutput("top_k_labels"), httpclient.InferRequestedOutput("top_k_scores")], parameters={"top_k": 3})
+p = r.as_numpy("probabilities")
+worst = max(worst, float(np.abs(p - probs[: len(p)]).max()))
+assert r.as_numpy("top_k_labels").shape == (len(p), 3)
+assert r.as_numpy("top_k_labels")[0, 0].decode().startswith("class_")
+np.testing.assert_allclose(r.as_numpy("top_k_scores")[:, 0], p.max(1), rtol=0, atol=1e-7)
+
+# 3. Concurrency: 64 requests of 1-3 records from 8 threads, answers split back correctly.
+def one(k):
+    part = recs[k % len(recs): k % len(recs) + 1 + k % 3]
+    i = httpclient.InferInput("tfrecord", [len(part)], "BYTES")
+    i.set_data_from_numpy(np.array(part, dtype=np.object_))
+    cl = httpclient.InferenceServerClient(url)
+    r = cl.infer("tiny", [i], outputs=[httpclient.InferRequestedOutput("probabilities")])
+    s = k % len(recs)
+    return float(np.abs(r.as_numpy("probabilities") - probs[s:s + len(part)]).max())
+with cf.ThreadPoolExecutor(8) as ex:
+    worst = max([worst] + list(ex.map(one, range(64))))
+
+# 4. Errors come back as exceptions with the server's message, and it keeps serving.
+bad = httpclient.InferInput("rgb", [1, 2, 1024], "FP64")
+bad.set_data_from_numpy(np.zeros((1, 2, 1024)))
+try:
+    c.infer("tiny", [bad])
+    raise SystemExit("a request without audio was answered")
+except InferenceServerException as e:
+    assert "audio" in str(e), e
+try:
+    c.infer("nope", [bad])
+    raise SystemExit("an unknown model answered")
+except InferenceServerException as e:
+    assert "unknown model" in str(e), e
+print(json.dumps({"max_abs_diff": worst}))
+"#;
+
+#[test]
+fn tritonclient_gets_predicts_numbers_whatever_the_batching() {
+    let (d, b) = bundle("serve-client");
+    let shard = d.join("data/train0000.tfrecord");
+    // predict's probabilities, the reference.
+    let npz = d.join("predict.npz");
+    yt8m(&[
+        "predict",
+        "--model",
+        b.to_str().unwrap(),
+        shard.to_str().unwrap(),
+        "--format",
+        "npz",
+        "--score",
+        "sigmoid",
+        "--out",
+        npz.to_str().unwrap(),
+    ]);
+    // The first 5 videos as padded uint8 tensors.
+    let cfg = yt8m::config::Config::load(Some(&b.join("config.yaml")), &[]).unwrap();
+    let spec = cfg.feature_spec();
+    let vids: Vec<_> = yt8m::data::sources::videos(&shard, &spec, false)
+        .unwrap()
+        .take(5)
+        .map(Result::unwrap)
+        .collect();
+    let batch = yt8m::data::batch::Batch::from_videos(&vids, &spec);
+    let (n, t) = (batch.len(), batch.max_len);
+    let arr = |m: usize, dim: usize| {
+        let yt8m::data::batch::ModalityData::U8(q) = &batch.modalities[m].data else {
+            panic!()
+        };
+        yt8m::data::npy::NpyArray {
+            shape: vec![n, t, dim],
+            dtype: yt8m::data::npy::NpyDType::U8,
+            data: q.clone(),
+        }
+    };
+    let (rgb, audio) = (arr(0, 1024), arr(1, 128));
+    let lengths = yt8m::data::npy::NpyArray {
+        shape: vec![n],
+        dtype: yt8m::data::npy::NpyDType::I64,
+        data: batch.lengths.iter().flat_map(|x| x.to_le_bytes()).collect(),
+    };
+    let frames = d.join("frames.npz");
+    let mut f = std::fs::File::create(&frames).unwrap();
+    yt8m::data::npy::write_npz(
+        &mut f,
+        &[("rgb", &rgb), ("audio", &audio), ("lengths", &lengths)],
+    )
+    .unwrap();
+    drop(f);
+
+    let s = start(&b, &["--max-delay-ms", "20", "--max-batch", "16"]);
+    let o = Command::new(python())
+        .args(["-c", CLIENT, &format!("127.0.0.1:{}", s.port)])
+        .args([
+            shard.to_str().unwrap(),
+            npz.to_str().unwrap(),
+            frames.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {} ({e}); `./dev test` installs tritonclient[http]",
+                python()
+            )
+        });
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "tritonclient run failed:\n{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    let diff = v["max_abs_diff"].as_f64().unwrap();
+    println!("max |served - predict| probability over every request: {diff:e}");
+    assert!(diff <= 1e-6, "{diff}");
+    // Batches really were merged: the batch-size histogram saw a call with more than 3 videos.
+    let (code, metrics) = http(s.port, "GET", "/metrics", &[], b"");
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains("yt8m_requests_total{model=\"tiny\",code=\"200\"}"),
+        "{metrics}"
+    );
+    let le3: u64 = metrics
+        .lines()
+        .find(|l| l.starts_with("yt8m_batch_videos_bucket{model=\"tiny\",le=\"2\"}"))
+        .and_then(|l| l.split_whitespace().last()?.parse().ok())
+        .unwrap();
+    let all: u64 = metrics
+        .lines()
+        .find(|l| l.starts_with("yt8m_batch_videos_count{model=\"tiny\"}"))
+        .and_then(|l| l.split_whitespace().last()?.parse().ok())
+        .unwrap();
+    println!("model calls: {all}, of which {le3} with ≤ 2 videos");
+    assert!(all > 0 && le3 < all, "{metrics}");
+}
+
+/// A binary input claiming 1000 bytes where 4 follow.
+const LIE: &str = r#"{"inputs":[{"name":"tfrecord","datatype":"BYTES","shape":[1],"parameters":{"binary_data_size":1000}}]}"#;
+
+#[test]
+fn hostile_requests_get_4xx_and_the_server_keeps_serving() {
+    let (_d, b) = bundle("serve-hostile");
+    let s = start(&b, &["--max-body-bytes", "1000000"]);
+    let infer = "/v2/models/tiny/infer";
+    let cases: Vec<(&str, Vec<(&str, String)>, Vec<u8>, u16, &str)> = vec![
+        ("malformed JSON", vec![], b"{\"inputs\": [".to_vec(), 400, "not valid JSON"),
+        ("no inputs", vec![], b"{}".to_vec(), 400, "inputs"),
+        ("wrong datatype", vec![], br#"{"inputs":[{"name":"rgb","datatype":"BF16","shape":[1],"data":[1]}]}"#.to_vec(), 400, "datatype"),
+        ("shape overflow", vec![], br#"{"inputs":[{"name":"rgb","datatype":"UINT8","shape":[4294967296,4294967296,1024],"data":[]}]}"#.to_vec(), 400, "more than"),
+        ("data/shape mismatch", vec![], br#"{"inputs":[{"name":"rgb","datatype":"UINT8","shape":[1,1,1024],"data":[1,2]}]}"#.to_vec(), 400, "values for a shape"),
+        ("unknown input", vec![], br#"{"inputs":[{"name":"depth","datatype":"UINT8","shape":[1],"data":[1]}]}"#.to_vec(), 400, "unknown input"),
+        ("lengths beyond the tensor", vec![], format!(
+            r#"{{"inputs":[{{"name":"rgb","datatype":"UINT8","shape":[1,1,1024],"data":[{}]}},{{"name":"audio","datatype":"UINT8","shape":[1,1,128],"data":[{}]}},{{"name":"lengths","datatype":"INT64","shape":[1],"data":[5]}}]}}"#,
+            vec!["0"; 1024].join(","), vec!["0"; 128].join(",")).into_bytes(), 400, "lengths[0] = 5"),
+        ("non-finite features", vec![], format!(
+            r#"{{"inputs":[{{"name":"rgb","datatype":"FP32","shape":[1,1,1024],"data":[1e39,{}]}},{{"name":"audio","datatype":"FP32","shape":[1,1,128],"data":[{}]}}]}}"#,
+            vec!["0"; 1023].join(","), vec!["0"; 128].join(",")).into_bytes(), 400, "finite"),
+        ("header length beyond the body", vec![("Inference-Header-Content-Length", "99999".into())], b"{}".to_vec(), 400, "Inference-Header-Content-Length"),
+        ("binary size beyond the body", vec![("Inference-Header-Content-Length", LIE.len().to_string())],
+            [LIE.as_bytes(), &[0u8; 4]].concat(), 400, "binary_data_size"),
+        ("garbage tfrecord", vec![], br#"{"inputs":[{"name":"tfrecord","datatype":"BYTES","shape":[1],"data":["not a record"]}]}"#.to_vec(), 400, "tfrecord[0]"),
+        ("top_k out of range", vec![], br#"{"inputs":[{"name":"tfrecord","datatype":"BYTES","shape":[1],"data":["x"]}],"parameters":{"top_k":0}}"#.to_vec(), 400, ""),
+        ("oversized body", vec![], vec![b' '; 2_000_000], 413, ""),
+    ];
+    for (what, headers, body, want, text) in &cases {
+        let (code, resp) = http(s.port, "POST", infer, headers, body);
+        assert_eq!(code, *want, "{what}: {resp}");
+        assert!(resp.contains(text), "{what}: {resp}");
+        if *want == 400 {
+            assert!(resp.starts_with("{\"error\":"), "{what}: {resp}");
+        }
+    }
+    // A client that sends half a body and hangs up.
+    {
+        let mut c = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+        c.write_all(
+            format!("POST {infer} HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n{{\"inp")
+                .as_bytes(),
+        )
+        .unwrap();
+    }
+    let (code, _) = http(s.port, "GET", "/v2/health/ready", &[], b"");
+    assert_eq!(
+        code, 200,
+        "the server stopped serving after hostile requests"
+    );
+    let (code, body) = http(s.port, "GET", "/v2/models/tiny/versions/7", &[], b"");
+    assert_eq!(code, 404, "{body}");
+}
+
+#[test]
+fn overload_is_answered_503_at_once_and_sigterm_finishes_in_flight_requests() {
+    let (d, b) = bundle("serve-overload");
+    let shard = d.join("data/train0000.tfrecord");
+    let mut r = yt8m::data::tfrecord::RecordReader::open(&shard).unwrap();
+    let mut rec = Vec::new();
+    r.next_into(&mut rec).unwrap().unwrap();
+    // One request carrying 4 copies of the record, as raw binary BYTES.
+    let mut raw = Vec::new();
+    for _ in 0..4 {
+        raw.extend((rec.len() as u32).to_le_bytes());
+        raw.extend(&rec);
+    }
+    let head = format!(
+        r#"{{"inputs":[{{"name":"tfrecord","datatype":"BYTES","shape":[4],"parameters":{{"binary_data_size":{}}}}}],"outputs":[{{"name":"top_k_classes"}}]}}"#,
+        raw.len()
+    );
+    let body = [head.as_bytes(), &raw].concat();
+    let hdr = vec![("Inference-Header-Content-Length", head.len().to_string())];
+    // Queue bound 8 videos, batches held 300 ms: of 12 simultaneous 4-video requests only a
+    // few fit; the others must get 503 at once, and nothing else.
+    let s = start(
+        &b,
+        &[
+            "--max-queue",
+            "8",
+            "--max-delay-ms",
+            "300",
+            "--max-batch",
+            "64",
+        ],
+    );
+    let port = s.port;
+    let t0 = Instant::now();
+    let hs: Vec<_> = (0..12)
+        .map(|_| {
+            let (body, hdr) = (body.clone(), hdr.clone());
+            std::thread::spawn(move || {
+                let t = Instant::now();
+                let (code, resp) = http(port, "POST", "/v2/models/tiny/infer", &hdr, &body);
+                (code, resp, t.elapsed())
+            })
+        })
+        .collect();
+    let res: Vec<_> = hs.into_iter().map(|h| h.join().unwrap()).collect();
+    let ok = res.iter().filter(|r| r.0 == 200).count();
+    let busy: Vec<_> = res.iter().filter(|r| r.0 == 503).collect();
+    println!(
+        "12 requests: {ok} answered, {} refused (503) in {:.2} s",
+        busy.len(),
+        t0.elapsed().as_secs_f64()
+    );
+    assert_eq!(ok + busy.len(), 12, "{res:?}");
+    assert!(ok >= 1 && ok <= 2 && busy.len() >= 10, "{res:?}");
+    for b in &busy {
+        assert!(b.1.contains("waiting"), "{}", b.1);
+        assert!(b.2 < Duration::from_millis(250), "503 took {:?}", b.2);
+    }
+    let (code, _) = http(port, "GET", "/v2/health/ready", &[], b"");
+    assert_eq!(code, 200);
+    // SIGTERM while a request waits in its 300 ms batch window: it is still answered, and the
+    // server exits 0.
+    let h = std::thread::spawn(move || http(port, "POST", "/v2/models/tiny/infer", &hdr, &body));
+    std::thread::sleep(Duration::from_millis(100));
+    let mut s = s;
+    unsafe { libc::kill(s.child.id() as i32, libc::SIGTERM) };
+    let (code, resp) = h.join().unwrap();
+    assert_eq!(code, 200, "{resp}");
+    let t = Instant::now();
+    let status = loop {
+        if let Some(st) = s.child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "server did not stop after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0));
+}
