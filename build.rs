@@ -3,6 +3,7 @@
 //! C++ shim, not on the final executables).
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    grpc();
     if let Ok(dir) = std::env::var("DEP_TCH_LIBTORCH_LIB") {
         // `$ORIGIN`-independent absolute path: the venv lives outside the repository at a fixed
         // place (see scripts/setup.sh); LD_LIBRARY_PATH still wins for another libtorch 2.11.
@@ -29,4 +30,17 @@ fn main() {
             println!("cargo:rustc-link-arg=-Wl,--as-needed");
         }
     }
+}
+
+/// The Open Inference Protocol's gRPC service (`yt8m serve --grpc-port`), generated from
+/// proto/grpc_predict_v2.proto with the vendored protoc.
+fn grpc() {
+    println!("cargo:rerun-if-changed=proto/grpc_predict_v2.proto");
+    let protoc = protoc_bin_vendored::protoc_bin_path().expect("vendored protoc for this platform");
+    // SAFETY: build scripts are single-threaded; prost-build reads PROTOC from the environment.
+    unsafe { std::env::set_var("PROTOC", protoc) };
+    tonic_prost_build::configure()
+        .build_client(false)
+        .compile_protos(&["proto/grpc_predict_v2.proto"], &["proto"])
+        .expect("proto/grpc_predict_v2.proto compiles");
 }

@@ -51,7 +51,7 @@ enum Cmd {
     Predict(PredictArgs),
     /// Training curves of one or more runs as a PNG (loss, validation metrics, lr, ...).
     Plot(PlotArgs),
-    /// Serve bundles online over the Open Inference Protocol (KServe v2 / Triton REST).
+    /// Serve bundles online over the Open Inference Protocol (KServe v2 / Triton: REST and gRPC).
     Serve(ServeArgs),
     /// The end-to-end demo on synthetic data (what `./dev demo` runs).
     Demo(DemoArgs),
@@ -435,6 +435,13 @@ struct ServeArgs {
     /// HTTP port (the protocol's REST API and /metrics); 0 picks a free one.
     #[arg(long, default_value_t = 8000)]
     http_port: u16,
+    /// gRPC port (inference.GRPCInferenceService, as tritonclient.grpc calls it); 0 picks a
+    /// free one.
+    #[arg(long, default_value_t = 8001)]
+    grpc_port: u16,
+    /// Serve REST only.
+    #[arg(long)]
+    no_grpc: bool,
     /// Device: auto, cpu, cuda, cuda:N.
     #[arg(long, default_value = "auto")]
     device: DeviceSpec,
@@ -836,6 +843,7 @@ fn serve(a: ServeArgs) -> Result<()> {
     yt8m::serve::serve(yt8m::serve::ServeOptions {
         models,
         http: std::net::SocketAddr::new(a.host, a.http_port),
+        grpc: (!a.no_grpc).then(|| std::net::SocketAddr::new(a.host, a.grpc_port)),
         device: a.device,
         precision: a.precision,
         max_batch: a.max_batch,

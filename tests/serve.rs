@@ -57,6 +57,7 @@ fn bundle(name: &str) -> (PathBuf, PathBuf) {
 struct Server {
     child: Child,
     port: u16,
+    grpc: u16,
 }
 
 impl Drop for Server {
@@ -76,7 +77,16 @@ fn start(bundle: &Path, extra: &[&str]) -> Server {
             "--name",
             "tiny",
         ])
-        .args(["--host", "127.0.0.1", "--http-port", "0", "--device", "cpu"])
+        .args([
+            "--host",
+            "127.0.0.1",
+            "--http-port",
+            "0",
+            "--grpc-port",
+            "0",
+            "--device",
+            "cpu",
+        ])
         .args(extra)
         .env("YT8M_THREADS", "1")
         .stderr(Stdio::piped())
@@ -92,15 +102,26 @@ fn start(bundle: &Path, extra: &[&str]) -> Server {
         }
         if let Some(i) = line.find("http://127.0.0.1:") {
             let rest = &line[i + "http://127.0.0.1:".len()..];
-            break rest[..rest.find('/').unwrap()].parse::<u16>().unwrap();
+            let http = rest[..rest.find('/').unwrap()].parse::<u16>().unwrap();
+            let grpc = line
+                .find("grpc://127.0.0.1:")
+                .map(|j| {
+                    let r = &line[j + "grpc://127.0.0.1:".len()..];
+                    r[..r.find(|c: char| !c.is_ascii_digit()).unwrap()]
+                        .parse::<u16>()
+                        .unwrap()
+                })
+                .unwrap_or(0);
+            break (http, grpc);
         }
     };
+    let (port, grpc) = port;
     // Keep draining the log so the server never blocks on a full pipe.
     std::thread::spawn(move || {
         let mut sink = String::new();
         let _ = err.read_to_string(&mut sink);
     });
-    Server { child, port }
+    Server { child, port, grpc }
 }
 
 /// One raw HTTP/1.1 exchange: (status, body).
@@ -224,6 +245,61 @@ except InferenceServerException as e:
 print(json.dumps({"max_abs_diff": worst}))
 "#;
 
+/// The same through tritonclient.grpc: raw_input_contents in, raw_output_contents out.
+const GRPC_CLIENT: &str = r#"
+import json, struct, sys, concurrent.futures as cf
+import numpy as np
+import tritonclient.grpc as grpcclient
+from tritonclient.utils import InferenceServerException
+
+url, shard, npz, frames = sys.argv[1:5]
+want = np.load(npz)
+probs = want["predictions"]
+recs = []
+with open(shard, "rb") as f:
+    while True:
+        h = f.read(12)
+        if not h:
+            break
+        n = struct.unpack("<Q", h[:8])[0]
+        recs.append(f.read(n))
+        f.read(4)
+c = grpcclient.InferenceServerClient(url)
+assert c.is_server_live() and c.is_server_ready() and c.is_model_ready("tiny")
+meta = c.get_model_metadata("tiny", as_json=True)
+assert [i["name"] for i in meta["inputs"]] == ["rgb", "audio", "lengths", "tfrecord"], meta
+worst = 0.0
+def one(k):
+    part = recs[k % len(recs): k % len(recs) + 1 + k % 4]
+    i = grpcclient.InferInput("tfrecord", [len(part)], "BYTES")
+    i.set_data_from_numpy(np.array(part, dtype=np.object_))
+    r = grpcclient.InferenceServerClient(url).infer("tiny", [i], outputs=[grpcclient.InferRequestedOutput("probabilities"), grpcclient.InferRequestedOutput("top_k_labels")])
+    s = k % len(recs)
+    assert r.as_numpy("top_k_labels").shape == (len(part), 20)
+    return float(np.abs(r.as_numpy("probabilities") - probs[s:s + len(part)]).max())
+with cf.ThreadPoolExecutor(8) as ex:
+    worst = max(ex.map(one, range(48)))
+fr = np.load(frames)
+ins = [grpcclient.InferInput("rgb", list(fr["rgb"].shape), "UINT8"), grpcclient.InferInput("audio", list(fr["audio"].shape), "UINT8"), grpcclient.InferInput("lengths", list(fr["lengths"].shape), "INT64")]
+for i, k in zip(ins, ["rgb", "audio", "lengths"]):
+    i.set_data_from_numpy(fr[k])
+r = c.infer("tiny", ins, parameters={"top_k": 2})
+p = r.as_numpy("probabilities")
+worst = max(worst, float(np.abs(p - probs[: len(p)]).max()))
+assert r.as_numpy("top_k_classes").shape == (len(p), 2)
+try:
+    c.infer("tiny", ins[:1])
+    raise SystemExit("a request without audio was answered")
+except InferenceServerException as e:
+    assert "INVALID_ARGUMENT" in str(e.status()) and "audio" in e.message(), (e.status(), e.message())
+try:
+    c.infer("nope", ins)
+    raise SystemExit("an unknown model answered")
+except InferenceServerException as e:
+    assert "NOT_FOUND" in str(e.status()), e.status()
+print(json.dumps({"max_abs_diff": worst}))
+"#;
+
 #[test]
 fn tritonclient_gets_predicts_numbers_whatever_the_batching() {
     let (d, b) = bundle("serve-client");
@@ -300,7 +376,26 @@ fn tritonclient_gets_predicts_numbers_whatever_the_batching() {
     );
     let v: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
     let diff = v["max_abs_diff"].as_f64().unwrap();
-    println!("max |served - predict| probability over every request: {diff:e}");
+    println!("REST: max |served - predict| probability over every request: {diff:e}");
+    assert!(diff <= 1e-6, "{diff}");
+    let o = Command::new(python())
+        .args(["-c", GRPC_CLIENT, &format!("127.0.0.1:{}", s.grpc)])
+        .args([
+            shard.to_str().unwrap(),
+            npz.to_str().unwrap(),
+            frames.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "tritonclient.grpc run failed:\n{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    let diff = v["max_abs_diff"].as_f64().unwrap();
+    println!("gRPC: max |served - predict| probability over every request: {diff:e}");
     assert!(diff <= 1e-6, "{diff}");
     // Batches really were merged: the batch-size histogram saw a call with more than 3 videos.
     let (code, metrics) = http(s.port, "GET", "/metrics", &[], b"");

@@ -12,6 +12,7 @@
 //! Reference: ../shared/docs/open_inference_protocol.md (KServe's REST spec, Triton's
 //! binary-data extension).
 
+mod grpc;
 pub mod tensor;
 
 use std::collections::BTreeMap;
@@ -41,6 +42,8 @@ pub struct ServeOptions {
     /// (name, bundle directory) per model.
     pub models: Vec<(String, PathBuf)>,
     pub http: SocketAddr,
+    /// The gRPC API's address, if served.
+    pub grpc: Option<SocketAddr>,
     pub device: DeviceSpec,
     pub precision: Precision,
     /// Videos per model call.
@@ -138,7 +141,7 @@ struct Job {
     reply: tokio::sync::oneshot::Sender<std::result::Result<Vec<Vec<f32>>, String>>,
 }
 
-struct Model {
+pub(crate) struct Model {
     name: String,
     spec: FeatureSpec,
     num_classes: usize,
@@ -150,7 +153,7 @@ struct Model {
     stats: Stats,
 }
 
-struct Server {
+pub(crate) struct Server {
     models: BTreeMap<String, Arc<Model>>,
     opts: ServeOptions,
     stopping: AtomicBool,
@@ -355,55 +358,53 @@ async fn infer(
     resp
 }
 
-async fn infer_model(
+/// A request in protocol-neutral form (from REST JSON/binary or from gRPC).
+pub(crate) struct Call {
+    pub inputs: Vec<Input>,
+    /// The `top_k` parameter, if given (checked here).
+    pub top_k: Option<i64>,
+    /// Requested outputs with "binary" each; None = all four.
+    pub outputs: Option<Vec<(String, bool)>>,
+    /// Default for outputs without their own choice (`binary_data_output`).
+    pub all_binary: bool,
+}
+
+type CallError = (StatusCode, String);
+
+/// Checks a call, queues its videos and waits for the answer: the outputs and, per output,
+/// whether it goes back as raw bytes.
+pub(crate) async fn run_call(
     s: &Server,
     m: &Arc<Model>,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> std::result::Result<Response, (StatusCode, String)> {
+    call: Call,
+) -> std::result::Result<Vec<(tensor::Output, bool)>, CallError> {
     let bad = |e: BadRequest| (StatusCode::BAD_REQUEST, e.0);
-    let (req, inputs) = parse_request(headers, body, s.opts.max_body_bytes).map_err(bad)?;
-    let videos = tensor::videos(&inputs, &m.spec).map_err(bad)?;
-    let params = req.get("parameters");
-    let top_k = match params.and_then(|p| p.get("top_k")) {
+    let videos = tensor::videos(&call.inputs, &m.spec).map_err(bad)?;
+    let top_k = match call.top_k {
         None => 20.min(m.num_classes),
-        Some(v) => v
-            .as_u64()
-            .map(|k| k as usize)
-            .filter(|&k| k >= 1 && k <= m.num_classes)
-            .ok_or_else(|| {
-                (
-                    StatusCode::BAD_REQUEST,
-                    format!(
-                        "parameter top_k {v} must be an integer in 1..={}",
-                        m.num_classes
-                    ),
-                )
-            })?,
+        Some(k) if k >= 1 && (k as u64) <= m.num_classes as u64 => k as usize,
+        Some(k) => {
+            return Err((
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "parameter top_k {k} must be an integer in 1..={}",
+                    m.num_classes
+                ),
+            ));
+        }
     };
-    let all_binary = params
-        .and_then(|p| p.get("binary_data_output"))
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    // Requested outputs (all four by default), each JSON or binary.
     let mut wanted: Vec<(&'static str, bool)> = Vec::new();
-    match req.get("outputs").and_then(Value::as_array) {
-        None => wanted.extend(OUTPUTS.iter().map(|o| (*o, all_binary))),
+    match &call.outputs {
+        None => wanted.extend(OUTPUTS.iter().map(|o| (*o, call.all_binary))),
         Some(outs) => {
-            for o in outs {
-                let n = o.get("name").and_then(Value::as_str).unwrap_or("");
-                let Some(known) = OUTPUTS.iter().find(|k| **k == n) else {
+            for (n, binary) in outs {
+                let Some(known) = OUTPUTS.iter().find(|k| *k == n) else {
                     return Err((
                         StatusCode::BAD_REQUEST,
                         format!("unknown output '{n}'; outputs: {OUTPUTS:?}"),
                     ));
                 };
-                let binary = o
-                    .get("parameters")
-                    .and_then(|p| p.get("binary_data"))
-                    .and_then(Value::as_bool)
-                    .unwrap_or(all_binary);
-                wanted.push((known, binary));
+                wanted.push((known, *binary));
             }
         }
     }
@@ -454,9 +455,66 @@ async fn infer_model(
     m.stats.videos.fetch_add(n as u64, Ordering::Relaxed);
     let names: Vec<&str> = wanted.iter().map(|(n, _)| *n).collect();
     let outs = tensor::outputs(&probs, top_k, &m.names, &names);
+    Ok(outs
+        .into_iter()
+        .zip(wanted)
+        .map(|(o, (_, b))| (o, b))
+        .collect())
+}
+
+async fn infer_model(
+    s: &Server,
+    m: &Arc<Model>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> std::result::Result<Response, CallError> {
+    let bad = |e: BadRequest| (StatusCode::BAD_REQUEST, e.0);
+    let (req, inputs) = parse_request(headers, body, s.opts.max_body_bytes).map_err(bad)?;
+    let params = req.get("parameters");
+    let top_k = match params.and_then(|p| p.get("top_k")) {
+        None => None,
+        Some(v) => Some(v.as_i64().ok_or_else(|| {
+            (
+                StatusCode::BAD_REQUEST,
+                format!("parameter top_k {v} must be an integer"),
+            )
+        })?),
+    };
+    let all_binary = params
+        .and_then(|p| p.get("binary_data_output"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let outputs = req.get("outputs").and_then(Value::as_array).map(|outs| {
+        outs.iter()
+            .map(|o| {
+                let n = o
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                let binary = o
+                    .get("parameters")
+                    .and_then(|p| p.get("binary_data"))
+                    .and_then(Value::as_bool)
+                    .unwrap_or(all_binary);
+                (n, binary)
+            })
+            .collect()
+    });
+    let outs = run_call(
+        s,
+        m,
+        Call {
+            inputs,
+            top_k,
+            outputs,
+            all_binary,
+        },
+    )
+    .await?;
     let mut json_outs = Vec::new();
     let mut raw = Vec::new();
-    for (o, (_, binary)) in outs.iter().zip(&wanted) {
+    for (o, binary) in &outs {
         let mut j = json!({"name": o.name, "datatype": o.datatype.name(), "shape": o.shape});
         if *binary {
             let r = o.raw();
@@ -604,7 +662,8 @@ async fn metrics(State(s): State<Arc<Server>>) -> Response {
         .into_response()
 }
 
-async fn shutdown_signal(s: Arc<Server>) {
+/// Waits for SIGTERM or SIGINT, then marks the server as stopping and tells every listener.
+async fn shutdown_signal(s: Arc<Server>, stop: tokio::sync::watch::Sender<bool>) {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
     tokio::select! {
@@ -613,6 +672,11 @@ async fn shutdown_signal(s: Arc<Server>) {
     }
     tracing::info!("stopping: no new requests; finishing those in flight");
     s.stopping.store(true, Ordering::SeqCst);
+    let _ = stop.send(true);
+}
+
+async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
 }
 
 /// Loads the bundles, serves until SIGTERM / SIGINT, then finishes in-flight requests.
@@ -691,18 +755,45 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
             .route("/metrics", get(metrics))
             .layer(DefaultBodyLimit::max(s2.opts.max_body_bytes))
             .with_state(s2.clone());
-        let listener = tokio::net::TcpListener::bind(s2.opts.http)
-            .await
-            .map_err(|e| {
+        let bind = |addr: SocketAddr, flag: &'static str| async move {
+            tokio::net::TcpListener::bind(addr).await.map_err(|e| {
                 Error::Invalid(format!(
-                    "cannot listen on {}: {e}\n  hint: choose another --http-port or stop what holds it",
-                    s2.opts.http
+                    "cannot listen on {addr}: {e}\n  hint: choose another {flag} or stop what holds it"
                 ))
-            })?;
+            })
+        };
+        let listener = bind(s2.opts.http, "--http-port").await?;
         let addr = listener.local_addr().map_err(|e| Error::Invalid(e.to_string()))?;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(shutdown_signal(s2.clone(), stop_tx));
+        let grpc = match s2.opts.grpc {
+            None => None,
+            Some(g) => {
+                let l = bind(g, "--grpc-port").await?;
+                let gaddr = l.local_addr().map_err(|e| Error::Invalid(e.to_string()))?;
+                let limit = s2.opts.max_body_bytes;
+                let svc = grpc::GrpcInferenceServiceServer::new(grpc::Service(s2.clone()))
+                    .max_decoding_message_size(limit)
+                    .max_encoding_message_size(usize::MAX);
+                let rx = stop_rx.clone();
+                let task = tokio::spawn(async move {
+                    tonic::transport::Server::builder()
+                        .add_service(svc)
+                        .serve_with_incoming_shutdown(
+                            tonic::transport::server::TcpIncoming::from(l),
+                            stopped(rx),
+                        )
+                        .await
+                });
+                Some((gaddr, task))
+            }
+        };
         tracing::info!(
-            "serving {} model(s) over the Open Inference Protocol at http://{addr}/v2 (metrics: /metrics); max batch {}, max delay {} ms, queue bound {} videos",
+            "serving {} model(s) over the Open Inference Protocol at http://{addr}/v2{} (metrics: /metrics); max batch {}, max delay {} ms, queue bound {} videos",
             s2.models.len(),
+            grpc.as_ref()
+                .map(|(g, _)| format!(" and grpc://{g}"))
+                .unwrap_or_default(),
             s2.opts.max_batch,
             s2.opts.max_delay.as_millis(),
             s2.opts.max_queue
@@ -728,9 +819,17 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
             }
         });
         axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal(s2.clone()))
+            .with_graceful_shutdown(stopped(stop_rx))
             .await
-            .map_err(|e| Error::Invalid(format!("server error: {e}")))
+            .map_err(|e| Error::Invalid(format!("server error: {e}")))?;
+        if let Some((_, task)) = grpc {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(Error::Invalid(format!("gRPC server error: {e}"))),
+                Err(e) => return Err(Error::Invalid(format!("gRPC server task: {e}"))),
+            }
+        }
+        Ok(())
     });
     // In-flight requests are answered; now let the model threads drain and stop.
     for m in server.models.values() {
