@@ -149,6 +149,41 @@ enum BenchCmd {
         #[arg(long, value_enum, value_delimiter = ',', default_value = "fp32")]
         precision: Vec<Precision>,
     },
+    /// Load test of `yt8m serve` (1, 8, 64 clients) beside offline predict on the same bundle
+    /// and videos, and optionally the bundle's ONNX graph in onnxruntime behind Python's
+    /// http.server under the same load.
+    #[command(
+        after_help = "Example:\n  yt8m bench serve --model demo/bundle --python ~/.cache/yt8m/venv/bin/python\n\n\
+                      Prints one table row per load level (videos/s, frames/s, p50/p90/p99 latency), the offline\n\
+                      numbers, the ratios the serving goals are stated in, an overload run (queue bound 16,\n\
+                      64 clients: only 503s beyond the bound) and the server's memory before and after."
+    )]
+    Serve {
+        /// A frame-level bundle (from `yt8m export`).
+        #[arg(long)]
+        model: PathBuf,
+        /// Concurrent clients per level, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1,8,64")]
+        concurrency: Vec<usize>,
+        /// Seconds per level.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Distinct synthetic videos sent, round robin.
+        #[arg(long, default_value_t = 256)]
+        videos: usize,
+        /// The server's --max-batch, and the offline batch size compared with.
+        #[arg(long, default_value_t = 64)]
+        max_batch: usize,
+        /// The server's --max-delay-ms.
+        #[arg(long, default_value_t = 5)]
+        max_delay_ms: u64,
+        /// Python with onnxruntime + numpy: also load scripts/onnx_server.py (the DIY server).
+        #[arg(long)]
+        python: Option<PathBuf>,
+        /// The DIY server script.
+        #[arg(long, default_value = "scripts/onnx_server.py")]
+        onnx_script: PathBuf,
+    },
     /// Read + decode + batch throughput over shards (optionally vs TensorFlow).
     #[command(
         after_help = "Example:\n  yt8m bench read '../shared/data/yt8m/real/validate*.tfrecord' --level video \\\n      --tf-python ~/.cache/yt8m/tfvenv/bin/python --tf-script scripts/bench_tf_read.py"
@@ -463,6 +498,9 @@ struct ServeArgs {
     /// Answer 504 to a request not done within this many milliseconds.
     #[arg(long, default_value_t = 30_000)]
     timeout_ms: u64,
+    /// libtorch threads (default: YT8M_THREADS, else the cores this process owns minus one).
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 #[derive(Args)]
@@ -839,7 +877,12 @@ fn serve(a: ServeArgs) -> Result<()> {
             (name, dir.clone())
         })
         .collect();
-    yt8m::threads::configure_torch_threads();
+    yt8m::threads::default_allocator();
+    // libtorch gets the cores but one: the network threads parse requests beside it (on 2
+    // cores, 2 libtorch threads halved the served throughput; docs/serving.md).
+    let cores = yt8m::data::available_cores();
+    let n = yt8m::threads::configure_torch_threads_or(a.threads.unwrap_or(cores.saturating_sub(1)));
+    tracing::info!("libtorch threads: {n} of {cores} cores");
     yt8m::serve::serve(yt8m::serve::ServeOptions {
         models,
         http: std::net::SocketAddr::new(a.host, a.http_port),
@@ -989,6 +1032,31 @@ fn bench(b: BenchCmd) -> Result<()> {
                 model_bench_options(config, overrides, batch_size, steps, warmup, device, python)?;
             o.precisions = precision;
             print!("{}", yt8m::bench::bench_predict(&o)?);
+        }
+        BenchCmd::Serve {
+            model,
+            concurrency,
+            seconds,
+            videos,
+            max_batch,
+            max_delay_ms,
+            python,
+            onnx_script,
+        } => {
+            yt8m::threads::configure_torch_threads();
+            print!(
+                "{}",
+                yt8m::serve::load::run(&yt8m::serve::load::LoadOptions {
+                    bundle: model,
+                    concurrency,
+                    seconds,
+                    videos: videos.max(1),
+                    max_batch: max_batch.max(1),
+                    max_delay_ms,
+                    onnx_python: python,
+                    onnx_script,
+                })?
+            );
         }
         BenchCmd::Read {
             paths,

@@ -403,7 +403,7 @@ fn every_help_example_runs_as_written_and_every_option_is_described() {
                 continue;
             }
             if v == "bench" {
-                for sub in ["eval", "train", "predict", "read"] {
+                for sub in ["eval", "train", "predict", "serve", "read"] {
                     verbs.push(vec!["bench".into(), sub.into()]);
                 }
             } else {
@@ -507,9 +507,11 @@ fn every_help_example_runs_as_written_and_every_option_is_described() {
         "plot",
         "convert",
         "info",
+        "serve",
         "bench eval",
         "bench train",
         "bench predict",
+        "bench serve",
         "bench read",
     ];
     let mut used_rules = std::collections::HashSet::new();

@@ -13,6 +13,7 @@
 //! binary-data extension).
 
 mod grpc;
+pub mod load;
 pub mod tensor;
 
 use std::collections::BTreeMap;
@@ -190,7 +191,20 @@ fn model_thread(
         let mut jobs = vec![first];
         let mut n = jobs[0].videos.len();
         let deadline = Instant::now() + max_delay;
+        // Take what is queued; wait (up to max_delay) only while more videos were admitted than
+        // this batch holds, i.e. other requests are on their way. A lone request runs at once,
+        // so batching costs no latency at low load; under load, requests that arrived while the
+        // last batch ran are all taken together.
         while n < max_batch {
+            match rx.try_recv() {
+                Ok(j) => {
+                    n += j.videos.len();
+                    jobs.push(j);
+                    continue;
+                }
+                Err(_) if model.waiting.load(Ordering::SeqCst) <= n => break,
+                Err(_) => {}
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
                 Ok(j) => {
@@ -764,6 +778,12 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
         };
         let listener = bind(s2.opts.http, "--http-port").await?;
         let addr = listener.local_addr().map_err(|e| Error::Invalid(e.to_string()))?;
+        // Small answers must leave at once: with Nagle's algorithm a response written in two
+        // parts waits for the client's delayed ACK (40 ms on Linux).
+        use axum::serve::ListenerExt;
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(shutdown_signal(s2.clone(), stop_tx));
         let grpc = match s2.opts.grpc {

@@ -1,0 +1,425 @@
+//! `yt8m bench serve`: drives a `yt8m serve` process over loopback with a bounded number of
+//! concurrent clients for a bounded time and reports videos/s, frames/s and latency
+//! percentiles, beside the same bundle run offline (`predict::probabilities`) on the same
+//! videos in the same run; optionally the same load against another server speaking the same
+//! binary protocol (scripts/onnx_server.py: the bundle's ONNX graph in onnxruntime behind
+//! Python's http.server, the do-it-yourself alternative).
+//!
+//! The clients are plain threads with keep-alive HTTP/1.1 connections sending pre-encoded
+//! requests (Triton's binary format, one video each), so the load generator costs little of
+//! the machine the server also runs on.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::data::{Video, VideoFeatures};
+use crate::error::{Error, Result};
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    pub bundle: PathBuf,
+    pub concurrency: Vec<usize>,
+    pub seconds: f64,
+    /// Distinct videos sent (round robin), with frames like the synthetic data's.
+    pub videos: usize,
+    pub max_batch: usize,
+    pub max_delay_ms: u64,
+    /// Python with onnxruntime + numpy to serve the bundle's ONNX graph the DIY way.
+    pub onnx_python: Option<PathBuf>,
+    pub onnx_script: PathBuf,
+}
+
+/// One load level's numbers.
+#[derive(Debug, Clone)]
+pub struct Level {
+    pub what: String,
+    pub concurrency: usize,
+    pub requests: usize,
+    pub ok: usize,
+    pub refused: usize,
+    pub other_errors: usize,
+    pub videos_per_s: f64,
+    pub frames_per_s: f64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// A frame-level video as an OIP binary request body and its JSON-header length.
+fn encode(v: &Video) -> (Vec<u8>, usize) {
+    let VideoFeatures::Frames(m) = &v.features else {
+        unreachable!("synthetic frame-level videos")
+    };
+    let t = v.num_frames;
+    let head = format!(
+        r#"{{"inputs":[{{"name":"rgb","datatype":"UINT8","shape":[1,{t},1024],"parameters":{{"binary_data_size":{}}}}},{{"name":"audio","datatype":"UINT8","shape":[1,{t},128],"parameters":{{"binary_data_size":{}}}}},{{"name":"lengths","datatype":"INT64","shape":[1],"parameters":{{"binary_data_size":8}}}}],"outputs":[{{"name":"probabilities","parameters":{{"binary_data":true}}}}]}}"#,
+        m[0].len(),
+        m[1].len()
+    );
+    let mut body = head.clone().into_bytes();
+    body.extend(&m[0]);
+    body.extend(&m[1]);
+    body.extend((t as i64).to_le_bytes());
+    (body, head.len())
+}
+
+/// Sends one request on a keep-alive connection; returns the status.
+fn request(conn: &mut BufReader<TcpStream>, path: &str, body: &[u8], head_len: usize) -> std::io::Result<u16> {
+    let h = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nInference-Header-Content-Length: {head_len}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let s = conn.get_mut();
+    s.write_all(h.as_bytes())?;
+    s.write_all(body)?;
+    let mut line = String::new();
+    conn.read_line(&mut line)?;
+    let code: u16 = line.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let mut len = 0usize;
+    loop {
+        line.clear();
+        if conn.read_line(&mut line)? == 0 {
+            return Err(std::io::Error::other("connection closed"));
+        }
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = l.split_once(':') {
+            if k.eq_ignore_ascii_case("content-length") {
+                len = v.trim().parse().unwrap_or(0);
+            }
+        }
+    }
+    let mut sink = vec![0u8; len];
+    conn.read_exact(&mut sink)?;
+    Ok(code)
+}
+
+/// `c` clients for `seconds` against `port`.
+fn drive(port: u16, path: &str, reqs: &Arc<Vec<(Vec<u8>, usize, usize)>>, c: usize, seconds: f64, what: &str) -> Level {
+    let stop = Arc::new(AtomicBool::new(false));
+    let t0 = Instant::now();
+    let hs: Vec<_> = (0..c)
+        .map(|w| {
+            let (reqs, stop, path) = (reqs.clone(), stop.clone(), path.to_string());
+            std::thread::spawn(move || {
+                let mut lat = Vec::new();
+                let (mut ok, mut refused, mut other, mut frames, mut videos) = (0, 0, 0, 0usize, 0usize);
+                let connect = || {
+                    TcpStream::connect(("127.0.0.1", port))
+                        .and_then(|t| t.set_nodelay(true).map(|_| t))
+                        .map(BufReader::new)
+                        .ok()
+                };
+                let mut conn = connect();
+                let mut i = w;
+                while !stop.load(Ordering::Relaxed) {
+                    let (body, head, t) = &reqs[i % reqs.len()];
+                    i += c;
+                    let Some(cn) = conn.as_mut() else {
+                        other += 1;
+                        break;
+                    };
+                    let t1 = Instant::now();
+                    match request(cn, &path, body, *head) {
+                        Ok(200) => {
+                            ok += 1;
+                            videos += 1;
+                            frames += t;
+                            lat.push(t1.elapsed().as_secs_f64() * 1e3);
+                        }
+                        Ok(503) => refused += 1,
+                        Ok(_) => other += 1,
+                        Err(_) => {
+                            other += 1;
+                            conn = connect();
+                        }
+                    }
+                }
+                (lat, ok, refused, other, frames, videos)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs_f64(seconds));
+    stop.store(true, Ordering::Relaxed);
+    let mut lat = Vec::new();
+    let (mut ok, mut refused, mut other, mut frames, mut videos) = (0, 0, 0, 0, 0);
+    for h in hs {
+        let (l, o, r, e, f, v) = h.join().expect("client thread");
+        lat.extend(l);
+        ok += o;
+        refused += r;
+        other += e;
+        frames += f;
+        videos += v;
+    }
+    let el = t0.elapsed().as_secs_f64();
+    lat.sort_by(f64::total_cmp);
+    Level {
+        what: what.to_string(),
+        concurrency: c,
+        requests: ok + refused + other,
+        ok,
+        refused,
+        other_errors: other,
+        videos_per_s: videos as f64 / el,
+        frames_per_s: frames as f64 / el,
+        p50_ms: pct(&lat, 0.5),
+        p90_ms: pct(&lat, 0.9),
+        p99_ms: pct(&lat, 0.99),
+    }
+}
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts a process and waits for the line naming its port (`marker` followed by digits).
+fn spawn_until_port(mut cmd: Command, marker: &str) -> Result<(Proc, u16)> {
+    let mut child = cmd
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .map_err(|e| Error::Invalid(format!("cannot start {cmd:?}: {e}")))?;
+    let mut err = BufReader::new(child.stderr.take().expect("piped"));
+    let proc = Proc(child);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if err.read_line(&mut line).unwrap_or(0) == 0 {
+            return Err(Error::Invalid(format!("{cmd:?} exited before listening")));
+        }
+        if let Some(i) = line.find(marker) {
+            let rest = &line[i + marker.len()..];
+            let end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+            let port = rest[..end].parse().map_err(|_| Error::Invalid(format!("no port in: {line}")))?;
+            std::thread::spawn(move || {
+                let mut s = String::new();
+                let _ = err.read_to_string(&mut s);
+            });
+            return Ok((proc, port));
+        }
+    }
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Runs the whole benchmark and returns the Markdown report.
+pub fn run(o: &LoadOptions) -> Result<String> {
+    let b = crate::bundle::load(&o.bundle, tch::Device::Cpu)?;
+    if b.config.MODEL.level != crate::data::Level::Frame {
+        return Err(Error::Invalid("bench serve drives frame-level bundles".into()));
+    }
+    // Videos like the synthetic data's (1..=300 frames, learnable patterns), decoded once.
+    let dir = std::env::temp_dir().join(format!("yt8m-bench-serve-{}", std::process::id()));
+    let synth = crate::data::synth::SynthConfig {
+        num_videos: o.videos,
+        num_shards: 1,
+        seed: 5,
+        max_frames: 300,
+        num_classes: b.manifest.num_classes.min(20),
+        ..Default::default()
+    };
+    let written = crate::data::synth::write_synthetic(&dir, &synth)?;
+    let spec = b.config.feature_spec();
+    let videos: Vec<Video> = crate::data::sources::videos(&written.files[0], &spec, false)?
+        .collect::<std::result::Result<_, _>>()?;
+    let _ = std::fs::remove_dir_all(&dir);
+    let mean_frames = videos.iter().map(|v| v.num_frames).sum::<usize>() as f64 / videos.len() as f64;
+    let reqs: Arc<Vec<(Vec<u8>, usize, usize)>> = Arc::new(
+        videos
+            .iter()
+            .map(|v| {
+                let (body, head) = encode(v);
+                (body, head, v.num_frames)
+            })
+            .collect(),
+    );
+
+    // Offline, same process, same videos: batches of max_batch (throughput) and of 1 (latency).
+    let t = Instant::now();
+    let mut done = 0;
+    while t.elapsed().as_secs_f64() < o.seconds.min(10.0) {
+        crate::predict::probabilities(&b, &videos, o.max_batch)?;
+        done += videos.len();
+    }
+    let offline_vps = done as f64 / t.elapsed().as_secs_f64();
+    let mut lat1 = Vec::new();
+    let t = Instant::now();
+    let mut i = 0;
+    while t.elapsed().as_secs_f64() < o.seconds.min(10.0) || lat1.len() < 20 {
+        let t1 = Instant::now();
+        crate::predict::probabilities(&b, std::slice::from_ref(&videos[i % videos.len()]), 1)?;
+        lat1.push(t1.elapsed().as_secs_f64() * 1e3);
+        i += 1;
+    }
+    lat1.sort_by(f64::total_cmp);
+    drop(b);
+
+    let exe = std::env::current_exe().map_err(|e| Error::Invalid(e.to_string()))?;
+    let mut cmd = Command::new(&exe);
+    cmd.args(["serve", "--model"])
+        .arg(&o.bundle)
+        .args(["--name", "m", "--host", "127.0.0.1", "--http-port", "0", "--no-grpc", "--device", "cpu"])
+        .args(["--max-batch", &o.max_batch.to_string(), "--max-delay-ms", &o.max_delay_ms.to_string()]);
+    let (server, port) = spawn_until_port(cmd, "http://127.0.0.1:")?;
+    let path = "/v2/models/m/infer";
+    // Warm-up (allocator, thread pools), then the levels.
+    let _ = drive(port, path, &reqs, 2, 1.0, "warm-up");
+    let rss0 = rss_kib(server.0.id());
+    let mut levels = Vec::new();
+    for &c in &o.concurrency {
+        levels.push(drive(port, path, &reqs, c, o.seconds, "yt8m serve"));
+    }
+    let rss1 = rss_kib(server.0.id());
+    // Steady state: the heaviest level once more; memory must not grow further.
+    let top = o.concurrency.iter().copied().max().unwrap_or(1);
+    let again = drive(port, path, &reqs, top, o.seconds, "yt8m serve (repeat)");
+    let rss2 = rss_kib(server.0.id());
+    // The mean batch the model thread ran, from the server's own /metrics.
+    let mean_batch = {
+        let mut m = String::new();
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+            let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let _ = s.read_to_string(&mut m);
+        }
+        let val = |k: &str| -> Option<f64> {
+            m.lines().find(|l| l.starts_with(k))?.split_whitespace().last()?.parse().ok()
+        };
+        match (val("yt8m_batch_videos_sum"), val("yt8m_batch_videos_count")) {
+            (Some(s), Some(c)) if c > 0.0 => s / c,
+            _ => f64::NAN,
+        }
+    };
+    let total: usize = levels.iter().map(|l| l.requests).sum::<usize>() + again.requests;
+    drop(server);
+
+    // Overload: a queue bound of 16 videos against 64 clients (4x): only 503s beyond it.
+    let mut cmd = Command::new(&exe);
+    cmd.args(["serve", "--model"])
+        .arg(&o.bundle)
+        .args(["--name", "m", "--host", "127.0.0.1", "--http-port", "0", "--no-grpc", "--device", "cpu"])
+        .args(["--max-batch", "16", "--max-queue", "16", "--max-delay-ms", &o.max_delay_ms.to_string()]);
+    let (server, oport) = spawn_until_port(cmd, "http://127.0.0.1:")?;
+    let over = drive(oport, path, &reqs, 64, o.seconds.min(5.0), "overload (queue 16, 64 clients)");
+    let ready_after = {
+        let mut s = TcpStream::connect(("127.0.0.1", oport)).map_err(|e| Error::Invalid(e.to_string()))?;
+        let _ = s.write_all(b"GET /v2/health/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let mut r = String::new();
+        let _ = s.read_to_string(&mut r);
+        r.starts_with("HTTP/1.1 200")
+    };
+    drop(server);
+
+    // The DIY alternative under the same load.
+    let mut diy = Vec::new();
+    if let Some(py) = &o.onnx_python {
+        let mut cmd = Command::new(py);
+        cmd.arg(&o.onnx_script).arg(o.bundle.join("model.onnx")).args(["--port", "0"]);
+        let (proc, p) = spawn_until_port(cmd, "listening on 127.0.0.1:")?;
+        let _ = drive(p, path, &reqs, 2, 1.0, "warm-up");
+        for &c in &o.concurrency {
+            diy.push(drive(p, path, &reqs, c, o.seconds, "onnxruntime + Python http.server"));
+        }
+        drop(proc);
+    }
+
+    let mut out = format!(
+        "bench serve: {} ({} videos, {:.0} frames each on average, one video per request), max batch {}, max delay {} ms, {} s per level, {} cores\n\n",
+        o.bundle.display(),
+        videos.len(),
+        mean_frames,
+        o.max_batch,
+        o.max_delay_ms,
+        o.seconds,
+        crate::data::available_cores()
+    );
+    out.push_str("| server | clients | requests | ok | 503 | other errors | videos/s | frames/s | p50 ms | p90 ms | p99 ms |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for l in levels.iter().chain(&diy).chain(std::iter::once(&over)) {
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {:.1} | {:.0} | {:.2} | {:.2} | {:.2} |\n",
+            l.what, l.concurrency, l.requests, l.ok, l.refused, l.other_errors, l.videos_per_s, l.frames_per_s, l.p50_ms, l.p90_ms, l.p99_ms
+        ));
+    }
+    out.push_str(&format!(
+        "| offline predict, batch {} | - | - | - | - | - | {offline_vps:.1} | {:.0} | - | - | - |\n| offline predict, batch 1 | - | - | - | - | - | {:.1} | - | {:.2} | {:.2} | {:.2} |\n\n",
+        o.max_batch,
+        offline_vps * mean_frames,
+        1e3 / pct(&lat1, 0.5),
+        pct(&lat1, 0.5),
+        pct(&lat1, 0.9),
+        pct(&lat1, 0.99),
+    ));
+    if let Some(top) = levels.iter().max_by_key(|l| l.concurrency) {
+        out.push_str(&format!(
+            "served at {} clients / offline batch {}: {:.2}\n",
+            top.concurrency,
+            o.max_batch,
+            top.videos_per_s / offline_vps
+        ));
+        if let Some(d) = diy.iter().find(|d| d.concurrency == top.concurrency) {
+            out.push_str(&format!(
+                "yt8m serve / onnxruntime+Python at {} clients: {:.2}x\n",
+                top.concurrency,
+                top.videos_per_s / d.videos_per_s
+            ));
+        }
+    }
+    if let Some(one) = levels.iter().find(|l| l.concurrency == 1) {
+        out.push_str(&format!(
+            "p99 at 1 client / offline batch-1 p99: {:.2}\n",
+            one.p99_ms / pct(&lat1, 0.99)
+        ));
+    }
+    out.push_str(&format!("mean videos per model call while serving: {mean_batch:.1}\n"));
+    out.push_str(&format!(
+        "overload: {} ok, {} answered 503, {} other errors; ready afterwards: {ready_after}\n",
+        over.ok, over.refused, over.other_errors
+    ));
+    if let (Some(a), Some(z), Some(y)) = (rss0, rss1, rss2) {
+        out.push_str(&format!(
+            "server memory (RSS) after warm-up {:.1} MB, after the levels {:.1} MB, after {} more requests at {top} clients {:.1} MB ({total} requests in all)\n",
+            a as f64 / 1024.0,
+            z as f64 / 1024.0,
+            again.requests,
+            y as f64 / 1024.0
+        ));
+    }
+    Ok(out)
+}
