@@ -374,6 +374,10 @@ const NOT_RUN_HERE: &[(&str, &str)] = &[
         "needs PaddleVideo's released full-size weights (not in the test data)",
     ),
     (
+        "yt8m serve ",
+        "a server runs until stopped: tests/serve.rs starts it, queries it with tritonclient and stops it",
+    ),
+    (
         "yt8m bench ",
         "benchmarks (minutes each on 2 cores): ./dev bench runs them, docs/benchmarks.md has their tables",
     ),

@@ -491,15 +491,16 @@ fn overload_is_answered_503_at_once_and_sigterm_finishes_in_flight_requests() {
     );
     let body = [head.as_bytes(), &raw].concat();
     let hdr = vec![("Inference-Header-Content-Length", head.len().to_string())];
-    // Queue bound 8 videos, batches held 300 ms: of 12 simultaneous 4-video requests only a
-    // few fit; the others must get 503 at once, and nothing else.
+    // Queue bound 8 videos, batches held up to 2 s for admitted requests: of 12 simultaneous
+    // 4-video requests only a few fit; the others must get 503 at once (well before any batch
+    // window ends, even on a loaded CI machine), and nothing else.
     let s = start(
         &b,
         &[
             "--max-queue",
             "8",
             "--max-delay-ms",
-            "300",
+            "2000",
             "--max-batch",
             "64",
         ],
@@ -528,12 +529,11 @@ fn overload_is_answered_503_at_once_and_sigterm_finishes_in_flight_requests() {
     assert!(ok >= 1 && ok <= 2 && busy.len() >= 10, "{res:?}");
     for b in &busy {
         assert!(b.1.contains("waiting"), "{}", b.1);
-        assert!(b.2 < Duration::from_millis(250), "503 took {:?}", b.2);
+        assert!(b.2 < Duration::from_millis(1000), "503 took {:?}", b.2);
     }
     let (code, _) = http(port, "GET", "/v2/health/ready", &[], b"");
     assert_eq!(code, 200);
-    // SIGTERM while a request waits in its 300 ms batch window: it is still answered, and the
-    // server exits 0.
+    // SIGTERM while a request is in flight: it is still answered, and the server exits 0.
     let h = std::thread::spawn(move || http(port, "POST", "/v2/models/tiny/infer", &hdr, &body));
     std::thread::sleep(Duration::from_millis(100));
     let mut s = s;

@@ -78,7 +78,12 @@ fn encode(v: &Video) -> (Vec<u8>, usize) {
 }
 
 /// Sends one request on a keep-alive connection; returns the status.
-fn request(conn: &mut BufReader<TcpStream>, path: &str, body: &[u8], head_len: usize) -> std::io::Result<u16> {
+fn request(
+    conn: &mut BufReader<TcpStream>,
+    path: &str,
+    body: &[u8],
+    head_len: usize,
+) -> std::io::Result<u16> {
     let h = format!(
         "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nInference-Header-Content-Length: {head_len}\r\nContent-Length: {}\r\n\r\n",
         body.len()
@@ -88,7 +93,11 @@ fn request(conn: &mut BufReader<TcpStream>, path: &str, body: &[u8], head_len: u
     s.write_all(body)?;
     let mut line = String::new();
     conn.read_line(&mut line)?;
-    let code: u16 = line.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let code: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
     let mut len = 0usize;
     loop {
         line.clear();
@@ -111,7 +120,14 @@ fn request(conn: &mut BufReader<TcpStream>, path: &str, body: &[u8], head_len: u
 }
 
 /// `c` clients for `seconds` against `port`.
-fn drive(port: u16, path: &str, reqs: &Arc<Vec<(Vec<u8>, usize, usize)>>, c: usize, seconds: f64, what: &str) -> Level {
+fn drive(
+    port: u16,
+    path: &str,
+    reqs: &Arc<Vec<(Vec<u8>, usize, usize)>>,
+    c: usize,
+    seconds: f64,
+    what: &str,
+) -> Level {
     let stop = Arc::new(AtomicBool::new(false));
     let t0 = Instant::now();
     let hs: Vec<_> = (0..c)
@@ -119,7 +135,8 @@ fn drive(port: u16, path: &str, reqs: &Arc<Vec<(Vec<u8>, usize, usize)>>, c: usi
             let (reqs, stop, path) = (reqs.clone(), stop.clone(), path.to_string());
             std::thread::spawn(move || {
                 let mut lat = Vec::new();
-                let (mut ok, mut refused, mut other, mut frames, mut videos) = (0, 0, 0, 0usize, 0usize);
+                let (mut ok, mut refused, mut other, mut frames, mut videos) =
+                    (0, 0, 0, 0usize, 0usize);
                 let connect = || {
                     TcpStream::connect(("127.0.0.1", port))
                         .and_then(|t| t.set_nodelay(true).map(|_| t))
@@ -219,8 +236,12 @@ fn spawn_until_port(mut cmd: Command, marker: &str) -> Result<(Proc, u16)> {
         }
         if let Some(i) = line.find(marker) {
             let rest = &line[i + marker.len()..];
-            let end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
-            let port = rest[..end].parse().map_err(|_| Error::Invalid(format!("no port in: {line}")))?;
+            let end = rest
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(rest.len());
+            let port = rest[..end]
+                .parse()
+                .map_err(|_| Error::Invalid(format!("no port in: {line}")))?;
             std::thread::spawn(move || {
                 let mut s = String::new();
                 let _ = err.read_to_string(&mut s);
@@ -244,7 +265,9 @@ fn rss_kib(pid: u32) -> Option<u64> {
 pub fn run(o: &LoadOptions) -> Result<String> {
     let b = crate::bundle::load(&o.bundle, tch::Device::Cpu)?;
     if b.config.MODEL.level != crate::data::Level::Frame {
-        return Err(Error::Invalid("bench serve drives frame-level bundles".into()));
+        return Err(Error::Invalid(
+            "bench serve drives frame-level bundles".into(),
+        ));
     }
     // Videos like the synthetic data's (1..=300 frames, learnable patterns), decoded once.
     let dir = std::env::temp_dir().join(format!("yt8m-bench-serve-{}", std::process::id()));
@@ -261,7 +284,8 @@ pub fn run(o: &LoadOptions) -> Result<String> {
     let videos: Vec<Video> = crate::data::sources::videos(&written.files[0], &spec, false)?
         .collect::<std::result::Result<_, _>>()?;
     let _ = std::fs::remove_dir_all(&dir);
-    let mean_frames = videos.iter().map(|v| v.num_frames).sum::<usize>() as f64 / videos.len() as f64;
+    let mean_frames =
+        videos.iter().map(|v| v.num_frames).sum::<usize>() as f64 / videos.len() as f64;
     let reqs: Arc<Vec<(Vec<u8>, usize, usize)>> = Arc::new(
         videos
             .iter()
@@ -296,8 +320,23 @@ pub fn run(o: &LoadOptions) -> Result<String> {
     let mut cmd = Command::new(&exe);
     cmd.args(["serve", "--model"])
         .arg(&o.bundle)
-        .args(["--name", "m", "--host", "127.0.0.1", "--http-port", "0", "--no-grpc", "--device", "cpu"])
-        .args(["--max-batch", &o.max_batch.to_string(), "--max-delay-ms", &o.max_delay_ms.to_string()]);
+        .args([
+            "--name",
+            "m",
+            "--host",
+            "127.0.0.1",
+            "--http-port",
+            "0",
+            "--no-grpc",
+            "--device",
+            "cpu",
+        ])
+        .args([
+            "--max-batch",
+            &o.max_batch.to_string(),
+            "--max-delay-ms",
+            &o.max_delay_ms.to_string(),
+        ]);
     let (server, port) = spawn_until_port(cmd, "http://127.0.0.1:")?;
     let path = "/v2/models/m/infer";
     // Warm-up (allocator, thread pools), then the levels.
@@ -320,7 +359,12 @@ pub fn run(o: &LoadOptions) -> Result<String> {
             let _ = s.read_to_string(&mut m);
         }
         let val = |k: &str| -> Option<f64> {
-            m.lines().find(|l| l.starts_with(k))?.split_whitespace().last()?.parse().ok()
+            m.lines()
+                .find(|l| l.starts_with(k))?
+                .split_whitespace()
+                .last()?
+                .parse()
+                .ok()
         };
         match (val("yt8m_batch_videos_sum"), val("yt8m_batch_videos_count")) {
             (Some(s), Some(c)) if c > 0.0 => s / c,
@@ -334,13 +378,39 @@ pub fn run(o: &LoadOptions) -> Result<String> {
     let mut cmd = Command::new(&exe);
     cmd.args(["serve", "--model"])
         .arg(&o.bundle)
-        .args(["--name", "m", "--host", "127.0.0.1", "--http-port", "0", "--no-grpc", "--device", "cpu"])
-        .args(["--max-batch", "16", "--max-queue", "16", "--max-delay-ms", &o.max_delay_ms.to_string()]);
+        .args([
+            "--name",
+            "m",
+            "--host",
+            "127.0.0.1",
+            "--http-port",
+            "0",
+            "--no-grpc",
+            "--device",
+            "cpu",
+        ])
+        .args([
+            "--max-batch",
+            "16",
+            "--max-queue",
+            "16",
+            "--max-delay-ms",
+            &o.max_delay_ms.to_string(),
+        ]);
     let (server, oport) = spawn_until_port(cmd, "http://127.0.0.1:")?;
-    let over = drive(oport, path, &reqs, 64, o.seconds.min(5.0), "overload (queue 16, 64 clients)");
+    let over = drive(
+        oport,
+        path,
+        &reqs,
+        64,
+        o.seconds.min(5.0),
+        "overload (queue 16, 64 clients)",
+    );
     let ready_after = {
-        let mut s = TcpStream::connect(("127.0.0.1", oport)).map_err(|e| Error::Invalid(e.to_string()))?;
-        let _ = s.write_all(b"GET /v2/health/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let mut s =
+            TcpStream::connect(("127.0.0.1", oport)).map_err(|e| Error::Invalid(e.to_string()))?;
+        let _ =
+            s.write_all(b"GET /v2/health/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
         let mut r = String::new();
         let _ = s.read_to_string(&mut r);
         r.starts_with("HTTP/1.1 200")
@@ -351,11 +421,20 @@ pub fn run(o: &LoadOptions) -> Result<String> {
     let mut diy = Vec::new();
     if let Some(py) = &o.onnx_python {
         let mut cmd = Command::new(py);
-        cmd.arg(&o.onnx_script).arg(o.bundle.join("model.onnx")).args(["--port", "0"]);
+        cmd.arg(&o.onnx_script)
+            .arg(o.bundle.join("model.onnx"))
+            .args(["--port", "0"]);
         let (proc, p) = spawn_until_port(cmd, "listening on 127.0.0.1:")?;
         let _ = drive(p, path, &reqs, 2, 1.0, "warm-up");
         for &c in &o.concurrency {
-            diy.push(drive(p, path, &reqs, c, o.seconds, "onnxruntime + Python http.server"));
+            diy.push(drive(
+                p,
+                path,
+                &reqs,
+                c,
+                o.seconds,
+                "onnxruntime + Python http.server",
+            ));
         }
         drop(proc);
     }
@@ -374,7 +453,17 @@ pub fn run(o: &LoadOptions) -> Result<String> {
     for l in levels.iter().chain(&diy).chain(std::iter::once(&over)) {
         out.push_str(&format!(
             "| {} | {} | {} | {} | {} | {} | {:.1} | {:.0} | {:.2} | {:.2} | {:.2} |\n",
-            l.what, l.concurrency, l.requests, l.ok, l.refused, l.other_errors, l.videos_per_s, l.frames_per_s, l.p50_ms, l.p90_ms, l.p99_ms
+            l.what,
+            l.concurrency,
+            l.requests,
+            l.ok,
+            l.refused,
+            l.other_errors,
+            l.videos_per_s,
+            l.frames_per_s,
+            l.p50_ms,
+            l.p90_ms,
+            l.p99_ms
         ));
     }
     out.push_str(&format!(
@@ -407,7 +496,9 @@ pub fn run(o: &LoadOptions) -> Result<String> {
             one.p99_ms / pct(&lat1, 0.99)
         ));
     }
-    out.push_str(&format!("mean videos per model call while serving: {mean_batch:.1}\n"));
+    out.push_str(&format!(
+        "mean videos per model call while serving: {mean_batch:.1}\n"
+    ));
     out.push_str(&format!(
         "overload: {} ok, {} answered 503, {} other errors; ready afterwards: {ready_after}\n",
         over.ok, over.refused, over.other_errors
