@@ -187,6 +187,11 @@ fn model_thread(
     max_batch: usize,
     max_delay: Duration,
 ) {
+    // OpenMP's thread count is per thread: a new thread starts from the default (all cores),
+    // not from what the main thread set, and the GEMMs would then spin a second core that the
+    // network threads need (measured: 6-video model calls at 64 clients, the requests not
+    // even admitted). Apply the configured count here.
+    tch::set_num_threads(crate::threads::configure_torch_threads() as i32);
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         let mut n = jobs[0].videos.len();
