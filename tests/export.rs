@@ -11,15 +11,6 @@ use yt8m::data::batch::Batch;
 use yt8m::data::sources::read_shard;
 use yt8m::model::{Model, batch_inputs};
 
-fn python() -> String {
-    std::env::var("YT8M_PYTHON").unwrap_or_else(|_| {
-        format!(
-            "{}/.cache/yt8m/venv/bin/python",
-            std::env::var("HOME").unwrap()
-        )
-    })
-}
-
 fn run(args: &[&str]) -> (bool, String, String) {
     let o = Command::new(bin())
         .args(args)

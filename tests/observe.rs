@@ -6,15 +6,6 @@ use common::*;
 use std::path::Path;
 use std::process::Command;
 
-fn python() -> String {
-    std::env::var("YT8M_PYTHON").unwrap_or_else(|_| {
-        format!(
-            "{}/.cache/yt8m/venv/bin/python",
-            std::env::var("HOME").unwrap()
-        )
-    })
-}
-
 fn yt8m(args: &[String]) -> String {
     let o = Command::new(bin())
         .args(args)

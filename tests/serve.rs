@@ -9,15 +9,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn python() -> String {
-    std::env::var("YT8M_PYTHON").unwrap_or_else(|_| {
-        format!(
-            "{}/.cache/yt8m/venv/bin/python",
-            std::env::var("HOME").unwrap()
-        )
-    })
-}
-
 fn yt8m(args: &[&str]) -> String {
     let o = Command::new(bin())
         .args(args)

@@ -317,10 +317,10 @@ pub fn run(o: &LoadOptions) -> Result<String> {
     drop(b);
 
     let exe = std::env::current_exe().map_err(|e| Error::Invalid(e.to_string()))?;
-    let mut cmd = Command::new(&exe);
-    cmd.args(["serve", "--model"])
-        .arg(&o.bundle)
-        .args([
+    // `yt8m serve` of the bundle on a free loopback port, REST only, plus `extra`.
+    let serve_cmd = |extra: &[String]| {
+        let mut cmd = Command::new(&exe);
+        cmd.args(["serve", "--model"]).arg(&o.bundle).args([
             "--name",
             "m",
             "--host",
@@ -330,13 +330,16 @@ pub fn run(o: &LoadOptions) -> Result<String> {
             "--no-grpc",
             "--device",
             "cpu",
-        ])
-        .args([
-            "--max-batch",
-            &o.max_batch.to_string(),
-            "--max-delay-ms",
-            &o.max_delay_ms.to_string(),
         ]);
+        cmd.args(extra);
+        cmd
+    };
+    let cmd = serve_cmd(&[
+        "--max-batch".into(),
+        o.max_batch.to_string(),
+        "--max-delay-ms".into(),
+        o.max_delay_ms.to_string(),
+    ]);
     let (server, port) = spawn_until_port(cmd, "http://127.0.0.1:")?;
     let path = "/v2/models/m/infer";
     // Warm-up (allocator, thread pools), then the levels.
@@ -375,28 +378,14 @@ pub fn run(o: &LoadOptions) -> Result<String> {
     drop(server);
 
     // Overload: a queue bound of 16 videos against 64 clients (4x): only 503s beyond it.
-    let mut cmd = Command::new(&exe);
-    cmd.args(["serve", "--model"])
-        .arg(&o.bundle)
-        .args([
-            "--name",
-            "m",
-            "--host",
-            "127.0.0.1",
-            "--http-port",
-            "0",
-            "--no-grpc",
-            "--device",
-            "cpu",
-        ])
-        .args([
-            "--max-batch",
-            "16",
-            "--max-queue",
-            "16",
-            "--max-delay-ms",
-            &o.max_delay_ms.to_string(),
-        ]);
+    let cmd = serve_cmd(&[
+        "--max-batch".into(),
+        "16".into(),
+        "--max-queue".into(),
+        "16".into(),
+        "--max-delay-ms".into(),
+        o.max_delay_ms.to_string(),
+    ]);
     let (server, oport) = spawn_until_port(cmd, "http://127.0.0.1:")?;
     let over = drive(
         oport,

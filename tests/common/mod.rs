@@ -199,3 +199,14 @@ pub fn exact_overrides(epochs: usize, batch: usize) -> Vec<String> {
     .flat_map(|o| ["-o".to_string(), o])
     .collect()
 }
+
+/// The test venv's Python (numpy, onnxruntime, tensorboard, tritonclient; `./dev test` installs
+/// them), or YT8M_PYTHON.
+pub fn python() -> String {
+    std::env::var("YT8M_PYTHON").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/yt8m/venv/bin/python",
+            std::env::var("HOME").unwrap()
+        )
+    })
+}
