@@ -296,12 +296,18 @@ pub fn videos(inputs: &[Input], spec: &FeatureSpec) -> Result<Vec<Video>, BadReq
                 t.shape
             )));
         }
+        // Labels in the records are never used to predict: none may fail a request (as in
+        // `predict`).
+        let read = FeatureSpec {
+            num_classes: usize::MAX,
+            ..spec.clone()
+        };
         return recs
             .iter()
             .enumerate()
             .map(|(i, r)| {
                 let loc = Location::file(format!("tfrecord[{i}]"));
-                let v = crate::data::video::decode_video(r, spec, &loc)
+                let v = crate::data::video::decode_video(r, &read, &loc)
                     .map_err(|e| bad(e.to_string()))?;
                 if v.num_frames == 0 {
                     return Err(bad(format!(
