@@ -8,7 +8,9 @@
 #   4. the Paddle parity tests on the GPU (YT8M_TEST_DEVICE=cuda, f64 and f32);
 #   5. the NCCL path on one GPU: --distributed nccl must train as plain training (tests/nccl.rs);
 #   6. `yt8m bench train` at batch 128 (full model) and `bench predict`, on cuda, fp32 and bf16
-#      side by side (bf16 is the expected fast path on GPUs: issue #15).
+#      side by side (bf16 is the expected fast path on GPUs: issue #15);
+#   7. `yt8m bench serve` of the demo bundle on cuda (issue #14: served vs offline throughput,
+#      with 16 cores for the load generator).
 # Everything is appended to $OUT/gpu_check.txt (or /tmp/gpu_check.txt).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -40,3 +42,6 @@ log "## bench train (full model, batch 128, cuda)"
 timeout 150 "$BIN" bench train --device cuda --batch-size 128 --steps 4 --warmup 1 --precision fp32,bf16 2>&1 | tee -a "$out"
 log "## bench predict (full model, cuda)"
 timeout 120 "$BIN" bench predict --device cuda --batch-size 1,64,256 --steps 7 --precision fp32,bf16 2>&1 | tee -a "$out"
+log "## bench serve (demo bundle, cuda)"
+timeout 120 "$BIN" demo --dir /tmp/yt8m-gpu-demo > /dev/null 2>&1
+timeout 150 "$BIN" bench serve --model /tmp/yt8m-gpu-demo/bundle --device cuda --seconds 5 --concurrency 1,8,64 2>&1 | tee -a "$out"

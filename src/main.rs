@@ -183,6 +183,9 @@ enum BenchCmd {
         /// The DIY server script.
         #[arg(long, default_value = "scripts/onnx_server.py")]
         onnx_script: PathBuf,
+        /// Device of the server and the offline run: auto, cpu, cuda, cuda:N.
+        #[arg(long, default_value = "cpu")]
+        device: DeviceSpec,
     },
     /// Read + decode + batch throughput over shards (optionally vs TensorFlow).
     #[command(
@@ -1042,6 +1045,7 @@ fn bench(b: BenchCmd) -> Result<()> {
             max_delay_ms,
             python,
             onnx_script,
+            device,
         } => {
             yt8m::threads::configure_torch_threads();
             print!(
@@ -1055,6 +1059,7 @@ fn bench(b: BenchCmd) -> Result<()> {
                     max_delay_ms,
                     onnx_python: python,
                     onnx_script,
+                    device,
                 })?
             );
         }

@@ -33,6 +33,8 @@ pub struct LoadOptions {
     /// Python with onnxruntime + numpy to serve the bundle's ONNX graph the DIY way.
     pub onnx_python: Option<PathBuf>,
     pub onnx_script: PathBuf,
+    /// Where the server and the offline run put the model.
+    pub device: crate::kinds::DeviceSpec,
 }
 
 /// One load level's numbers.
@@ -261,9 +263,17 @@ fn rss_kib(pid: u32) -> Option<u64> {
         .ok()
 }
 
+fn device_arg(d: tch::Device) -> String {
+    match d {
+        tch::Device::Cuda(i) => format!("cuda:{i}"),
+        _ => "cpu".into(),
+    }
+}
+
 /// Runs the whole benchmark and returns the Markdown report.
 pub fn run(o: &LoadOptions) -> Result<String> {
-    let b = crate::bundle::load(&o.bundle, tch::Device::Cpu)?;
+    let device = o.device.resolve()?;
+    let b = crate::bundle::load(&o.bundle, device)?;
     if b.config.MODEL.level != crate::data::Level::Frame {
         return Err(Error::Invalid(
             "bench serve drives frame-level bundles".into(),
@@ -328,9 +338,8 @@ pub fn run(o: &LoadOptions) -> Result<String> {
             "--http-port",
             "0",
             "--no-grpc",
-            "--device",
-            "cpu",
         ]);
+        cmd.arg("--device").arg(device_arg(device));
         cmd.args(extra);
         cmd
     };
@@ -429,8 +438,9 @@ pub fn run(o: &LoadOptions) -> Result<String> {
     }
 
     let mut out = format!(
-        "bench serve: {} ({} videos, {:.0} frames each on average, one video per request), max batch {}, max delay {} ms, {} s per level, {} cores\n\n",
+        "bench serve: {} on {} ({} videos, {:.0} frames each on average, one video per request), max batch {}, max delay {} ms, {} s per level, {} cores\n\n",
         o.bundle.display(),
+        crate::runtime::device_name(device),
         videos.len(),
         mean_frames,
         o.max_batch,
