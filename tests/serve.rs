@@ -524,6 +524,25 @@ fn overload_is_answered_503_at_once_and_sigterm_finishes_in_flight_requests() {
     }
     let (code, _) = http(port, "GET", "/v2/health/ready", &[], b"");
     assert_eq!(code, 200);
+    // A request larger than the whole queue is never admissible: 413 with the fix, not 503.
+    let mut big = Vec::new();
+    for _ in 0..9 {
+        big.extend((rec.len() as u32).to_le_bytes());
+        big.extend(&rec);
+    }
+    let head9 = format!(
+        r#"{{"inputs":[{{"name":"tfrecord","datatype":"BYTES","shape":[9],"parameters":{{"binary_data_size":{}}}}}]}}"#,
+        big.len()
+    );
+    let (code, resp) = http(
+        port,
+        "POST",
+        "/v2/models/tiny/infer",
+        &[("Inference-Header-Content-Length", head9.len().to_string())],
+        &[head9.as_bytes(), &big].concat(),
+    );
+    assert_eq!(code, 413, "{resp}");
+    assert!(resp.contains("split it"), "{resp}");
     // SIGTERM while a request is in flight: it is still answered, and the server exits 0.
     let h = std::thread::spawn(move || http(port, "POST", "/v2/models/tiny/infer", &hdr, &body));
     std::thread::sleep(Duration::from_millis(100));

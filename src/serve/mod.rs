@@ -428,6 +428,16 @@ pub(crate) async fn run_call(
         }
     }
     let n = videos.len();
+    if n > s.opts.max_queue {
+        // Never admissible, however long the client waits: say so instead of "retry later".
+        return Err((
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the request holds {n} videos; model '{}' queues at most {} (--max-queue): split it",
+                m.name, s.opts.max_queue
+            ),
+        ));
+    }
     // Admission: refuse at once beyond the queue bound, never wait for room.
     let before = m.waiting.fetch_add(n, Ordering::SeqCst);
     if before + n > s.opts.max_queue || s.stopping.load(Ordering::SeqCst) {
