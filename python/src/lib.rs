@@ -438,35 +438,32 @@ fn feed(
         }
         Ok(())
     };
-    if let Ok(p) = predictions.extract::<PyReadonlyArray2<'_, f32>>() {
-        check(p.shape())?;
-        let s = p
-            .as_slice()
-            .map_err(|_| invalid("predictions must be C-contiguous"))?;
+    // float32 and float64 scores take the same path; the evaluator is generic over both.
+    fn scored<T: yt8m_metrics::Score + Into<f64>>(
+        ev: &mut RsEvaluator,
+        s: &[T],
+        labels: &[u8],
+        c: usize,
+    ) -> PyResult<()> {
         if let Some(i) = first_non_finite(s) {
             return Err(invalid(format!(
                 "predictions row {} class {} is {}: scores must be finite",
                 i / c,
                 i % c,
-                s[i]
+                s[i].into()
             )));
         }
         ev.accumulate(s, labels);
+        Ok(())
+    }
+    let contiguous = || invalid("predictions must be C-contiguous");
+    if let Ok(p) = predictions.extract::<PyReadonlyArray2<'_, f32>>() {
+        check(p.shape())?;
+        scored(ev, p.as_slice().map_err(|_| contiguous())?, labels, c)?;
     } else {
         let p = predictions.extract::<PyReadonlyArray2<'_, f64>>()?;
         check(p.shape())?;
-        let s = p
-            .as_slice()
-            .map_err(|_| invalid("predictions must be C-contiguous"))?;
-        if let Some(i) = first_non_finite(s) {
-            return Err(invalid(format!(
-                "predictions row {} class {} is {}: scores must be finite",
-                i / c,
-                i % c,
-                s[i]
-            )));
-        }
-        ev.accumulate(s, labels);
+        scored(ev, p.as_slice().map_err(|_| contiguous())?, labels, c)?;
     }
     Ok(())
 }
