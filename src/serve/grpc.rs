@@ -34,17 +34,7 @@ fn status((code, msg): (StatusCode, String)) -> Status {
 }
 
 fn model(s: &Server, name: &str, version: &str) -> Result<Arc<super::Model>, Status> {
-    if !version.is_empty() && version != "1" {
-        return Err(Status::not_found(format!(
-            "model '{name}' has only version 1"
-        )));
-    }
-    s.models.get(name).cloned().ok_or_else(|| {
-        Status::not_found(format!(
-            "unknown model '{name}'; served: {:?}",
-            s.models.keys().collect::<Vec<_>>()
-        ))
-    })
+    s.model(name, version).map_err(status)
 }
 
 fn shape_of(v: &serde_json::Value) -> Vec<i64> {

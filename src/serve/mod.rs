@@ -358,15 +358,9 @@ async fn infer(
     body: Bytes,
 ) -> Response {
     let t0 = Instant::now();
-    let name = params.get("name").cloned().unwrap_or_default();
-    let Some(m) = s.models.get(&name).cloned() else {
-        return error(
-            StatusCode::NOT_FOUND,
-            format!(
-                "unknown model '{name}'; served: {:?}",
-                s.models.keys().collect::<Vec<_>>()
-            ),
-        );
+    let m = match model_of(&s, &params) {
+        Ok(m) => m,
+        Err(r) => return r,
     };
     let r = infer_model(&s, &m, &headers, &body).await;
     let resp = match r {
@@ -577,28 +571,39 @@ async fn infer_model(
     Ok((StatusCode::OK, resp_headers, bodyv).into_response())
 }
 
-fn model_of(
-    s: &Server,
-    params: &BTreeMap<String, String>,
-) -> std::result::Result<Arc<Model>, Response> {
-    let name = params.get("name").cloned().unwrap_or_default();
-    if let Some(v) = params.get("version") {
-        if v != "1" {
-            return Err(error(
+impl Server {
+    /// The model `name` at `version` (only "1" exists; empty = latest), for REST and gRPC alike.
+    pub(crate) fn model(
+        &self,
+        name: &str,
+        version: &str,
+    ) -> std::result::Result<Arc<Model>, CallError> {
+        if !version.is_empty() && version != "1" {
+            return Err((
                 StatusCode::NOT_FOUND,
                 format!("model '{name}' has only version 1"),
             ));
         }
+        self.models.get(name).cloned().ok_or_else(|| {
+            (
+                StatusCode::NOT_FOUND,
+                format!(
+                    "unknown model '{name}'; served: {:?}",
+                    self.models.keys().collect::<Vec<_>>()
+                ),
+            )
+        })
     }
-    s.models.get(&name).cloned().ok_or_else(|| {
-        error(
-            StatusCode::NOT_FOUND,
-            format!(
-                "unknown model '{name}'; served: {:?}",
-                s.models.keys().collect::<Vec<_>>()
-            ),
-        )
-    })
+}
+
+/// The model a REST path names (`{name}`, optionally `{version}`).
+fn model_of(
+    s: &Server,
+    params: &BTreeMap<String, String>,
+) -> std::result::Result<Arc<Model>, Response> {
+    let get = |k: &str| params.get(k).map(String::as_str).unwrap_or("");
+    s.model(get("name"), get("version"))
+        .map_err(|(code, msg)| error(code, msg))
 }
 
 async fn model_metadata(
