@@ -6,21 +6,6 @@ use common::*;
 use std::path::Path;
 use std::process::Command;
 
-fn yt8m(args: &[String]) -> String {
-    let o = Command::new(bin())
-        .args(args)
-        .env("YT8M_THREADS", "1")
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "yt8m {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
 /// A tiny run with validation: 3 epochs, a train-step record every 5 steps.
 fn tiny_run(d: &Path) -> std::path::PathBuf {
     let data = d.join("data");
@@ -36,7 +21,7 @@ fn tiny_run(d: &Path) -> std::path::PathBuf {
         ],
     );
     a.retain(|x| x != "--quiet");
-    yt8m(&a);
+    yt8m_ok(&a);
     run
 }
 
@@ -154,7 +139,7 @@ print(json.dumps(out))
         "DATASET.valid.file_path={}",
         d.join("data").display()
     ));
-    yt8m(&a);
+    yt8m_ok(&a);
     let files = std::fs::read_dir(run.join("tb")).unwrap().count();
     assert_eq!(files, 2);
     let o = Command::new(python())
@@ -182,7 +167,7 @@ fn plot_draws_runs_overlaid_as_a_png_of_the_asked_size() {
     let d = tempdir("plot");
     let run = tiny_run(&d);
     let out = d.join("curves.png");
-    let text = yt8m(&[
+    let text = yt8m_ok(&[
         "plot".into(),
         run.display().to_string(),
         run.display().to_string(),
@@ -200,7 +185,7 @@ fn plot_draws_runs_overlaid_as_a_png_of_the_asked_size() {
     assert!(colours > 10, "{colours} colours");
     // A run without validation: a clear error naming the metric and the fix; no file written.
     let bare = d.join("bare");
-    yt8m(&tiny_train_args(
+    yt8m_ok(&tiny_train_args(
         &bare,
         &d.join("data"),
         &["-o".into(), "epochs=1".into()],
@@ -224,7 +209,7 @@ fn predict_and_test_report_progress_over_many_shards() {
     let d = tempdir("progress");
     let run = tiny_run(&d);
     let bundle = d.join("bundle");
-    yt8m(&[
+    yt8m_ok(&[
         "export".into(),
         "-w".into(),
         run.join("checkpoints/latest").display().to_string(),
@@ -440,7 +425,7 @@ fn every_help_example_runs_as_written_and_every_option_is_described() {
         std::fs::copy(&p, s.join("configs").join(p.file_name().unwrap())).unwrap();
     }
     let synth = |dir: &str, prefix: &str, n: usize| {
-        yt8m(&[
+        yt8m_ok(&[
             "synth".into(),
             "--out".into(),
             s.join(dir).display().to_string(),

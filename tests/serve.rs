@@ -9,20 +9,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn yt8m(args: &[&str]) -> String {
-    let o = Command::new(bin())
-        .args(args)
-        .env("YT8M_THREADS", "1")
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "yt8m {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
 /// A tiny trained bundle and its data: (dir, bundle, shard).
 fn bundle(name: &str) -> (PathBuf, PathBuf) {
     let d = tempdir(name);
@@ -33,9 +19,9 @@ fn bundle(name: &str) -> (PathBuf, PathBuf) {
     a.push("-o".into());
     a.push("MODEL.head.num_classes=20".into());
     let a: Vec<&str> = a.iter().map(String::as_str).collect();
-    yt8m(&a);
+    yt8m_ok(&a);
     let b = d.join("bundle");
-    yt8m(&[
+    yt8m_ok(&[
         "export",
         "-w",
         run.join("checkpoints/latest").to_str().unwrap(),
@@ -288,6 +274,32 @@ try:
     raise SystemExit("an unknown model answered")
 except InferenceServerException as e:
     assert "NOT_FOUND" in str(e.status()), e.status()
+# Hostile messages straight through the generated stub: each is INVALID_ARGUMENT with a message,
+# and the server still answers afterwards.
+import grpc
+from tritonclient.grpc import service_pb2, service_pb2_grpc
+stub = service_pb2_grpc.GRPCInferenceServiceStub(grpc.insecure_channel(url))
+def req(inputs, raw):
+    r = service_pb2.ModelInferRequest(model_name="tiny")
+    for name, dt, shape in inputs:
+        t = r.inputs.add(); t.name = name; t.datatype = dt; t.shape.extend(shape)
+    r.raw_input_contents.extend(raw)
+    return r
+cases = [
+    ("raw bytes shorter than the shape", req([("rgb", "UINT8", [1, 2, 1024]), ("audio", "UINT8", [1, 2, 128])], [b"x" * 5, b"y" * 256]), "bytes"),
+    ("more raw contents than inputs", req([("tfrecord", "BYTES", [1])], [b"", b""]), "raw_input_contents"),
+    ("shape overflow", req([("rgb", "UINT8", [1 << 40, 1 << 40, 1024])], [b""]), "more than"),
+    ("negative shape", req([("rgb", "UINT8", [-1, 2, 1024])], [b""]), "non-negative"),
+    ("BYTES length past the buffer", req([("tfrecord", "BYTES", [1])], [struct.pack("<I", 1 << 30) + b"abc"]), "claims"),
+    ("no data", req([("tfrecord", "BYTES", [1])], []), "no data"),
+]
+for what, r, text in cases:
+    try:
+        stub.ModelInfer(r)
+        raise SystemExit(f"{what}: answered")
+    except grpc.RpcError as e:
+        assert e.code() == grpc.StatusCode.INVALID_ARGUMENT and text in e.details(), (what, e.code(), e.details())
+assert c.is_server_ready()
 print(json.dumps({"max_abs_diff": worst}))
 "#;
 
@@ -297,7 +309,7 @@ fn tritonclient_gets_predicts_numbers_whatever_the_batching() {
     let shard = d.join("data/train0000.tfrecord");
     // predict's probabilities, the reference.
     let npz = d.join("predict.npz");
-    yt8m(&[
+    yt8m_ok(&[
         "predict",
         "--model",
         b.to_str().unwrap(),
@@ -460,6 +472,14 @@ fn hostile_requests_get_4xx_and_the_server_keeps_serving() {
         "the server stopped serving after hostile requests"
     );
     let (code, body) = http(s.port, "GET", "/v2/models/tiny/versions/7", &[], b"");
+    assert_eq!(code, 404, "{body}");
+    let (code, body) = http(
+        s.port,
+        "POST",
+        "/v2/models/tiny/versions/7/infer",
+        &[],
+        b"{}",
+    );
     assert_eq!(code, 404, "{body}");
 }
 

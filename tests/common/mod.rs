@@ -210,3 +210,20 @@ pub fn python() -> String {
         )
     })
 }
+
+/// Runs the `yt8m` binary (one libtorch thread) and returns its stdout; fails the test with
+/// both streams when it exits non-zero.
+pub fn yt8m_ok<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(args: &[S]) -> String {
+    let o = std::process::Command::new(bin())
+        .args(args)
+        .env("YT8M_THREADS", "1")
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "yt8m {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
