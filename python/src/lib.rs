@@ -391,29 +391,6 @@ fn parse_tie(t: &str) -> PyResult<TieOrder> {
     }
 }
 
-/// The first non-finite score, searched on all cores (a 100k × 3862 array is 386 M values: a
-/// single-threaded scan was a third of `evaluate`'s time).
-fn first_non_finite<T: Copy + Send + Sync + Into<f64>>(s: &[T]) -> Option<usize> {
-    let threads = yt8m_data::available_cores()
-        .min(s.len() / (1 << 20) + 1)
-        .max(1);
-    let per = s.len().div_ceil(threads).max(1);
-    std::thread::scope(|sc| {
-        let hs: Vec<_> = s
-            .chunks(per)
-            .enumerate()
-            .map(|(k, c)| {
-                sc.spawn(move || {
-                    c.iter()
-                        .position(|&x| !x.into().is_finite())
-                        .map(|i| k * per + i)
-                })
-            })
-            .collect();
-        hs.into_iter().filter_map(|h| h.join().ok().flatten()).min()
-    })
-}
-
 /// Checks shapes and finiteness, then feeds `[B, C]` scores (f32 or f64) and 0/1 labels.
 fn feed(
     ev: &mut RsEvaluator,
@@ -438,32 +415,36 @@ fn feed(
         }
         Ok(())
     };
-    // float32 and float64 scores take the same path; the evaluator is generic over both.
-    fn scored<T: yt8m_metrics::Score + Into<f64>>(
+    // float32 and float64 scores take the same path; the evaluator is generic over both. It
+    // refuses NaN/±∞ during its own per-row scans (no separate pass over the array).
+    // Other Python threads run meanwhile: the arrays stay borrowed read-only.
+    fn scored<T: yt8m_metrics::Score>(
+        py: Python<'_>,
         ev: &mut RsEvaluator,
         s: &[T],
         labels: &[u8],
-        c: usize,
     ) -> PyResult<()> {
-        if let Some(i) = first_non_finite(s) {
-            return Err(invalid(format!(
-                "predictions row {} class {} is {}: scores must be finite",
-                i / c,
-                i % c,
-                s[i].into()
-            )));
-        }
-        ev.accumulate(s, labels);
-        Ok(())
+        py.detach(|| ev.accumulate_finite(s, labels))
+            .map_err(|e| invalid(e.to_string()))
     }
     let contiguous = || invalid("predictions must be C-contiguous");
     if let Ok(p) = predictions.extract::<PyReadonlyArray2<'_, f32>>() {
         check(p.shape())?;
-        scored(ev, p.as_slice().map_err(|_| contiguous())?, labels, c)?;
+        scored(
+            predictions.py(),
+            ev,
+            p.as_slice().map_err(|_| contiguous())?,
+            labels,
+        )?;
     } else {
         let p = predictions.extract::<PyReadonlyArray2<'_, f64>>()?;
         check(p.shape())?;
-        scored(ev, p.as_slice().map_err(|_| contiguous())?, labels, c)?;
+        scored(
+            predictions.py(),
+            ev,
+            p.as_slice().map_err(|_| contiguous())?,
+            labels,
+        )?;
     }
     Ok(())
 }

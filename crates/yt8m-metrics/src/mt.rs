@@ -94,9 +94,11 @@ impl Mt19937 {
         }
     }
 
-    /// `random.sample(range(m), m)`: a permutation of 0..m.
-    pub fn sample_permutation(&mut self, m: usize) -> Vec<usize> {
-        let mut pool: Vec<usize> = (0..m).collect();
+    /// `random.sample(range(m), m)`: a permutation of 0..m (m < 2^32; u32 halves the pool's
+    /// cache misses, which dominate for millions of pairs).
+    pub fn sample_permutation(&mut self, m: usize) -> Vec<u32> {
+        assert!(m <= u32::MAX as usize, "permutation of {m} items");
+        let mut pool: Vec<u32> = (0..m as u32).collect();
         let mut out = Vec::with_capacity(m);
         for i in 0..m {
             let j = self.randbelow((m - i) as u64) as usize;
