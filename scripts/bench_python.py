@@ -2,8 +2,9 @@
 """The Python package's benchmark (docs/python.md, docs/benchmarks.md): in one process, side by
 side on the same files,
 
-  read    yt8m.read / yt8m.read_batches vs tf.data.TFRecordDataset + tf.io.parse_* (the starter
-          code's parse; single-threaded, then AUTOTUNE), every video into numpy arrays;
+  read    yt8m.read (copies, and copy=False: views into the mapped shards) / yt8m.read_batches
+          vs tf.data.TFRecordDataset + tf.io.parse_* (the starter code's parse; single-threaded,
+          then AUTOTUNE), every video into numpy arrays;
   metrics yt8m.evaluate vs the numpy reference evaluator (../shared/tools/yt8m_eval_ref.py).
 
 Needs a Python with the yt8m wheel, numpy and TensorFlow (the wheel needs nothing else, so it
@@ -31,11 +32,11 @@ def files_of(pattern):
     return sorted(glob.glob(os.path.expanduser(pattern)))
 
 
-def consume_yt8m_read(files, level):
+def consume_yt8m_read(files, level, copy=True):
     import yt8m
 
     n = nbytes = 0
-    for v in yt8m.read(files, level=level):
+    for v in yt8m.read(files, level=level, copy=copy):
         n += 1
         if level == "frame":
             nbytes += v["rgb"].nbytes + v["audio"].nbytes
@@ -98,6 +99,7 @@ def bench_read(name, files, level, rows):
     res = {}
     for label, fn, args in [
         ("yt8m.read", consume_yt8m_read, (files, level)),
+        ("yt8m.read(copy=False)", consume_yt8m_read, (files, level, False)),
         ("yt8m.read_batches (128)", consume_yt8m_batches, (files, level)),
         ("tf.data + parse, 1 thread", consume_tf, (files, level, False)),
         ("tf.data + parse, AUTOTUNE", consume_tf, (files, level, True)),
@@ -105,9 +107,9 @@ def bench_read(name, files, level, rows):
         n, nbytes, s = timed(fn, *args)
         res[label] = (n, s)
         rows.append((name, f"{len(files)} files, {size / 1e6:.0f} MB", label, n, s, n / s, size / s / 1e6))
-    base = res["yt8m.read"][1]
-    for other in ("tf.data + parse, 1 thread", "tf.data + parse, AUTOTUNE"):
-        rows.append((name, "", f"yt8m.read vs {other}", "", "", "", f"{res[other][1] / base:.1f}x"))
+    for ours in ("yt8m.read", "yt8m.read(copy=False)"):
+        for other in ("tf.data + parse, 1 thread", "tf.data + parse, AUTOTUNE"):
+            rows.append((name, "", f"{ours} vs {other}", "", "", "", f"{res[other][1] / res[ours][1]:.1f}x"))
     rows.append((name, "", "yt8m.read_batches vs tf.data AUTOTUNE", "", "", "",
                  f"{res['tf.data + parse, AUTOTUNE'][1] / res['yt8m.read_batches (128)'][1]:.1f}x"))
 

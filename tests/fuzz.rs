@@ -7,8 +7,9 @@
 mod common;
 use common::*;
 use std::path::Path;
+use yt8m::data::Video;
 use yt8m::data::pickle;
-use yt8m::data::sources::{read_paddle_pickle, read_shard};
+use yt8m::data::sources::{read_paddle_pickle, read_shard, read_shard_with};
 use yt8m::data::video::{decode_video, summarize};
 use yt8m::data::{FeatureSpec, Level};
 use yt8m::error::Location;
@@ -142,6 +143,177 @@ fn tfrecord_files_with_and_without_skip_corrupt() {
     }
     println!("read_shard: {ok} ok, {err} clean errors, {resyncs} resynchronisations");
     assert!(err > 0 && resyncs > 0);
+}
+
+#[test]
+fn irregular_frame_framing_is_copied_when_mapped() {
+    use yt8m::data::proto::{EncFeature, encode_feature, encode_sequence_example};
+    use yt8m::data::video::FrameSpan;
+    // rgb frames 0-1 regular, frame 2 with a non-minimal varint length (legal protobuf), so
+    // the in-place layout breaks there; audio stays regular.
+    let dims = [4usize, 2];
+    let frame = |v: &[u8]| encode_feature(&EncFeature::Bytes(vec![v]));
+    let odd = |v: &[u8]| {
+        let mut list = vec![0x0a, 0x80 | v.len() as u8, 0x00];
+        list.extend_from_slice(v);
+        let mut f = vec![0x0a, list.len() as u8];
+        f.extend_from_slice(&list);
+        f
+    };
+    let rgb: Vec<Vec<u8>> = vec![
+        frame(&[1, 2, 3, 4]),
+        frame(&[5, 6, 7, 8]),
+        odd(&[9, 10, 11, 12]),
+        frame(&[13, 14, 15, 16]),
+    ];
+    let audio: Vec<Vec<u8>> = (0..4u8).map(|i| frame(&[i, i + 100])).collect();
+    let payload = encode_sequence_example(
+        &[
+            ("id", encode_feature(&EncFeature::Bytes(vec![b"vid1"]))),
+            ("labels", encode_feature(&EncFeature::Int64(&[3]))),
+        ],
+        &[("rgb", rgb), ("audio", audio)],
+    );
+    let mut file = Vec::new();
+    yt8m::data::tfrecord::frame_record(&payload, &mut file);
+    let d = tempdir("irregular");
+    let p = d.join("odd.tfrecord");
+    std::fs::write(&p, &file).unwrap();
+    let spec = FeatureSpec {
+        dims: dims.to_vec(),
+        num_classes: 10,
+        ..Default::default()
+    };
+    let mut got = Vec::new();
+    for map in [false, true] {
+        read_shard_with(&p, &spec, false, map, |v| {
+            if map {
+                let yt8m::data::VideoFeatures::Mapped(f) = &v.features else {
+                    panic!("not mapped: {:?}", v.features)
+                };
+                assert!(
+                    matches!(f.spans[0], FrameSpan::Copied { .. }),
+                    "{:?}",
+                    f.spans[0]
+                );
+                assert!(
+                    matches!(
+                        f.spans[1],
+                        FrameSpan::InPlace {
+                            stride: 8,
+                            rows: 4,
+                            ..
+                        }
+                    ),
+                    "{:?}",
+                    f.spans[1]
+                );
+            }
+            got.push(content(&v, &spec));
+            true
+        })
+        .unwrap();
+    }
+    assert_eq!(got[0], got[1]);
+    assert_eq!(got[0].3[0], (1..=16).collect::<Vec<u8>>());
+}
+
+/// The payloads of a well-formed TFRecord file.
+fn records_of(b: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at + 12 <= b.len() {
+        let len = u64::from_le_bytes(b[at..at + 8].try_into().unwrap()) as usize;
+        out.push(b[at + 12..at + 12 + len].to_vec());
+        at += 16 + len;
+    }
+    out
+}
+
+/// Everything a reader hands out of one video, wherever its frames lie.
+fn content(v: &Video, spec: &FeatureSpec) -> (String, Vec<u32>, usize, Vec<Vec<u8>>) {
+    let frames = spec
+        .dims
+        .iter()
+        .enumerate()
+        .map(|(m, &d)| {
+            let r = v.rows(m, d);
+            let mut out = vec![0u8; r * d];
+            v.copy_frames(m, d, r, &mut out);
+            out
+        })
+        .collect();
+    (v.id.clone(), v.labels.clone(), v.num_frames, frames)
+}
+
+#[test]
+fn mapped_reading_equals_reading_on_mutated_files() {
+    // Differential: frames left in a memory map (Python's read(copy=False)) against the
+    // copying reader, on the same damaged files: the same videos, then the same error.
+    needs_shared!();
+    let mut rng = Rng::new(14);
+    let d = tempdir("fuzz-map");
+    let sources = [
+        std::fs::read(yt8m_data("synthetic/frame_2018.tfrecord")).unwrap(),
+        std::fs::read(yt8m_data("synthetic/frame_long.tfrecord")).unwrap(),
+        std::fs::read(yt8m_data("synthetic/video_2018.tfrecord")).unwrap(),
+    ];
+    let p = d.join("m.tfrecord");
+    let (mut same_ok, mut same_err, mut mapped_videos) = (0, 0, 0);
+    for case in 0..1500 {
+        let mut b = sources[case % 3].clone();
+        if case % 10 == 0 {
+            // As written.
+        } else if case % 2 == 0 {
+            mutate(&mut b, &mut rng, 3);
+        } else {
+            // Damage inside one record, then re-frame with valid CRCs, so the protobuf
+            // decoders (and the in-place frame layout) see the damage.
+            let payloads = records_of(&b);
+            let k = rng.below(payloads.len() as u64) as usize;
+            b.clear();
+            for (i, mut pl) in payloads.into_iter().enumerate() {
+                if i == k {
+                    mutate(&mut pl, &mut rng, 2);
+                }
+                yt8m::data::tfrecord::frame_record(&pl, &mut b);
+            }
+        }
+        std::fs::write(&p, &b).unwrap();
+        let spec = if case % 3 == 2 {
+            video_spec()
+        } else {
+            FeatureSpec {
+                max_frames: [usize::MAX, 300, 5][case % 3],
+                ..frame_spec()
+            }
+        };
+        let mut runs = Vec::new();
+        for map in [false, true] {
+            let mut got = Vec::new();
+            let r = read_shard_with(&p, &spec, false, map, |v| {
+                if map && matches!(v.features, yt8m::data::VideoFeatures::Mapped(_)) {
+                    mapped_videos += 1;
+                }
+                got.push(content(&v, &spec));
+                true
+            });
+            runs.push((got, r.map(|_| ()).map_err(|e| e.to_string())));
+        }
+        assert_eq!(
+            runs[0], runs[1],
+            "case {case}: mapped and copied reads differ"
+        );
+        if runs[0].1.is_ok() {
+            same_ok += 1;
+        } else {
+            same_err += 1;
+        }
+    }
+    println!(
+        "mapped vs copied: {same_ok} files equal, {same_err} equal errors, {mapped_videos} mapped videos"
+    );
+    assert!(same_ok > 0 && same_err > 0 && mapped_videos > 0);
 }
 
 #[test]

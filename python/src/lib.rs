@@ -6,17 +6,19 @@
 //! No libtorch, no TensorFlow: the wheel depends on numpy only. Reading runs on Rust threads;
 //! `BatchIter.__next__` releases the GIL while it waits for the next batch.
 
-use numpy::ndarray::{Array1, Array2, Array3};
-use numpy::{IntoPyArray, PyReadonlyArray2, PyUntypedArrayMethods};
+use numpy::ndarray::{Array1, Array2, Array3, ArrayView2, ShapeBuilder};
+use numpy::{IntoPyArray, PyArray2, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use std::path::PathBuf;
+use std::sync::Arc;
 use yt8m_data::batch::{
-    EpochIter, Loader, LoaderConfig, ModalityData, OrderedVideos, ordered_videos,
+    EpochIter, Loader, LoaderConfig, ModalityData, OrderedVideos, ordered_videos_with,
 };
 use yt8m_data::sources::{ShardKind, expand_paths, shard_kind};
 use yt8m_data::tfrecord::RecordReader;
+use yt8m_data::video::{FrameSpan, MappedFrames};
 use yt8m_data::{DataError, FeatureSpec, Level, Video, VideoFeatures, dequantize};
 use yt8m_metrics::{Evaluator as RsEvaluator, MetricMode, Metrics, TieOrder};
 
@@ -79,12 +81,70 @@ fn files(paths: Vec<String>) -> PyResult<Vec<PathBuf>> {
     expand_paths(&paths, None).map_err(err)
 }
 
-/// One video as a dict of numpy arrays.
+/// Keeps a memory-mapped shard alive while numpy arrays view it (their `base`).
+#[pyclass(frozen, module = "yt8m._native")]
+struct MappedShard {
+    map: Arc<memmap2::Mmap>,
+}
+
+/// Modality `m` of mapped frames as a numpy array: a read-only strided view into the map when
+/// the frames lie at one stride (no copy), else the copied bytes.
+fn mapped_array<'py>(
+    py: Python<'py>,
+    f: &MappedFrames,
+    m: usize,
+    owner: &Bound<'py, MappedShard>,
+) -> PyResult<Bound<'py, PyAny>> {
+    match &f.spans[m] {
+        FrameSpan::InPlace {
+            offset,
+            stride,
+            rows,
+            width,
+        } => {
+            // The decoder checked every row lies inside the record, which lies inside the map.
+            let end = if *rows == 0 {
+                *offset
+            } else {
+                offset + (rows - 1) * stride + width
+            };
+            if end > f.map.len() {
+                return Err(invalid(format!(
+                    "internal: frames end at byte {end}, past the mapped file's {} bytes",
+                    f.map.len()
+                )));
+            }
+            // SAFETY: the view stays within the map (checked above); `owner` holds the map
+            // and becomes the array's base, so the bytes outlive the array; the array is made
+            // read-only below (the map is PROT_READ, and a non-buffer base stops numpy from
+            // making it writeable again).
+            let a = unsafe {
+                let view = ArrayView2::from_shape_ptr(
+                    (*rows, *width).strides((*stride, 1)),
+                    f.map.as_ptr().add(*offset),
+                );
+                let a = PyArray2::<u8>::borrow_from_array(&view, owner.clone().into_any());
+                (*a.as_array_ptr()).flags &= !numpy::npyffi::NPY_ARRAY_WRITEABLE;
+                a
+            };
+            Ok(a.into_any())
+        }
+        FrameSpan::Copied { data, width } => {
+            let a = Array2::from_shape_vec((data.len() / width, *width), data.clone())
+                .map_err(|e| invalid(format!("internal: {e}")))?;
+            Ok(a.into_pyarray(py).into_any())
+        }
+    }
+}
+
+/// One video as a dict of numpy arrays. `owner`: the mapped shard of `Mapped` frames (reused
+/// across the videos of one file).
 fn video_dict<'py>(
     py: Python<'py>,
     v: Video,
     spec: &FeatureSpec,
     deq: bool,
+    owner: &mut Option<Bound<'py, MappedShard>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("id", &v.id)?;
@@ -105,6 +165,30 @@ fn video_dict<'py>(
                     let a = Array2::from_shape_vec((rows, *dim), m).expect("rows × dim");
                     d.set_item(name, a.into_pyarray(py))?;
                 }
+            }
+        }
+        VideoFeatures::Mapped(f) => {
+            d.set_item("num_frames", v.num_frames)?;
+            d.set_item("total_frames", v.total_frames)?;
+            for (m, (name, &dim)) in spec.frame_names.iter().zip(&spec.dims).enumerate() {
+                if deq {
+                    let rows = f.spans[m].rows();
+                    let mut out = Vec::with_capacity(rows * dim);
+                    for r in 0..rows {
+                        out.extend(f.row(m, r).iter().map(|&q| dequantize(q)));
+                    }
+                    let a = Array2::from_shape_vec((rows, dim), out).expect("rows × dim");
+                    d.set_item(name, a.into_pyarray(py))?;
+                    continue;
+                }
+                let same = owner
+                    .as_ref()
+                    .is_some_and(|o| Arc::ptr_eq(&o.get().map, &f.map));
+                if !same {
+                    *owner = Some(Bound::new(py, MappedShard { map: f.map.clone() })?);
+                }
+                let o = owner.as_ref().expect("set above");
+                d.set_item(name, mapped_array(py, &f, m, o)?)?;
             }
         }
         VideoFeatures::Mean(mods) => {
@@ -137,6 +221,8 @@ struct VideoIter {
     it: Option<OrderedVideos>,
     specs: Vec<FeatureSpec>,
     dequantize: bool,
+    /// The mapped shard the last views came from (copy=False).
+    owner: Option<Py<MappedShard>>,
 }
 
 #[pymethods]
@@ -153,7 +239,10 @@ impl VideoIter {
         match py.detach(|| it.next()) {
             Some(Ok(v)) => {
                 let sp = &self.specs[it.file_index()];
-                video_dict(py, v, sp, self.dequantize).map(Some)
+                let mut owner = self.owner.take().map(|o| o.into_bound(py));
+                let d = video_dict(py, v, sp, self.dequantize, &mut owner);
+                self.owner = owner.map(Bound::unbind);
+                d.map(Some)
             }
             Some(Err(e)) => Err(err(e)),
             None => Ok(None),
@@ -171,7 +260,8 @@ impl VideoIter {
 }
 
 #[pyfunction]
-#[pyo3(signature = (paths, level, max_frames, dequantize, skip_corrupt, num_threads))]
+#[pyo3(signature = (paths, level, max_frames, dequantize, skip_corrupt, num_threads, copy))]
+#[allow(clippy::too_many_arguments)]
 fn read(
     paths: Vec<String>,
     level: &str,
@@ -179,6 +269,7 @@ fn read(
     dequantize: bool,
     skip_corrupt: bool,
     num_threads: usize,
+    copy: bool,
 ) -> PyResult<VideoIter> {
     let level = parse_level(level)?;
     let files = files(paths)?;
@@ -191,15 +282,17 @@ fn read(
             spec(l, max_frames, usize::MAX)
         })
         .collect();
-    let it = ordered_videos(
+    let it = ordered_videos_with(
         files.into_iter().zip(specs.iter().cloned()).collect(),
         skip_corrupt,
         num_threads,
+        !copy,
     );
     Ok(VideoIter {
         it: Some(it),
         specs,
         dequantize,
+        owner: None,
     })
 }
 
@@ -542,6 +635,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(evaluate, m)?)?;
     m.add_class::<Evaluator>()?;
     m.add_class::<VideoIter>()?;
+    m.add_class::<MappedShard>()?;
     m.add_class::<BatchIter>()?;
     Ok(())
 }

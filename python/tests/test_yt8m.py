@@ -51,11 +51,12 @@ def test_every_manifest_is_covered():
 
 
 @needs_shared
+@pytest.mark.parametrize("copy", [True, False])
 @pytest.mark.parametrize("rel", FRAME_FILES)
-def test_frame_level_read_equals_manifest(rel):
+def test_frame_level_read_equals_manifest(rel, copy):
     path = os.path.join(DATA, rel)
     recs = manifest(path)["records"]
-    vids = list(yt8m.read(path, max_frames=None))
+    vids = list(yt8m.read(path, max_frames=None, copy=copy))
     assert [v["id"] for v in vids] == [r["id"] for r in recs]
     for v, r in zip(vids, recs):
         assert v["num_frames"] == r["num_frames"] == v["total_frames"]
@@ -206,6 +207,42 @@ def test_evaluate_refuses_bad_input_with_a_clear_error():
         yt8m.evaluate(np.zeros((2, 3)), np.ones((2, 3)), mode="tf")
     pv = yt8m.evaluate(np.random.rand(20, 6), np.random.rand(20, 6) > 0.5, mode="paddlevideo", batch_size=8)
     assert pv["mode"] == "paddlevideo" and pv["map"] is None
+
+
+@needs_shared
+def test_views_into_mapped_shards_are_read_only_outlive_the_reader_and_equal_copies(tmp_path):
+    path = os.path.join(DATA, "synthetic/frame_long.tfrecord")
+    for kw in ({}, {"max_frames": None}, {"max_frames": 7}, {"dequantize": True}):
+        copies = list(yt8m.read(path, **kw))
+        views = list(yt8m.read(path, copy=False, **kw))
+        assert [v["id"] for v in views] == [v["id"] for v in copies]
+        for c, v in zip(copies, views):
+            for k in ("rgb", "audio"):
+                assert v[k].dtype == c[k].dtype and v[k].shape == c[k].shape
+                assert np.array_equal(v[k], c[k]), (kw, k)
+    views = [v["rgb"] for v in yt8m.read(path, copy=False)]
+    assert not views[0].flags.writeable and views[0].base is not None
+    with pytest.raises(ValueError):
+        views[0][0, 0] = 1
+    with pytest.raises(ValueError):
+        views[0].setflags(write=True)
+    # The map lives as long as a view does, not as long as the reader.
+    import gc
+
+    gc.collect()
+    want = [v["rgb"].copy() for v in yt8m.read(path)]
+    assert all(np.array_equal(a, b) for a, b in zip(views, want))
+    # A damaged frame-level file gives the same error as the copying reader.
+    data = bytearray(open(path, "rb").read())
+    data[len(data) // 2] ^= 0xFF
+    broken = tmp_path / "broken_frames.tfrecord"
+    broken.write_bytes(bytes(data))
+    errors = []
+    for copy in (True, False):
+        with pytest.raises(yt8m.Yt8mError) as e:
+            list(yt8m.read(str(broken), copy=copy))
+        errors.append(str(e.value))
+    assert errors[0] == errors[1] and "broken_frames.tfrecord" in errors[0] and "CRC" in errors[0]
 
 
 def test_reader_errors_name_the_file_record_and_offset(tmp_path):

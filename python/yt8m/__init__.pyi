@@ -24,6 +24,7 @@ def read(
     dequantize: bool = False,
     skip_corrupt: bool = False,
     num_threads: int = 0,
+    copy: bool = True,
 ) -> _VideoIter: ...
 def read_batches(
     paths: Paths,

@@ -4,7 +4,7 @@
 //! buckets by length, and packs uint8 batches. Nothing here is as large as PaddleVideo's float
 //! masks: a batch carries per-video lengths only.
 
-use super::sources::{ReadStats, read_shard};
+use super::sources::{ReadStats, read_shard_with};
 use super::video::{FeatureSpec, Video, VideoFeatures};
 use crate::error::{DataError, DataErrorKind, Location, panic_text};
 use crate::rng::Rng;
@@ -141,14 +141,13 @@ impl Batch {
         for (m, &d) in spec.dims.iter().enumerate() {
             let mut rows = Vec::with_capacity(b);
             let data = match videos.first().map(|v| &v.features) {
-                Some(VideoFeatures::Frames(_)) => {
+                Some(VideoFeatures::Frames(_) | VideoFeatures::Mapped(_)) => {
                     let mut data = vec![0u8; b * t * d];
                     for (i, v) in videos.iter().enumerate() {
-                        let VideoFeatures::Frames(f) = &v.features else {
-                            panic!("mixed feature kinds in one batch")
-                        };
-                        let r = (f[m].len() / d).min(v.num_frames);
-                        data[i * t * d..i * t * d + r * d].copy_from_slice(&f[m][..r * d]);
+                        let r = v.rows(m, d).min(v.num_frames);
+                        let copied =
+                            v.copy_frames(m, d, r, &mut data[i * t * d..i * t * d + r * d]);
+                        assert!(copied, "mixed feature kinds in one batch");
                         rows.push(r as i64);
                     }
                     ModalityData::U8(data)
@@ -162,7 +161,9 @@ impl Batch {
                             VideoFeatures::FloatFrames(f) => {
                                 (&f[m], (f[m].len() / d).min(v.num_frames))
                             }
-                            VideoFeatures::Frames(_) => panic!("mixed feature kinds in one batch"),
+                            VideoFeatures::Frames(_) | VideoFeatures::Mapped(_) => {
+                                panic!("mixed feature kinds in one batch")
+                            }
                         };
                         data[i * t * d..i * t * d + r * d].copy_from_slice(&src[..r * d]);
                         rows.push(r as i64);
@@ -185,8 +186,15 @@ impl Batch {
     }
 }
 
+/// Videos per message from a reader thread: one wake-up of the consumer per chunk instead of
+/// per video (thread hand-offs were 13 % of reading mapped shards). Channels hold
+/// [`CHUNKS_IN_FLIGHT`] chunks, so as many videos wait per reader as before (64).
+const CHUNK: usize = 16;
+const CHUNKS_IN_FLIGHT: usize = 4;
+
 enum Msg {
-    Video(Video),
+    /// Up to [`CHUNK`] videos of one file, in file order.
+    Videos(Vec<Video>),
     EndShard(ReadStats),
     Err(DataError),
 }
@@ -275,6 +283,8 @@ pub struct OrderedVideos {
     file: usize,
     stats: ReadStats,
     done: bool,
+    /// The rest of the last chunk received.
+    pending: std::vec::IntoIter<Video>,
 }
 
 /// Starts reading `files` (each with its spec) on up to `threads` threads (0: automatic).
@@ -282,6 +292,17 @@ pub fn ordered_videos(
     files: Vec<(PathBuf, FeatureSpec)>,
     skip_corrupt: bool,
     threads: usize,
+) -> OrderedVideos {
+    ordered_videos_with(files, skip_corrupt, threads, false)
+}
+
+/// [`ordered_videos`]; with `map`, frames stay in the memory-mapped files
+/// ([`crate::sources::videos_with`]).
+pub fn ordered_videos_with(
+    files: Vec<(PathBuf, FeatureSpec)>,
+    skip_corrupt: bool,
+    threads: usize,
+    map: bool,
 ) -> OrderedVideos {
     let n = if threads == 0 {
         default_readers()
@@ -296,11 +317,11 @@ pub fn ordered_videos(
     let mut readers = Vec::new();
     let mut handles = Vec::new();
     for w in 0..n {
-        let (tx, rx) = sync_channel::<Msg>(64);
+        let (tx, rx) = sync_channel::<Msg>(CHUNKS_IN_FLIGHT);
         readers.push(rx);
         let mine: Vec<_> = files.iter().skip(w).step_by(n).cloned().collect();
         handles.push(std::thread::spawn(move || {
-            reader_thread(mine, skip_corrupt, false, tx)
+            reader_thread(mine, skip_corrupt, false, map, tx)
         }));
     }
     OrderedVideos {
@@ -310,6 +331,7 @@ pub fn ordered_videos(
         file: 0,
         stats: ReadStats::default(),
         done: false,
+        pending: Vec::new().into_iter(),
     }
 }
 
@@ -328,10 +350,18 @@ impl OrderedVideos {
 impl Iterator for OrderedVideos {
     type Item = Result<Video, DataError>;
     fn next(&mut self) -> Option<Self::Item> {
+        if let Some(v) = self.pending.next() {
+            return Some(Ok(v));
+        }
         while !self.done && self.file < self.n_files {
             let n = self.readers.len();
             match self.readers[self.file % n].recv() {
-                Ok(Msg::Video(v)) => return Some(Ok(v)),
+                Ok(Msg::Videos(vs)) => {
+                    self.pending = vs.into_iter();
+                    if let Some(v) = self.pending.next() {
+                        return Some(Ok(v));
+                    }
+                }
                 Ok(Msg::EndShard(s)) => {
                     self.stats.merge(s);
                     self.file += 1;
@@ -406,7 +436,7 @@ impl Loader {
         let mut handles = Vec::new();
         let mut reader_rx = Vec::new();
         for w in 0..n_readers {
-            let (tx, rx) = sync_channel::<Msg>(64);
+            let (tx, rx) = sync_channel::<Msg>(CHUNKS_IN_FLIGHT);
             reader_rx.push(rx);
             let mine: Vec<(PathBuf, Arc<FeatureSpec>)> = order
                 .iter()
@@ -416,7 +446,7 @@ impl Loader {
                 .collect();
             let skip = cfg.skip_corrupt;
             handles.push(std::thread::spawn(move || {
-                reader_thread(mine, skip, true, tx)
+                reader_thread(mine, skip, true, false, tx)
             }));
         }
         let (btx, brx) = sync_channel(cfg.prefetch.max(1));
@@ -470,25 +500,35 @@ fn reader_thread(
     files: Vec<(PathBuf, Arc<FeatureSpec>)>,
     skip: bool,
     drop_empty: bool,
+    map: bool,
     tx: SyncSender<Msg>,
 ) {
     for (f, spec) in files {
         let spec = spec.as_ref();
         let mut alive = true;
         let mut empty = Vec::new();
+        let mut chunk = Vec::with_capacity(CHUNK);
         // A panic while reading one file fails the epoch naming the file, instead of closing
         // the channel (which the assembler would take for the end of the data).
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             inject_reader_fault(&f);
-            read_shard(&f, spec, skip, |v| {
+            let r = read_shard_with(&f, spec, skip, map, |v| {
                 // A video without frames has nothing to pool over: leave it out, and report it.
                 if v.num_frames == 0 && drop_empty {
                     empty.push(format!("{}: {}", f.display(), v.id));
                     return true;
                 }
-                alive = tx.send(Msg::Video(v)).is_ok();
+                chunk.push(v);
+                if chunk.len() >= CHUNK {
+                    alive = tx.send(Msg::Videos(std::mem::take(&mut chunk))).is_ok();
+                }
                 alive
-            })
+            });
+            // What was read before an error or the end of the file goes first.
+            if alive && !chunk.is_empty() {
+                alive = tx.send(Msg::Videos(std::mem::take(&mut chunk))).is_ok();
+            }
+            r
         }))
         .unwrap_or_else(|p| {
             Err(DataError::new(
@@ -581,20 +621,22 @@ fn assembler(
         let rx = &readers[k % readers.len()];
         loop {
             match rx.recv() {
-                Ok(Msg::Video(v)) => {
-                    let v = if cfg.shuffle {
-                        if buffer.len() < cfg.shuffle_buffer.max(1) {
-                            buffer.push(v);
-                            continue;
-                        }
-                        let j = rng.below(buffer.len() as u64) as usize;
-                        std::mem::replace(&mut buffer[j], v)
-                    } else {
-                        v
-                    };
-                    if let Some(b) = push(v, &mut pending, &mut rng) {
-                        if !send_all(b) {
-                            return;
+                Ok(Msg::Videos(vs)) => {
+                    for v in vs {
+                        let v = if cfg.shuffle {
+                            if buffer.len() < cfg.shuffle_buffer.max(1) {
+                                buffer.push(v);
+                                continue;
+                            }
+                            let j = rng.below(buffer.len() as u64) as usize;
+                            std::mem::replace(&mut buffer[j], v)
+                        } else {
+                            v
+                        };
+                        if let Some(b) = push(v, &mut pending, &mut rng) {
+                            if !send_all(b) {
+                                return;
+                            }
                         }
                     }
                 }

@@ -304,13 +304,67 @@ pub fn for_each_frame<'a>(
     list: &'a [u8],
     mut f: impl FnMut(usize, &'a [u8], usize) -> R<()>,
 ) -> R<usize> {
-    for_each_in_list(list, |i, feat| match feat {
-        Feature::Bytes(v) => f(i, v.first().copied().unwrap_or(&[]), v.len()),
-        other => err(format!(
-            "frame {i} is a {} (expected bytes_list)",
-            other.kind_name()
-        )),
-    })
+    let mut c = Cursor::new(list);
+    let mut i = 0;
+    // The header (every tag and length up to the value) of the last frame read as one bytes
+    // value, and the value's length: a frame starting with the same header bytes has the same
+    // structure, so it is taken without parsing (frames of one list are alike).
+    let mut template: Option<(&'a [u8], usize)> = None;
+    loop {
+        if let Some((hdr, vlen)) = template {
+            let rest = &list[c.pos..];
+            if rest.len() >= hdr.len() + vlen && rest.starts_with(hdr) {
+                f(i, &rest[hdr.len()..hdr.len() + vlen], 1)?;
+                c.pos += hdr.len() + vlen;
+                i += 1;
+                continue;
+            }
+        }
+        let field_start = c.pos;
+        let Some((num, field)) = c.next_field()? else {
+            break;
+        };
+        if let (1, Field::Bytes(b)) = (num, field) {
+            // The usual encoding is read without building a value list (an allocation per
+            // frame); anything else takes the general parser, errors included.
+            match single_bytes_value(b) {
+                Some(v) => {
+                    f(i, v, 1)?;
+                    // The value ends the field, so the field is header + value.
+                    let value_start = v.as_ptr() as usize - list.as_ptr() as usize;
+                    template = Some((&list[field_start..value_start], v.len()));
+                }
+                None => match parse_feature(b)? {
+                    Feature::Bytes(v) => f(i, v.first().copied().unwrap_or(&[]), v.len())?,
+                    other => {
+                        return err(format!(
+                            "frame {i} is a {} (expected bytes_list)",
+                            other.kind_name()
+                        ));
+                    }
+                },
+            }
+            i += 1;
+        }
+    }
+    Ok(i)
+}
+
+/// The value of `Feature{bytes_list{value: [x]}}` when encoded as exactly one field holding
+/// exactly one field (what `parse_feature` would read as a one-value bytes list).
+fn single_bytes_value(b: &[u8]) -> Option<&[u8]> {
+    let mut c = Cursor::new(b);
+    let Ok(Some((1, Field::Bytes(list)))) = c.next_field() else {
+        return None;
+    };
+    if c.pos != b.len() {
+        return None;
+    }
+    let mut lc = Cursor::new(list);
+    let Ok(Some((1, Field::Bytes(v)))) = lc.next_field() else {
+        return None;
+    };
+    (lc.pos == list.len()).then_some(v)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -414,6 +468,76 @@ pub fn encode_sequence_example(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `for_each_frame` by the general parser alone: what the fast paths must reproduce.
+    fn frames_reference(list: &[u8]) -> R<Vec<(Vec<u8>, usize)>> {
+        let mut out = Vec::new();
+        for_each_in_list(list, |i, feat| match feat {
+            Feature::Bytes(v) => {
+                out.push((v.first().copied().unwrap_or(&[]).to_vec(), v.len()));
+                Ok(())
+            }
+            other => err(format!(
+                "frame {i} is a {} (expected bytes_list)",
+                other.kind_name()
+            )),
+        })?;
+        Ok(out)
+    }
+
+    fn frames_fast(list: &[u8]) -> R<Vec<(Vec<u8>, usize)>> {
+        let mut out = Vec::new();
+        for_each_frame(list, |_, v, n| {
+            out.push((v.to_vec(), n));
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    #[test]
+    fn frame_fast_paths_equal_the_general_parser() {
+        let frame = |v: &[u8]| encode_feature(&EncFeature::Bytes(vec![v]));
+        // A frame with a two-byte varint for a 1-byte length (legal, non-minimal).
+        let padded = {
+            let mut inner = vec![0x0a, 0x81, 0x00, 7];
+            let mut list = vec![0x0a];
+            put_varint(&mut list, inner.len() as u64);
+            list.append(&mut inner);
+            list
+        };
+        let cases: Vec<Vec<Vec<u8>>> = vec![
+            vec![frame(b"abcd"), frame(b"efgh"), frame(b"ijkl")],
+            vec![frame(b"abcd"), frame(b"xyz"), frame(b"abcd"), frame(b"")],
+            vec![frame(b"abcd"), padded.clone(), frame(b"mnop")],
+            vec![
+                frame(b"ab"),
+                encode_feature(&EncFeature::Bytes(vec![b"c", b"d"])),
+                frame(b"ef"),
+            ],
+            vec![
+                frame(b"ab"),
+                encode_feature(&EncFeature::Int64(&[5])),
+                frame(b"cd"),
+            ],
+            vec![frame(b"ab"), frame(b"cd")[..3].to_vec()],
+        ];
+        for (k, feats) in cases.iter().enumerate() {
+            let mut list = Vec::new();
+            for f in feats {
+                put_bytes_field(&mut list, 1, f);
+            }
+            let (fast, slow) = (frames_fast(&list), frames_reference(&list));
+            assert_eq!(fast, slow, "case {k}");
+            // Cut anywhere: the same frames or the same error.
+            for cut in 0..list.len() {
+                assert_eq!(
+                    frames_fast(&list[..cut]),
+                    frames_reference(&list[..cut]),
+                    "case {k} cut {cut}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn roundtrip_example_and_unpacked_lists() {

@@ -3,8 +3,8 @@
 //! joined with `data_prefix`). Shards are TFRecords (official layout) or PaddleVideo pickles.
 
 use super::pickle::{self, Value};
-use super::tfrecord::RecordReader;
-use super::video::{FeatureSpec, Level, Video, VideoFeatures, decode_video};
+use super::tfrecord::{MappedRecords, RecordReader};
+use super::video::{FeatureSpec, Level, Video, VideoFeatures, decode_video, decode_video_mapped};
 use crate::error::{DataError, DataErrorKind, Location};
 use std::path::{Path, PathBuf};
 
@@ -190,6 +190,7 @@ impl ReadStats {
 
 enum Source {
     TfRecord { reader: RecordReader, buf: Vec<u8> },
+    Mapped(MappedRecords),
     Pickle(PickleVideos),
 }
 
@@ -211,10 +212,30 @@ pub fn videos(
     spec: &FeatureSpec,
     skip_corrupt: bool,
 ) -> Result<ShardVideos, DataError> {
+    videos_with(path, spec, skip_corrupt, false)
+}
+
+/// [`videos`]; with `map`, a regular TFRecord file is memory-mapped and its uint8 frames are
+/// left in the map ([`VideoFeatures::Mapped`], no copy; see [`MappedRecords`] for the one
+/// hazard). `map` is ignored with `skip_corrupt` (skipping needs the resynchronising reader)
+/// and for pipes, empty files and pickles.
+pub fn videos_with(
+    path: &Path,
+    spec: &FeatureSpec,
+    skip_corrupt: bool,
+    map: bool,
+) -> Result<ShardVideos, DataError> {
     let source = match shard_kind(path) {
-        ShardKind::TfRecord => Source::TfRecord {
-            reader: RecordReader::open(path)?,
-            buf: Vec::new(),
+        ShardKind::TfRecord => match (map && !skip_corrupt)
+            .then(|| MappedRecords::open(path))
+            .transpose()?
+            .flatten()
+        {
+            Some(m) => Source::Mapped(m),
+            None => Source::TfRecord {
+                reader: RecordReader::open(path)?,
+                buf: Vec::new(),
+            },
         },
         ShardKind::Pickle => Source::Pickle(paddle_pickle_videos(path, spec)?),
     };
@@ -277,6 +298,22 @@ impl ShardVideos {
     }
 }
 
+impl ShardVideos {
+    fn next_mapped(&mut self) -> Option<Result<Video, DataError>> {
+        let Source::Mapped(records) = &mut self.source else {
+            return None;
+        };
+        match records.next_range() {
+            Ok(Some((rec, range))) => {
+                let loc = Location::file(&self.path).record(rec.index, rec.offset);
+                Some(decode_video_mapped(records.map(), range, &self.spec, &loc))
+            }
+            Ok(None) => None,
+            Err(e) => Some(Err(e)),
+        }
+    }
+}
+
 impl Iterator for ShardVideos {
     type Item = Result<Video, DataError>;
     fn next(&mut self) -> Option<Self::Item> {
@@ -285,6 +322,7 @@ impl Iterator for ShardVideos {
         }
         let r = match &mut self.source {
             Source::TfRecord { .. } => self.next_tfrecord(),
+            Source::Mapped(_) => self.next_mapped(),
             Source::Pickle(p) => p.next(),
         };
         match &r {
@@ -304,9 +342,20 @@ pub fn read_shard(
     path: &Path,
     spec: &FeatureSpec,
     skip_corrupt: bool,
+    f: impl FnMut(Video) -> bool,
+) -> Result<ReadStats, DataError> {
+    read_shard_with(path, spec, skip_corrupt, false, f)
+}
+
+/// [`read_shard`] over [`videos_with`] (`map`: frames left in the memory-mapped file).
+pub fn read_shard_with(
+    path: &Path,
+    spec: &FeatureSpec,
+    skip_corrupt: bool,
+    map: bool,
     mut f: impl FnMut(Video) -> bool,
 ) -> Result<ReadStats, DataError> {
-    let mut it = videos(path, spec, skip_corrupt)?;
+    let mut it = videos_with(path, spec, skip_corrupt, map)?;
     for v in it.by_ref() {
         if !f(v?) {
             break;
@@ -316,11 +365,12 @@ pub fn read_shard(
 }
 
 fn note_frame_counts(v: &Video, spec: &FeatureSpec, path: &Path, stats: &mut ReadStats) {
-    if let VideoFeatures::Frames(f) = &v.features {
-        let rows: Vec<usize> = f
+    if let VideoFeatures::Frames(_) | VideoFeatures::Mapped(_) = &v.features {
+        let rows: Vec<usize> = spec
+            .dims
             .iter()
-            .zip(&spec.dims)
-            .map(|(x, &d)| x.len() / d.max(1))
+            .enumerate()
+            .map(|(m, &d)| v.rows(m, d.max(1)))
             .collect();
         if rows.iter().any(|&r| r != v.num_frames) {
             stats.frame_count_mismatch += 1;

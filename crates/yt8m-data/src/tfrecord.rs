@@ -5,15 +5,22 @@
 use crate::error::{DataError, DataErrorKind, Location};
 use std::fs::File;
 use std::io::{BufReader, BufWriter, ErrorKind, Read, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 const MASK_DELTA: u32 = 0xA282_EAD8;
 /// Records beyond this size are surely a corrupt length (a 360-frame video is ~450 KB).
 const MAX_RECORD_BYTES: u64 = 1 << 30;
 
+/// CRC-32C (Castagnoli; crc-fast calls it CRC-32/ISCSI).
+pub fn crc32c(data: &[u8]) -> u32 {
+    crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, data) as u32
+}
+
 /// TensorFlow's masked CRC-32C.
 pub fn masked_crc(data: &[u8]) -> u32 {
-    let c = crc32c::crc32c(data);
+    let c = crc32c(data);
     (c.rotate_right(15)).wrapping_add(MASK_DELTA)
 }
 
@@ -41,6 +48,160 @@ pub struct RecordReader {
     skipped: Vec<(u64, u64, usize)>,
 }
 
+/// Opens a TFRecord file for reading, refusing a directory.
+fn open_file(path: &Path) -> Result<(File, std::fs::Metadata), DataError> {
+    let f = File::open(path).map_err(|e| DataError::io(path, e))?;
+    let md = f.metadata().map_err(|e| DataError::io(path, e))?;
+    if md.is_dir() {
+        return Err(DataError::new(
+            DataErrorKind::Io,
+            Location::file(path),
+            "is a directory, not a TFRecord file",
+        ));
+    }
+    Ok((f, md))
+}
+
+/// A damaged record: where, what, and what to do.
+fn corrupt_record(path: &Path, index: usize, offset: u64, msg: String) -> DataError {
+    DataError::new(
+        DataErrorKind::Corrupt,
+        Location::file(path).record(index, offset),
+        msg,
+    )
+    .hint(
+        "the file is damaged (re-download or re-copy it), or pass --skip-corrupt \
+         (data.skip_corrupt: true) to skip bad records and report them at the end",
+    )
+}
+
+fn length_crc_message(len: u64, stored: u32, computed: u32) -> String {
+    format!(
+        "length CRC mismatch (length field says {len} bytes; stored crc {stored:#010x}, computed {computed:#010x})"
+    )
+}
+
+fn implausible_message(len: u64) -> String {
+    format!("implausible record length {len} bytes")
+}
+
+fn truncated_message(len: u64, left: u64) -> String {
+    format!(
+        "truncated record: the header says {len} payload bytes, but only {left} bytes (payload and CRC) are left in the file"
+    )
+}
+
+fn payload_crc_message(len: u64, stored: u32, computed: u32) -> String {
+    format!(
+        "payload CRC mismatch ({len}-byte payload; stored {stored:#010x}, computed {computed:#010x})"
+    )
+}
+
+/// The records of a memory-mapped file, handed out as byte ranges of the map: nothing is
+/// copied. Strict: the first framing or CRC error ends the file (to skip damaged records and
+/// read on, use [`RecordReader`], which resynchronises). Errors are [`RecordReader`]'s.
+///
+/// The map is read-only. If another process truncates the file while it is mapped, touching
+/// the lost pages raises SIGBUS: map only files that stay as they are while in use.
+pub struct MappedRecords {
+    path: PathBuf,
+    map: Arc<memmap2::Mmap>,
+    offset: usize,
+    index: usize,
+    done: bool,
+}
+
+impl MappedRecords {
+    /// Maps `path`. `Ok(None)` when it cannot be mapped usefully (a pipe, a device, an empty
+    /// file): read those with [`RecordReader`].
+    pub fn open(path: impl AsRef<Path>) -> Result<Option<Self>, DataError> {
+        let path = path.as_ref().to_path_buf();
+        let (f, md) = open_file(&path)?;
+        if !md.is_file() || md.len() == 0 || md.len() > usize::MAX as u64 {
+            return Ok(None);
+        }
+        // SAFETY: a read-only private map of a regular file; the type's docs state the one
+        // hazard (truncation by another process while mapped).
+        let map =
+            unsafe { memmap2::MmapOptions::new().map(&f) }.map_err(|e| DataError::io(&path, e))?;
+        #[cfg(unix)]
+        let _ = map.advise(memmap2::Advice::Sequential);
+        Ok(Some(MappedRecords {
+            path,
+            map: Arc::new(map),
+            offset: 0,
+            index: 0,
+            done: false,
+        }))
+    }
+
+    /// The whole file's bytes (shared with every view handed out).
+    pub fn map(&self) -> &Arc<memmap2::Mmap> {
+        &self.map
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Index the next record would get.
+    pub fn next_index(&self) -> usize {
+        self.index
+    }
+
+    /// The next record's payload as a range of [`Self::map`], both CRCs verified. `Ok(None)`
+    /// at a clean end of file; after an error, `Ok(None)` too.
+    pub fn next_range(&mut self) -> Result<Option<(RawRecord, Range<usize>)>, DataError> {
+        if self.done {
+            return Ok(None);
+        }
+        let bytes: &[u8] = &self.map;
+        let start = self.offset;
+        let left = bytes.len() - start;
+        if left == 0 {
+            self.done = true;
+            return Ok(None);
+        }
+        let fail = |me: &mut Self, msg: String| {
+            me.done = true;
+            Err(corrupt_record(&me.path, me.index, start as u64, msg))
+        };
+        if left < 12 {
+            return fail(
+                self,
+                format!("truncated record header: {left} of 12 bytes before end of file"),
+            );
+        }
+        let header = &bytes[start..start + 12];
+        let len = u64::from_le_bytes(header[..8].try_into().expect("8 bytes"));
+        let len_crc = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes"));
+        let computed = masked_crc(&header[..8]);
+        if computed != len_crc {
+            return fail(self, length_crc_message(len, len_crc, computed));
+        }
+        if len > MAX_RECORD_BYTES {
+            return fail(self, implausible_message(len));
+        }
+        let after_header = (left - 12) as u64;
+        if len + 4 > after_header {
+            return fail(self, truncated_message(len, after_header));
+        }
+        let data = start + 12..start + 12 + len as usize;
+        let stored = u32::from_le_bytes(bytes[data.end..data.end + 4].try_into().expect("4 bytes"));
+        let computed = masked_crc(&bytes[data.clone()]);
+        if stored != computed {
+            return fail(self, payload_crc_message(len, stored, computed));
+        }
+        let rec = RawRecord {
+            index: self.index,
+            offset: start as u64,
+        };
+        self.offset = data.end + 4;
+        self.index += 1;
+        Ok(Some((rec, data)))
+    }
+}
+
 /// Reads until `buf` is full or the stream ends; returns the bytes read.
 pub(crate) fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut n = 0;
@@ -58,15 +219,7 @@ pub(crate) fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<us
 impl RecordReader {
     pub fn open(path: impl AsRef<Path>) -> Result<Self, DataError> {
         let path = path.as_ref().to_path_buf();
-        let f = File::open(&path).map_err(|e| DataError::io(&path, e))?;
-        let md = f.metadata().map_err(|e| DataError::io(&path, e))?;
-        if md.is_dir() {
-            return Err(DataError::new(
-                DataErrorKind::Io,
-                Location::file(&path),
-                "is a directory, not a TFRecord file",
-            ));
-        }
+        let (f, md) = open_file(&path)?;
         Ok(RecordReader {
             inner: BufReader::with_capacity(1 << 20, f),
             path,
@@ -171,23 +324,8 @@ impl RecordReader {
         &self.path
     }
 
-    fn loc(&self, offset: u64) -> Location {
-        Location::file(&self.path).record(self.index, offset)
-    }
-
     fn corrupt(&self, offset: u64, msg: String) -> DataError {
-        self.corrupt_at(
-            DataError::new(DataErrorKind::Corrupt, self.loc(offset), String::new()),
-            msg,
-        )
-    }
-
-    fn corrupt_at(&self, mut e: DataError, msg: String) -> DataError {
-        e.message = msg;
-        e.hint(
-            "the file is damaged (re-download or re-copy it), or pass --skip-corrupt \
-             (data.skip_corrupt: true) to skip bad records and report them at the end",
-        )
+        corrupt_record(&self.path, self.index, offset, msg)
     }
 
     /// Reads the next record into `buf` (cleared first). `Ok(None)` at a clean end of file.
@@ -225,15 +363,12 @@ impl RecordReader {
             self.resync_from = Some(start);
             return Err(self.corrupt(
                 start,
-                format!(
-                    "length CRC mismatch (length field says {len} bytes; stored crc {len_crc:#010x}, computed {:#010x})",
-                    masked_crc(&header[..8])
-                ),
+                length_crc_message(len, len_crc, masked_crc(&header[..8])),
             ));
         }
         if len > MAX_RECORD_BYTES {
             self.resync_from = Some(start);
-            return Err(self.corrupt(start, format!("implausible record length {len} bytes")));
+            return Err(self.corrupt(start, implausible_message(len)));
         }
         // Never allocate more than the file can still hold: a 4.7 KB file declaring a 1 GiB
         // record used to allocate 1 GiB per reader thread before failing.
@@ -241,12 +376,7 @@ impl RecordReader {
             let left = file_len.saturating_sub(start + 12);
             if len + 4 > left {
                 self.resync_from = Some(start);
-                return Err(self.corrupt(
-                    start,
-                    format!(
-                        "truncated record: the header says {len} payload bytes, but only {left} bytes (payload and CRC) are left in the file"
-                    ),
-                ));
+                return Err(self.corrupt(start, truncated_message(len, left)));
             }
         }
         buf.clear();
@@ -287,18 +417,12 @@ impl RecordReader {
             let stored = u32::from_le_bytes(crc);
             let computed = masked_crc(buf);
             if stored != computed {
-                let e = DataError::new(
-                    DataErrorKind::Corrupt,
-                    Location::file(&self.path).record(rec.index, start),
-                    String::new(),
-                );
-                let e = self.corrupt_at(
-                    e,
-                    format!(
-                        "payload CRC mismatch ({len}-byte payload; stored {stored:#010x}, computed {computed:#010x})"
-                    ),
-                );
-                return Err(e);
+                return Err(corrupt_record(
+                    &self.path,
+                    rec.index,
+                    start,
+                    payload_crc_message(len, stored, computed),
+                ));
             }
         }
         Ok(Some(rec))
@@ -360,11 +484,29 @@ pub fn frame_record(payload: &[u8], out: &mut Vec<u8>) {
 
 #[cfg(test)]
 mod tests {
+    use super::crc32c;
 
     #[test]
     fn crc32c_known_vector() {
         // RFC 3720 B.4: 32 bytes of zeros.
-        assert_eq!(crc32c::crc32c(&[0u8; 32]), 0x8A91_36AA);
-        assert_eq!(crc32c::crc32c(b"123456789"), 0xE306_9283);
+        assert_eq!(crc32c(&[0u8; 32]), 0x8A91_36AA);
+        assert_eq!(crc32c(b"123456789"), 0xE306_9283);
+        assert_eq!(crc32c(b""), 0);
+        // Long inputs take the folding path: compare with the bitwise definition.
+        let long: Vec<u8> = (0..100_003u32)
+            .map(|i| (i * 2_654_435_761 >> 13) as u8)
+            .collect();
+        let mut c = !0u32;
+        for &b in &long {
+            c ^= b as u32;
+            for _ in 0..8 {
+                c = if c & 1 == 1 {
+                    (c >> 1) ^ 0x82F6_3B78
+                } else {
+                    c >> 1
+                };
+            }
+        }
+        assert_eq!(crc32c(&long), !c);
     }
 }

@@ -5,6 +5,8 @@
 use super::proto::{self, Feature, ParsedExample};
 use crate::error::{DataError, DataErrorKind, Location};
 use serde::{Deserialize, Serialize};
+use std::ops::Range;
+use std::sync::Arc;
 
 /// Official dequantization constants, computed as the TF reader does: in f32, scale then bias
 /// as two separate ops (`q * f32(4/255) + f32(4/512 - 2)`). Not "fixed": the +4/512 offset is
@@ -84,11 +86,86 @@ pub struct Segments {
     pub scores: Vec<f32>,
 }
 
+/// Where one modality's frames are, for [`VideoFeatures::Mapped`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum FrameSpan {
+    /// `rows` frames of `width` bytes, the first at byte `offset` of the map, each `stride`
+    /// bytes after the previous (the protobuf framing between frames is constant when every
+    /// frame has the same width, as the official writer makes them).
+    InPlace {
+        offset: usize,
+        stride: usize,
+        rows: usize,
+        width: usize,
+    },
+    /// Frames whose framing is irregular (legal protobuf, e.g. non-minimal varints), copied
+    /// out: `[rows, width]`.
+    Copied { data: Vec<u8>, width: usize },
+}
+
+impl FrameSpan {
+    pub fn rows(&self) -> usize {
+        match self {
+            FrameSpan::InPlace { rows, .. } => *rows,
+            FrameSpan::Copied { data, width } => data.len() / (*width).max(1),
+        }
+    }
+}
+
+/// uint8 frames left in a memory-mapped shard ([`decode_video_mapped`]): no copy was made.
+#[derive(Clone)]
+pub struct MappedFrames {
+    pub map: Arc<memmap2::Mmap>,
+    /// One per modality.
+    pub spans: Vec<FrameSpan>,
+}
+
+impl MappedFrames {
+    /// Frame `r` of modality `m`.
+    pub fn row(&self, m: usize, r: usize) -> &[u8] {
+        match &self.spans[m] {
+            FrameSpan::InPlace {
+                offset,
+                stride,
+                width,
+                ..
+            } => {
+                let at = offset + r * stride;
+                &self.map[at..at + width]
+            }
+            FrameSpan::Copied { data, width } => &data[r * width..(r + 1) * width],
+        }
+    }
+}
+
+impl std::fmt::Debug for MappedFrames {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MappedFrames")
+            .field("map_len", &self.map.len())
+            .field("spans", &self.spans)
+            .finish()
+    }
+}
+
+impl PartialEq for MappedFrames {
+    /// Same frames, wherever they lie.
+    fn eq(&self, o: &Self) -> bool {
+        self.spans.len() == o.spans.len()
+            && (0..self.spans.len()).all(|m| {
+                let n = self.spans[m].rows();
+                n == o.spans[m].rows() && (0..n).all(|r| self.row(m, r) == o.row(m, r))
+            })
+    }
+}
+
 /// Per-modality features of one video.
 #[derive(Debug, Clone, PartialEq)]
 pub enum VideoFeatures {
     /// uint8 `[rows_m, dim_m]` per modality, rows capped at `max_frames`.
     Frames(Vec<Vec<u8>>),
+    /// uint8 frames still in a memory-mapped shard (`rows_m` per modality, capped at
+    /// `max_frames`); only [`decode_video_mapped`] makes these.
+    Mapped(MappedFrames),
     /// f32 `[dim_m]` per modality.
     Mean(Vec<Vec<f32>>),
     /// Already dequantized frames, f32 `[rows_m, dim_m]` per modality (`.npy` input).
@@ -115,9 +192,25 @@ impl Video {
     pub fn rows(&self, m: usize, dim: usize) -> usize {
         match &self.features {
             VideoFeatures::Frames(f) => f[m].len() / dim,
+            VideoFeatures::Mapped(f) => f.spans[m].rows(),
             VideoFeatures::FloatFrames(f) => f[m].len() / dim,
             VideoFeatures::Mean(_) => 1,
         }
+    }
+
+    /// Copies the first `rows` uint8 frames of modality `m` (`dim` wide) into `out`
+    /// (`rows * dim` bytes). False when the video holds no uint8 frames.
+    pub fn copy_frames(&self, m: usize, dim: usize, rows: usize, out: &mut [u8]) -> bool {
+        match &self.features {
+            VideoFeatures::Frames(f) => out.copy_from_slice(&f[m][..rows * dim]),
+            VideoFeatures::Mapped(f) => {
+                for (r, dst) in out.chunks_exact_mut(dim).take(rows).enumerate() {
+                    dst.copy_from_slice(f.row(m, r));
+                }
+            }
+            _ => return false,
+        }
+        true
     }
 }
 
@@ -150,6 +243,27 @@ pub fn decode_video(
     payload: &[u8],
     spec: &FeatureSpec,
     loc: &Location,
+) -> Result<Video, DataError> {
+    decode(payload, spec, loc, None)
+}
+
+/// [`decode_video`] of the record whose payload is `map[payload]`, leaving uint8 frames in the
+/// map ([`VideoFeatures::Mapped`]): the frames are not copied. Video-level records decode as
+/// usual.
+pub fn decode_video_mapped(
+    map: &Arc<memmap2::Mmap>,
+    payload: Range<usize>,
+    spec: &FeatureSpec,
+    loc: &Location,
+) -> Result<Video, DataError> {
+    decode(&map[payload], spec, loc, Some(map))
+}
+
+fn decode(
+    payload: &[u8],
+    spec: &FeatureSpec,
+    loc: &Location,
+    mapped: Option<&Arc<memmap2::Mmap>>,
 ) -> Result<Video, DataError> {
     let schema = |loc: Location, msg: String| DataError::new(DataErrorKind::Schema, loc, msg);
     let p = proto::parse_example(payload).map_err(|e| {
@@ -236,6 +350,7 @@ pub fn decode_video(
                     .hint("train a video-level model on it (configs/logistic_video.yaml, MODEL.level: video), or point data at frame-level shards"));
             }
             let mut feats = Vec::with_capacity(spec.frame_names.len());
+            let mut spans = Vec::new();
             let mut num_frames = 0;
             let mut total_frames = 0;
             for (m, (name, &dim)) in spec.frame_names.iter().zip(&spec.dims).enumerate() {
@@ -249,7 +364,16 @@ pub fn decode_video(
                     )
                     .hint("set MODEL.feature_names / feature_dims to the lists your files hold"));
                 };
-                let mut data = Vec::with_capacity(spec.max_frames.min(400) * dim);
+                // Mapped: frames stay in place while their offsets form one stride; the
+                // first irregular one copies those before it and the rest are copied too.
+                let base = mapped.map(|m| m.as_ptr() as usize);
+                let mut place: Option<(usize, usize)> = None; // (first offset, stride)
+                let mut in_place = base.is_some();
+                let mut data = if in_place {
+                    Vec::new()
+                } else {
+                    Vec::with_capacity(spec.max_frames.min(400) * dim)
+                };
                 let n = proto::for_each_frame(list, |i, bytes, nvalues| {
                     if nvalues != 1 {
                         return Err(proto::ProtoError(format!("frame {i} has {nvalues} byte strings, expected exactly 1")));
@@ -258,7 +382,27 @@ pub fn decode_video(
                         return Err(proto::ProtoError(format!(
                             "frame {i} has {} bytes, expected {dim} (the configured width of '{name}', MODEL.feature_dims)", bytes.len())));
                     }
-                    if i < spec.max_frames {
+                    if i >= spec.max_frames {
+                        return Ok(());
+                    }
+                    if in_place {
+                        let at = bytes.as_ptr() as usize - base.unwrap_or(0);
+                        match place {
+                            None if i == 0 => place = Some((at, dim)),
+                            Some((first, _)) if i == 1 && at > first => place = Some((first, at - first)),
+                            Some((first, stride)) if at == first + i * stride => {}
+                            _ => {
+                                in_place = false;
+                                if let (Some(map), Some((first, stride))) = (mapped, place) {
+                                    for r in 0..i {
+                                        let at = first + r * stride;
+                                        data.extend_from_slice(&map[at..at + dim]);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    if !in_place {
                         data.extend_from_slice(bytes);
                     }
                     Ok(())
@@ -268,13 +412,32 @@ pub fn decode_video(
                     total_frames = n;
                     num_frames = n.min(spec.max_frames);
                 }
-                feats.push(data);
+                if mapped.is_none() {
+                    feats.push(data);
+                } else if in_place {
+                    let (offset, stride) = place.unwrap_or((0, dim));
+                    spans.push(FrameSpan::InPlace {
+                        offset,
+                        stride,
+                        rows: n.min(spec.max_frames),
+                        width: dim,
+                    });
+                } else {
+                    spans.push(FrameSpan::Copied { data, width: dim });
+                }
             }
+            let features = match mapped {
+                Some(map) => VideoFeatures::Mapped(MappedFrames {
+                    map: map.clone(),
+                    spans,
+                }),
+                None => VideoFeatures::Frames(feats),
+            };
             Ok(Video {
                 id,
                 labels,
                 has_labels,
-                features: VideoFeatures::Frames(feats),
+                features,
                 num_frames,
                 total_frames,
                 segments,
