@@ -9,7 +9,9 @@ pub use crate::kinds::{
     BestMetric, DeviceSpec, DistributedMode, Dtype, HeadName, Precision, Split,
 };
 use crate::metrics::{MetricMode, TieOrder};
-use crate::model::{Architecture, AttentionLstmConfig, VideoLevelConfig};
+use crate::model::{
+    Architecture, AttentionLstmConfig, FrameLogisticConfig, LstmModelConfig, VideoLevelConfig,
+};
 use crate::optim::{LrSchedule, RmsPropConfig};
 use serde::{Deserialize, Serialize};
 use serde_yaml_ng::Value;
@@ -51,8 +53,13 @@ pub struct HeadConfig {
     pub feature_names: Vec<String>,
     /// Ours: video-level feature names.
     pub mean_feature_names: Vec<String>,
-    /// Ours: experts of `MoeModel` (starter default 2).
+    /// Ours: experts of `MoeModel` and of the starter frame models' MoE classifier (the
+    /// starter's `--moe_num_mixtures`, default 2).
     pub num_mixtures: usize,
+    /// Ours: `LstmModel`'s units per layer (the starter's `--lstm_cells`, default 1024).
+    pub lstm_cells: usize,
+    /// Ours: `LstmModel`'s stacked layers (the starter's `--lstm_layers`, default 2).
+    pub lstm_layers: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -81,6 +88,8 @@ impl Default for HeadConfig {
             feature_names: vec!["rgb".into(), "audio".into()],
             mean_feature_names: vec!["mean_rgb".into(), "mean_audio".into()],
             num_mixtures: 2,
+            lstm_cells: 1024,
+            lstm_layers: 2,
         }
     }
 }
@@ -688,6 +697,25 @@ impl Config {
                 "MODEL.head widths (num_classes, embedding_size, lstm_size, fc_out1_size, fc_out2_size) must be positive",
             ));
         }
+        let frame_only = matches!(
+            h.name,
+            HeadName::AttentionLstmHead | HeadName::FrameLevelLogisticModel | HeadName::LstmModel
+        );
+        if frame_only && self.MODEL.level != Level::Frame {
+            return Err(cfg_err(
+                name,
+                format!(
+                    "MODEL.head.name {} reads frames, but MODEL.level is video\n  hint: set MODEL.level: frame (SequenceExample shards), or use LogisticModel / MoeModel for video-level data",
+                    h.name
+                ),
+            ));
+        }
+        if h.name == HeadName::LstmModel && (h.lstm_cells == 0 || h.lstm_layers == 0) {
+            return Err(cfg_err(
+                name,
+                "MODEL.head.lstm_cells and lstm_layers must be positive (the starter's 1024 and 2)",
+            ));
+        }
         if !(0.0..1.0).contains(&h.dropout) {
             return Err(cfg_err(
                 name,
@@ -832,7 +860,20 @@ impl Config {
                 .iter()
                 .try_fold(0u64, |a, &d| a.checked_add(d as u64))?;
             match h.name {
-                HeadName::LogisticModel => mul(add(dims, 1)?, c),
+                HeadName::LogisticModel | HeadName::FrameLevelLogisticModel => {
+                    mul(add(dims, 1)?, c)
+                }
+                HeadName::LstmModel => {
+                    let (hc, k) = (h.lstm_cells as u64, h.num_mixtures.max(1) as u64);
+                    // Layer 1 [ΣD + H, 4H] + bias, the others [2H, 4H] + bias; MoE on H.
+                    let first = mul(add(add(dims, hc)?, 1)?, mul(4, hc)?)?;
+                    let rest = mul(
+                        (h.lstm_layers as u64).saturating_sub(1),
+                        mul(add(mul(2, hc)?, 1)?, mul(4, hc)?)?,
+                    )?;
+                    let moe = add(mul(mul(hc, c)?, add(mul(k, 2)?, 1)?)?, mul(c, k)?)?;
+                    add(add(first, rest)?, moe)
+                }
                 HeadName::MoeModel => {
                     let k = h.num_mixtures.max(1) as u64;
                     // Gate [ΣD, C·(k+1)] without bias; experts [ΣD, C·k] with bias.
@@ -872,6 +913,17 @@ impl Config {
                 num_mixtures: h.num_mixtures.max(1),
             }),
             HeadName::AttentionLstmHead => Architecture::AttentionLstm(self.model_config()),
+            HeadName::FrameLevelLogisticModel => Architecture::FrameLogistic(FrameLogisticConfig {
+                num_classes: h.num_classes,
+                feature_dims: h.feature_dims.clone(),
+            }),
+            HeadName::LstmModel => Architecture::StarterLstm(LstmModelConfig {
+                num_classes: h.num_classes,
+                feature_dims: h.feature_dims.clone(),
+                lstm_cells: h.lstm_cells,
+                lstm_layers: h.lstm_layers,
+                num_mixtures: h.num_mixtures.max(1),
+            }),
         }
     }
 
@@ -988,9 +1040,20 @@ impl Config {
     pub fn to_value(&self) -> Value {
         let mut v = serde_yaml_ng::to_value(self).expect("config serializes");
         let unused: &[&str] = match self.MODEL.head.name {
-            HeadName::AttentionLstmHead => {
-                &["MODEL.head.mean_feature_names", "MODEL.head.num_mixtures"]
-            }
+            HeadName::AttentionLstmHead => &[
+                "MODEL.head.mean_feature_names",
+                "MODEL.head.num_mixtures",
+                "MODEL.head.lstm_cells",
+                "MODEL.head.lstm_layers",
+            ],
+            HeadName::FrameLevelLogisticModel | HeadName::LstmModel => &[
+                "MODEL.head.mean_feature_names",
+                "MODEL.head.embedding_size",
+                "MODEL.head.lstm_size",
+                "MODEL.head.fc_out1_size",
+                "MODEL.head.fc_out2_size",
+                "MODEL.head.dropout",
+            ],
             HeadName::LogisticModel | HeadName::MoeModel => &[
                 "MODEL.head.embedding_size",
                 "MODEL.head.lstm_size",
@@ -998,6 +1061,8 @@ impl Config {
                 "MODEL.head.fc_out2_size",
                 "MODEL.head.dropout",
                 "MODEL.head.feature_names",
+                "MODEL.head.lstm_cells",
+                "MODEL.head.lstm_layers",
                 "DATASET.max_frames",
                 "DATASET.bucket_by_length",
                 "DATASET.bucket_window",
@@ -1013,9 +1078,17 @@ impl Config {
                 m.remove(last);
             }
         }
-        if self.MODEL.head.name == HeadName::LogisticModel {
-            if let Some(m) = v["MODEL"]["head"].as_mapping_mut() {
-                m.remove("num_mixtures");
+        if let Some(m) = v["MODEL"]["head"].as_mapping_mut() {
+            match self.MODEL.head.name {
+                HeadName::LogisticModel => {
+                    m.remove("num_mixtures");
+                }
+                HeadName::FrameLevelLogisticModel => {
+                    for k in ["num_mixtures", "lstm_cells", "lstm_layers"] {
+                        m.remove(k);
+                    }
+                }
+                _ => {}
             }
         }
         prune_nulls(&mut v);
@@ -1030,6 +1103,7 @@ impl Config {
             ($($f:ident),*) => { $( if a.head.$f != b.head.$f { d.push(format!("MODEL.head.{}: {:?} → {:?}", stringify!($f), b.head.$f, a.head.$f)); } )* };
         }
         cmp!(
+            name,
             num_classes,
             feature_dims,
             embedding_size,
@@ -1037,7 +1111,10 @@ impl Config {
             fc_out1_size,
             fc_out2_size,
             feature_names,
-            mean_feature_names
+            mean_feature_names,
+            num_mixtures,
+            lstm_cells,
+            lstm_layers
         );
         if a.level != b.level {
             d.push(format!("MODEL.level: {:?} → {:?}", b.level, a.level));

@@ -21,6 +21,12 @@ pub enum HeadName {
     /// Google's starter mixture of experts (video level).
     #[value(name = "MoeModel")]
     MoeModel,
+    /// Google's starter `FrameLevelLogisticModel` (frame level).
+    #[value(name = "FrameLevelLogisticModel")]
+    FrameLevelLogisticModel,
+    /// Google's starter `LstmModel`: stacked LSTMs + MoE (frame level).
+    #[value(name = "LstmModel")]
+    LstmModel,
 }
 
 impl fmt::Display for HeadName {
@@ -29,6 +35,8 @@ impl fmt::Display for HeadName {
             HeadName::AttentionLstmHead => "AttentionLstmHead",
             HeadName::LogisticModel => "LogisticModel",
             HeadName::MoeModel => "MoeModel",
+            HeadName::FrameLevelLogisticModel => "FrameLevelLogisticModel",
+            HeadName::LstmModel => "LstmModel",
         })
     }
 }

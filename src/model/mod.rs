@@ -3,9 +3,13 @@
 //! data-sized float masks.
 
 pub mod attention_lstm;
+pub mod frame_logistic;
+pub mod lstm_model;
 pub mod video_level;
 
 pub use attention_lstm::{AttentionLstm, AttentionLstmConfig};
+pub use frame_logistic::{FrameLogistic, FrameLogisticConfig};
+pub use lstm_model::{LstmModel, LstmModelConfig};
 pub use video_level::VideoLevelConfig;
 pub use video_level::{Logistic, Moe, pooled_input};
 
@@ -21,6 +25,10 @@ pub enum Architecture {
     AttentionLstm(AttentionLstmConfig),
     /// `LogisticModel` (num_mixtures 0) or `MoeModel`.
     VideoLevel(VideoLevelConfig),
+    /// The starter's `FrameLevelLogisticModel`.
+    FrameLogistic(FrameLogisticConfig),
+    /// The starter's `LstmModel` (+ `MoeModel`).
+    StarterLstm(LstmModelConfig),
 }
 
 impl From<&AttentionLstmConfig> for Architecture {
@@ -34,6 +42,8 @@ impl Architecture {
         match self {
             Architecture::AttentionLstm(c) => c.num_classes,
             Architecture::VideoLevel(c) => c.num_classes,
+            Architecture::FrameLogistic(c) => c.num_classes,
+            Architecture::StarterLstm(c) => c.num_classes,
         }
     }
     pub fn name(&self) -> &'static str {
@@ -41,6 +51,8 @@ impl Architecture {
             Architecture::AttentionLstm(_) => "AttentionLSTM",
             Architecture::VideoLevel(c) if c.num_mixtures == 0 => "Logistic",
             Architecture::VideoLevel(_) => "MoE",
+            Architecture::FrameLogistic(_) => "FrameLevelLogistic",
+            Architecture::StarterLstm(_) => "LstmModel",
         }
     }
 }
@@ -74,6 +86,8 @@ pub enum Net {
     AttentionLstm(AttentionLstm),
     Logistic(Logistic),
     Moe(Moe),
+    FrameLogistic(FrameLogistic),
+    StarterLstm(LstmModel),
 }
 
 impl Net {
@@ -82,6 +96,8 @@ impl Net {
             Net::AttentionLstm(n) => n,
             Net::Logistic(n) => n,
             Net::Moe(n) => n,
+            Net::FrameLogistic(n) => n,
+            Net::StarterLstm(n) => n,
         }
     }
 }
@@ -165,6 +181,8 @@ impl Model {
                     ))
                 }
             }
+            Architecture::FrameLogistic(c) => Net::FrameLogistic(FrameLogistic::new(&root, c)),
+            Architecture::StarterLstm(c) => Net::StarterLstm(LstmModel::new(&root, c)),
         };
         if kind != Kind::Float {
             vs.set_kind(kind);

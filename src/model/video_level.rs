@@ -170,14 +170,25 @@ impl super::Head for Moe {
     fn num_classes(&self) -> i64 {
         self.classes
     }
-    /// The starter's MoE as in [`Moe::probabilities`], then the clamped logit.
     fn onnx_logits(
         &self,
         g: &mut crate::onnx::Graph,
         io: &crate::onnx::GraphInputs,
     ) -> crate::error::Result<String> {
-        use crate::onnx::Attr;
         let x = onnx_concat(g, io);
+        Ok(self.onnx(g, &x))
+    }
+}
+
+impl Moe {
+    pub fn num_classes(&self) -> i64 {
+        self.classes
+    }
+
+    /// The starter's MoE on `x` `[batch, in]` as in [`Moe::probabilities`], then the clamped
+    /// logit; returns the logits' name.
+    pub fn onnx(&self, g: &mut crate::onnx::Graph, x: &str) -> String {
+        use crate::onnx::Attr;
         let (m, c) = (self.mixtures, self.classes);
         let gw = g.init_f32("gate_w", &self.gate_w);
         let gshape = g.init_i64("gshape", &[2], &[-1, m + 1]);
@@ -186,11 +197,11 @@ impl super::Head for Moe {
         let starts = g.init_i64("starts", &[1], &[0]);
         let ends = g.init_i64("ends", &[1], &[m]);
         let axes1 = g.init_i64("axes1", &[1], &[1]);
-        let gates = g.op("MatMul", &[&x, &gw]);
+        let gates = g.op("MatMul", &[x, &gw]);
         let gates = g.op("Reshape", &[&gates, &gshape]);
         let gates = g.op_attr("Softmax", &[&gates], vec![("axis", Attr::Int(1))]);
         let gates = g.op("Slice", &[&gates, &starts, &ends, &axes1]);
-        let ex = g.dense(&x, &self.expert_w, &self.expert_b);
+        let ex = g.dense(x, &self.expert_w, &self.expert_b);
         let ex = g.op("Reshape", &[&ex, &eshape]);
         let ex = g.op("Sigmoid", &[&ex]);
         let p = g.op("Mul", &[&gates, &ex]);
@@ -203,6 +214,6 @@ impl super::Head for Moe {
         let onef = g.scalar_f32("onef", 1.0);
         let q = g.op("Sub", &[&onef, &p]);
         let lq = g.op("Log", &[&q]);
-        Ok(g.op("Sub", &[&lp, &lq]))
+        g.op("Sub", &[&lp, &lq])
     }
 }

@@ -1,0 +1,221 @@
+//! The starter's `LstmModel` (google/youtube-8m `frame_level_models.py`, commit e6f6bf6): a
+//! stack of `lstm_layers` LSTMs of `lstm_cells` units over the starter's normalised frames
+//! ([`super::frame_logistic::starter_frames`]), run to each video's length
+//! (`tf.nn.dynamic_rnn(..., sequence_length=num_frames)`); the last layer's final hidden state
+//! goes to the video-level classifier, the starter's `MoeModel` (`moe_num_mixtures`, default 2).
+//!
+//! TF's `BasicLSTMCell` keeps one kernel `[in + H, 4H]` with gates (i, j, f, o) and one bias,
+//! and adds `forget_bias = 1.0` to f at every step. We keep libtorch's layout for its fused
+//! LSTM: per layer `w_ih` `[4H, in]`, `w_hh` `[4H, H]`, `b_ih` `[4H]` with gates (i, f, g, o),
+//! the forget bias folded into `b_ih` (so a fresh model starts as TF's does: f = 1);
+//! [`tf_to_torch_lstm`] converts TF variables. Initialisation as TF's: kernel Glorot uniform
+//! over `[in + H, 4H]`, bias 0 (+1 on f).
+//!
+//! A video of length 0 keeps the zero initial state, as `dynamic_rnn` does.
+//!
+//! Checked against the upstream code run in TensorFlow (`scripts/starter_parity.py`,
+//! tests/starter.rs): predictions, loss and every gradient.
+
+use super::cast;
+use super::frame_logistic::{onnx_starter_frames, starter_frames};
+use super::video_level::Moe;
+use serde::{Deserialize, Serialize};
+use tch::Tensor;
+use tch::nn::{self, Init};
+
+/// Shape; field names are the starter's flags (`--lstm_cells`, `--lstm_layers`,
+/// `--moe_num_mixtures`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LstmModelConfig {
+    pub num_classes: usize,
+    pub feature_dims: Vec<usize>,
+    pub lstm_cells: usize,
+    pub lstm_layers: usize,
+    pub num_mixtures: usize,
+}
+
+/// One layer: `[w_ih, w_hh, b_ih]`, torch gate order.
+#[derive(Debug)]
+struct Layer {
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Tensor,
+}
+
+#[derive(Debug)]
+pub struct LstmModel {
+    layers: Vec<Layer>,
+    moe: Moe,
+    dims: Vec<i64>,
+    hidden: i64,
+}
+
+/// TF `BasicLSTMCell` variables (kernel `[in + H, 4H]`, bias `[4H]`, gates i, j, f, o) →
+/// libtorch's `(w_ih [4H, in], w_hh [4H, H], b_ih [4H])`, gates i, f, g, o, with the forget
+/// bias added.
+pub fn tf_to_torch_lstm(
+    kernel: &Tensor,
+    bias: &Tensor,
+    input: i64,
+    forget_bias: f64,
+) -> (Tensor, Tensor, Tensor) {
+    let reorder = |t: &Tensor| {
+        let c = t.chunk(4, 0);
+        Tensor::cat(&[&c[0], &c[2], &c[1], &c[3]], 0)
+    };
+    let k = kernel.transpose(0, 1); // [4H, in + H], gate rows i, j, f, o
+    let w_ih = reorder(&k.narrow(1, 0, input));
+    let w_hh = reorder(&k.narrow(1, input, k.size()[1] - input));
+    let b = reorder(bias);
+    let h = b.size()[0] / 4;
+    let fb = Tensor::cat(
+        &[
+            Tensor::zeros([h], (b.kind(), b.device())),
+            Tensor::full([h], forget_bias, (b.kind(), b.device())),
+            Tensor::zeros([2 * h], (b.kind(), b.device())),
+        ],
+        0,
+    );
+    (w_ih.contiguous(), w_hh.contiguous(), b + fb)
+}
+
+/// The inverse for gradients (and weights): libtorch-layout `(w_ih, w_hh, b_ih)` → TF's
+/// `(kernel [in + H, 4H], bias [4H])`, without the forget bias.
+pub fn torch_to_tf_lstm(w_ih: &Tensor, w_hh: &Tensor, b_ih: &Tensor) -> (Tensor, Tensor) {
+    // i, f, g, o → i, j(=g), f, o
+    let reorder = |t: &Tensor| {
+        let c = t.chunk(4, 0);
+        Tensor::cat(&[&c[0], &c[2], &c[1], &c[3]], 0)
+    };
+    let k = Tensor::cat(&[reorder(w_ih), reorder(w_hh)], 1).transpose(0, 1);
+    (k.contiguous(), reorder(b_ih))
+}
+
+impl LstmModel {
+    pub fn new(vs: &nn::Path, cfg: &LstmModelConfig) -> Self {
+        let h = cfg.lstm_cells as i64;
+        let mut layers = Vec::new();
+        let mut input: i64 = cfg.feature_dims.iter().sum::<usize>() as i64;
+        for l in 0..cfg.lstm_layers {
+            let p = vs.sub(format!("lstm_l{l}"));
+            // Glorot uniform over TF's kernel [in + H, 4H].
+            let a = (6.0 / ((input + h) + 4 * h) as f64).sqrt();
+            let init = Init::Uniform { lo: -a, up: a };
+            let b_ih = p.var("b_ih", &[4 * h], Init::Const(0.0));
+            tch::no_grad(|| {
+                let _ = b_ih.narrow(0, h, h).fill_(1.0); // forget_bias = 1.0
+            });
+            layers.push(Layer {
+                w_ih: p.var("w_ih", &[4 * h, input], init),
+                w_hh: p.var("w_hh", &[4 * h, h], init),
+                b_ih,
+            });
+            input = h;
+        }
+        LstmModel {
+            layers,
+            moe: Moe::new(
+                &vs.sub("moe"),
+                &[h as usize],
+                cfg.num_classes as i64,
+                cfg.num_mixtures.max(1) as i64,
+            ),
+            dims: cfg.feature_dims.iter().map(|&d| d as i64).collect(),
+            hidden: h,
+        }
+    }
+
+    /// The last layer's hidden state at each video's last frame `[B, H]` (zero for length 0),
+    /// from the starter input `x` `[B, T, ΣD]`.
+    pub fn final_state(&self, x: &Tensor, lengths: &Tensor, train: bool) -> Tensor {
+        let (b, kind, dev) = (x.size()[0], x.kind(), x.device());
+        let z = Tensor::zeros([1, b, self.hidden], (kind, dev));
+        let mut y = x.shallow_clone();
+        for l in &self.layers {
+            // The fused kernel wants both biases; TF's cell has one.
+            let b_hh = Tensor::zeros([4 * self.hidden], (kind, dev));
+            let p = [
+                cast(&l.w_ih, kind),
+                cast(&l.w_hh, kind),
+                cast(&l.b_ih, kind),
+                b_hh,
+            ];
+            let params: Vec<&Tensor> = p.iter().collect();
+            // Steps past a video's length never reach its earlier steps, so running the
+            // padded batch and reading each video's own last step is exact.
+            y = y
+                .lstm(&[&z, &z], &params, true, 1, 0.0, train, false, true)
+                .0;
+        }
+        let lengths = lengths.to_device(dev);
+        let last = (&lengths - 1).clamp_min(0); // [B]
+        let idx = last.view([b, 1, 1]).expand([b, 1, self.hidden], false);
+        let h = y.gather(1, &idx, false).squeeze_dim(1);
+        h * lengths.gt(0).to_kind(kind).unsqueeze(1)
+    }
+
+    /// Probabilities `[B, C]` (the starter's predictions).
+    pub fn probabilities(&self, x: &Tensor, lengths: &Tensor, train: bool) -> Tensor {
+        self.moe.probabilities(&self.final_state(x, lengths, train))
+    }
+}
+
+impl super::Head for LstmModel {
+    fn forward(&self, inputs: &super::Inputs, train: bool) -> Tensor {
+        let x = starter_frames(&inputs.features);
+        self.moe
+            .forward(&self.final_state(&x, &inputs.lengths, train))
+    }
+    fn level(&self) -> crate::data::Level {
+        crate::data::Level::Frame
+    }
+    fn feature_dims(&self) -> Vec<i64> {
+        self.dims.clone()
+    }
+    fn num_classes(&self) -> i64 {
+        self.moe.num_classes()
+    }
+
+    /// The starter frames, then one ONNX `LSTM` per layer with `sequence_lens` (its `Y_h` is
+    /// the state at each video's last frame), then the MoE.
+    fn onnx_logits(
+        &self,
+        g: &mut crate::onnx::Graph,
+        io: &crate::onnx::GraphInputs,
+    ) -> crate::error::Result<String> {
+        use crate::onnx::Attr;
+        let x = onnx_starter_frames(g, io);
+        let lengths = io.lengths.as_deref().unwrap_or("lengths");
+        let seq_lens = g.op_attr("Cast", &[lengths], vec![("to", Attr::Int(6))]); // INT32
+        let axes1 = g.init_i64("axes1", &[1], &[1]);
+        let axes0 = g.init_i64("axes0", &[1], &[0]);
+        // [B, T, F] → [T, B, F]
+        let mut y = g.op_attr(
+            "Transpose",
+            &[&x],
+            vec![("perm", Attr::Ints(vec![1, 0, 2]))],
+        );
+        let mut last = String::new();
+        for l in &self.layers {
+            // ONNX gate order i, o, f, c; one direction.
+            let onnx = |t: &Tensor| {
+                let c = t.chunk(4, 0);
+                Tensor::cat(&[&c[0], &c[3], &c[1], &c[2]], 0)
+            };
+            let w = g.init_f32("lstm_w", &onnx(&l.w_ih).unsqueeze(0));
+            let r = g.init_f32("lstm_r", &onnx(&l.w_hh).unsqueeze(0));
+            let bias = Tensor::cat(&[onnx(&l.b_ih), l.b_ih.zeros_like()], 0).unsqueeze(0);
+            let bn = g.init_f32("lstm_b", &bias);
+            let outs = g.node(
+                "LSTM",
+                &[&y, &w, &r, &bn, &seq_lens],
+                vec![("hidden_size", Attr::Int(self.hidden))],
+                2,
+            );
+            // Y [T, 1, B, H] → [T, B, H] for the next layer; Y_h [1, B, H] → [B, H].
+            y = g.op("Squeeze", &[&outs[0], &axes1]);
+            last = g.op("Squeeze", &[&outs[1], &axes0]);
+        }
+        Ok(self.moe.onnx(g, &last))
+    }
+}

@@ -1,0 +1,319 @@
+//! The starter's frame-level models against Google's own code run in TensorFlow
+//! (`scripts/starter_parity.py`: frame_level_models.py of google/youtube-8m e6f6bf6 through
+//! tf.compat.v1; fixtures in tests/fixtures/starter). The fixture's uint8 frames go through our
+//! own batch upload (dequantization, padding) and the head's forward; its variables are loaded
+//! (converted from TF's layouts); predictions, train.py's loss (CrossEntropyLoss with epsilon
+//! 1e-5 + the slim L2 terms) and the gradient of every variable must match. Float32 on both
+//! sides (the starter casts to float32 itself), so tolerances are float32's.
+
+mod common;
+use common::*;
+use std::collections::HashMap;
+use tch::{Device, Kind, Tensor};
+use yt8m::data::batch::{Batch, ModalityBatch, ModalityData};
+use yt8m::data::npy::{NpyArray, read_npz};
+use yt8m::model::lstm_model::{tf_to_torch_lstm, torch_to_tf_lstm};
+use yt8m::model::{
+    Architecture, FrameLogisticConfig, Inputs, LstmModelConfig, Model, batch_inputs,
+};
+
+struct Fixture {
+    arrays: HashMap<String, NpyArray>,
+    meta: serde_json::Value,
+}
+
+fn fixture(name: &str) -> Fixture {
+    let dir = repo().join("tests/fixtures/starter");
+    let arrays = read_npz(&dir.join(format!("{name}.npz")))
+        .unwrap()
+        .into_iter()
+        .collect();
+    let meta =
+        serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{name}.json"))).unwrap())
+            .unwrap();
+    Fixture { arrays, meta }
+}
+
+impl Fixture {
+    fn f32(&self, key: &str) -> Tensor {
+        let a = &self.arrays[key];
+        let shape: Vec<i64> = a.shape.iter().map(|&d| d as i64).collect();
+        Tensor::from_slice(&a.to_f32()).view(shape.as_slice())
+    }
+    fn scalar(&self, key: &str) -> f64 {
+        self.arrays[key].to_f64()[0]
+    }
+    fn dims(&self) -> Vec<usize> {
+        self.meta["feature_dims"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_u64().unwrap() as usize)
+            .collect()
+    }
+    fn classes(&self) -> usize {
+        self.meta["num_classes"].as_u64().unwrap() as usize
+    }
+
+    /// The fixture's batch through our own upload path (uint8 → dequantized, padding 0).
+    fn inputs(&self) -> Inputs {
+        let lengths: Vec<i64> = self.arrays["in_lengths"]
+            .to_f64()
+            .iter()
+            .map(|&x| x as i64)
+            .collect();
+        let t = self.arrays["in_rgb"].shape[1];
+        let labels = self.arrays["in_labels"].to_f32();
+        let modalities = ["in_rgb", "in_audio"]
+            .iter()
+            .zip(self.dims())
+            .map(|(k, dim)| ModalityBatch {
+                dim,
+                data: ModalityData::U8(self.arrays[*k].to_f64().iter().map(|&x| x as u8).collect()),
+                rows: lengths.clone(),
+            })
+            .collect();
+        let batch = Batch {
+            ids: (0..lengths.len()).map(|i| format!("v{i}")).collect(),
+            max_len: t,
+            lengths: lengths.clone(),
+            modalities,
+            num_classes: self.classes(),
+            has_labels: vec![true; lengths.len()],
+            positions: (0..lengths.len() as u64).collect(),
+            labels,
+        };
+        batch_inputs(&batch, Device::Cpu, Kind::Float)
+    }
+}
+
+/// train.py's loss: mean over videos of Σ_classes −[y·log(p + ε) + (1 − y)·log(1 − p + ε)],
+/// ε = 1e-5 (losses.CrossEntropyLoss), plus the slim L2 terms 1e-8 · Σw² / 2.
+fn starter_loss(p: &Tensor, y: &Tensor, l2_weights: &[&Tensor]) -> (Tensor, Tensor) {
+    let eps = 1e-5;
+    let q: Tensor = (p.neg() + 1.0 + eps).log();
+    let xent = -(y * (p + eps).log() + (y.neg() + 1.0) * q);
+    let label = xent
+        .sum_dim_intlist(1, false, Kind::Float)
+        .mean(Kind::Float);
+    let reg = l2_weights
+        .iter()
+        .map(|w| w.square().sum(Kind::Float) * (1e-8 / 2.0))
+        .fold(Tensor::zeros([], (Kind::Float, Device::Cpu)), |a, b| a + b);
+    (label, reg)
+}
+
+fn var(m: &Model, name: &str) -> Tensor {
+    m.vs.variables()
+        .remove(name)
+        .unwrap_or_else(|| panic!("no variable {name}"))
+}
+
+fn set(m: &Model, name: &str, v: &Tensor) {
+    tch::no_grad(|| {
+        var(m, name).copy_(v);
+    });
+}
+
+fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+    assert_eq!(a.size(), b.size());
+    (a - b).abs().max().double_value(&[])
+}
+
+/// `|a − b| ≤ atol + rtol·|b|` everywhere; prints the largest difference, llm.c style.
+fn close(what: &str, ours: &Tensor, theirs: &Tensor, atol: f64, rtol: f64) {
+    let d = max_diff(ours, theirs);
+    let bound = (theirs.abs() * rtol + atol).min().double_value(&[]);
+    let ok = (ours - theirs)
+        .abs()
+        .le_tensor(&(theirs.abs() * rtol + atol))
+        .all()
+        .int64_value(&[])
+        == 1;
+    println!("{what}: max |diff| {d:.3e}");
+    assert!(
+        ok,
+        "{what}: max |diff| {d:.3e} exceeds {atol:e} + {rtol:e}·|ref| (min bound {bound:.3e})"
+    );
+}
+
+#[test]
+fn frame_level_logistic_equals_the_starter_in_tensorflow() {
+    let f = fixture("frame_logistic");
+    let m = Model::new(
+        Architecture::FrameLogistic(FrameLogisticConfig {
+            num_classes: f.classes(),
+            feature_dims: f.dims(),
+        }),
+        Device::Cpu,
+        Kind::Float,
+    );
+    set(
+        &m,
+        "fully_connected.weights",
+        &f.f32("var/tower/fully_connected/weights"),
+    );
+    set(
+        &m,
+        "fully_connected.biases",
+        &f.f32("var/tower/fully_connected/biases"),
+    );
+    let inp = f.inputs();
+    let p = m.forward(&inp, true).sigmoid();
+    close("predictions", &p, &f.f32("predictions"), 1e-6, 1e-5);
+    let w = var(&m, "fully_connected.weights");
+    let (label, reg) = starter_loss(&p, &inp.labels, &[&w]);
+    close(
+        "label_loss",
+        &label,
+        &Tensor::from(f.scalar("label_loss") as f32),
+        0.0,
+        1e-5,
+    );
+    close(
+        "reg_loss",
+        &reg,
+        &Tensor::from(f.scalar("reg_loss") as f32),
+        1e-12,
+        1e-4,
+    );
+    (label + reg).backward();
+    close(
+        "grad weights",
+        &w.grad(),
+        &f.f32("grad/tower/fully_connected/weights"),
+        1e-6,
+        1e-4,
+    );
+    close(
+        "grad biases",
+        &var(&m, "fully_connected.biases").grad(),
+        &f.f32("grad/tower/fully_connected/biases"),
+        1e-6,
+        1e-4,
+    );
+}
+
+#[test]
+fn lstm_model_equals_the_starter_in_tensorflow() {
+    let f = fixture("lstm");
+    let flags = &f.meta["flags"];
+    let cells = flags["lstm_cells"].as_u64().unwrap() as usize;
+    let layers = flags["lstm_layers"].as_u64().unwrap() as usize;
+    let m = Model::new(
+        Architecture::StarterLstm(LstmModelConfig {
+            num_classes: f.classes(),
+            feature_dims: f.dims(),
+            lstm_cells: cells,
+            lstm_layers: layers,
+            num_mixtures: flags["moe_num_mixtures"].as_u64().unwrap() as usize,
+        }),
+        Device::Cpu,
+        Kind::Float,
+    );
+    let cell = |l: usize| format!("tower/rnn/multi_rnn_cell/cell_{l}/basic_lstm_cell");
+    let mut input = f.dims().iter().sum::<usize>() as i64;
+    for l in 0..layers {
+        let (w_ih, w_hh, b_ih) = tf_to_torch_lstm(
+            &f.f32(&format!("var/{}/kernel", cell(l))),
+            &f.f32(&format!("var/{}/bias", cell(l))),
+            input,
+            1.0,
+        );
+        set(&m, &format!("lstm_l{l}.w_ih"), &w_ih);
+        set(&m, &format!("lstm_l{l}.w_hh"), &w_hh);
+        set(&m, &format!("lstm_l{l}.b_ih"), &b_ih);
+        input = cells as i64;
+    }
+    set(&m, "moe.gate.weight", &f.f32("var/tower/gates/weights"));
+    set(
+        &m,
+        "moe.experts.weight",
+        &f.f32("var/tower/experts/weights"),
+    );
+    set(&m, "moe.experts.bias", &f.f32("var/tower/experts/biases"));
+    // A fresh model starts as TF's does: bias 0 with forget_bias 1.0 on f.
+    let fresh = Model::new(m.arch.clone(), Device::Cpu, Kind::Float);
+    let (_, tf_bias) = torch_to_tf_lstm(
+        &var(&fresh, "lstm_l0.w_ih"),
+        &var(&fresh, "lstm_l0.w_hh"),
+        &var(&fresh, "lstm_l0.b_ih"),
+    );
+    let h = cells as i64;
+    assert_eq!(
+        tf_bias
+            .narrow(0, 2 * h, h)
+            .mean(Kind::Float)
+            .double_value(&[]),
+        1.0
+    );
+    assert_eq!(tf_bias.abs().sum(Kind::Float).double_value(&[]), h as f64);
+
+    let inp = f.inputs();
+    // The head's logits are those of the clamped probabilities; the starter's loss needs the
+    // probabilities themselves.
+    let yt8m::model::Net::StarterLstm(net) = &m.net else {
+        unreachable!()
+    };
+    let x = yt8m::model::frame_logistic::starter_frames(&inp.features);
+    let p = net.probabilities(&x, &inp.lengths, true);
+    close("predictions", &p, &f.f32("predictions"), 1e-6, 1e-5);
+    let logits_p = m.forward(&inp, false).sigmoid();
+    close("forward() = logit(p)", &logits_p, &p, 1e-6, 1e-5);
+    let (gw, ew) = (var(&m, "moe.gate.weight"), var(&m, "moe.experts.weight"));
+    let (label, reg) = starter_loss(&p, &inp.labels, &[&gw, &ew]);
+    close(
+        "label_loss",
+        &label,
+        &Tensor::from(f.scalar("label_loss") as f32),
+        0.0,
+        1e-5,
+    );
+    close(
+        "reg_loss",
+        &reg,
+        &Tensor::from(f.scalar("reg_loss") as f32),
+        1e-12,
+        1e-4,
+    );
+    (label + reg).backward();
+    for l in 0..layers {
+        let g = |n: &str| var(&m, &format!("lstm_l{l}.{n}")).grad();
+        let (k, b) = torch_to_tf_lstm(&g("w_ih"), &g("w_hh"), &g("b_ih"));
+        close(
+            &format!("grad layer {l} kernel"),
+            &k,
+            &f.f32(&format!("grad/{}/kernel", cell(l))),
+            1e-6,
+            1e-4,
+        );
+        close(
+            &format!("grad layer {l} bias"),
+            &b,
+            &f.f32(&format!("grad/{}/bias", cell(l))),
+            1e-6,
+            1e-4,
+        );
+    }
+    close(
+        "grad gates",
+        &gw.grad(),
+        &f.f32("grad/tower/gates/weights"),
+        1e-6,
+        1e-4,
+    );
+    close(
+        "grad experts",
+        &ew.grad(),
+        &f.f32("grad/tower/experts/weights"),
+        1e-6,
+        1e-4,
+    );
+    close(
+        "grad experts bias",
+        &var(&m, "moe.experts.bias").grad(),
+        &f.f32("grad/tower/experts/biases"),
+        1e-6,
+        1e-4,
+    );
+}
