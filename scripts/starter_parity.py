@@ -14,8 +14,8 @@ padded frames 0, every frame L2-normalised (`tf.nn.l2_normalize(model_input_raw,
   var/<name>      every variable before the step (TF names and layouts),
   predictions     [B, C], label_loss, reg_loss, loss (scalars),
   grad/<name>     d loss / d variable,
-  step/<name>     every variable after one train.py step: each gradient clipped to norm 1.0
-                  (utils.clip_gradient_norms), then AdamOptimizer(0.01),
+  step/<name>     every variable after one train.py step on those gradients: each clipped to
+                  norm 1.0 (utils.clip_gradient_norms), then AdamOptimizer(0.01),
 and <model>.json with the widths and flags used.
 
 Float32: the models cast to float32 themselves (num_frames, dynamic_rnn's dtype).
@@ -112,14 +112,18 @@ def run(tf, flm, name, make, dims, classes, lengths, seed, flags):
         loss = 1.0 * reg_loss + label_loss
         variables = v1.trainable_variables()
         grads = v1.gradients(loss, variables)
-        clipped = [v1.clip_by_norm(gr, 1.0) for gr in grads]
+        # The step takes the fetched gradients: run in one go with ref variables, the update
+        # of one variable can race the backward pass still reading it (TF 1 graphs do not
+        # order them), which made the LSTM kernels' step irreproducible.
+        fed = [v1.placeholder(tf.float32, v.shape) for v in variables]
+        clipped = [v1.clip_by_norm(gr, 1.0) for gr in fed]
         step = v1.train.AdamOptimizer(0.01).apply_gradients(list(zip(clipped, variables)))
         with v1.Session(graph=g) as s:
             s.run(v1.global_variables_initializer())
             feed = {x_raw: raw, nf: np.array(lengths, np.int32), y: labels}
             before = s.run(variables)
             p, ll, rl, l, gs = s.run([pred, label_loss, reg_loss, loss, grads], feed)
-            s.run(step, feed)
+            s.run(step, dict(zip(fed, gs)))
             after = s.run(variables)
     arrays = {"in_lengths": np.array(lengths, np.int64), "in_labels": labels}
     for n, f in zip(("in_rgb", "in_audio"), feats):

@@ -404,7 +404,7 @@ pub fn bench_train(o: &ModelBenchOptions) -> Result<String> {
             let loader = Loader::new(files, cfg.feature_spec(), lc);
             tch::manual_seed(1);
             let model = Model::new(arch.clone(), device, cfg.TRAIN.dtype.kind());
-            let mut opt = crate::optim::RmsProp::new(
+            let mut opt = crate::optim::Optimizer::rms_prop(
                 crate::optim::RmsPropConfig::default(),
                 model.param_groups(4e-4),
             );
@@ -422,7 +422,7 @@ pub fn bench_train(o: &ModelBenchOptions) -> Result<String> {
                 let loss = crate::model::bce_sum(&logits, &inp.labels.to_kind(logits.kind()));
                 opt.zero_grad();
                 loss.backward();
-                opt.step(2.5e-4);
+                opt.step(2.5e-4, step as u64 + 1);
                 let _ = loss.double_value(&[]); // synchronize (CUDA)
                 if step >= o.warmup {
                     el += t.elapsed().as_secs_f64() + w;

@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::distributed::Comm;
 use crate::error::{Error, Result};
 use crate::model::Model; // checkpoints save models; models know no checkpoints
-use crate::optim::RmsProp;
+use crate::optim::Optimizer;
 use crate::runtime::{replace_dir, sync_file, write_atomic};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -36,7 +36,7 @@ pub(crate) fn ckpt_dir(run: &Path, epoch: usize) -> PathBuf {
 pub(crate) fn save_checkpoint(
     dir: &Path,
     model: &Model,
-    opt: &RmsProp,
+    opt: &Optimizer,
     state: &TrainState,
     cfg: &Config,
 ) -> Result<()> {

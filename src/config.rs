@@ -6,13 +6,13 @@ use crate::data::batch::{Loader, LoaderConfig};
 use crate::data::{FeatureSpec, Level};
 use crate::error::{Error, Result};
 pub use crate::kinds::{
-    BestMetric, DeviceSpec, DistributedMode, Dtype, HeadName, Precision, Split,
+    BestMetric, DeviceSpec, DistributedMode, Dtype, HeadName, LossName, Precision, Split,
 };
 use crate::metrics::{MetricMode, TieOrder};
 use crate::model::{
     Architecture, AttentionLstmConfig, FrameLogisticConfig, LstmModelConfig, VideoLevelConfig,
 };
-use crate::optim::{LrSchedule, RmsPropConfig};
+pub use crate::optim::{Algorithm, ClipBy, LrSchedule, OptimizerName, RmsPropConfig};
 use serde::{Deserialize, Serialize};
 use serde_yaml_ng::Value;
 use std::path::Path;
@@ -205,30 +205,67 @@ impl Default for WeightDecay {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OptimizerSection {
-    pub name: String,
+    /// `RMSProp` (PaddleVideo's, centered) or `Adam` (TensorFlow 1's, the starter's).
+    pub name: OptimizerName,
     pub centered: bool,
     pub learning_rate: LrSchedule,
     pub weight_decay: WeightDecay,
     /// Ours (Paddle defaults).
     pub rho: f64,
-    pub epsilon: f64,
+    /// Unset: RMSProp 1e-6 (Paddle), Adam 1e-8 (TensorFlow).
+    pub epsilon: Option<f64>,
     pub momentum: f64,
-    /// Ours: clip the global gradient norm (0 = off, PaddleVideo's setting).
+    /// Adam's moment decays (TensorFlow's 0.9 / 0.999).
+    pub beta1: f64,
+    pub beta2: f64,
+    /// Ours: clip gradient norms to this (0 = off, PaddleVideo's setting; the starter's 1.0).
     pub grad_clip: f64,
+    /// Ours: `global` (all gradients' norm) or `tensor` (each gradient's own, the starter's).
+    pub grad_clip_by: ClipBy,
 }
 
 impl Default for OptimizerSection {
     fn default() -> Self {
         let r = RmsPropConfig::default();
         OptimizerSection {
-            name: "RMSProp".into(),
+            name: OptimizerName::RmsProp,
             centered: true,
             learning_rate: LrSchedule::default(),
             weight_decay: WeightDecay::default(),
             rho: r.rho,
-            epsilon: r.epsilon,
+            epsilon: None,
             momentum: r.momentum,
+            beta1: 0.9,
+            beta2: 0.999,
             grad_clip: 0.0,
+            grad_clip_by: ClipBy::Global,
+        }
+    }
+}
+
+impl OptimizerSection {
+    /// ε of the configured optimizer.
+    pub fn epsilon(&self) -> f64 {
+        self.epsilon.unwrap_or(match self.name {
+            OptimizerName::RmsProp => RmsPropConfig::default().epsilon,
+            OptimizerName::Adam => 1e-8,
+        })
+    }
+
+    /// The update rule with its constants.
+    pub fn algorithm(&self) -> Algorithm {
+        match self.name {
+            OptimizerName::RmsProp => Algorithm::RmsProp(RmsPropConfig {
+                rho: self.rho,
+                epsilon: self.epsilon(),
+                momentum: self.momentum,
+                centered: self.centered,
+            }),
+            OptimizerName::Adam => Algorithm::Adam {
+                beta1: self.beta1,
+                beta2: self.beta2,
+                epsilon: self.epsilon(),
+            },
         }
     }
 }
@@ -291,6 +328,10 @@ pub struct TrainSection {
     /// Compute type of training: fp32, or bf16 mixed precision (float32 master weights and
     /// optimizer state, bf16 LSTMs and matmuls, loss in float32); auto = bf16 where fast.
     pub precision: Precision,
+    /// Ours: the training loss: `bce_sum` (PaddleVideo's sigmoid cross-entropy summed over
+    /// the batch) or `cross_entropy` (the starter's `CrossEntropyLoss`: on probabilities with
+    /// ε = 1e-5, summed over classes, mean over the batch).
+    pub loss: LossName,
 }
 
 impl Default for TrainSection {
@@ -304,6 +345,7 @@ impl Default for TrainSection {
             dtype: Dtype::Float32,
             distributed: DistributedMode::Auto,
             precision: Precision::Fp32,
+            loss: LossName::BceSum,
         }
     }
 }
@@ -767,11 +809,13 @@ impl Config {
             ("OPTIMIZER.rho", o.rho, 0.0, false, "in [0, 1)"),
             (
                 "OPTIMIZER.epsilon",
-                o.epsilon,
+                o.epsilon(),
                 0.0,
                 true,
-                "a finite number > 0 (Paddle's default 1e-6)",
+                "a finite number > 0 (RMSProp's default 1e-6, Adam's 1e-8)",
             ),
+            ("OPTIMIZER.beta1", o.beta1, 0.0, false, "in [0, 1)"),
+            ("OPTIMIZER.beta2", o.beta2, 0.0, false, "in [0, 1)"),
             ("OPTIMIZER.momentum", o.momentum, 0.0, false, ge0),
             (
                 "OPTIMIZER.weight_decay.value",
@@ -790,7 +834,8 @@ impl Config {
         ];
         for (key, v, lo, open, what) in checks {
             let below = if open { v <= lo } else { v < lo };
-            let over = key == "OPTIMIZER.rho" && v >= 1.0;
+            let over =
+                matches!(key, "OPTIMIZER.rho" | "OPTIMIZER.beta1" | "OPTIMIZER.beta2") && v >= 1.0;
             if !v.is_finite() || below || over {
                 return Err(cfg_err(name, format!("{key} is {v}; it must be {what}")));
             }
@@ -815,15 +860,6 @@ impl Config {
                     ));
                 }
             }
-        }
-        if self.OPTIMIZER.name != "RMSProp" {
-            return Err(cfg_err(
-                name,
-                format!(
-                    "OPTIMIZER.name '{}' is not supported; use RMSProp (PaddleVideo's)",
-                    self.OPTIMIZER.name
-                ),
-            ));
         }
         if self.OPTIMIZER.weight_decay.name != "L2" {
             return Err(cfg_err(

@@ -8,6 +8,18 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
+/// `TRAIN.loss`: what training minimises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum LossName {
+    /// PaddleVideo's sigmoid cross-entropy on the logits, summed over classes and videos.
+    #[default]
+    BceSum,
+    /// The starter's `CrossEntropyLoss`: −[y·log(p + 1e-5) + (1 − y)·log(1 − p + 1e-5)] on
+    /// the probabilities, summed over classes, averaged over the batch.
+    CrossEntropy,
+}
+
 /// `MODEL.head.name`: which network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 pub enum HeadName {

@@ -1,7 +1,7 @@
-//! Centered RMSProp with PaddleVideo's exact update, per-parameter L2 decay, learning-rate
-//! schedules and gradient clipping.
+//! The optimizers, with their references' exact updates, per-parameter L2 decay,
+//! learning-rate schedules and gradient clipping.
 //!
-//! Reference: `paddle.optimizer.RMSProp(centered=True)` as used by PaddleVideo's
+//! **RMSProp** (centered): `paddle.optimizer.RMSProp(centered=True)` as used by PaddleVideo's
 //! `attention_lstm_youtube8m.yaml` (see `shared/docs/attention_lstm_spec.md` §c and
 //! `shared/data/paddle_parity/README.md`):
 //! ```text
@@ -13,6 +13,17 @@
 //! ```
 //! Paddle's kernel takes ρ and ε as C++ floats, so the effective constants are
 //! `f32(0.95)` and `f32(1e-6)` even in float64; we use the same.
+//!
+//! **Adam**: TensorFlow 1's `tf.train.AdamOptimizer` (the YouTube-8M starter's `train.py`;
+//! tensorflow/core/kernels/training_ops.cc `ApplyAdam`), at step t (1-based):
+//! ```text
+//! g' = g + l2·w
+//! m  = m + (g' − m)·(1 − β1)
+//! v  = v + (g'² − v)·(1 − β2)
+//! w -= lr·sqrt(1 − β2^t)/(1 − β1^t) · m / (sqrt(v) + ε)        (β1 0.9, β2 0.999, ε 1e-8)
+//! ```
+//! The step count is the run's global step (saved in `state.json`), so resume continues the
+//! bias correction exactly.
 
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
@@ -37,55 +48,121 @@ impl Default for RmsPropConfig {
     }
 }
 
+/// `OPTIMIZER.name`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+pub enum OptimizerName {
+    /// PaddleVideo's centered RMSProp.
+    #[default]
+    #[serde(rename = "RMSProp")]
+    #[value(name = "RMSProp")]
+    RmsProp,
+    /// TensorFlow 1's Adam (the starter's `AdamOptimizer`).
+    #[serde(rename = "Adam", alias = "AdamOptimizer")]
+    #[value(name = "Adam")]
+    Adam,
+}
+
+/// `OPTIMIZER.grad_clip_by`: what `OPTIMIZER.grad_clip` bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ClipBy {
+    /// The norm of all gradients together.
+    #[default]
+    Global,
+    /// Each gradient's own norm (the starter's `utils.clip_gradient_norms`, `tf.clip_by_norm`).
+    Tensor,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Algorithm {
+    RmsProp(RmsPropConfig),
+    Adam {
+        beta1: f64,
+        beta2: f64,
+        epsilon: f64,
+    },
+}
+
 /// One parameter's optimizer state.
 pub struct ParamState {
     pub name: String,
     pub param: Tensor,
     pub l2: f64,
-    pub mean_square: Tensor,
-    pub mean_grad: Tensor,
-    pub momentum: Tensor,
+    /// RMSProp: mean_square, mean_grad, momentum. Adam: m, v.
+    pub slots: Vec<Tensor>,
 }
 
-pub struct RmsProp {
-    pub cfg: RmsPropConfig,
+pub struct Optimizer {
+    pub algo: Algorithm,
     pub params: Vec<ParamState>,
-    rho: f64,
-    eps: f64,
 }
 
-impl RmsProp {
+impl Algorithm {
+    /// Checkpoint names of the per-parameter state tensors.
+    fn slot_names(&self) -> &'static [&'static str] {
+        match self {
+            Algorithm::RmsProp(_) => &["mean_square", "mean_grad", "momentum"],
+            Algorithm::Adam { .. } => &["moment1", "moment2"],
+        }
+    }
+}
+
+impl Optimizer {
     /// `params`: (name, variable, L2 coefficient).
-    pub fn new(cfg: RmsPropConfig, params: Vec<(String, Tensor, f64)>) -> Self {
-        // Paddle passes rho/epsilon as float attributes.
-        let rho = cfg.rho as f32 as f64;
-        let eps = cfg.epsilon as f32 as f64;
+    pub fn new(algo: Algorithm, params: Vec<(String, Tensor, f64)>) -> Self {
+        let n = algo.slot_names().len();
         let params = params
             .into_iter()
-            .map(|(name, param, l2)| {
-                let z = || param.zeros_like();
-                ParamState {
-                    mean_square: z(),
-                    mean_grad: z(),
-                    momentum: z(),
-                    name,
-                    param,
-                    l2,
-                }
+            .map(|(name, param, l2)| ParamState {
+                slots: (0..n).map(|_| param.zeros_like()).collect(),
+                name,
+                param,
+                l2,
             })
             .collect();
-        RmsProp {
-            cfg,
-            params,
-            rho,
-            eps,
+        Optimizer { algo, params }
+    }
+
+    /// PaddleVideo's RMSProp.
+    pub fn rms_prop(cfg: RmsPropConfig, params: Vec<(String, Tensor, f64)>) -> Self {
+        Self::new(Algorithm::RmsProp(cfg), params)
+    }
+
+    /// Applies update number `t` (1-based: the global step after this one) with learning rate
+    /// `lr`, using the gradients in `.grad()`.
+    pub fn step(&mut self, lr: f64, t: u64) {
+        match self.algo.clone() {
+            Algorithm::RmsProp(cfg) => self.rms_prop_step(&cfg, lr),
+            Algorithm::Adam {
+                beta1,
+                beta2,
+                epsilon,
+            } => {
+                let t = t.max(1) as i32;
+                let lr_t = lr * (1.0 - beta2.powi(t)).sqrt() / (1.0 - beta1.powi(t));
+                tch::no_grad(|| {
+                    for p in &mut self.params {
+                        let g = p.param.grad();
+                        if !g.defined() {
+                            continue;
+                        }
+                        let g = if p.l2 != 0.0 { &g + &p.param * p.l2 } else { g };
+                        let (m, v) = p.slots.split_at_mut(1);
+                        let _ = m[0].g_add_(&((&g - &m[0]) * (1.0 - beta1)));
+                        let _ = v[0].g_add_(&((g.square() - &v[0]) * (1.0 - beta2)));
+                        let upd = &m[0] * lr_t / (v[0].sqrt() + epsilon);
+                        let _ = p.param.g_sub_(&upd);
+                    }
+                });
+            }
         }
     }
 
-    /// Applies one update with learning rate `lr` using the gradients in `.grad()`.
-    pub fn step(&mut self, lr: f64) {
-        let (rho, eps, mom_c, centered) =
-            (self.rho, self.eps, self.cfg.momentum, self.cfg.centered);
+    fn rms_prop_step(&mut self, cfg: &RmsPropConfig, lr: f64) {
+        // Paddle passes rho/epsilon as float attributes.
+        let rho = cfg.rho as f32 as f64;
+        let eps = cfg.epsilon as f32 as f64;
+        let (mom_c, centered) = (cfg.momentum, cfg.centered);
         tch::no_grad(|| {
             for p in &mut self.params {
                 let g = p.param.grad();
@@ -93,23 +170,25 @@ impl RmsProp {
                     continue;
                 }
                 let g = if p.l2 != 0.0 { &g + &p.param * p.l2 } else { g };
-                let _ = p
-                    .mean_square
+                let [mean_square, mean_grad, momentum] = &mut p.slots[..] else {
+                    unreachable!("RMSProp keeps three slots")
+                };
+                let _ = mean_square
                     .g_mul_scalar_(rho)
                     .g_add_(&(g.square() * (1.0 - rho)));
                 let denom = if centered {
-                    let _ = p.mean_grad.g_mul_scalar_(rho).g_add_(&(&g * (1.0 - rho)));
-                    (&p.mean_square - p.mean_grad.square() + eps).sqrt()
+                    let _ = mean_grad.g_mul_scalar_(rho).g_add_(&(&g * (1.0 - rho)));
+                    (&*mean_square - mean_grad.square() + eps).sqrt()
                 } else {
-                    (&p.mean_square + eps).sqrt()
+                    (&*mean_square + eps).sqrt()
                 };
                 let upd = g * lr / denom;
                 if mom_c != 0.0 {
-                    let _ = p.momentum.g_mul_scalar_(mom_c).g_add_(&upd);
+                    let _ = momentum.g_mul_scalar_(mom_c).g_add_(&upd);
                 } else {
-                    p.momentum.copy_(&upd);
+                    momentum.copy_(&upd);
                 }
-                let _ = p.param.g_sub_(&p.momentum);
+                let _ = p.param.g_sub_(&*momentum);
             }
         });
     }
@@ -151,27 +230,69 @@ impl RmsProp {
         })
     }
 
-    /// State tensors by name for checkpoints: `<param>/mean_square`, `/mean_grad`, `/momentum`.
+    /// Clips each upstream variable's gradient to L2 norm `max_norm` on its own, as
+    /// `tf.clip_by_norm` (`g · max_norm / max(‖g‖, max_norm)`, in that order). `group` names
+    /// the upstream variable a parameter belongs to (TF keeps an LSTM layer's input and
+    /// recurrent weights in one kernel, so they are clipped together). Returns the global norm
+    /// before clipping.
+    pub fn clip_grad_norm_per_tensor(
+        &mut self,
+        max_norm: f64,
+        group: impl Fn(&str) -> String,
+    ) -> f64 {
+        tch::no_grad(|| {
+            let mut groups: Vec<(String, Vec<Tensor>)> = Vec::new();
+            for p in &self.params {
+                let g = p.param.grad();
+                if !g.defined() {
+                    continue;
+                }
+                let k = group(&p.name);
+                match groups.iter_mut().find(|(n, _)| *n == k) {
+                    Some((_, v)) => v.push(g),
+                    None => groups.push((k, vec![g])),
+                }
+            }
+            let mut total = 0.0;
+            for (_, gs) in &mut groups {
+                let sq = gs
+                    .iter()
+                    .map(|g| g.square().sum(g.kind()))
+                    .reduce(|a, b| a + b)
+                    .expect("a group has a member");
+                total += sq.to_kind(Kind::Double).double_value(&[]);
+                let den = sq.sqrt().clamp_min(max_norm);
+                for g in gs.iter_mut() {
+                    let clipped = (&*g * max_norm) / &den;
+                    g.copy_(&clipped);
+                }
+            }
+            total.sqrt()
+        })
+    }
+
+    /// State tensors by name for checkpoints: `<param>/<slot>` (RMSProp: mean_square,
+    /// mean_grad, momentum; Adam: moment1, moment2).
     pub fn state_tensors(&self) -> Vec<(String, &Tensor)> {
+        let names = self.algo.slot_names();
         let mut v = Vec::new();
         for p in &self.params {
-            v.push((format!("{}/mean_square", p.name), &p.mean_square));
-            v.push((format!("{}/mean_grad", p.name), &p.mean_grad));
-            v.push((format!("{}/momentum", p.name), &p.momentum));
+            for (n, t) in names.iter().zip(&p.slots) {
+                v.push((format!("{}/{n}", p.name), t));
+            }
         }
         v
     }
 
     /// Restores state saved by [`Self::state_tensors`].
     pub fn load_state(&mut self, get: impl Fn(&str) -> Option<Tensor>) -> Result<(), String> {
+        let names = self.algo.slot_names();
         for p in &mut self.params {
-            for (suffix, t) in [
-                ("mean_square", &mut p.mean_square),
-                ("mean_grad", &mut p.mean_grad),
-                ("momentum", &mut p.momentum),
-            ] {
+            for (suffix, t) in names.iter().zip(p.slots.iter_mut()) {
                 let key = format!("{}/{suffix}", p.name);
-                let src = get(&key).ok_or_else(|| format!("optimizer state lacks '{key}'"))?;
+                let src = get(&key).ok_or_else(|| {
+                    format!("optimizer state lacks '{key}' (was the run trained with another OPTIMIZER.name?)")
+                })?;
                 if src.size() != t.size() {
                     return Err(format!(
                         "optimizer state '{key}' has shape {:?}, expected {:?}",
@@ -206,6 +327,20 @@ pub enum LrSchedule {
     Constant {
         learning_rate: f64,
     },
+    /// TensorFlow's `exponential_decay` over examples, as the starter's train.py uses it:
+    /// `learning_rate · decay_rate^(examples / decay_examples)`, the exponent floored
+    /// (`staircase`, the starter's) or not; examples = global step × batch size × workers.
+    ExponentialDecay {
+        learning_rate: f64,
+        decay_rate: f64,
+        decay_examples: u64,
+        #[serde(default = "yes")]
+        staircase: bool,
+    },
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for LrSchedule {
@@ -218,9 +353,19 @@ impl Default for LrSchedule {
 }
 
 impl LrSchedule {
-    /// Learning rate at 0-based `epoch`, global `step` of `total_steps`.
-    pub fn lr(&self, epoch: usize, step: usize, total_steps: usize) -> f64 {
+    /// Learning rate at 0-based `epoch`, global `step` of `total_steps`, after `examples`
+    /// training examples (all workers).
+    pub fn lr(&self, epoch: usize, step: usize, total_steps: usize, examples: u64) -> f64 {
         match self {
+            LrSchedule::ExponentialDecay {
+                learning_rate,
+                decay_rate,
+                decay_examples,
+                staircase,
+            } => {
+                let p = examples as f64 / (*decay_examples).max(1) as f64;
+                learning_rate * decay_rate.powf(if *staircase { p.floor() } else { p })
+            }
             LrSchedule::PiecewiseDecay { boundaries, values } => {
                 let i = boundaries.iter().filter(|&&b| epoch >= b).count();
                 values[i.min(values.len() - 1)]
@@ -280,6 +425,24 @@ impl LrSchedule {
                 rate("min_lr", *min_lr)?;
             }
             LrSchedule::Constant { learning_rate } => rate("learning_rate", *learning_rate)?,
+            LrSchedule::ExponentialDecay {
+                learning_rate,
+                decay_rate,
+                decay_examples,
+                ..
+            } => {
+                rate("learning_rate", *learning_rate)?;
+                if !(decay_rate.is_finite() && *decay_rate > 0.0) {
+                    return Err(format!(
+                        "decay_rate is {decay_rate}; it must be a finite number > 0 (the starter's 0.95)"
+                    ));
+                }
+                if *decay_examples == 0 {
+                    return Err(
+                        "decay_examples must be at least 1 (the starter's 4000000)".to_string()
+                    );
+                }
+            }
         }
         Ok(())
     }

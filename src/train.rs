@@ -14,9 +14,10 @@ use crate::data::batch::{Batch, Loader};
 use crate::distributed::{Comm, GradSync, broadcast_tensors, check_same_config};
 use crate::error::{Error, Result};
 use crate::infer::{EvalSettings, evaluate_model};
-use crate::model::bce_sum;
+use crate::kinds::LossName;
 use crate::model::{Model, batch_inputs};
-use crate::optim::{RmsProp, RmsPropConfig};
+use crate::model::{bce_sum, starter_cross_entropy};
+use crate::optim::{ClipBy, Optimizer};
 use crate::runtime::write_atomic;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
@@ -247,7 +248,7 @@ fn build_model(
     opts: &TrainOptions,
     resume_from: Option<&Path>,
     comm: &dyn Comm,
-) -> Result<(Model, RmsProp)> {
+) -> Result<(Model, Optimizer)> {
     let device = cfg.TRAIN.device.resolve()?;
     let kind = cfg.TRAIN.dtype.kind();
     tch::manual_seed(cfg.TRAIN.seed as i64);
@@ -255,13 +256,10 @@ fn build_model(
     if let (0, Some(w)) = (comm.rank(), &opts.init_weights) {
         model.load_weights(&crate::checkpoint::weights_path(w)?)?;
     }
-    let rms = RmsPropConfig {
-        rho: cfg.OPTIMIZER.rho,
-        epsilon: cfg.OPTIMIZER.epsilon,
-        momentum: cfg.OPTIMIZER.momentum,
-        centered: cfg.OPTIMIZER.centered,
-    };
-    let mut opt = RmsProp::new(rms, model.param_groups(cfg.OPTIMIZER.weight_decay.value));
+    let mut opt = Optimizer::new(
+        cfg.OPTIMIZER.algorithm(),
+        model.param_groups(cfg.OPTIMIZER.weight_decay.value),
+    );
     if let Some(ck) = resume_from {
         model.load_safetensors(&ck.join("model.safetensors"))?;
         let st = crate::model::read_safetensors(&ck.join("optimizer.safetensors"))?;
@@ -374,7 +372,7 @@ struct Trainer<'a> {
     opts: &'a TrainOptions,
     comm: &'a dyn Comm,
     model: Model,
-    opt: RmsProp,
+    opt: Optimizer,
     vars: Vec<(String, Tensor)>,
     grads: GradSync,
     state: TrainState,
@@ -393,6 +391,12 @@ impl Trainer<'_> {
         self.comm.rank() == 0
     }
 
+    /// Training examples seen before global step `step` (all workers; full batches, as
+    /// TensorFlow's `global_step · batch_size · towers`).
+    fn examples_at(&self, step: usize) -> u64 {
+        step as u64 * self.cfg.DATASET.batch_size as u64 * self.comm.size() as u64
+    }
+
     fn progress_bar(&self, epoch: usize) -> ProgressBar {
         let pb = if self.opts.quiet || !self.main() {
             ProgressBar::hidden()
@@ -408,7 +412,8 @@ impl Trainer<'_> {
         pb
     }
 
-    /// Forward, summed BCE, backward, gradient averaging, clipping, RMSProp step.
+    /// Forward, the loss (`TRAIN.loss`), backward, gradient averaging, clipping, optimizer
+    /// step.
     /// Returns the batch's summed loss and the gradient norm when clipping.
     fn step(
         &mut self,
@@ -420,9 +425,21 @@ impl Trainer<'_> {
         // Mixed precision (TRAIN.precision: bf16): inputs in bf16, weights cast per use (their
         // float32 masters get the gradients), loss in float32.
         let inp = batch_inputs(b, self.model.device(), self.compute);
-        let logits = crate::model::widen(self.model.forward(&inp, true));
-        let loss = bce_sum(&logits, &inp.labels.to_kind(logits.kind()));
-        let lv = loss.double_value(&[]);
+        let (loss, lv) = match self.cfg.TRAIN.loss {
+            LossName::BceSum => {
+                let logits = crate::model::widen(self.model.forward(&inp, true));
+                let loss = bce_sum(&logits, &inp.labels.to_kind(logits.kind()));
+                let lv = loss.double_value(&[]);
+                (loss, lv)
+            }
+            LossName::CrossEntropy => {
+                let p = crate::model::widen(self.model.head().probabilities(&inp, true));
+                let loss = starter_cross_entropy(&p, &inp.labels.to_kind(p.kind()));
+                // Logged as the others are: summed over the batch.
+                let lv = loss.double_value(&[]) * b.len() as f64;
+                (loss, lv)
+            }
+        };
         if !lv.is_finite() {
             return Err(self.diverged(lv, epoch, step));
         }
@@ -432,9 +449,17 @@ impl Trainer<'_> {
         // The global gradient norm: needed to clip, and recorded at every logged step (it
         // reads the gradients only, so training is unchanged).
         let logged = self.cfg.log_interval > 0 && (step + 1) % self.cfg.log_interval == 0;
-        let gnorm = (self.cfg.OPTIMIZER.grad_clip > 0.0 || logged)
-            .then(|| self.opt.clip_grad_norm(self.cfg.OPTIMIZER.grad_clip));
-        self.opt.step(lr);
+        let o = &self.cfg.OPTIMIZER;
+        let gnorm = (o.grad_clip > 0.0 || logged).then(|| match o.grad_clip_by {
+            ClipBy::Global => self.opt.clip_grad_norm(o.grad_clip),
+            ClipBy::Tensor if o.grad_clip > 0.0 => {
+                let head = self.model.head();
+                self.opt
+                    .clip_grad_norm_per_tensor(o.grad_clip, |n| head.clip_group(n))
+            }
+            ClipBy::Tensor => self.opt.clip_grad_norm(0.0),
+        });
+        self.opt.step(lr, self.state.global_step as u64 + 1);
         self.state.global_step += 1;
         Ok((lv, gnorm))
     }
@@ -480,6 +505,7 @@ impl Trainer<'_> {
                 epoch,
                 self.state.global_step,
                 self.total_steps,
+                self.examples_at(self.state.global_step),
             );
             let (lv, gnorm) = self.step(&b, lr, epoch, steps)?;
             steps += 1;
@@ -818,6 +844,7 @@ fn train_with(mut cfg: Config, opts: &TrainOptions, comm: &dyn Comm) -> Result<T
                 epoch,
                 t.state.global_step.saturating_sub(1),
                 t.total_steps,
+                t.examples_at(t.state.global_step.saturating_sub(1)),
             ),
             valid,
             skipped: e.lost.clone(),

@@ -9,7 +9,7 @@ use tch::{Device, Kind, Tensor};
 use yt8m::model::attention_lstm::NO_DECAY;
 use yt8m::model::bce_sum;
 use yt8m::model::{AttentionLstmConfig, Model};
-use yt8m::optim::{RmsProp, RmsPropConfig};
+use yt8m::optim::{Optimizer, RmsPropConfig};
 
 fn npz(name: &str) -> HashMap<String, Tensor> {
     Tensor::read_npz(parity(name))
@@ -180,7 +180,7 @@ fn set_b_three_rmsprop_steps_float64() {
         };
         (n, t, l2)
     });
-    let mut opt = RmsProp::new(RmsPropConfig::default(), params.collect());
+    let mut opt = Optimizer::rms_prop(RmsPropConfig::default(), params.collect());
     let steps = b["num_steps"].int64_value(&[]);
     for k in 0..steps {
         opt.zero_grad();
@@ -198,7 +198,7 @@ fn set_b_three_rmsprop_steps_float64() {
                 1e-12,
             );
         }
-        opt.step(2.5e-4);
+        opt.step(2.5e-4, k as u64 + 1);
         for p in &opt.params {
             check(
                 &format!("step{k}/param/{}", p.name),
@@ -208,19 +208,19 @@ fn set_b_three_rmsprop_steps_float64() {
             );
             check(
                 &format!("step{k}/mean_square/{}", p.name),
-                &p.mean_square,
+                &p.slots[0],
                 &b[&format!("step{k}/mean_square/{}", p.name)],
                 1e-12,
             );
             check(
                 &format!("step{k}/mean_grad/{}", p.name),
-                &p.mean_grad,
+                &p.slots[1],
                 &b[&format!("step{k}/mean_grad/{}", p.name)],
                 1e-12,
             );
             check(
                 &format!("step{k}/momentum/{}", p.name),
-                &p.momentum,
+                &p.slots[2],
                 &b[&format!("step{k}/momentum/{}", p.name)],
                 1e-12,
             );

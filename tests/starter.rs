@@ -16,6 +16,28 @@ use yt8m::model::lstm_model::{tf_to_torch_lstm, torch_to_tf_lstm};
 use yt8m::model::{
     Architecture, FrameLogisticConfig, Inputs, LstmModelConfig, Model, batch_inputs,
 };
+use yt8m::optim::{Algorithm, Optimizer};
+
+/// train.py's step on gradients already holding the L2 terms: each gradient clipped to norm
+/// 1.0 (`utils.clip_gradient_norms`), then `AdamOptimizer(0.01)`, step 1.
+fn starter_step(m: &Model) {
+    let params = m
+        .named_variables()
+        .into_iter()
+        .map(|(n, t)| (n, t, 0.0))
+        .collect();
+    let mut opt = Optimizer::new(
+        Algorithm::Adam {
+            beta1: 0.9,
+            beta2: 0.999,
+            epsilon: 1e-8,
+        },
+        params,
+    );
+    let head = m.head();
+    opt.clip_grad_norm_per_tensor(1.0, |n| head.clip_group(n));
+    opt.step(0.01, 1);
+}
 
 struct Fixture {
     arrays: HashMap<String, NpyArray>,
@@ -192,6 +214,16 @@ fn frame_level_logistic_equals_the_starter_in_tensorflow() {
         1e-6,
         1e-4,
     );
+    starter_step(&m);
+    for (ours, theirs) in [("weights", "weights"), ("biases", "biases")] {
+        close(
+            &format!("after one Adam step: {ours}"),
+            &var(&m, &format!("fully_connected.{ours}")),
+            &f.f32(&format!("step/tower/fully_connected/{theirs}")),
+            1e-6,
+            1e-5,
+        );
+    }
 }
 
 #[test]
@@ -316,4 +348,45 @@ fn lstm_model_equals_the_starter_in_tensorflow() {
         1e-6,
         1e-4,
     );
+    starter_step(&m);
+    for l in 0..layers {
+        let v = |n: &str| var(&m, &format!("lstm_l{l}.{n}"));
+        // Our b_ih holds the forget bias; TF's variable does not.
+        let (k, b) = torch_to_tf_lstm(&v("w_ih"), &v("w_hh"), &v("b_ih"));
+        let b = b - Tensor::cat(
+            &[
+                Tensor::zeros([2 * h], (Kind::Float, Device::Cpu)),
+                Tensor::ones([h], (Kind::Float, Device::Cpu)),
+                Tensor::zeros([h], (Kind::Float, Device::Cpu)),
+            ],
+            0,
+        );
+        close(
+            &format!("after one Adam step: layer {l} kernel"),
+            &k,
+            &f.f32(&format!("step/{}/kernel", cell(l))),
+            1e-6,
+            1e-5,
+        );
+        close(
+            &format!("after one Adam step: layer {l} bias"),
+            &b,
+            &f.f32(&format!("step/{}/bias", cell(l))),
+            1e-6,
+            1e-5,
+        );
+    }
+    for (ours, theirs) in [
+        ("moe.gate.weight", "gates/weights"),
+        ("moe.experts.weight", "experts/weights"),
+        ("moe.experts.bias", "experts/biases"),
+    ] {
+        close(
+            &format!("after one Adam step: {ours}"),
+            &var(&m, ours),
+            &f.f32(&format!("step/tower/{theirs}")),
+            1e-6,
+            1e-5,
+        );
+    }
 }

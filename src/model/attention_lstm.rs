@@ -311,8 +311,8 @@ impl super::Head for AttentionLstm {
         self.forward_features(&inputs.features, &inputs.lengths, train, false)
             .0
     }
-    fn no_decay(&self) -> &'static [&'static str] {
-        &NO_DECAY
+    fn decays(&self, name: &str) -> bool {
+        !NO_DECAY.contains(&name)
     }
     fn level(&self) -> crate::data::Level {
         crate::data::Level::Frame

@@ -129,6 +129,10 @@ impl super::Head for FrameLogistic {
     fn forward(&self, inputs: &super::Inputs, _train: bool) -> Tensor {
         self.forward_frames(&starter_frames(&inputs.features), &inputs.lengths)
     }
+    /// `slim.l2_regularizer(1e-8)` is on the weights only.
+    fn decays(&self, name: &str) -> bool {
+        name == "fully_connected.weights"
+    }
     fn level(&self) -> crate::data::Level {
         crate::data::Level::Frame
     }

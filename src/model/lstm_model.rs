@@ -166,6 +166,22 @@ impl super::Head for LstmModel {
         self.moe
             .forward(&self.final_state(&x, &inputs.lengths, train))
     }
+    fn probabilities(&self, inputs: &super::Inputs, train: bool) -> Tensor {
+        let x = starter_frames(&inputs.features);
+        self.probabilities(&x, &inputs.lengths, train)
+    }
+    /// The MoE's `slim.l2_regularizer(1e-8)` is on its two weight matrices; the LSTM cells
+    /// have none.
+    fn decays(&self, name: &str) -> bool {
+        name == "moe.gate.weight" || name == "moe.experts.weight"
+    }
+    /// TF's `kernel` is our `w_ih` and `w_hh` together.
+    fn clip_group(&self, name: &str) -> String {
+        match name.strip_suffix(".w_ih").or(name.strip_suffix(".w_hh")) {
+            Some(layer) => format!("{layer}.kernel"),
+            None => name.to_string(),
+        }
+    }
     fn level(&self) -> crate::data::Level {
         crate::data::Level::Frame
     }

@@ -63,9 +63,22 @@ impl Architecture {
 pub trait Head {
     /// Logits `[B, C]` from per-modality features `[B, T, D_m]` and lengths `[B]`.
     fn forward(&self, inputs: &Inputs, train: bool) -> Tensor;
-    /// Parameters exempt from L2 decay.
-    fn no_decay(&self) -> &'static [&'static str] {
-        &[]
+    /// Whether the variable `name` takes the L2 decay (`OPTIMIZER.weight_decay`): all of
+    /// them unless the upstream model exempts some (PaddleVideo's output biases; the starter
+    /// regularises only its fully connected weights).
+    fn decays(&self, _name: &str) -> bool {
+        true
+    }
+    /// The upstream variable that parameter `name` is part of, for per-variable gradient
+    /// clipping (`OPTIMIZER.grad_clip_by: tensor`): itself unless the upstream layout joins
+    /// several of ours (TF's LSTM kernel holds our `w_ih` and `w_hh`).
+    fn clip_group(&self, name: &str) -> String {
+        name.to_string()
+    }
+    /// Probabilities `[B, C]`: the sigmoid of the logits, or the model's own where its logits
+    /// come from clamped probabilities (MoE), so losses on probabilities see the real ones.
+    fn probabilities(&self, inputs: &Inputs, train: bool) -> Tensor {
+        self.forward(inputs, train).sigmoid()
     }
     /// Frame-level (SequenceExample) or video-level (Example) input.
     fn level(&self) -> crate::data::Level;
@@ -232,11 +245,6 @@ impl Model {
         self.net.head()
     }
 
-    /// Parameters exempt from L2 decay (PaddleVideo: the three output biases).
-    pub fn no_decay(&self) -> &'static [&'static str] {
-        self.head().no_decay()
-    }
-
     pub fn device(&self) -> Device {
         self.vs.device()
     }
@@ -316,17 +324,13 @@ impl Model {
     }
 
     /// Parameter groups for the optimizer: every variable with its L2 coefficient (`decay`,
-    /// or 0 for the architecture's no-decay list, PaddleVideo's).
+    /// or 0 where the architecture exempts it: [`Head::decays`]).
     pub fn param_groups(&self, decay: f64) -> Vec<(String, Tensor, f64)> {
-        let no_decay = self.no_decay();
+        let head = self.head();
         self.named_variables()
             .into_iter()
             .map(|(n, t)| {
-                let l2 = if no_decay.contains(&n.as_str()) {
-                    0.0
-                } else {
-                    decay
-                };
+                let l2 = if head.decays(&n) { decay } else { 0.0 };
                 (n, t, l2)
             })
             .collect()
@@ -381,10 +385,20 @@ pub fn read_safetensors(path: &Path) -> Result<Vec<(String, Tensor)>> {
         .map_err(|e| werr(format!("not a readable safetensors file: {e}")))
 }
 
-/// The loss of every architecture, PaddleVideo's: `BCEWithLogitsLoss(reduction='sum')` over
-/// batch and classes (the starter's video-level models use the same cross-entropy).
+/// PaddleVideo's loss (`TRAIN.loss: bce_sum`, the default): `BCEWithLogitsLoss(reduction=
+/// 'sum')` over batch and classes.
 pub fn bce_sum(logits: &Tensor, labels: &Tensor) -> Tensor {
     logits.binary_cross_entropy_with_logits::<Tensor>(labels, None, None, tch::Reduction::Sum)
+}
+
+/// The starter's `losses.CrossEntropyLoss` (`TRAIN.loss: cross_entropy`) on probabilities
+/// `p` `[B, C]`: `mean_b Σ_c −[y·log(p + ε) + (1 − y)·log(1 − p + ε)]`, ε = 1e-5.
+pub fn starter_cross_entropy(p: &Tensor, labels: &Tensor) -> Tensor {
+    let eps = 1e-5;
+    let pos = (p + eps).log();
+    let neg = (p.neg() + (1.0 + eps)).log();
+    let xent = -(labels * pos + (labels.neg() + 1.0) * neg);
+    xent.sum_dim_intlist(1, false, p.kind()).mean(p.kind())
 }
 
 /// `t` in `kind` (a differentiable cast: mixed-precision training keeps float32 master weights

@@ -161,6 +161,9 @@ impl super::Head for Moe {
     fn forward(&self, inputs: &super::Inputs, _train: bool) -> Tensor {
         Moe::forward(self, &pooled_input(&inputs.features, &inputs.lengths))
     }
+    fn probabilities(&self, inputs: &super::Inputs, _train: bool) -> Tensor {
+        Moe::probabilities(self, &pooled_input(&inputs.features, &inputs.lengths))
+    }
     fn level(&self) -> crate::data::Level {
         crate::data::Level::Video
     }
