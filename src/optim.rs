@@ -140,19 +140,12 @@ impl Optimizer {
             } => {
                 let t = t.max(1) as i32;
                 let lr_t = lr * (1.0 - beta2.powi(t)).sqrt() / (1.0 - beta1.powi(t));
-                tch::no_grad(|| {
-                    for p in &mut self.params {
-                        let g = p.param.grad();
-                        if !g.defined() {
-                            continue;
-                        }
-                        let g = if p.l2 != 0.0 { &g + &p.param * p.l2 } else { g };
-                        let (m, v) = p.slots.split_at_mut(1);
-                        let _ = m[0].g_add_(&((&g - &m[0]) * (1.0 - beta1)));
-                        let _ = v[0].g_add_(&((g.square() - &v[0]) * (1.0 - beta2)));
-                        let upd = &m[0] * lr_t / (v[0].sqrt() + epsilon);
-                        let _ = p.param.g_sub_(&upd);
-                    }
+                self.for_each_grad(|p, g| {
+                    let (m, v) = p.slots.split_at_mut(1);
+                    let _ = m[0].g_add_(&((&g - &m[0]) * (1.0 - beta1)));
+                    let _ = v[0].g_add_(&((g.square() - &v[0]) * (1.0 - beta2)));
+                    let upd = &m[0] * lr_t / (v[0].sqrt() + epsilon);
+                    let _ = p.param.g_sub_(&upd);
                 });
             }
         }
@@ -163,6 +156,32 @@ impl Optimizer {
         let rho = cfg.rho as f32 as f64;
         let eps = cfg.epsilon as f32 as f64;
         let (mom_c, centered) = (cfg.momentum, cfg.centered);
+        self.for_each_grad(|p, g| {
+            let [mean_square, mean_grad, momentum] = &mut p.slots[..] else {
+                unreachable!("RMSProp keeps three slots")
+            };
+            let _ = mean_square
+                .g_mul_scalar_(rho)
+                .g_add_(&(g.square() * (1.0 - rho)));
+            let denom = if centered {
+                let _ = mean_grad.g_mul_scalar_(rho).g_add_(&(&g * (1.0 - rho)));
+                (&*mean_square - mean_grad.square() + eps).sqrt()
+            } else {
+                (&*mean_square + eps).sqrt()
+            };
+            let upd = g * lr / denom;
+            if mom_c != 0.0 {
+                let _ = momentum.g_mul_scalar_(mom_c).g_add_(&upd);
+            } else {
+                momentum.copy_(&upd);
+            }
+            let _ = p.param.g_sub_(&*momentum);
+        });
+    }
+
+    /// Calls `f` with each parameter that has a gradient and that gradient plus its L2 term
+    /// (`g + l2·w`), without recording autograd.
+    fn for_each_grad(&mut self, mut f: impl FnMut(&mut ParamState, Tensor)) {
         tch::no_grad(|| {
             for p in &mut self.params {
                 let g = p.param.grad();
@@ -170,25 +189,7 @@ impl Optimizer {
                     continue;
                 }
                 let g = if p.l2 != 0.0 { &g + &p.param * p.l2 } else { g };
-                let [mean_square, mean_grad, momentum] = &mut p.slots[..] else {
-                    unreachable!("RMSProp keeps three slots")
-                };
-                let _ = mean_square
-                    .g_mul_scalar_(rho)
-                    .g_add_(&(g.square() * (1.0 - rho)));
-                let denom = if centered {
-                    let _ = mean_grad.g_mul_scalar_(rho).g_add_(&(&g * (1.0 - rho)));
-                    (&*mean_square - mean_grad.square() + eps).sqrt()
-                } else {
-                    (&*mean_square + eps).sqrt()
-                };
-                let upd = g * lr / denom;
-                if mom_c != 0.0 {
-                    let _ = momentum.g_mul_scalar_(mom_c).g_add_(&upd);
-                } else {
-                    momentum.copy_(&upd);
-                }
-                let _ = p.param.g_sub_(&*momentum);
+                f(p, g);
             }
         });
     }
