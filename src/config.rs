@@ -1114,6 +1114,15 @@ impl Config {
                 m.remove(last);
             }
         }
+        if let Some(m) = v["OPTIMIZER"].as_mapping_mut() {
+            let other: &[&str] = match self.OPTIMIZER.name {
+                OptimizerName::RmsProp => &["beta1", "beta2"],
+                OptimizerName::Adam => &["centered", "rho", "momentum"],
+            };
+            for k in other {
+                m.remove(*k);
+            }
+        }
         if let Some(m) = v["MODEL"]["head"].as_mapping_mut() {
             match self.MODEL.head.name {
                 HeadName::LogisticModel => {
@@ -1180,22 +1189,21 @@ mod duplicate_key_tests {
             assert_eq!(back.to_yaml(), text, "{}", p.display());
             assert_eq!(back.architecture(), c.architecture(), "{}", p.display());
             assert!(!text.contains("null"), "{text}");
-            let video = c.MODEL.head.name != HeadName::AttentionLstmHead;
-            for frame_key in [
-                "lstm_size",
-                "embedding_size",
-                "max_frames",
-                "\n    feature_names:",
+            let video = c.MODEL.level == crate::data::Level::Video;
+            let paddle = c.MODEL.head.name == HeadName::AttentionLstmHead;
+            let lstm = c.MODEL.head.name == HeadName::LstmModel;
+            for (key, wanted) in [
+                ("lstm_size", paddle),
+                ("embedding_size", paddle),
+                ("lstm_cells", lstm),
+                ("lstm_layers", lstm),
+                ("max_frames", !video),
+                ("\n    feature_names:", !video),
+                ("mean_feature_names", video),
+                ("model_name: AttentionLSTM", paddle),
             ] {
-                assert_eq!(
-                    text.contains(frame_key),
-                    !video,
-                    "{}: {frame_key}\n{text}",
-                    p.display()
-                );
+                assert_eq!(text.contains(key), wanted, "{}: {key}\n{text}", p.display());
             }
-            assert_eq!(text.contains("model_name: AttentionLSTM"), !video, "{text}");
-            assert_eq!(text.contains("mean_feature_names"), video, "{text}");
             seen += 1;
         }
         assert!(seen >= 4);
@@ -1280,6 +1288,17 @@ mod estimate_tests {
                 "MODEL.head.num_mixtures=3",
             ],
             vec!["MODEL.head.name=LogisticModel", "MODEL.level=video"],
+            vec![
+                "MODEL.head.name=FrameLevelLogisticModel",
+                "MODEL.head.num_classes=9",
+            ],
+            vec![
+                "MODEL.head.name=LstmModel",
+                "MODEL.head.lstm_cells=6",
+                "MODEL.head.lstm_layers=3",
+                "MODEL.head.num_mixtures=3",
+                "MODEL.head.num_classes=7",
+            ],
         ] {
             let ov: Vec<String> = ov.iter().map(|s| s.to_string()).collect();
             let cfg = Config::from_yaml("t", "", &ov).unwrap();

@@ -10,6 +10,8 @@ mod common;
 use common::*;
 use std::collections::HashMap;
 use tch::{Device, Kind, Tensor};
+use yt8m::config::Config;
+use yt8m::data::batch::Batch as DataBatch;
 use yt8m::data::batch::{Batch, ModalityBatch, ModalityData};
 use yt8m::data::npy::{NpyArray, read_npz};
 use yt8m::model::lstm_model::{tf_to_torch_lstm, torch_to_tf_lstm};
@@ -17,6 +19,7 @@ use yt8m::model::{
     Architecture, FrameLogisticConfig, Inputs, LstmModelConfig, Model, batch_inputs,
 };
 use yt8m::optim::{Algorithm, Optimizer};
+use yt8m::train::{TrainOptions, train};
 
 /// train.py's step on gradients already holding the L2 terms: each gradient clipped to norm
 /// 1.0 (`utils.clip_gradient_norms`), then `AdamOptimizer(0.01)`, step 1.
@@ -388,5 +391,132 @@ fn lstm_model_equals_the_starter_in_tensorflow() {
             1e-6,
             1e-5,
         );
+    }
+}
+
+/// Runs `scripts/onnx_run.py` (onnxruntime from the test venv) on `inputs`; the logits.
+fn onnxruntime_logits(
+    model: &std::path::Path,
+    inputs: Vec<(&str, Tensor)>,
+    work: &std::path::Path,
+) -> Tensor {
+    let inp = work.join("onnx_in.npz");
+    let out = work.join("onnx_out.npz");
+    Tensor::write_npz(&inputs, &inp).unwrap();
+    let o = std::process::Command::new(python())
+        .arg(repo().join("scripts/onnx_run.py"))
+        .arg(model)
+        .arg(&inp)
+        .arg(&out)
+        .output()
+        .expect("the test venv's python (`./dev test` installs onnxruntime)");
+    assert!(
+        o.status.success(),
+        "onnxruntime failed:\n{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    Tensor::read_npz(&out)
+        .unwrap()
+        .into_iter()
+        .find(|(k, _)| k.starts_with("logits"))
+        .unwrap()
+        .1
+}
+
+/// Every starter config, with the interface (`-o epochs=.. -o DATASET.train.file_path=..`
+/// on `yt8m synth` data, small widths): training with validation beats the class prior by a
+/// wide margin, and the exported bundle's ONNX graph, run by onnxruntime on uint8 `rgb`,
+/// `audio` and `lengths`, gives the model's own logits.
+#[test]
+fn starter_configs_train_on_synthetic_data_and_export_to_onnx() {
+    let d = tempdir("starter-train");
+    synth_shards(&d.join("train"), 512, 4, 1, 120);
+    synth_shards(&d.join("valid"), 128, 1, 2, 120);
+    for (config, extra, epochs) in [
+        ("frame_logistic_youtube8m.yaml", vec![], 6),
+        (
+            "lstm_youtube8m.yaml",
+            vec!["MODEL.head.lstm_cells=32".to_string()],
+            15,
+        ),
+    ] {
+        let mut ov = vec![
+            format!("epochs={epochs}"),
+            format!("DATASET.train.file_path={}", d.join("train").display()),
+            format!("DATASET.valid.file_path={}", d.join("valid").display()),
+            format!("DATASET.test.file_path={}", d.join("valid").display()),
+            "MODEL.head.num_classes=20".to_string(),
+            "DATASET.batch_size=64".to_string(),
+        ];
+        ov.extend(extra);
+        let cfg = Config::load(Some(&repo().join("configs").join(config)), &ov).unwrap();
+        let prior = yt8m::evaluate::class_prior_gap(&cfg).unwrap();
+        let run = d.join(format!("run-{config}"));
+        let s = train(
+            cfg.clone(),
+            &TrainOptions {
+                output: run.clone(),
+                validate: true,
+                quiet: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let v = s.last_valid.unwrap();
+        println!(
+            "{config}: {epochs} epochs → GAP {:.4}, Hit@1 {:.4} (class prior GAP {prior:.4})",
+            v.gap, v.hit_at_one
+        );
+        assert!(
+            v.gap > prior + 0.3,
+            "{config}: GAP {} vs class prior {prior}",
+            v.gap
+        );
+
+        let bundle = d.join(format!("bundle-{config}"));
+        yt8m_ok(&[
+            "export",
+            "-w",
+            s.best_checkpoint.as_ref().unwrap().to_str().unwrap(),
+            "--out",
+            bundle.to_str().unwrap(),
+        ]);
+        let b = yt8m::bundle::load(&bundle, Device::Cpu).unwrap();
+        let mut vids = Vec::new();
+        yt8m::data::sources::read_shard(
+            &d.join("valid/train0000.tfrecord"),
+            &b.config.feature_spec(),
+            false,
+            |v| {
+                vids.push(v);
+                vids.len() < 24
+            },
+        )
+        .unwrap();
+        let batch = DataBatch::from_videos(&vids, &b.config.feature_spec());
+        let ours = tch::no_grad(|| {
+            b.model
+                .forward(&batch_inputs(&batch, Device::Cpu, Kind::Float), false)
+        });
+        let (n, t) = (batch.len() as i64, batch.max_len as i64);
+        let mut inputs = Vec::new();
+        for (m, name) in ["rgb", "audio"].iter().enumerate() {
+            let ModalityData::U8(q) = &batch.modalities[m].data else {
+                panic!("uint8 frames")
+            };
+            inputs.push((
+                *name,
+                Tensor::from_slice(q).view([n, t, batch.modalities[m].dim as i64]),
+            ));
+        }
+        inputs.push(("lengths", Tensor::from_slice(&batch.lengths)));
+        let theirs = onnxruntime_logits(&bundle.join("model.onnx"), inputs, &d);
+        let diff = max_diff(&ours, &theirs);
+        println!(
+            "{config}: max |yt8m − onnxruntime| logits over {n} videos (lengths {:?}): {diff:.3e}",
+            batch.lengths
+        );
+        assert!(diff < 1e-4, "{config}: ONNX logits differ by {diff}");
     }
 }

@@ -360,6 +360,21 @@ mod tests {
                 ],
                 vec![super::InputKind::Float],
             ),
+            (
+                vec![
+                    "MODEL.head.name=FrameLevelLogisticModel",
+                    "MODEL.head.num_classes=5",
+                ],
+                vec![super::InputKind::Uint8, super::InputKind::Float],
+            ),
+            (
+                vec![
+                    "MODEL.head.name=LstmModel",
+                    "MODEL.head.lstm_cells=4",
+                    "MODEL.head.num_classes=5",
+                ],
+                vec![super::InputKind::Uint8, super::InputKind::Float],
+            ),
         ] {
             let ov: Vec<String> = level_overrides.iter().map(|s| s.to_string()).collect();
             let cfg = Config::from_yaml("t", "", &ov).unwrap();
