@@ -246,24 +246,6 @@ pub fn default_workdir() -> PathBuf {
     std::env::temp_dir().join("yt8m-bench")
 }
 
-/// FLOPs of one AttentionLSTM forward pass for a video of `t` frames (multiply-adds × 2).
-pub fn attention_lstm_flops(cfg: &crate::model::AttentionLstmConfig, t: f64) -> f64 {
-    let (e, h) = (cfg.embedding_size as f64, cfg.lstm_size as f64);
-    let mut per_frame = 0.0;
-    for &d in &cfg.feature_dims {
-        per_frame += 2.0 * d as f64 * e; // fc_feature
-        per_frame += 2.0 * 2.0 * 4.0 * h * (e + h); // two LSTM directions
-        per_frame += 2.0 * 2.0 * h; // attention logit
-        per_frame += 2.0 * 2.0 * h; // weighted sum
-    }
-    let pool = 2.0 * h * cfg.feature_dims.len() as f64;
-    let head = 2.0
-        * (pool * cfg.fc_out1_size as f64
-            + cfg.fc_out1_size as f64 * cfg.fc_out2_size as f64
-            + cfg.fc_out2_size as f64 * cfg.num_classes as f64);
-    per_frame * t + head
-}
-
 /// The rate of one `[m, k] × [k, n]` product in `kind` on `device` (best of 4, GFLOP/s).
 pub fn gemm_rate(device: tch::Device, kind: tch::Kind, (m, k, n): (i64, i64, i64)) -> f64 {
     let a = tch::Tensor::randn([m, k], (kind, device));
@@ -355,16 +337,146 @@ fn synth_for_bench(dir: &Path, cfg: &crate::config::Config, videos: usize) -> Re
 /// Training throughput with the whole data path (reader threads, bucketing, uint8 upload,
 /// dequantization on the device), YouTube-8M-like lengths (uniform 1–300, some longer).
 pub fn bench_train(o: &ModelBenchOptions) -> Result<String> {
-    use crate::model::{Model, batch_inputs};
+    use crate::model::Model;
     let cfg = &o.config;
     let device = cfg.TRAIN.device.resolve()?;
     let threads = crate::threads::configure_torch_threads();
     let arch = cfg.architecture();
-    let crate::model::Architecture::AttentionLstm(mc) = &arch else {
+    if arch.num_classes() == 0 {
         return Err(Error::Invalid(
-            "bench train measures the AttentionLSTM; use an AttentionLstmHead config".into(),
+            "MODEL.head.num_classes must be positive".into(),
         ));
+    }
+    if let crate::model::Architecture::AttentionLstm(mc) = &arch {
+        return bench_train_attention_lstm(o, mc, device, threads);
+    }
+    // Any other head: the same loop with the config's own loss and optimizer.
+    let mut table = String::new();
+    for &bs in &o.batch_sizes {
+        let r = train_loop(o, &arch, device, cfg.TRAIN.dtype.kind(), bs, false)?;
+        table.push_str(&format!(
+            "| {bs} | {} | {} | {:.2} | {:.0} | {:.2} | {:.1}% | {:.2} |\n",
+            kind_name(cfg.TRAIN.dtype.kind()),
+            o.steps,
+            r.samples_per_s,
+            r.frames_per_s,
+            r.fill,
+            100.0 * r.wait_share,
+            r.gflops
+        ));
+    }
+    Ok(format!(
+        "training throughput, {} ({} parameters, {} loss, {:?}), {} on {}, {threads} thread(s)\n\n| batch | compute | steps | samples/s | frames/s | real frames / padded | data wait | GFLOP/s (≈3x fwd) |\n|---|---|---|---|---|---|---|---|\n{table}",
+        arch.name(),
+        Model::new(arch.clone(), tch::Device::Cpu, tch::Kind::Float).num_parameters(),
+        serde_json::to_value(cfg.TRAIN.loss)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default(),
+        cfg.OPTIMIZER.name,
+        cfg.TRAIN.dtype,
+        crate::runtime::device_name(device)
+    ))
+}
+
+/// What one timed training loop measured.
+struct TrainRate {
+    samples_per_s: f64,
+    frames_per_s: f64,
+    /// Real frames over padded frames.
+    fill: f64,
+    wait_share: f64,
+    gflops: f64,
+}
+
+/// `o.warmup` + `o.steps` training steps at batch `bs` on fresh synthetic data through the
+/// real loader, computing in `compute`. `paddle_recipe`: RMSProp on the summed BCE (the
+/// AttentionLSTM's); otherwise the config's optimizer and `TRAIN.loss`.
+fn train_loop(
+    o: &ModelBenchOptions,
+    arch: &crate::model::Architecture,
+    device: tch::Device,
+    compute: tch::Kind,
+    bs: usize,
+    paddle_recipe: bool,
+) -> Result<TrainRate> {
+    use crate::model::{Model, batch_inputs};
+    let cfg = &o.config;
+    let dir = o.workdir.join(format!("train_b{bs}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    let files = synth_for_bench(&dir, cfg, bs * (o.steps + o.warmup) * 2)?;
+    let mut lc = cfg.loader_config(crate::config::Split::Train);
+    lc.batch_size = bs;
+    lc.bucket_window = 4;
+    let loader = Loader::new(files, cfg.feature_spec(), lc);
+    tch::manual_seed(1);
+    let model = Model::new(arch.clone(), device, cfg.TRAIN.dtype.kind());
+    let mut opt = if paddle_recipe {
+        crate::optim::Optimizer::rms_prop(
+            crate::optim::RmsPropConfig::default(),
+            model.param_groups(4e-4),
+        )
+    } else {
+        crate::optim::Optimizer::new(
+            cfg.OPTIMIZER.algorithm(),
+            model.param_groups(cfg.OPTIMIZER.weight_decay.value),
+        )
     };
+    let (mut n, mut frames, mut padded, mut wait, mut el, mut flops) =
+        (0usize, 0usize, 0usize, 0f64, 0f64, 0f64);
+    let mut it = loader.epoch(0);
+    for step in 0..o.steps + o.warmup {
+        let tw = Instant::now();
+        let Some(b) = it.next() else { break };
+        let b = b?;
+        let w = tw.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let inp = batch_inputs(&b, device, compute);
+        let loss = if paddle_recipe || cfg.TRAIN.loss == crate::kinds::LossName::BceSum {
+            let logits = crate::model::widen(model.forward(&inp, true));
+            crate::model::bce_sum(&logits, &inp.labels.to_kind(logits.kind()))
+        } else {
+            let p = crate::model::widen(model.head().probabilities(&inp, true));
+            crate::model::starter_cross_entropy(&p, &inp.labels.to_kind(p.kind()))
+        };
+        opt.zero_grad();
+        loss.backward();
+        opt.step(2.5e-4, step as u64 + 1);
+        let _ = loss.double_value(&[]); // synchronize (CUDA)
+        if step >= o.warmup {
+            el += t.elapsed().as_secs_f64() + w;
+            wait += w;
+            n += b.len();
+            frames += b.frames();
+            padded += b.len() * b.max_len;
+            flops += b
+                .lengths
+                .iter()
+                .map(|&l| 3.0 * arch.forward_flops(l as f64))
+                .sum::<f64>();
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let el = el.max(1e-9);
+    Ok(TrainRate {
+        samples_per_s: n as f64 / el,
+        frames_per_s: frames as f64 / el,
+        fill: frames as f64 / padded.max(1) as f64,
+        wait_share: wait / el,
+        gflops: flops / el / 1e9,
+    })
+}
+
+/// The AttentionLSTM's training benchmark, with the GEMM and LSTM-kernel ceilings it is
+/// measured against.
+fn bench_train_attention_lstm(
+    o: &ModelBenchOptions,
+    mc: &crate::model::AttentionLstmConfig,
+    device: tch::Device,
+    threads: usize,
+) -> Result<String> {
+    let cfg = &o.config;
+    let arch = crate::model::Architecture::AttentionLstm(mc.clone());
     let maxb = *o.batch_sizes.iter().max().unwrap_or(&1) as i64;
     let (shape_rows, ceiling_before, bf16_before) = gemm_ceilings(device, mc, maxb);
     // Rows without their last column (share of the ceiling, known at the end) and their GFLOP/s.
@@ -395,64 +507,22 @@ pub fn bench_train(o: &ModelBenchOptions) -> Result<String> {
             } else {
                 cfg.TRAIN.dtype.kind()
             };
-            let dir = o.workdir.join(format!("train_b{bs}"));
-            let _ = std::fs::remove_dir_all(&dir);
-            let files = synth_for_bench(&dir, cfg, bs * (o.steps + o.warmup) * 2)?;
-            let mut lc = cfg.loader_config(crate::config::Split::Train);
-            lc.batch_size = bs;
-            lc.bucket_window = 4;
-            let loader = Loader::new(files, cfg.feature_spec(), lc);
-            tch::manual_seed(1);
-            let model = Model::new(arch.clone(), device, cfg.TRAIN.dtype.kind());
-            let mut opt = crate::optim::Optimizer::rms_prop(
-                crate::optim::RmsPropConfig::default(),
-                model.param_groups(4e-4),
-            );
-            let (mut n, mut frames, mut padded, mut wait, mut el, mut flops) =
-                (0usize, 0usize, 0usize, 0f64, 0f64, 0f64);
-            let mut it = loader.epoch(0);
-            for step in 0..o.steps + o.warmup {
-                let tw = Instant::now();
-                let Some(b) = it.next() else { break };
-                let b = b?;
-                let w = tw.elapsed().as_secs_f64();
-                let t = Instant::now();
-                let inp = batch_inputs(&b, device, compute);
-                let logits = crate::model::widen(model.forward(&inp, true));
-                let loss = crate::model::bce_sum(&logits, &inp.labels.to_kind(logits.kind()));
-                opt.zero_grad();
-                loss.backward();
-                opt.step(2.5e-4, step as u64 + 1);
-                let _ = loss.double_value(&[]); // synchronize (CUDA)
-                if step >= o.warmup {
-                    el += t.elapsed().as_secs_f64() + w;
-                    wait += w;
-                    n += b.len();
-                    frames += b.frames();
-                    padded += b.len() * b.max_len;
-                    flops += b
-                        .lengths
-                        .iter()
-                        .map(|&l| 3.0 * attention_lstm_flops(mc, l as f64))
-                        .sum::<f64>();
-                }
-            }
-            last.push((compute, n as f64 / el));
+            let r = train_loop(o, &arch, device, compute, bs, true)?;
+            last.push((compute, r.samples_per_s));
             rows.push((
                 format!(
                     "| {bs} | {} | {} | {:.2} | {:.0} | {:.2} | {:.1}% | {:.1} |",
                     kind_name(compute),
                     o.steps,
-                    n as f64 / el,
-                    frames as f64 / el,
-                    frames as f64 / padded.max(1) as f64,
-                    100.0 * wait / el.max(1e-9),
-                    flops / el / 1e9
+                    r.samples_per_s,
+                    r.frames_per_s,
+                    r.fill,
+                    100.0 * r.wait_share,
+                    r.gflops
                 ),
-                flops / el / 1e9,
+                r.gflops,
                 compute,
             ));
-            let _ = std::fs::remove_dir_all(&dir);
         }
     }
     let v = |k: tch::Kind| last.iter().find(|s| s.0 == k).map(|s| s.1);

@@ -46,6 +46,30 @@ impl Architecture {
             Architecture::StarterLstm(c) => c.num_classes,
         }
     }
+    /// FLOPs of one forward pass for a video of `t` frames (multiply-adds × 2; the matrix
+    /// products, which dominate).
+    pub fn forward_flops(&self, t: f64) -> f64 {
+        let sum = |d: &[usize]| d.iter().sum::<usize>() as f64;
+        let moe = |input: f64, c: usize, m: usize| 2.0 * input * c as f64 * (2 * m + 1) as f64;
+        match self {
+            Architecture::AttentionLstm(c) => attention_lstm::forward_flops(c, t),
+            Architecture::VideoLevel(c) if c.num_mixtures == 0 => {
+                2.0 * sum(&c.feature_dims) * c.num_classes as f64
+            }
+            Architecture::VideoLevel(c) => moe(sum(&c.feature_dims), c.num_classes, c.num_mixtures),
+            Architecture::FrameLogistic(c) => {
+                // Normalisation and mean over the frames, then one layer.
+                3.0 * sum(&c.feature_dims) * t + 2.0 * sum(&c.feature_dims) * c.num_classes as f64
+            }
+            Architecture::StarterLstm(c) => {
+                let h = c.lstm_cells as f64;
+                let first = 2.0 * 4.0 * h * (sum(&c.feature_dims) + h);
+                let rest = (c.lstm_layers.saturating_sub(1)) as f64 * 2.0 * 4.0 * h * 2.0 * h;
+                (first + rest) * t + moe(h, c.num_classes, c.num_mixtures)
+            }
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Architecture::AttentionLstm(_) => "AttentionLSTM",
