@@ -5,7 +5,7 @@
 set -euo pipefail
 B="${1:-$HOME/.cache/yt8m/target/release/yt8m}"
 cd "$(dirname "$0")/.."
-for c in attention_lstm_youtube8m frame_logistic_youtube8m lstm_youtube8m; do
+for c in attention_lstm_youtube8m frame_logistic_youtube8m lstm_youtube8m dbof_youtube8m; do
   echo "## $c"
   "$B" bench train -c "configs/$c.yaml" --batch-size 64 --steps 3 --warmup 1 --log warn 2>&1 \
     | grep -E "^training throughput|^\| 64 \| fp32"

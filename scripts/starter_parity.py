@@ -2,7 +2,7 @@
 """Reference fixtures for the starter's frame-level models (issue 18), produced by Google's own
 code: `frame_level_models.py` of github.com/google/youtube-8m (commit e6f6bf6), run unchanged
 through `tf.compat.v1` with thin import shims (the code is TF 1.x: `tensorflow.contrib.slim`
-is `tf_slim`, `tf.contrib.rnn`'s cells are tf_keras' legacy cells, `tensorflow.flags` is absl's).
+is `tf_slim` (given back the `ops.Tensor` name it still uses), `tf.contrib.rnn`'s cells are tf_keras' legacy cells, `tensorflow.flags` is absl's).
 
 For each model, with small widths, one batch of uint8 frames goes the way of the starter's
 `train.py`: dequantized as its reader does (q * 4/255 + 4/512 - 2), modalities concatenated,
@@ -12,6 +12,10 @@ padded frames 0, every frame L2-normalised (`tf.nn.l2_normalize(model_input_raw,
 
   in_rgb, in_audio (uint8 [B, T, D]), in_lengths (int64 [B]), in_labels (float32 [B, C]),
   var/<name>      every variable before the step (TF names and layouts),
+  state/<name>, state_after/<name>
+                  non-trainable variables (batch norm's moving statistics) before and after
+                  the forward pass's updates (train.py runs them with it),
+  sample_index    DbofModel: the frames its SampleRandomFrames drew [B, iterations],
   predictions     [B, C], label_loss, reg_loss, loss (scalars),
   grad/<name>     d loss / d variable,
   step/<name>     every variable after one train.py step on those gradients: each clipped to
@@ -46,6 +50,11 @@ def load_starter(path):
 
     v1 = real_tf.compat.v1
     v1.disable_v2_behavior()
+    # tf_slim 1.1's batch_norm still looks for `ops.Tensor`, which TensorFlow 2.21 dropped.
+    from tensorflow.python.framework import ops as tf_ops
+
+    if not hasattr(tf_ops, "Tensor"):
+        tf_ops.Tensor = real_tf.Tensor
     shim = types.ModuleType("tensorflow")
     for k in dir(v1):
         if not k.startswith("__"):
@@ -101,9 +110,24 @@ def run(tf, flm, name, make, dims, classes, lengths, seed, flags):
         nf = v1.placeholder(tf.int32, [b])
         y = v1.placeholder(tf.float32, [b, classes])
         x = tf.nn.l2_normalize(x_raw, 2)  # train.py's
-        with v1.variable_scope("tower"):
-            out = make(flm).create_model(x, vocab_size=classes, num_frames=nf, is_training=True)
+        # DbofModel samples frames at random inside the graph: keep the (video, frame) index
+        # pairs it drew (the input of its gather_nd) so the test can feed the same ones.
+        sampled = []
+        upstream_sample = flm.utils.SampleRandomFrames
+
+        def recording_sample(model_input, num_frames, num_samples):
+            out = upstream_sample(model_input, num_frames, num_samples)
+            sampled.append(out.op.inputs[1])
+            return out
+
+        flm.utils.SampleRandomFrames = recording_sample
+        try:
+            with v1.variable_scope("tower"):
+                out = make(flm).create_model(x, vocab_size=classes, num_frames=nf, is_training=True)
+        finally:
+            flm.utils.SampleRandomFrames = upstream_sample
         pred = out["predictions"]
+        update_ops = v1.get_collection(v1.GraphKeys.UPDATE_OPS)  # batch norm's moving stats
         eps = 1e-5  # losses.CrossEntropyLoss
         xent = -(y * v1.log(pred + eps) + (1 - y) * v1.log(1 - pred + eps))
         label_loss = tf.reduce_mean(tf.reduce_sum(xent, 1))
@@ -122,7 +146,14 @@ def run(tf, flm, name, make, dims, classes, lengths, seed, flags):
             s.run(v1.global_variables_initializer())
             feed = {x_raw: raw, nf: np.array(lengths, np.int32), y: labels}
             before = s.run(variables)
-            p, ll, rl, l, gs = s.run([pred, label_loss, reg_loss, loss, grads], feed)
+            state = v1.global_variables()
+            extra = [v for v in state if v not in variables and "Adam" not in v.op.name
+                     and "power" not in v.op.name]
+            state_before = s.run(extra)
+            # As train.py: the moving-statistics updates run with the forward pass.
+            p, ll, rl, l, gs, idx, _ = s.run(
+                [pred, label_loss, reg_loss, loss, grads, sampled, update_ops], feed)
+            state_after = s.run(extra)
             s.run(step, dict(zip(fed, gs)))
             after = s.run(variables)
     arrays = {"in_lengths": np.array(lengths, np.int64), "in_labels": labels}
@@ -134,6 +165,12 @@ def run(tf, flm, name, make, dims, classes, lengths, seed, flags):
         arrays["var/" + n] = a
         arrays["grad/" + n] = gr
         arrays["step/" + n] = z
+    # Non-trainable state (batch norm's moving mean / variance) before and after the forward.
+    for v, a, z in zip(extra, state_before, state_after):
+        arrays["state/" + v.op.name] = a
+        arrays["state_after/" + v.op.name] = z
+    if idx:
+        arrays["sample_index"] = idx[0][:, :, 1].astype(np.int64)  # [B, iterations] frames
     return arrays, {"model": name, "feature_dims": dims, "num_classes": classes, "lengths": lengths,
                     "seed": seed, "flags": flags, "variables": names,
                     "tensorflow": tf.__version__, "starter_commit": "e6f6bf6"}
@@ -150,6 +187,8 @@ def main():
     cases = [
         ("frame_logistic", lambda m: m.FrameLevelLogisticModel(), {}),
         ("lstm", lambda m: m.LstmModel(), {"lstm_cells": 5, "lstm_layers": 2, "moe_num_mixtures": 2}),
+        ("dbof", lambda m: m.DbofModel(),
+         {"iterations": 6, "dbof_cluster_size": 8, "dbof_hidden_size": 5, "moe_num_mixtures": 2}),
     ]
     for i, (name, make, flags) in enumerate(cases):
         arrays, meta = run(tf, flm, name, make, dims, classes, lengths, 100 + i, flags)

@@ -9,8 +9,10 @@ pub use crate::kinds::{
     BestMetric, DeviceSpec, DistributedMode, Dtype, HeadName, LossName, Precision, Split,
 };
 use crate::metrics::{MetricMode, TieOrder};
+use crate::model::dbof::{DbofActivation, DbofPooling};
 use crate::model::{
-    Architecture, AttentionLstmConfig, FrameLogisticConfig, LstmModelConfig, VideoLevelConfig,
+    Architecture, AttentionLstmConfig, DbofConfig, FrameLogisticConfig, LstmModelConfig,
+    VideoLevelConfig,
 };
 pub use crate::optim::{Algorithm, ClipBy, LrSchedule, OptimizerName, RmsPropConfig};
 use serde::{Deserialize, Serialize};
@@ -60,6 +62,20 @@ pub struct HeadConfig {
     pub lstm_cells: usize,
     /// Ours: `LstmModel`'s stacked layers (the starter's `--lstm_layers`, default 2).
     pub lstm_layers: usize,
+    /// Ours: `DbofModel`'s frames sampled per video (the starter's `--iterations`, 30).
+    pub iterations: usize,
+    /// Ours: `DbofModel`'s cluster layer width (`--dbof_cluster_size`, 8192).
+    pub dbof_cluster_size: usize,
+    /// Ours: `DbofModel`'s hidden layer width (`--dbof_hidden_size`, 1024).
+    pub dbof_hidden_size: usize,
+    /// Ours: batch norm in `DbofModel` (`--dbof_add_batch_norm`, true; false adds biases).
+    pub dbof_add_batch_norm: bool,
+    /// Ours: `sigmoid` or `relu6` (`--dbof_activation`).
+    pub dbof_activation: DbofActivation,
+    /// Ours: `max` or `average` over the sampled frames (`--dbof_pooling_method`).
+    pub dbof_pooling_method: DbofPooling,
+    /// Ours: `DbofModel`'s batch-norm moving-average decay (slim's default 0.999).
+    pub dbof_batch_norm_decay: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -90,6 +106,13 @@ impl Default for HeadConfig {
             num_mixtures: 2,
             lstm_cells: 1024,
             lstm_layers: 2,
+            iterations: 30,
+            dbof_cluster_size: 8192,
+            dbof_hidden_size: 1024,
+            dbof_add_batch_norm: true,
+            dbof_activation: DbofActivation::Sigmoid,
+            dbof_pooling_method: DbofPooling::Max,
+            dbof_batch_norm_decay: 0.999,
         }
     }
 }
@@ -741,7 +764,10 @@ impl Config {
         }
         let frame_only = matches!(
             h.name,
-            HeadName::AttentionLstmHead | HeadName::FrameLevelLogisticModel | HeadName::LstmModel
+            HeadName::AttentionLstmHead
+                | HeadName::FrameLevelLogisticModel
+                | HeadName::LstmModel
+                | HeadName::DbofModel
         );
         if frame_only && self.MODEL.level != Level::Frame {
             return Err(cfg_err(
@@ -750,6 +776,25 @@ impl Config {
                     "MODEL.head.name {} reads frames, but MODEL.level is video\n  hint: set MODEL.level: frame (SequenceExample shards), or use LogisticModel / MoeModel for video-level data",
                     h.name
                 ),
+            ));
+        }
+        if h.name == HeadName::DbofModel
+            && !(h.dbof_batch_norm_decay > 0.0 && h.dbof_batch_norm_decay < 1.0)
+        {
+            return Err(cfg_err(
+                name,
+                format!(
+                    "MODEL.head.dbof_batch_norm_decay is {}; it must be in (0, 1) (slim's 0.999)",
+                    h.dbof_batch_norm_decay
+                ),
+            ));
+        }
+        if h.name == HeadName::DbofModel
+            && (h.iterations == 0 || h.dbof_cluster_size == 0 || h.dbof_hidden_size == 0)
+        {
+            return Err(cfg_err(
+                name,
+                "MODEL.head.iterations, dbof_cluster_size and dbof_hidden_size must be positive (the starter's 30, 8192 and 1024)",
             ));
         }
         if h.name == HeadName::LstmModel && (h.lstm_cells == 0 || h.lstm_layers == 0) {
@@ -910,6 +955,19 @@ impl Config {
                     let moe = add(mul(mul(hc, c)?, add(mul(k, 2)?, 1)?)?, mul(c, k)?)?;
                     add(add(first, rest)?, moe)
                 }
+                HeadName::DbofModel => {
+                    let (kc, hd) = (h.dbof_cluster_size as u64, h.dbof_hidden_size as u64);
+                    let k = h.num_mixtures.max(1) as u64;
+                    // Batch norm: γ, β on the input, cluster and hidden layers; else biases.
+                    let post = if h.dbof_add_batch_norm {
+                        mul(2, add(add(dims, kc)?, hd)?)?
+                    } else {
+                        add(kc, hd)?
+                    };
+                    let layers = add(mul(dims, kc)?, mul(kc, hd)?)?;
+                    let moe = add(mul(mul(hd, c)?, add(mul(k, 2)?, 1)?)?, mul(c, k)?)?;
+                    add(add(post, layers)?, moe)
+                }
                 HeadName::MoeModel => {
                     let k = h.num_mixtures.max(1) as u64;
                     // Gate [ΣD, C·(k+1)] without bias; experts [ΣD, C·k] with bias.
@@ -952,6 +1010,18 @@ impl Config {
             HeadName::FrameLevelLogisticModel => Architecture::FrameLogistic(FrameLogisticConfig {
                 num_classes: h.num_classes,
                 feature_dims: h.feature_dims.clone(),
+            }),
+            HeadName::DbofModel => Architecture::Dbof(DbofConfig {
+                num_classes: h.num_classes,
+                feature_dims: h.feature_dims.clone(),
+                iterations: h.iterations,
+                cluster_size: h.dbof_cluster_size,
+                hidden_size: h.dbof_hidden_size,
+                add_batch_norm: h.dbof_add_batch_norm,
+                activation: h.dbof_activation,
+                pooling: h.dbof_pooling_method,
+                num_mixtures: h.num_mixtures.max(1),
+                batch_norm_decay: h.dbof_batch_norm_decay,
             }),
             HeadName::LstmModel => Architecture::StarterLstm(LstmModelConfig {
                 num_classes: h.num_classes,
@@ -1082,7 +1152,7 @@ impl Config {
                 "MODEL.head.lstm_cells",
                 "MODEL.head.lstm_layers",
             ],
-            HeadName::FrameLevelLogisticModel | HeadName::LstmModel => &[
+            HeadName::FrameLevelLogisticModel | HeadName::LstmModel | HeadName::DbofModel => &[
                 "MODEL.head.mean_feature_names",
                 "MODEL.head.embedding_size",
                 "MODEL.head.lstm_size",
@@ -1124,16 +1194,29 @@ impl Config {
             }
         }
         if let Some(m) = v["MODEL"]["head"].as_mapping_mut() {
-            match self.MODEL.head.name {
-                HeadName::LogisticModel => {
-                    m.remove("num_mixtures");
+            const LSTM: [&str; 2] = ["lstm_cells", "lstm_layers"];
+            const DBOF: [&str; 7] = [
+                "iterations",
+                "dbof_cluster_size",
+                "dbof_hidden_size",
+                "dbof_add_batch_norm",
+                "dbof_activation",
+                "dbof_pooling_method",
+                "dbof_batch_norm_decay",
+            ];
+            let unused: Vec<&str> = match self.MODEL.head.name {
+                HeadName::LogisticModel | HeadName::FrameLevelLogisticModel => {
+                    std::iter::once("num_mixtures")
+                        .chain(LSTM)
+                        .chain(DBOF)
+                        .collect()
                 }
-                HeadName::FrameLevelLogisticModel => {
-                    for k in ["num_mixtures", "lstm_cells", "lstm_layers"] {
-                        m.remove(k);
-                    }
-                }
-                _ => {}
+                HeadName::LstmModel => DBOF.to_vec(),
+                HeadName::DbofModel => LSTM.to_vec(),
+                HeadName::AttentionLstmHead | HeadName::MoeModel => DBOF.to_vec(),
+            };
+            for k in unused {
+                m.remove(k);
             }
         }
         prune_nulls(&mut v);
@@ -1159,8 +1242,21 @@ impl Config {
             mean_feature_names,
             num_mixtures,
             lstm_cells,
-            lstm_layers
+            lstm_layers,
+            iterations,
+            dbof_cluster_size,
+            dbof_hidden_size,
+            dbof_add_batch_norm,
+            dbof_activation,
+            dbof_pooling_method
         );
+        // Not a shape, but a different model at inference: listed like one.
+        if a.head.dbof_batch_norm_decay != b.head.dbof_batch_norm_decay {
+            d.push(format!(
+                "MODEL.head.dbof_batch_norm_decay: {} → {}",
+                b.head.dbof_batch_norm_decay, a.head.dbof_batch_norm_decay
+            ));
+        }
         if a.level != b.level {
             d.push(format!("MODEL.level: {:?} → {:?}", b.level, a.level));
         }
@@ -1192,11 +1288,14 @@ mod duplicate_key_tests {
             let video = c.MODEL.level == crate::data::Level::Video;
             let paddle = c.MODEL.head.name == HeadName::AttentionLstmHead;
             let lstm = c.MODEL.head.name == HeadName::LstmModel;
+            let dbof = c.MODEL.head.name == HeadName::DbofModel;
             for (key, wanted) in [
                 ("lstm_size", paddle),
                 ("embedding_size", paddle),
                 ("lstm_cells", lstm),
                 ("lstm_layers", lstm),
+                ("dbof_cluster_size", dbof),
+                ("iterations", dbof),
                 ("max_frames", !video),
                 ("\n    feature_names:", !video),
                 ("mean_feature_names", video),
@@ -1297,6 +1396,19 @@ mod estimate_tests {
                 "MODEL.head.lstm_cells=6",
                 "MODEL.head.lstm_layers=3",
                 "MODEL.head.num_mixtures=3",
+                "MODEL.head.num_classes=7",
+            ],
+            vec![
+                "MODEL.head.name=DbofModel",
+                "MODEL.head.dbof_cluster_size=12",
+                "MODEL.head.dbof_hidden_size=5",
+                "MODEL.head.num_classes=7",
+            ],
+            vec![
+                "MODEL.head.name=DbofModel",
+                "MODEL.head.dbof_cluster_size=12",
+                "MODEL.head.dbof_hidden_size=5",
+                "MODEL.head.dbof_add_batch_norm=false",
                 "MODEL.head.num_classes=7",
             ],
         ] {

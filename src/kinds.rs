@@ -39,6 +39,9 @@ pub enum HeadName {
     /// Google's starter `LstmModel`: stacked LSTMs + MoE (frame level).
     #[value(name = "LstmModel")]
     LstmModel,
+    /// Google's starter `DbofModel`: Deep Bag of Frames + MoE (frame level).
+    #[value(name = "DbofModel")]
+    DbofModel,
 }
 
 impl fmt::Display for HeadName {
@@ -49,6 +52,7 @@ impl fmt::Display for HeadName {
             HeadName::MoeModel => "MoeModel",
             HeadName::FrameLevelLogisticModel => "FrameLevelLogisticModel",
             HeadName::LstmModel => "LstmModel",
+            HeadName::DbofModel => "DbofModel",
         })
     }
 }

@@ -736,7 +736,13 @@ fn train_with(mut cfg: Config, opts: &TrainOptions, comm: &dyn Comm) -> Result<T
         mode: cfg.METRIC.mode,
         paddle_batch: cfg.DATASET.test_batch_size.unwrap_or(8),
     };
-    let vars = model.named_variables();
+    // The trainable variables, whose gradients workers average (batch norm's moving
+    // statistics have none).
+    let vars: Vec<(String, Tensor)> = model
+        .named_variables()
+        .into_iter()
+        .filter(|(_, t)| t.requires_grad())
+        .collect();
     let compute = match cfg.TRAIN.precision.resolve(model.device()) {
         (tch::Kind::BFloat16, why) => {
             if main {

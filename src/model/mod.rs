@@ -3,11 +3,13 @@
 //! data-sized float masks.
 
 pub mod attention_lstm;
+pub mod dbof;
 pub mod frame_logistic;
 pub mod lstm_model;
 pub mod video_level;
 
 pub use attention_lstm::{AttentionLstm, AttentionLstmConfig};
+pub use dbof::{Dbof, DbofConfig};
 pub use frame_logistic::{FrameLogistic, FrameLogisticConfig};
 pub use lstm_model::{LstmModel, LstmModelConfig};
 pub use video_level::VideoLevelConfig;
@@ -29,6 +31,8 @@ pub enum Architecture {
     FrameLogistic(FrameLogisticConfig),
     /// The starter's `LstmModel` (+ `MoeModel`).
     StarterLstm(LstmModelConfig),
+    /// The starter's `DbofModel` (+ `MoeModel`).
+    Dbof(DbofConfig),
 }
 
 impl From<&AttentionLstmConfig> for Architecture {
@@ -44,6 +48,7 @@ impl Architecture {
             Architecture::VideoLevel(c) => c.num_classes,
             Architecture::FrameLogistic(c) => c.num_classes,
             Architecture::StarterLstm(c) => c.num_classes,
+            Architecture::Dbof(c) => c.num_classes,
         }
     }
     /// FLOPs of one forward pass for a video of `t` frames (multiply-adds × 2; the matrix
@@ -67,6 +72,13 @@ impl Architecture {
                 let rest = (c.lstm_layers.saturating_sub(1)) as f64 * 2.0 * 4.0 * h * 2.0 * h;
                 (first + rest) * t + moe(h, c.num_classes, c.num_mixtures)
             }
+            Architecture::Dbof(c) => {
+                // Only the sampled frames reach the cluster layer.
+                let (k, hd) = (c.cluster_size as f64, c.hidden_size as f64);
+                2.0 * c.iterations as f64 * sum(&c.feature_dims) * k
+                    + 2.0 * k * hd
+                    + moe(hd, c.num_classes, c.num_mixtures)
+            }
         }
     }
 
@@ -77,6 +89,7 @@ impl Architecture {
             Architecture::VideoLevel(_) => "MoE",
             Architecture::FrameLogistic(_) => "FrameLevelLogistic",
             Architecture::StarterLstm(_) => "LstmModel",
+            Architecture::Dbof(_) => "DbofModel",
         }
     }
 }
@@ -125,6 +138,7 @@ pub enum Net {
     Moe(Moe),
     FrameLogistic(FrameLogistic),
     StarterLstm(LstmModel),
+    Dbof(Dbof),
 }
 
 impl Net {
@@ -135,6 +149,7 @@ impl Net {
             Net::Moe(n) => n,
             Net::FrameLogistic(n) => n,
             Net::StarterLstm(n) => n,
+            Net::Dbof(n) => n,
         }
     }
 }
@@ -220,6 +235,7 @@ impl Model {
             }
             Architecture::FrameLogistic(c) => Net::FrameLogistic(FrameLogistic::new(&root, c)),
             Architecture::StarterLstm(c) => Net::StarterLstm(LstmModel::new(&root, c)),
+            Architecture::Dbof(c) => Net::Dbof(Dbof::new(&root, c)),
         };
         if kind != Kind::Float {
             vs.set_kind(kind);
@@ -353,6 +369,8 @@ impl Model {
         let head = self.head();
         self.named_variables()
             .into_iter()
+            // Batch norm's moving statistics are state, not parameters.
+            .filter(|(_, t)| t.requires_grad())
             .map(|(n, t)| {
                 let l2 = if head.decays(&n) { decay } else { 0.0 };
                 (n, t, l2)

@@ -375,6 +375,27 @@ mod tests {
                 ],
                 vec![super::InputKind::Uint8, super::InputKind::Float],
             ),
+            (
+                vec![
+                    "MODEL.head.name=DbofModel",
+                    "MODEL.head.dbof_cluster_size=6",
+                    "MODEL.head.dbof_hidden_size=4",
+                    "MODEL.head.num_classes=5",
+                ],
+                vec![super::InputKind::Uint8, super::InputKind::Float],
+            ),
+            (
+                vec![
+                    "MODEL.head.name=DbofModel",
+                    "MODEL.head.dbof_add_batch_norm=false",
+                    "MODEL.head.dbof_activation=relu6",
+                    "MODEL.head.dbof_pooling_method=average",
+                    "MODEL.head.dbof_cluster_size=6",
+                    "MODEL.head.dbof_hidden_size=4",
+                    "MODEL.head.num_classes=5",
+                ],
+                vec![super::InputKind::Uint8],
+            ),
         ] {
             let ov: Vec<String> = level_overrides.iter().map(|s| s.to_string()).collect();
             let cfg = Config::from_yaml("t", "", &ov).unwrap();

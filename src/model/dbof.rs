@@ -1,0 +1,345 @@
+//! The starter's `DbofModel`, Deep Bag of Frames (google/youtube-8m `frame_level_models.py`,
+//! commit e6f6bf6), on the starter's normalised frames
+//! ([`super::frame_logistic::starter_frames`]):
+//!
+//! ```text
+//! sample `iterations` frames per video → [B·S, F]
+//! input_bn → × cluster_weights [F, K] → cluster_bn (or + cluster_biases) → activation
+//! → [B, S, K] → max (or mean) over S → × hidden1_weights [K, Hd] → hidden1_bn (or + biases)
+//! → activation → the starter's MoE
+//! ```
+//!
+//! Batch norm is slim's (`center`, `scale`, decay 0.999, ε 0.001; batch statistics in training
+//! with the population variance, moving variance updated with the Bessel-corrected one),
+//! libtorch's `batch_norm` with momentum 1 − decay computes the same. Initialisation as upstream:
+//! weights N(0, 1/√fan_in), biases N(0, 1/√F) / N(0, 0.01), γ 1, β 0.
+//!
+//! **Sampling.** Upstream draws the frames at random (`SampleRandomFrames`: `⌊u·n⌋`, u uniform,
+//! with replacement) in training *and* at test time. We draw them so in training; inference,
+//! export and serving take `iterations` evenly spaced frames (`⌊(j + ½)·n / S⌋`, j = 0..S) so a
+//! bundle answers the same way twice. [`Dbof::forward_sampled`] takes given frames (parity
+//! with fixtures drawn by TensorFlow).
+
+use super::cast;
+use super::frame_logistic::{onnx_starter_frames, starter_frames};
+use super::video_level::Moe;
+use serde::{Deserialize, Serialize};
+use tch::nn::{self, Init};
+use tch::{Kind, Tensor};
+
+/// Nonlinearity of the cluster and hidden layers (`--dbof_activation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum DbofActivation {
+    #[default]
+    Sigmoid,
+    Relu6,
+}
+
+/// Pooling over the sampled frames (`--dbof_pooling_method`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum DbofPooling {
+    #[default]
+    Max,
+    Average,
+}
+
+/// Shape; names follow the starter's flags (`--iterations`, `--dbof_cluster_size`,
+/// `--dbof_hidden_size`, `--dbof_add_batch_norm`, `--dbof_activation`,
+/// `--dbof_pooling_method`, `--moe_num_mixtures`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DbofConfig {
+    pub num_classes: usize,
+    pub feature_dims: Vec<usize>,
+    pub iterations: usize,
+    pub cluster_size: usize,
+    pub hidden_size: usize,
+    pub add_batch_norm: bool,
+    pub activation: DbofActivation,
+    pub pooling: DbofPooling,
+    pub num_mixtures: usize,
+    /// Moving-average decay of the batch norms' statistics (slim's 0.999; short runs need
+    /// less, or evaluation sees statistics that barely left their initial 0 / 1).
+    pub batch_norm_decay: f64,
+}
+
+/// slim's batch norm: γ, β and the moving statistics (not trained).
+#[derive(Debug)]
+struct BatchNorm {
+    gamma: Tensor,
+    beta: Tensor,
+    mean: Tensor,
+    var: Tensor,
+    /// 1 − decay.
+    momentum: f64,
+}
+
+const BN_EPS: f64 = 0.001;
+
+impl BatchNorm {
+    fn new(p: &nn::Path, n: i64, decay: f64) -> Self {
+        BatchNorm {
+            gamma: p.var("gamma", &[n], Init::Const(1.0)),
+            beta: p.var("beta", &[n], Init::Const(0.0)),
+            mean: p.zeros_no_train("moving_mean", &[n]),
+            var: p.ones_no_train("moving_variance", &[n]),
+            momentum: 1.0 - decay,
+        }
+    }
+
+    /// `x` `[N, C]`; in training normalises with the batch's statistics and updates the
+    /// moving ones. Computed in the statistics' kind (float32 under bf16 mixed precision).
+    fn forward(&self, x: &Tensor, train: bool) -> Tensor {
+        let k = self.mean.kind();
+        x.to_kind(k)
+            .batch_norm(
+                Some(&self.gamma),
+                Some(&self.beta),
+                Some(&self.mean),
+                Some(&self.var),
+                train,
+                self.momentum,
+                BN_EPS,
+                false,
+            )
+            .to_kind(x.kind())
+    }
+
+    /// Inference in an ONNX graph, folded to `x · scale + shift`.
+    fn onnx(&self, g: &mut crate::onnx::Graph, x: &str) -> String {
+        let scale = &self.gamma / (&self.var + BN_EPS).sqrt();
+        let shift = &self.beta - &self.mean * &scale;
+        onnx_affine(g, x, &scale, &shift)
+    }
+}
+
+fn onnx_affine(g: &mut crate::onnx::Graph, x: &str, scale: &Tensor, shift: &Tensor) -> String {
+    let s = g.init_f32("bn_scale", scale);
+    let t = g.init_f32("bn_shift", shift);
+    let y = g.op("Mul", &[x, &s]);
+    g.op("Add", &[&y, &t])
+}
+
+/// Either batch norm or a bias after a layer.
+#[derive(Debug)]
+enum Post {
+    Norm(BatchNorm),
+    Bias(Tensor),
+}
+
+impl Post {
+    fn new(p: &nn::Path, scope: &str, bias: &str, n: i64, stdev: f64, bn: Option<f64>) -> Self {
+        if let Some(decay) = bn {
+            Post::Norm(BatchNorm::new(&p.sub(scope), n, decay))
+        } else {
+            Post::Bias(p.var(bias, &[n], Init::Randn { mean: 0.0, stdev }))
+        }
+    }
+    fn forward(&self, x: &Tensor, train: bool) -> Tensor {
+        match self {
+            Post::Norm(b) => b.forward(x, train),
+            Post::Bias(b) => x + cast(b, x.kind()),
+        }
+    }
+    fn onnx(&self, g: &mut crate::onnx::Graph, x: &str) -> String {
+        match self {
+            Post::Norm(b) => b.onnx(g, x),
+            Post::Bias(b) => {
+                let t = g.init_f32("bias", b);
+                g.op("Add", &[x, &t])
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Dbof {
+    cfg: DbofConfig,
+    input_bn: Option<BatchNorm>,
+    cluster_w: Tensor,
+    cluster_post: Post,
+    hidden_w: Tensor,
+    hidden_post: Post,
+    moe: Moe,
+}
+
+impl Dbof {
+    pub fn new(vs: &nn::Path, cfg: &DbofConfig) -> Self {
+        let f: i64 = cfg.feature_dims.iter().sum::<usize>() as i64;
+        let (k, hd) = (cfg.cluster_size as i64, cfg.hidden_size as i64);
+        let normal = |fan_in: i64| Init::Randn {
+            mean: 0.0,
+            stdev: 1.0 / (fan_in as f64).sqrt(),
+        };
+        let bn = cfg.add_batch_norm.then_some(cfg.batch_norm_decay);
+        Dbof {
+            input_bn: bn.map(|d| BatchNorm::new(&vs.sub("input_bn"), f, d)),
+            cluster_w: vs.var("cluster_weights", &[f, k], normal(f)),
+            cluster_post: Post::new(
+                vs,
+                "cluster_bn",
+                "cluster_biases",
+                k,
+                1.0 / (f as f64).sqrt(),
+                bn,
+            ),
+            hidden_w: vs.var("hidden1_weights", &[k, hd], normal(k)),
+            hidden_post: Post::new(vs, "hidden1_bn", "hidden1_biases", hd, 0.01, bn),
+            moe: Moe::new(
+                &vs.sub("moe"),
+                &[hd as usize],
+                cfg.num_classes as i64,
+                cfg.num_mixtures.max(1) as i64,
+            ),
+            cfg: cfg.clone(),
+        }
+    }
+
+    /// Frames to use `[B, S]` (int64): drawn as the starter does in training, evenly spaced
+    /// otherwise.
+    pub fn sample(&self, lengths: &Tensor, train: bool) -> Tensor {
+        let s = self.cfg.iterations as i64;
+        let dev = lengths.device();
+        let n = lengths.to_kind(Kind::Float).unsqueeze(1); // [B, 1]
+        let b = n.size()[0];
+        let pos = if train {
+            Tensor::rand([b, s], (Kind::Float, dev))
+        } else {
+            (Tensor::arange(s, (Kind::Float, dev)) + 0.5) / s as f64
+        };
+        (pos * n).floor().to_kind(Kind::Int64)
+    }
+
+    fn act(&self, x: Tensor) -> Tensor {
+        match self.cfg.activation {
+            DbofActivation::Sigmoid => x.sigmoid(),
+            DbofActivation::Relu6 => x.clamp(0.0, 6.0),
+        }
+    }
+
+    /// Probabilities `[B, C]` from the starter input `x` `[B, T, F]` at the frames `index`
+    /// `[B, S]`.
+    pub fn forward_sampled(&self, x: &Tensor, index: &Tensor, train: bool) -> Tensor {
+        let (b, f) = (x.size()[0], x.size()[2]);
+        let s = index.size()[1];
+        let kind = x.kind();
+        let idx = index
+            .to_device(x.device())
+            .unsqueeze(2)
+            .expand([b, s, f], false);
+        let mut v = x.gather(1, &idx, false).reshape([b * s, f]);
+        if let Some(bn) = &self.input_bn {
+            v = bn.forward(&v, train);
+        }
+        let a = v.matmul(&cast(&self.cluster_w, kind));
+        let a = self.act(self.cluster_post.forward(&a, train));
+        let a = a.reshape([b, s, -1]);
+        let pooled = match self.cfg.pooling {
+            DbofPooling::Max => a.amax(1, false),
+            DbofPooling::Average => a.mean_dim(1, false, kind),
+        };
+        let h = pooled.matmul(&cast(&self.hidden_w, kind));
+        let h = self.act(self.hidden_post.forward(&h, train));
+        self.moe.probabilities(&h)
+    }
+
+    fn forward_probabilities(&self, inputs: &super::Inputs, train: bool) -> Tensor {
+        let x = starter_frames(&inputs.features);
+        let index = self.sample(&inputs.lengths, train);
+        self.forward_sampled(&x, &index, train)
+    }
+}
+
+impl super::Head for Dbof {
+    fn forward(&self, inputs: &super::Inputs, train: bool) -> Tensor {
+        // The MoE's logits, as `Moe::forward` makes them: of the clamped probabilities.
+        let p = super::widen(self.forward_probabilities(inputs, train)).clamp(1e-7, 1.0 - 1e-7);
+        p.log() - (-&p).log1p()
+    }
+    fn probabilities(&self, inputs: &super::Inputs, train: bool) -> Tensor {
+        self.forward_probabilities(inputs, train)
+    }
+    /// Only the MoE carries `slim.l2_regularizer(1e-8)`.
+    fn decays(&self, name: &str) -> bool {
+        name == "moe.gate.weight" || name == "moe.experts.weight"
+    }
+    fn level(&self) -> crate::data::Level {
+        crate::data::Level::Frame
+    }
+    fn feature_dims(&self) -> Vec<i64> {
+        self.cfg.feature_dims.iter().map(|&d| d as i64).collect()
+    }
+    fn num_classes(&self) -> i64 {
+        self.moe.num_classes()
+    }
+
+    /// The starter frames, the evenly spaced frames (GatherElements), the folded batch norms,
+    /// pooling and the MoE.
+    fn onnx_logits(
+        &self,
+        g: &mut crate::onnx::Graph,
+        io: &crate::onnx::GraphInputs,
+    ) -> crate::error::Result<String> {
+        use crate::onnx::Attr;
+        let x = onnx_starter_frames(g, io); // [B, T, F]
+        let s = self.cfg.iterations as i64;
+        let f = self.cfg.feature_dims.iter().sum::<usize>() as i64;
+        let lengths = io.lengths.as_deref().unwrap_or("lengths");
+        let n = g.op_attr("Cast", &[lengths], vec![("to", Attr::Int(1))]);
+        let axes1 = g.init_i64("axes1", &[1], &[1]);
+        let axes2 = g.init_i64("axes2", &[1], &[2]);
+        let n = g.op("Unsqueeze", &[&n, &axes1]); // [B, 1]
+        let pos: Vec<f32> = (0..s).map(|j| (j as f32 + 0.5) / s as f32).collect();
+        let pos = g.init_f32("dbof_pos", &Tensor::from_slice(&pos).view([1, s]));
+        let idx = g.op("Mul", &[&pos, &n]);
+        let idx = g.op("Floor", &[&idx]);
+        let idx = g.op_attr("Cast", &[&idx], vec![("to", Attr::Int(7))]); // INT64
+        let idx = g.op("Unsqueeze", &[&idx, &axes2]); // [B, S, 1]
+        let shape = g.op("Shape", &[&idx]);
+        let last = g.init_i64("f_dim", &[1], &[f]);
+        let zero = g.init_i64("zero1", &[1], &[0]);
+        let two = g.init_i64("two1", &[1], &[2]);
+        let bs = g.op("Slice", &[&shape, &zero, &two]);
+        let full = g.op_attr("Concat", &[&bs, &last], vec![("axis", Attr::Int(0))]);
+        let idx = g.op("Expand", &[&idx, &full]); // [B, S, F]
+        let v = g.op_attr("GatherElements", &[&x, &idx], vec![("axis", Attr::Int(1))]);
+        let v = match &self.input_bn {
+            Some(bn) => bn.onnx(g, &v),
+            None => v,
+        };
+        let cw = g.init_f32("cluster_w", &self.cluster_w);
+        let a = g.op("MatMul", &[&v, &cw]); // [B, S, K]
+        let a = self.cluster_post.onnx(g, &a);
+        let a = self.onnx_act(g, &a);
+        // Opset 17: ReduceMax / ReduceMean take their axes as an attribute (ReduceSum as an
+        // input).
+        let reduce = match self.cfg.pooling {
+            DbofPooling::Max => "ReduceMax",
+            DbofPooling::Average => "ReduceMean",
+        };
+        let pooled = g.op_attr(
+            reduce,
+            &[&a],
+            vec![("axes", Attr::Ints(vec![1])), ("keepdims", Attr::Int(0))],
+        );
+        let hw = g.init_f32("hidden_w", &self.hidden_w);
+        let h = g.op("MatMul", &[&pooled, &hw]);
+        let h = self.hidden_post.onnx(g, &h);
+        let h = self.onnx_act(g, &h);
+        Ok(self.moe.onnx(g, &h))
+    }
+}
+
+impl Dbof {
+    fn onnx_act(&self, g: &mut crate::onnx::Graph, x: &str) -> String {
+        match self.cfg.activation {
+            DbofActivation::Sigmoid => g.op("Sigmoid", &[x]),
+            DbofActivation::Relu6 => {
+                let lo = g.scalar_f32("zero_f", 0.0);
+                let hi = g.scalar_f32("six_f", 6.0);
+                g.op("Clip", &[x, &lo, &hi])
+            }
+        }
+    }
+}
