@@ -588,3 +588,121 @@ fn overload_is_answered_503_at_once_and_sigterm_finishes_in_flight_requests() {
     };
     assert_eq!(status.code(), Some(0));
 }
+
+/// The starter's frame-level heads behind the server (issue 18): a JSON `infer` with uint8
+/// `rgb` / `audio` and `lengths` answers the bundle's own probabilities (DBoF with its
+/// deterministic inference frames), twice the same.
+#[test]
+fn starter_heads_serve_their_own_probabilities() {
+    use tch::{Device, Kind, Tensor};
+    let d = tempdir("serve-starter");
+    let data = d.join("data");
+    synth_shards(&data, 32, 1, 4, 12);
+    for (config, extra) in [
+        (
+            "dbof_youtube8m.yaml",
+            vec![
+                "MODEL.head.dbof_cluster_size=16",
+                "MODEL.head.dbof_hidden_size=8",
+            ],
+        ),
+        ("lstm_youtube8m.yaml", vec!["MODEL.head.lstm_cells=8"]),
+    ] {
+        let run = d.join(format!("run-{config}"));
+        let mut a: Vec<String> = [
+            "train",
+            "-c",
+            repo().join("configs").join(config).to_str().unwrap(),
+            "--quiet",
+            "--out",
+            run.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for o in [
+            "epochs=1".to_string(),
+            "MODEL.head.num_classes=20".into(),
+            "DATASET.batch_size=16".into(),
+            format!("DATASET.train.file_path={}", data.display()),
+        ]
+        .into_iter()
+        .chain(extra.iter().map(|s| s.to_string()))
+        {
+            a.push("-o".into());
+            a.push(o);
+        }
+        yt8m_ok(&a);
+        let b = d.join(format!("bundle-{config}"));
+        yt8m_ok(&[
+            "export",
+            "-w",
+            run.join("checkpoints/latest").to_str().unwrap(),
+            "--out",
+            b.to_str().unwrap(),
+        ]);
+        // Two videos of 3 and 2 frames (the second padded), deterministic bytes.
+        let (t, lens) = (3usize, [3i64, 2]);
+        let rgb: Vec<u8> = (0..2 * t * 1024).map(|i| (i * 7 % 251) as u8).collect();
+        let audio: Vec<u8> = (0..2 * t * 128).map(|i| (i * 13 % 241) as u8).collect();
+        let list = |v: &[u8]| {
+            v.iter()
+                .map(|x| x.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let body = format!(
+            r#"{{"inputs":[{{"name":"rgb","datatype":"UINT8","shape":[2,{t},1024],"data":[{}]}},{{"name":"audio","datatype":"UINT8","shape":[2,{t},128],"data":[{}]}},{{"name":"lengths","datatype":"INT64","shape":[2],"data":[3,2]}}],"outputs":[{{"name":"probabilities"}}]}}"#,
+            list(&rgb),
+            list(&audio)
+        );
+        let s = start(&b, &[]);
+        let mut answers = Vec::new();
+        for _ in 0..2 {
+            let (code, resp) = http(
+                s.port,
+                "POST",
+                "/v2/models/tiny/infer",
+                &[],
+                body.as_bytes(),
+            );
+            assert_eq!(code, 200, "{config}: {resp}");
+            let v: serde_json::Value = serde_json::from_str(&resp).unwrap();
+            let p: Vec<f32> = v["outputs"][0]["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap() as f32)
+                .collect();
+            answers.push(p);
+        }
+        assert_eq!(answers[0], answers[1], "{config}: two answers differ");
+        // The bundle's own forward on the same frames (padding rows zeroed as the upload does).
+        let bundle = yt8m::bundle::load(&b, Device::Cpu).unwrap();
+        let feats = |v: &[u8], dim: i64| {
+            let x = Tensor::from_slice(v)
+                .view([2, t as i64, dim])
+                .to_kind(Kind::Float)
+                * yt8m::data::video::DEQ_SCALE as f64
+                + yt8m::data::video::DEQ_BIAS as f64;
+            let valid = Tensor::arange(t as i64, (Kind::Int64, Device::Cpu))
+                .unsqueeze(0)
+                .lt_tensor(&Tensor::from_slice(&lens).unsqueeze(1))
+                .unsqueeze(2);
+            x * valid.to_kind(Kind::Float)
+        };
+        let inputs = yt8m::model::Inputs {
+            features: vec![feats(&rgb, 1024), feats(&audio, 128)],
+            lengths: Tensor::from_slice(&lens),
+            labels: Tensor::zeros([2, 20], (Kind::Float, Device::Cpu)),
+        };
+        let ours = tch::no_grad(|| bundle.model.forward(&inputs, false).sigmoid());
+        let served = Tensor::from_slice(&answers[0]).view([2, 20]);
+        let diff = (ours - served).abs().max().double_value(&[]);
+        println!("{config}: max |served − bundle| {diff:.2e}");
+        assert!(
+            diff < 1e-6,
+            "{config}: served probabilities differ by {diff}"
+        );
+    }
+}
