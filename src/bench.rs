@@ -350,20 +350,32 @@ pub fn bench_train(o: &ModelBenchOptions) -> Result<String> {
     if let crate::model::Architecture::AttentionLstm(mc) = &arch {
         return bench_train_attention_lstm(o, mc, device, threads);
     }
-    // Any other head: the same loop with the config's own loss and optimizer.
+    // Any other head: the same loop with the config's own loss and optimizer, in each
+    // requested precision (bf16: mixed, float32 master weights).
+    let precisions = if o.precisions.is_empty() {
+        vec![cfg.TRAIN.precision]
+    } else {
+        o.precisions.clone()
+    };
     let mut table = String::new();
     for &bs in &o.batch_sizes {
-        let r = train_loop(o, &arch, device, cfg.TRAIN.dtype.kind(), bs, false)?;
-        table.push_str(&format!(
-            "| {bs} | {} | {} | {:.2} | {:.0} | {:.2} | {:.1}% | {:.2} |\n",
-            kind_name(cfg.TRAIN.dtype.kind()),
-            o.steps,
-            r.samples_per_s,
-            r.frames_per_s,
-            r.fill,
-            100.0 * r.wait_share,
-            r.gflops
-        ));
+        for prec in &precisions {
+            let compute = match prec.resolve(device).0 {
+                tch::Kind::BFloat16 => tch::Kind::BFloat16,
+                _ => cfg.TRAIN.dtype.kind(),
+            };
+            let r = train_loop(o, &arch, device, compute, bs, false)?;
+            table.push_str(&format!(
+                "| {bs} | {} | {} | {:.2} | {:.0} | {:.2} | {:.1}% | {:.2} |\n",
+                kind_name(compute),
+                o.steps,
+                r.samples_per_s,
+                r.frames_per_s,
+                r.fill,
+                100.0 * r.wait_share,
+                r.gflops
+            ));
+        }
     }
     Ok(format!(
         "training throughput, {} ({} parameters, {} loss, {:?}), {} on {}, {threads} thread(s)\n\n| batch | compute | steps | samples/s | frames/s | real frames / padded | data wait | GFLOP/s (≈3x fwd) |\n|---|---|---|---|---|---|---|---|\n{table}",
