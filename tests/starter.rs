@@ -631,5 +631,19 @@ fn starter_configs_train_on_synthetic_data_and_export_to_onnx() {
             batch.lengths
         );
         assert!(diff < 1e-4, "{config}: ONNX logits differ by {diff}");
+
+        // bf16 inference (`--precision bf16`) of the same bundle: probabilities close to fp32.
+        let mut b16 = yt8m::bundle::load(&bundle, Device::Cpu).unwrap();
+        b16.model.use_precision(yt8m::kinds::Precision::Bf16);
+        let p16 = tch::no_grad(|| {
+            yt8m::model::widen(
+                b16.model
+                    .forward(&batch_inputs(&batch, Device::Cpu, b16.model.kind), false),
+            )
+            .sigmoid()
+        });
+        let d16 = max_diff(&ours.sigmoid(), &p16);
+        println!("{config}: max |bf16 − fp32| probabilities {d16:.3e}");
+        assert!(d16 < 0.05, "{config}: bf16 probabilities differ by {d16}");
     }
 }
