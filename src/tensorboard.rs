@@ -7,8 +7,8 @@
 //! Scalars use `Summary.Value.simple_value`, which every TensorBoard version (and
 //! `EventAccumulator.Scalars`) reads as a scalar series.
 //!
-//! Each writer opens a new file (`events.out.tfevents.<unix seconds>.<host>.<pid>.yt8m`), so a
-//! resumed run adds a file beside the earlier ones; TensorBoard merges all files of a
+//! Each writer opens a new file (`events.out.tfevents.<unix seconds>.<host>.<pid>[.<k>].yt8m`),
+//! so a resumed run adds a file beside the earlier ones; TensorBoard merges all files of a
 //! directory by step. Every event is flushed at once: a crash loses nothing logged before it.
 
 use std::io::Write;
@@ -81,18 +81,32 @@ impl EventWriter {
     /// Creates `dir` (if needed) and a new event file in it, starting with the version record.
     pub fn create(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let name = format!(
-            "events.out.tfevents.{}.{}.{}.yt8m",
+        let stem = format!(
+            "events.out.tfevents.{}.{}.{}",
             now() as u64,
             hostname(),
             std::process::id()
         );
-        let path = dir.join(name);
-        let file = std::fs::OpenOptions::new()
-            .create_new(true)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
+        // The same process may open a second writer within the same second (a run resumed
+        // by the library in-process): such files take a counter, as TensorFlow's writer does.
+        let mut k = 0u32;
+        let (file, path) = loop {
+            let name = if k == 0 {
+                format!("{stem}.yt8m")
+            } else {
+                format!("{stem}.{k}.yt8m")
+            };
+            let path = dir.join(name);
+            match std::fs::OpenOptions::new()
+                .create_new(true)
+                .write(true)
+                .open(&path)
+            {
+                Ok(f) => break (f, path),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && k < 1000 => k += 1,
+                Err(e) => return Err(Error::io(&path, e)),
+            }
+        };
         let mut w = Self {
             file,
             path,
