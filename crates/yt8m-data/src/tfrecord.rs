@@ -75,20 +75,28 @@ fn corrupt_record(path: &Path, index: usize, offset: u64, msg: String) -> DataEr
     )
 }
 
-fn length_crc_message(len: u64, stored: u32, computed: u32) -> String {
-    format!(
-        "length CRC mismatch (length field says {len} bytes; stored crc {stored:#010x}, computed {computed:#010x})"
-    )
-}
-
-fn implausible_message(len: u64) -> String {
-    format!("implausible record length {len} bytes")
-}
-
-fn truncated_message(len: u64, left: u64) -> String {
-    format!(
-        "truncated record: the header says {len} payload bytes, but only {left} bytes (payload and CRC) are left in the file"
-    )
+/// A record header's payload length, once its CRC (with `verify`), its size and (when the
+/// bytes `left` after the header are known) the room in the file are checked; else what is
+/// wrong. Checked before anything is allocated: a 4.7 KB file declaring a 1 GiB record used to
+/// allocate 1 GiB per reader thread before failing.
+fn check_header(header: &[u8; 12], left: Option<u64>, verify: bool) -> Result<u64, String> {
+    let len = u64::from_le_bytes(header[..8].try_into().expect("8 bytes"));
+    let stored = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes"));
+    let computed = masked_crc(&header[..8]);
+    if verify && computed != stored {
+        return Err(format!(
+            "length CRC mismatch (length field says {len} bytes; stored crc {stored:#010x}, computed {computed:#010x})"
+        ));
+    }
+    if len > MAX_RECORD_BYTES {
+        return Err(format!("implausible record length {len} bytes"));
+    }
+    match left {
+        Some(left) if len + 4 > left => Err(format!(
+            "truncated record: the header says {len} payload bytes, but only {left} bytes (payload and CRC) are left in the file"
+        )),
+        _ => Ok(len),
+    }
 }
 
 fn payload_crc_message(len: u64, stored: u32, computed: u32) -> String {
@@ -172,20 +180,11 @@ impl MappedRecords {
                 format!("truncated record header: {left} of 12 bytes before end of file"),
             );
         }
-        let header = &bytes[start..start + 12];
-        let len = u64::from_le_bytes(header[..8].try_into().expect("8 bytes"));
-        let len_crc = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes"));
-        let computed = masked_crc(&header[..8]);
-        if computed != len_crc {
-            return fail(self, length_crc_message(len, len_crc, computed));
-        }
-        if len > MAX_RECORD_BYTES {
-            return fail(self, implausible_message(len));
-        }
-        let after_header = (left - 12) as u64;
-        if len + 4 > after_header {
-            return fail(self, truncated_message(len, after_header));
-        }
+        let header: &[u8; 12] = bytes[start..start + 12].try_into().expect("12 bytes");
+        let len = match check_header(header, Some((left - 12) as u64), true) {
+            Ok(len) => len,
+            Err(msg) => return fail(self, msg),
+        };
         let data = start + 12..start + 12 + len as usize;
         let stored = u32::from_le_bytes(bytes[data.end..data.end + 4].try_into().expect("4 bytes"));
         let computed = masked_crc(&bytes[data.clone()]);
@@ -277,16 +276,11 @@ impl RecordReader {
             }
             let mut found = None;
             for i in 0..=got - 12 {
-                let h = &window[i..i + 12];
-                let len = u64::from_le_bytes(h[..8].try_into().unwrap());
-                let crc = u32::from_le_bytes(h[8..12].try_into().unwrap());
-                if masked_crc(&h[..8]) != crc {
-                    continue;
-                }
+                let h: &[u8; 12] = window[i..i + 12].try_into().expect("12 bytes");
                 let at = pos + i as u64;
-                if len > MAX_RECORD_BYTES || at + 16 + len > file_len {
+                let Ok(len) = check_header(h, Some(file_len.saturating_sub(at + 12)), true) else {
                     continue;
-                }
+                };
                 // Candidate: verify its payload CRC.
                 self.inner.seek(SeekFrom::Start(at + 12)).map_err(io)?;
                 payload.clear();
@@ -357,28 +351,14 @@ impl RecordReader {
                 format!("truncated record header: {n} of 12 bytes before end of file"),
             ));
         }
-        let len = u64::from_le_bytes(header[..8].try_into().unwrap());
-        let len_crc = u32::from_le_bytes(header[8..12].try_into().unwrap());
-        if self.verify && masked_crc(&header[..8]) != len_crc {
-            self.resync_from = Some(start);
-            return Err(self.corrupt(
-                start,
-                length_crc_message(len, len_crc, masked_crc(&header[..8])),
-            ));
-        }
-        if len > MAX_RECORD_BYTES {
-            self.resync_from = Some(start);
-            return Err(self.corrupt(start, implausible_message(len)));
-        }
-        // Never allocate more than the file can still hold: a 4.7 KB file declaring a 1 GiB
-        // record used to allocate 1 GiB per reader thread before failing.
-        if let Some(file_len) = self.len {
-            let left = file_len.saturating_sub(start + 12);
-            if len + 4 > left {
+        let left = self.len.map(|file_len| file_len.saturating_sub(start + 12));
+        let len = match check_header(&header, left, self.verify) {
+            Ok(len) => len,
+            Err(msg) => {
                 self.resync_from = Some(start);
-                return Err(self.corrupt(start, truncated_message(len, left)));
+                return Err(self.corrupt(start, msg));
             }
-        }
+        };
         buf.clear();
         // Incremental for pipes (unknown length): memory follows the bytes that really arrive.
         let got = if self.len.is_some() {
