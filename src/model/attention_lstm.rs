@@ -319,7 +319,7 @@ impl AttentionLstm {
 }
 
 /// Torch/Paddle LSTM gate blocks (i, f, g, o) → ONNX order (i, o, f, c).
-fn onnx_gates(t: &Tensor) -> Tensor {
+pub(crate) fn onnx_gates(t: &Tensor) -> Tensor {
     let c = t.chunk(4, 0);
     Tensor::cat(&[&c[0], &c[3], &c[1], &c[2]], 0)
 }
@@ -351,43 +351,20 @@ impl super::Head for AttentionLstm {
         g: &mut crate::onnx::Graph,
         io: &crate::onnx::GraphInputs,
     ) -> crate::error::Result<String> {
-        use crate::data::video::{DEQ_BIAS, DEQ_SCALE};
-        use crate::onnx::{Attr, InputKind};
+        use crate::onnx::Attr;
         let h = self.branches[0].fw[1].size()[1];
         let lengths = io.lengths.as_deref().unwrap_or("lengths");
         let seq_lens = g.op_attr("Cast", &[lengths], vec![("to", Attr::Int(6))]); // INT32
-        // Only uint8 graphs dequantize (a float graph carries no unused initializers).
-        let deq = (io.kind == InputKind::Uint8).then(|| {
-            (
-                g.scalar_f32("deq_scale", DEQ_SCALE),
-                g.scalar_f32("deq_bias", DEQ_BIAS),
-            )
-        });
-        let one = g.init_i64("one", &[], &[1]);
-        let zero = g.init_i64("zero", &[], &[0]);
-        let axes0 = g.init_i64("axes0", &[1], &[0]);
         let axes1 = g.init_i64("axes1", &[1], &[1]);
         let axes2 = g.init_i64("axes2", &[1], &[2]);
         let reshape_flat = g.init_i64("shape_bt_", &[3], &[0, 0, -1]);
         let neg_inf = g.scalar_f32("neg_inf", f32::NEG_INFINITY);
         // Validity mask [B, T] from the lengths (shared by the modalities).
-        let shape = g.op("Shape", &[&io.features[0]]);
-        let t = g.op_attr("Gather", &[&shape, &one], vec![("axis", Attr::Int(0))]);
-        let range = g.op("Range", &[&zero, &t, &one]);
-        let range = g.op("Unsqueeze", &[&range, &axes0]);
-        let lens = g.op("Unsqueeze", &[lengths, &axes1]);
-        let valid = g.op("Less", &[&range, &lens]);
+        let valid = io.valid_frames(g);
+        let inputs = io.float_features(g);
         let mut pools = Vec::new();
-        for (br, n) in self.branches.iter().zip(&io.features) {
-            let x = match &deq {
-                Some((scale, bias)) => {
-                    let f = g.op_attr("Cast", &[n], vec![("to", Attr::Int(1))]); // FLOAT
-                    let f = g.op("Mul", &[&f, scale]);
-                    g.op("Add", &[&f, bias])
-                }
-                None => n.clone(),
-            };
-            let e = g.dense(&x, &br.fc_w, &br.fc_b);
+        for (br, x) in self.branches.iter().zip(&inputs) {
+            let e = g.dense(x, &br.fc_w, &br.fc_b);
             let e = g.op("Tanh", &[&e]);
             let e = g.op_attr(
                 "Transpose",

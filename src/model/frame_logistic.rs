@@ -52,43 +52,15 @@ pub fn starter_frames(features: &[Tensor]) -> Tensor {
 /// ONNX inputs carry stored padding, which dequantizes to −1.99), concatenate, normalise.
 /// Returns `[batch, time, ΣD]`.
 pub fn onnx_starter_frames(g: &mut crate::onnx::Graph, io: &crate::onnx::GraphInputs) -> String {
-    use crate::data::video::{DEQ_BIAS, DEQ_SCALE};
-    use crate::onnx::{Attr, InputKind};
-    let lengths = io.lengths.as_deref().unwrap_or("lengths");
-    let one = g.init_i64("one", &[], &[1]);
-    let zero = g.init_i64("zero", &[], &[0]);
-    let axes0 = g.init_i64("axes0", &[1], &[0]);
-    let axes1 = g.init_i64("axes1", &[1], &[1]);
+    use crate::onnx::Attr;
     let axes2 = g.init_i64("axes2", &[1], &[2]);
-    let shape = g.op("Shape", &[&io.features[0]]);
-    let t = g.op_attr("Gather", &[&shape, &one], vec![("axis", Attr::Int(0))]);
-    let range = g.op("Range", &[&zero, &t, &one]);
-    let range = g.op("Unsqueeze", &[&range, &axes0]);
-    let lens = g.op("Unsqueeze", &[lengths, &axes1]);
-    let valid = g.op("Less", &[&range, &lens]);
+    let valid = io.valid_frames(g);
     let valid = g.op_attr("Cast", &[&valid], vec![("to", Attr::Int(1))]); // FLOAT
     let valid = g.op("Unsqueeze", &[&valid, &axes2]); // [B, T, 1]
-    // Only uint8 graphs dequantize (a float graph carries no unused initializers).
-    let deq = (io.kind == InputKind::Uint8).then(|| {
-        (
-            g.scalar_f32("deq_scale", DEQ_SCALE),
-            g.scalar_f32("deq_bias", DEQ_BIAS),
-        )
-    });
     let parts: Vec<String> = io
-        .features
+        .float_features(g)
         .iter()
-        .map(|n| {
-            let x = match &deq {
-                Some((scale, bias)) => {
-                    let f = g.op_attr("Cast", &[n], vec![("to", Attr::Int(1))]);
-                    let f = g.op("Mul", &[&f, scale]);
-                    g.op("Add", &[&f, bias])
-                }
-                None => n.clone(),
-            };
-            g.op("Mul", &[&x, &valid])
-        })
+        .map(|x| g.op("Mul", &[x, &valid]))
         .collect();
     let refs: Vec<&str> = parts.iter().map(|s| s.as_str()).collect();
     let x = g.op_attr("Concat", &refs, vec![("axis", Attr::Int(2))]);

@@ -50,6 +50,13 @@ pub struct LstmModel {
     hidden: i64,
 }
 
+/// Gate blocks (a, b, c, d) along dim 0 → (a, c, b, d): TF's (i, j, f, o) ↔ libtorch's
+/// (i, f, g, o), either way.
+fn swap_middle_gates(t: &Tensor) -> Tensor {
+    let c = t.chunk(4, 0);
+    Tensor::cat(&[&c[0], &c[2], &c[1], &c[3]], 0)
+}
+
 /// TF `BasicLSTMCell` variables (kernel `[in + H, 4H]`, bias `[4H]`, gates i, j, f, o) →
 /// libtorch's `(w_ih [4H, in], w_hh [4H, H], b_ih [4H])`, gates i, f, g, o, with the forget
 /// bias added.
@@ -59,10 +66,7 @@ pub fn tf_to_torch_lstm(
     input: i64,
     forget_bias: f64,
 ) -> (Tensor, Tensor, Tensor) {
-    let reorder = |t: &Tensor| {
-        let c = t.chunk(4, 0);
-        Tensor::cat(&[&c[0], &c[2], &c[1], &c[3]], 0)
-    };
+    let reorder = swap_middle_gates;
     let k = kernel.transpose(0, 1); // [4H, in + H], gate rows i, j, f, o
     let w_ih = reorder(&k.narrow(1, 0, input));
     let w_hh = reorder(&k.narrow(1, input, k.size()[1] - input));
@@ -83,10 +87,7 @@ pub fn tf_to_torch_lstm(
 /// `(kernel [in + H, 4H], bias [4H])`, without the forget bias.
 pub fn torch_to_tf_lstm(w_ih: &Tensor, w_hh: &Tensor, b_ih: &Tensor) -> (Tensor, Tensor) {
     // i, f, g, o → i, j(=g), f, o
-    let reorder = |t: &Tensor| {
-        let c = t.chunk(4, 0);
-        Tensor::cat(&[&c[0], &c[2], &c[1], &c[3]], 0)
-    };
+    let reorder = swap_middle_gates;
     let k = Tensor::cat(&[reorder(w_ih), reorder(w_hh)], 1).transpose(0, 1);
     (k.contiguous(), reorder(b_ih))
 }
@@ -214,10 +215,7 @@ impl super::Head for LstmModel {
         let mut last = String::new();
         for l in &self.layers {
             // ONNX gate order i, o, f, c; one direction.
-            let onnx = |t: &Tensor| {
-                let c = t.chunk(4, 0);
-                Tensor::cat(&[&c[0], &c[3], &c[1], &c[2]], 0)
-            };
+            let onnx = super::attention_lstm::onnx_gates;
             let w = g.init_f32("lstm_w", &onnx(&l.w_ih).unsqueeze(0));
             let r = g.init_f32("lstm_r", &onnx(&l.w_hh).unsqueeze(0));
             let bias = Tensor::cat(&[onnx(&l.b_ih), l.b_ih.zeros_like()], 0).unsqueeze(0);

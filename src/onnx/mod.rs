@@ -198,6 +198,44 @@ pub struct GraphInputs {
     pub kind: InputKind,
 }
 
+impl GraphInputs {
+    /// The frame inputs as float32 `[batch, time, D_m]`: uint8 ones dequantized as the
+    /// official reader does (`q · f32(4/255) + f32(−1.9921875)`, two f32 ops), float ones as
+    /// they are (a float graph then carries no unused dequantization constants).
+    pub fn float_features(&self, g: &mut Graph) -> Vec<String> {
+        use crate::data::video::{DEQ_BIAS, DEQ_SCALE};
+        if self.kind != InputKind::Uint8 {
+            return self.features.clone();
+        }
+        let scale = g.scalar_f32("deq_scale", DEQ_SCALE);
+        let bias = g.scalar_f32("deq_bias", DEQ_BIAS);
+        self.features
+            .iter()
+            .map(|n| {
+                let f = g.op_attr("Cast", &[n], vec![("to", Attr::Int(1))]); // FLOAT
+                let f = g.op("Mul", &[&f, &scale]);
+                g.op("Add", &[&f, &bias])
+            })
+            .collect()
+    }
+
+    /// The frames each video has, `[batch, time]` bool (`t < lengths[b]`), from the first
+    /// modality's time axis.
+    pub fn valid_frames(&self, g: &mut Graph) -> String {
+        let lengths = self.lengths.as_deref().unwrap_or("lengths");
+        let one = g.init_i64("one", &[], &[1]);
+        let zero = g.init_i64("zero", &[], &[0]);
+        let axes0 = g.init_i64("axes0", &[1], &[0]);
+        let axes1 = g.init_i64("axes1", &[1], &[1]);
+        let shape = g.op("Shape", &[&self.features[0]]);
+        let t = g.op_attr("Gather", &[&shape, &one], vec![("axis", Attr::Int(0))]);
+        let range = g.op("Range", &[&zero, &t, &one]);
+        let range = g.op("Unsqueeze", &[&range, &axes0]);
+        let lens = g.op("Unsqueeze", &[lengths, &axes1]);
+        g.op("Less", &[&range, &lens])
+    }
+}
+
 /// Serialized ONNX model for `model`, its inputs named `feature_names` (one per modality).
 /// Widths and classes come from the loaded weights, not from a config.
 pub fn export_onnx_with(
