@@ -218,9 +218,9 @@ impl Dbof {
         }
     }
 
-    /// Probabilities `[B, C]` from the starter input `x` `[B, T, F]` at the frames `index`
-    /// `[B, S]`.
-    pub fn forward_sampled(&self, x: &Tensor, index: &Tensor, train: bool) -> Tensor {
+    /// The hidden layer's output `[B, Hd]` (the MoE's input) from the starter input `x`
+    /// `[B, T, F]` at the frames `index` `[B, S]`.
+    fn hidden(&self, x: &Tensor, index: &Tensor, train: bool) -> Tensor {
         let (b, f) = (x.size()[0], x.size()[2]);
         let s = index.size()[1];
         let kind = x.kind();
@@ -240,25 +240,29 @@ impl Dbof {
             DbofPooling::Average => a.mean_dim(1, false, kind),
         };
         let h = pooled.matmul(&cast(&self.hidden_w, kind));
-        let h = self.act(self.hidden_post.forward(&h, train));
-        self.moe.probabilities(&h)
+        self.act(self.hidden_post.forward(&h, train))
     }
 
-    fn forward_probabilities(&self, inputs: &super::Inputs, train: bool) -> Tensor {
+    /// Probabilities `[B, C]` from the starter input `x` `[B, T, F]` at the frames `index`
+    /// `[B, S]`.
+    pub fn forward_sampled(&self, x: &Tensor, index: &Tensor, train: bool) -> Tensor {
+        self.moe.probabilities(&self.hidden(x, index, train))
+    }
+
+    /// The MoE's input for a batch, its frames sampled for `train`.
+    fn hidden_of(&self, inputs: &super::Inputs, train: bool) -> Tensor {
         let x = starter_frames(&inputs.features);
         let index = self.sample(&inputs.lengths, train);
-        self.forward_sampled(&x, &index, train)
+        self.hidden(&x, &index, train)
     }
 }
 
 impl super::Head for Dbof {
     fn forward(&self, inputs: &super::Inputs, train: bool) -> Tensor {
-        // The MoE's logits, as `Moe::forward` makes them: of the clamped probabilities.
-        let p = super::widen(self.forward_probabilities(inputs, train)).clamp(1e-7, 1.0 - 1e-7);
-        p.log() - (-&p).log1p()
+        self.moe.forward(&self.hidden_of(inputs, train))
     }
     fn probabilities(&self, inputs: &super::Inputs, train: bool) -> Tensor {
-        self.forward_probabilities(inputs, train)
+        self.moe.probabilities(&self.hidden_of(inputs, train))
     }
     /// Only the MoE carries `slim.l2_regularizer(1e-8)`.
     fn decays(&self, name: &str) -> bool {
