@@ -342,39 +342,17 @@ pub fn bench_train(o: &ModelBenchOptions) -> Result<String> {
     let device = cfg.TRAIN.device.resolve()?;
     let threads = crate::threads::configure_torch_threads();
     let arch = cfg.architecture();
-    if arch.num_classes() == 0 {
-        return Err(Error::Invalid(
-            "MODEL.head.num_classes must be positive".into(),
-        ));
-    }
     if let crate::model::Architecture::AttentionLstm(mc) = &arch {
         return bench_train_attention_lstm(o, mc, device, threads);
     }
     // Any other head: the same loop with the config's own loss and optimizer, in each
     // requested precision (bf16: mixed, float32 master weights).
-    let precisions = if o.precisions.is_empty() {
-        vec![cfg.TRAIN.precision]
-    } else {
-        o.precisions.clone()
-    };
     let mut table = String::new();
     for &bs in &o.batch_sizes {
-        for prec in &precisions {
-            let compute = match prec.resolve(device).0 {
-                tch::Kind::BFloat16 => tch::Kind::BFloat16,
-                _ => cfg.TRAIN.dtype.kind(),
-            };
+        for compute in train_computes(o, device) {
             let r = train_loop(o, &arch, device, compute, bs, false)?;
-            table.push_str(&format!(
-                "| {bs} | {} | {} | {:.2} | {:.0} | {:.2} | {:.1}% | {:.2} |\n",
-                kind_name(compute),
-                o.steps,
-                r.samples_per_s,
-                r.frames_per_s,
-                r.fill,
-                100.0 * r.wait_share,
-                r.gflops
-            ));
+            table.push_str(&r.row(bs, compute, o.steps));
+            table.push('\n');
         }
     }
     Ok(format!(
@@ -399,6 +377,39 @@ struct TrainRate {
     fill: f64,
     wait_share: f64,
     gflops: f64,
+}
+
+impl TrainRate {
+    /// `| batch | compute | steps | samples/s | frames/s | fill | data wait | GFLOP/s |`
+    fn row(&self, bs: usize, compute: tch::Kind, steps: usize) -> String {
+        format!(
+            "| {bs} | {} | {steps} | {:.2} | {:.0} | {:.2} | {:.1}% | {:.1} |",
+            kind_name(compute),
+            self.samples_per_s,
+            self.frames_per_s,
+            self.fill,
+            100.0 * self.wait_share,
+            self.gflops
+        )
+    }
+}
+
+/// The compute kinds `bench train` times: each requested precision (default the config's),
+/// bf16 as mixed precision (float32 master weights and optimizer), else the storage dtype.
+fn train_computes(o: &ModelBenchOptions, device: tch::Device) -> Vec<tch::Kind> {
+    let cfg = &o.config;
+    let precisions = if o.precisions.is_empty() {
+        vec![cfg.TRAIN.precision]
+    } else {
+        o.precisions.clone()
+    };
+    precisions
+        .iter()
+        .map(|p| match p.resolve(device).0 {
+            tch::Kind::BFloat16 => tch::Kind::BFloat16,
+            _ => cfg.TRAIN.dtype.kind(),
+        })
+        .collect()
 }
 
 /// `o.warmup` + `o.steps` training steps at batch `bs` on fresh synthetic data through the
@@ -503,38 +514,13 @@ fn bench_train_attention_lstm(
         cfg.TRAIN.dtype,
         crate::runtime::device_name(device)
     );
-    let precisions = if o.precisions.is_empty() {
-        vec![cfg.TRAIN.precision]
-    } else {
-        o.precisions.clone()
-    };
     let mut last: Vec<(tch::Kind, f64)> = Vec::new();
     for &bs in &o.batch_sizes {
         last.clear();
-        for prec in &precisions {
-            // Mixed precision: float32 master weights and optimizer, bf16 compute.
-            let (compute, _) = prec.resolve(device);
-            let compute = if compute == tch::Kind::BFloat16 {
-                compute
-            } else {
-                cfg.TRAIN.dtype.kind()
-            };
+        for compute in train_computes(o, device) {
             let r = train_loop(o, &arch, device, compute, bs, true)?;
             last.push((compute, r.samples_per_s));
-            rows.push((
-                format!(
-                    "| {bs} | {} | {} | {:.2} | {:.0} | {:.2} | {:.1}% | {:.1} |",
-                    kind_name(compute),
-                    o.steps,
-                    r.samples_per_s,
-                    r.frames_per_s,
-                    r.fill,
-                    100.0 * r.wait_share,
-                    r.gflops
-                ),
-                r.gflops,
-                compute,
-            ));
+            rows.push((r.row(bs, compute, o.steps), r.gflops, compute));
         }
     }
     let v = |k: tch::Kind| last.iter().find(|s| s.0 == k).map(|s| s.1);
