@@ -206,18 +206,16 @@ impl Optimizer {
     /// Global L2 norm of the gradients; scales them down to `max_norm` if above.
     pub fn clip_grad_norm(&mut self, max_norm: f64) -> f64 {
         tch::no_grad(|| {
-            let mut total = 0.0;
-            for p in &self.params {
-                let g = p.param.grad();
-                if g.defined() {
-                    total += g
-                        .to_kind(Kind::Double)
-                        .square()
-                        .sum(Kind::Double)
-                        .double_value(&[]);
-                }
-            }
-            let norm = total.sqrt();
+            // Summed on the device; one read (a read per parameter stalls a GPU).
+            let norm = self
+                .params
+                .iter()
+                .map(|p| p.param.grad())
+                .filter(Tensor::defined)
+                .map(|g| g.to_kind(Kind::Double).square().sum(Kind::Double))
+                .reduce(|a, b| a + b)
+                .map_or(0.0, |t| t.double_value(&[]))
+                .sqrt();
             if max_norm > 0.0 && norm > max_norm {
                 let s = max_norm / (norm + 1e-6);
                 for p in &self.params {
@@ -254,21 +252,26 @@ impl Optimizer {
                     None => groups.push((k, vec![g])),
                 }
             }
-            let mut total = 0.0;
+            // Summed on the device; one read at the end (a read per group stalls a GPU).
+            let mut total: Option<Tensor> = None;
             for (_, gs) in &mut groups {
                 let sq = gs
                     .iter()
                     .map(|g| g.square().sum(g.kind()))
                     .reduce(|a, b| a + b)
                     .expect("a group has a member");
-                total += sq.to_kind(Kind::Double).double_value(&[]);
+                let sq64 = sq.to_kind(Kind::Double);
+                total = Some(match total {
+                    Some(t) => t + sq64,
+                    None => sq64,
+                });
                 let den = sq.sqrt().clamp_min(max_norm);
                 for g in gs.iter_mut() {
                     let clipped = (&*g * max_norm) / &den;
                     g.copy_(&clipped);
                 }
             }
-            total.sqrt()
+            total.map_or(0.0, |t| t.double_value(&[]).sqrt())
         })
     }
 
