@@ -80,36 +80,6 @@ fn our_logits(bundle_dir: &Path, vids: &[Video]) -> Tensor {
     })
 }
 
-fn onnx_logits(model: &Path, inputs: Vec<(&str, Tensor)>, work: &Path) -> Tensor {
-    let inp = work.join("onnx_in.npz");
-    let out = work.join("onnx_out.npz");
-    Tensor::write_npz(&inputs, &inp).unwrap();
-    let script = repo().join("scripts/onnx_run.py");
-    let o = Command::new(python()).arg(script).arg(model).arg(&inp).arg(&out).output().unwrap_or_else(|e| {
-        panic!("cannot run {} ({e}); `./dev test` installs onnxruntime into the venv (or set YT8M_PYTHON)", python())
-    });
-    assert!(
-        o.status.success(),
-        "onnxruntime failed:\n{}\n{}\n(`./dev test` installs numpy + onnxruntime into the venv)",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    println!("onnxruntime: {}", String::from_utf8_lossy(&o.stdout).trim());
-    Tensor::read_npz(&out)
-        .unwrap()
-        .into_iter()
-        .find(|(k, _)| k.starts_with("logits"))
-        .unwrap()
-        .1
-}
-
-fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
-    (a.to_kind(Kind::Double) - b.to_kind(Kind::Double))
-        .abs()
-        .max()
-        .double_value(&[])
-}
-
 #[test]
 fn bundle_has_every_file_and_a_model_card() {
     let (dir, _) = bundle("files", &[]);
@@ -159,19 +129,9 @@ fn onnx_matches_yt8m_on_random_and_real_input() {
     }
     let ours = our_logits(&dir, &vids);
     let batch = Batch::from_videos(&vids, &cfg.feature_spec());
-    let (b, t) = (batch.len() as i64, batch.max_len as i64);
-    let mut inputs = Vec::new();
-    for (m, name) in ["rgb", "audio"].iter().enumerate() {
-        let yt8m::data::batch::ModalityData::U8(q) = &batch.modalities[m].data else {
-            panic!()
-        };
-        inputs.push((
-            *name,
-            Tensor::from_slice(q).view([b, t, batch.modalities[m].dim as i64]),
-        ));
-    }
-    inputs.push(("lengths", Tensor::from_slice(&batch.lengths)));
-    let theirs = onnx_logits(&dir.join("model.onnx"), inputs, &work);
+    let b = batch.len();
+    let inputs = onnx_frame_inputs(&batch);
+    let theirs = onnxruntime_logits(&dir.join("model.onnx"), inputs, &work);
     let d = max_diff(&ours, &theirs);
     println!(
         "max |yt8m - onnxruntime| logits over {b} videos (lengths {:?}): {d:e}",
@@ -223,7 +183,7 @@ fn onnx_video_level_moe_and_logistic_match() {
                 Tensor::from_slice(x).view([32, batch.modalities[m].dim as i64]),
             ));
         }
-        let theirs = onnx_logits(&out.join("model.onnx"), inputs, &d);
+        let theirs = onnxruntime_logits(&out.join("model.onnx"), inputs, &d);
         let diff = max_diff(&ours, &theirs);
         println!("{head}: max |yt8m - onnxruntime| logits {diff:e}");
         assert!(diff < 1e-4, "{head}: {diff}");

@@ -153,11 +153,6 @@ fn set(m: &Model, name: &str, v: &Tensor) {
     });
 }
 
-fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
-    assert_eq!(a.size(), b.size());
-    (a - b).abs().max().double_value(&[])
-}
-
 /// `|a − b| ≤ atol + rtol·|b|` everywhere; prints the largest difference, llm.c style.
 fn close(what: &str, ours: &Tensor, theirs: &Tensor, atol: f64, rtol: f64) {
     let d = max_diff(ours, theirs);
@@ -497,36 +492,6 @@ fn dbof_model_equals_the_starter_in_tensorflow() {
     assert_eq!(max_diff(&a, &b), 0.0);
 }
 
-/// Runs `scripts/onnx_run.py` (onnxruntime from the test venv) on `inputs`; the logits.
-fn onnxruntime_logits(
-    model: &std::path::Path,
-    inputs: Vec<(&str, Tensor)>,
-    work: &std::path::Path,
-) -> Tensor {
-    let inp = work.join("onnx_in.npz");
-    let out = work.join("onnx_out.npz");
-    Tensor::write_npz(&inputs, &inp).unwrap();
-    let o = std::process::Command::new(python())
-        .arg(repo().join("scripts/onnx_run.py"))
-        .arg(model)
-        .arg(&inp)
-        .arg(&out)
-        .output()
-        .expect("the test venv's python (`./dev test` installs onnxruntime)");
-    assert!(
-        o.status.success(),
-        "onnxruntime failed:\n{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    Tensor::read_npz(&out)
-        .unwrap()
-        .into_iter()
-        .find(|(k, _)| k.starts_with("logits"))
-        .unwrap()
-        .1
-}
-
 /// Every starter config, with the interface (`-o epochs=.. -o DATASET.train.file_path=..`
 /// on `yt8m synth` data, small widths): training with validation beats the class prior by a
 /// wide margin, and the exported bundle's ONNX graph, run by onnxruntime on uint8 `rgb`,
@@ -612,19 +577,8 @@ fn starter_configs_train_on_synthetic_data_and_export_to_onnx() {
             b.model
                 .forward(&batch_inputs(&batch, Device::Cpu, Kind::Float), false)
         });
-        let (n, t) = (batch.len() as i64, batch.max_len as i64);
-        let mut inputs = Vec::new();
-        for (m, name) in ["rgb", "audio"].iter().enumerate() {
-            let ModalityData::U8(q) = &batch.modalities[m].data else {
-                panic!("uint8 frames")
-            };
-            inputs.push((
-                *name,
-                Tensor::from_slice(q).view([n, t, batch.modalities[m].dim as i64]),
-            ));
-        }
-        inputs.push(("lengths", Tensor::from_slice(&batch.lengths)));
-        let theirs = onnxruntime_logits(&bundle.join("model.onnx"), inputs, &d);
+        let n = batch.len();
+        let theirs = onnxruntime_logits(&bundle.join("model.onnx"), onnx_frame_inputs(&batch), &d);
         let diff = max_diff(&ours, &theirs);
         println!(
             "{config}: max |yt8m − onnxruntime| logits over {n} videos (lengths {:?}): {diff:.3e}",

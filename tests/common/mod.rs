@@ -227,3 +227,61 @@ pub fn yt8m_ok<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(args: &[S]) -> Strin
     );
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
+
+/// The largest absolute difference of two same-shaped tensors (in float64).
+pub fn max_diff(a: &tch::Tensor, b: &tch::Tensor) -> f64 {
+    assert_eq!(a.size(), b.size());
+    (a.to_kind(tch::Kind::Double) - b.to_kind(tch::Kind::Double))
+        .abs()
+        .max()
+        .double_value(&[])
+}
+
+/// An exported frame-level graph's inputs for `batch`: uint8 `rgb`, `audio` `[B, T, D]` and
+/// int64 `lengths`.
+pub fn onnx_frame_inputs(batch: &yt8m::data::batch::Batch) -> Vec<(&'static str, tch::Tensor)> {
+    let (b, t) = (batch.len() as i64, batch.max_len as i64);
+    let mut inputs = Vec::new();
+    for (m, name) in ["rgb", "audio"].into_iter().enumerate() {
+        let yt8m::data::batch::ModalityData::U8(q) = &batch.modalities[m].data else {
+            panic!("a frame-level batch holds uint8 frames")
+        };
+        let d = batch.modalities[m].dim as i64;
+        inputs.push((name, tch::Tensor::from_slice(q).view([b, t, d])));
+    }
+    inputs.push(("lengths", tch::Tensor::from_slice(&batch.lengths)));
+    inputs
+}
+
+/// The logits onnxruntime (`scripts/onnx_run.py` in the test venv) computes for `inputs`.
+pub fn onnxruntime_logits(
+    model: &std::path::Path,
+    inputs: Vec<(&str, tch::Tensor)>,
+    work: &std::path::Path,
+) -> tch::Tensor {
+    let inp = work.join("onnx_in.npz");
+    let out = work.join("onnx_out.npz");
+    tch::Tensor::write_npz(&inputs, &inp).unwrap();
+    let o = std::process::Command::new(python())
+        .arg(repo().join("scripts/onnx_run.py"))
+        .arg(model)
+        .arg(&inp)
+        .arg(&out)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run {} ({e}); `./dev test` installs onnxruntime into the venv (or set YT8M_PYTHON)", python())
+        });
+    assert!(
+        o.status.success(),
+        "onnxruntime failed:\n{}\n{}\n(`./dev test` installs numpy + onnxruntime into the venv)",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    println!("onnxruntime: {}", String::from_utf8_lossy(&o.stdout).trim());
+    tch::Tensor::read_npz(&out)
+        .unwrap()
+        .into_iter()
+        .find(|(k, _)| k.starts_with("logits"))
+        .unwrap()
+        .1
+}
