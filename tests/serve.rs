@@ -18,17 +18,22 @@ fn bundle(name: &str) -> (PathBuf, PathBuf) {
     let mut a = tiny_train_args(&run, &data, &["-o".into(), "epochs=1".into()]);
     a.push("-o".into());
     a.push("MODEL.head.num_classes=20".into());
-    let a: Vec<&str> = a.iter().map(String::as_str).collect();
-    yt8m_ok(&a);
     let b = d.join("bundle");
+    train_and_export(&a, &run, &b);
+    (d, b)
+}
+
+/// Runs `yt8m` with the training arguments `train` (writing `run`), then exports the run's
+/// latest checkpoint to the bundle `out`.
+fn train_and_export(train: &[String], run: &Path, out: &Path) {
+    yt8m_ok(train);
     yt8m_ok(&[
         "export",
         "-w",
         run.join("checkpoints/latest").to_str().unwrap(),
         "--out",
-        b.to_str().unwrap(),
+        out.to_str().unwrap(),
     ]);
-    (d, b)
 }
 
 struct Server {
@@ -632,15 +637,8 @@ fn starter_heads_serve_their_own_probabilities() {
             a.push("-o".into());
             a.push(o);
         }
-        yt8m_ok(&a);
         let b = d.join(format!("bundle-{config}"));
-        yt8m_ok(&[
-            "export",
-            "-w",
-            run.join("checkpoints/latest").to_str().unwrap(),
-            "--out",
-            b.to_str().unwrap(),
-        ]);
+        train_and_export(&a, &run, &b);
         // Two videos of 3 and 2 frames (the second padded), deterministic bytes.
         let (t, lens) = (3usize, [3i64, 2]);
         let rgb: Vec<u8> = (0..2 * t * 1024).map(|i| (i * 7 % 251) as u8).collect();
@@ -677,25 +675,28 @@ fn starter_heads_serve_their_own_probabilities() {
             answers.push(p);
         }
         assert_eq!(answers[0], answers[1], "{config}: two answers differ");
-        // The bundle's own forward on the same frames (padding rows zeroed as the upload does).
+        // The bundle's own forward on the same videos, through `predict`'s batch upload.
         let bundle = yt8m::bundle::load(&b, Device::Cpu).unwrap();
-        let feats = |v: &[u8], dim: i64| {
-            let x = Tensor::from_slice(v)
-                .view([2, t as i64, dim])
-                .to_kind(Kind::Float)
-                * yt8m::data::video::DEQ_SCALE as f64
-                + yt8m::data::video::DEQ_BIAS as f64;
-            let valid = Tensor::arange(t as i64, (Kind::Int64, Device::Cpu))
-                .unsqueeze(0)
-                .lt_tensor(&Tensor::from_slice(&lens).unsqueeze(1))
-                .unsqueeze(2);
-            x * valid.to_kind(Kind::Float)
-        };
-        let inputs = yt8m::model::Inputs {
-            features: vec![feats(&rgb, 1024), feats(&audio, 128)],
-            lengths: Tensor::from_slice(&lens),
-            labels: Tensor::zeros([2, 20], (Kind::Float, Device::Cpu)),
-        };
+        let vids: Vec<yt8m::data::Video> = (0..2)
+            .map(|i| {
+                let n = lens[i] as usize;
+                let frames = |v: &[u8], dim: usize| v[i * t * dim..(i * t + n) * dim].to_vec();
+                yt8m::data::Video {
+                    id: format!("v{i}"),
+                    labels: vec![],
+                    has_labels: false,
+                    features: yt8m::data::VideoFeatures::Frames(vec![
+                        frames(&rgb, 1024),
+                        frames(&audio, 128),
+                    ]),
+                    num_frames: n,
+                    total_frames: n,
+                    segments: None,
+                }
+            })
+            .collect();
+        let batch = yt8m::data::batch::Batch::from_videos(&vids, &bundle.config.feature_spec());
+        let inputs = yt8m::model::batch_inputs(&batch, Device::Cpu, Kind::Float);
         let ours = tch::no_grad(|| bundle.model.forward(&inputs, false).sigmoid());
         let served = Tensor::from_slice(&answers[0]).view([2, 20]);
         let diff = (ours - served).abs().max().double_value(&[]);
