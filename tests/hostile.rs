@@ -570,6 +570,22 @@ fn a_record_claiming_a_gibibyte_allocates_nothing_of_it() {
     let over = o.max_rss.saturating_sub(base.max_rss);
     println!("peak {over} bytes over the baseline");
     assert!(over < 100_000_000, "{over}");
+    // The memory-mapped reader (Python's read(copy=False)) slices the map instead of
+    // allocating, and refuses the claim with the same message.
+    let spec = yt8m::data::FeatureSpec {
+        num_classes: 3862,
+        ..Default::default()
+    };
+    let e = yt8m::data::sources::read_shard_with(&p, &spec, false, true, |_| true).unwrap_err();
+    let msg = e.to_string();
+    for want in [
+        "gib.tfrecord",
+        "record 0",
+        "1073741824 payload bytes",
+        "4700 bytes",
+    ] {
+        assert!(msg.contains(want), "mapped read: {msg}");
+    }
     let args = tiny_train_args(
         &d.join("run"),
         &tr,
