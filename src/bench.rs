@@ -455,13 +455,12 @@ fn train_loop(
         let w = tw.elapsed().as_secs_f64();
         let t = Instant::now();
         let inp = batch_inputs(&b, device, compute);
-        let loss = if paddle_recipe || cfg.TRAIN.loss == crate::kinds::LossName::BceSum {
-            let logits = crate::model::widen(model.forward(&inp, true));
-            crate::model::bce_sum(&logits, &inp.labels.to_kind(logits.kind()))
+        let name = if paddle_recipe {
+            crate::kinds::LossName::BceSum
         } else {
-            let p = crate::model::widen(model.head().probabilities(&inp, true));
-            crate::model::starter_cross_entropy(&p, &inp.labels.to_kind(p.kind()))
+            cfg.TRAIN.loss
         };
+        let (loss, _) = crate::model::training_loss(&model, &inp, name, true);
         opt.zero_grad();
         loss.backward();
         opt.step(2.5e-4, step as u64 + 1);

@@ -11,10 +11,10 @@ pub use crate::kinds::{
 use crate::metrics::{MetricMode, TieOrder};
 use crate::model::dbof::{DbofActivation, DbofPooling};
 use crate::model::{
-    Architecture, AttentionLstmConfig, DbofConfig, FrameLogisticConfig, LstmModelConfig,
-    VideoLevelConfig,
+    Architecture, AttentionClusterConfig, AttentionLstmConfig, DbofConfig, FrameLogisticConfig,
+    LstmModelConfig, NextVladConfig, VideoLevelConfig,
 };
-pub use crate::optim::{Algorithm, ClipBy, LrSchedule, OptimizerName, RmsPropConfig};
+pub use crate::optim::{AdamVariant, Algorithm, ClipBy, LrSchedule, OptimizerName, RmsPropConfig};
 use serde::{Deserialize, Serialize};
 use serde_yaml_ng::Value;
 use std::path::Path;
@@ -50,6 +50,8 @@ pub struct HeadConfig {
     /// Ours: PaddleVideo hard-codes 8192 / 4096.
     pub fc_out1_size: usize,
     pub fc_out2_size: usize,
+    /// Dropout rate (PaddleVideo's `dropout`; the legacy zoo's `drop_rate`).
+    #[serde(alias = "drop_rate")]
     pub dropout: f64,
     /// Ours: TFRecord feature list names (frame level), rgb then audio.
     pub feature_names: Vec<String>,
@@ -76,6 +78,27 @@ pub struct HeadConfig {
     pub dbof_pooling_method: DbofPooling,
     /// Ours: `DbofModel`'s batch-norm moving-average decay (slim's default 0.999).
     pub dbof_batch_norm_decay: f64,
+    /// Ours: `NeXtVLADHead`'s clusters per group K (legacy Paddle `cluster_size`, 128).
+    pub cluster_size: usize,
+    /// Ours: `NeXtVLADHead`'s hidden width H (`hidden_size`, 2048).
+    pub hidden_size: usize,
+    /// Ours: `NeXtVLADHead`'s groups G (`groups`, 8).
+    pub groups: usize,
+    /// Ours: `NeXtVLADHead`'s expansion λ (`expansion`, 2).
+    pub expansion: usize,
+    /// Ours: `NeXtVLADHead`'s gate bottleneck H / r (`gating_reduction`, 8).
+    pub gating_reduction: usize,
+    /// Ours: `NeXtVLADHead`'s rgb scaling, √eigenvalue + 1e-4 per dimension, from the
+    /// starter's PCA eigenvalues (`eigen_file`, yt8m_pca/eigenvals.npy), read when training
+    /// starts and saved with the weights. Unset: no scaling (upstream requires the file).
+    pub eigen_file: Option<String>,
+    /// Ours: `AttentionClusterHead`'s frames sampled per video (`seg_num`, 100).
+    pub seg_num: usize,
+    /// Ours: `AttentionClusterHead`'s attention units per modality (`cluster_nums`, [32, 32]).
+    pub cluster_nums: Vec<usize>,
+    /// Ours: `AttentionClusterHead`'s hidden widths (hard-coded upstream: 1024, 4096).
+    pub fc1_size: usize,
+    pub fc2_size: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -113,6 +136,16 @@ impl Default for HeadConfig {
             dbof_activation: DbofActivation::Sigmoid,
             dbof_pooling_method: DbofPooling::Max,
             dbof_batch_norm_decay: 0.999,
+            cluster_size: 128,
+            hidden_size: 2048,
+            groups: 8,
+            expansion: 2,
+            gating_reduction: 8,
+            eigen_file: None,
+            seg_num: 100,
+            cluster_nums: vec![32, 32],
+            fc1_size: 1024,
+            fc2_size: 4096,
         }
     }
 }
@@ -241,6 +274,9 @@ pub struct OptimizerSection {
     /// Adam's moment decays (TensorFlow's 0.9 / 0.999).
     pub beta1: f64,
     pub beta2: f64,
+    /// Ours: `tensorflow` (TF1's Adam, the starter's) or `paddle` (Paddle's, ε on the
+    /// bias-corrected moments: the legacy video zoo's).
+    pub adam_variant: AdamVariant,
     /// Ours: clip gradient norms to this (0 = off, PaddleVideo's setting; the starter's 1.0).
     pub grad_clip: f64,
     /// Ours: `global` (all gradients' norm) or `tensor` (each gradient's own, the starter's).
@@ -260,6 +296,7 @@ impl Default for OptimizerSection {
             momentum: r.momentum,
             beta1: 0.9,
             beta2: 0.999,
+            adam_variant: AdamVariant::Tensorflow,
             grad_clip: 0.0,
             grad_clip_by: ClipBy::Global,
         }
@@ -288,6 +325,7 @@ impl OptimizerSection {
                 beta1: self.beta1,
                 beta2: self.beta2,
                 epsilon: self.epsilon(),
+                variant: self.adam_variant,
             },
         }
     }
@@ -768,6 +806,8 @@ impl Config {
                 | HeadName::FrameLevelLogisticModel
                 | HeadName::LstmModel
                 | HeadName::DbofModel
+                | HeadName::NextVladHead
+                | HeadName::AttentionClusterHead
         );
         if frame_only && self.MODEL.level != Level::Frame {
             return Err(cfg_err(
@@ -796,6 +836,50 @@ impl Config {
                 name,
                 "MODEL.head.iterations, dbof_cluster_size and dbof_hidden_size must be positive (the starter's 30, 8192 and 1024)",
             ));
+        }
+        if h.name == HeadName::NextVladHead {
+            let bad = h.cluster_size == 0
+                || h.hidden_size == 0
+                || h.groups == 0
+                || h.expansion == 0
+                || h.gating_reduction == 0
+                || h.gating_reduction > h.hidden_size;
+            if bad {
+                return Err(cfg_err(
+                    name,
+                    "MODEL.head.cluster_size, hidden_size, groups, expansion and gating_reduction must be positive, gating_reduction at most hidden_size (legacy Paddle: 128, 2048, 8, 2, 8)",
+                ));
+            }
+            if let Some(d) = h
+                .feature_dims
+                .iter()
+                .find(|&&d| (d * h.expansion) % h.groups != 0)
+            {
+                return Err(cfg_err(
+                    name,
+                    format!(
+                        "MODEL.head.expansion × feature width ({} × {d}) must divide into MODEL.head.groups = {} equal groups",
+                        h.expansion, h.groups
+                    ),
+                ));
+            }
+        }
+        if h.name == HeadName::AttentionClusterHead {
+            if h.seg_num == 0 || h.fc1_size == 0 || h.fc2_size == 0 {
+                return Err(cfg_err(
+                    name,
+                    "MODEL.head.seg_num, fc1_size and fc2_size must be positive (legacy Paddle: 100, 1024, 4096)",
+                ));
+            }
+            if h.cluster_nums.len() != h.feature_dims.len() || h.cluster_nums.contains(&0) {
+                return Err(cfg_err(
+                    name,
+                    format!(
+                        "MODEL.head.cluster_nums {:?} must give a positive number of attention units per feature_dims entry {:?} (legacy Paddle: [32, 32])",
+                        h.cluster_nums, h.feature_dims
+                    ),
+                ));
+            }
         }
         if h.name == HeadName::LstmModel && (h.lstm_cells == 0 || h.lstm_layers == 0) {
             return Err(cfg_err(
@@ -968,6 +1052,37 @@ impl Config {
                     let moe = add(mul(mul(hd, c)?, add(mul(k, 2)?, 1)?)?, mul(c, k)?)?;
                     add(add(post, layers)?, moe)
                 }
+                HeadName::NextVladHead => {
+                    let (k, hd, g) = (h.cluster_size as u64, h.hidden_size as u64, h.groups as u64);
+                    let hr = hd / (h.gating_reduction.max(1) as u64);
+                    let mut total = 0u64;
+                    let mut vlad = 0u64;
+                    for &d in &h.feature_dims {
+                        let e = mul(h.expansion as u64, d as u64)?;
+                        let f = e / g.max(1);
+                        // Expansion, attention, cluster weights (+ batch norm), weights2,
+                        // the VLAD batch norm.
+                        let block = add(mul(add(d as u64, 1)?, e)?, mul(add(e, 1)?, g)?)?;
+                        let block = add(block, mul(add(e, 2)?, mul(g, k)?)?)?;
+                        let block = add(block, mul(mul(k, f)?, 3)?)?;
+                        total = add(total, block)?;
+                        vlad = add(vlad, mul(k, f)?)?;
+                    }
+                    let head = add(mul(vlad, hd)?, mul(2, hd)?)?;
+                    let head = add(head, add(mul(mul(2, hd)?, hr)?, mul(2, hr)?)?)?;
+                    add(add(total, head)?, mul(add(hd, 1)?, c)?)
+                }
+                HeadName::AttentionClusterHead => {
+                    let (f1, f2) = (h.fc1_size as u64, h.fc2_size as u64);
+                    let mut units = 0u64;
+                    let mut width = 0u64;
+                    for (&d, &k) in h.feature_dims.iter().zip(&h.cluster_nums) {
+                        units = add(units, mul(k as u64, add(d as u64, 3)?)?)?;
+                        width = add(width, mul(d as u64, k as u64)?)?;
+                    }
+                    let fcs = add(mul(add(width, 1)?, f1)?, mul(add(f1, 1)?, f2)?)?;
+                    add(add(units, fcs)?, mul(add(f2, 1)?, c)?)
+                }
                 HeadName::MoeModel => {
                     let k = h.num_mixtures.max(1) as u64;
                     // Gate [ΣD, C·(k+1)] without bias; experts [ΣD, C·k] with bias.
@@ -1023,6 +1138,27 @@ impl Config {
                 num_mixtures: h.num_mixtures.max(1),
                 batch_norm_decay: h.dbof_batch_norm_decay,
             }),
+            HeadName::NextVladHead => Architecture::NextVlad(NextVladConfig {
+                num_classes: h.num_classes,
+                feature_dims: h.feature_dims.clone(),
+                cluster_size: h.cluster_size,
+                hidden_size: h.hidden_size,
+                groups: h.groups,
+                expansion: h.expansion,
+                gating_reduction: h.gating_reduction,
+                drop_rate: h.dropout,
+            }),
+            HeadName::AttentionClusterHead => {
+                Architecture::AttentionCluster(AttentionClusterConfig {
+                    num_classes: h.num_classes,
+                    feature_dims: h.feature_dims.clone(),
+                    seg_num: h.seg_num,
+                    cluster_nums: h.cluster_nums.clone(),
+                    fc1_size: h.fc1_size,
+                    fc2_size: h.fc2_size,
+                    drop_rate: h.dropout,
+                })
+            }
             HeadName::LstmModel => Architecture::StarterLstm(LstmModelConfig {
                 num_classes: h.num_classes,
                 feature_dims: h.feature_dims.clone(),
@@ -1160,6 +1296,14 @@ impl Config {
                 "MODEL.head.fc_out2_size",
                 "MODEL.head.dropout",
             ],
+            HeadName::NextVladHead | HeadName::AttentionClusterHead => &[
+                "MODEL.head.mean_feature_names",
+                "MODEL.head.embedding_size",
+                "MODEL.head.lstm_size",
+                "MODEL.head.fc_out1_size",
+                "MODEL.head.fc_out2_size",
+                "MODEL.head.num_mixtures",
+            ],
             HeadName::LogisticModel | HeadName::MoeModel => &[
                 "MODEL.head.embedding_size",
                 "MODEL.head.lstm_size",
@@ -1186,7 +1330,7 @@ impl Config {
         }
         if let Some(m) = v["OPTIMIZER"].as_mapping_mut() {
             let other: &[&str] = match self.OPTIMIZER.name {
-                OptimizerName::RmsProp => &["beta1", "beta2"],
+                OptimizerName::RmsProp => &["beta1", "beta2", "adam_variant"],
                 OptimizerName::Adam => &["centered", "rho", "momentum"],
             };
             for k in other {
@@ -1204,16 +1348,33 @@ impl Config {
                 "dbof_pooling_method",
                 "dbof_batch_norm_decay",
             ];
+            const NEXTVLAD: [&str; 6] = [
+                "cluster_size",
+                "hidden_size",
+                "groups",
+                "expansion",
+                "gating_reduction",
+                "eigen_file",
+            ];
+            const CLUSTER: [&str; 4] = ["seg_num", "cluster_nums", "fc1_size", "fc2_size"];
+            let zoo = || NEXTVLAD.into_iter().chain(CLUSTER);
             let unused: Vec<&str> = match self.MODEL.head.name {
                 HeadName::LogisticModel | HeadName::FrameLevelLogisticModel => {
                     std::iter::once("num_mixtures")
                         .chain(LSTM)
                         .chain(DBOF)
+                        .chain(zoo())
                         .collect()
                 }
-                HeadName::LstmModel => DBOF.to_vec(),
-                HeadName::DbofModel => LSTM.to_vec(),
-                HeadName::AttentionLstmHead | HeadName::MoeModel => DBOF.to_vec(),
+                HeadName::LstmModel => DBOF.into_iter().chain(zoo()).collect(),
+                HeadName::DbofModel => LSTM.into_iter().chain(zoo()).collect(),
+                HeadName::AttentionLstmHead | HeadName::MoeModel => {
+                    DBOF.into_iter().chain(zoo()).collect()
+                }
+                HeadName::NextVladHead => LSTM.into_iter().chain(DBOF).chain(CLUSTER).collect(),
+                HeadName::AttentionClusterHead => {
+                    LSTM.into_iter().chain(DBOF).chain(NEXTVLAD).collect()
+                }
             };
             for k in unused {
                 m.remove(k);
@@ -1248,8 +1409,25 @@ impl Config {
             dbof_hidden_size,
             dbof_add_batch_norm,
             dbof_activation,
-            dbof_pooling_method
+            dbof_pooling_method,
+            cluster_size,
+            hidden_size,
+            groups,
+            expansion,
+            gating_reduction,
+            seg_num,
+            cluster_nums,
+            fc1_size,
+            fc2_size
         );
+        // Not shapes, but a different model at inference (×(1 − p) in the zoo's heads).
+        let zoo = [HeadName::NextVladHead, HeadName::AttentionClusterHead];
+        if zoo.contains(&a.head.name) && a.head.dropout != b.head.dropout {
+            d.push(format!(
+                "MODEL.head.dropout: {} → {}",
+                b.head.dropout, a.head.dropout
+            ));
+        }
         // Not a shape, but a different model at inference: listed like one.
         if a.head.dbof_batch_norm_decay != b.head.dbof_batch_norm_decay {
             d.push(format!(

@@ -18,6 +18,9 @@ pub enum LossName {
     /// The starter's `CrossEntropyLoss`: −[y·log(p + 1e-5) + (1 − y)·log(1 − p + 1e-5)] on
     /// the probabilities, summed over classes, averaged over the batch.
     CrossEntropy,
+    /// PaddlePaddle's legacy video zoo (NeXtVLAD, AttentionCluster): sigmoid cross-entropy on
+    /// the logits, summed over classes, averaged over the batch.
+    BceMean,
 }
 
 /// `MODEL.head.name`: which network.
@@ -42,6 +45,15 @@ pub enum HeadName {
     /// Google's starter `DbofModel`: Deep Bag of Frames + MoE (frame level).
     #[value(name = "DbofModel")]
     DbofModel,
+    /// NeXtVLAD as PaddlePaddle's legacy video zoo has it (frame level).
+    #[value(name = "NeXtVLADHead")]
+    #[serde(rename = "NeXtVLADHead", alias = "NEXTVLAD")]
+    NextVladHead,
+    /// Attention Clusters with shifting as PaddlePaddle's legacy video zoo has it (frame
+    /// level).
+    #[value(name = "AttentionClusterHead")]
+    #[serde(alias = "AttentionCluster")]
+    AttentionClusterHead,
 }
 
 impl fmt::Display for HeadName {
@@ -53,6 +65,8 @@ impl fmt::Display for HeadName {
             HeadName::FrameLevelLogisticModel => "FrameLevelLogisticModel",
             HeadName::LstmModel => "LstmModel",
             HeadName::DbofModel => "DbofModel",
+            HeadName::NextVladHead => "NeXtVLADHead",
+            HeadName::AttentionClusterHead => "AttentionClusterHead",
         })
     }
 }

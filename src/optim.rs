@@ -22,6 +22,10 @@
 //! v  = v + (g'² − v)·(1 − β2)
 //! w -= lr·sqrt(1 − β2^t)/(1 − β1^t) · m / (sqrt(v) + ε)        (β1 0.9, β2 0.999, ε 1e-8)
 //! ```
+//! `OPTIMIZER.adam_variant: paddle` is `paddle.optimizer.Adam` (PaddlePaddle's `adam` kernel,
+//! the legacy video zoo's `AdamOptimizer`): the same with ε scaled by `sqrt(1 − β2^t)`, i.e.
+//! `m̂ / (sqrt(v̂) + ε)` on the bias-corrected moments (PyTorch's Adam too).
+//!
 //! The step count is the run's global step (saved in `state.json`), so resume continues the
 //! bias correction exactly.
 
@@ -73,6 +77,18 @@ pub enum ClipBy {
     Tensor,
 }
 
+/// `OPTIMIZER.adam_variant`: where Adam's ε goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum AdamVariant {
+    /// TensorFlow 1's `ApplyAdam`: `m / (sqrt(v) + ε)` on the raw moments (the starter).
+    #[default]
+    Tensorflow,
+    /// Paddle's `adam` (and PyTorch's): ε on the bias-corrected moments (the legacy video
+    /// zoo's NeXtVLAD and AttentionCluster).
+    Paddle,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Algorithm {
     RmsProp(RmsPropConfig),
@@ -80,6 +96,7 @@ pub enum Algorithm {
         beta1: f64,
         beta2: f64,
         epsilon: f64,
+        variant: AdamVariant,
     },
 }
 
@@ -137,9 +154,14 @@ impl Optimizer {
                 beta1,
                 beta2,
                 epsilon,
+                variant,
             } => {
                 let t = t.max(1) as i32;
                 let lr_t = lr * (1.0 - beta2.powi(t)).sqrt() / (1.0 - beta1.powi(t));
+                let epsilon = match variant {
+                    AdamVariant::Tensorflow => epsilon,
+                    AdamVariant::Paddle => epsilon * (1.0 - beta2.powi(t)).sqrt(),
+                };
                 self.for_each_grad(|p, g| {
                     let (m, v) = p.slots.split_at_mut(1);
                     let _ = m[0].g_add_(&((&g - &m[0]) * (1.0 - beta1)));

@@ -14,9 +14,7 @@ use crate::data::batch::{Batch, Loader};
 use crate::distributed::{Comm, GradSync, broadcast_tensors, check_same_config};
 use crate::error::{Error, Result};
 use crate::infer::{EvalSettings, evaluate_model};
-use crate::kinds::LossName;
 use crate::model::{Model, batch_inputs};
-use crate::model::{bce_sum, starter_cross_entropy};
 use crate::optim::{ClipBy, Optimizer};
 use crate::runtime::write_atomic;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -253,6 +251,7 @@ fn build_model(
     let kind = cfg.TRAIN.dtype.kind();
     tch::manual_seed(cfg.TRAIN.seed as i64);
     let mut model = Model::new(cfg.architecture(), device, kind);
+    model.init_from_config(cfg)?;
     if let (0, Some(w)) = (comm.rank(), &opts.init_weights) {
         model.load_weights(&crate::checkpoint::weights_path(w)?)?;
     }
@@ -425,21 +424,10 @@ impl Trainer<'_> {
         // Mixed precision (TRAIN.precision: bf16): inputs in bf16, weights cast per use (their
         // float32 masters get the gradients), loss in float32.
         let inp = batch_inputs(b, self.model.device(), self.compute);
-        let (loss, lv) = match self.cfg.TRAIN.loss {
-            LossName::BceSum => {
-                let logits = crate::model::widen(self.model.forward(&inp, true));
-                let loss = bce_sum(&logits, &inp.labels.to_kind(logits.kind()));
-                let lv = loss.double_value(&[]);
-                (loss, lv)
-            }
-            LossName::CrossEntropy => {
-                let p = crate::model::widen(self.model.head().probabilities(&inp, true));
-                let loss = starter_cross_entropy(&p, &inp.labels.to_kind(p.kind()));
-                // Logged as the others are: summed over the batch.
-                let lv = loss.double_value(&[]) * b.len() as f64;
-                (loss, lv)
-            }
-        };
+        let (loss, to_sum) =
+            crate::model::training_loss(&self.model, &inp, self.cfg.TRAIN.loss, true);
+        // Logged as a sum over the batch whatever the loss averages.
+        let lv = loss.double_value(&[]) * to_sum;
         if !lv.is_finite() {
             return Err(self.diverged(lv, epoch, step));
         }

@@ -8,12 +8,9 @@
 
 mod common;
 use common::*;
-use std::collections::HashMap;
 use tch::{Device, Kind, Tensor};
 use yt8m::config::Config;
 use yt8m::data::batch::Batch as DataBatch;
-use yt8m::data::batch::{Batch, ModalityBatch, ModalityData};
-use yt8m::data::npy::{NpyArray, read_npz};
 use yt8m::model::dbof::{DbofActivation, DbofPooling};
 use yt8m::model::lstm_model::{tf_to_torch_lstm, torch_to_tf_lstm};
 use yt8m::model::{
@@ -35,6 +32,7 @@ fn starter_step(m: &Model) {
             beta1: 0.9,
             beta2: 0.999,
             epsilon: 1e-8,
+            variant: yt8m::optim::AdamVariant::Tensorflow,
         },
         params,
     );
@@ -43,74 +41,8 @@ fn starter_step(m: &Model) {
     opt.step(0.01, 1);
 }
 
-struct Fixture {
-    arrays: HashMap<String, NpyArray>,
-    meta: serde_json::Value,
-}
-
 fn fixture(name: &str) -> Fixture {
-    let dir = repo().join("tests/fixtures/starter");
-    let arrays = read_npz(&dir.join(format!("{name}.npz")))
-        .unwrap()
-        .into_iter()
-        .collect();
-    let meta =
-        serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{name}.json"))).unwrap())
-            .unwrap();
-    Fixture { arrays, meta }
-}
-
-impl Fixture {
-    fn f32(&self, key: &str) -> Tensor {
-        let a = &self.arrays[key];
-        let shape: Vec<i64> = a.shape.iter().map(|&d| d as i64).collect();
-        Tensor::from_slice(&a.to_f32()).view(shape.as_slice())
-    }
-    fn scalar(&self, key: &str) -> f64 {
-        self.arrays[key].to_f64()[0]
-    }
-    fn dims(&self) -> Vec<usize> {
-        self.meta["feature_dims"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| d.as_u64().unwrap() as usize)
-            .collect()
-    }
-    fn classes(&self) -> usize {
-        self.meta["num_classes"].as_u64().unwrap() as usize
-    }
-
-    /// The fixture's batch through our own upload path (uint8 → dequantized, padding 0).
-    fn inputs(&self) -> Inputs {
-        let lengths: Vec<i64> = self.arrays["in_lengths"]
-            .to_f64()
-            .iter()
-            .map(|&x| x as i64)
-            .collect();
-        let t = self.arrays["in_rgb"].shape[1];
-        let labels = self.arrays["in_labels"].to_f32();
-        let modalities = ["in_rgb", "in_audio"]
-            .iter()
-            .zip(self.dims())
-            .map(|(k, dim)| ModalityBatch {
-                dim,
-                data: ModalityData::U8(self.arrays[*k].to_f64().iter().map(|&x| x as u8).collect()),
-                rows: lengths.clone(),
-            })
-            .collect();
-        let batch = Batch {
-            ids: (0..lengths.len()).map(|i| format!("v{i}")).collect(),
-            max_len: t,
-            lengths: lengths.clone(),
-            modalities,
-            num_classes: self.classes(),
-            has_labels: vec![true; lengths.len()],
-            positions: (0..lengths.len() as u64).collect(),
-            labels,
-        };
-        batch_inputs(&batch, Device::Cpu, Kind::Float)
-    }
+    load_fixture("starter", name)
 }
 
 /// train.py's loss: mean over videos of Σ_classes −[y·log(p + ε) + (1 − y)·log(1 − p + ε)],
@@ -139,35 +71,6 @@ fn moe_loss_backward(m: &Model, f: &Fixture, p: &Tensor, inp: &Inputs) -> (Tenso
     close("reg_loss", &reg, &want("reg_loss"), 1e-12, 1e-4);
     (label + reg).backward();
     (gw, ew)
-}
-
-fn var(m: &Model, name: &str) -> Tensor {
-    m.vs.variables()
-        .remove(name)
-        .unwrap_or_else(|| panic!("no variable {name}"))
-}
-
-fn set(m: &Model, name: &str, v: &Tensor) {
-    tch::no_grad(|| {
-        var(m, name).copy_(v);
-    });
-}
-
-/// `|a − b| ≤ atol + rtol·|b|` everywhere; prints the largest difference, llm.c style.
-fn close(what: &str, ours: &Tensor, theirs: &Tensor, atol: f64, rtol: f64) {
-    let d = max_diff(ours, theirs);
-    let bound = (theirs.abs() * rtol + atol).min().double_value(&[]);
-    let ok = (ours - theirs)
-        .abs()
-        .le_tensor(&(theirs.abs() * rtol + atol))
-        .all()
-        .int64_value(&[])
-        == 1;
-    println!("{what}: max |diff| {d:.3e}");
-    assert!(
-        ok,
-        "{what}: max |diff| {d:.3e} exceeds {atol:e} + {rtol:e}·|ref| (min bound {bound:.3e})"
-    );
 }
 
 #[test]

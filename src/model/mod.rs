@@ -2,11 +2,17 @@
 //! model's device; only a `[B, T]` validity mask is ever built, never PaddleVideo's
 //! data-sized float masks.
 
+pub mod attention_cluster;
 pub mod attention_lstm;
 pub mod dbof;
 pub mod frame_logistic;
 pub mod lstm_model;
+pub mod nextvlad;
+pub mod paddle_ops;
 pub mod video_level;
+
+pub use attention_cluster::{AttentionCluster, AttentionClusterConfig};
+pub use nextvlad::{NextVlad, NextVladConfig};
 
 pub use attention_lstm::{AttentionLstm, AttentionLstmConfig};
 pub use dbof::{Dbof, DbofConfig};
@@ -33,6 +39,10 @@ pub enum Architecture {
     StarterLstm(LstmModelConfig),
     /// The starter's `DbofModel` (+ `MoeModel`).
     Dbof(DbofConfig),
+    /// The legacy Paddle zoo's NeXtVLAD.
+    NextVlad(NextVladConfig),
+    /// The legacy Paddle zoo's AttentionCluster.
+    AttentionCluster(AttentionClusterConfig),
 }
 
 impl From<&AttentionLstmConfig> for Architecture {
@@ -49,6 +59,8 @@ impl Architecture {
             Architecture::FrameLogistic(c) => c.num_classes,
             Architecture::StarterLstm(c) => c.num_classes,
             Architecture::Dbof(c) => c.num_classes,
+            Architecture::NextVlad(c) => c.num_classes,
+            Architecture::AttentionCluster(c) => c.num_classes,
         }
     }
     /// FLOPs of one forward pass for a video of `t` frames (multiply-adds × 2; the matrix
@@ -79,6 +91,8 @@ impl Architecture {
                     + 2.0 * k * hd
                     + moe(hd, c.num_classes, c.num_mixtures)
             }
+            Architecture::NextVlad(c) => nextvlad::forward_flops(c, t),
+            Architecture::AttentionCluster(c) => attention_cluster::forward_flops(c),
         }
     }
 
@@ -90,6 +104,8 @@ impl Architecture {
             Architecture::FrameLogistic(_) => "FrameLevelLogistic",
             Architecture::StarterLstm(_) => "LstmModel",
             Architecture::Dbof(_) => "DbofModel",
+            Architecture::NextVlad(_) => "NeXtVLAD",
+            Architecture::AttentionCluster(_) => "AttentionCluster",
         }
     }
 }
@@ -139,6 +155,8 @@ pub enum Net {
     FrameLogistic(FrameLogistic),
     StarterLstm(LstmModel),
     Dbof(Dbof),
+    NextVlad(NextVlad),
+    AttentionCluster(AttentionCluster),
 }
 
 impl Net {
@@ -150,6 +168,8 @@ impl Net {
             Net::FrameLogistic(n) => n,
             Net::StarterLstm(n) => n,
             Net::Dbof(n) => n,
+            Net::NextVlad(n) => n,
+            Net::AttentionCluster(n) => n,
         }
     }
 }
@@ -236,6 +256,10 @@ impl Model {
             Architecture::FrameLogistic(c) => Net::FrameLogistic(FrameLogistic::new(&root, c)),
             Architecture::StarterLstm(c) => Net::StarterLstm(LstmModel::new(&root, c)),
             Architecture::Dbof(c) => Net::Dbof(Dbof::new(&root, c)),
+            Architecture::NextVlad(c) => Net::NextVlad(NextVlad::new(&root, c)),
+            Architecture::AttentionCluster(c) => {
+                Net::AttentionCluster(AttentionCluster::new(&root, c))
+            }
         };
         if kind != Kind::Float {
             vs.set_kind(kind);
@@ -278,6 +302,15 @@ impl Model {
             self.set_compute_kind(kind);
         }
         (self.kind, why)
+    }
+
+    /// What a fresh model takes from files its config names (NeXtVLAD's `eigen_file`), before
+    /// any weights are loaded over it.
+    pub fn init_from_config(&self, cfg: &crate::config::Config) -> Result<()> {
+        if let (Net::NextVlad(n), Some(f)) = (&self.net, &cfg.MODEL.head.eigen_file) {
+            n.load_eigenvalues(Path::new(f))?;
+        }
+        Ok(())
     }
 
     /// The network's contract (forward, no-decay list, ONNX graph).
@@ -431,6 +464,33 @@ pub fn read_safetensors(path: &Path) -> Result<Vec<(String, Tensor)>> {
 /// 'sum')` over batch and classes.
 pub fn bce_sum(logits: &Tensor, labels: &Tensor) -> Tensor {
     logits.binary_cross_entropy_with_logits::<Tensor>(labels, None, None, tch::Reduction::Sum)
+}
+
+/// The loss `TRAIN.loss` of a batch (float32 under bf16 compute), and the factor that turns
+/// it into a sum over the batch's `b` videos (how losses are logged and compared).
+pub fn training_loss(
+    model: &Model,
+    inp: &Inputs,
+    name: crate::kinds::LossName,
+    train: bool,
+) -> (Tensor, f64) {
+    use crate::kinds::LossName;
+    let b = inp.labels.size()[0] as f64;
+    match name {
+        LossName::BceSum | LossName::BceMean => {
+            let logits = widen(model.forward(inp, train));
+            let loss = bce_sum(&logits, &inp.labels.to_kind(logits.kind()));
+            if name == LossName::BceMean {
+                (loss / b, b)
+            } else {
+                (loss, 1.0)
+            }
+        }
+        LossName::CrossEntropy => {
+            let p = widen(model.head().probabilities(inp, train));
+            (starter_cross_entropy(&p, &inp.labels.to_kind(p.kind())), b)
+        }
+    }
 }
 
 /// The starter's `losses.CrossEntropyLoss` (`TRAIN.loss: cross_entropy`) on probabilities

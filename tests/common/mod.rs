@@ -285,3 +285,111 @@ pub fn onnxruntime_logits(
         .unwrap()
         .1
 }
+
+// ---- reference fixtures (tests/fixtures/<dir>: starter, paddle_zoo) ----
+
+use std::collections::HashMap;
+use tch::{Device, Kind, Tensor};
+use yt8m::data::batch::{Batch, ModalityBatch, ModalityData};
+use yt8m::data::npy::{NpyArray, read_npz};
+use yt8m::model::{Inputs, Model, batch_inputs};
+
+/// A reference fixture: `tests/fixtures/<dir>/<name>.npz` (arrays) and `.json` (settings).
+pub struct Fixture {
+    pub arrays: HashMap<String, NpyArray>,
+    pub meta: serde_json::Value,
+}
+
+pub fn load_fixture(dir: &str, name: &str) -> Fixture {
+    let dir = repo().join("tests/fixtures").join(dir);
+    let arrays = read_npz(&dir.join(format!("{name}.npz")))
+        .unwrap()
+        .into_iter()
+        .collect();
+    let meta =
+        serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{name}.json"))).unwrap())
+            .unwrap();
+    Fixture { arrays, meta }
+}
+
+impl Fixture {
+    pub fn f32(&self, key: &str) -> Tensor {
+        let a = &self.arrays[key];
+        let shape: Vec<i64> = a.shape.iter().map(|&d| d as i64).collect();
+        Tensor::from_slice(&a.to_f32()).view(shape.as_slice())
+    }
+    pub fn scalar(&self, key: &str) -> f64 {
+        self.arrays[key].to_f64()[0]
+    }
+    pub fn dims(&self) -> Vec<usize> {
+        self.meta["feature_dims"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_u64().unwrap() as usize)
+            .collect()
+    }
+    pub fn classes(&self) -> usize {
+        self.meta["num_classes"].as_u64().unwrap() as usize
+    }
+
+    /// The fixture's batch through our own upload path (uint8 → dequantized, padding 0).
+    pub fn inputs(&self) -> Inputs {
+        let lengths: Vec<i64> = self.arrays["in_lengths"]
+            .to_f64()
+            .iter()
+            .map(|&x| x as i64)
+            .collect();
+        let t = self.arrays["in_rgb"].shape[1];
+        let labels = self.arrays["in_labels"].to_f32();
+        let modalities = ["in_rgb", "in_audio"]
+            .iter()
+            .zip(self.dims())
+            .map(|(k, dim)| ModalityBatch {
+                dim,
+                data: ModalityData::U8(self.arrays[*k].to_f64().iter().map(|&x| x as u8).collect()),
+                rows: lengths.clone(),
+            })
+            .collect();
+        let batch = Batch {
+            ids: (0..lengths.len()).map(|i| format!("v{i}")).collect(),
+            max_len: t,
+            lengths: lengths.clone(),
+            modalities,
+            num_classes: self.classes(),
+            has_labels: vec![true; lengths.len()],
+            positions: (0..lengths.len() as u64).collect(),
+            labels,
+        };
+        batch_inputs(&batch, Device::Cpu, Kind::Float)
+    }
+}
+
+pub fn var(m: &Model, name: &str) -> Tensor {
+    m.vs.variables()
+        .remove(name)
+        .unwrap_or_else(|| panic!("no variable {name}"))
+}
+
+pub fn set(m: &Model, name: &str, v: &Tensor) {
+    tch::no_grad(|| {
+        var(m, name).copy_(v);
+    });
+}
+
+/// `|a − b| ≤ atol + rtol·|b|` everywhere; prints the largest difference, llm.c style.
+pub fn close(what: &str, ours: &Tensor, theirs: &Tensor, atol: f64, rtol: f64) {
+    let d = max_diff(ours, theirs);
+    let bound = (theirs.abs() * rtol + atol).min().double_value(&[]);
+    let ok = (ours - theirs)
+        .abs()
+        .le_tensor(&(theirs.abs() * rtol + atol))
+        .all()
+        .int64_value(&[])
+        == 1;
+    println!("{what}: max |diff| {d:.3e}");
+    assert!(
+        ok,
+        "{what}: max |diff| {d:.3e} exceeds {atol:e} + {rtol:e}·|ref| (min bound {bound:.3e})"
+    );
+}
