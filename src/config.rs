@@ -734,8 +734,8 @@ impl Config {
         Ok(cfg)
     }
 
-    /// Makes the relative `file_path` entries and `data_prefix` of every split absolute against
-    /// `base`. A config file's path that exists only relative to the working directory (as
+    /// Makes the relative `file_path` entries and `data_prefix` of every split (and
+    /// `MODEL.head.eigen_file`) absolute against `base`. A config file's path that exists only relative to the working directory (as
     /// PaddleVideo's configs assume, run from its repository root) is kept that way, with a
     /// warning, so such configs still load as they are.
     fn resolve_data_paths(&mut self, base: &Path, config_name: &str) {
@@ -768,6 +768,8 @@ impl Config {
             let key = format!("DATASET.{split}.data_prefix");
             sp.data_prefix = sp.data_prefix.take().map(|p| resolve(&p, &key));
         }
+        let e = self.MODEL.head.eigen_file.take();
+        self.MODEL.head.eigen_file = e.map(|p| resolve(&p, "MODEL.head.eigen_file"));
     }
 
     fn validate(&self, name: &str) -> Result<()> {
@@ -1587,6 +1589,24 @@ mod estimate_tests {
                 "MODEL.head.dbof_cluster_size=12",
                 "MODEL.head.dbof_hidden_size=5",
                 "MODEL.head.dbof_add_batch_norm=false",
+                "MODEL.head.num_classes=7",
+            ],
+            vec![
+                "MODEL.head.name=NeXtVLADHead",
+                "MODEL.head.feature_dims=[12, 6]",
+                "MODEL.head.cluster_size=5",
+                "MODEL.head.hidden_size=16",
+                "MODEL.head.groups=3",
+                "MODEL.head.expansion=2",
+                "MODEL.head.gating_reduction=4",
+                "MODEL.head.num_classes=7",
+            ],
+            vec![
+                "MODEL.head.name=AttentionClusterHead",
+                "MODEL.head.feature_dims=[12, 6]",
+                "MODEL.head.cluster_nums=[3, 2]",
+                "MODEL.head.fc1_size=9",
+                "MODEL.head.fc2_size=11",
                 "MODEL.head.num_classes=7",
             ],
         ] {

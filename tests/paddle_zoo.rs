@@ -147,6 +147,8 @@ fn nextvlad_model(f: &Fixture, drop_rate: f64) -> Model {
 
 #[test]
 fn nextvlad_equals_the_legacy_paddle_zoo() {
+    // Every test here draws from (or seeds) libtorch's one generator.
+    let _rng = torch_rng();
     let f = load_fixture("paddle_zoo", "nextvlad");
     let m = nextvlad_model(&f, 0.0);
     load(&m, &f, "var/", nextvlad_name);
@@ -231,6 +233,8 @@ fn cluster_model(f: &Fixture, drop_rate: f64) -> Model {
 
 #[test]
 fn attention_cluster_equals_the_legacy_paddle_zoo() {
+    // Every test here draws from (or seeds) libtorch's one generator.
+    let _rng = torch_rng();
     let f = load_fixture("paddle_zoo", "attention_cluster");
     let same = |n: &str| n.to_string();
     let m = cluster_model(&f, 0.0);
@@ -278,6 +282,8 @@ fn attention_cluster_equals_the_legacy_paddle_zoo() {
 /// and training draws them as upstream does: within [⌊i·n/S⌋, ⌊(i + 1)·n/S⌋], at most n − 1.
 #[test]
 fn attention_cluster_samples_evenly_at_inference_and_as_upstream_in_training() {
+    // Every test here draws from (or seeds) libtorch's one generator.
+    let _rng = torch_rng();
     let f = load_fixture("paddle_zoo", "attention_cluster");
     let m = cluster_model(&f, 0.5);
     let yt8m::model::Net::AttentionCluster(net) = &m.net else {
@@ -309,6 +315,8 @@ fn attention_cluster_samples_evenly_at_inference_and_as_upstream_in_training() {
 
 #[test]
 fn a_bad_eigenvalue_file_is_refused_with_the_file_and_the_fix() {
+    // Every test here draws from (or seeds) libtorch's one generator.
+    let _rng = torch_rng();
     let f = load_fixture("paddle_zoo", "nextvlad");
     let m = nextvlad_model(&f, 0.5);
     let yt8m::model::Net::NextVlad(net) = &m.net else {
@@ -358,6 +366,8 @@ fn a_bad_eigenvalue_file_is_refused_with_the_file_and_the_fix() {
 /// from the config and saves it with the weights.
 #[test]
 fn zoo_configs_train_on_synthetic_data_and_export_to_onnx() {
+    // Every test here draws from (or seeds) libtorch's one generator.
+    let _rng = torch_rng();
     let d = tempdir("paddle-zoo-train");
     synth_shards(&d.join("train"), 512, 4, 1, 120);
     synth_shards(&d.join("valid"), 128, 1, 2, 120);
@@ -385,7 +395,7 @@ fn zoo_configs_train_on_synthetic_data_and_export_to_onnx() {
                 "MODEL.head.fc1_size=64".to_string(),
                 "MODEL.head.fc2_size=64".to_string(),
                 // 64 steps instead of the thousands upstream takes at 1e-3.
-                "OPTIMIZER.learning_rate.values=[0.01]".to_string(),
+                "OPTIMIZER.learning_rate.learning_rate=0.01".to_string(),
             ],
             10,
         ),
@@ -483,4 +493,32 @@ fn zoo_configs_train_on_synthetic_data_and_export_to_onnx() {
         println!("{config}: max |bf16 − fp32| probabilities {d16:.3e}");
         assert!(d16 < 0.05, "{config}: bf16 probabilities differ by {d16}");
     }
+}
+
+/// Resume with the legacy zoo's recipe: Paddle's Adam, the staircase decay, dropout's draws,
+/// NeXtVLAD's batch-norm statistics and its eigenvalue scaling all continue exactly.
+#[test]
+fn nextvlad_resumes_exactly() {
+    // Every test here draws from (or seeds) libtorch's one generator.
+    let _rng = torch_rng();
+    let d = tempdir("paddle-zoo-resume");
+    synth_shards(&d.join("train"), 96, 2, 3, 40);
+    let eig = d.join("eigenvals.npy");
+    (Tensor::rand([1024], (Kind::Float, Device::Cpu)) + 0.5)
+        .write_npy(&eig)
+        .unwrap();
+    let ov = vec![
+        "epochs=3".to_string(),
+        format!("DATASET.train.file_path={}", d.join("train").display()),
+        format!("MODEL.head.eigen_file={}", eig.display()),
+        "MODEL.head.num_classes=20".to_string(),
+        "DATASET.batch_size=16".to_string(),
+        "MODEL.head.cluster_size=8".to_string(),
+        "MODEL.head.hidden_size=16".to_string(),
+        "MODEL.head.groups=4".to_string(),
+        // A decay step every 100 examples, so the schedule moves within the run.
+        "OPTIMIZER.learning_rate.decay_examples=100".to_string(),
+    ];
+    let cfg = Config::load(Some(&repo().join("configs/nextvlad_youtube8m.yaml")), &ov).unwrap();
+    assert_resume_exact(&cfg, &d, 3, "eigen_param");
 }

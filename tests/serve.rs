@@ -594,11 +594,11 @@ fn overload_is_answered_503_at_once_and_sigterm_finishes_in_flight_requests() {
     assert_eq!(status.code(), Some(0));
 }
 
-/// The starter's frame-level heads behind the server (issue 18): a JSON `infer` with uint8
-/// `rgb` / `audio` and `lengths` answers the bundle's own probabilities (DBoF with its
-/// deterministic inference frames), twice the same.
+/// The zoo's frame-level heads behind the server (issue 18): a JSON `infer` with uint8
+/// `rgb` / `audio` and `lengths` answers the bundle's own probabilities (DBoF and
+/// AttentionCluster with their deterministic inference frames), twice the same.
 #[test]
-fn starter_heads_serve_their_own_probabilities() {
+fn zoo_heads_serve_their_own_probabilities() {
     use tch::{Device, Kind, Tensor};
     let d = tempdir("serve-starter");
     let data = d.join("data");
@@ -612,6 +612,23 @@ fn starter_heads_serve_their_own_probabilities() {
             ],
         ),
         ("lstm_youtube8m.yaml", vec!["MODEL.head.lstm_cells=8"]),
+        (
+            "nextvlad_youtube8m.yaml",
+            vec![
+                "MODEL.head.cluster_size=8",
+                "MODEL.head.hidden_size=16",
+                "MODEL.head.groups=4",
+            ],
+        ),
+        (
+            "attention_cluster_youtube8m.yaml",
+            vec![
+                "MODEL.head.seg_num=8",
+                "MODEL.head.cluster_nums=[2, 2]",
+                "MODEL.head.fc1_size=16",
+                "MODEL.head.fc2_size=16",
+            ],
+        ),
     ] {
         let run = d.join(format!("run-{config}"));
         let mut a: Vec<String> = [

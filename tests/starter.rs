@@ -75,6 +75,8 @@ fn moe_loss_backward(m: &Model, f: &Fixture, p: &Tensor, inp: &Inputs) -> (Tenso
 
 #[test]
 fn frame_level_logistic_equals_the_starter_in_tensorflow() {
+    // Every test here draws from (or seeds) libtorch's one generator.
+    let _rng = torch_rng();
     let f = fixture("frame_logistic");
     let m = Model::new(
         Architecture::FrameLogistic(FrameLogisticConfig {
@@ -142,6 +144,8 @@ fn frame_level_logistic_equals_the_starter_in_tensorflow() {
 
 #[test]
 fn lstm_model_equals_the_starter_in_tensorflow() {
+    // Every test here draws from (or seeds) libtorch's one generator.
+    let _rng = torch_rng();
     let f = fixture("lstm");
     let flags = &f.meta["flags"];
     let cells = flags["lstm_cells"].as_u64().unwrap() as usize;
@@ -291,6 +295,8 @@ fn lstm_model_equals_the_starter_in_tensorflow() {
 
 #[test]
 fn dbof_model_equals_the_starter_in_tensorflow() {
+    // Every test here draws from (or seeds) libtorch's one generator.
+    let _rng = torch_rng();
     let f = fixture("dbof");
     let flags = &f.meta["flags"];
     let get = |k: &str| flags[k].as_u64().unwrap() as usize;
@@ -401,6 +407,8 @@ fn dbof_model_equals_the_starter_in_tensorflow() {
 /// `audio` and `lengths`, gives the model's own logits.
 #[test]
 fn starter_configs_train_on_synthetic_data_and_export_to_onnx() {
+    // Every test here draws from (or seeds) libtorch's one generator.
+    let _rng = torch_rng();
     let d = tempdir("starter-train");
     synth_shards(&d.join("train"), 512, 4, 1, 120);
     synth_shards(&d.join("valid"), 128, 1, 2, 120);
@@ -510,6 +518,8 @@ fn starter_configs_train_on_synthetic_data_and_export_to_onnx() {
 /// exactly: a run stopped after one epoch and resumed ends with the weights of a straight run.
 #[test]
 fn dbof_with_adam_resumes_exactly() {
+    // Every test here draws from (or seeds) libtorch's one generator.
+    let _rng = torch_rng();
     let d = tempdir("starter-resume");
     synth_shards(&d.join("train"), 96, 2, 3, 40);
     let ov = vec![
@@ -524,39 +534,5 @@ fn dbof_with_adam_resumes_exactly() {
         "OPTIMIZER.learning_rate.decay_examples=100".to_string(),
     ];
     let cfg = Config::load(Some(&repo().join("configs/dbof_youtube8m.yaml")), &ov).unwrap();
-    let run = |dir: &std::path::Path, stop: Option<usize>, resume: bool| {
-        train(
-            cfg.clone(),
-            &TrainOptions {
-                output: dir.to_path_buf(),
-                quiet: true,
-                stop_after_epochs: stop,
-                resume,
-                ..Default::default()
-            },
-        )
-        .unwrap()
-    };
-    let straight = d.join("straight");
-    run(&straight, None, false);
-    let resumed = d.join("resumed");
-    run(&resumed, Some(1), false);
-    run(&resumed, None, true);
-    let load = |dir: &std::path::Path| {
-        let mut v =
-            yt8m::model::read_safetensors(&dir.join("checkpoints/epoch_00003/model.safetensors"))
-                .unwrap();
-        v.sort_by(|a, b| a.0.cmp(&b.0));
-        v
-    };
-    let (a, b) = (load(&straight), load(&resumed));
-    assert_eq!(a.len(), b.len());
-    assert!(a.iter().any(|(n, _)| n.ends_with("moving_variance")));
-    let mut max = 0f64;
-    for ((na, ta), (nb, tb)) in a.iter().zip(&b) {
-        assert_eq!(na, nb);
-        max = max.max(max_diff(ta, tb));
-    }
-    println!("max |straight − resumed| over weights and batch-norm statistics: {max:e}");
-    assert!(max <= 1e-6, "resumed run differs by {max}");
+    assert_resume_exact(&cfg, &d, 3, "moving_variance");
 }

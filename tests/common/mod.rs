@@ -393,3 +393,62 @@ pub fn close(what: &str, ours: &Tensor, theirs: &Tensor, atol: f64, rtol: f64) {
         "{what}: max |diff| {d:.3e} exceeds {atol:e} + {rtol:e}·|ref| (min bound {bound:.3e})"
     );
 }
+
+/// libtorch's generator is one per process: a test that needs reproducible draws (a resume
+/// compared with a straight run) holds this, and so does every test of its binary that draws
+/// (training, sampling) while it runs.
+pub fn torch_rng() -> std::sync::MutexGuard<'static, ()> {
+    static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    RNG.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Trains `cfg` for `epochs` straight, and again stopped after epoch 1 and resumed, in `d`;
+/// the last checkpoints' tensors (weights and state such as batch-norm statistics, one of
+/// them named `…{state_suffix}`) must agree to 1e-6. The caller holds [`torch_rng`].
+pub fn assert_resume_exact(
+    cfg: &yt8m::config::Config,
+    d: &std::path::Path,
+    epochs: usize,
+    state_suffix: &str,
+) {
+    use yt8m::train::{TrainOptions, train};
+    let run = |dir: &std::path::Path, stop: Option<usize>, resume: bool| {
+        train(
+            cfg.clone(),
+            &TrainOptions {
+                output: dir.to_path_buf(),
+                quiet: true,
+                stop_after_epochs: stop,
+                resume,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    };
+    let straight = d.join("straight");
+    run(&straight, None, false);
+    let resumed = d.join("resumed");
+    run(&resumed, Some(1), false);
+    run(&resumed, None, true);
+    let last = format!("checkpoints/epoch_{epochs:05}/model.safetensors");
+    let load = |dir: &std::path::Path| {
+        let mut v = yt8m::model::read_safetensors(&dir.join(&last)).unwrap();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    };
+    let (a, b) = (load(&straight), load(&resumed));
+    assert_eq!(a.len(), b.len());
+    assert!(a.iter().any(|(n, _)| n.ends_with(state_suffix)));
+    let mut max = 0f64;
+    let mut differ = Vec::new();
+    for ((na, ta), (nb, tb)) in a.iter().zip(&b) {
+        assert_eq!(na, nb);
+        let d = max_diff(ta, tb);
+        if d > 1e-6 {
+            differ.push(format!("{na} ({d:.2e})"));
+        }
+        max = max.max(d);
+    }
+    println!("max |straight − resumed| over weights and state: {max:e}");
+    assert!(max <= 1e-6, "resumed run differs by {max}: {differ:?}");
+}
