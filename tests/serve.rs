@@ -724,3 +724,53 @@ fn zoo_heads_serve_their_own_probabilities() {
         );
     }
 }
+
+/// `yt8m bench serve`, briefly: every level answers without errors, the table carries each
+/// level's videos per model call, the offline rows (also at the server's thread count) and
+/// the overload run answers only 503s beyond the queue.
+#[test]
+fn bench_serve_drives_the_server_and_reports_each_level() {
+    let (_d, b) = bundle("serve-bench");
+    let out = yt8m_ok(&[
+        "bench",
+        "serve",
+        "--model",
+        b.to_str().unwrap(),
+        "--concurrency",
+        "1,6",
+        "--seconds",
+        "1",
+        "--videos",
+        "12",
+        "--log",
+        "warn",
+    ]);
+    println!("{out}");
+    let rows: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("| yt8m serve |"))
+        .collect();
+    assert_eq!(rows.len(), 2, "{out}");
+    for r in &rows {
+        let cols: Vec<&str> = r.split('|').map(str::trim).collect();
+        // | server | clients | requests | ok | 503 | other errors | ... | videos / model call |
+        let (requests, ok, refused, other) = (cols[3], cols[4], cols[5], cols[6]);
+        assert!(requests.parse::<usize>().unwrap() > 0, "{r}");
+        assert_eq!(requests, ok, "{r}");
+        assert_eq!((refused, other), ("0", "0"), "{r}");
+        let per_call: f64 = cols[12].parse().unwrap();
+        assert!(per_call >= 1.0, "{r}");
+    }
+    // A lone client's request runs alone.
+    assert_eq!(
+        rows[0].split('|').map(str::trim).nth(12),
+        Some("1.0"),
+        "{out}"
+    );
+    assert!(out.contains("| offline predict, batch 64 |"), "{out}");
+    assert!(
+        out.contains("other errors; ready afterwards: true"),
+        "{out}"
+    );
+    assert!(out.contains(" 0 other errors;"), "{out}");
+}

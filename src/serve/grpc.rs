@@ -236,7 +236,7 @@ impl GrpcInferenceService for Service {
         let id = r.id.clone();
         let result = match call_of(r, self.0.opts.max_body_bytes) {
             Err(e) => Err((StatusCode::BAD_REQUEST, e.0)),
-            Ok(call) => super::run_call(&self.0, &m, call).await,
+            Ok(call) => super::run_call(&self.0, &m, call, None).await,
         };
         let code = match &result {
             Ok(_) => StatusCode::OK,

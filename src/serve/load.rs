@@ -5,16 +5,18 @@
 //! binary protocol (scripts/onnx_server.py: the bundle's ONNX graph in onnxruntime behind
 //! Python's http.server, the do-it-yourself alternative).
 //!
-//! The clients are plain threads with keep-alive HTTP/1.1 connections sending pre-encoded
-//! requests (Triton's binary format, one video each), so the load generator costs little of
-//! the machine the server also runs on.
+//! The clients are keep-alive HTTP/1.1 connections sending pre-encoded requests (Triton's
+//! binary format, one video each), all multiplexed on one thread as wrk does, so the load
+//! generator costs little of the machine the server also runs on. (It used one thread per
+//! client before: at 64 clients those 64 threads took the cores from the server's network
+//! threads, requests reached the batcher a few at a time, and the served throughput measured
+//! the scheduler more than the server.)
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::data::{Video, VideoFeatures};
@@ -51,6 +53,48 @@ pub struct Level {
     pub p50_ms: f64,
     pub p90_ms: f64,
     pub p99_ms: f64,
+    /// Videos per model call during this level (the server's /metrics; NaN where unknown).
+    pub mean_batch: f64,
+}
+
+/// `yt8m_batch_videos_sum` and `_count` from the server's /metrics.
+fn batch_metrics(port: u16) -> Option<(f64, f64)> {
+    let mut m = String::new();
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    s.read_to_string(&mut m).ok()?;
+    let val = |k: &str| -> Option<f64> {
+        m.lines()
+            .find(|l| l.starts_with(k))?
+            .split_whitespace()
+            .last()?
+            .parse()
+            .ok()
+    };
+    Some((
+        val("yt8m_batch_videos_sum")?,
+        val("yt8m_batch_videos_count")?,
+    ))
+}
+
+/// A level driven against the server on `port`, with its mean model call.
+fn drive_measured(
+    port: u16,
+    path: &str,
+    reqs: &Arc<Vec<(Vec<u8>, usize, usize)>>,
+    c: usize,
+    seconds: f64,
+    what: &str,
+) -> Level {
+    let before = batch_metrics(port);
+    let mut l = drive(port, path, reqs, c, seconds, what);
+    if let (Some(a), Some(b)) = (before, batch_metrics(port)) {
+        if b.1 > a.1 {
+            l.mean_batch = (b.0 - a.0) / (b.1 - a.1);
+        }
+    }
+    l
 }
 
 fn pct(sorted: &[f64], p: f64) -> f64 {
@@ -80,21 +124,18 @@ fn encode(v: &Video) -> (Vec<u8>, usize) {
 }
 
 /// Sends one request on a keep-alive connection; returns the status.
-fn request(
-    conn: &mut BufReader<TcpStream>,
-    path: &str,
+async fn request(
+    conn: &mut tokio::io::BufReader<tokio::net::TcpStream>,
+    head: &[u8],
     body: &[u8],
-    head_len: usize,
+    sink: &mut Vec<u8>,
 ) -> std::io::Result<u16> {
-    let h = format!(
-        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nInference-Header-Content-Length: {head_len}\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
     let s = conn.get_mut();
-    s.write_all(h.as_bytes())?;
-    s.write_all(body)?;
+    s.write_all(head).await?;
+    s.write_all(body).await?;
     let mut line = String::new();
-    conn.read_line(&mut line)?;
+    conn.read_line(&mut line).await?;
     let code: u16 = line
         .split_whitespace()
         .nth(1)
@@ -103,7 +144,7 @@ fn request(
     let mut len = 0usize;
     loop {
         line.clear();
-        if conn.read_line(&mut line)? == 0 {
+        if conn.read_line(&mut line).await? == 0 {
             return Err(std::io::Error::other("connection closed"));
         }
         let l = line.trim_end();
@@ -116,12 +157,25 @@ fn request(
             }
         }
     }
-    let mut sink = vec![0u8; len];
-    conn.read_exact(&mut sink)?;
+    sink.resize(len, 0);
+    conn.read_exact(sink).await?;
     Ok(code)
 }
 
-/// `c` clients for `seconds` against `port`.
+/// One client's counts.
+#[derive(Default)]
+struct Tally {
+    lat: Vec<f64>,
+    ok: usize,
+    refused: usize,
+    other: usize,
+    frames: usize,
+    videos: usize,
+}
+
+/// `c` clients for `seconds` against `port`: `c` keep-alive connections multiplexed on one
+/// thread (as wrk does), so a load of 64 clients costs the shared machine one thread, not 64
+/// that the scheduler would share the cores with against the server's own threads.
 fn drive(
     port: u16,
     path: &str,
@@ -130,62 +184,75 @@ fn drive(
     seconds: f64,
     what: &str,
 ) -> Level {
-    let stop = Arc::new(AtomicBool::new(false));
     let t0 = Instant::now();
-    let hs: Vec<_> = (0..c)
-        .map(|w| {
-            let (reqs, stop, path) = (reqs.clone(), stop.clone(), path.to_string());
-            std::thread::spawn(move || {
-                let mut lat = Vec::new();
-                let (mut ok, mut refused, mut other, mut frames, mut videos) =
-                    (0, 0, 0, 0usize, 0usize);
-                let connect = || {
-                    TcpStream::connect(("127.0.0.1", port))
-                        .and_then(|t| t.set_nodelay(true).map(|_| t))
-                        .map(BufReader::new)
-                        .ok()
-                };
-                let mut conn = connect();
-                let mut i = w;
-                while !stop.load(Ordering::Relaxed) {
-                    let (body, head, t) = &reqs[i % reqs.len()];
-                    i += c;
-                    let Some(cn) = conn.as_mut() else {
-                        other += 1;
-                        break;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a one-thread runtime for the load generator");
+    let tallies: Vec<Tally> = rt.block_on(async {
+        let stop = Instant::now() + Duration::from_secs_f64(seconds);
+        let tasks: Vec<_> = (0..c)
+            .map(|w| {
+                let (reqs, path) = (reqs.clone(), path.to_string());
+                tokio::spawn(async move {
+                    let mut t = Tally::default();
+                    let connect = || async {
+                        let s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+                        s.set_nodelay(true).ok()?;
+                        Some(tokio::io::BufReader::new(s))
                     };
-                    let t1 = Instant::now();
-                    match request(cn, &path, body, *head) {
-                        Ok(200) => {
-                            ok += 1;
-                            videos += 1;
-                            frames += t;
-                            lat.push(t1.elapsed().as_secs_f64() * 1e3);
-                        }
-                        Ok(503) => refused += 1,
-                        Ok(_) => other += 1,
-                        Err(_) => {
-                            other += 1;
-                            conn = connect();
+                    let mut conn = connect().await;
+                    let mut sink = Vec::new();
+                    let mut i = w;
+                    while Instant::now() < stop {
+                        let (body, head_len, frames) = &reqs[i % reqs.len()];
+                        i += c;
+                        let Some(cn) = conn.as_mut() else {
+                            t.other += 1;
+                            break;
+                        };
+                        let head = format!(
+                            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nInference-Header-Content-Length: {head_len}\r\nContent-Length: {}\r\n\r\n",
+                            body.len()
+                        );
+                        let t1 = Instant::now();
+                        let left = stop.saturating_duration_since(t1) + Duration::from_secs(30);
+                        match tokio::time::timeout(left, request(cn, head.as_bytes(), body, &mut sink))
+                            .await
+                        {
+                            Ok(Ok(200)) => {
+                                t.ok += 1;
+                                t.videos += 1;
+                                t.frames += frames;
+                                t.lat.push(t1.elapsed().as_secs_f64() * 1e3);
+                            }
+                            Ok(Ok(503)) => t.refused += 1,
+                            Ok(Ok(_)) => t.other += 1,
+                            Ok(Err(_)) | Err(_) => {
+                                t.other += 1;
+                                conn = connect().await;
+                            }
                         }
                     }
-                }
-                (lat, ok, refused, other, frames, videos)
+                    t
+                })
             })
-        })
-        .collect();
-    std::thread::sleep(Duration::from_secs_f64(seconds));
-    stop.store(true, Ordering::Relaxed);
+            .collect();
+        let mut out = Vec::with_capacity(c);
+        for h in tasks {
+            out.push(h.await.unwrap_or_default());
+        }
+        out
+    });
     let mut lat = Vec::new();
     let (mut ok, mut refused, mut other, mut frames, mut videos) = (0, 0, 0, 0, 0);
-    for h in hs {
-        let (l, o, r, e, f, v) = h.join().expect("client thread");
-        lat.extend(l);
-        ok += o;
-        refused += r;
-        other += e;
-        frames += f;
-        videos += v;
+    for t in tallies {
+        lat.extend(t.lat);
+        ok += t.ok;
+        refused += t.refused;
+        other += t.other;
+        frames += t.frames;
+        videos += t.videos;
     }
     let el = t0.elapsed().as_secs_f64();
     lat.sort_by(f64::total_cmp);
@@ -201,6 +268,7 @@ fn drive(
         p50_ms: pct(&lat, 0.5),
         p90_ms: pct(&lat, 0.9),
         p99_ms: pct(&lat, 0.99),
+        mean_batch: f64::NAN,
     }
 }
 
@@ -314,6 +382,30 @@ pub fn run(o: &LoadOptions) -> Result<String> {
         done += videos.len();
     }
     let offline_vps = done as f64 / t.elapsed().as_secs_f64();
+    // The same with the server's libtorch threads (`yt8m serve` leaves a core to its network
+    // threads, YT8M_THREADS overrides): what the server could reach at best on this machine.
+    let threads = tch::get_num_threads().max(1) as usize;
+    let server_threads = std::env::var("YT8M_THREADS")
+        .ok()
+        .and_then(|s| s.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(crate::data::available_cores().saturating_sub(1).max(1));
+    let offline_same = (server_threads < threads).then(|| {
+        tch::set_num_threads(server_threads as i32);
+        let t = Instant::now();
+        let mut done = 0;
+        let mut r = Ok(());
+        while t.elapsed().as_secs_f64() < o.seconds.min(10.0) {
+            if let Err(e) = crate::predict::probabilities(&b, &videos, o.max_batch) {
+                r = Err(e);
+                break;
+            }
+            done += videos.len();
+        }
+        tch::set_num_threads(threads as i32);
+        r.map(|_| done as f64 / t.elapsed().as_secs_f64())
+    });
+    let offline_same = offline_same.transpose()?;
     let mut lat1 = Vec::new();
     let t = Instant::now();
     let mut i = 0;
@@ -356,33 +448,20 @@ pub fn run(o: &LoadOptions) -> Result<String> {
     let rss0 = rss_kib(server.0.id());
     let mut levels = Vec::new();
     for &c in &o.concurrency {
-        levels.push(drive(port, path, &reqs, c, o.seconds, "yt8m serve"));
+        levels.push(drive_measured(
+            port,
+            path,
+            &reqs,
+            c,
+            o.seconds,
+            "yt8m serve",
+        ));
     }
     let rss1 = rss_kib(server.0.id());
     // Steady state: the heaviest level once more; memory must not grow further.
     let top = o.concurrency.iter().copied().max().unwrap_or(1);
-    let again = drive(port, path, &reqs, top, o.seconds, "yt8m serve (repeat)");
+    let again = drive_measured(port, path, &reqs, top, o.seconds, "yt8m serve (repeat)");
     let rss2 = rss_kib(server.0.id());
-    // The mean batch the model thread ran, from the server's own /metrics.
-    let mean_batch = {
-        let mut m = String::new();
-        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
-            let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-            let _ = s.read_to_string(&mut m);
-        }
-        let val = |k: &str| -> Option<f64> {
-            m.lines()
-                .find(|l| l.starts_with(k))?
-                .split_whitespace()
-                .last()?
-                .parse()
-                .ok()
-        };
-        match (val("yt8m_batch_videos_sum"), val("yt8m_batch_videos_count")) {
-            (Some(s), Some(c)) if c > 0.0 => s / c,
-            _ => f64::NAN,
-        }
-    };
     let total: usize = levels.iter().map(|l| l.requests).sum::<usize>() + again.requests;
     drop(server);
 
@@ -448,10 +527,15 @@ pub fn run(o: &LoadOptions) -> Result<String> {
         o.seconds,
         crate::data::available_cores()
     );
-    out.push_str("| server | clients | requests | ok | 503 | other errors | videos/s | frames/s | p50 ms | p90 ms | p99 ms |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    out.push_str("| server | clients | requests | ok | 503 | other errors | videos/s | frames/s | p50 ms | p90 ms | p99 ms | videos / model call |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for l in levels.iter().chain(&diy).chain(std::iter::once(&over)) {
+        let call = if l.mean_batch.is_nan() {
+            "-".to_string()
+        } else {
+            format!("{:.1}", l.mean_batch)
+        };
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {:.1} | {:.0} | {:.2} | {:.2} | {:.2} |\n",
+            "| {} | {} | {} | {} | {} | {} | {:.1} | {:.0} | {:.2} | {:.2} | {:.2} | {call} |\n",
             l.what,
             l.concurrency,
             l.requests,
@@ -466,7 +550,7 @@ pub fn run(o: &LoadOptions) -> Result<String> {
         ));
     }
     out.push_str(&format!(
-        "| offline predict, batch {} | - | - | - | - | - | {offline_vps:.1} | {:.0} | - | - | - |\n| offline predict, batch 1 | - | - | - | - | - | {:.1} | - | {:.2} | {:.2} | {:.2} |\n\n",
+        "| offline predict, batch {} | - | - | - | - | - | {offline_vps:.1} | {:.0} | - | - | - | - |\n| offline predict, batch 1 | - | - | - | - | - | {:.1} | - | {:.2} | {:.2} | {:.2} | - |\n",
         o.max_batch,
         offline_vps * mean_frames,
         1e3 / pct(&lat1, 0.5),
@@ -474,6 +558,14 @@ pub fn run(o: &LoadOptions) -> Result<String> {
         pct(&lat1, 0.9),
         pct(&lat1, 0.99),
     ));
+    if let Some(v) = offline_same {
+        out.push_str(&format!(
+            "| offline predict, batch {}, {server_threads} libtorch thread(s) as the server | - | - | - | - | - | {v:.1} | {:.0} | - | - | - | - |\n",
+            o.max_batch,
+            v * mean_frames,
+        ));
+    }
+    out.push('\n');
     if let Some(top) = levels.iter().max_by_key(|l| l.concurrency) {
         out.push_str(&format!(
             "served at {} clients / offline batch {}: {:.2}\n",
@@ -481,6 +573,14 @@ pub fn run(o: &LoadOptions) -> Result<String> {
             o.max_batch,
             top.videos_per_s / offline_vps
         ));
+        if let Some(v) = offline_same {
+            out.push_str(&format!(
+                "served at {} clients / offline batch {} on the server's {server_threads} libtorch thread(s): {:.2}\n",
+                top.concurrency,
+                o.max_batch,
+                top.videos_per_s / v
+            ));
+        }
         if let Some(d) = diy.iter().find(|d| d.concurrency == top.concurrency) {
             out.push_str(&format!(
                 "yt8m serve / onnxruntime+Python at {} clients: {:.2}x\n",
@@ -495,9 +595,6 @@ pub fn run(o: &LoadOptions) -> Result<String> {
             one.p99_ms / pct(&lat1, 0.99)
         ));
     }
-    out.push_str(&format!(
-        "mean videos per model call while serving: {mean_batch:.1}\n"
-    ));
     out.push_str(&format!(
         "overload: {} ok, {} answered 503, {} other errors; ready afterwards: {ready_after}\n",
         over.ok, over.refused, over.other_errors

@@ -151,7 +151,61 @@ pub(crate) struct Model {
     jobs: Mutex<Option<Sender<Job>>>,
     /// Videos queued or being computed.
     waiting: AtomicUsize,
+    /// HTTP infer requests whose head has arrived but which are not yet admitted (body still
+    /// arriving, being parsed): the batcher waits for them (up to --max-delay-ms) rather than
+    /// run a small batch they would just miss.
+    arriving: AtomicUsize,
     stats: Stats,
+}
+
+/// One HTTP infer request in [`Model::arriving`] until it is admitted (or refused, or fails,
+/// or its client goes away and the request is dropped).
+pub(crate) struct Arrival {
+    model: Arc<Model>,
+    done: AtomicBool,
+}
+
+impl Arrival {
+    fn new(m: &Arc<Model>) -> Self {
+        m.arriving.fetch_add(1, Ordering::SeqCst);
+        Arrival {
+            model: m.clone(),
+            done: AtomicBool::new(false),
+        }
+    }
+    /// The request reached admission: no longer arriving.
+    fn settle(&self) {
+        if !self.done.swap(true, Ordering::SeqCst) {
+            self.model.arriving.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+impl Drop for Arrival {
+    fn drop(&mut self) {
+        self.settle();
+    }
+}
+
+/// HTTP layer: an infer request counts as arriving from its head on, before axum has read its
+/// body (under load a 176 KB body takes a while, and the batch it should join would otherwise
+/// run without it).
+async fn count_arrivals(
+    State(s): State<Arc<Server>>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = req.uri().path();
+    let model = (req.method() == axum::http::Method::POST && path.ends_with("/infer"))
+        .then(|| path.strip_prefix("/v2/models/"))
+        .flatten()
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|name| s.models.get(name))
+        .cloned();
+    if let Some(m) = model {
+        req.extensions_mut().insert(Arc::new(Arrival::new(&m)));
+    }
+    next.run(req).await
 }
 
 pub(crate) struct Server {
@@ -196,10 +250,10 @@ fn model_thread(
         let mut jobs = vec![first];
         let mut n = jobs[0].videos.len();
         let deadline = Instant::now() + max_delay;
-        // Take what is queued; wait (up to max_delay) only while more videos were admitted than
-        // this batch holds, i.e. other requests are on their way. A lone request runs at once,
-        // so batching costs no latency at low load; under load, requests that arrived while the
-        // last batch ran are all taken together.
+        // Take what is queued; wait (up to max_delay) only while other requests are on their
+        // way: more videos admitted than this batch holds, or requests whose bodies are still
+        // arriving. A lone request runs at once, so batching costs no latency at low load;
+        // under load, the requests that arrive within the delay join.
         while n < max_batch {
             match rx.try_recv() {
                 Ok(j) => {
@@ -207,7 +261,12 @@ fn model_thread(
                     jobs.push(j);
                     continue;
                 }
-                Err(_) if model.waiting.load(Ordering::SeqCst) <= n => break,
+                Err(_)
+                    if model.waiting.load(Ordering::SeqCst) <= n
+                        && model.arriving.load(Ordering::SeqCst) == 0 =>
+                {
+                    break;
+                }
                 Err(_) => {}
             }
             let left = deadline.saturating_duration_since(Instant::now());
@@ -354,6 +413,7 @@ fn parse_request(
 async fn infer(
     State(s): State<Arc<Server>>,
     Path(params): Path<BTreeMap<String, String>>,
+    arrival: Option<axum::Extension<Arc<Arrival>>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -362,7 +422,8 @@ async fn infer(
         Ok(m) => m,
         Err(r) => return r,
     };
-    let r = infer_model(&s, &m, &headers, &body).await;
+    let arrival = arrival.map(|a| a.0);
+    let r = infer_model(&s, &m, &headers, &body, arrival.as_deref()).await;
     let resp = match r {
         Ok(resp) => resp,
         Err((code, msg)) => error(code, msg),
@@ -390,6 +451,7 @@ pub(crate) async fn run_call(
     s: &Server,
     m: &Arc<Model>,
     call: Call,
+    arrival: Option<&Arrival>,
 ) -> std::result::Result<Vec<(tensor::Output, bool)>, CallError> {
     let bad = |e: BadRequest| (StatusCode::BAD_REQUEST, e.0);
     let videos = tensor::videos(&call.inputs, &m.spec).map_err(bad)?;
@@ -434,6 +496,9 @@ pub(crate) async fn run_call(
     }
     // Admission: refuse at once beyond the queue bound, never wait for room.
     let before = m.waiting.fetch_add(n, Ordering::SeqCst);
+    if let Some(a) = arrival {
+        a.settle();
+    }
     if before + n > s.opts.max_queue || s.stopping.load(Ordering::SeqCst) {
         m.waiting.fetch_sub(n, Ordering::SeqCst);
         return Err((
@@ -490,6 +555,7 @@ async fn infer_model(
     m: &Arc<Model>,
     headers: &HeaderMap,
     body: &[u8],
+    arrival: Option<&Arrival>,
 ) -> std::result::Result<Response, CallError> {
     let bad = |e: BadRequest| (StatusCode::BAD_REQUEST, e.0);
     let (req, inputs) = parse_request(headers, body, s.opts.max_body_bytes).map_err(bad)?;
@@ -533,6 +599,7 @@ async fn infer_model(
             outputs,
             all_binary,
         },
+        arrival,
     )
     .await?;
     let mut json_outs = Vec::new();
@@ -753,6 +820,7 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
             names: b.names.clone(),
             jobs: Mutex::new(Some(tx)),
             waiting: AtomicUsize::new(0),
+            arriving: AtomicUsize::new(0),
             stats: Stats::new(),
         });
         let (mm, mb, md) = (m.clone(), opts.max_batch, opts.max_delay);
@@ -788,6 +856,10 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
             .route("/v2/models/{name}/versions/{version}/infer", post(infer))
             .route("/metrics", get(metrics))
             .layer(DefaultBodyLimit::max(s2.opts.max_body_bytes))
+            .layer(axum::middleware::from_fn_with_state(
+                s2.clone(),
+                count_arrivals,
+            ))
             .with_state(s2.clone());
         let bind = |addr: SocketAddr, flag: &'static str| async move {
             tokio::net::TcpListener::bind(addr).await.map_err(|e| {
