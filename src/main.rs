@@ -501,7 +501,8 @@ struct ServeArgs {
     /// Answer 504 to a request not done within this many milliseconds.
     #[arg(long, default_value_t = 30_000)]
     timeout_ms: u64,
-    /// libtorch threads (default: YT8M_THREADS, else the cores this process owns minus one).
+    /// libtorch threads (default: YT8M_THREADS, else the cores this process owns minus one,
+    /// and all of them for a call that serves a lone request).
     #[arg(long)]
     threads: Option<usize>,
 }
@@ -897,6 +898,9 @@ fn serve(a: ServeArgs) -> Result<()> {
         max_queue: a.max_queue,
         max_body_bytes: a.max_body_bytes,
         timeout: std::time::Duration::from_millis(a.timeout_ms),
+        // Chosen counts (--threads, YT8M_THREADS) are kept for every call.
+        lone_threads: (a.threads.is_none() && std::env::var_os("YT8M_THREADS").is_none())
+            .then_some(cores),
     })?;
     Ok(())
 }
