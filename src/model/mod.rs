@@ -96,6 +96,19 @@ impl Architecture {
         }
     }
 
+    /// Whether a forward pass costs in proportion to the padded frames (it reads every frame),
+    /// rather than to a fixed number of sampled ones (DBoF, AttentionCluster) or none (video
+    /// level): then merging videos of very different lengths into one call wastes work.
+    pub fn cost_follows_frames(&self) -> bool {
+        matches!(
+            self,
+            Architecture::AttentionLstm(_)
+                | Architecture::FrameLogistic(_)
+                | Architecture::StarterLstm(_)
+                | Architecture::NextVlad(_)
+        )
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Architecture::AttentionLstm(_) => "AttentionLSTM",

@@ -237,6 +237,10 @@ fn json_ok(v: Value) -> Response {
         .into_response()
 }
 
+/// A model call's fixed cost in padded frame slots, for cutting merged requests by length
+/// ([`crate::predict::call_size`]).
+const CALL_OVERHEAD_FRAMES: usize = 256;
+
 /// The inference thread of one model.
 fn model_thread(
     b: Bundle,
@@ -250,6 +254,7 @@ fn model_thread(
     // not from what the main thread set, and the GEMMs would then spin a second core that the
     // network threads need (measured: 6-video model calls at 64 clients, the requests not
     // even admitted). Apply the configured count here.
+    let by_frames = b.model.arch.cost_follows_frames();
     let usual = crate::threads::configure_torch_threads();
     tch::set_num_threads(usual as i32);
     let mut current = usual;
@@ -308,8 +313,16 @@ fn model_thread(
         }
         model.stats.batch.observe(n as f64);
         // A panic in libtorch must not take the model down: the batch fails, the thread goes on.
+        // Merged requests of very different lengths run as a few length-sorted calls when
+        // that pads less than it costs in calls (a call's fixed cost taken as 256 frame slots).
+        let call = if by_frames {
+            let lengths: Vec<usize> = videos.iter().map(|v| v.num_frames).collect();
+            crate::predict::call_size(&lengths, CALL_OVERHEAD_FRAMES)
+        } else {
+            max_batch
+        };
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            crate::predict::probabilities(&b, &videos, max_batch)
+            crate::predict::probabilities(&b, &videos, call.min(max_batch))
         }));
         model.waiting.fetch_sub(n, Ordering::SeqCst);
         match r {
