@@ -10,14 +10,10 @@ mod common;
 use common::*;
 use tch::{Device, Kind, Tensor};
 use yt8m::config::Config;
-use yt8m::data::batch::Batch as DataBatch;
 use yt8m::model::dbof::{DbofActivation, DbofPooling};
 use yt8m::model::lstm_model::{tf_to_torch_lstm, torch_to_tf_lstm};
-use yt8m::model::{
-    Architecture, DbofConfig, FrameLogisticConfig, Inputs, LstmModelConfig, Model, batch_inputs,
-};
+use yt8m::model::{Architecture, DbofConfig, FrameLogisticConfig, Inputs, LstmModelConfig, Model};
 use yt8m::optim::{Algorithm, Optimizer};
-use yt8m::train::{TrainOptions, train};
 
 /// train.py's step on gradients already holding the L2 terms: each gradient clipped to norm
 /// 1.0 (`utils.clip_gradient_norms`), then `AdamOptimizer(0.01)`, step 1.
@@ -430,86 +426,7 @@ fn starter_configs_train_on_synthetic_data_and_export_to_onnx() {
             8,
         ),
     ] {
-        let mut ov = vec![
-            format!("epochs={epochs}"),
-            format!("DATASET.train.file_path={}", d.join("train").display()),
-            format!("DATASET.valid.file_path={}", d.join("valid").display()),
-            format!("DATASET.test.file_path={}", d.join("valid").display()),
-            "MODEL.head.num_classes=20".to_string(),
-            "DATASET.batch_size=64".to_string(),
-        ];
-        ov.extend(extra);
-        let cfg = Config::load(Some(&repo().join("configs").join(config)), &ov).unwrap();
-        let prior = yt8m::evaluate::class_prior_gap(&cfg).unwrap();
-        let run = d.join(format!("run-{config}"));
-        let s = train(
-            cfg.clone(),
-            &TrainOptions {
-                output: run.clone(),
-                validate: true,
-                quiet: true,
-                ..Default::default()
-            },
-        )
-        .unwrap();
-        let v = s.last_valid.unwrap();
-        println!(
-            "{config}: {epochs} epochs → GAP {:.4}, Hit@1 {:.4} (class prior GAP {prior:.4})",
-            v.gap, v.hit_at_one
-        );
-        assert!(
-            v.gap > prior + 0.3,
-            "{config}: GAP {} vs class prior {prior}",
-            v.gap
-        );
-
-        let bundle = d.join(format!("bundle-{config}"));
-        yt8m_ok(&[
-            "export",
-            "-w",
-            s.best_checkpoint.as_ref().unwrap().to_str().unwrap(),
-            "--out",
-            bundle.to_str().unwrap(),
-        ]);
-        let b = yt8m::bundle::load(&bundle, Device::Cpu).unwrap();
-        let mut vids = Vec::new();
-        yt8m::data::sources::read_shard(
-            &d.join("valid/train0000.tfrecord"),
-            &b.config.feature_spec(),
-            false,
-            |v| {
-                vids.push(v);
-                vids.len() < 24
-            },
-        )
-        .unwrap();
-        let batch = DataBatch::from_videos(&vids, &b.config.feature_spec());
-        let ours = tch::no_grad(|| {
-            b.model
-                .forward(&batch_inputs(&batch, Device::Cpu, Kind::Float), false)
-        });
-        let n = batch.len();
-        let theirs = onnxruntime_logits(&bundle.join("model.onnx"), onnx_frame_inputs(&batch), &d);
-        let diff = max_diff(&ours, &theirs);
-        println!(
-            "{config}: max |yt8m − onnxruntime| logits over {n} videos (lengths {:?}): {diff:.3e}",
-            batch.lengths
-        );
-        assert!(diff < 1e-4, "{config}: ONNX logits differ by {diff}");
-
-        // bf16 inference (`--precision bf16`) of the same bundle: probabilities close to fp32.
-        let mut b16 = yt8m::bundle::load(&bundle, Device::Cpu).unwrap();
-        b16.model.use_precision(yt8m::kinds::Precision::Bf16);
-        let p16 = tch::no_grad(|| {
-            yt8m::model::widen(
-                b16.model
-                    .forward(&batch_inputs(&batch, Device::Cpu, b16.model.kind), false),
-            )
-            .sigmoid()
-        });
-        let d16 = max_diff(&ours.sigmoid(), &p16);
-        println!("{config}: max |bf16 − fp32| probabilities {d16:.3e}");
-        assert!(d16 < 0.05, "{config}: bf16 probabilities differ by {d16}");
+        train_export_and_check(&d, config, extra, epochs);
     }
 }
 

@@ -26,7 +26,8 @@
 
 use super::cast;
 use super::paddle_ops::{
-    dropout_downgrade, fc, l2_normalize, msra_normal, msra_uniform, onnx_l2_normalize,
+    dropout_downgrade, fc, l2_normalize, msra_normal, msra_uniform, onnx_dropout_downgrade,
+    onnx_l2_normalize,
 };
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, Init};
@@ -258,11 +259,8 @@ impl super::Head for AttentionCluster {
             parts.push(u.onnx(g, &xs));
         }
         let refs: Vec<&str> = parts.iter().map(|s| s.as_str()).collect();
-        let mut v = g.op_attr("Concat", &refs, vec![("axis", Attr::Int(1))]);
-        if self.cfg.drop_rate > 0.0 {
-            let keep = g.scalar_f32("keep", (1.0 - self.cfg.drop_rate) as f32);
-            v = g.op("Mul", &[&v, &keep]);
-        }
+        let v = g.op_attr("Concat", &refs, vec![("axis", Attr::Int(1))]);
+        let v = onnx_dropout_downgrade(g, &v, self.cfg.drop_rate);
         let h = g.dense(&v, &self.fc1_w, &self.fc1_b);
         let h = g.op("Tanh", &[&h]);
         let h = g.dense(&h, &self.fc2_w, &self.fc2_b);

@@ -26,7 +26,8 @@
 
 use super::cast;
 use super::paddle_ops::{
-    BatchNorm, dropout_downgrade, fc, frame_mask, l2_normalize, msra_normal, onnx_l2_normalize,
+    BatchNorm, dropout_downgrade, fc, frame_mask, l2_normalize, msra_normal,
+    onnx_dropout_downgrade, onnx_l2_normalize,
 };
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -348,11 +349,8 @@ impl super::Head for NextVlad {
             parts.push(b.onnx(g, &x, &mask4)?);
         }
         let refs: Vec<&str> = parts.iter().map(|s| s.as_str()).collect();
-        let mut v = g.op_attr("Concat", &refs, vec![("axis", Attr::Int(1))]);
-        if self.cfg.drop_rate > 0.0 {
-            let keep = g.scalar_f32("keep", (1.0 - self.cfg.drop_rate) as f32);
-            v = g.op("Mul", &[&v, &keep]);
-        }
+        let v = g.op_attr("Concat", &refs, vec![("axis", Attr::Int(1))]);
+        let v = onnx_dropout_downgrade(g, &v, self.cfg.drop_rate);
         let hw = g.init_f32("hidden_w", &self.hidden_w);
         let h = g.op("MatMul", &[&v, &hw]);
         let h = self.hidden_bn.onnx(g, &h);

@@ -130,6 +130,15 @@ pub fn dropout_downgrade(x: &Tensor, p: f64, train: bool) -> Tensor {
     }
 }
 
+/// [`dropout_downgrade`] at inference in an ONNX graph: `x · (1 − p)`.
+pub fn onnx_dropout_downgrade(g: &mut crate::onnx::Graph, x: &str, p: f64) -> String {
+    if p <= 0.0 {
+        return x.to_string();
+    }
+    let keep = g.scalar_f32("keep", (1.0 - p) as f32);
+    g.op("Mul", &[x, &keep])
+}
+
 /// `fluid.layers.l2_normalize(x, dim)`: `x / sqrt(Σ_dim x² + 1e-12)`.
 pub fn l2_normalize(x: &Tensor, dim: i64) -> Tensor {
     let n = x.square().sum_dim_intlist(dim, true, x.kind()) + L2_EPS;

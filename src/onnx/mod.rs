@@ -434,6 +434,27 @@ mod tests {
                 ],
                 vec![super::InputKind::Uint8],
             ),
+            (
+                vec![
+                    "MODEL.head.name=NeXtVLADHead",
+                    "MODEL.head.cluster_size=4",
+                    "MODEL.head.hidden_size=8",
+                    "MODEL.head.groups=4",
+                    "MODEL.head.num_classes=5",
+                ],
+                vec![super::InputKind::Uint8, super::InputKind::Float],
+            ),
+            (
+                vec![
+                    "MODEL.head.name=AttentionClusterHead",
+                    "MODEL.head.seg_num=5",
+                    "MODEL.head.cluster_nums=[2, 2]",
+                    "MODEL.head.fc1_size=6",
+                    "MODEL.head.fc2_size=6",
+                    "MODEL.head.num_classes=5",
+                ],
+                vec![super::InputKind::Uint8, super::InputKind::Float],
+            ),
         ] {
             let ov: Vec<String> = level_overrides.iter().map(|s| s.to_string()).collect();
             let cfg = Config::from_yaml("t", "", &ov).unwrap();

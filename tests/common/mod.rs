@@ -452,3 +452,108 @@ pub fn assert_resume_exact(
     println!("max |straight − resumed| over weights and state: {max:e}");
     assert!(max <= 1e-6, "resumed run differs by {max}: {differ:?}");
 }
+
+/// Trains `configs/<config>` with `extra` overrides for `epochs` on the synthetic shards in
+/// `d/train` (validation `d/valid`, 20 classes, batch 64), requires a GAP ≥ the class prior
+/// + 0.3, exports a bundle and checks it: inference deterministic, the ONNX graph's logits
+/// under onnxruntime within 1e-4 of ours, bf16 probabilities within 0.05. Returns the bundle.
+pub fn train_export_and_check(
+    d: &std::path::Path,
+    config: &str,
+    extra: Vec<String>,
+    epochs: usize,
+) -> PathBuf {
+    use yt8m::config::Config;
+    use yt8m::data::batch::Batch as DataBatch;
+    use yt8m::train::{TrainOptions, train};
+    let mut ov = vec![
+        format!("epochs={epochs}"),
+        format!("DATASET.train.file_path={}", d.join("train").display()),
+        format!("DATASET.valid.file_path={}", d.join("valid").display()),
+        format!("DATASET.test.file_path={}", d.join("valid").display()),
+        "MODEL.head.num_classes=20".to_string(),
+        "DATASET.batch_size=64".to_string(),
+    ];
+    ov.extend(extra);
+    let cfg = Config::load(Some(&repo().join("configs").join(config)), &ov).unwrap();
+    let prior = yt8m::evaluate::class_prior_gap(&cfg).unwrap();
+    let run = d.join(format!("run-{config}"));
+    let s = train(
+        cfg.clone(),
+        &TrainOptions {
+            output: run.clone(),
+            validate: true,
+            quiet: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let v = s.last_valid.unwrap();
+    println!(
+        "{config}: {epochs} epochs → GAP {:.4}, Hit@1 {:.4} (class prior GAP {prior:.4})",
+        v.gap, v.hit_at_one
+    );
+    assert!(
+        v.gap > prior + 0.3,
+        "{config}: GAP {} vs class prior {prior}",
+        v.gap
+    );
+
+    let bundle = d.join(format!("bundle-{config}"));
+    yt8m_ok(&[
+        "export",
+        "-w",
+        s.best_checkpoint.as_ref().unwrap().to_str().unwrap(),
+        "--out",
+        bundle.to_str().unwrap(),
+    ]);
+    let b = yt8m::bundle::load(&bundle, Device::Cpu).unwrap();
+    let mut vids = Vec::new();
+    yt8m::data::sources::read_shard(
+        &d.join("valid/train0000.tfrecord"),
+        &b.config.feature_spec(),
+        false,
+        |v| {
+            vids.push(v);
+            vids.len() < 24
+        },
+    )
+    .unwrap();
+    let batch = DataBatch::from_videos(&vids, &b.config.feature_spec());
+    let ours = tch::no_grad(|| {
+        b.model
+            .forward(&batch_inputs(&batch, Device::Cpu, Kind::Float), false)
+    });
+    // Inference is deterministic (evenly spaced frames where upstream samples, no dropout).
+    let again = tch::no_grad(|| {
+        b.model
+            .forward(&batch_inputs(&batch, Device::Cpu, Kind::Float), false)
+    });
+    assert!(
+        ours.equal(&again),
+        "{config}: inference is not deterministic"
+    );
+    let n = batch.len();
+    let theirs = onnxruntime_logits(&bundle.join("model.onnx"), onnx_frame_inputs(&batch), &d);
+    let diff = max_diff(&ours, &theirs);
+    println!(
+        "{config}: max |yt8m − onnxruntime| logits over {n} videos (lengths {:?}): {diff:.3e}",
+        batch.lengths
+    );
+    assert!(diff < 1e-4, "{config}: ONNX logits differ by {diff}");
+
+    // bf16 inference (`--precision bf16`) of the same bundle: probabilities close to fp32.
+    let mut b16 = yt8m::bundle::load(&bundle, Device::Cpu).unwrap();
+    b16.model.use_precision(yt8m::kinds::Precision::Bf16);
+    let p16 = tch::no_grad(|| {
+        yt8m::model::widen(
+            b16.model
+                .forward(&batch_inputs(&batch, Device::Cpu, b16.model.kind), false),
+        )
+        .sigmoid()
+    });
+    let d16 = max_diff(&ours.sigmoid(), &p16);
+    println!("{config}: max |bf16 − fp32| probabilities {d16:.3e}");
+    assert!(d16 < 0.05, "{config}: bf16 probabilities differ by {d16}");
+    bundle
+}
