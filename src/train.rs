@@ -893,11 +893,17 @@ pub fn plan(cfg: &Config) -> Result<String> {
     } else {
         4
     };
-    // Weights, gradients, RMSProp's mean square, mean gradient (centered) and momentum.
-    let copies = 3 + cfg.OPTIMIZER.centered as u64 + (cfg.OPTIMIZER.momentum > 0.0) as u64;
+    // Weights and gradients, then RMSProp's mean square, mean gradient (centered) and
+    // momentum, or Adam's two moments.
+    let copies = match cfg.OPTIMIZER.name {
+        crate::optim::OptimizerName::RmsProp => {
+            3 + cfg.OPTIMIZER.centered as u64 + (cfg.OPTIMIZER.momentum > 0.0) as u64
+        }
+        crate::optim::OptimizerName::Adam => 4,
+    };
     let gb = |x: u64| x as f64 / 1e9;
-    Ok(format!(
-        "model: {:?} ({} parameters)\ntraining split: {} file(s), {videos} videos\nbatch {bs}{}: {steps} steps per epoch, {} epochs, {} steps in all\nprecision: {} ({})\nmemory for weights, gradients and optimizer state: {:.2} GB ({copies} copies of the parameters in {}); activations come on top and grow with batch × frames\n",
+    let mut plan = format!(
+        "model: {} ({} parameters)\ntraining split: {} file(s), {videos} videos\nbatch {bs}{}: {steps} steps per epoch, {} epochs, {} steps in all\nprecision: {} ({})\nmemory for weights, gradients and optimizer state: {:.2} GB ({copies} copies of the parameters in {}); activations come on top and grow with batch × frames\n",
         cfg.MODEL.head.name,
         params,
         loader.files().len(),
@@ -912,7 +918,13 @@ pub fn plan(cfg: &Config) -> Result<String> {
         cfg.TRAIN.precision.resolve(cfg.TRAIN.device.resolve()?).1,
         gb(params * copies * dtype_bytes),
         cfg.TRAIN.dtype,
-    ))
+    );
+    if steps == 0 {
+        plan.push_str(&format!(
+            "nothing to train: {videos} videos are fewer than one batch of {bs}; `train` refuses this\n  hint: lower DATASET.batch_size (-o DATASET.batch_size=N), set DATASET.drop_last: false, or add data\n"
+        ));
+    }
+    Ok(plan)
 }
 
 /// `1h05m`, `3m20s`, `42s`.

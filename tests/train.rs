@@ -477,6 +477,23 @@ fn print_config_and_dry_run_train_nothing() {
         "{out}"
     );
     assert!(!run.exists(), "--dry-run created the run directory");
+    assert!(!out.contains("nothing to train"), "{out}");
+    // A batch larger than the split is said up front (train itself refuses it).
+    let out = ok(&train_in(
+        &d,
+        &run,
+        &[
+            "--dry-run",
+            "-o",
+            "DATASET.batch_size=1000",
+            "-o",
+            "DATASET.drop_last=true",
+        ],
+    ));
+    assert!(
+        out.contains("0 steps per epoch") && out.contains("nothing to train: 160 videos"),
+        "{out}"
+    );
     let yaml = ok(&train_in(&d, &run, &["--print-config", "-o", "epochs=7"]));
     let c = yt8m::config::Config::from_yaml("printed", &yaml, &[]).unwrap();
     assert_eq!(c.epochs, 7);
