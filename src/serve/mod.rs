@@ -292,7 +292,9 @@ fn model_thread(
         }
         // A lone request (nothing else queued or arriving) may use every core: the network
         // threads have nothing to do meanwhile (measured: the full-size model's p99 at one
-        // client 2.1x offline batch 1 on one thread).
+        // client 2.1x offline batch 1 on one thread). Only a lone one: giving every call that
+        // empties the queue all cores halved the demo bundle's throughput at 8 and 64 clients
+        // (886 → 429 and 1025 → 615 videos/s), the network threads starved in between.
         let lone = jobs.len() == 1
             && model.waiting.load(Ordering::SeqCst) <= n
             && model.arriving.load(Ordering::SeqCst) == 0;
