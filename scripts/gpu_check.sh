@@ -5,7 +5,8 @@
 #   2. binaries: .gpu/ from scripts/gpu_pack.sh when carried (no Rust or MPI needed here),
 #      else packed here with the same script;
 #   3. `yt8m info` (is the CUDA backend loaded, GPUs, cuDNN, NCCL version);
-#   4. the Paddle parity tests on the GPU (YT8M_TEST_DEVICE=cuda, f64 and f32);
+#   4. the Paddle parity tests on the GPU (YT8M_TEST_DEVICE=cuda, f64 and f32), and the legacy
+#      Paddle zoo's (NeXtVLAD, AttentionCluster, f32);
 #   5. the NCCL path on one GPU: --distributed nccl must train as plain training (tests/nccl.rs);
 #   6. `yt8m bench train` at batch 128 (full model) and `bench predict`, on cuda, fp32 and bf16
 #      side by side (bf16 is the expected fast path on GPUs: issue #15);
@@ -36,6 +37,8 @@ log "## yt8m info"
 "$BIN" info 2>&1 | tee -a "$out"
 log "## parity on cuda"
 YT8M_TEST_DEVICE=cuda timeout 120 "$PARITY" --test-threads 1 --nocapture 2>&1 | grep -E "^test |max|diff|test result|panicked" | tee -a "$out"
+log "## legacy Paddle zoo parity on cuda (NeXtVLAD, AttentionCluster)"
+YT8M_TEST_DEVICE=cuda timeout 120 "$PWD/.gpu/bin/paddle_zoo" --test-threads 1 --nocapture equals 2>&1 | grep -E "^test |max|diff|moved|test result|panicked" | tee -a "$out"
 log "## NCCL path, one GPU"
 timeout 120 "$NCCLT" --test-threads 1 --nocapture 2>&1 | grep -E "^test |NCCL|max|skipped|test result|panicked|error" | tee -a "$out"
 log "## bench train (full model, batch 128, cuda)"

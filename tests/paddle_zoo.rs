@@ -136,7 +136,7 @@ fn nextvlad_model(f: &Fixture, drop_rate: f64) -> Model {
             gating_reduction: usize_of(f, "gating_reduction"),
             drop_rate,
         }),
-        Device::Cpu,
+        test_device(),
         Kind::Float,
     )
 }
@@ -160,7 +160,7 @@ fn nextvlad_equals_the_legacy_paddle_zoo() {
     let want = f.f32("eigenvals").view([-1]).sqrt() + 1e-4;
     close("eigen_param", net.eigen_scale(), &want, 0.0, 2e-7);
 
-    let inp: Inputs = f.inputs();
+    let inp: Inputs = f.inputs_on(test_device());
     let logits = m.forward(&inp, true);
     close("logits", &logits, &f.f32("logits"), 2e-6, 2e-5);
     let loss = bce_mean(&logits, &inp.labels);
@@ -222,7 +222,7 @@ fn cluster_model(f: &Fixture, drop_rate: f64) -> Model {
             fc2_size: usize_of(f, "fc2_size"),
             drop_rate,
         }),
-        Device::Cpu,
+        test_device(),
         Kind::Float,
     )
 }
@@ -235,7 +235,7 @@ fn attention_cluster_equals_the_legacy_paddle_zoo() {
     let same = |n: &str| n.to_string();
     let m = cluster_model(&f, 0.0);
     load(&m, &f, "var/", same);
-    let inp = f.inputs();
+    let inp = f.inputs_on(test_device());
     // The frames upstream's reader drew (generate_random_idx), through our forward.
     let index = f.f32("sample_index").to_kind(Kind::Int64);
     let yt8m::model::Net::AttentionCluster(net) = &m.net else {
@@ -353,6 +353,7 @@ fn a_bad_eigenvalue_file_is_refused_with_the_file_and_the_fix() {
     // The scaling is unchanged by the refused files.
     assert!(
         net.eigen_scale()
+            .to_device(Device::Cpu)
             .equal(&Tensor::ones([16], (Kind::Float, Device::Cpu)))
     );
 }

@@ -231,10 +231,8 @@ pub fn yt8m_ok<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(args: &[S]) -> Strin
 /// The largest absolute difference of two same-shaped tensors (in float64).
 pub fn max_diff(a: &tch::Tensor, b: &tch::Tensor) -> f64 {
     assert_eq!(a.size(), b.size());
-    (a.to_kind(tch::Kind::Double) - b.to_kind(tch::Kind::Double))
-        .abs()
-        .max()
-        .double_value(&[])
+    let cpu = |t: &tch::Tensor| t.to_device(tch::Device::Cpu).to_kind(tch::Kind::Double);
+    (cpu(a) - cpu(b)).abs().max().double_value(&[])
 }
 
 /// An exported frame-level graph's inputs for `batch`: uint8 `rgb`, `audio` `[B, T, D]` and
@@ -335,6 +333,11 @@ impl Fixture {
 
     /// The fixture's batch through our own upload path (uint8 → dequantized, padding 0).
     pub fn inputs(&self) -> Inputs {
+        self.inputs_on(Device::Cpu)
+    }
+
+    /// [`Fixture::inputs`] uploaded to `device`.
+    pub fn inputs_on(&self, device: Device) -> Inputs {
         let lengths: Vec<i64> = self.arrays["in_lengths"]
             .to_f64()
             .iter()
@@ -361,7 +364,7 @@ impl Fixture {
             positions: (0..lengths.len() as u64).collect(),
             labels,
         };
-        batch_inputs(&batch, Device::Cpu, Kind::Float)
+        batch_inputs(&batch, device, Kind::Float)
     }
 }
 
@@ -379,6 +382,7 @@ pub fn set(m: &Model, name: &str, v: &Tensor) {
 
 /// `|a − b| ≤ atol + rtol·|b|` everywhere; prints the largest difference, llm.c style.
 pub fn close(what: &str, ours: &Tensor, theirs: &Tensor, atol: f64, rtol: f64) {
+    let (ours, theirs) = (&ours.to_device(Device::Cpu), &theirs.to_device(Device::Cpu));
     let d = max_diff(ours, theirs);
     let bound = (theirs.abs() * rtol + atol).min().double_value(&[]);
     let ok = (ours - theirs)
@@ -392,6 +396,14 @@ pub fn close(what: &str, ours: &Tensor, theirs: &Tensor, atol: f64, rtol: f64) {
         ok,
         "{what}: max |diff| {d:.3e} exceeds {atol:e} + {rtol:e}·|ref| (min bound {bound:.3e})"
     );
+}
+
+/// Where parity tests run: the CPU, or `YT8M_TEST_DEVICE=cuda` (scripts/gpu_check.sh).
+pub fn test_device() -> Device {
+    match std::env::var("YT8M_TEST_DEVICE").as_deref() {
+        Ok("cuda") => Device::Cuda(0),
+        _ => Device::Cpu,
+    }
 }
 
 /// libtorch's generator is one per process: a test that needs reproducible draws (a resume
