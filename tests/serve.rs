@@ -476,6 +476,20 @@ fn hostile_requests_get_4xx_and_the_server_keeps_serving() {
         code, 200,
         "the server stopped serving after hostile requests"
     );
+    // Every hostile request, the hung-up one included, left the batcher's count of arriving
+    // requests (else every later call would wait out --max-delay-ms for it).
+    let arriving = || {
+        let (_, m) = http(s.port, "GET", "/metrics", &[], b"");
+        m.lines()
+            .find(|l| l.starts_with("yt8m_arriving_requests{model=\"tiny\"}"))
+            .and_then(|l| l.split_whitespace().last())
+            .map(str::to_string)
+    };
+    let t0 = std::time::Instant::now();
+    while arriving().as_deref() != Some("0") && t0.elapsed().as_secs() < 5 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(arriving().as_deref(), Some("0"));
     let (code, body) = http(s.port, "GET", "/v2/models/tiny/versions/7", &[], b"");
     assert_eq!(code, 404, "{body}");
     let (code, body) = http(

@@ -191,22 +191,17 @@ impl Drop for Arrival {
     }
 }
 
-/// HTTP layer: an infer request counts as arriving from its head on, before axum has read its
-/// body (under load a 176 KB body takes a while, and the batch it should join would otherwise
-/// run without it).
+/// Layer of the infer routes: a request counts as arriving from its head on (the route
+/// matched, the body not yet read: under load a 176 KB body takes a while, and the batch it
+/// should join would otherwise run without it). The model is the handler's own lookup; an
+/// unknown one is left to the handler's 404.
 async fn count_arrivals(
     State(s): State<Arc<Server>>,
+    Path(params): Path<BTreeMap<String, String>>,
     mut req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let path = req.uri().path();
-    let model = (req.method() == axum::http::Method::POST && path.ends_with("/infer"))
-        .then(|| path.strip_prefix("/v2/models/"))
-        .flatten()
-        .and_then(|rest| rest.split('/').next())
-        .and_then(|name| s.models.get(name))
-        .cloned();
-    if let Some(m) = model {
+    if let Ok(m) = model_of(&s, &params) {
         req.extensions_mut().insert(Arc::new(Arrival::new(&m)));
     }
     next.run(req).await
@@ -773,6 +768,14 @@ async fn metrics(State(s): State<Arc<Server>>) -> Response {
             m.waiting.load(Ordering::SeqCst)
         ));
     }
+    out.push_str("# HELP yt8m_arriving_requests Infer requests whose body is still arriving.\n# TYPE yt8m_arriving_requests gauge\n");
+    for m in s.models.values() {
+        out.push_str(&format!(
+            "yt8m_arriving_requests{{model=\"{}\"}} {}\n",
+            m.name,
+            m.arriving.load(Ordering::SeqCst)
+        ));
+    }
     out.push_str(
         "# HELP yt8m_batch_videos Videos per model call.\n# TYPE yt8m_batch_videos histogram\n",
     );
@@ -881,6 +884,12 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
     let s2 = server.clone();
     let r: Result<()> = rt.block_on(async move {
         let app = axum::Router::new()
+            .route("/v2/models/{name}/infer", post(infer))
+            .route("/v2/models/{name}/versions/{version}/infer", post(infer))
+            .route_layer(axum::middleware::from_fn_with_state(
+                s2.clone(),
+                count_arrivals,
+            ))
             .route("/v2/health/live", get(|| async { StatusCode::OK }))
             .route("/v2/health/ready", get(ready))
             .route("/v2", get(server_metadata))
@@ -888,14 +897,8 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
             .route("/v2/models/{name}/versions/{version}", get(model_metadata))
             .route("/v2/models/{name}/ready", get(model_ready))
             .route("/v2/models/{name}/versions/{version}/ready", get(model_ready))
-            .route("/v2/models/{name}/infer", post(infer))
-            .route("/v2/models/{name}/versions/{version}/infer", post(infer))
             .route("/metrics", get(metrics))
             .layer(DefaultBodyLimit::max(s2.opts.max_body_bytes))
-            .layer(axum::middleware::from_fn_with_state(
-                s2.clone(),
-                count_arrivals,
-            ))
             .with_state(s2.clone());
         let bind = |addr: SocketAddr, flag: &'static str| async move {
             tokio::net::TcpListener::bind(addr).await.map_err(|e| {
