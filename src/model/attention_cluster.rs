@@ -186,14 +186,7 @@ impl AttentionCluster {
             .units
             .iter()
             .zip(features)
-            .map(|(u, x)| {
-                let (b, s, d) = (x.size()[0], index.size()[1], x.size()[2]);
-                let idx = index
-                    .to_device(x.device())
-                    .unsqueeze(2)
-                    .expand([b, s, d], false);
-                u.forward(&x.gather(1, &idx, false))
-            })
+            .map(|(u, x)| u.forward(&super::gather_frames(x, index)))
             .collect();
         let v = dropout_downgrade(&Tensor::cat(&parts, 1), self.cfg.drop_rate, train);
         let h = fc(&v, &self.fc1_w, Some(&self.fc1_b)).tanh();
@@ -233,7 +226,6 @@ impl super::Head for AttentionCluster {
         let s = self.cfg.seg_num as i64;
         let lengths = io.lengths.as_deref().unwrap_or("lengths");
         let axes1 = g.init_i64("axes1", &[1], &[1]);
-        let axes2 = g.init_i64("axes2", &[1], &[2]);
         let n = g.op("Unsqueeze", &[lengths, &axes1]); // [B, 1]
         let odd: Vec<i64> = (0..s).map(|i| 2 * i + 1).collect();
         let odd = g.init_i64("odd", &[1, s], &odd);
@@ -244,18 +236,10 @@ impl super::Head for AttentionCluster {
         let zero = g.init_i64("zero_i", &[], &[0]);
         let last = g.op("Sub", &[&n, &one]);
         let last = g.op("Max", &[&last, &zero]);
-        let idx = g.op("Min", &[&idx, &last]);
-        let idx = g.op("Unsqueeze", &[&idx, &axes2]); // [B, S, 1]
-        let shape = g.op("Shape", &[&idx]);
-        let z1 = g.init_i64("zero1", &[1], &[0]);
-        let t2 = g.init_i64("two1", &[1], &[2]);
-        let bs = g.op("Slice", &[&shape, &z1, &t2]);
+        let idx = g.op("Min", &[&idx, &last]); // [B, S]
         let mut parts = Vec::new();
         for (u, (x, &d)) in self.units.iter().zip(xs.iter().zip(&self.cfg.feature_dims)) {
-            let last_dim = g.init_i64("d_dim", &[1], &[d as i64]);
-            let full = g.op_attr("Concat", &[&bs, &last_dim], vec![("axis", Attr::Int(0))]);
-            let ix = g.op("Expand", &[&idx, &full]); // [B, S, D]
-            let xs = g.op_attr("GatherElements", &[x, &ix], vec![("axis", Attr::Int(1))]);
+            let xs = g.gather_frames(x, &idx, d as i64);
             parts.push(u.onnx(g, &xs));
         }
         let refs: Vec<&str> = parts.iter().map(|s| s.as_str()).collect();

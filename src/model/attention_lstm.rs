@@ -273,8 +273,7 @@ impl AttentionLstm {
         let dev = features[0].device();
         let kind = features[0].kind();
         let lengths = lengths.to_device(dev);
-        let ar = Tensor::arange(t, (Kind::Int64, dev)).unsqueeze(0);
-        let valid = ar.lt_tensor(&lengths.unsqueeze(1)); // [B, T] bool
+        let valid = super::valid_frames(&lengths, t); // [B, T] bool
         let mask = valid.to_kind(kind);
         let mut pools = Vec::new();
         let mut tr = trace.then(|| (Vec::new(), Vec::new(), Vec::new()));

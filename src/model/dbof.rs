@@ -108,17 +108,8 @@ impl BatchNorm {
 
     /// Inference in an ONNX graph, folded to `x · scale + shift`.
     fn onnx(&self, g: &mut crate::onnx::Graph, x: &str) -> String {
-        let scale = &self.gamma / (&self.var + BN_EPS).sqrt();
-        let shift = &self.beta - &self.mean * &scale;
-        onnx_affine(g, x, &scale, &shift)
+        g.batch_norm(x, &self.gamma, &self.beta, &self.mean, &self.var, BN_EPS)
     }
-}
-
-fn onnx_affine(g: &mut crate::onnx::Graph, x: &str, scale: &Tensor, shift: &Tensor) -> String {
-    let s = g.init_f32("bn_scale", scale);
-    let t = g.init_f32("bn_shift", shift);
-    let y = g.op("Mul", &[x, &s]);
-    g.op("Add", &[&y, &t])
 }
 
 /// Either batch norm or a bias after a layer.
@@ -224,11 +215,7 @@ impl Dbof {
         let (b, f) = (x.size()[0], x.size()[2]);
         let s = index.size()[1];
         let kind = x.kind();
-        let idx = index
-            .to_device(x.device())
-            .unsqueeze(2)
-            .expand([b, s, f], false);
-        let mut v = x.gather(1, &idx, false).reshape([b * s, f]);
+        let mut v = super::gather_frames(x, index).reshape([b * s, f]);
         if let Some(bn) = &self.input_bn {
             v = bn.forward(&v, train);
         }
@@ -292,22 +279,13 @@ impl super::Head for Dbof {
         let lengths = io.lengths.as_deref().unwrap_or("lengths");
         let n = g.op_attr("Cast", &[lengths], vec![("to", Attr::Int(1))]);
         let axes1 = g.init_i64("axes1", &[1], &[1]);
-        let axes2 = g.init_i64("axes2", &[1], &[2]);
         let n = g.op("Unsqueeze", &[&n, &axes1]); // [B, 1]
         let pos: Vec<f32> = (0..s).map(|j| (j as f32 + 0.5) / s as f32).collect();
         let pos = g.init_f32("dbof_pos", &Tensor::from_slice(&pos).view([1, s]));
         let idx = g.op("Mul", &[&pos, &n]);
         let idx = g.op("Floor", &[&idx]);
-        let idx = g.op_attr("Cast", &[&idx], vec![("to", Attr::Int(7))]); // INT64
-        let idx = g.op("Unsqueeze", &[&idx, &axes2]); // [B, S, 1]
-        let shape = g.op("Shape", &[&idx]);
-        let last = g.init_i64("f_dim", &[1], &[f]);
-        let zero = g.init_i64("zero1", &[1], &[0]);
-        let two = g.init_i64("two1", &[1], &[2]);
-        let bs = g.op("Slice", &[&shape, &zero, &two]);
-        let full = g.op_attr("Concat", &[&bs, &last], vec![("axis", Attr::Int(0))]);
-        let idx = g.op("Expand", &[&idx, &full]); // [B, S, F]
-        let v = g.op_attr("GatherElements", &[&x, &idx], vec![("axis", Attr::Int(1))]);
+        let idx = g.op_attr("Cast", &[&idx], vec![("to", Attr::Int(7))]); // INT64 [B, S]
+        let v = g.gather_frames(&x, &idx, f);
         let v = match &self.input_bn {
             Some(bn) => bn.onnx(g, &v),
             None => v,

@@ -212,7 +212,6 @@ pub fn batch_inputs(batch: &Batch, device: Device, kind: Kind) -> Inputs {
     let b = batch.len() as i64;
     let t = batch.max_len as i64;
     let lengths = Tensor::from_slice(&batch.lengths).to_device(device);
-    let ar = Tensor::arange(t, (Kind::Int64, device)).unsqueeze(0);
     let features = batch
         .modalities
         .iter()
@@ -229,7 +228,7 @@ pub fn batch_inputs(batch: &Batch, device: Device, kind: Kind) -> Inputs {
                         .to_kind(Kind::Float);
                     let x = (x * DEQ_SCALE as f64) + DEQ_BIAS as f64;
                     let rows = Tensor::from_slice(&m.rows).to_device(device);
-                    let valid = ar.lt_tensor(&rows.unsqueeze(1)).unsqueeze(2);
+                    let valid = valid_frames(&rows, t).unsqueeze(2);
                     (x * valid.to_kind(Kind::Float)).to_kind(kind)
                 }
                 ModalityData::F32(v) => Tensor::from_slice(v)
@@ -559,6 +558,24 @@ pub(crate) fn cast(t: &Tensor, kind: Kind) -> Tensor {
     } else {
         t.to_kind(kind)
     }
+}
+
+/// `[B, T]` bool on `lengths`' device: `t < lengths[b]`, the frames a video really has.
+pub(crate) fn valid_frames(lengths: &Tensor, t: i64) -> Tensor {
+    Tensor::arange(t, (Kind::Int64, lengths.device()))
+        .unsqueeze(0)
+        .lt_tensor(&lengths.unsqueeze(1))
+}
+
+/// The frames `index` (`[B, S]`, int64) of `x` (`[B, T, D]`) → `[B, S, D]` (the sampling
+/// heads: DBoF, AttentionCluster).
+pub(crate) fn gather_frames(x: &Tensor, index: &Tensor) -> Tensor {
+    let (b, s, d) = (x.size()[0], index.size()[1], x.size()[2]);
+    let idx = index
+        .to_device(x.device())
+        .unsqueeze(2)
+        .expand([b, s, d], false);
+    x.gather(1, &idx, false)
 }
 
 /// bf16 results as float32 (sigmoid, softmax, losses and metrics stay in float32); float32 and

@@ -26,8 +26,8 @@
 
 use super::cast;
 use super::paddle_ops::{
-    BatchNorm, dropout_downgrade, fc, frame_mask, l2_normalize, msra_normal,
-    onnx_dropout_downgrade, onnx_l2_normalize,
+    BatchNorm, dropout_downgrade, fc, l2_normalize, msra_normal, onnx_dropout_downgrade,
+    onnx_l2_normalize,
 };
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -295,7 +295,7 @@ impl super::Head for NextVlad {
     fn forward(&self, inputs: &super::Inputs, train: bool) -> Tensor {
         let xs = self.inputs(&inputs.features);
         let t = xs[0].size()[1];
-        let mask = frame_mask(&inputs.lengths, t, xs[0].kind());
+        let mask = super::valid_frames(&inputs.lengths, t).to_kind(xs[0].kind());
         let parts: Vec<Tensor> = self
             .blocks
             .iter()

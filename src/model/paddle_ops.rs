@@ -15,8 +15,8 @@
 //!   (normal: σ = √(2/fan_in); uniform: ±√(6/fan_in); a 1-D variable's fan-in is its length).
 
 use super::cast;
+use tch::Tensor;
 use tch::nn::{self, Init};
-use tch::{Kind, Tensor};
 
 pub const BN_MOMENTUM: f64 = 0.9;
 pub const BN_EPS: f64 = 1e-5;
@@ -107,12 +107,14 @@ impl BatchNorm {
 
     /// Inference in an ONNX graph, folded to `x · s + t`.
     pub fn onnx(&self, g: &mut crate::onnx::Graph, x: &str) -> String {
-        let s = &self.scale * (&self.variance + BN_EPS).rsqrt();
-        let t = &self.bias - &self.mean * &s;
-        let s = g.init_f32("bn_scale", &s);
-        let t = g.init_f32("bn_shift", &t);
-        let y = g.op("Mul", &[x, &s]);
-        g.op("Add", &[&y, &t])
+        g.batch_norm(
+            x,
+            &self.scale,
+            &self.bias,
+            &self.mean,
+            &self.variance,
+            BN_EPS,
+        )
     }
 }
 
@@ -166,19 +168,10 @@ pub fn fc(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Tensor {
     }
 }
 
-/// `[B, T]` in `kind`: 1 where `t < lengths[b]` (a real frame), else 0.
-pub(crate) fn frame_mask(lengths: &Tensor, t: i64, kind: Kind) -> Tensor {
-    let dev = lengths.device();
-    Tensor::arange(t, (Kind::Int64, dev))
-        .unsqueeze(0)
-        .lt_tensor(&lengths.to_device(dev).unsqueeze(1))
-        .to_kind(kind)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tch::Device;
+    use tch::{Device, Kind};
 
     #[test]
     fn dropout_downgrade_keeps_without_rescaling_and_scales_at_inference() {

@@ -180,6 +180,40 @@ impl Graph {
         self.init(hint, &[], DataType::Float, v.to_le_bytes().to_vec())
     }
 
+    /// Batch norm at inference folded to `x · s + t` (`s = γ / √(var + ε)`,
+    /// `t = β − mean · s`), whatever the framework's ε and statistics.
+    pub fn batch_norm(
+        &mut self,
+        x: &str,
+        gamma: &Tensor,
+        beta: &Tensor,
+        mean: &Tensor,
+        var: &Tensor,
+        eps: f64,
+    ) -> String {
+        let scale = gamma / (var + eps).sqrt();
+        let shift = beta - mean * &scale;
+        let s = self.init_f32("bn_scale", &scale);
+        let t = self.init_f32("bn_shift", &shift);
+        let y = self.op("Mul", &[x, &s]);
+        self.op("Add", &[&y, &t])
+    }
+
+    /// The frames `index` (int64 `[B, S]`) of `x` (`[B, T, d]`) → `[B, S, d]`
+    /// (GatherElements over time; [`crate::model::gather_frames`] in the graph).
+    pub fn gather_frames(&mut self, x: &str, index: &str, d: i64) -> String {
+        let axes2 = self.init_i64("axes2", &[1], &[2]);
+        let idx = self.op("Unsqueeze", &[index, &axes2]); // [B, S, 1]
+        let shape = self.op("Shape", &[&idx]);
+        let zero = self.init_i64("zero1", &[1], &[0]);
+        let two = self.init_i64("two1", &[1], &[2]);
+        let bs = self.op("Slice", &[&shape, &zero, &two]);
+        let last = self.init_i64("d_dim", &[1], &[d]);
+        let full = self.op_attr("Concat", &[&bs, &last], vec![("axis", Attr::Int(0))]);
+        let idx = self.op("Expand", &[&idx, &full]); // [B, S, d]
+        self.op_attr("GatherElements", &[x, &idx], vec![("axis", Attr::Int(1))])
+    }
+
     /// `x · w + b` (a dense layer stored `[in, out]`).
     pub fn dense(&mut self, x: &str, w: &Tensor, b: &Tensor) -> String {
         let w = self.init_f32("w", w);
