@@ -34,10 +34,7 @@ fn cfg() -> AttentionLstmConfig {
 /// CPU by default; `YT8M_TEST_DEVICE=cuda` runs the same checks on the GPU
 /// (scripts/gpu_check.sh).
 fn device() -> Device {
-    match std::env::var("YT8M_TEST_DEVICE").as_deref() {
-        Ok("cuda") => Device::Cuda(0),
-        _ => Device::Cpu,
-    }
+    test_device()
 }
 
 fn model(kind: Kind) -> Model {
