@@ -31,14 +31,9 @@ fn cfg() -> AttentionLstmConfig {
     }
 }
 
-/// CPU by default; `YT8M_TEST_DEVICE=cuda` runs the same checks on the GPU
-/// (scripts/gpu_check.sh).
-fn device() -> Device {
-    test_device()
-}
 
 fn model(kind: Kind) -> Model {
-    let mut m = Model::new(&cfg(), device(), kind);
+    let mut m = Model::new(&cfg(), test_device(), kind);
     let w: Vec<(String, Tensor)> = npz("a_weights.npz").into_iter().collect();
     assert_eq!(w.len(), 30);
     m.load_named("a_weights.npz", &w).unwrap();
@@ -69,7 +64,7 @@ struct Run {
 }
 
 fn run(m: &Model, f: &HashMap<String, Tensor>, kind: Kind) -> Run {
-    let dev = device();
+    let dev = test_device();
     let feats = [
         f["input/rgb_data"].to_kind(kind).to_device(dev),
         f["input/audio_data"].to_kind(kind).to_device(dev),
@@ -238,7 +233,7 @@ fn set_c_pdparams_convert_to_the_same_logits() {
         let out = dir.join("w.safetensors");
         let names = yt8m::convert::convert_pdparams(&parity(file), &out).unwrap();
         assert_eq!(names.len(), 30, "{file}: canonical tensors");
-        let mut m = Model::new(&cfg(), device(), Kind::Double);
+        let mut m = Model::new(&cfg(), test_device(), Kind::Double);
         m.load_safetensors(&out).unwrap();
         let r = run(&m, &f, Kind::Double);
         check(
