@@ -31,7 +31,6 @@ fn cfg() -> AttentionLstmConfig {
     }
 }
 
-
 fn model(kind: Kind) -> Model {
     let mut m = Model::new(&cfg(), test_device(), kind);
     let w: Vec<(String, Tensor)> = npz("a_weights.npz").into_iter().collect();

@@ -189,15 +189,28 @@ fn drive(
         .enable_all()
         .build()
         .expect("a one-thread runtime for the load generator");
+    // Each request's HTTP head, written once rather than at every send.
+    let heads: Arc<Vec<String>> = Arc::new(
+        reqs.iter()
+            .map(|(body, head_len, _)| {
+                format!(
+                    "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nInference-Header-Content-Length: {head_len}\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                )
+            })
+            .collect(),
+    );
     let tallies: Vec<Tally> = rt.block_on(async {
         let stop = Instant::now() + Duration::from_secs_f64(seconds);
         let tasks: Vec<_> = (0..c)
             .map(|w| {
-                let (reqs, path) = (reqs.clone(), path.to_string());
+                let (reqs, heads) = (reqs.clone(), heads.clone());
                 tokio::spawn(async move {
                     let mut t = Tally::default();
                     let connect = || async {
-                        let s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+                        let s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                            .await
+                            .ok()?;
                         s.set_nodelay(true).ok()?;
                         Some(tokio::io::BufReader::new(s))
                     };
@@ -205,20 +218,20 @@ fn drive(
                     let mut sink = Vec::new();
                     let mut i = w;
                     while Instant::now() < stop {
-                        let (body, head_len, frames) = &reqs[i % reqs.len()];
+                        let (body, _, frames) = &reqs[i % reqs.len()];
+                        let head = &heads[i % reqs.len()];
                         i += c;
                         let Some(cn) = conn.as_mut() else {
                             t.other += 1;
                             break;
                         };
-                        let head = format!(
-                            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nInference-Header-Content-Length: {head_len}\r\nContent-Length: {}\r\n\r\n",
-                            body.len()
-                        );
                         let t1 = Instant::now();
                         let left = stop.saturating_duration_since(t1) + Duration::from_secs(30);
-                        match tokio::time::timeout(left, request(cn, head.as_bytes(), body, &mut sink))
-                            .await
+                        match tokio::time::timeout(
+                            left,
+                            request(cn, head.as_bytes(), body, &mut sink),
+                        )
+                        .await
                         {
                             Ok(Ok(200)) => {
                                 t.ok += 1;
