@@ -752,30 +752,28 @@ async fn metrics(State(s): State<Arc<Server>>) -> Response {
             ));
         }
     }
-    out.push_str("# HELP yt8m_videos_total Videos predicted.\n# TYPE yt8m_videos_total counter\n");
-    for m in s.models.values() {
-        out.push_str(&format!(
-            "yt8m_videos_total{{model=\"{}\"}} {}\n",
-            m.name,
-            m.stats.videos.load(Ordering::Relaxed)
-        ));
-    }
-    out.push_str("# HELP yt8m_queue_videos Videos queued or being computed.\n# TYPE yt8m_queue_videos gauge\n");
-    for m in s.models.values() {
-        out.push_str(&format!(
-            "yt8m_queue_videos{{model=\"{}\"}} {}\n",
-            m.name,
-            m.waiting.load(Ordering::SeqCst)
-        ));
-    }
-    out.push_str("# HELP yt8m_arriving_requests Infer requests whose body is still arriving.\n# TYPE yt8m_arriving_requests gauge\n");
-    for m in s.models.values() {
-        out.push_str(&format!(
-            "yt8m_arriving_requests{{model=\"{}\"}} {}\n",
-            m.name,
-            m.arriving.load(Ordering::SeqCst)
-        ));
-    }
+    // One value per model.
+    let mut per_model = |name: &str, kind: &str, help: &str, value: &dyn Fn(&Model) -> u64| {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+        for m in s.models.values() {
+            out.push_str(&format!("{name}{{model=\"{}\"}} {}\n", m.name, value(m)));
+        }
+    };
+    per_model("yt8m_videos_total", "counter", "Videos predicted.", &|m| {
+        m.stats.videos.load(Ordering::Relaxed)
+    });
+    per_model(
+        "yt8m_queue_videos",
+        "gauge",
+        "Videos queued or being computed.",
+        &|m| m.waiting.load(Ordering::SeqCst) as u64,
+    );
+    per_model(
+        "yt8m_arriving_requests",
+        "gauge",
+        "Infer requests whose body is still arriving.",
+        &|m| m.arriving.load(Ordering::SeqCst) as u64,
+    );
     out.push_str(
         "# HELP yt8m_batch_videos Videos per model call.\n# TYPE yt8m_batch_videos histogram\n",
     );
