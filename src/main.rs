@@ -502,7 +502,8 @@ struct ServeArgs {
     #[arg(long, default_value_t = 30_000)]
     timeout_ms: u64,
     /// libtorch threads (default: YT8M_THREADS, else the cores this process owns minus one,
-    /// and all of them for a call that serves a lone request).
+    /// and all of them for a call that serves a lone request, or for every call of a model
+    /// that costs over 100 µs per frame, such as the full-size AttentionLSTM on a CPU).
     #[arg(long)]
     threads: Option<usize>,
 }
@@ -899,7 +900,7 @@ fn serve(a: ServeArgs) -> Result<()> {
         max_body_bytes: a.max_body_bytes,
         timeout: std::time::Duration::from_millis(a.timeout_ms),
         // Chosen counts (--threads, YT8M_THREADS) are kept for every call.
-        lone_threads: (a.threads.is_none() && std::env::var_os("YT8M_THREADS").is_none())
+        all_threads: (a.threads.is_none() && std::env::var_os("YT8M_THREADS").is_none())
             .then_some(cores),
     })?;
     Ok(())

@@ -57,10 +57,12 @@ pub struct ServeOptions {
     pub max_body_bytes: usize,
     /// A request not answered within this is answered 504.
     pub timeout: Duration,
-    /// libtorch threads for a model call that serves a lone request (nothing else queued or
-    /// arriving), when more than the usual count: the network threads are idle then, so the
-    /// call may take every core (None: always the usual count, e.g. `--threads` given).
-    pub lone_threads: Option<usize>,
+    /// libtorch threads for a model call that may take every core, when more than the usual
+    /// count: a call serving a lone request (nothing else queued or arriving: the network
+    /// threads are idle), and every call of a model heavy enough that the network's share of
+    /// the machine is negligible ([`HEAVY_SECONDS_PER_FRAME`]). None: always the usual count
+    /// (`--threads` or YT8M_THREADS given).
+    pub all_threads: Option<usize>,
 }
 
 /// A histogram with fixed upper bounds, Prometheus style.
@@ -236,6 +238,43 @@ fn json_ok(v: Value) -> Response {
 /// ([`crate::predict::call_size`]).
 const CALL_OVERHEAD_FRAMES: usize = 256;
 
+/// Model work per frame (core-seconds, a call's frames plus [`CALL_OVERHEAD_FRAMES`] for each of
+/// its calls) from which every call of the model takes all cores. The network side costs in
+/// the order of a microsecond per frame (a frame is 1152 request bytes to receive, parse and
+/// copy); at 100 µs per frame it needs about 1 % of a core beside a busy model, so keeping a
+/// whole core for it only idles that core. Measured side by side on 2 cores, 64 clients: the
+/// full-size AttentionLSTM (about 1.1 ms per frame on one thread) went from 6.5 to 9.3 videos/s
+/// (0.63 → 0.96 of offline batch 64) with every call on both cores, while the demo bundle
+/// (about 7 µs per frame) fell from 934 to 733: its calls are thousands of microsecond-sized
+/// ops, each stalled when a network thread takes a core from an OpenMP worker. The two sit
+/// a hundred times apart, this threshold in between.
+pub const HEAVY_SECONDS_PER_FRAME: f64 = 100e-6;
+
+/// Running estimate of a model's cost per frame, from its own calls.
+#[derive(Debug, Default, Clone, Copy)]
+struct FrameCost {
+    /// Core-seconds per frame (exponential average over calls); None before the first call.
+    per_frame: Option<f64>,
+}
+
+impl FrameCost {
+    /// Records a call of `seconds` on `threads` libtorch threads over `frames` frames in
+    /// `calls` model calls.
+    fn observe(&mut self, seconds: f64, threads: usize, frames: usize, calls: usize) {
+        let slots = (frames + calls * CALL_OVERHEAD_FRAMES).max(1) as f64;
+        let x = seconds * threads.max(1) as f64 / slots;
+        self.per_frame = Some(match self.per_frame {
+            None => x,
+            Some(m) => 0.8 * m + 0.2 * x,
+        });
+    }
+
+    /// Whether every call should take all cores.
+    fn heavy(&self) -> bool {
+        self.per_frame.is_some_and(|c| c >= HEAVY_SECONDS_PER_FRAME)
+    }
+}
+
 /// The inference thread of one model.
 fn model_thread(
     b: Bundle,
@@ -243,7 +282,7 @@ fn model_thread(
     model: Arc<Model>,
     max_batch: usize,
     max_delay: Duration,
-    lone_threads: Option<usize>,
+    all_threads: Option<usize>,
 ) {
     // OpenMP's thread count is per thread: a new thread starts from the default (all cores),
     // not from what the main thread set, and the GEMMs would then spin a second core that the
@@ -253,6 +292,7 @@ fn model_thread(
     let usual = crate::threads::configure_torch_threads();
     tch::set_num_threads(usual as i32);
     let mut current = usual;
+    let mut cost = FrameCost::default();
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         let mut n = jobs[0].videos.len();
@@ -287,14 +327,15 @@ fn model_thread(
         }
         // A lone request (nothing else queued or arriving) may use every core: the network
         // threads have nothing to do meanwhile (measured: the full-size model's p99 at one
-        // client 2.1x offline batch 1 on one thread). Only a lone one: giving every call that
-        // empties the queue all cores halved the demo bundle's throughput at 8 and 64 clients
-        // (886 → 429 and 1025 → 615 videos/s), the network threads starved in between.
+        // client 2.1x offline batch 1 on one thread). For a light model only a lone one:
+        // giving every call that empties the queue all cores halved the demo bundle's
+        // throughput at 8 and 64 clients (886 → 429 and 1025 → 615 videos/s), the network
+        // threads starved in between. A heavy model takes them for every call.
         let lone = jobs.len() == 1
             && model.waiting.load(Ordering::SeqCst) <= n
             && model.arriving.load(Ordering::SeqCst) == 0;
-        let want = match lone_threads {
-            Some(all) if lone && all > usual => all,
+        let want = match all_threads {
+            Some(all) if (lone || cost.heavy()) && all > usual => all,
             _ => usual,
         };
         if want != current {
@@ -318,9 +359,20 @@ fn model_thread(
         } else {
             max_batch
         };
+        let call = call.clamp(1, max_batch);
+        let started = Instant::now();
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            crate::predict::probabilities(&b, &videos, call.min(max_batch))
+            crate::predict::probabilities(&b, &videos, call)
         }));
+        if matches!(r, Ok(Ok(_))) {
+            let frames = videos.iter().map(|v| v.num_frames.max(1)).sum();
+            cost.observe(
+                started.elapsed().as_secs_f64(),
+                current,
+                frames,
+                n.div_ceil(call),
+            );
+        }
         model.waiting.fetch_sub(n, Ordering::SeqCst);
         match r {
             Ok(Ok(mut probs)) => {
@@ -860,11 +912,11 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
             arriving: AtomicUsize::new(0),
             stats: Stats::new(),
         });
-        let (mm, mb, md, lone) = (m.clone(), opts.max_batch, opts.max_delay, opts.lone_threads);
+        let (mm, mb, md, all) = (m.clone(), opts.max_batch, opts.max_delay, opts.all_threads);
         threads.push(
             std::thread::Builder::new()
                 .name(format!("model-{name}"))
-                .spawn(move || model_thread(b, rx, mm, mb, md, lone))
+                .spawn(move || model_thread(b, rx, mm, mb, md, all))
                 .map_err(|e| Error::Invalid(format!("cannot start the model thread: {e}")))?,
         );
         models.insert(name.clone(), m);
@@ -990,4 +1042,28 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
     r?;
     tracing::info!("stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_cost_tells_heavy_models_from_light_ones() {
+        let mut c = FrameCost::default();
+        assert!(!c.heavy(), "no call yet: keep the network's core");
+        // Demo bundle, batch 64 on one thread: ~60 ms for 64 videos of 150 frames.
+        c.observe(0.060, 1, 64 * 150, 1);
+        assert!(!c.heavy(), "{:?}", c.per_frame);
+        // A lone 10-frame video on two threads: its call overhead is not per-frame work.
+        c.observe(0.001, 2, 10, 1);
+        assert!(!c.heavy(), "{:?}", c.per_frame);
+        // Full-size AttentionLSTM, batch 64 on one thread: ~11 s.
+        let mut f = FrameCost::default();
+        f.observe(11.0, 1, 64 * 150, 1);
+        assert!(f.heavy(), "{:?}", f.per_frame);
+        // One fast call does not flip the average at once.
+        f.observe(0.001, 1, 150, 1);
+        assert!(f.heavy(), "{:?}", f.per_frame);
+    }
 }
