@@ -861,6 +861,8 @@ fn plot(a: PlotArgs) -> Result<()> {
 }
 
 fn serve(a: ServeArgs) -> Result<()> {
+    // First, while this is the only thread and before libtorch's first oneDNN primitive.
+    yt8m::threads::bound_onednn_cache();
     if !a.name.is_empty() && a.name.len() != a.model.len() {
         bail!(
             "{} --name for {} --model: give one name per model, in order (or none)",

@@ -47,6 +47,40 @@ pub fn tune_allocator() {
     }
 }
 
+/// oneDNN primitives kept by a server (oneDNN's default: 1024).
+pub const SERVER_ONEDNN_CACHE: usize = 32;
+
+/// Bounds oneDNN's primitive cache for a long-running server, unless the user chose a capacity
+/// (`ONEDNN_PRIMITIVE_CACHE_CAPACITY`, or its old name `DNNL_...`).
+///
+/// libtorch runs CPU LSTMs as oneDNN RNN primitives, one per (frames, batch) shape, and keeps
+/// up to 1024 of them; a server's merged batches have ever-new shapes, so its memory kept
+/// growing by about 0.5 MB per new shape — measured with the demo bundle at 64 clients: 427 →
+/// 683 → 748 MB over 90 k requests and still rising (1024 entries), against 391 → 519 → 521 MB
+/// with 32 entries, at the same throughput (two alternating 20 s runs: 1186 / 1227 videos/s
+/// with 1024 entries, 1117 / 1241 with 32; with no cache at all 30 % slower: the weight
+/// reorders, used by every call, are what the cache must keep).
+///
+/// Call it before libtorch creates its first primitive and before other threads start (it
+/// sets an environment variable, which oneDNN reads when its cache is first used).
+pub fn bound_onednn_cache() {
+    let chosen = [
+        "ONEDNN_PRIMITIVE_CACHE_CAPACITY",
+        "DNNL_PRIMITIVE_CACHE_CAPACITY",
+    ]
+    .iter()
+    .any(|k| std::env::var_os(k).is_some());
+    if !chosen {
+        // SAFETY: called at the start of `yt8m serve`, while the process has one thread.
+        unsafe {
+            std::env::set_var(
+                "ONEDNN_PRIMITIVE_CACHE_CAPACITY",
+                SERVER_ONEDNN_CACHE.to_string(),
+            )
+        };
+    }
+}
+
 /// For long-running servers, on top of [`tune_allocator`]: request buffers come and go at every
 /// call from several threads, and keeping every freed page in per-thread arenas makes the
 /// resident size grow instead of staying flat.
