@@ -424,6 +424,19 @@ fn tritonclient_gets_predicts_numbers_whatever_the_batching() {
         .unwrap();
     println!("model calls: {all}, of which {le3} with ≤ 2 videos");
     assert!(all > 0 && le3 < all, "{metrics}");
+    // The server measured the model's cost per frame (what decides whether its calls take
+    // every core; not compared with the threshold here, where parallel tests slow the calls).
+    let gauge = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}{{model=\"tiny\"}}")))
+            .and_then(|l| l.split_whitespace().last()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} for tiny in\n{metrics}"))
+    };
+    let cost = gauge("yt8m_frame_cost_seconds");
+    println!("measured cost per frame: {cost:e} core-seconds");
+    assert!(cost > 0.0 && cost.is_finite(), "{cost}");
+    assert!(gauge("yt8m_call_threads") >= 1.0, "{metrics}");
 }
 
 /// A binary input claiming 1000 bytes where 4 follow.

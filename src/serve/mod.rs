@@ -120,6 +120,10 @@ struct Stats {
     videos: AtomicU64,
     latency: Hist,
     batch: Hist,
+    /// libtorch threads of the latest model call.
+    call_threads: AtomicUsize,
+    /// [`FrameCost`]'s estimate (f64 bits; 0 before the first call).
+    frame_cost_bits: AtomicU64,
 }
 
 impl Stats {
@@ -129,6 +133,8 @@ impl Stats {
             videos: AtomicU64::new(0),
             latency: Hist::new(SECONDS),
             batch: Hist::new(VIDEOS),
+            call_threads: AtomicUsize::new(0),
+            frame_cost_bits: AtomicU64::new(0),
         }
     }
     fn answered(&self, code: StatusCode, t0: Instant) {
@@ -342,6 +348,7 @@ fn model_thread(
             tch::set_num_threads(want as i32);
             current = want;
         }
+        model.stats.call_threads.store(current, Ordering::Relaxed);
         let counts: Vec<usize> = jobs.iter().map(|j| j.videos.len()).collect();
         let mut videos = Vec::with_capacity(n);
         let mut replies = Vec::with_capacity(jobs.len());
@@ -372,6 +379,8 @@ fn model_thread(
                 frames,
                 n.div_ceil(call),
             );
+            let bits = cost.per_frame.unwrap_or(0.0).to_bits();
+            model.stats.frame_cost_bits.store(bits, Ordering::Relaxed);
         }
         model.waiting.fetch_sub(n, Ordering::SeqCst);
         match r {
@@ -805,26 +814,38 @@ async fn metrics(State(s): State<Arc<Server>>) -> Response {
         }
     }
     // One value per model.
-    let mut per_model = |name: &str, kind: &str, help: &str, value: &dyn Fn(&Model) -> u64| {
+    let mut per_model = |name: &str, kind: &str, help: &str, value: &dyn Fn(&Model) -> f64| {
         out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
         for m in s.models.values() {
             out.push_str(&format!("{name}{{model=\"{}\"}} {}\n", m.name, value(m)));
         }
     };
     per_model("yt8m_videos_total", "counter", "Videos predicted.", &|m| {
-        m.stats.videos.load(Ordering::Relaxed)
+        m.stats.videos.load(Ordering::Relaxed) as f64
     });
     per_model(
         "yt8m_queue_videos",
         "gauge",
         "Videos queued or being computed.",
-        &|m| m.waiting.load(Ordering::SeqCst) as u64,
+        &|m| m.waiting.load(Ordering::SeqCst) as f64,
     );
     per_model(
         "yt8m_arriving_requests",
         "gauge",
         "Infer requests whose body is still arriving.",
-        &|m| m.arriving.load(Ordering::SeqCst) as u64,
+        &|m| m.arriving.load(Ordering::SeqCst) as f64,
+    );
+    per_model(
+        "yt8m_call_threads",
+        "gauge",
+        "libtorch threads of the latest model call (every core for lone requests and heavy models).",
+        &|m| m.stats.call_threads.load(Ordering::Relaxed) as f64,
+    );
+    per_model(
+        "yt8m_frame_cost_seconds",
+        "gauge",
+        "Measured model work per frame in core-seconds; from 1e-4 every call takes all cores.",
+        &|m| f64::from_bits(m.stats.frame_cost_bits.load(Ordering::Relaxed)),
     );
     out.push_str(
         "# HELP yt8m_batch_videos Videos per model call.\n# TYPE yt8m_batch_videos histogram\n",
