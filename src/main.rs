@@ -503,7 +503,8 @@ struct ServeArgs {
     timeout_ms: u64,
     /// libtorch threads (default: YT8M_THREADS, else the cores this process owns minus one,
     /// and all of them for a call that serves a lone request, or for every call of a model
-    /// that costs over 100 µs per frame, such as the full-size AttentionLSTM on a CPU).
+    /// that costs over 100 µs per frame, such as the full-size AttentionLSTM on a CPU). The
+    /// models of one server share this many threads: calls running at once split them.
     #[arg(long)]
     threads: Option<usize>,
 }
