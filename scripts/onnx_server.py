@@ -52,6 +52,9 @@ def main():
             self.end_headers()
             self.wfile.write(head + raw)
 
+    # socketserver's listen backlog is 5: 64 clients connecting at once would see refused or
+    # reset connections that are the backlog's fault, not the model's.
+    ThreadingHTTPServer.request_queue_size = 128
     srv = ThreadingHTTPServer(("127.0.0.1", a.port), Handler)
     print(f"listening on 127.0.0.1:{srv.server_address[1]}", file=sys.stderr, flush=True)
     srv.serve_forever()

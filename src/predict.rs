@@ -223,12 +223,23 @@ pub fn call_size(lengths: &[usize], overhead: usize) -> usize {
 }
 
 pub fn probabilities(b: &Bundle, videos: &[Video], batch_size: usize) -> Result<Vec<Vec<f32>>> {
+    probabilities_padded(b, videos, batch_size, 1)
+}
+
+/// As [`probabilities`], each frame-level call padded to a multiple of `frames` frames
+/// ([`Batch::from_indices_padded`]; the same answers).
+pub fn probabilities_padded(
+    b: &Bundle,
+    videos: &[Video],
+    batch_size: usize,
+    frames: usize,
+) -> Result<Vec<Vec<f32>>> {
     let spec = b.config.feature_spec();
     let c = b.manifest.num_classes;
     let lengths: Vec<usize> = videos.iter().map(|v| v.num_frames).collect();
     let mut out: Vec<Vec<f32>> = vec![Vec::new(); videos.len()];
     for group in length_buckets(&lengths, batch_size.max(1), DEFAULT_BUCKET_WINDOW) {
-        let batch = Batch::from_indices(videos, &group, &spec);
+        let batch = Batch::from_indices_padded(videos, &group, &spec, frames);
         let probs = tch::no_grad(|| {
             let inp = batch_inputs(&batch, b.model.device(), b.model.kind);
             crate::model::widen(b.model.forward(&inp, false))

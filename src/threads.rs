@@ -48,18 +48,21 @@ pub fn tune_allocator() {
 }
 
 /// oneDNN primitives kept by a server (oneDNN's default: 1024).
-pub const SERVER_ONEDNN_CACHE: usize = 32;
+pub const SERVER_ONEDNN_CACHE: usize = 256;
 
 /// Bounds oneDNN's primitive cache for a long-running server, unless the user chose a capacity
 /// (`ONEDNN_PRIMITIVE_CACHE_CAPACITY`, or its old name `DNNL_...`).
 ///
-/// libtorch runs CPU LSTMs as oneDNN RNN primitives, one per (frames, batch) shape, and keeps
-/// up to 1024 of them; a server's merged batches have ever-new shapes, so its memory kept
-/// growing by about 0.5 MB per new shape — measured with the demo bundle at 64 clients: 427 →
-/// 683 → 748 MB over 90 k requests and still rising (1024 entries), against 391 → 519 → 521 MB
-/// with 32 entries, at the same throughput (two alternating 20 s runs: 1186 / 1227 videos/s
-/// with 1024 entries, 1117 / 1241 with 32; with no cache at all 30 % slower: the weight
-/// reorders, used by every call, are what the cache must keep).
+/// libtorch runs CPU LSTMs as oneDNN RNN primitives, one per (frames, batch, threads) shape,
+/// and keeps up to 1024 of them (about 0.5 MB each); a server's merged batches have ever-new
+/// shapes, so its memory kept growing — measured with the demo bundle at 64 clients: 427 →
+/// 683 → 748 MB over 90 k requests and still rising. Measured, same bundle (docs/benchmarks.md
+/// #serving has the tables): 32 entries kept memory flat (391 → 519 → 521 MB) at the same
+/// 64-client throughput, but cost lone requests (1 client) about a third of their rate, every
+/// one of them rebuilding its primitive; no cache at all, 30 % at 64 clients too. The server
+/// therefore pads its calls to a multiple of 8 frames (38 frame counts up to 300, so lone
+/// requests find theirs) and keeps 256 — a bound of about 128 MB where the default's is half
+/// a gigabyte.
 ///
 /// Call it before libtorch creates its first primitive and before other threads start (it
 /// sets an environment variable, which oneDNN reads when its cache is first used).

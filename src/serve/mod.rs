@@ -245,6 +245,11 @@ fn json_ok(v: Value) -> Response {
 /// ([`crate::predict::call_size`]).
 const CALL_OVERHEAD_FRAMES: usize = 256;
 
+/// Model calls are padded to a multiple of this many frames, so that their shapes come from
+/// a small set and libtorch's oneDNN primitives (one per LSTM shape, see
+/// [`crate::threads::SERVER_ONEDNN_CACHE`]) are found in its cache instead of rebuilt.
+const FRAME_MULTIPLE: usize = 8;
+
 /// Model work per frame (core-seconds, a call's frames plus [`CALL_OVERHEAD_FRAMES`] for each of
 /// its calls) from which every call of the model takes all cores. The network side costs in
 /// the order of a microsecond per frame (a frame is 1152 request bytes to receive, parse and
@@ -431,7 +436,7 @@ fn model_thread(b: Bundle, rx: Receiver<Job>, model: Arc<Model>, opts: Batching)
         let call = call.clamp(1, max_batch);
         let started = Instant::now();
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            crate::predict::probabilities(&b, &videos, call)
+            crate::predict::probabilities_padded(&b, &videos, call, FRAME_MULTIPLE)
         }));
         if matches!(r, Ok(Ok(_))) {
             let frames = videos.iter().map(|v| v.num_frames.max(1)).sum();

@@ -122,6 +122,19 @@ impl Batch {
     /// Packs `videos[idx[0]], videos[idx[1]], ...` into one batch (a group of
     /// [`length_buckets`]); positions are the indices.
     pub fn from_indices(videos: &[Video], idx: &[usize], spec: &FeatureSpec) -> Batch {
+        Self::from_indices_padded(videos, idx, spec, 1)
+    }
+
+    /// As [`Self::from_indices`], frame-level batches padded to a multiple of `frames` frames
+    /// (lengths stay the videos' own, so masked models answer the same). A server uses it to
+    /// bound how many tensor shapes its calls have: libtorch's CPU LSTM builds and caches one
+    /// oneDNN primitive per (frames, batch) shape.
+    pub fn from_indices_padded(
+        videos: &[Video],
+        idx: &[usize],
+        spec: &FeatureSpec,
+        frames: usize,
+    ) -> Batch {
         let videos: Vec<&Video> = idx.iter().map(|&i| &videos[i]).collect();
         let b = videos.len();
         let t = videos
@@ -130,6 +143,17 @@ impl Batch {
             .max()
             .unwrap_or(1)
             .max(1);
+        let frame_level = matches!(
+            videos.first().map(|v| &v.features),
+            Some(
+                VideoFeatures::Frames(_) | VideoFeatures::Mapped(_) | VideoFeatures::FloatFrames(_)
+            )
+        );
+        let t = if frame_level && frames > 1 {
+            t.div_ceil(frames) * frames
+        } else {
+            t
+        };
         let c = spec.num_classes;
         let mut labels = vec![0f32; b * c];
         for (i, v) in videos.iter().enumerate() {
