@@ -545,6 +545,21 @@ pub fn train_export_and_check(
         ours.equal(&again),
         "{config}: inference is not deterministic"
     );
+    // Frames padded beyond the longest video (as `yt8m serve` pads its calls to a multiple of
+    // 8) change no answer: every head reads only each video's own frames.
+    let plain = yt8m::predict::probabilities(&b, &vids, 7).unwrap();
+    let padded = yt8m::predict::probabilities_padded(&b, &vids, 7, 8).unwrap();
+    let pad_diff = plain
+        .iter()
+        .flatten()
+        .zip(padded.iter().flatten())
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    println!("{config}: max |padded − plain| probability: {pad_diff:.3e}");
+    assert!(
+        pad_diff <= 1e-6,
+        "{config}: padding changed probabilities by {pad_diff}"
+    );
     let n = batch.len();
     let theirs = onnxruntime_logits(&bundle.join("model.onnx"), onnx_frame_inputs(&batch), &d);
     let diff = max_diff(&ours, &theirs);
