@@ -195,9 +195,6 @@ struct NpzRows {
     all_labelled: bool,
 }
 
-/// Sigmoid probabilities `[videos][classes]` of `videos`, in their order, computed on
-/// length-sorted batches of at most `batch_size` as `predict` does (so a server and `predict`
-/// give the same numbers).
 /// Videos per model call for videos of `lengths` served together (`yt8m serve`'s merged
 /// requests): the length-sorted videos cut into g equal runs, g = 1..=8 chosen to minimise the
 /// padded frame slots plus `overhead` slots per call (a call's fixed cost). One call over
@@ -222,6 +219,9 @@ pub fn call_size(lengths: &[usize], overhead: usize) -> usize {
         .unwrap_or(n)
 }
 
+/// Sigmoid probabilities `[videos][classes]` of `videos`, in their order, computed on
+/// length-sorted batches of at most `batch_size` as `predict` does (so a server and `predict`
+/// give the same numbers).
 pub fn probabilities(b: &Bundle, videos: &[Video], batch_size: usize) -> Result<Vec<Vec<f32>>> {
     probabilities_padded(b, videos, batch_size, 1)
 }
