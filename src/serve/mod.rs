@@ -250,8 +250,8 @@ const CALL_OVERHEAD_FRAMES: usize = 256;
 /// [`crate::threads::SERVER_ONEDNN_CACHE`]) are found in its cache instead of rebuilt.
 const FRAME_MULTIPLE: usize = 8;
 
-/// Model work per frame (core-seconds, a call's frames plus [`CALL_OVERHEAD_FRAMES`] for each of
-/// its calls) from which every call of the model takes all cores. The network side costs in
+/// Model work per frame (core-seconds, a call's frames plus 256 frame slots of fixed cost for
+/// each of its calls) from which every call of the model takes all cores. The network side costs in
 /// the order of a microsecond per frame (a frame is 1152 request bytes to receive, parse and
 /// copy); at 100 µs per frame it needs about 1 % of a core beside a busy model, so keeping a
 /// whole core for it only idles that core. Measured side by side on 2 cores, 64 clients: the
