@@ -246,32 +246,48 @@ pub fn default_workdir() -> PathBuf {
     std::env::temp_dir().join("yt8m-bench")
 }
 
-/// The rate of one `[m, k] × [k, n]` product in `kind` on `device` (best of 4, GFLOP/s).
+/// The rate of one `[m, k] × [k, n]` product in `kind` on `device` (best of up to 4 rounds,
+/// GFLOP/s). Bounded in time whatever the CPU: each round is sized from a timed call to about
+/// 0.1 s, and no new round starts after 0.4 s (a 4096³ product takes ~0.3 s on two AVX-512
+/// cores and seconds on slow ones).
 pub fn gemm_rate(device: tch::Device, kind: tch::Kind, (m, k, n): (i64, i64, i64)) -> f64 {
     let a = tch::Tensor::randn([m, k], (kind, device));
     let b = tch::Tensor::randn([k, n], (kind, device));
-    let _ = a.matmul(&b); // warm-up (oneDNN primitive creation)
-    let mut best = f64::INFINITY;
-    let reps = if m * k * n < 1 << 28 { 20 } else { 4 };
+    let once = || {
+        let c = a.matmul(&b);
+        let _ = c.sum(tch::Kind::Float).double_value(&[]); // synchronize (CUDA)
+    };
+    once(); // warm-up (oneDNN primitive creation)
+    let t = Instant::now();
+    once();
+    let one = t.elapsed().as_secs_f64().max(1e-6);
+    let reps = ((0.1 / one) as usize).clamp(1, 20);
+    let mut best = one;
+    let start = Instant::now();
     for _ in 0..4 {
+        if start.elapsed().as_secs_f64() > 0.4 {
+            break;
+        }
         let t = Instant::now();
         for _ in 0..reps {
-            let c = a.matmul(&b);
-            let _ = c.sum(tch::Kind::Float).double_value(&[]); // synchronize (CUDA)
+            once();
         }
         best = best.min(t.elapsed().as_secs_f64() / reps as f64);
     }
     2.0 * (m * k * n) as f64 / best / 1e9
 }
 
-/// GEMM rates per shape in fp32 and bf16: 4096³ and the model's own products at batch `b`
-/// (input projection `[B·T, E]×[E, 4H]`, recurrence `[B, H]×[H, 4H]`, first head layer).
-/// One 4096³ product is not this CPU's peak (it measured 184 GFLOP/s while the LSTM kernel
-/// reached 345), so the ceiling is the best over these shapes, per dtype, in the same run.
+/// GEMM rates per shape in fp32 and, with `bf16`, bf16: 4096³ and the model's own products at
+/// batch `b` (input projection `[B·T, E]×[E, 4H]`, recurrence `[B, H]×[H, 4H]`, first head
+/// layer). One 4096³ product is not this CPU's peak (it measured 184 GFLOP/s while the LSTM
+/// kernel reached 345), so the ceiling is the best over these shapes, per dtype, in the same
+/// run. bf16 is timed only when asked: emulated (CPUs without avx512_bf16/AMX) a 4096³ bf16
+/// product takes minutes; its column is then NaN.
 pub fn gemm_ceilings(
     device: tch::Device,
     mc: &crate::model::AttentionLstmConfig,
     b: i64,
+    bf16: bool,
 ) -> (Vec<(String, f64, f64)>, f64, f64) {
     let (e, h) = (mc.embedding_size as i64, mc.lstm_size as i64);
     let pool = 2 * h * mc.feature_dims.len() as i64;
@@ -293,16 +309,31 @@ pub fn gemm_ceilings(
     let rows: Vec<(String, f64, f64)> = shapes
         .into_iter()
         .map(|(name, s)| {
-            (
-                name,
-                gemm_rate(device, tch::Kind::Float, s),
-                gemm_rate(device, tch::Kind::BFloat16, s),
-            )
+            let b16 = if bf16 {
+                gemm_rate(device, tch::Kind::BFloat16, s)
+            } else {
+                f64::NAN
+            };
+            (name, gemm_rate(device, tch::Kind::Float, s), b16)
         })
         .collect();
     let f = rows.iter().map(|r| r.1).fold(0.0, f64::max);
-    let b16 = rows.iter().map(|r| r.2).fold(0.0, f64::max);
+    let b16 = rows.iter().map(|r| r.2).fold(f64::NAN, f64::max);
     (rows, f, b16)
+}
+
+/// The one line a benchmark prints when it does not time bf16 although it could: why, and how
+/// to ask for it.
+fn bf16_not_timed(device: tch::Device) -> String {
+    let (native, why) = crate::kinds::bf16_is_native(device);
+    let why = why.trim_start_matches("auto: ");
+    if native {
+        format!("bf16 not timed (not asked; native here: {why}): add it with --precision fp32,bf16\n")
+    } else {
+        format!(
+            "bf16 not timed ({why}: every bf16 product emulated, many times slower): ask with --precision fp32,bf16\n"
+        )
+    }
 }
 
 /// Options of `yt8m bench train` / `bench predict`.
@@ -348,15 +379,21 @@ pub fn bench_train(o: &ModelBenchOptions) -> Result<String> {
     // Any other head: the same loop with the config's own loss and optimizer, in each
     // requested precision (bf16: mixed, float32 master weights).
     let mut table = String::new();
+    let computes = train_computes(o, device);
     for &bs in &o.batch_sizes {
-        for compute in train_computes(o, device) {
+        for &compute in &computes {
             let r = train_loop(o, &arch, device, compute, bs, false)?;
             table.push_str(&r.row(bs, compute, o.steps));
             table.push('\n');
         }
     }
+    let not_timed = if computes.contains(&tch::Kind::BFloat16) {
+        String::new()
+    } else {
+        bf16_not_timed(device)
+    };
     Ok(format!(
-        "training throughput, {} ({} parameters, {} loss, {:?}), {} on {}, {threads} thread(s)\n\n| batch | compute | steps | samples/s | frames/s | real frames / padded | data wait | GFLOP/s (≈3x fwd) |\n|---|---|---|---|---|---|---|---|\n{table}",
+        "training throughput, {} ({} parameters, {} loss, {:?}), {} on {}, {threads} thread(s)\n{not_timed}\n| batch | compute | steps | samples/s | frames/s | real frames / padded | data wait | GFLOP/s (≈3x fwd) |\n|---|---|---|---|---|---|---|---|\n{table}",
         arch.name(),
         Model::new(arch.clone(), tch::Device::Cpu, tch::Kind::Float).num_parameters(),
         serde_json::to_value(cfg.TRAIN.loss)
@@ -500,7 +537,9 @@ fn bench_train_attention_lstm(
     let cfg = &o.config;
     let arch = crate::model::Architecture::AttentionLstm(mc.clone());
     let maxb = *o.batch_sizes.iter().max().unwrap_or(&1) as i64;
-    let (shape_rows, ceiling_before, bf16_before) = gemm_ceilings(device, mc, maxb);
+    let computes = train_computes(o, device);
+    let with_bf16 = computes.contains(&tch::Kind::BFloat16);
+    let (shape_rows, ceiling_before, bf16_before) = gemm_ceilings(device, mc, maxb, with_bf16);
     // Rows without their last column (share of the ceiling, known at the end) and their GFLOP/s.
     let mut rows: Vec<(String, f64, tch::Kind)> = Vec::new();
     let head = format!(
@@ -516,7 +555,7 @@ fn bench_train_attention_lstm(
     let mut last: Vec<(tch::Kind, f64)> = Vec::new();
     for &bs in &o.batch_sizes {
         last.clear();
-        for compute in train_computes(o, device) {
+        for &compute in &computes {
             let r = train_loop(o, &arch, device, compute, bs, true)?;
             last.push((compute, r.samples_per_s));
             rows.push((r.row(bs, compute, o.steps), r.gflops, compute));
@@ -545,14 +584,34 @@ fn bench_train_attention_lstm(
         lstm_rows.push((format!("| {bs} | {g:.1} |"), g, tch::Kind::Float));
     }
     // Shared machines drift: the larger of two ceiling measurements keeps the shares honest.
-    let (shape_rows_after, ceiling_after, bf16_after) = gemm_ceilings(device, mc, maxb);
+    let (shape_rows_after, ceiling_after, bf16_after) =
+        gemm_ceilings(device, mc, maxb, with_bf16);
     let ceiling = ceiling_before.max(ceiling_after);
     let bf16_ceiling = bf16_before.max(bf16_after);
     let shapes: String = shape_rows
         .iter()
         .zip(&shape_rows_after)
-        .map(|(a, b)| format!("| {} | {:.0} | {:.0} |\n", a.0, a.1.max(b.1), a.2.max(b.2)))
+        .map(|(a, b)| {
+            if with_bf16 {
+                format!("| {} | {:.0} | {:.0} |\n", a.0, a.1.max(b.1), a.2.max(b.2))
+            } else {
+                format!("| {} | {:.0} |\n", a.0, a.1.max(b.1))
+            }
+        })
         .collect();
+    let (ceilings, shape_head, not_timed) = if with_bf16 {
+        (
+            format!("fp32 {ceiling:.0}, bf16 {bf16_ceiling:.0} GFLOP/s"),
+            "| GEMM shape | fp32 GFLOP/s | bf16 GFLOP/s |\n|---|---|---|",
+            String::new(),
+        )
+    } else {
+        (
+            format!("fp32 {ceiling:.0} GFLOP/s"),
+            "| GEMM shape | fp32 GFLOP/s |\n|---|---|",
+            bf16_not_timed(device),
+        )
+    };
     // Each row against the ceiling of its own compute type.
     let table = |rows: &[(String, f64, tch::Kind)]| -> String {
         rows.iter()
@@ -567,7 +626,7 @@ fn bench_train_attention_lstm(
             .collect()
     };
     Ok(format!(
-        "{head}; GEMM ceiling (best shape, larger of before/after): fp32 {ceiling:.0}, bf16 {bf16_ceiling:.0} GFLOP/s\n\n| GEMM shape | fp32 GFLOP/s | bf16 GFLOP/s |\n|---|---|---|\n{shapes}\n| batch | compute | steps | samples/s | frames/s | real frames / padded | data wait | GFLOP/s (≈3x fwd) | share of its ceiling |\n|---|---|---|---|---|---|---|---|---|\n{}{speedup}\nLSTM kernel alone (one direction, E={} H={}, T=150, forward + backward):\n\n| batch | GFLOP/s | share of ceiling |\n|---|---|---|\n{}",
+        "{head}; GEMM ceiling (best shape, larger of before/after): {ceilings}\n{not_timed}\n{shape_head}\n{shapes}\n| batch | compute | steps | samples/s | frames/s | real frames / padded | data wait | GFLOP/s (≈3x fwd) | share of its ceiling |\n|---|---|---|---|---|---|---|---|---|\n{}{speedup}\nLSTM kernel alone (one direction, E={} H={}, T=150, forward + backward):\n\n| batch | GFLOP/s | share of ceiling |\n|---|---|---|\n{}",
         table(&rows),
         mc.embedding_size,
         mc.lstm_size,
@@ -653,6 +712,9 @@ pub fn bench_predict(o: &ModelBenchOptions) -> Result<String> {
         threads,
         crate::predict::DEFAULT_BUCKET_WINDOW
     );
+    if !models.iter().any(|m| m.1 == tch::Kind::BFloat16) {
+        out.insert_str(out.find("\n\n").unwrap_or(out.len()) + 1, &bf16_not_timed(device));
+    }
     let mut quality = Vec::new();
     let mut last = Vec::new();
     for &bs in &o.batch_sizes {

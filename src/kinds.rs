@@ -209,28 +209,78 @@ impl Precision {
                     tch::Kind::BFloat16,
                     "auto: CUDA device (bf16 tensor cores)".into(),
                 ),
-                _ => match cpu_bf16_flags() {
-                    Some(f) => (tch::Kind::BFloat16, format!("auto: the CPU has {f}")),
-                    None => (
-                        tch::Kind::Float,
-                        "auto: the CPU has neither avx512_bf16 nor AMX (bf16 would be emulated)"
-                            .into(),
-                    ),
+                _ => match native_bf16_cpu() {
+                    Ok(f) => (tch::Kind::BFloat16, format!("auto: the CPU has {f}")),
+                    Err(why) => (tch::Kind::Float, format!("auto: {why}")),
                 },
             },
         }
     }
 }
 
-/// The CPU's native bf16 features (from /proc/cpuinfo), if any.
+/// The CPU's native bf16 features (from /proc/cpuinfo), if any, and if libtorch may use them:
+/// `None` also when the user capped libtorch's or oneDNN's instruction set below them
+/// (`ATEN_CPU_CAPABILITY=avx2|default`, `ONEDNN_MAX_CPU_ISA=AVX2|...`), since bf16 is then
+/// emulated as on a CPU without it (measured on AVX2: a 4096³ bf16 GEMM takes minutes).
 pub fn cpu_bf16_flags() -> Option<String> {
-    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
-    let flags = info.lines().find(|l| l.starts_with("flags"))?;
+    native_bf16_cpu().ok()
+}
+
+/// As [`cpu_bf16_flags`], with the reason when bf16 is not native.
+pub fn native_bf16_cpu() -> Result<String, String> {
+    if let Some(cap) = isa_cap_below_bf16(|k| std::env::var(k).ok()) {
+        return Err(format!("{cap} caps the instruction set below native bf16"));
+    }
+    let info = std::fs::read_to_string("/proc/cpuinfo")
+        .map_err(|e| format!("cannot read /proc/cpuinfo ({e})"))?;
+    let flags = info
+        .lines()
+        .find(|l| l.starts_with("flags"))
+        .ok_or("no flags line in /proc/cpuinfo")?;
     let have: Vec<&str> = ["avx512_bf16", "amx_bf16"]
         .into_iter()
         .filter(|f| flags.split_whitespace().any(|x| x == *f))
         .collect();
-    (!have.is_empty()).then(|| have.join(" and "))
+    if have.is_empty() {
+        return Err("the CPU has neither avx512_bf16 nor AMX (bf16 would be emulated)".into());
+    }
+    Ok(have.join(" and "))
+}
+
+/// `Some("VAR=value")` when an environment variable caps libtorch's kernels (ATen's dispatch)
+/// or oneDNN's below the ISAs with bf16 instructions.
+fn isa_cap_below_bf16(var: impl Fn(&str) -> Option<String>) -> Option<String> {
+    if let Some(v) = var("ATEN_CPU_CAPABILITY")
+        && matches!(v.to_ascii_lowercase().as_str(), "default" | "avx2")
+    {
+        return Some(format!("ATEN_CPU_CAPABILITY={v}"));
+    }
+    for k in ["ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"] {
+        if let Some(v) = var(k) {
+            // oneDNN's names below AVX512_CORE_BF16 (docs: dev_guide_cpu_dispatcher_control).
+            let below = [
+                "SSE41",
+                "AVX",
+                "AVX2",
+                "AVX2_VNNI",
+                "AVX2_VNNI_2",
+                "AVX512_CORE",
+                "AVX512_CORE_VNNI",
+            ];
+            if below.contains(&v.to_ascii_uppercase().as_str()) {
+                return Some(format!("{k}={v}"));
+            }
+        }
+    }
+    None
+}
+
+/// Whether `--precision auto` computes in bf16 on `device` (native bf16), and why. Tests and
+/// benchmarks that would run bf16 at full size do so only where this holds: elsewhere every
+/// bf16 product is emulated and takes many times fp32's time.
+pub fn bf16_is_native(device: tch::Device) -> (bool, String) {
+    let (k, why) = Precision::Auto.resolve(device);
+    (k == tch::Kind::BFloat16, why)
 }
 
 /// `TRAIN.device` / `--device`: `auto` (CUDA 0 when present, else CPU), `cpu`, `cuda`, `cuda:N`.
@@ -347,5 +397,33 @@ mod tests {
             serde_yaml_ng::to_string(&Dtype::Float64).unwrap().trim(),
             "float64"
         );
+    }
+}
+
+#[cfg(test)]
+mod isa_cap_tests {
+    use super::isa_cap_below_bf16;
+
+    #[test]
+    fn instruction_set_caps_below_bf16_turn_auto_to_fp32() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|p| p.0 == k)
+                    .map(|p| p.1.to_string())
+            }
+        };
+        assert_eq!(isa_cap_below_bf16(env(&[])), None);
+        assert_eq!(
+            isa_cap_below_bf16(env(&[("ATEN_CPU_CAPABILITY", "avx2")])).as_deref(),
+            Some("ATEN_CPU_CAPABILITY=avx2")
+        );
+        assert!(isa_cap_below_bf16(env(&[("ATEN_CPU_CAPABILITY", "default")])).is_some());
+        assert_eq!(isa_cap_below_bf16(env(&[("ATEN_CPU_CAPABILITY", "avx512")])), None);
+        assert!(isa_cap_below_bf16(env(&[("ONEDNN_MAX_CPU_ISA", "avx2")])).is_some());
+        assert!(isa_cap_below_bf16(env(&[("DNNL_MAX_CPU_ISA", "AVX512_CORE")])).is_some());
+        assert_eq!(isa_cap_below_bf16(env(&[("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_AMX")])), None);
+        assert_eq!(isa_cap_below_bf16(env(&[("ONEDNN_MAX_CPU_ISA", "ALL")])), None);
     }
 }

@@ -10,19 +10,23 @@ fn golden() -> serde_json::Value {
     read_json(&yt8m_data("golden/expected.json"))
 }
 
-/// Cases whose top-k boundaries hold no ties with mixed labels: exact to 1e-12.
+/// Every golden case, tie-heavy ones included, equals the official evaluator's stored values
+/// (to 1e-12; the stored numbers are the official code's on one batch). Cases are read from
+/// expected.json, not named here. Where a case has tied scores at a top-k/top-n boundary, the
+/// official answer depends on which tied class numpy's `argpartition` keeps, which differs
+/// between AVX-512, AVX2 and baseline numpy builds; yt8m follows numpy 2.x on AVX-512 (the
+/// golden values' platform) on every CPU, so this holds everywhere (docs/metrics.md).
 #[test]
-fn golden_cases_without_boundary_ties_are_exact() {
+fn every_golden_case_equals_the_official_values() {
     needs_shared!();
     let g = golden();
-    for case in [
-        "synthetic_random.npz",
-        "synthetic_logits.npz",
-        "synthetic_few_classes.npz",
-    ] {
+    let cases = g["cases"].as_object().unwrap();
+    assert!(cases.len() >= 5, "expected.json lists {} cases", cases.len());
+    for (case, entry) in cases {
         let s = read_npz(&yt8m_data(&format!("golden/{case}"))).unwrap();
         let m = s.evaluate(&EvalOptions::default());
-        let o = &g["cases"][case]["official"];
+        let o = &entry["official"];
+        let ties = &entry["diagnostics"]["rows_with_topk_boundary_ties"];
         for (name, got) in [
             ("hit_at_one", m.hit_at_one),
             ("perr", m.perr),
@@ -31,7 +35,7 @@ fn golden_cases_without_boundary_ties_are_exact() {
         ] {
             let want = o[name].as_f64().unwrap();
             println!(
-                "{case:32} {name:10} ours {got:.17} official {want:.17} diff {:.1e}",
+                "{case:32} {name:10} ours {got:.17} official {want:.17} diff {:.1e} (rows with boundary ties: {ties})",
                 (got - want).abs()
             );
             assert!(

@@ -165,35 +165,81 @@ def load_reference():
     return mod
 
 
+def boundary_tie_rows(p, l, top_k=20):
+    """Rows whose k-th largest score equals the (k+1)-th, for k = top_k (GAP's top-k) or k =
+    the row's positives (PERR's top-n): there `numpy.argpartition` may keep either tied class,
+    and which one it keeps depends on numpy's SIMD dispatch (AVX-512, AVX2, baseline)."""
+    rows = 0
+    for i in range(p.shape[0]):
+        row = np.sort(p[i])[::-1]
+        for k in {min(top_k, row.size), int(l[i].sum())}:
+            if 0 < k < row.size and row[k - 1] == row[k]:
+                rows += 1
+                break
+    return rows
+
+
 @needs_shared
 @pytest.mark.parametrize("case", sorted(os.path.basename(p) for p in glob.glob(os.path.join(DATA, "golden", "*.npz"))) or ["none"])
 def test_evaluate_equals_the_official_values_and_the_numpy_reference(case):
+    """yt8m returns the official evaluator's stored values on every golden case, tie-heavy ones
+    included: at tied top-k/top-n boundaries it follows numpy 2.x on AVX-512 (where the golden
+    values were produced), whatever CPU it runs on. The host's numpy reference is compared
+    only on cases without boundary ties: on tied ones its PERR/GAP depend on the host CPU
+    (measured on real_validate0001_centroid: PERR 0.2560049 AVX-512, 0.2561376 AVX2,
+    0.2571759 baseline), so no single number can hold everywhere."""
     with open(os.path.join(DATA, "golden", "expected.json")) as f:
         expected = json.load(f)["cases"][case]["official"]
     z = np.load(os.path.join(DATA, "golden", case))
     p, l = z["predictions"], z["labels"]
     m = yt8m.evaluate(p, l)
-    ref = load_reference().evaluate(p, l)
     for k in ("hit_at_one", "perr", "gap"):
         assert m[k] == expected[k], (k, m[k], expected[k])
-        assert m[k] == ref[k], (k, m[k], ref[k])
     assert m["map"] == pytest.approx(expected["map"], rel=0, abs=1e-12)
     assert m["num_classes_in_map"] == expected["num_classes_in_map"]
     assert m["num_videos"] == p.shape[0]
-    # Streaming in batches of 64 is the starter's EvaluationMetrics fed batch by batch: equal
-    # to the reference's batched emulation (tie order depends on the batches, as upstream);
-    # get() may be called midway.
-    ev = yt8m.Evaluator(p.shape[1])
-    for s in range(0, p.shape[0], 64):
-        ev.accumulate(p[s : s + 64], l[s : s + 64])
-        ev.get()
-    streamed = ev.get()
-    batched = load_reference().evaluate(p, l, batch_size=64)
+    ties = boundary_tie_rows(p, l)
+    if ties == 0:
+        ref = load_reference().evaluate(p, l)
+        for k in ("hit_at_one", "perr", "gap"):
+            assert m[k] == ref[k], (k, m[k], ref[k])
+    # Streaming in batches of 64 is the starter's EvaluationMetrics fed batch by batch; get()
+    # may be called midway. Hit@1 and PERR are per video, so they equal the one-batch values.
+    # GAP's tie order depends on the batches (as upstream): without boundary ties it equals the
+    # reference's batched emulation; with them, streaming twice must agree with itself.
+    def stream(midway):
+        ev = yt8m.Evaluator(p.shape[1])
+        for s in range(0, p.shape[0], 64):
+            ev.accumulate(p[s : s + 64], l[s : s + 64])
+            if midway:
+                ev.get()
+        out = ev.get()
+        ev.clear()
+        assert ev.num_videos == 0
+        return out
+
+    streamed = stream(True)
     assert streamed["num_videos"] == p.shape[0]
-    for k in ("hit_at_one", "perr", "gap"):
-        assert streamed[k] == pytest.approx(batched[k], rel=0, abs=1e-12), k
-    ev.clear()
-    assert ev.num_videos == 0
+    assert streamed["hit_at_one"] == pytest.approx(expected["hit_at_one"], rel=0, abs=1e-12)
+    assert streamed["perr"] == pytest.approx(expected["perr"], rel=0, abs=1e-12)
+    if ties == 0:
+        batched = load_reference().evaluate(p, l, batch_size=64)
+        for k in ("hit_at_one", "perr", "gap"):
+            assert streamed[k] == pytest.approx(batched[k], rel=0, abs=1e-12), k
+    else:
+        assert stream(False)["gap"] == streamed["gap"]
+
+
+def test_boundary_tie_detection():
+    """The gate above must see a tie at either boundary, and only there."""
+    l = np.array([[1, 0, 0, 0]], dtype=np.float32)
+    assert boundary_tie_rows(np.array([[0.9, 0.5, 0.4, 0.1]], np.float32), l, top_k=2) == 0
+    # tie at PERR's top-1 boundary (1 positive)
+    assert boundary_tie_rows(np.array([[0.9, 0.9, 0.4, 0.1]], np.float32), l, top_k=3) == 1
+    # tie at GAP's top-2 boundary
+    assert boundary_tie_rows(np.array([[0.9, 0.5, 0.5, 0.1]], np.float32), l, top_k=2) == 1
+    # ties inside the top set do not matter
+    assert boundary_tie_rows(np.array([[0.9, 0.9, 0.4, 0.1]], np.float32), l * 0 + np.array([[1, 1, 0, 0]]), top_k=2) == 0
 
 
 def test_evaluate_refuses_bad_input_with_a_clear_error():

@@ -584,3 +584,15 @@ pub fn train_export_and_check(
     assert!(d16 < 0.05, "{config}: bf16 probabilities differ by {d16}");
     bundle
 }
+
+/// Whether bf16 is native on this CPU (what `--precision auto` picks: avx512_bf16 or AMX, and no
+/// `ATEN_CPU_CAPABILITY`/`ONEDNN_MAX_CPU_ISA` cap below them). Full-size bf16 checks run only
+/// then; elsewhere every bf16 product is emulated (measured: a 20x–100x slower suite on AVX2),
+/// so they run at reduced sizes that still cover the same code paths, and say so.
+pub fn bf16_native() -> bool {
+    let (yes, why) = yt8m::kinds::bf16_is_native(tch::Device::Cpu);
+    if !yes {
+        println!("bf16 is not native here ({why}): the bf16 check runs at reduced size");
+    }
+    yes
+}
