@@ -1283,3 +1283,77 @@ fn predict_ignores_labels_it_does_not_need_and_its_npz_scores_in_evaluate() {
     };
     assert_eq!(g(&direct), g(&by_id));
 }
+
+/// Issue #26 (1): a member whose bytes do not match its CRC-32 — a flipped data bit in a stored
+/// member, or a CRC that no longer fits a deflated one — is refused, naming the file and member,
+/// instead of scoring wrong numbers with exit 0 (numpy refuses both: "Bad CRC-32").
+#[test]
+fn npz_members_with_a_bad_crc_are_refused() {
+    use std::io::Write;
+    let d = tempdir("npz-crc");
+    let (n, c) = (6usize, 4usize);
+    let scores: Vec<u8> = (0..n * c)
+        .flat_map(|i| (((i * 37) % 11) as f32 / 11.0).to_le_bytes())
+        .collect();
+    let labels: Vec<u8> = (0..n * c).map(|i| u8::from(i % 3 == 0)).collect();
+    let member = |descr: &str, data: &[u8]| {
+        let mut v = Vec::new();
+        yt8m::data::npy::write_npy(&mut v, &[n, c], descr, data).unwrap();
+        v
+    };
+    let members = [
+        ("predictions.npy", member("<f4", &scores)),
+        ("labels.npy", member("|u1", &labels)),
+    ];
+    let write = |path: &Path, method: zip::CompressionMethod| {
+        let mut z = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+        let opts = zip::write::SimpleFileOptions::default().compression_method(method);
+        for (name, bytes) in &members {
+            z.start_file(*name, opts).unwrap();
+            z.write_all(bytes).unwrap();
+        }
+        z.finish().unwrap();
+    };
+    // Stored (numpy.savez): flip one bit of the last score.
+    let stored = d.join("stored.npz");
+    write(&stored, zip::CompressionMethod::Stored);
+    let good = run(&["evaluate", "--scores", stored.to_str().unwrap(), "--json"]);
+    assert!(good.ok(), "{}", good.stderr);
+    let mut bytes = std::fs::read(&stored).unwrap();
+    let at = find(&bytes, &members[0].1).unwrap() + members[0].1.len() - 1;
+    bytes[at] ^= 0x10;
+    let flipped = d.join("flipped.npz");
+    std::fs::write(&flipped, &bytes).unwrap();
+    // Still a valid-looking array: before the CRC check this scored other numbers, exit 0.
+    fails_cleanly(
+        &run(&["evaluate", "--scores", flipped.to_str().unwrap()]),
+        &["flipped.npz", "predictions.npy", "CRC-32"],
+    );
+    // Deflated (numpy.savez_compressed): the CRC stored for a member no longer fits it.
+    let deflated = d.join("deflated.npz");
+    write(&deflated, zip::CompressionMethod::Deflated);
+    let good = run(&["evaluate", "--scores", deflated.to_str().unwrap()]);
+    assert!(good.ok(), "{}", good.stderr);
+    let crc = zip::ZipArchive::new(std::fs::File::open(&deflated).unwrap())
+        .unwrap()
+        .by_name("labels.npy")
+        .unwrap()
+        .crc32();
+    let mut bytes = std::fs::read(&deflated).unwrap();
+    let mut patched = 0;
+    while let Some(i) = find(&bytes, &crc.to_le_bytes()) {
+        bytes[i..i + 4].copy_from_slice(&(crc ^ 1).to_le_bytes());
+        patched += 1;
+    }
+    assert!(patched >= 2, "local header and central directory");
+    let bad = d.join("badcrc.npz");
+    std::fs::write(&bad, &bytes).unwrap();
+    fails_cleanly(
+        &run(&["evaluate", "--scores", bad.to_str().unwrap()]),
+        &["badcrc.npz", "labels.npy", "CRC-32"],
+    );
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}

@@ -343,6 +343,8 @@ fn the_demo_runs_end_to_end_and_its_log_reads_back_typed() {
         "demo test GAP fp32 {:.5}, bf16 {:.5}",
         s.metrics.gap, bf.metrics.gap
     );
+    // Kernel-dependent (bf16 rounding differs between native oneDNN kernels and the emulated
+    // path); 0.002 GAP holds for both (also under YT8M_EMULATE_CPU=avx2).
     assert!((bf.metrics.gap - s.metrics.gap).abs() <= 0.002);
     for f in [
         "model.onnx",

@@ -105,6 +105,8 @@ fn real_shards_beat_the_class_prior(head: &str, epochs: usize) {
             (f.metrics.gap - b.metrics.gap).abs()
         );
         assert_eq!(b.precision, "bfloat16");
+        // Kernel-dependent (bf16 GEMMs round per kernel: native oneDNN vs emulated): 0.002 GAP
+        // holds for both, measured well below it on real shards.
         assert!((f.metrics.gap - b.metrics.gap).abs() <= 0.002);
         // bf16 mixed-precision training: the test GAP within 0.005 of the fp32 run's (the
         // reduced run: of an fp32 run of the same reduced recipe).
@@ -145,6 +147,8 @@ fn real_shards_beat_the_class_prior(head: &str, epochs: usize) {
             "{head}: test GAP after fp32 training {:.5}, after bf16 mixed-precision training {:.5}",
             f.metrics.gap, t16.metrics.gap
         );
+        // Kernel-dependent: bf16 training follows a different trajectory on each kernel (AMX,
+        // AVX512-BF16, emulated), so only the outcome is compared: within 0.005 GAP.
         assert!((f.metrics.gap - t16.metrics.gap).abs() <= 0.005);
     }
 }

@@ -541,6 +541,33 @@ pub fn read_npy(path: &Path) -> Result<NpyArray, DataError> {
     read_array(&mut std::io::BufReader::new(f), len, &Location::file(path))
 }
 
+/// Passes reads through, computing the zip CRC-32 (ISO-HDLC) of every byte read.
+struct Crc32Reader<R> {
+    inner: R,
+    digest: crc_fast::Digest,
+}
+
+impl<R: Read> Crc32Reader<R> {
+    fn new(inner: R) -> Self {
+        Self {
+            inner,
+            digest: crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc32IsoHdlc),
+        }
+    }
+
+    fn finish(&self) -> u32 {
+        self.digest.finalize() as u32
+    }
+}
+
+impl<R: Read> Read for Crc32Reader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.digest.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
 /// Reads every array of an `.npz` (names without the `.npy` suffix, in archive order).
 pub fn read_npz(path: &Path) -> Result<Vec<(String, NpyArray)>, DataError> {
     let (f, _) = regular_file(path)?;
@@ -580,7 +607,23 @@ pub fn read_npz(path: &Path) -> Result<Vec<(String, NpyArray)>, DataError> {
             ));
         }
         let size = m.size();
-        let arr = read_array(&mut m, size, &mloc)?;
+        let want_crc = m.crc32();
+        // The zip reader checks a member's CRC-32 only when it is read to its end, and
+        // `read_array` stops at the last data byte: a flipped bit then gave a wrong answer with
+        // exit 0. So the CRC is computed here over every byte of the member (header and data:
+        // `read_array` checked they add up to the member's size) and compared.
+        let mut crc = Crc32Reader::new(&mut m);
+        let arr = read_array(&mut crc, size, &mloc)?;
+        let got_crc = crc.finish();
+        if got_crc != want_crc {
+            return Err(npy_err(
+                mloc,
+                format!(
+                    "CRC-32 mismatch: the archive's directory says {want_crc:08x}, the member's bytes give {got_crc:08x}"
+                ),
+            )
+            .hint("the file is damaged (numpy refuses it too: \"Bad CRC-32\"); write it again or restore a good copy"));
+        }
         let key = name.strip_suffix(".npy").unwrap_or(&name).to_string();
         out.push((key, arr));
     }
