@@ -105,7 +105,7 @@ fn csv_field(s: &str) -> String {
 pub fn vocabulary_for(num_classes: usize, path: Option<&Path>) -> Result<Vec<String>> {
     match path {
         Some(p) => {
-            let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
+            let text = crate::data::files::read_regular_text(p, 256 << 20, "vocabulary CSV")?;
             parse_vocabulary(&text, &p.display().to_string(), num_classes)
         }
         None if num_classes == 3862 => {

@@ -27,7 +27,9 @@ pub fn canonical_name(key: &str) -> String {
 
 /// Reads a `.pdparams` into canonical name → tensor (dtype as stored).
 pub fn read_pdparams(path: &Path) -> Result<BTreeMap<String, Tensor>> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    // Regular files only (a FIFO blocked, a device streamed forever); 64 GiB is far above any
+    // released checkpoint (AttentionLSTM_yt8.pdparams: ~435 MB).
+    let bytes = crate::data::files::read_regular(path, 64 << 30, "PaddleVideo .pdparams")?;
     let werr = |m: String| Error::Weights {
         path: path.display().to_string(),
         message: m,

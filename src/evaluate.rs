@@ -196,7 +196,7 @@ pub fn read_kaggle_with_labels(
     label_inputs: &[String],
     num_classes: usize,
 ) -> Result<(Scored, IdReport)> {
-    let text = std::fs::read_to_string(csv).map_err(|e| Error::io(csv, e))?;
+    let text = crate::data::files::read_regular_text(csv, 16 << 30, "Kaggle submission CSV")?;
     let mut preds: HashMap<String, Vec<(usize, f64)>> = HashMap::new();
     // Spreadsheet programs save CSV with a UTF-8 byte-order mark.
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
@@ -440,7 +440,7 @@ pub fn read_scores_with_labels(
     check_finite(&p, num_classes, &scores_path.display().to_string())?;
     let (row_ids, ids_source): (Vec<String>, String) = match (ids_path, npz_ids) {
         (Some(f), _) => {
-            let text = std::fs::read_to_string(f).map_err(|e| Error::io(f, e))?;
+            let text = crate::data::files::read_regular_text(f, 4 << 30, "video id list")?;
             let ids = text
                 .lines()
                 .map(|l| l.trim().to_string())

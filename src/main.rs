@@ -623,11 +623,52 @@ struct EvaluateArgs {
     json: bool,
 }
 
+/// Exit code for a failed write to standard output (`print!`'s panic message), after saying
+/// what happened: a closed pipe (`yt8m inspect … | head -1`) ends quietly with 141, as Unix
+/// tools killed by SIGPIPE do; any other failure (a full disk, `> /dev/full`) is an error, 1.
+/// None for every other panic.
+fn stdout_failure(panic_text: &str) -> Option<i32> {
+    let err = panic_text.strip_prefix("failed printing to stdout: ")?;
+    if err.contains("Broken pipe") || err.contains("os error 32") {
+        return Some(141);
+    }
+    eprintln!(
+        "error: cannot write to standard output: {err}\n  hint: free space where the output goes, or redirect it elsewhere"
+    );
+    Some(1)
+}
+
+/// clap's own `exit` ignores failed writes, so `yt8m --help > /dev/full` exited 0 having printed
+/// nothing: help and version are written here and a failed write is an error.
+fn exit_on_clap(e: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let written = e
+            .print()
+            .and_then(|_| std::io::Write::flush(&mut std::io::stdout()));
+        if let Err(err) = written {
+            if err.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(141);
+            }
+            eprintln!(
+                "error: cannot write to standard output: {err}\n  hint: free space where the output goes, or redirect it elsewhere"
+            );
+            std::process::exit(1);
+        }
+        std::process::exit(0);
+    }
+    e.exit()
+}
+
 fn main() {
     // A panic is a bug: say so plainly (what and where), without the default hook's backtrace
     // hint. Reader threads catch theirs and fail the command with the file's name.
     std::panic::set_hook(Box::new(|info| {
         let what = yt8m::error::panic_text(info.payload());
+        // `print!` panics when standard output fails; that is the reader's doing, not a bug.
+        if let Some(code) = stdout_failure(&what) {
+            std::process::exit(code);
+        }
         let at = info
             .location()
             .map(|l| format!(" ({}:{})", l.file(), l.line()))
@@ -637,7 +678,11 @@ fn main() {
         );
     }));
     yt8m::threads::tune_allocator();
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|e| exit_on_clap(e));
+    if let Err(e) = yt8m::threads::threads_from_env() {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
     use std::io::IsTerminal;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;

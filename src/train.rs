@@ -139,7 +139,7 @@ impl ValidRecord {
 
 /// Reads a run's `metrics.jsonl` back (for plots, tests, tools).
 pub fn read_log(path: &Path) -> Result<Vec<LogRecord>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = crate::data::files::read_regular_text(path, 16 << 30, "metrics.jsonl log")?;
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())

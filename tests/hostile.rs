@@ -1357,3 +1357,135 @@ fn npz_members_with_a_bad_crc_are_refused() {
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
+
+/// Issue #26 (6): a failed write to standard output is the user's situation, not a bug: a full
+/// device (`> /dev/full`) is a clear error, exit 1 — `--help` included, which exited 0 having
+/// printed nothing — and a closed pipe (`| head -1`) ends quietly with 141, as Unix tools do.
+#[test]
+fn failed_stdout_writes_are_errors_and_closed_pipes_end_quietly() {
+    needs_shared!();
+    let shard = yt8m_data("synthetic/video_2017.tfrecord");
+    let shard = shard.to_str().unwrap();
+    let with_stdout = |args: &[&str], stdout: Stdio| {
+        let o = Command::new(bin())
+            .args(args)
+            .env("YT8M_THREADS", "1")
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        (o.status, String::from_utf8_lossy(&o.stderr).to_string())
+    };
+    let cases: [&[&str]; 5] = [
+        &["inspect", shard],
+        &["info"],
+        &["--help"],
+        &["train", "--print-config", "-c", "configs/tiny_test.yaml"],
+        &["inspect", "--json", shard],
+    ];
+    for args in cases {
+        let args: Vec<&str> = args
+            .iter()
+            .map(|a| {
+                if *a == "configs/tiny_test.yaml" {
+                    Box::leak(repo().join(a).display().to_string().into_boxed_str()) as &str
+                } else {
+                    *a
+                }
+            })
+            .collect();
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let (st, err) = with_stdout(&args, Stdio::from(full));
+        println!("{args:?} > /dev/full: {st:?}: {err}");
+        assert_eq!(st.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains("cannot write to standard output"), "{args:?}: {err}");
+        assert!(!err.contains("internal error"), "{args:?}: {err}");
+        // A pipe whose reader is gone before the first write.
+        let mut fds = [0i32; 2];
+        // SAFETY: pipe fills two new descriptors; the read end is closed at once and the write
+        // end handed to the child (Stdio takes ownership of it).
+        let stdout = unsafe {
+            assert_eq!(libc::pipe(fds.as_mut_ptr()), 0);
+            libc::close(fds[0]);
+            <Stdio as std::os::fd::FromRawFd>::from_raw_fd(fds[1])
+        };
+        let (st, err) = with_stdout(&args, stdout);
+        println!("{args:?} | (closed): {st:?}: {err}");
+        assert_eq!(st.code(), Some(141), "{args:?}: {err}");
+        assert!(!err.contains("internal error") && !err.contains("error:"), "{args:?}: {err}");
+    }
+}
+
+/// Issue #26 (8): thread counts are bounded by the cores this process may use (with a message)
+/// and garbage is refused (`YT8M_THREADS=abc` was ignored silently; 100000 kept a server from
+/// ever becoming ready).
+#[test]
+fn thread_counts_are_bounded_and_garbage_is_refused() {
+    for bad in ["abc", "0", "-3", "1.5"] {
+        let o = run_env(&["info"], &[("YT8M_THREADS", bad)], 60);
+        fails_cleanly(&o, &["YT8M_THREADS", bad, "positive whole number"]);
+    }
+    let cores = yt8m::data::available_cores();
+    let o = run_env(&["info"], &[("YT8M_THREADS", "100000")], 60);
+    assert!(o.ok(), "{}", o.stderr);
+    println!("{}{}", o.stdout, o.stderr);
+    assert!(
+        o.stdout.contains(&format!("(libtorch threads {cores})")),
+        "{}",
+        o.stdout
+    );
+    assert!(o.stderr.contains("100000 libtorch threads asked for"), "{}", o.stderr);
+}
+
+/// Issue #26 (5, 7, 12): every file read whole follows one rule (regular file, bounded size,
+/// opened without blocking: a FIFO as `-c` blocked forever, `/dev/zero` grew to 4.4 GB); YAML
+/// nesting is bounded before parsing (100k `[` took > 30 s); a UTF-8 byte-order mark at the
+/// start of a config is accepted (it was "more than one document").
+#[test]
+fn non_regular_inputs_deep_yaml_and_a_bom_are_handled() {
+    let d = tempdir("regular-inputs");
+    let fifo = d.join("fifo.yaml");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let (fifo_s, tiny) = (
+        fifo.to_str().unwrap().to_string(),
+        repo().join("configs/tiny_test.yaml"),
+    );
+    let t = Instant::now();
+    for args in [
+        vec!["train", "--print-config", "-c", fifo_s.as_str()],
+        vec!["train", "--print-config", "-c", "/dev/zero"],
+        vec!["convert", fifo_s.as_str(), "--out", "/tmp/never.safetensors"],
+    ] {
+        let o = run_env(&args, &[], 30);
+        fails_cleanly(&o, &["not a regular file"]);
+    }
+    assert!(t.elapsed() < Duration::from_secs(30), "{:?}", t.elapsed());
+    // Deep flow nesting: refused at once, naming the line.
+    let deep = d.join("deep.yaml");
+    let text = std::fs::read_to_string(&tiny).unwrap();
+    std::fs::write(&deep, format!("{text}x: {}\n", "[".repeat(100_000))).unwrap();
+    let t = Instant::now();
+    let o = run(&["train", "--print-config", "-c", deep.to_str().unwrap()]);
+    fails_cleanly(&o, &["deep.yaml", "nested deeper than 64"]);
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    let o = run(&[
+        "train",
+        "--print-config",
+        "-c",
+        tiny.to_str().unwrap(),
+        "-o",
+        &format!("epochs={}", "{a: ".repeat(1000)),
+    ]);
+    fails_cleanly(&o, &["nested deeper than 64"]);
+    // A byte-order mark: the same config as without.
+    let bom = d.join("bom.yaml");
+    std::fs::write(&bom, format!("\u{feff}{text}")).unwrap();
+    let a = run(&["train", "--print-config", "-c", tiny.to_str().unwrap()]);
+    let b = run(&["train", "--print-config", "-c", bom.to_str().unwrap()]);
+    assert!(a.ok() && b.ok(), "{}{}", a.stderr, b.stderr);
+    assert_eq!(a.stdout, b.stdout);
+}

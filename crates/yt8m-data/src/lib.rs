@@ -8,6 +8,7 @@
 
 pub mod batch;
 pub mod error;
+pub mod files;
 pub mod inspect;
 pub mod npy;
 pub mod pickle;

@@ -80,7 +80,7 @@ pub fn expand_paths(
             }
             out.extend(found);
         } else if is_list_file(&p) {
-            let text = std::fs::read_to_string(&p).map_err(|e| DataError::io(&p, e))?;
+            let text = crate::files::read_regular_text(&p, 1 << 30, "PaddleVideo .list")?;
             let base = data_prefix
                 .map(Path::to_path_buf)
                 .unwrap_or_else(|| p.parent().unwrap_or(Path::new(".")).to_path_buf());
