@@ -490,6 +490,7 @@ fn train_loop(
         let Some(b) = it.next() else { break };
         let b = b?;
         let w = tw.elapsed().as_secs_f64();
+        crate::threads::adapt_torch_threads();
         let t = Instant::now();
         let inp = batch_inputs(&b, device, compute);
         let name = if paddle_recipe {
@@ -730,6 +731,7 @@ pub fn bench_predict(o: &ModelBenchOptions) -> Result<String> {
             let (mut el, mut n, mut frames, mut padded) = (0.0, 0usize, 0usize, 0usize);
             tch::no_grad(|| {
                 for (i, b) in batches.iter().enumerate() {
+                    crate::threads::adapt_torch_threads();
                     let t = Instant::now();
                     let logits = m.forward(&batch_inputs(b, device, m.kind), false);
                     let pr = logits

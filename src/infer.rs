@@ -103,6 +103,7 @@ pub fn evaluate_model(model: &Model, loader: &Loader, s: &EvalSettings) -> Resul
                     b.ids[b.has_labels.iter().position(|h| !h).unwrap()]
                 )));
             }
+            crate::threads::adapt_torch_threads();
             let inp = batch_inputs(&b, model.device(), model.kind);
             // bf16 inference: sigmoid, loss and metrics in float32.
             let logits = crate::model::widen(model.forward(&inp, false));

@@ -712,6 +712,17 @@ fn main() {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    // libtorch's threads: the cores other processes leave free (a shared machine is the usual
+    // case: with one busy process beside it, 2 threads on 2 cores ran at 0.4x of 1 thread).
+    // Training keeps the count it starts with (its bits depend on it); inference follows the
+    // load. A server has its own budget; YT8M_THREADS fixes the count for all.
+    match &cli.cmd {
+        Cmd::Train(_) | Cmd::Demo(_) => yt8m::threads::enable_adaptive_threads(false),
+        Cmd::Test(_) | Cmd::Predict(_) | Cmd::Bench(_) | Cmd::Export(_) | Cmd::Info { .. } => {
+            yt8m::threads::enable_adaptive_threads(true)
+        }
+        _ => {}
+    }
     match cli.cmd {
         Cmd::Inspect(a) => inspect(a),
         Cmd::Synth(a) => synth(a),

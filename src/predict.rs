@@ -267,6 +267,7 @@ fn flush(
     if p.videos.is_empty() {
         return Ok(());
     }
+    crate::threads::adapt_torch_threads();
     let spec = b.config.feature_spec();
     let c = b.manifest.num_classes;
     let k = opt.top_k.clamp(1, c);

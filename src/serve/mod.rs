@@ -360,7 +360,8 @@ fn model_thread(b: Bundle, rx: Receiver<Job>, model: Arc<Model>, opts: Batching)
     // network threads need (measured: 6-video model calls at 64 clients, the requests not
     // even admitted). Apply the configured count here.
     let by_frames = b.model.arch.cost_follows_frames();
-    let usual = crate::threads::configure_torch_threads();
+    // The server's own budget (main set it), not the adaptive default of batch commands.
+    let usual = crate::threads::configure_torch_threads_or(crate::threads::available_cores());
     tch::set_num_threads(usual as i32);
     let mut current = usual;
     let mut cost = FrameCost::default();
@@ -968,7 +969,8 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
     let device = opts.device.resolve()?;
     let mut models = BTreeMap::new();
     let mut threads = Vec::new();
-    let usual = crate::threads::configure_torch_threads();
+    // The server's own budget (main set it), not the adaptive default of batch commands.
+    let usual = crate::threads::configure_torch_threads_or(crate::threads::available_cores());
     let cores = Arc::new(CoreBudget::new(
         opts.all_threads.unwrap_or(usual).max(usual),
     ));
