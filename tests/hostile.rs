@@ -1489,3 +1489,52 @@ fn non_regular_inputs_deep_yaml_and_a_bom_are_handled() {
     assert!(a.ok() && b.ok(), "{}{}", a.stderr, b.stderr);
     assert_eq!(a.stdout, b.stdout);
 }
+
+/// Issue #26 (10, 11): a `**` glob refuses a symlink cycle instead of reading one file dozens
+/// of times (`dirloop/up -> ..`: 164 videos from 4), the same file under two names is read
+/// once, and a `.list` entry is its whole line (PaddleVideo's `line.strip()`), spaces and
+/// non-ASCII included (`sp ace é.tfrecord` was cut to "sp").
+#[test]
+fn globs_refuse_symlink_cycles_and_list_entries_keep_their_spaces() {
+    let d = tempdir("globs");
+    let data = d.join("dirloop");
+    synth_shards(&data, 4, 1, 3, 5);
+    let shard = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "tfrecord"))
+        .unwrap();
+    let inspect = |args: &[&str]| run(&[&["inspect", "--json"], args].concat());
+    let videos = |o: &Out| -> u64 {
+        assert!(o.ok(), "{}", o.stderr);
+        let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+        v["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["records"].as_u64().unwrap())
+            .sum()
+    };
+    let pattern = format!("{}/**/*.tfrecord", data.display());
+    assert_eq!(videos(&inspect(&[&pattern])), 4);
+    // The same shard again under a symlinked name: still 4 videos.
+    std::os::unix::fs::symlink(&shard, data.join("again.tfrecord")).unwrap();
+    assert_eq!(videos(&inspect(&[&pattern])), 4);
+    // A second way into the same directory (not a cycle): searched once.
+    std::fs::create_dir(data.join("sub")).unwrap();
+    std::os::unix::fs::symlink("../sub", data.join("sub2")).unwrap();
+    std::fs::copy(&shard, data.join("sub/copy.tfrecord")).unwrap();
+    assert_eq!(videos(&inspect(&[&pattern])), 8, "a copy is another file");
+    // A cycle: refused, naming it, at once.
+    std::os::unix::fs::symlink("..", data.join("up")).unwrap();
+    let t = Instant::now();
+    fails_cleanly(&inspect(&[&pattern]), &["symlink cycle", "**"]);
+    assert!(t.elapsed() < Duration::from_secs(20));
+    std::fs::remove_file(data.join("up")).unwrap();
+    // A .list entry with spaces and non-ASCII: the whole line, trimmed.
+    let odd = d.join("sp ace é.tfrecord");
+    std::fs::copy(&shard, &odd).unwrap();
+    let list = d.join("x.list");
+    std::fs::write(&list, "  sp ace é.tfrecord  \n\n").unwrap();
+    assert_eq!(videos(&inspect(&[list.to_str().unwrap()])), 4);
+}

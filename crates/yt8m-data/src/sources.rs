@@ -45,7 +45,9 @@ pub fn expand_paths(
     let mut out: Vec<PathBuf> = Vec::new();
     for input in inputs {
         let p = PathBuf::from(input);
-        if input.contains(['*', '?', '[']) && !p.exists() {
+        if input.contains("**") && !p.exists() {
+            out.extend(recursive_glob(input)?);
+        } else if input.contains(['*', '?', '[']) && !p.exists() {
             let paths = glob::glob(input).map_err(|e| {
                 DataError::new(
                     DataErrorKind::Empty,
@@ -86,11 +88,14 @@ pub fn expand_paths(
                 .unwrap_or_else(|| p.parent().unwrap_or(Path::new(".")).to_path_buf());
             let mut n = 0;
             for line in text.lines() {
-                // PaddleVideo uses only the first whitespace token of each line.
-                let Some(tok) = line.split_whitespace().next() else {
+                // PaddleVideo's FeatureDataset: `filename = line.strip()` — the whole line,
+                // surrounding whitespace removed, spaces inside kept. Blank lines are skipped
+                // (PaddleVideo would fail on them later, opening "").
+                let entry = line.trim();
+                if entry.is_empty() {
                     continue;
-                };
-                let e = PathBuf::from(tok);
+                }
+                let e = PathBuf::from(entry);
                 out.push(if e.is_absolute() { e } else { base.join(e) });
                 n += 1;
             }
@@ -118,8 +123,9 @@ pub fn expand_paths(
     if let Some(p) = out.iter().find(|p| p.exists() && !p.is_file()) {
         return Err(not_regular(p));
     }
+    // The same file under two names (a symlink, `./x` and `x`, a hard link) is read once.
     let mut seen = std::collections::HashSet::new();
-    out.retain(|p| seen.insert(p.clone()));
+    out.retain(|p| seen.insert(file_identity(p)));
     if out.is_empty() {
         return Err(DataError::new(
             DataErrorKind::Empty,
@@ -128,6 +134,98 @@ pub fn expand_paths(
         ));
     }
     Ok(out)
+}
+
+/// (device, inode) where the file system tells it, else the path as written.
+fn file_identity(p: &Path) -> (u64, u64, PathBuf) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let Ok(m) = std::fs::metadata(p) {
+            return (m.dev(), m.ino(), PathBuf::new());
+        }
+    }
+    (0, 0, p.to_path_buf())
+}
+
+/// Deepest directory a `**` pattern descends into.
+const MAX_GLOB_DEPTH: usize = 64;
+
+/// Expands a pattern with `**` by walking the directory below its fixed prefix ourselves: the
+/// glob crate follows symlinked directories without noticing cycles (`DIR/up -> ..` made
+/// `DIR/**/*.tfrecord` read one file 41 times, and two such links grow exponentially). A
+/// directory that is its own ancestor (same device and inode) is a cycle and refused, naming it.
+/// A directory reached again by another way that is not its own ancestor (a symlink to a
+/// sibling) is searched once. Depth is bounded; no recursion (an explicit stack).
+fn recursive_glob(pattern: &str) -> Result<Vec<PathBuf>, DataError> {
+    let bad = |m: String| DataError::new(DataErrorKind::Empty, Location::file(pattern), m);
+    let matcher = glob::Pattern::new(pattern).map_err(|e| bad(format!("bad glob pattern: {e}")))?;
+    // The walk starts at the longest leading run of components without wildcards.
+    let mut base = PathBuf::new();
+    for c in Path::new(pattern).components() {
+        let s = c.as_os_str().to_string_lossy();
+        if s.contains(['*', '?', '[']) {
+            break;
+        }
+        base.push(c);
+    }
+    if base.as_os_str().is_empty() {
+        base = PathBuf::from(".");
+    }
+    let strip_dot = !pattern.starts_with("./") && base == Path::new(".");
+    let opts = glob::MatchOptions {
+        require_literal_separator: true,
+        ..Default::default()
+    };
+    let mut found = Vec::new();
+    let mut visited = std::collections::HashSet::new();
+    // Each entry: a directory and the identities of the directories above it on this path.
+    let mut stack = vec![(base.clone(), Vec::new())];
+    while let Some((dir, ancestors)) = stack.pop() {
+        let depth = ancestors.len();
+        let id = file_identity(&dir);
+        if ancestors.contains(&id) {
+            return Err(bad(format!(
+                "{} leads back to a directory already searched (a symlink cycle)",
+                dir.display()
+            ))
+            .hint("remove the looping symlink, or narrow the pattern so '**' does not cross it"));
+        }
+        if !visited.insert(id.clone()) {
+            continue; // already searched by another way
+        }
+        if depth > MAX_GLOB_DEPTH {
+            return Err(bad(format!(
+                "'**' descends more than {MAX_GLOB_DEPTH} directories below {}",
+                base.display()
+            )));
+        }
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue; // unreadable directories are skipped, as glob does
+        };
+        let mut entries: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        entries.sort();
+        for e in entries.into_iter().rev() {
+            let shown = if strip_dot {
+                e.strip_prefix(".").map(Path::to_path_buf).unwrap_or_else(|_| e.clone())
+            } else {
+                e.clone()
+            };
+            if e.is_dir() {
+                let mut up = ancestors.clone();
+                up.push(id.clone());
+                stack.push((e, up));
+            } else if e.is_file() && matcher.matches_path_with(&shown, opts) {
+                found.push(shown);
+            }
+        }
+    }
+    found.sort();
+    if found.is_empty() {
+        return Err(bad("glob pattern matches no files".into())
+            .hint("check the pattern (quote it so the shell does not expand it)"));
+    }
+    Ok(found)
 }
 
 fn not_regular(p: &Path) -> DataError {
