@@ -255,6 +255,31 @@ def test_evaluate_refuses_bad_input_with_a_clear_error():
     assert pv["mode"] == "paddlevideo" and pv["map"] is None
 
 
+@pytest.mark.parametrize("value", [2, -1, 0.5, np.nan])
+def test_labels_other_than_0_1_are_refused_as_the_cli_refuses_them(value):
+    """One rule with `yt8m evaluate` (issue #26): a 2 or a 0.5 in the labels is an error, not
+    a positive; booleans and 0/1 of any number type are labels."""
+    p = np.random.rand(3, 4)
+    l = np.zeros((3, 4))
+    l[2, 1] = value
+    with pytest.raises(yt8m.Yt8mError, match="labels must be 0/1; row 2 class 1"):
+        yt8m.evaluate(p, l)
+    ev = yt8m.Evaluator(4)
+    with pytest.raises(yt8m.Yt8mError, match="labels must be 0/1; row 2 class 1"):
+        ev.accumulate(p, l)
+    ok = np.eye(3, 4)
+    a = yt8m.evaluate(p, ok)
+    for same in (ok.astype(bool), ok.astype(np.int64), ok.astype(np.float32), ok.astype(np.uint8)):
+        assert yt8m.evaluate(p, same) == a
+
+
+def test_arrays_that_are_not_videos_by_classes_get_a_clear_error():
+    with pytest.raises(yt8m.Yt8mError, match=r"predictions have shape \[4\]: expected \[videos, classes\]"):
+        yt8m.evaluate(np.zeros(4), np.zeros(4))
+    with pytest.raises(yt8m.Yt8mError, match=r"labels have shape \[4\]"):
+        yt8m.evaluate(np.zeros((1, 4)), np.zeros(4))
+
+
 @needs_shared
 def test_views_into_mapped_shards_are_read_only_outlive_the_reader_and_equal_copies(tmp_path):
     path = os.path.join(DATA, "synthetic/frame_long.tfrecord")

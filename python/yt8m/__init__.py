@@ -156,20 +156,41 @@ def inspect(paths: Paths, skip_corrupt: bool = False) -> Dict[str, Any]:
     return json.loads(_native.inspect_json(_paths(paths), bool(skip_corrupt)))
 
 
+def _two_dims(a: np.ndarray, what: str) -> None:
+    if a.ndim != 2:
+        raise Yt8mError(
+            f"{what} have shape {list(a.shape)}: expected [videos, classes] (one row per video; "
+            f"a single video is x[None, :])"
+        )
+
+
 def _scores(predictions: Any) -> np.ndarray:
     p = np.asarray(predictions)
+    _two_dims(p, "predictions")
     if p.dtype not in (np.float32, np.float64):
+        if p.dtype.kind not in "biuf":
+            raise Yt8mError(f"predictions must be numbers, got dtype {p.dtype}")
         p = p.astype(np.float64)
     return np.ascontiguousarray(p)
 
 
 def _labels(labels: Any) -> np.ndarray:
+    """0/1 (or bool) multi-hot labels as uint8; anything else is refused, as `yt8m evaluate`
+    refuses it (a 2 or a 0.5 is a bug in the caller's labels, not a positive)."""
     l = np.asarray(labels)
-    if l.dtype != np.uint8:
-        l = (l != 0).astype(np.uint8)
-    elif l.size and l.max() > 1:
-        l = (l != 0).astype(np.uint8)
-    return np.ascontiguousarray(l)
+    _two_dims(l, "labels")
+    if l.dtype == np.bool_:
+        return np.ascontiguousarray(l.astype(np.uint8))
+    if l.dtype.kind not in "biuf":
+        raise Yt8mError(f"labels must be 0/1 numbers or booleans, got dtype {l.dtype}")
+    bad = (l != 0) & (l != 1)  # NaN is neither
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise Yt8mError(
+            f"labels must be 0/1; row {r} class {c} is {l[r, c]!r} "
+            f"(multi-hot: 1 where the video has the class)"
+        )
+    return np.ascontiguousarray(l.astype(np.uint8))
 
 
 def evaluate(
@@ -181,7 +202,8 @@ def evaluate(
     tie_order: str = "official",
 ) -> Dict[str, Any]:
     """The official metrics of ``predictions`` ``[videos, classes]`` (float32 or float64
-    scores) against multi-hot ``labels`` of the same shape (any dtype; nonzero = positive).
+    scores) against multi-hot ``labels`` of the same shape (0/1 numbers or booleans; any other
+    value raises :class:`Yt8mError`, as ``yt8m evaluate`` refuses it).
 
     Returns a dict with ``hit_at_one``, ``perr``, ``gap`` (GAP@``top_k``), ``map`` (mean AP
     over classes with positives) and ``num_videos``. ``mode="official"`` is Google's
