@@ -41,6 +41,8 @@ fn grpc() {
     unsafe { std::env::set_var("PROTOC", protoc) };
     tonic_prost_build::configure()
         .build_client(false)
+        // Undecodable requests are INVALID_ARGUMENT, not prost's INTERNAL (src/serve/grpc.rs).
+        .codec_path("crate::serve::grpc::RequestCodec")
         .compile_protos(&["proto/grpc_predict_v2.proto"], &["proto"])
         .expect("proto/grpc_predict_v2.proto compiles");
 }

@@ -983,7 +983,13 @@ fn train(a: TrainArgs) -> Result<()> {
         return Ok(());
     }
     if a.dry_run {
-        print!("{}", yt8m::train::plan(&cfg)?);
+        // The plan, then the same refusal a real run would give (exit 1, not a "0 steps"
+        // success).
+        let plan = yt8m::train::plan(&cfg)?;
+        print!("{}", plan.text);
+        if let Some(why) = plan.nothing_to_train {
+            anyhow::bail!("{why}");
+        }
         return Ok(());
     }
     let opts = TrainOptions {

@@ -872,7 +872,7 @@ fn train_with(mut cfg: Config, opts: &TrainOptions, comm: &dyn Comm) -> Result<T
 
 /// What `train` would do, without doing it: the training split's size, steps per epoch, the
 /// model's parameters and the memory its state takes (`train --dry-run`).
-pub fn plan(cfg: &Config) -> Result<String> {
+pub fn plan(cfg: &Config) -> Result<Plan> {
     let loader = cfg.loader(Split::Train)?;
     let videos: usize = loader
         .files()
@@ -902,7 +902,7 @@ pub fn plan(cfg: &Config) -> Result<String> {
         crate::optim::OptimizerName::Adam => 4,
     };
     let gb = |x: u64| x as f64 / 1e9;
-    let mut plan = format!(
+    let plan = format!(
         "model: {} ({} parameters)\ntraining split: {} file(s), {videos} videos\nbatch {bs}{}: {steps} steps per epoch, {} epochs, {} steps in all\nprecision: {} ({})\nmemory for weights, gradients and optimizer state: {:.2} GB ({copies} copies of the parameters in {}); activations come on top and grow with batch × frames\n",
         cfg.MODEL.head.name,
         params,
@@ -919,12 +919,22 @@ pub fn plan(cfg: &Config) -> Result<String> {
         gb(params * copies * dtype_bytes),
         cfg.TRAIN.dtype,
     );
-    if steps == 0 {
-        plan.push_str(&format!(
-            "nothing to train: {videos} videos are fewer than one batch of {bs}; `train` refuses this\n  hint: lower DATASET.batch_size (-o DATASET.batch_size=N), set DATASET.drop_last: false, or add data\n"
-        ));
-    }
-    Ok(plan)
+    let nothing = (steps == 0).then(|| {
+        format!(
+            "nothing to train: {videos} videos are fewer than one batch of {bs}; `train` refuses this\n  hint: lower DATASET.batch_size (-o DATASET.batch_size=N), set DATASET.drop_last: false, or add data"
+        )
+    });
+    Ok(Plan {
+        text: plan,
+        nothing_to_train: nothing,
+    })
+}
+
+/// What `train --dry-run` prints, and why the run would be refused, if it would.
+pub struct Plan {
+    pub text: String,
+    /// Set when the run would have no step (`train` refuses it; so does `--dry-run`).
+    pub nothing_to_train: Option<String>,
 }
 
 /// `1h05m`, `3m20s`, `42s`.

@@ -304,6 +304,14 @@ for what, r, text in cases:
         raise SystemExit(f"{what}: answered")
     except grpc.RpcError as e:
         assert e.code() == grpc.StatusCode.INVALID_ARGUMENT and text in e.details(), (what, e.code(), e.details())
+# Bytes that are no ModelInferRequest at all: the client's fault, INVALID_ARGUMENT (was INTERNAL).
+raw = grpc.insecure_channel(url).unary_unary("/inference.GRPCInferenceService/ModelInfer", request_serializer=lambda b: b, response_deserializer=lambda b: b)
+for junk in (b"\xff\xff\xff\xff", b"\x0a\xff\xff\xff\xff\x0f"):
+    try:
+        raw(junk)
+        raise SystemExit("undecodable message: answered")
+    except grpc.RpcError as e:
+        assert e.code() == grpc.StatusCode.INVALID_ARGUMENT and "cannot decode" in e.details(), (e.code(), e.details())
 assert c.is_server_ready()
 print(json.dumps({"max_abs_diff": worst}))
 "#;

@@ -481,7 +481,8 @@ fn print_config_and_dry_run_train_nothing() {
     assert!(!run.exists(), "--dry-run created the run directory");
     assert!(!out.contains("nothing to train"), "{out}");
     // A batch larger than the split is said up front (train itself refuses it).
-    let out = ok(&train_in(
+    // Nothing to train: the plan is printed, then the refusal a real run gives (exit 1).
+    let o = yt8m(&train_in(
         &d,
         &run,
         &[
@@ -492,10 +493,13 @@ fn print_config_and_dry_run_train_nothing() {
             "DATASET.drop_last=true",
         ],
     ));
-    assert!(
-        out.contains("0 steps per epoch") && out.contains("nothing to train: 160 videos"),
-        "{out}"
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
     );
+    assert_eq!(o.status.code(), Some(1), "{out}{err}");
+    assert!(out.contains("0 steps per epoch"), "{out}");
+    assert!(err.contains("error: nothing to train: 160 videos"), "{err}");
     let yaml = ok(&train_in(&d, &run, &["--print-config", "-o", "epochs=7"]));
     let c = yt8m::config::Config::from_yaml("printed", &yaml, &[]).unwrap();
     assert_eq!(c.epochs, 7);

@@ -17,6 +17,66 @@ pub mod pb {
     tonic::include_proto!("inference");
 }
 
+/// prost's codec, except that a request that does not decode is INVALID_ARGUMENT: the bytes
+/// came from the client, and KServe/Triton clients branch on INVALID_ARGUMENT for "fix your
+/// request" (prost answers INTERNAL, which reads as a server bug). Used by the generated service
+/// (build.rs `codec_path`).
+#[derive(Debug, Clone)]
+pub struct RequestCodec<T, U>(std::marker::PhantomData<(T, U)>);
+
+impl<T, U> Default for RequestCodec<T, U> {
+    fn default() -> Self {
+        Self(std::marker::PhantomData)
+    }
+}
+
+impl<T, U> tonic::codec::Codec for RequestCodec<T, U>
+where
+    T: prost::Message + Send + 'static,
+    U: prost::Message + Default + Send + 'static,
+{
+    type Encode = T;
+    type Decode = U;
+    type Encoder = tonic_prost::ProstEncoder<T>;
+    type Decoder = RequestDecoder<U>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        tonic_prost::ProstCodec::<T, U>::raw_encoder(Default::default())
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        RequestDecoder(tonic_prost::ProstDecoder::default())
+    }
+}
+
+/// [`RequestCodec`]'s decoder.
+pub struct RequestDecoder<U>(tonic_prost::ProstDecoder<U>);
+
+impl<U: prost::Message + Default> tonic::codec::Decoder for RequestDecoder<U> {
+    type Item = U;
+    type Error = Status;
+
+    fn decode(
+        &mut self,
+        buf: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<U>, Status> {
+        self.0.decode(buf).map_err(|s| {
+            if s.code() == tonic::Code::Internal {
+                Status::invalid_argument(format!(
+                    "cannot decode the request message: {} (send an inference.ModelInferRequest, as tritonclient does)",
+                    s.message()
+                ))
+            } else {
+                s
+            }
+        })
+    }
+
+    fn buffer_settings(&self) -> tonic::codec::BufferSettings {
+        self.0.buffer_settings()
+    }
+}
+
 use pb::grpc_inference_service_server::GrpcInferenceService;
 pub use pb::grpc_inference_service_server::GrpcInferenceServiceServer;
 use pb::infer_parameter::ParameterChoice;
