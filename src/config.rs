@@ -838,6 +838,58 @@ impl Config {
         self.MODEL.head.eigen_file = e.map(|p| resolve(&p, "MODEL.head.eigen_file"));
     }
 
+    /// Every size-like key has a bound, checked before anything is allocated from it
+    /// (`DATASET.prefetch: 100000000000` aborted with "memory allocation of 17600000000000
+    /// bytes failed"; 100000000 took 17.7 GB for 4 videos). Bounds are far above any useful
+    /// value; what the buffers would hold is also checked against the machine's memory.
+    fn check_size_keys(&self, name: &str) -> Result<()> {
+        let d = &self.DATASET;
+        let keys: [(&str, usize, usize); 9] = [
+            ("DATASET.batch_size", d.batch_size, 1 << 16),
+            ("DATASET.valid_batch_size", d.valid_batch_size.unwrap_or(1), 1 << 16),
+            ("DATASET.test_batch_size", d.test_batch_size.unwrap_or(1), 1 << 16),
+            ("DATASET.num_workers", d.num_workers, 256),
+            ("DATASET.shuffle_buffer", d.shuffle_buffer, 1_000_000),
+            ("DATASET.bucket_window", d.bucket_window, 4096),
+            ("DATASET.prefetch", d.prefetch, 256),
+            ("DATASET.max_frames", d.max_frames, 100_000),
+            ("epochs", self.epochs, 1_000_000),
+        ];
+        for (key, value, max) in keys {
+            if value > max {
+                return Err(cfg_err(
+                    name,
+                    format!(
+                        "{key} = {value} is beyond what yt8m accepts (at most {max})\n  hint: typical values: batch_size 16–2048, num_workers 0 (automatic), shuffle_buffer 2048, prefetch 4, max_frames 300"
+                    ),
+                ));
+            }
+        }
+        // Videos held at once by the shuffle buffer and the prefetched batches, at their
+        // largest (uint8 frames; video-level features are smaller).
+        let per_video = (d.max_frames as u64)
+            .saturating_mul(self.MODEL.head.feature_dims.iter().sum::<usize>() as u64);
+        let held = (d.shuffle_buffer as u64)
+            .saturating_add((d.prefetch as u64 + 1).saturating_mul(d.batch_size as u64));
+        let bytes = held.saturating_mul(per_video);
+        let ram = physical_memory();
+        if ram > 0 && bytes > ram {
+            return Err(cfg_err(
+                name,
+                format!(
+                    "DATASET.shuffle_buffer ({}) + DATASET.prefetch ({}) batches of {} could hold {:.1} GB of frames at DATASET.max_frames {}, more than this machine's {:.1} GB\n  hint: lower shuffle_buffer or prefetch",
+                    d.shuffle_buffer,
+                    d.prefetch,
+                    d.batch_size,
+                    bytes as f64 / 1e9,
+                    d.max_frames,
+                    ram as f64 / 1e9
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     fn validate(&self, name: &str) -> Result<()> {
         let h = &self.MODEL.head;
         if h.feature_dims.is_empty() || h.feature_dims.iter().any(|&d| d == 0) {
@@ -964,6 +1016,7 @@ impl Config {
         if self.DATASET.batch_size == 0 {
             return Err(cfg_err(name, "DATASET.batch_size must be positive"));
         }
+        self.check_size_keys(name)?;
         if h.num_classes > MAX_CLASSES {
             return Err(cfg_err(
                 name,

@@ -1538,3 +1538,38 @@ fn globs_refuse_symlink_cycles_and_list_entries_keep_their_spaces() {
     std::fs::write(&list, "  sp ace é.tfrecord  \n\n").unwrap();
     assert_eq!(videos(&inspect(&[list.to_str().unwrap()])), 4);
 }
+
+/// Issue #26 (2): size-like config keys are bounded before anything is allocated from them
+/// (`DATASET.prefetch: 100000000000` aborted allocating 17.6 TB and left a run directory;
+/// 100000000 took 17.7 GB for 4 videos), and a refused run leaves no run directory.
+#[test]
+fn size_like_config_keys_are_bounded() {
+    let d = tempdir("size-keys");
+    synth_shards(&d.join("data"), 4, 1, 5, 5);
+    let tiny = repo().join("configs/tiny_test.yaml");
+    let data = format!("DATASET.train.file_path={}", d.join("data").display());
+    for (kv, needle) in [
+        ("DATASET.prefetch=100000000000", "DATASET.prefetch = 100000000000"),
+        ("DATASET.prefetch=100000000", "at most 256"),
+        ("DATASET.batch_size=100000000", "DATASET.batch_size"),
+        ("DATASET.num_workers=100000", "DATASET.num_workers"),
+        ("DATASET.shuffle_buffer=1000000", "more than this machine's"),
+        ("DATASET.max_frames=10000000", "DATASET.max_frames"),
+    ] {
+        let run_dir = d.join(format!("run-{}", kv.len()));
+        let o = run(&[
+            "train",
+            "-c",
+            tiny.to_str().unwrap(),
+            "-o",
+            &data,
+            "-o",
+            kv,
+            "--output",
+            run_dir.to_str().unwrap(),
+        ]);
+        fails_cleanly(&o, &[needle]);
+        assert!(o.max_rss < 2 << 30, "{kv}: {} bytes", o.max_rss);
+        assert!(!run_dir.exists(), "{kv}: a refused run left {}", run_dir.display());
+    }
+}
