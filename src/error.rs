@@ -15,8 +15,10 @@ pub enum Error {
     Weights { path: String, message: String },
     #[error("{0}")]
     Invalid(String),
+    /// Not a `#[from]` source: the CLI prints error chains (`{:#}`), and libtorch's own message
+    /// would then follow ours a second time ("libtorch: X: X").
     #[error("libtorch: {}", torch_message(.0))]
-    Torch(#[from] tch::TchError),
+    Torch(tch::TchError),
     // `err`, not `source`: thiserror would chain a field named `source`, and `{:#}` at the
     // CLI edge would then print the OS error twice.
     #[error("{path}: {err}")]
@@ -33,6 +35,12 @@ pub fn torch_message(e: &tch::TchError) -> String {
         .min()
         .unwrap_or(s.len());
     s[..cut].trim_end().to_string()
+}
+
+impl From<tch::TchError> for Error {
+    fn from(e: tch::TchError) -> Self {
+        Error::Torch(e)
+    }
 }
 
 impl Error {

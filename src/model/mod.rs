@@ -510,7 +510,13 @@ impl Model {
             .iter()
             .map(|(n, t)| (n.as_str(), t.to_device(Device::Cpu)))
             .collect();
-        Tensor::write_safetensors(&refs, path)?;
+        Tensor::write_safetensors(&refs, path).map_err(|e| {
+            Error::Invalid(format!(
+                "{}: cannot write the weights: {}\n  hint: check the free space and permissions there (a failed save leaves earlier checkpoints intact)",
+                path.display(),
+                crate::error::torch_message(&e)
+            ))
+        })?;
         Ok(())
     }
 
@@ -657,6 +663,27 @@ mod upload_tests {
         let want = x * valid.to_kind(Kind::Float);
         assert!(ours.equal(&want));
         assert_eq!(ours.get(2).abs().sum(Kind::Float).double_value(&[]), 0.0);
+    }
+
+    /// A failed save (a full disk) says where and why once, not libtorch's text twice.
+    #[test]
+    fn a_failed_save_names_the_file_once() {
+        let m = Model::new(
+            Architecture::VideoLevel(crate::model::VideoLevelConfig {
+                num_classes: 3,
+                feature_dims: vec![4],
+                num_mixtures: 0,
+            }),
+            Device::Cpu,
+            Kind::Float,
+        );
+        let e = m
+            .save_safetensors(Path::new("/dev/full"))
+            .unwrap_err();
+        let shown = format!("{:#}", anyhow::Error::from(e));
+        println!("{shown}");
+        assert!(shown.starts_with("/dev/full: cannot write the weights"), "{shown}");
+        assert_eq!(shown.matches("No space left").count(), 1, "{shown}");
     }
 
     /// A float64 model sees PaddleVideo's float64 dequantization, on the CPU path and on the
