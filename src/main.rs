@@ -501,6 +501,21 @@ struct ServeArgs {
     /// Answer 504 to a request not done within this many milliseconds.
     #[arg(long, default_value_t = 30_000)]
     timeout_ms: u64,
+    /// Open HTTP connections at most; the next is answered 503 and closed (each connection
+    /// holds a file handle: 20,000 idle ones used to exhaust the process's).
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    max_connections: u32,
+    /// Seconds a request's headers may take to arrive, and an idle keep-alive connection may
+    /// wait for its next request, before the connection is closed (slowloris).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    header_timeout_s: u64,
+    /// Seconds a request's body may take to arrive; slower bodies are answered 408.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    body_timeout_s: u64,
+    /// After SIGTERM/SIGINT: seconds admitted requests may take to finish; then the server
+    /// exits (0) whatever is still open, half-sent requests included.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    shutdown_grace_s: u64,
     /// libtorch threads (default: YT8M_THREADS, else the cores this process owns minus one,
     /// and all of them for a call that serves a lone request, or for every call of a model
     /// that costs over 100 µs per frame, such as the full-size AttentionLSTM on a CPU). The
@@ -958,6 +973,12 @@ fn serve(a: ServeArgs) -> Result<()> {
         max_queue: a.max_queue,
         max_body_bytes: a.max_body_bytes,
         timeout: std::time::Duration::from_millis(a.timeout_ms),
+        limits: yt8m::serve::http::ConnLimits {
+            max_connections: a.max_connections as usize,
+            header_timeout: std::time::Duration::from_secs(a.header_timeout_s),
+            body_timeout: std::time::Duration::from_secs(a.body_timeout_s),
+            grace: std::time::Duration::from_secs(a.shutdown_grace_s),
+        },
         // Chosen counts (--threads, YT8M_THREADS) are kept for every call.
         all_threads: (a.threads.is_none() && std::env::var_os("YT8M_THREADS").is_none())
             .then_some(cores),

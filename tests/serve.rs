@@ -809,3 +809,128 @@ fn bench_serve_drives_the_server_and_reports_each_level() {
     );
     assert!(out.contains(" 0 other errors;"), "{out}");
 }
+
+/// Reads from `s` until the peer closes or `limit` passes; true if it closed (EOF or reset).
+fn closed_within(s: &mut TcpStream, limit: Duration) -> (bool, String) {
+    s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let t0 = Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while t0.elapsed() < limit {
+        match s.read(&mut buf) {
+            Ok(0) => return (true, String::from_utf8_lossy(&got).into()),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => return (true, String::from_utf8_lossy(&got).into()),
+        }
+    }
+    (false, String::from_utf8_lossy(&got).into())
+}
+
+/// Issue #26 (3, 4): no client can hold the server hostage. Connections beyond
+/// `--max-connections` are answered 503 and closed; idle and slowloris connections are closed
+/// after `--header-timeout-s`; stalled and endless bodies get 408 after `--body-timeout-s`;
+/// the server is ready within a second of each attack; and after SIGTERM it exits 0 within
+/// `--shutdown-grace-s` although a client still holds a half-sent request.
+#[test]
+fn no_client_holds_the_server_hostage() {
+    let (_d, b) = bundle("serve-hostage");
+    let mut s = start(
+        &b,
+        &[
+            "--max-connections",
+            "8",
+            "--header-timeout-s",
+            "1",
+            "--body-timeout-s",
+            "1",
+            "--shutdown-grace-s",
+            "2",
+            "--no-grpc",
+        ],
+    );
+    let port = s.port;
+    let ready = || http(port, "GET", "/v2/health/ready", &[], b"").0;
+    assert_eq!(ready(), 200);
+    // 1. Idle connections up to the cap, then one more: 503 at once, and the idle ones are
+    //    closed by the header deadline, after which the server is ready again.
+    let mut idle: Vec<TcpStream> = (0..8)
+        .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let (code, body) = http(port, "GET", "/v2/health/ready", &[], b"");
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("--max-connections"), "{body}");
+    for c in &mut idle {
+        let (closed, _) = closed_within(c, Duration::from_secs(5));
+        assert!(closed, "an idle connection outlived the header deadline");
+    }
+    let t = Instant::now();
+    while ready() != 200 {
+        assert!(t.elapsed() < Duration::from_secs(1), "not ready 1 s after the attack");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // 2. Slowloris: one header line every 300 ms never completes the head: closed at ~1 s.
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.write_all(b"GET /v2/health/ready HTTP/1.1\r\nHost: x\r\n").unwrap();
+    let t = Instant::now();
+    let mut closed = false;
+    for i in 0..20 {
+        std::thread::sleep(Duration::from_millis(300));
+        if c.write_all(format!("X-Slow-{i}: y\r\n").as_bytes()).is_err() {
+            closed = true;
+            break;
+        }
+        let (gone, _) = closed_within(&mut c, Duration::from_millis(1));
+        if gone {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed && t.elapsed() < Duration::from_secs(4), "slowloris kept {:?}", t.elapsed());
+    assert_eq!(ready(), 200);
+    // 3. A stalled body (10 of 500 bytes sent) and a slow endless chunked body: 408 at ~1 s.
+    let infer = "/v2/models/tiny/infer";
+    for head in [
+        format!("POST {infer} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{{\"inputs\":"),
+        format!("POST {infer} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n[\r\n"),
+    ] {
+        let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        c.write_all(head.as_bytes()).unwrap();
+        let t = Instant::now();
+        // Keep the chunked body trickling: it never ends.
+        let mut answer = String::new();
+        while t.elapsed() < Duration::from_secs(5) {
+            let _ = c.write_all(b"1\r\n \r\n");
+            let (gone, got) = closed_within(&mut c, Duration::from_millis(250));
+            answer.push_str(&got);
+            if gone || answer.contains("\r\n\r\n") {
+                break;
+            }
+        }
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+        assert!(answer.contains("--body-timeout-s"), "{answer}");
+        assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
+    }
+    assert_eq!(ready(), 200);
+    // 4. SIGTERM while a client holds a half-sent request: exit 0 within the grace period.
+    let mut half = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    half.write_all(
+        format!("POST {infer} HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{{").as_bytes(),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    // SAFETY: our own child's pid.
+    unsafe { libc::kill(s.child.id() as i32, libc::SIGTERM) };
+    let t = Instant::now();
+    let status = loop {
+        if let Some(st) = s.child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(t.elapsed() < Duration::from_secs(6), "still running 6 s after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    println!("exited {status:?} {:?} after SIGTERM", t.elapsed());
+    assert!(status.success(), "{status:?}");
+    drop(half);
+}

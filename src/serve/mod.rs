@@ -13,6 +13,7 @@
 //! binary-data extension).
 
 mod grpc;
+pub mod http;
 pub mod load;
 pub mod tensor;
 
@@ -64,6 +65,8 @@ pub struct ServeOptions {
     /// (`--threads` or YT8M_THREADS given). Either way the models of one server share that
     /// many threads: a call claims its threads and gives them back after (at least one each).
     pub all_threads: Option<usize>,
+    /// Connection cap and deadlines of the REST listener, and the shutdown grace period.
+    pub limits: http::ConnLimits,
 }
 
 /// A histogram with fixed upper bounds, Prometheus style.
@@ -1038,6 +1041,10 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
             .route("/v2/models/{name}/infer", post(infer))
             .route("/v2/models/{name}/versions/{version}/infer", post(infer))
             .route_layer(axum::middleware::from_fn_with_state(
+                (s2.opts.limits.body_timeout, s2.opts.max_body_bytes),
+                http::body_in_time,
+            ))
+            .route_layer(axum::middleware::from_fn_with_state(
                 s2.clone(),
                 count_arrivals,
             ))
@@ -1060,12 +1067,6 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
         };
         let listener = bind(s2.opts.http, "--http-port").await?;
         let addr = listener.local_addr().map_err(|e| Error::Invalid(e.to_string()))?;
-        // Small answers must leave at once: with Nagle's algorithm a response written in two
-        // parts waits for the client's delayed ACK (40 ms on Linux).
-        use axum::serve::ListenerExt;
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(shutdown_signal(s2.clone(), stop_tx));
         let grpc = match s2.opts.grpc {
@@ -1120,15 +1121,18 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
                 }
             }
         });
-        axum::serve(listener, app)
-            .with_graceful_shutdown(stopped(stop_rx))
-            .await
-            .map_err(|e| Error::Invalid(format!("server error: {e}")))?;
+        let limits = s2.opts.limits;
+        http::serve(listener, app, limits, stop_rx).await;
         if let Some((_, task)) = grpc {
-            match task.await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(Error::Invalid(format!("gRPC server error: {e}"))),
-                Err(e) => return Err(Error::Invalid(format!("gRPC server task: {e}"))),
+            // tonic waits for its connections to close: bounded by the same grace period.
+            match tokio::time::timeout(limits.grace, task).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => return Err(Error::Invalid(format!("gRPC server error: {e}"))),
+                Ok(Err(e)) => return Err(Error::Invalid(format!("gRPC server task: {e}"))),
+                Err(_) => tracing::warn!(
+                    "gRPC connections still open after the {:.0} s grace period: dropped",
+                    limits.grace.as_secs_f64()
+                ),
             }
         }
         Ok(())
