@@ -376,6 +376,7 @@ fn npy_and_npz_files() {
     let mut rng = Rng::new(14);
     let d = tempdir("fuzz-npz");
     let npz = std::fs::read(yt8m_data("golden/synthetic_few_classes.npz")).unwrap();
+    let original = yt8m::data::npy::read_npz(&yt8m_data("golden/synthetic_few_classes.npz")).unwrap();
     let mut npy = Vec::new();
     yt8m::data::npy::write_npy(&mut npy, &[4, 6], "<f4", &[0u8; 96]).unwrap();
     let (pz, py) = (d.join("m.npz"), d.join("m.npy"));
@@ -384,6 +385,18 @@ fn npy_and_npz_files() {
         let mut b = npz.clone();
         mutate(&mut b, &mut rng, 4);
         std::fs::write(&pz, &b).unwrap();
+        // No silent wrong answer (issue #26): whatever still reads holds the original arrays
+        // (every member's CRC-32 is checked; a renamed member is refused later, by name).
+        if let Ok(arrays) = yt8m::data::npy::read_npz(&pz) {
+            for (name, a) in &arrays {
+                if let Some((_, o)) = original.iter().find(|(n, _)| n == name) {
+                    assert!(
+                        a.shape == o.shape && a.dtype == o.dtype && a.data == o.data,
+                        "a mutated .npz read as different '{name}' data without an error"
+                    );
+                }
+            }
+        }
         match yt8m::evaluate::read_npz(&pz) {
             Ok(s) => {
                 ok += 1;
@@ -487,4 +500,50 @@ fn kaggle_csv_lines() {
     }
     println!("kaggle csv: {ok} ok, {err} clean errors");
     assert!(ok > 0 && err > 0);
+}
+
+/// Mutated configs (issue #26): every config in configs/ with random byte edits, and deeply
+/// nested or oversized values, must load or fail cleanly, and quickly (the YAML parser was
+/// quadratic in nesting depth: 100k '[' took over 30 s).
+#[test]
+fn yaml_configs() {
+    let mut rng = Rng::new(26);
+    let dir = repo().join("configs");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    let (mut ok, mut err) = (0, 0);
+    let t = std::time::Instant::now();
+    for f in &files {
+        let text = std::fs::read(f).unwrap();
+        for i in 0..150 {
+            let mut b = text.clone();
+            mutate(&mut b, &mut rng, 6);
+            if i % 25 == 0 {
+                // A runaway nesting somewhere in the file.
+                let at = rng.below(b.len() as u64 + 1) as usize;
+                let open = if rng.below(2) == 0 { b'[' } else { b'{' };
+                b.splice(at..at, std::iter::repeat_n(open, 50_000));
+            }
+            let Ok(s) = String::from_utf8(b) else {
+                continue;
+            };
+            let one = std::time::Instant::now();
+            match yt8m::config::Config::from_yaml("fuzz.yaml", &s, &[]) {
+                Ok(_) => ok += 1,
+                Err(_) => err += 1,
+            }
+            assert!(
+                one.elapsed() < std::time::Duration::from_secs(2),
+                "{}: one config took {:?}",
+                f.display(),
+                one.elapsed()
+            );
+        }
+    }
+    println!("configs: {ok} loaded, {err} clean errors in {:?}", t.elapsed());
+    assert!(err > 0 && ok > 0);
 }
