@@ -248,11 +248,13 @@ fn paddlevideo_pickle_equals_the_derived_tfrecord() {
         t[0].features, v.features,
         "feature bytes differ between pkl and tfrecord"
     );
-    // Also through the generic shard reader and a .list file with data_prefix.
+    // Also through the generic shard reader and a .list file with data_prefix. An entry is
+    // its whole line, surrounding whitespace stripped (PaddleVideo's `line.strip()`); blank
+    // lines are skipped.
     let dir = tempdir("list");
     std::fs::write(
         dir.join("val.list"),
-        "real/paddlevideo_example.pkl extra-token\n\n",
+        "  real/paddlevideo_example.pkl \t\n\n",
     )
     .unwrap();
     let files = expand_paths(
