@@ -442,6 +442,9 @@ fn every_help_example_runs_as_written_and_every_option_is_described() {
     synth("data", "train", 48);
     synth("data", "test", 16);
     synth("data", "validate", 32);
+    // `train --dry-run` over 'data/*.tfrecord' (full config, batch 128) refuses fewer videos
+    // than one batch, as `train` does: 128 in all there.
+    synth("data", "extra", 32);
     synth("data/frame", "train", 32);
     synth(".", "validate", 32);
     synth("frames", "clip", 8);
