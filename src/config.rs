@@ -448,9 +448,6 @@ impl Default for Config {
     }
 }
 
-/// The first key given twice in one block mapping: its dotted path and both 1-based lines.
-/// (serde reports a duplicate with the line of the enclosing mapping, or none at top level.)
-/// Block style only, as config files are written; flow mappings are left to the parser.
 /// Deepest YAML nesting a config may use (PaddleVideo's use 4 levels).
 const MAX_YAML_DEPTH: usize = 64;
 
@@ -459,6 +456,7 @@ const MAX_YAML_DEPTH: usize = 64;
 /// comments, and block indentation (a depth of d needs ≥ d columns). Err names the line.
 fn check_yaml_nesting(text: &str) -> std::result::Result<(), String> {
     let mut depth = 0usize;
+    // Open quote, carried across lines: YAML's quoted scalars may span lines.
     let mut quote: Option<char> = None;
     for (i, line) in text.lines().enumerate() {
         let indent = line.len() - line.trim_start_matches([' ', '\t']).len();
@@ -494,11 +492,13 @@ fn check_yaml_nesting(text: &str) -> std::result::Result<(), String> {
             }
             prev = c;
         }
-        // YAML's single-quoted scalars may span lines, double-quoted too; plain text never.
     }
     Ok(())
 }
 
+/// The first key given twice in one block mapping: its dotted path and both 1-based lines.
+/// (serde reports a duplicate with the line of the enclosing mapping, or none at top level.)
+/// Block style only, as config files are written; flow mappings are left to the parser.
 fn duplicate_key(text: &str) -> Option<(String, usize, usize)> {
     // (indent, keys of this mapping with their line, key that opened it)
     let mut stack: Vec<(usize, std::collections::HashMap<String, usize>, String)> =
