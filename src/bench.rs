@@ -328,7 +328,9 @@ fn bf16_not_timed(device: tch::Device) -> String {
     let (native, why) = crate::kinds::bf16_is_native(device);
     let why = why.trim_start_matches("auto: ");
     if native {
-        format!("bf16 not timed (not asked; native here: {why}): add it with --precision fp32,bf16\n")
+        format!(
+            "bf16 not timed (not asked; native here: {why}): add it with --precision fp32,bf16\n"
+        )
     } else {
         format!(
             "bf16 not timed ({why}: every bf16 product emulated, many times slower): ask with --precision fp32,bf16\n"
@@ -585,8 +587,7 @@ fn bench_train_attention_lstm(
         lstm_rows.push((format!("| {bs} | {g:.1} |"), g, tch::Kind::Float));
     }
     // Shared machines drift: the larger of two ceiling measurements keeps the shares honest.
-    let (shape_rows_after, ceiling_after, bf16_after) =
-        gemm_ceilings(device, mc, maxb, with_bf16);
+    let (shape_rows_after, ceiling_after, bf16_after) = gemm_ceilings(device, mc, maxb, with_bf16);
     let ceiling = ceiling_before.max(ceiling_after);
     let bf16_ceiling = bf16_before.max(bf16_after);
     let shapes: String = shape_rows
@@ -714,7 +715,10 @@ pub fn bench_predict(o: &ModelBenchOptions) -> Result<String> {
         crate::predict::DEFAULT_BUCKET_WINDOW
     );
     if !models.iter().any(|m| m.1 == tch::Kind::BFloat16) {
-        out.insert_str(out.find("\n\n").unwrap_or(out.len()) + 1, &bf16_not_timed(device));
+        out.insert_str(
+            out.find("\n\n").unwrap_or(out.len()) + 1,
+            &bf16_not_timed(device),
+        );
     }
     let mut quality = Vec::new();
     let mut last = Vec::new();

@@ -476,7 +476,9 @@ fn check_yaml_nesting(text: &str) -> std::result::Result<(), String> {
                 }
                 None => match c {
                     '#' if prev.is_whitespace() => break,
-                    '"' | '\'' if depth > 0 || prev.is_whitespace() || prev == ':' => quote = Some(c),
+                    '"' | '\'' if depth > 0 || prev.is_whitespace() || prev == ':' => {
+                        quote = Some(c)
+                    }
                     '[' | '{' => {
                         depth += 1;
                         if depth > MAX_YAML_DEPTH {
@@ -705,10 +707,7 @@ impl Config {
     /// Loads a YAML file (or the defaults when `path` is None) and applies overrides.
     pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<Config> {
         let (name, text) = match path {
-            Some(p) => (
-                p.display().to_string(),
-                read_config_text(p)?,
-            ),
+            Some(p) => (p.display().to_string(), read_config_text(p)?),
             None => ("<defaults>".to_string(), String::new()),
         };
         let base = path.map(|p| {
@@ -846,8 +845,16 @@ impl Config {
         let d = &self.DATASET;
         let keys: [(&str, usize, usize); 9] = [
             ("DATASET.batch_size", d.batch_size, 1 << 16),
-            ("DATASET.valid_batch_size", d.valid_batch_size.unwrap_or(1), 1 << 16),
-            ("DATASET.test_batch_size", d.test_batch_size.unwrap_or(1), 1 << 16),
+            (
+                "DATASET.valid_batch_size",
+                d.valid_batch_size.unwrap_or(1),
+                1 << 16,
+            ),
+            (
+                "DATASET.test_batch_size",
+                d.test_batch_size.unwrap_or(1),
+                1 << 16,
+            ),
             ("DATASET.num_workers", d.num_workers, 256),
             ("DATASET.shuffle_buffer", d.shuffle_buffer, 1_000_000),
             ("DATASET.bucket_window", d.bucket_window, 4096),

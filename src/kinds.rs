@@ -407,12 +407,7 @@ mod isa_cap_tests {
     #[test]
     fn instruction_set_caps_below_bf16_turn_auto_to_fp32() {
         let env = |pairs: &'static [(&'static str, &'static str)]| {
-            move |k: &str| {
-                pairs
-                    .iter()
-                    .find(|p| p.0 == k)
-                    .map(|p| p.1.to_string())
-            }
+            move |k: &str| pairs.iter().find(|p| p.0 == k).map(|p| p.1.to_string())
         };
         assert_eq!(isa_cap_below_bf16(env(&[])), None);
         assert_eq!(
@@ -420,10 +415,19 @@ mod isa_cap_tests {
             Some("ATEN_CPU_CAPABILITY=avx2")
         );
         assert!(isa_cap_below_bf16(env(&[("ATEN_CPU_CAPABILITY", "default")])).is_some());
-        assert_eq!(isa_cap_below_bf16(env(&[("ATEN_CPU_CAPABILITY", "avx512")])), None);
+        assert_eq!(
+            isa_cap_below_bf16(env(&[("ATEN_CPU_CAPABILITY", "avx512")])),
+            None
+        );
         assert!(isa_cap_below_bf16(env(&[("ONEDNN_MAX_CPU_ISA", "avx2")])).is_some());
         assert!(isa_cap_below_bf16(env(&[("DNNL_MAX_CPU_ISA", "AVX512_CORE")])).is_some());
-        assert_eq!(isa_cap_below_bf16(env(&[("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_AMX")])), None);
-        assert_eq!(isa_cap_below_bf16(env(&[("ONEDNN_MAX_CPU_ISA", "ALL")])), None);
+        assert_eq!(
+            isa_cap_below_bf16(env(&[("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_AMX")])),
+            None
+        );
+        assert_eq!(
+            isa_cap_below_bf16(env(&[("ONEDNN_MAX_CPU_ISA", "ALL")])),
+            None
+        );
     }
 }

@@ -230,9 +230,9 @@ pub fn configure_torch_threads_or(default: usize) -> usize {
 pub fn threads_from_env() -> Result<Option<usize>, String> {
     match std::env::var("YT8M_THREADS") {
         Err(std::env::VarError::NotPresent) => Ok(None),
-        Err(std::env::VarError::NotUnicode(v)) => Err(format!(
-            "YT8M_THREADS={v:?} is not a number of threads"
-        )),
+        Err(std::env::VarError::NotUnicode(v)) => {
+            Err(format!("YT8M_THREADS={v:?} is not a number of threads"))
+        }
         Ok(v) if v.trim().is_empty() => Ok(None),
         Ok(v) => match v.trim().parse::<usize>() {
             Ok(n) if n > 0 => Ok(Some(n)),
@@ -336,7 +336,11 @@ mod adapt_tests {
     #[test]
     fn threads_follow_the_cores_others_leave_free() {
         assert_eq!(threads_for(2, 0.05), 2);
-        assert_eq!(threads_for(2, 0.6), 1, "a hog sharing our cores shows ~2/3 of a core");
+        assert_eq!(
+            threads_for(2, 0.6),
+            1,
+            "a hog sharing our cores shows ~2/3 of a core"
+        );
         assert_eq!(threads_for(2, 1.0), 1);
         assert_eq!(threads_for(2, 2.0), 1, "at least one");
         assert_eq!(threads_for(16, 3.4), 13);

@@ -18,10 +18,15 @@ fn full_size_model_in_bf16_ranks_like_fp32() {
     let reduced: Vec<String> = if bf16_native() {
         Vec::new()
     } else {
-        ["embedding_size=128", "lstm_size=256", "fc_out1_size=2048", "fc_out2_size=1024"]
-            .iter()
-            .map(|kv| format!("MODEL.head.{kv}"))
-            .collect()
+        [
+            "embedding_size=128",
+            "lstm_size=256",
+            "fc_out1_size=2048",
+            "fc_out2_size=1024",
+        ]
+        .iter()
+        .map(|kv| format!("MODEL.head.{kv}"))
+        .collect()
     };
     let cfg = Config::load(
         Some(&repo().join("configs/attention_lstm_youtube8m.yaml")),
@@ -169,12 +174,18 @@ fn bench_train_times_bf16_only_when_asked() {
     let out = bench(&[]);
     println!("{out}");
     assert!(out.contains("bf16 not timed ("), "{out}");
-    assert!(out.contains("ask with --precision fp32,bf16") || out.contains("add it with --precision fp32,bf16"));
+    assert!(
+        out.contains("ask with --precision fp32,bf16")
+            || out.contains("add it with --precision fp32,bf16")
+    );
     assert!(!out.contains("bf16 GFLOP/s"), "{out}");
     assert!(!out.contains("| bf16 |"), "{out}");
     if bf16_native() {
         let out = bench(&["--precision", "fp32,bf16"]);
-        assert!(out.contains("bf16 GFLOP/s") && out.contains("| bf16 |"), "{out}");
+        assert!(
+            out.contains("bf16 GFLOP/s") && out.contains("| bf16 |"),
+            "{out}"
+        );
         assert!(!out.contains("bf16 not timed"), "{out}");
     }
 }

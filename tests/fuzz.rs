@@ -376,7 +376,8 @@ fn npy_and_npz_files() {
     let mut rng = Rng::new(14);
     let d = tempdir("fuzz-npz");
     let npz = std::fs::read(yt8m_data("golden/synthetic_few_classes.npz")).unwrap();
-    let original = yt8m::data::npy::read_npz(&yt8m_data("golden/synthetic_few_classes.npz")).unwrap();
+    let original =
+        yt8m::data::npy::read_npz(&yt8m_data("golden/synthetic_few_classes.npz")).unwrap();
     let mut npy = Vec::new();
     yt8m::data::npy::write_npy(&mut npy, &[4, 6], "<f4", &[0u8; 96]).unwrap();
     let (pz, py) = (d.join("m.npz"), d.join("m.npy"));
@@ -544,6 +545,9 @@ fn yaml_configs() {
             );
         }
     }
-    println!("configs: {ok} loaded, {err} clean errors in {:?}", t.elapsed());
+    println!(
+        "configs: {ok} loaded, {err} clean errors in {:?}",
+        t.elapsed()
+    );
     assert!(err > 0 && ok > 0);
 }

@@ -1402,7 +1402,10 @@ fn failed_stdout_writes_are_errors_and_closed_pipes_end_quietly() {
         let (st, err) = with_stdout(&args, Stdio::from(full));
         println!("{args:?} > /dev/full: {st:?}: {err}");
         assert_eq!(st.code(), Some(1), "{args:?}: {err}");
-        assert!(err.contains("cannot write to standard output"), "{args:?}: {err}");
+        assert!(
+            err.contains("cannot write to standard output"),
+            "{args:?}: {err}"
+        );
         assert!(!err.contains("internal error"), "{args:?}: {err}");
         // A pipe whose reader is gone before the first write.
         let mut fds = [0i32; 2];
@@ -1416,7 +1419,10 @@ fn failed_stdout_writes_are_errors_and_closed_pipes_end_quietly() {
         let (st, err) = with_stdout(&args, stdout);
         println!("{args:?} | (closed): {st:?}: {err}");
         assert_eq!(st.code(), Some(141), "{args:?}: {err}");
-        assert!(!err.contains("internal error") && !err.contains("error:"), "{args:?}: {err}");
+        assert!(
+            !err.contains("internal error") && !err.contains("error:"),
+            "{args:?}: {err}"
+        );
     }
 }
 
@@ -1438,7 +1444,11 @@ fn thread_counts_are_bounded_and_garbage_is_refused() {
         "{}",
         o.stdout
     );
-    assert!(o.stderr.contains("100000 libtorch threads asked for"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("100000 libtorch threads asked for"),
+        "{}",
+        o.stderr
+    );
 }
 
 /// Issue #26 (5, 7, 12): every file read whole follows one rule (regular file, bounded size,
@@ -1449,7 +1459,13 @@ fn thread_counts_are_bounded_and_garbage_is_refused() {
 fn non_regular_inputs_deep_yaml_and_a_bom_are_handled() {
     let d = tempdir("regular-inputs");
     let fifo = d.join("fifo.yaml");
-    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
     let (fifo_s, tiny) = (
         fifo.to_str().unwrap().to_string(),
         repo().join("configs/tiny_test.yaml"),
@@ -1458,7 +1474,12 @@ fn non_regular_inputs_deep_yaml_and_a_bom_are_handled() {
     for args in [
         vec!["train", "--print-config", "-c", fifo_s.as_str()],
         vec!["train", "--print-config", "-c", "/dev/zero"],
-        vec!["convert", fifo_s.as_str(), "--out", "/tmp/never.safetensors"],
+        vec![
+            "convert",
+            fifo_s.as_str(),
+            "--out",
+            "/tmp/never.safetensors",
+        ],
     ] {
         let o = run_env(&args, &[], 30);
         fails_cleanly(&o, &["not a regular file"]);
@@ -1549,7 +1570,10 @@ fn size_like_config_keys_are_bounded() {
     let tiny = repo().join("configs/tiny_test.yaml");
     let data = format!("DATASET.train.file_path={}", d.join("data").display());
     for (kv, needle) in [
-        ("DATASET.prefetch=100000000000", "DATASET.prefetch = 100000000000"),
+        (
+            "DATASET.prefetch=100000000000",
+            "DATASET.prefetch = 100000000000",
+        ),
         ("DATASET.prefetch=100000000", "at most 256"),
         ("DATASET.batch_size=100000000", "DATASET.batch_size"),
         ("DATASET.num_workers=100000", "DATASET.num_workers"),
@@ -1570,6 +1594,10 @@ fn size_like_config_keys_are_bounded() {
         ]);
         fails_cleanly(&o, &[needle]);
         assert!(o.max_rss < 2 << 30, "{kv}: {} bytes", o.max_rss);
-        assert!(!run_dir.exists(), "{kv}: a refused run left {}", run_dir.display());
+        assert!(
+            !run_dir.exists(),
+            "{kv}: a refused run left {}",
+            run_dir.display()
+        );
     }
 }

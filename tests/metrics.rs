@@ -21,7 +21,11 @@ fn every_golden_case_equals_the_official_values() {
     needs_shared!();
     let g = golden();
     let cases = g["cases"].as_object().unwrap();
-    assert!(cases.len() >= 5, "expected.json lists {} cases", cases.len());
+    assert!(
+        cases.len() >= 5,
+        "expected.json lists {} cases",
+        cases.len()
+    );
     for (case, entry) in cases {
         let s = read_npz(&yt8m_data(&format!("golden/{case}"))).unwrap();
         let m = s.evaluate(&EvalOptions::default());

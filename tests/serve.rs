@@ -812,7 +812,8 @@ fn bench_serve_drives_the_server_and_reports_each_level() {
 
 /// Reads from `s` until the peer closes or `limit` passes; true if it closed (EOF or reset).
 fn closed_within(s: &mut TcpStream, limit: Duration) -> (bool, String) {
-    s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     let t0 = Instant::now();
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
@@ -820,7 +821,9 @@ fn closed_within(s: &mut TcpStream, limit: Duration) -> (bool, String) {
         match s.read(&mut buf) {
             Ok(0) => return (true, String::from_utf8_lossy(&got).into()),
             Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
             Err(_) => return (true, String::from_utf8_lossy(&got).into()),
         }
     }
@@ -867,17 +870,23 @@ fn no_client_holds_the_server_hostage() {
     }
     let t = Instant::now();
     while ready() != 200 {
-        assert!(t.elapsed() < Duration::from_secs(1), "not ready 1 s after the attack");
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "not ready 1 s after the attack"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     // 2. Slowloris: one header line every 300 ms never completes the head: closed at ~1 s.
     let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    c.write_all(b"GET /v2/health/ready HTTP/1.1\r\nHost: x\r\n").unwrap();
+    c.write_all(b"GET /v2/health/ready HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
     let t = Instant::now();
     let mut closed = false;
     for i in 0..20 {
         std::thread::sleep(Duration::from_millis(300));
-        if c.write_all(format!("X-Slow-{i}: y\r\n").as_bytes()).is_err() {
+        if c.write_all(format!("X-Slow-{i}: y\r\n").as_bytes())
+            .is_err()
+        {
             closed = true;
             break;
         }
@@ -887,12 +896,18 @@ fn no_client_holds_the_server_hostage() {
             break;
         }
     }
-    assert!(closed && t.elapsed() < Duration::from_secs(4), "slowloris kept {:?}", t.elapsed());
+    assert!(
+        closed && t.elapsed() < Duration::from_secs(4),
+        "slowloris kept {:?}",
+        t.elapsed()
+    );
     assert_eq!(ready(), 200);
     // 3. A stalled body (10 of 500 bytes sent) and a slow endless chunked body: 408 at ~1 s.
     let infer = "/v2/models/tiny/infer";
     for head in [
-        format!("POST {infer} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{{\"inputs\":"),
+        format!(
+            "POST {infer} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{{\"inputs\":"
+        ),
         format!("POST {infer} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n[\r\n"),
     ] {
         let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -927,7 +942,10 @@ fn no_client_holds_the_server_hostage() {
         if let Some(st) = s.child.try_wait().unwrap() {
             break st;
         }
-        assert!(t.elapsed() < Duration::from_secs(6), "still running 6 s after SIGTERM");
+        assert!(
+            t.elapsed() < Duration::from_secs(6),
+            "still running 6 s after SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     println!("exited {status:?} {:?} after SIGTERM", t.elapsed());

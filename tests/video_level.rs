@@ -87,7 +87,10 @@ fn real_shards_beat_the_class_prior(head: &str, epochs: usize) {
                 &[
                     overrides.clone(),
                     vec![
-                        format!("DATASET.train.file_path={:?}", real("validate000[2-3].tfrecord")),
+                        format!(
+                            "DATASET.train.file_path={:?}",
+                            real("validate000[2-3].tfrecord")
+                        ),
                         format!("DATASET.test.file_path={:?}", real("validate0060.tfrecord")),
                         "epochs=2".to_string(),
                     ],

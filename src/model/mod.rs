@@ -677,12 +677,13 @@ mod upload_tests {
             Device::Cpu,
             Kind::Float,
         );
-        let e = m
-            .save_safetensors(Path::new("/dev/full"))
-            .unwrap_err();
+        let e = m.save_safetensors(Path::new("/dev/full")).unwrap_err();
         let shown = format!("{:#}", anyhow::Error::from(e));
         println!("{shown}");
-        assert!(shown.starts_with("/dev/full: cannot write the weights"), "{shown}");
+        assert!(
+            shown.starts_with("/dev/full: cannot write the weights"),
+            "{shown}"
+        );
         assert_eq!(shown.matches("No space left").count(), 1, "{shown}");
     }
 
@@ -708,11 +709,17 @@ mod upload_tests {
             };
             assert_eq!(got, want, "element {i} (q = {x})");
             if want != 0.0 {
-                widened_err = widened_err.max((crate::data::video::dequantize(x) as f64 - want).abs());
+                widened_err =
+                    widened_err.max((crate::data::video::dequantize(x) as f64 - want).abs());
             }
         }
-        println!("float64 dequantization exact; the float32 value widened would differ by up to {widened_err:.1e}");
-        assert!(widened_err > 1e-8, "the test must be able to tell the two apart");
+        println!(
+            "float64 dequantization exact; the float32 value widened would differ by up to {widened_err:.1e}"
+        );
+        assert!(
+            widened_err > 1e-8,
+            "the test must be able to tell the two apart"
+        );
         // The tensor-op path (used on GPUs) gives the same bits.
         let x = Tensor::from_slice(&q).view([b, t, d]).to_kind(Kind::Double);
         let x = (x * DEQ_SCALE_F64) + DEQ_BIAS_F64;

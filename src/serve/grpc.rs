@@ -56,10 +56,7 @@ impl<U: prost::Message + Default> tonic::codec::Decoder for RequestDecoder<U> {
     type Item = U;
     type Error = Status;
 
-    fn decode(
-        &mut self,
-        buf: &mut tonic::codec::DecodeBuf<'_>,
-    ) -> Result<Option<U>, Status> {
+    fn decode(&mut self, buf: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<U>, Status> {
         self.0.decode(buf).map_err(|s| {
             if s.code() == tonic::Code::Internal {
                 Status::invalid_argument(format!(

@@ -138,7 +138,9 @@ pub async fn body_in_time(
             if too_large {
                 error(
                     StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("the request body is over {max_bytes} bytes (the server's --max-body-bytes)"),
+                    format!(
+                        "the request body is over {max_bytes} bytes (the server's --max-body-bytes)"
+                    ),
                 )
             } else {
                 error(

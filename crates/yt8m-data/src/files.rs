@@ -129,12 +129,16 @@ mod tests {
         let made = std::process::Command::new("mkfifo").arg(&fifo).status();
         if made.map(|s| s.success()).unwrap_or(false) {
             let t = std::time::Instant::now();
-            let e = read_regular(&fifo, 1 << 20, "config").unwrap_err().to_string();
+            let e = read_regular(&fifo, 1 << 20, "config")
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("FIFO"), "{e}");
             assert!(t.elapsed().as_secs() < 5);
         }
         std::fs::write(&ok, b"\xff\xfe").unwrap();
-        let e = read_regular_text(&ok, 100, "config").unwrap_err().to_string();
+        let e = read_regular_text(&ok, 100, "config")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not UTF-8"), "{e}");
         let _ = std::fs::remove_dir_all(&d);
     }

@@ -207,7 +207,9 @@ fn recursive_glob(pattern: &str) -> Result<Vec<PathBuf>, DataError> {
         entries.sort();
         for e in entries.into_iter().rev() {
             let shown = if strip_dot {
-                e.strip_prefix(".").map(Path::to_path_buf).unwrap_or_else(|_| e.clone())
+                e.strip_prefix(".")
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|_| e.clone())
             } else {
                 e.clone()
             };
