@@ -1,23 +1,23 @@
 //! One rule for every file a command reads whole (configs, vocabularies, id lists, Kaggle CSVs,
 //! `.list` files, `.pdparams`): a regular file, of a bounded size, opened without blocking.
 //! A FIFO given as `-c` used to block forever in `open`, and `train -c /dev/zero` grew to
-//! 4.4 GB before running out of memory. Data shards have their own reader with the same rule.
+//! 4.4 GB before running out of memory. `.npy`/`.npz` files open through [`open_regular`] too;
+//! data shards are checked by path before they are opened (`sources::expand_paths`).
 
 use crate::error::{DataError, DataErrorKind, Location};
 use std::io::Read;
 use std::path::Path;
 
-/// Reads `path` whole if it is a regular file of at most `max_bytes`; `what` names it in
-/// errors ("config", "vocabulary", ...).
-pub fn read_regular(path: &Path, max_bytes: u64, what: &str) -> Result<Vec<u8>, DataError> {
+/// Opens `path` for reading if it is a regular file, with its size; `what` names it in the
+/// hint ("YAML config", ".npy / .npz", ...). Opened without blocking, so a FIFO is refused at
+/// once instead of waiting for a writer.
+pub fn open_regular(path: &Path, what: &str) -> Result<(std::fs::File, u64), DataError> {
     let mut opts = std::fs::OpenOptions::new();
     opts.read(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        // A FIFO's open blocks until a writer appears; non-blocking, it returns at once and
-        // the type check below refuses it.
-        opts.custom_flags(libc_o_nonblock());
+        opts.custom_flags(libc::O_NONBLOCK);
     }
     let f = opts.open(path).map_err(|e| DataError::io(path, e))?;
     let md = f.metadata().map_err(|e| DataError::io(path, e))?;
@@ -34,10 +34,17 @@ pub fn read_regular(path: &Path, max_bytes: u64, what: &str) -> Result<Vec<u8>, 
         )
         .hint(format!("give the path of a {what} file")));
     }
-    if md.len() > max_bytes {
-        return Err(too_large(path, md.len(), max_bytes, what));
+    Ok((f, md.len()))
+}
+
+/// Reads `path` whole if it is a regular file of at most `max_bytes`; `what` names it in
+/// errors ("config", "vocabulary", ...).
+pub fn read_regular(path: &Path, max_bytes: u64, what: &str) -> Result<Vec<u8>, DataError> {
+    let (f, len) = open_regular(path, what)?;
+    if len > max_bytes {
+        return Err(too_large(path, len, max_bytes, what));
     }
-    let mut out = Vec::with_capacity(md.len() as usize);
+    let mut out = Vec::with_capacity(len as usize);
     // The size may change while reading: `take` keeps the bound whatever happens.
     f.take(max_bytes + 1)
         .read_to_end(&mut out)
@@ -93,16 +100,6 @@ fn file_kind(md: &std::fs::Metadata) -> &'static str {
 #[cfg(not(unix))]
 fn file_kind(_: &std::fs::Metadata) -> &'static str {
     "not a regular file"
-}
-
-#[cfg(all(unix, target_os = "linux"))]
-fn libc_o_nonblock() -> i32 {
-    0o4000 // O_NONBLOCK on Linux (all architectures Rust targets there but alpha/sparc/parisc)
-}
-
-#[cfg(all(unix, not(target_os = "linux")))]
-fn libc_o_nonblock() -> i32 {
-    0x0004 // O_NONBLOCK on macOS and the BSDs
 }
 
 #[cfg(test)]

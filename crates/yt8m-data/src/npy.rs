@@ -522,17 +522,7 @@ fn read_array(r: &mut impl Read, total: u64, loc: &Location) -> Result<NpyArray,
 }
 
 fn regular_file(path: &Path) -> Result<(std::fs::File, u64), DataError> {
-    let f = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
-    let md = f.metadata().map_err(|e| DataError::io(path, e))?;
-    if !md.is_file() {
-        return Err(DataError::new(
-            DataErrorKind::Io,
-            Location::file(path),
-            "not a regular file",
-        )
-        .hint("give the path of an .npy / .npz file"));
-    }
-    Ok((f, md.len()))
+    crate::files::open_regular(path, ".npy / .npz")
 }
 
 /// Reads one `.npy` file.
