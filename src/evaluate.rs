@@ -75,14 +75,13 @@ fn check_finite(a: &NpyArray, cols: usize, what: &str) -> Result<()> {
 
 /// Reads `predictions` [N,C] and `labels` [N,C] from an .npz (the golden-file layout).
 pub fn read_npz(path: &Path) -> Result<AnyScored> {
-    let arrays =
-        npy::read_npz(path).map_err(|e| {
-            // The reader's own hint (e.g. a damaged file's) says more than the layout's.
-            let hint = e.hint.clone();
-            Error::Data(e.hint(hint.unwrap_or_else(|| {
-                "write it with numpy.savez(path, predictions=P, labels=Y)".into()
-            })))
-        })?;
+    let arrays = npy::read_npz(path).map_err(|mut e| {
+        // The reader's own hint (e.g. a damaged file's) says more than the layout's.
+        e.hint.get_or_insert_with(|| {
+            "write it with numpy.savez(path, predictions=P, labels=Y)".into()
+        });
+        Error::Data(e)
+    })?;
     let names: Vec<&str> = arrays.iter().map(|(k, _)| k.as_str()).collect();
     let find = |name: &str| arrays.iter().find(|(k, _)| k == name).map(|(_, t)| t);
     let p = find("predictions").ok_or_else(|| Error::Invalid(format!(

@@ -644,13 +644,19 @@ struct EvaluateArgs {
 /// None for every other panic.
 fn stdout_failure(panic_text: &str) -> Option<i32> {
     let err = panic_text.strip_prefix("failed printing to stdout: ")?;
-    if err.contains("Broken pipe") || err.contains("os error 32") {
-        return Some(141);
+    let broken_pipe = err.contains("Broken pipe") || err.contains("os error 32");
+    Some(stdout_failed(err, broken_pipe))
+}
+
+/// Says why standard output failed (nothing for a closed pipe) and returns the exit code.
+fn stdout_failed(err: &str, broken_pipe: bool) -> i32 {
+    if broken_pipe {
+        return 141;
     }
     eprintln!(
         "error: cannot write to standard output: {err}\n  hint: free space where the output goes, or redirect it elsewhere"
     );
-    Some(1)
+    1
 }
 
 /// clap's own `exit` ignores failed writes, so `yt8m --help > /dev/full` exited 0 having printed
@@ -662,13 +668,8 @@ fn exit_on_clap(e: clap::Error) -> ! {
             .print()
             .and_then(|_| std::io::Write::flush(&mut std::io::stdout()));
         if let Err(err) = written {
-            if err.kind() == std::io::ErrorKind::BrokenPipe {
-                std::process::exit(141);
-            }
-            eprintln!(
-                "error: cannot write to standard output: {err}\n  hint: free space where the output goes, or redirect it elsewhere"
-            );
-            std::process::exit(1);
+            let broken_pipe = err.kind() == std::io::ErrorKind::BrokenPipe;
+            std::process::exit(stdout_failed(&err.to_string(), broken_pipe));
         }
         std::process::exit(0);
     }

@@ -17,6 +17,8 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::Response;
+
+use super::error;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
@@ -154,8 +156,4 @@ pub async fn body_in_time(
                 .await
         }
     }
-}
-
-fn error(code: StatusCode, message: String) -> Response {
-    super::error(code, message)
 }
