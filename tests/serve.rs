@@ -106,6 +106,18 @@ fn start(bundle: &Path, extra: &[&str]) -> Server {
     Server { child, port, grpc }
 }
 
+/// The server's exit status, waiting at most `limit` (from now) after it was sent SIGTERM.
+fn exit_within(s: &mut Server, limit: Duration) -> std::process::ExitStatus {
+    let t = Instant::now();
+    loop {
+        if let Some(st) = s.child.try_wait().unwrap() {
+            return st;
+        }
+        assert!(t.elapsed() < limit, "still running {limit:?} after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// One raw HTTP/1.1 exchange: (status, body).
 fn http(
     port: u16,
@@ -615,17 +627,7 @@ fn overload_is_answered_503_at_once_and_sigterm_finishes_in_flight_requests() {
     unsafe { libc::kill(s.child.id() as i32, libc::SIGTERM) };
     let (code, resp) = h.join().unwrap();
     assert_eq!(code, 200, "{resp}");
-    let t = Instant::now();
-    let status = loop {
-        if let Some(st) = s.child.try_wait().unwrap() {
-            break st;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "server did not stop after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = exit_within(&mut s, Duration::from_secs(20));
     assert_eq!(status.code(), Some(0));
 }
 
@@ -938,16 +940,7 @@ fn no_client_holds_the_server_hostage() {
     // SAFETY: our own child's pid.
     unsafe { libc::kill(s.child.id() as i32, libc::SIGTERM) };
     let t = Instant::now();
-    let status = loop {
-        if let Some(st) = s.child.try_wait().unwrap() {
-            break st;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(6),
-            "still running 6 s after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = exit_within(&mut s, Duration::from_secs(6));
     println!("exited {status:?} {:?} after SIGTERM", t.elapsed());
     assert!(status.success(), "{status:?}");
     drop(half);

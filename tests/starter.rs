@@ -37,6 +37,34 @@ fn starter_step(m: &Model) {
     opt.step(0.01, 1);
 }
 
+/// The starter LSTM's TF tensors `{prefix}/…/cell_{l}/basic_lstm_cell/{kernel,bias}` (prefix
+/// `var` for weights, `grad` for gradients) as our variables `lstm_l{l}.{w_ih,w_hh,b_ih}`, with
+/// `forget_bias` added to the forget gate's bias.
+fn tf_lstm_in_our_layout(
+    f: &Fixture,
+    prefix: &str,
+    layers: usize,
+    cells: usize,
+    forget_bias: f64,
+) -> Vec<(String, Tensor)> {
+    let mut input = f.dims().iter().sum::<usize>() as i64;
+    let mut out = Vec::new();
+    for l in 0..layers {
+        let cell = format!("{prefix}/tower/rnn/multi_rnn_cell/cell_{l}/basic_lstm_cell");
+        let (w_ih, w_hh, b_ih) = tf_to_torch_lstm(
+            &f.f32(&format!("{cell}/kernel")),
+            &f.f32(&format!("{cell}/bias")),
+            input,
+            forget_bias,
+        );
+        for (n, t) in [("w_ih", w_ih), ("w_hh", w_hh), ("b_ih", b_ih)] {
+            out.push((format!("lstm_l{l}.{n}"), t));
+        }
+        input = cells as i64;
+    }
+    out
+}
+
 fn fixture(name: &str) -> Fixture {
     load_fixture("starter", name)
 }
@@ -158,18 +186,9 @@ fn lstm_model_equals_the_starter_in_tensorflow() {
         Kind::Float,
     );
     let cell = |l: usize| format!("tower/rnn/multi_rnn_cell/cell_{l}/basic_lstm_cell");
-    let mut input = f.dims().iter().sum::<usize>() as i64;
-    for l in 0..layers {
-        let (w_ih, w_hh, b_ih) = tf_to_torch_lstm(
-            &f.f32(&format!("var/{}/kernel", cell(l))),
-            &f.f32(&format!("var/{}/bias", cell(l))),
-            input,
-            1.0,
-        );
-        set(&m, &format!("lstm_l{l}.w_ih"), &w_ih);
-        set(&m, &format!("lstm_l{l}.w_hh"), &w_hh);
-        set(&m, &format!("lstm_l{l}.b_ih"), &b_ih);
-        input = cells as i64;
+    // TF's cell adds the forget bias to its variable; ours holds it in b_ih.
+    for (name, t) in tf_lstm_in_our_layout(&f, "var", layers, cells, 1.0) {
+        set(&m, &name, &t);
     }
     set(&m, "moe.gate.weight", &f.f32("var/tower/gates/weights"));
     set(
@@ -252,18 +271,8 @@ fn lstm_model_equals_the_starter_in_tensorflow() {
     // between libtorch's AVX-512, AVX2 and baseline kernels — became step differences of
     // 2.5e-6 (YT8M_EMULATE_CPU=baseline) against the 1e-6 bound: that compared the CPU's
     // summation order, not the optimizer.
-    let mut input = f.dims().iter().sum::<usize>() as i64;
-    for l in 0..layers {
-        let (w_ih, w_hh, b_ih) = tf_to_torch_lstm(
-            &f.f32(&format!("grad/{}/kernel", cell(l))),
-            &f.f32(&format!("grad/{}/bias", cell(l))),
-            input,
-            0.0,
-        );
-        for (n, g) in [("w_ih", w_ih), ("w_hh", w_hh), ("b_ih", b_ih)] {
-            var(&m, &format!("lstm_l{l}.{n}")).grad().copy_(&g);
-        }
-        input = cells as i64;
+    for (name, g) in tf_lstm_in_our_layout(&f, "grad", layers, cells, 0.0) {
+        var(&m, &name).grad().copy_(&g);
     }
     gw.grad().copy_(&f.f32("grad/tower/gates/weights"));
     ew.grad().copy_(&f.f32("grad/tower/experts/weights"));
