@@ -146,7 +146,7 @@ pub fn bench_eval(
 
 /// Read + decode + batch throughput over shards, one thread vs all threads.
 pub fn bench_read(
-    inputs: &[String],
+    inputs: &[impl AsRef<std::ffi::OsStr>],
     spec: FeatureSpec,
     batch_size: usize,
     tf_python: Option<&Path>,

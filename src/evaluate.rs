@@ -193,7 +193,7 @@ pub struct IdReport {
 /// predictions for unknown ids are reported and ignored.
 pub fn read_kaggle_with_labels(
     csv: &Path,
-    label_inputs: &[String],
+    label_inputs: &[impl AsRef<std::ffi::OsStr>],
     num_classes: usize,
 ) -> Result<(Scored, IdReport)> {
     let text = crate::data::files::read_regular_text(csv, 16 << 30, "Kaggle submission CSV")?;
@@ -341,7 +341,10 @@ fn first_record_level(path: &Path) -> Result<Level> {
     }
 }
 
-fn shard_labels(label_inputs: &[String], num_classes: usize) -> Result<(Vec<String>, Vec<u8>)> {
+fn shard_labels(
+    label_inputs: &[impl AsRef<std::ffi::OsStr>],
+    num_classes: usize,
+) -> Result<(Vec<String>, Vec<u8>)> {
     let files = expand_paths(label_inputs, None)?;
     let mut ids = Vec::new();
     let mut labels = Vec::new();
@@ -405,7 +408,7 @@ fn join_by_id(
 pub fn read_scores_with_labels(
     scores_path: &Path,
     ids_path: Option<&Path>,
-    label_inputs: &[String],
+    label_inputs: &[impl AsRef<std::ffi::OsStr>],
     num_classes: Option<usize>,
 ) -> Result<(Scored, IdReport)> {
     let bad = |m: String| Error::Invalid(format!("{}: {m}", scores_path.display()));

@@ -194,7 +194,7 @@ enum BenchCmd {
     Read {
         /// Shards: files, directories, quoted globs or .list files.
         #[arg(required = true)]
-        paths: Vec<String>,
+        paths: Vec<std::ffi::OsString>,
         /// frame (SequenceExample rgb/audio) or video (Example mean_rgb/mean_audio).
         #[arg(long, default_value = "frame")]
         level: Level,
@@ -377,7 +377,7 @@ struct PredictArgs {
     model: PathBuf,
     /// TFRecord shards, PaddleVideo .pkl files, .npy arrays, directories, globs or .list files.
     #[arg(required = true)]
-    inputs: Vec<String>,
+    inputs: Vec<std::ffi::OsString>,
     /// Classes printed per video, best first.
     #[arg(long, default_value_t = 20)]
     top_k: usize,
@@ -543,7 +543,7 @@ struct DemoArgs {
 struct InspectArgs {
     /// Files, directories, glob patterns (quoted) or .list files.
     #[arg(required = true)]
-    paths: Vec<String>,
+    paths: Vec<std::ffi::OsString>,
     /// Print one JSON document ({"files": [...]}) instead of a table.
     #[arg(long)]
     json: bool,
@@ -612,7 +612,7 @@ struct EvaluateArgs {
     /// Shards whose labels the predictions are scored against (files, dirs, globs, .list),
     /// matched by video id; with --scores, also give --ids.
     #[arg(long, num_args = 1..)]
-    labels: Vec<String>,
+    labels: Vec<std::ffi::OsString>,
     /// With --scores and --labels: a text file with one video id per score row.
     #[arg(long, requires = "scores")]
     ids: Option<PathBuf>,

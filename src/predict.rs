@@ -388,11 +388,13 @@ fn flush(
 }
 
 /// The files `predict` reads for `inputs` (.npy files, shards, directories, globs, .list files).
-pub fn input_files(inputs: &[String]) -> Result<Vec<std::path::PathBuf>> {
+/// Inputs are OS strings, so file names that are not UTF-8 are accepted as written.
+pub fn input_files(inputs: &[impl AsRef<std::ffi::OsStr>]) -> Result<Vec<std::path::PathBuf>> {
     let mut files = Vec::new();
     for i in inputs {
-        if i.ends_with(".npy") && Path::new(i).is_file() {
-            files.push(std::path::PathBuf::from(i));
+        let p = Path::new(i.as_ref());
+        if p.extension().is_some_and(|e| e == "npy") && p.is_file() {
+            files.push(p.to_path_buf());
         } else {
             files.extend(expand_paths(std::slice::from_ref(i), None)?);
         }
@@ -403,7 +405,7 @@ pub fn input_files(inputs: &[String]) -> Result<Vec<std::path::PathBuf>> {
 /// Predicts every video of `inputs` (files, directories, globs, .list files).
 pub fn predict(
     b: &Bundle,
-    inputs: &[String],
+    inputs: &[impl AsRef<std::ffi::OsStr>],
     opt: &PredictOptions,
     out: &mut dyn Write,
 ) -> Result<PredictStats> {

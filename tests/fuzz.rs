@@ -2,7 +2,8 @@
 //! ../shared (and files we write) with random byte flips, overwrites, insertions and cuts, plus
 //! random opcode streams for the pickle VM. Every case must end in `Ok` or a clean error —
 //! a panic fails the test, an abort or stack overflow kills the test binary, a hang runs into
-//! CI's limit. Deterministic (fixed seeds) and bounded: about 20 s on 2 cores in all.
+//! CI's limit. Deterministic (fixed seeds) and bounded: about 20 s on 2 cores in all; scaled up
+//! locally with `YT8M_FUZZ_SCALE` ([`cases`]).
 
 mod common;
 use common::*;
@@ -14,6 +15,20 @@ use yt8m::data::video::{decode_video, summarize};
 use yt8m::data::{FeatureSpec, Level};
 use yt8m::error::Location;
 use yt8m::rng::Rng;
+
+/// `n` cases, times `YT8M_FUZZ_SCALE` (default 1): CI runs the fixed count; a longer local
+/// run (`YT8M_FUZZ_SCALE=50 ./dev cargo test --release --test fuzz`) goes on with the same
+/// seeds past it.
+fn cases(n: usize) -> usize {
+    let scale = std::env::var("YT8M_FUZZ_SCALE")
+        .ok()
+        .map(|s| {
+            s.parse::<usize>()
+                .expect("YT8M_FUZZ_SCALE must be a whole number")
+        })
+        .unwrap_or(1);
+    n.saturating_mul(scale)
+}
 
 /// 1..=`max_rounds` random mutations of `b` (flip, overwrite with an "interesting" value,
 /// insert, delete, truncate, duplicate a slice).
@@ -90,7 +105,7 @@ fn example_and_sequence_example_payloads() {
     payloads.extend(records(&yt8m_data("synthetic/video_2018.tfrecord")));
     let loc = Location::file("fuzz");
     let (mut ok, mut err) = (0, 0);
-    for case in 0..100_000 {
+    for case in 0..cases(100_000) {
         let mut b = payloads[case % payloads.len()].clone();
         mutate(&mut b, &mut rng, 6);
         for spec in [frame_spec(), video_spec()] {
@@ -116,7 +131,7 @@ fn tfrecord_files_with_and_without_skip_corrupt() {
     ];
     let p = d.join("m.tfrecord");
     let (mut ok, mut err, mut resyncs) = (0, 0, 0);
-    for case in 0..2000 {
+    for case in 0..cases(2000) {
         let mut b = sources[case % 2].clone();
         mutate(&mut b, &mut rng, 4);
         std::fs::write(&p, &b).unwrap();
@@ -260,7 +275,7 @@ fn mapped_reading_equals_reading_on_mutated_files() {
     ];
     let p = d.join("m.tfrecord");
     let (mut same_ok, mut same_err, mut mapped_videos) = (0, 0, 0);
-    for case in 0..1500 {
+    for case in 0..cases(1500) {
         let mut b = sources[case % 3].clone();
         if case % 10 == 0 {
             // As written.
@@ -326,7 +341,7 @@ fn pickle_vm_on_mutated_real_files_and_random_opcodes() {
     let p = d.join("m.pkl");
     let spec = frame_spec();
     let (mut ok, mut err) = (0, 0);
-    for case in 0..3000 {
+    for case in 0..cases(3000) {
         let mut b = if case % 3 == 0 {
             pkl.clone()
         } else {
@@ -352,7 +367,7 @@ fn pickle_vm_on_mutated_real_files_and_random_opcodes() {
     }
     // Random programs over the opcodes the VM knows (and some it does not).
     let ops: &[u8] = b"(.NKJMGUTCBX]})tlde0a2sup1qhgrjbRc\x80\x85\x86\x87\x88\x89\x8a\x8b\x8c\x8d\x8e\x8f\x90\x91\x92\x93\x94\x95\x96\x97\xff";
-    for _ in 0..150_000 {
+    for _ in 0..cases(150_000) {
         let n = 1 + rng.below(64) as usize;
         let mut b = Vec::with_capacity(n * 2);
         for _ in 0..n {
@@ -382,7 +397,7 @@ fn npy_and_npz_files() {
     yt8m::data::npy::write_npy(&mut npy, &[4, 6], "<f4", &[0u8; 96]).unwrap();
     let (pz, py) = (d.join("m.npz"), d.join("m.npy"));
     let (mut ok, mut err) = (0, 0);
-    for _ in 0..2000 {
+    for _ in 0..cases(2000) {
         let mut b = npz.clone();
         mutate(&mut b, &mut rng, 4);
         std::fs::write(&pz, &b).unwrap();
@@ -430,7 +445,7 @@ fn safetensors_and_bundle_manifests() {
     let header_len = u64::from_le_bytes(good[..8].try_into().unwrap()) as usize;
     let m = d.join("m.safetensors");
     let (mut ok, mut err) = (0, 0);
-    for _ in 0..1000 {
+    for _ in 0..cases(1000) {
         let mut b = good.clone();
         // Mostly the header (8-byte length + JSON), where the structure lives.
         let mut head = b[..8 + header_len].to_vec();
@@ -461,7 +476,7 @@ fn safetensors_and_bundle_manifests() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let man = std::fs::read(bundle.join("bundle.json")).unwrap();
     let (mut ok, mut err) = (0, 0);
-    for _ in 0..300 {
+    for _ in 0..cases(300) {
         let mut b = man.clone();
         mutate(&mut b, &mut rng, 3);
         std::fs::write(bundle.join("bundle.json"), &b).unwrap();
@@ -487,7 +502,7 @@ fn kaggle_csv_lines() {
     let base = b"VideoId,LabelConfidencePairs\nabc,1 0.5 2 0.25\nxyz,3 1e-3 3861 0.9\n".to_vec();
     let p = d.join("s.csv");
     let (mut ok, mut err) = (0, 0);
-    for _ in 0..1500 {
+    for _ in 0..cases(1500) {
         let mut b = base.clone();
         mutate(&mut b, &mut rng, 5);
         std::fs::write(&p, &b).unwrap();
@@ -520,7 +535,7 @@ fn yaml_configs() {
     let t = std::time::Instant::now();
     for f in &files {
         let text = std::fs::read(f).unwrap();
-        for i in 0..150 {
+        for i in 0..cases(150) {
             let mut b = text.clone();
             mutate(&mut b, &mut rng, 6);
             if i % 25 == 0 {

@@ -1601,3 +1601,82 @@ fn size_like_config_keys_are_bounded() {
         );
     }
 }
+
+/// Issue #26 (13): a file name that is not UTF-8 (legal on Unix; read fine inside a directory)
+/// is accepted as an argument too, by every command that takes data paths, and shown lossily
+/// in messages instead of being refused by argument parsing (exit 2).
+#[test]
+fn non_utf8_file_names_are_accepted_as_arguments() {
+    use std::ffi::{OsStr, OsString};
+    use std::os::unix::ffi::OsStrExt;
+    let d = tempdir("non-utf8");
+    let b = tiny_bundle(&d);
+    let mut f = Vec::new();
+    for (id, labels) in [("a", vec![1i64]), ("b", vec![2]), ("c", vec![3])] {
+        f.extend(frame_video(id, &labels, 4, 4, 90));
+    }
+    let odd = d.join(OsStr::from_bytes(b"caf\xe9 \xff.tfrecord"));
+    std::fs::write(&odd, &f).unwrap();
+    let run_os = |args: &[&OsStr]| {
+        let o = Command::new(bin())
+            .args(args)
+            .env("YT8M_THREADS", "1")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            err,
+        )
+    };
+    let os = OsStr::new;
+    // inspect: the file is read.
+    let (code, out, err) = run_os(&[os("inspect"), os("--json"), odd.as_os_str()]);
+    assert_eq!(code, Some(0), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["files"][0]["records"].as_u64(), Some(3), "{out}");
+    // predict: three videos.
+    let args = [
+        os("predict"),
+        os("--model"),
+        b.as_os_str(),
+        odd.as_os_str(),
+        os("--format"),
+        os("jsonl"),
+    ];
+    let (code, out, err) = run_os(&args);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out.lines().count(), 3, "{out}");
+    // evaluate --labels with scores from predict's npz.
+    let npz = d.join(OsStr::from_bytes(b"p\xe9.npz"));
+    let mut out_flag = OsString::from("--output=");
+    out_flag.push(&npz);
+    let args = [
+        os("predict"),
+        os("--model"),
+        b.as_os_str(),
+        odd.as_os_str(),
+        os("--format"),
+        os("npz"),
+        &out_flag,
+    ];
+    let (code, _, err) = run_os(&args);
+    assert_eq!(code, Some(0), "{err}");
+    let args = [
+        os("evaluate"),
+        os("--scores"),
+        npz.as_os_str(),
+        os("--labels"),
+        odd.as_os_str(),
+    ];
+    let (code, out, err) = run_os(&args);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("GAP"), "{out}");
+    // A missing non-UTF-8 name: exit 1 naming it (lossily), not a parse error's exit 2.
+    let gone = d.join(OsStr::from_bytes(b"gone\xe9.tfrecord"));
+    let (code, _, err) = run_os(&[os("inspect"), gone.as_os_str()]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("gone\u{fffd}.tfrecord"), "{err}");
+}

@@ -945,3 +945,105 @@ fn no_client_holds_the_server_hostage() {
     assert!(status.success(), "{status:?}");
     drop(half);
 }
+
+/// One HTTP/2 frame header + payload.
+fn h2_frame(kind: u8, flags: u8, payload: &[u8]) -> Vec<u8> {
+    let n = payload.len() as u32;
+    let mut f = vec![
+        (n >> 16) as u8,
+        (n >> 8) as u8,
+        n as u8,
+        kind,
+        flags,
+        0,
+        0,
+        0,
+        0,
+    ];
+    f.extend_from_slice(payload);
+    f
+}
+
+/// A bare HTTP/2 peer on `c` for `secs`: sends the preface, acknowledges the server's SETTINGS
+/// and PINGs, and says whether the connection was still open at the end, and how many PINGs
+/// the server sent.
+fn h2_live_peer(c: &mut TcpStream, secs: f64) -> (bool, usize) {
+    c.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").unwrap();
+    c.write_all(&h2_frame(4, 0, &[])).unwrap();
+    c.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let t = Instant::now();
+    let (mut buf, mut pings) = (Vec::new(), 0);
+    let mut chunk = [0u8; 4096];
+    while t.elapsed().as_secs_f64() < secs {
+        match c.read(&mut chunk) {
+            Ok(0) => return (false, pings),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => return (false, pings),
+        }
+        while buf.len() >= 9 {
+            let len = (buf[0] as usize) << 16 | (buf[1] as usize) << 8 | buf[2] as usize;
+            if buf.len() < 9 + len {
+                break;
+            }
+            let (kind, flags) = (buf[3], buf[4]);
+            let payload = buf[9..9 + len].to_vec();
+            buf.drain(..9 + len);
+            if kind == 4 && flags & 1 == 0 {
+                c.write_all(&h2_frame(4, 1, &[])).unwrap();
+            } else if kind == 6 && flags & 1 == 0 {
+                pings += 1;
+                c.write_all(&h2_frame(6, 1, &payload)).unwrap();
+            }
+        }
+    }
+    (true, pings)
+}
+
+/// Issue #26 (3), gRPC side: the gRPC listener has the REST listener's bounds. Connections
+/// beyond `--max-connections` are closed at once; one that moves no byte for
+/// `--header-timeout-s` (never sends the HTTP/2 preface) is closed; a live HTTP/2 peer that
+/// answers the server's keep-alive PINGs stays open past that deadline; after an attack the
+/// port serves again at once.
+#[test]
+fn grpc_connections_are_capped_and_idle_ones_closed() {
+    let (_d, b) = bundle("serve-grpc-cap");
+    let s = start(&b, &["--max-connections", "2", "--header-timeout-s", "1"]);
+    let port = s.grpc;
+    assert_ne!(port, 0);
+    // Two idle connections fill the cap; a third is closed at once.
+    let mut idle: Vec<TcpStream> = (0..2)
+        .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut third = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let t = Instant::now();
+    let (closed, _) = closed_within(&mut third, Duration::from_secs(3));
+    assert!(
+        closed && t.elapsed() < Duration::from_millis(900),
+        "over the cap: {:?}",
+        t.elapsed()
+    );
+    // The idle ones are closed by the deadline (~1 s).
+    for c in &mut idle {
+        let (closed, _) = closed_within(c, Duration::from_secs(4));
+        assert!(
+            closed,
+            "an idle gRPC connection outlived --header-timeout-s"
+        );
+    }
+    drop(idle);
+    // Serves again: a live peer gets the server's SETTINGS, is pinged, and stays past the
+    // idle deadline.
+    std::thread::sleep(Duration::from_millis(100));
+    let mut live = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let (open, pings) = h2_live_peer(&mut live, 2.5);
+    assert!(
+        open,
+        "a live HTTP/2 peer was closed ({pings} pings answered)"
+    );
+    assert!(pings >= 2, "{pings} keep-alive pings in 2.5 s");
+}

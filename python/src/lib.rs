@@ -72,7 +72,7 @@ fn spec(level: Level, max_frames: Option<usize>, num_classes: usize) -> FeatureS
     }
 }
 
-fn files(paths: Vec<String>) -> PyResult<Vec<PathBuf>> {
+fn files(paths: Vec<PathBuf>) -> PyResult<Vec<PathBuf>> {
     if paths.is_empty() {
         return Err(invalid(
             "no paths given: pass files, directories, glob patterns or .list files",
@@ -263,7 +263,7 @@ impl VideoIter {
 #[pyo3(signature = (paths, level, max_frames, dequantize, skip_corrupt, num_threads, copy))]
 #[allow(clippy::too_many_arguments)]
 fn read(
-    paths: Vec<String>,
+    paths: Vec<PathBuf>,
     level: &str,
     max_frames: Option<usize>,
     dequantize: bool,
@@ -357,7 +357,7 @@ impl BatchIter {
 #[allow(clippy::too_many_arguments)]
 #[pyo3(signature = (paths, batch_size, shuffle_buffer, seed, bucket_by_length, num_threads, level, max_frames, num_classes, drop_last, skip_corrupt, epoch))]
 fn read_batches(
-    paths: Vec<String>,
+    paths: Vec<PathBuf>,
     batch_size: usize,
     shuffle_buffer: usize,
     seed: u64,
@@ -408,7 +408,7 @@ fn read_batches(
 /// `inspect --json` of the files, as a JSON string (the wrapper parses it).
 #[pyfunction]
 #[pyo3(signature = (paths, skip_corrupt))]
-fn inspect_json(py: Python<'_>, paths: Vec<String>, skip_corrupt: bool) -> PyResult<String> {
+fn inspect_json(py: Python<'_>, paths: Vec<PathBuf>, skip_corrupt: bool) -> PyResult<String> {
     let files = files(paths)?;
     let reports = py.detach(|| {
         files

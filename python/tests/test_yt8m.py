@@ -116,6 +116,18 @@ def test_paths_as_globs_directories_and_lists_like_the_cli(tmp_path):
     assert [v["id"] for v in yt8m.read([os.path.join(real, "validate0000.tfrecord"), os.path.join(real, "validate0001.tfrecord")])] == ids
 
 
+
+@needs_shared
+def test_file_names_that_are_not_utf8_are_read(tmp_path):
+    # Legal on Unix; given as bytes or as the str Python decodes them to (surrogate escapes).
+    src = os.path.join(DATA, "real", "validate0000.tfrecord")
+    odd = os.path.join(os.fsencode(str(tmp_path)), b"caf\xe9 \xff.tfrecord")
+    shutil.copy(src, odd)
+    ids = [v["id"] for v in yt8m.read(src)]
+    assert [v["id"] for v in yt8m.read(odd)] == ids
+    assert [v["id"] for v in yt8m.read(os.fsdecode(odd))] == ids
+    assert yt8m.inspect(odd)["files"][0]["records"] == len(ids)
+
 @needs_shared
 def test_paddlevideo_pickle_reads():
     v = next(iter(yt8m.read(os.path.join(DATA, "real", "paddlevideo_example.pkl"))))

@@ -37,7 +37,7 @@ __all__ = [
 
 __version__ = "0.1.0"
 
-PathLike = Union[str, "os.PathLike[str]"]
+PathLike = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 Paths = Union[PathLike, Sequence[PathLike]]
 
 

@@ -6,7 +6,7 @@ import numpy as np
 
 __version__: str
 
-PathLike = Union[str, os.PathLike[str]]
+PathLike = Union[str, bytes, os.PathLike[str], os.PathLike[bytes]]
 Paths = Union[PathLike, Sequence[PathLike]]
 
 class Yt8mError(ValueError):

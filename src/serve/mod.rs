@@ -13,6 +13,7 @@
 //! binary-data extension).
 
 mod grpc;
+mod grpc_listener;
 pub mod http;
 pub mod load;
 pub mod tensor;
@@ -65,7 +66,8 @@ pub struct ServeOptions {
     /// (`--threads` or YT8M_THREADS given). Either way the models of one server share that
     /// many threads: a call claims its threads and gives them back after (at least one each).
     pub all_threads: Option<usize>,
-    /// Connection cap and deadlines of the REST listener, and the shutdown grace period.
+    /// Connection cap and deadlines of the REST and gRPC listeners, and the shutdown grace
+    /// period.
     pub limits: http::ConnLimits,
 }
 
@@ -1079,13 +1081,15 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
                     .max_decoding_message_size(limit)
                     .max_encoding_message_size(usize::MAX);
                 let rx = stop_rx.clone();
+                let limits = s2.opts.limits;
+                let incoming = grpc_listener::incoming(l, limits, rx.clone());
+                let ping = grpc_listener::keepalive_interval(&limits);
                 let task = tokio::spawn(async move {
                     tonic::transport::Server::builder()
+                        .http2_keepalive_interval(Some(ping))
+                        .http2_keepalive_timeout(Some(limits.header_timeout))
                         .add_service(svc)
-                        .serve_with_incoming_shutdown(
-                            tonic::transport::server::TcpIncoming::from(l),
-                            stopped(rx),
-                        )
+                        .serve_with_incoming_shutdown(incoming, stopped(rx))
                         .await
                 });
                 Some((gaddr, task))

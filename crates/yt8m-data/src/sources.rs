@@ -38,16 +38,21 @@ fn is_shard_name(p: &Path) -> bool {
 
 /// Expands user paths into an ordered, de-duplicated list of shard files.
 /// `data_prefix` (PaddleVideo's key) is joined to relative entries of list files.
+///
+/// Inputs are OS strings: a file name that is not UTF-8 (legal on Unix) is taken as written.
+/// Only a UTF-8 input can be a glob pattern (the pattern language is text); a non-UTF-8 one is
+/// a file, directory or list file.
 pub fn expand_paths(
-    inputs: &[String],
+    inputs: &[impl AsRef<std::ffi::OsStr>],
     data_prefix: Option<&Path>,
 ) -> Result<Vec<PathBuf>, DataError> {
     let mut out: Vec<PathBuf> = Vec::new();
     for input in inputs {
-        let p = PathBuf::from(input);
-        if input.contains("**") && !p.exists() {
+        let p = PathBuf::from(input.as_ref());
+        let pattern = input.as_ref().to_str().filter(|_| !p.exists());
+        if let Some(input) = pattern.filter(|s| s.contains("**")) {
             out.extend(recursive_glob(input)?);
-        } else if input.contains(['*', '?', '[']) && !p.exists() {
+        } else if let Some(input) = pattern.filter(|s| s.contains(['*', '?', '['])) {
             let paths = glob::glob(input).map_err(|e| {
                 DataError::new(
                     DataErrorKind::Empty,
