@@ -182,7 +182,7 @@ impl RunLock {
             let mut holder = String::new();
             let _ = f.read_to_string(&mut holder);
             return Err(Error::Invalid(format!(
-                "{} is in use by another training (PID {}); two runs in one directory would overwrite each other's checkpoints\n  hint: wait for it to finish, stop it, or choose another --output",
+                "{} is in use by another training (PID {}); two runs in one directory would overwrite each other's checkpoints\n  hint: wait for it to finish, stop it, or choose another --out",
                 run.display(),
                 holder
                     .trim()
@@ -261,7 +261,7 @@ pub(crate) fn open_run(
         clean_checkpoints(run)?;
         if resume {
             let saved = Config::load(Some(&saved_cfg_path), &[]).map_err(|e| Error::Invalid(format!(
-                "--resume: cannot read the run's config ({e})\n  hint: --output must name an existing run directory")))?;
+                "--resume: cannot read the run's config ({e})\n  hint: --out must name an existing run directory")))?;
             let diff = cfg.model_shape_diff(&saved);
             if !diff.is_empty() {
                 return Err(Error::Invalid(format!(
@@ -296,7 +296,7 @@ pub(crate) fn open_run(
             resume_from = Some(ck);
         } else if latest_checkpoint(run).is_some() {
             return Err(Error::Invalid(format!(
-                "{} already holds a run with checkpoints\n  hint: add --resume to continue it, or choose another --output",
+                "{} already holds a run with checkpoints\n  hint: add --resume to continue it, or choose another --out",
                 run.display()
             )));
         }

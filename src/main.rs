@@ -213,8 +213,7 @@ enum BenchCmd {
 /// The config every model verb starts from: a YAML file, `-o` overrides, and the device.
 #[derive(Args)]
 struct ConfigArgs {
-    /// YAML config (PaddleVideo's attention_lstm_youtube8m.yaml layout + yt8m keys). `test`
-    /// may leave it out when -w is a checkpoint (its config.yaml is used).
+    /// YAML config (PaddleVideo's attention_lstm_youtube8m.yaml layout + yt8m keys).
     #[arg(short, long)]
     config: Option<PathBuf>,
     /// Override a config key: -o DATASET.batch_size=32 -o epochs=3 (repeatable; unknown keys are errors).
@@ -257,13 +256,18 @@ impl ConfigArgs {
 
 #[derive(Args)]
 #[command(
-    after_help = "Examples:\n  yt8m train -c configs/attention_lstm_youtube8m.yaml \\\n      -o DATASET.train.file_path='data/frame/train*.tfrecord' --output runs/full\n  yt8m train -c configs/demo_small.yaml --validate --output runs/demo\n  yt8m train -c configs/demo_small.yaml --output runs/demo --resume     # continue after a crash\n  yt8m train -c configs/demo_small.yaml -w paddle/AttentionLSTM_yt8.pdparams --output runs/finetune\n  yt8m train -c configs/attention_lstm_youtube8m.yaml -o DATASET.train.file_path='data/*.tfrecord' \\\n      --dry-run     # the plan: videos, steps, parameters, memory\n\nThe run directory holds config.yaml (the resolved config), metrics.jsonl (one line per log\ninterval and per epoch) and checkpoints/epoch_NNNNN/ (model, optimizer state, progress), plus\ncheckpoints/best/ with --validate.\n\nDevices: --device auto|cpu|cuda|cuda:N (TRAIN.device); YT8M_THREADS caps libtorch's CPU threads.\n\nData-parallel (several processes, one or many machines), started by Open MPI's mpirun:\n  YT8M_THREADS=1 mpirun -np 2 yt8m train -c CONFIG --output runs/dp\n  mpirun --hostfile hosts -np 16 -x YT8M_THREADS=4 --mca plm_rsh_args \"-o ConnectTimeout=10\" \\\n      yt8m train -c CONFIG --output /shared/runs/dp16     # unreachable host: error after 10 s\nWorker r reads shards r, r+N, ...; gradients are averaged over workers every step (PaddleVideo's\nDataParallel); only rank 0 logs, validates and checkpoints. --distributed none ignores mpirun.\nGPUs: one rank per GPU (CUDA_VISIBLE_DEVICES per rank), --device cuda:0; gradients go through\nNCCL on the device. One GPU, no mpirun: --device cuda --distributed nccl checks that path.\nSee docs/distributed.md for addresses, ports, GPUs and failure handling."
+    after_help = "Examples:\n  yt8m train -c configs/attention_lstm_youtube8m.yaml \\\n      -o DATASET.train.file_path='data/frame/train*.tfrecord' --out runs/full\n  yt8m train -c configs/demo_small.yaml --validate --out runs/demo\n  yt8m train -c configs/demo_small.yaml --out runs/demo --resume     # continue after a crash\n  yt8m train -c configs/demo_small.yaml -w paddle/AttentionLSTM_yt8.pdparams --out runs/finetune\n  yt8m train -c configs/attention_lstm_youtube8m.yaml -o DATASET.train.file_path='data/*.tfrecord' \\\n      --dry-run     # the plan: videos, steps, parameters, memory\n\nThe run directory holds config.yaml (the resolved config), metrics.jsonl (one line per log\ninterval and per epoch) and checkpoints/epoch_NNNNN/ (model, optimizer state, progress), plus\ncheckpoints/best/ with --validate.\n\nDevices: --device auto|cpu|cuda|cuda:N (TRAIN.device); YT8M_THREADS caps libtorch's CPU threads.\n\nData-parallel (several processes, one or many machines), started by Open MPI's mpirun:\n  YT8M_THREADS=1 mpirun -np 2 yt8m train -c CONFIG --out runs/dp\n  mpirun --hostfile hosts -np 16 -x YT8M_THREADS=4 --mca plm_rsh_args \"-o ConnectTimeout=10\" \\\n      yt8m train -c CONFIG --out /shared/runs/dp16     # unreachable host: error after 10 s\nWorker r reads shards r, r+N, ...; gradients are averaged over workers every step (PaddleVideo's\nDataParallel); only rank 0 logs, validates and checkpoints. --distributed none ignores mpirun.\nGPUs: one rank per GPU (CUDA_VISIBLE_DEVICES per rank), --device cuda:0; gradients go through\nNCCL on the device. One GPU, no mpirun: --device cuda --distributed nccl checks that path.\nSee docs/distributed.md for addresses, ports, GPUs and failure handling."
 )]
 struct TrainArgs {
     #[command(flatten)]
     cfg: ConfigArgs,
     /// Run directory (config, logs, checkpoints).
-    #[arg(long = "out", alias = "output", default_value = "runs/train")]
+    #[arg(
+        long = "out",
+        alias = "output",
+        value_name = "DIR",
+        default_value = "runs/train"
+    )]
     output: PathBuf,
     /// Evaluate DATASET.valid every TRAIN.val_interval epochs with the official metrics; keep the best.
     #[arg(long)]
@@ -304,6 +308,8 @@ struct TrainArgs {
 
 #[derive(Args)]
 #[command(
+    mut_arg("config", |a| a.help("YAML config (PaddleVideo's attention_lstm_youtube8m.yaml layout + yt8m keys); \
+        optional when -w is a checkpoint directory, whose own config.yaml is then used")),
     after_help = "Examples:\n  yt8m test -c configs/demo_small.yaml -w runs/demo/checkpoints/best\n  yt8m test -w runs/demo/checkpoints/best      # the checkpoint's own config.yaml\n  yt8m test -c configs/attention_lstm_youtube8m.yaml -w AttentionLSTM_yt8.pdparams \\\n      --metric-mode paddlevideo\n\nPrints a table and writes a JSON report (metrics, mode, videos, config, weights sha256)."
 )]
 struct TestArgs {
@@ -339,12 +345,14 @@ struct ConvertArgs {
     /// PaddleVideo .pdparams file.
     input: PathBuf,
     /// Output .safetensors.
-    #[arg(long = "out", alias = "output")]
+    #[arg(long = "out", alias = "output", value_name = "FILE")]
     output: PathBuf,
 }
 
 #[derive(Args)]
 #[command(
+    mut_arg("config", |a| a.help("YAML config (PaddleVideo's attention_lstm_youtube8m.yaml layout + yt8m keys); \
+        optional when -w is a checkpoint directory, whose own config.yaml is then used")),
     after_help = "Examples:\n  yt8m export -c configs/demo_small.yaml -w runs/demo/checkpoints/best --out bundles/demo\n  yt8m export -w runs/demo/checkpoints/latest --out bundles/latest     # the checkpoint's own config\n  yt8m export -w runs/demo/checkpoints/best --onnx-input float --out bundles/float\n\nWithout -c, a checkpoint directory brings the config it was saved with.\n\nThe bundle holds model.safetensors, config.yaml, vocabulary.csv (the 2018 YouTube-8M names\nfor 3862-class models unless --vocabulary is given), model.onnx (standard ONNX, opset 17,\nLSTM operator; inputs per modality [batch, time, D] and lengths [batch], outputs logits and\nprobabilities), MODEL_CARD.md and bundle.json (manifest with sha256 of every file)."
 )]
 struct ExportArgs {
@@ -353,8 +361,8 @@ struct ExportArgs {
     /// Weights: .safetensors, a checkpoint directory, or a PaddleVideo .pdparams.
     #[arg(short = 'w', long)]
     weights: PathBuf,
-    /// Output directory.
-    #[arg(long = "out", alias = "output")]
+    /// Output directory (the bundle).
+    #[arg(long = "out", alias = "output", value_name = "DIR")]
     out: PathBuf,
     /// Class names CSV (Index,Name,...); default: the 2018 vocabulary for 3862 classes, else class_N.
     #[arg(long)]
@@ -408,8 +416,8 @@ struct PredictArgs {
     /// Count and report corrupt TFRecord records instead of stopping at the first.
     #[arg(long)]
     skip_corrupt: bool,
-    /// Write here instead of stdout.
-    #[arg(long = "out", alias = "output")]
+    /// Write here instead of stdout (needed for --format npz).
+    #[arg(long = "out", alias = "output", value_name = "FILE")]
     output: Option<PathBuf>,
 }
 
@@ -426,7 +434,12 @@ struct PlotArgs {
     #[arg(required = true)]
     runs: Vec<PathBuf>,
     /// Output PNG.
-    #[arg(long = "out", alias = "output", default_value = "curves.png")]
+    #[arg(
+        long = "out",
+        alias = "output",
+        value_name = "FILE",
+        default_value = "curves.png"
+    )]
     output: PathBuf,
     /// Metrics to draw, one panel each (comma-separated; default loss,gap).
     #[arg(long, value_enum, value_delimiter = ',')]
@@ -554,11 +567,11 @@ struct InspectArgs {
 
 #[derive(Args)]
 #[command(
-    after_help = "Example (what `yt8m demo` runs):\n  yt8m synth --out data/synth/train --num-videos 512 --num-shards 4 --seed 1\n  yt8m synth --out data/synth/test --num-videos 128 --num-shards 1 --seed 2 --prefix test"
+    after_help = "Example (what `yt8m demo` runs):\n  yt8m synth --out data/synth/train --num-videos 384 --num-shards 4 --seed 1 --prefix train\n  yt8m synth --out data/synth/test --num-videos 128 --num-shards 1 --seed 2 --prefix test"
 )]
 struct SynthArgs {
     /// Output directory (created if missing).
-    #[arg(long)]
+    #[arg(long, value_name = "DIR")]
     out: PathBuf,
     /// frame (SequenceExample, uint8 rgb/audio per frame) or video (Example, mean_rgb/mean_audio).
     #[arg(long, default_value = "frame")]
@@ -1242,8 +1255,7 @@ fn predict(a: PredictArgs) -> Result<()> {
                     f.display()
                 );
             }
-            let mut f = yt8m::runtime::AtomicFile::create(p)
-                .with_context(|| format!("creating {}", p.display()))?;
+            let mut f = yt8m::runtime::AtomicFile::create(p)?;
             let s = yt8m::predict::predict(&b, &a.inputs, &opt, &mut f)?;
             f.commit()?;
             s

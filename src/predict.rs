@@ -21,7 +21,7 @@ pub enum Format {
     /// PaddleVideo's tools/predict.py printout.
     Paddle,
     /// Every score `predictions` [N, C] float32 (per --score), `ids` [N] (numpy strings) and,
-    /// when every video has labels, `labels` [N, C] uint8, as an .npz (needs --output):
+    /// when every video has labels, `labels` [N, C] uint8, as an .npz (needs --out):
     /// `yt8m evaluate --scores FILE.npz` scores it, numpy.load reads it.
     Npz,
 }

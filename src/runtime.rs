@@ -26,8 +26,7 @@ pub fn sha256_file(path: &std::path::Path) -> Result<String> {
 pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let mut f = AtomicFile::create(path)?;
-    f.write_all(bytes)
-        .map_err(|e| Error::io(f.temp_path(), e))?;
+    f.write_all(bytes).map_err(|e| Error::io(path, e))?;
     f.commit()
 }
 
@@ -96,7 +95,9 @@ impl Progress {
 /// A file written under a temporary name in its destination directory and renamed over the
 /// destination only by [`AtomicFile::commit`] (after flush and fsync). Dropped without a commit
 /// (an error, a panic) it removes the temporary file: a failed command never leaves a partial
-/// output, and never truncates an existing one.
+/// output, and never truncates an existing one. Missing parent directories are created (as
+/// `export` and `synth` create theirs), and errors name the destination, never the temporary
+/// name, which the user did not choose.
 pub struct AtomicFile {
     tmp: std::path::PathBuf,
     dest: std::path::PathBuf,
@@ -115,12 +116,25 @@ impl AtomicFile {
         let name = dest
             .file_name()
             .ok_or_else(|| Error::Invalid(format!("{}: not a file path", dest.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            Error::Invalid(format!(
+                "cannot write {}: cannot create its directory {} ({e})\n  hint: check the path (a file of that name may be in the way) and its permissions",
+                dest.display(),
+                dir.display()
+            ))
+        })?;
         let tmp = dir.join(format!(
             ".{}.tmp-{}",
             name.to_string_lossy(),
             std::process::id()
         ));
-        let f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let f = std::fs::File::create(&tmp).map_err(|e| {
+            Error::Invalid(format!(
+                "cannot write {}: {e}\n  hint: check that {} is a writable directory with free space",
+                dest.display(),
+                dir.display()
+            ))
+        })?;
         Ok(AtomicFile {
             tmp,
             dest: dest.to_path_buf(),
@@ -139,9 +153,12 @@ impl AtomicFile {
         let f = self.file.take().expect("not committed twice");
         let f = f
             .into_inner()
-            .map_err(|e| Error::io(&self.tmp, e.into_error()))?;
+            .map_err(|e| Error::io(&self.dest, e.into_error()))?;
         drop(f);
-        sync_file(&self.tmp)?;
+        sync_file(&self.tmp).map_err(|e| match e {
+            Error::Io { err, .. } => Error::io(&self.dest, err),
+            e => e,
+        })?;
         std::fs::rename(&self.tmp, &self.dest).map_err(|e| Error::io(&self.dest, e))?;
         self.committed = true;
         sync_parent(&self.dest);

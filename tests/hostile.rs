@@ -836,7 +836,7 @@ fn outputs_never_overwrite_inputs_or_leave_partial_files() {
         "--model",
         bs,
         input.to_str().unwrap(),
-        "--output",
+        "--out",
         input.to_str().unwrap(),
     ]);
     fails_cleanly(&o, &["in.tfrecord", "refusing to overwrite"]);
@@ -849,7 +849,7 @@ fn outputs_never_overwrite_inputs_or_leave_partial_files() {
             "--model",
             bs,
             input.to_str().unwrap(),
-            "--output",
+            "--out",
             &alias,
         ]),
         &["refusing"],
@@ -865,7 +865,7 @@ fn outputs_never_overwrite_inputs_or_leave_partial_files() {
         bs,
         input.to_str().unwrap(),
         bad.to_str().unwrap(),
-        "--output",
+        "--out",
         out.to_str().unwrap(),
         "--format",
         "jsonl",
@@ -884,7 +884,7 @@ fn outputs_never_overwrite_inputs_or_leave_partial_files() {
         "--model",
         bs,
         input.to_str().unwrap(),
-        "--output",
+        "--out",
         out.to_str().unwrap(),
         "--format",
         "jsonl",
@@ -970,7 +970,7 @@ fn bad_configs_name_the_key() {
         cfg.to_str().unwrap(),
         "-o",
         &over,
-        "--output",
+        "--out",
         d.join("r2").to_str().unwrap(),
     ]);
     fails_cleanly(&o, &["nomodel.yaml", "no MODEL section"]);
@@ -1190,7 +1190,7 @@ fn predict_ignores_labels_it_does_not_need_and_its_npz_scores_in_evaluate() {
     ]);
     assert!(o.ok(), "{}", o.stderr);
     assert_eq!(o.stdout.lines().count(), 3);
-    // --format npz: predictions + ids (labels left out: some are unusable); needs --output.
+    // --format npz: predictions + ids (labels left out: some are unusable); needs --out.
     fails_cleanly(
         &run(&["predict", "--model", bs, ss, "--format", "npz"]),
         &["--out FILE.npz"],
@@ -1203,7 +1203,7 @@ fn predict_ignores_labels_it_does_not_need_and_its_npz_scores_in_evaluate() {
         ss,
         "--format",
         "npz",
-        "--output",
+        "--out",
         npz.to_str().unwrap(),
     ]);
     assert!(o.ok(), "{}", o.stderr);
@@ -1224,7 +1224,7 @@ fn predict_ignores_labels_it_does_not_need_and_its_npz_scores_in_evaluate() {
         good.to_str().unwrap(),
         "--format",
         "npz",
-        "--output",
+        "--out",
         npz2.to_str().unwrap(),
     ]);
     assert!(o.ok(), "{}", o.stderr);
@@ -1589,7 +1589,7 @@ fn size_like_config_keys_are_bounded() {
             &data,
             "-o",
             kv,
-            "--output",
+            "--out",
             run_dir.to_str().unwrap(),
         ]);
         fails_cleanly(&o, &[needle]);
@@ -1651,6 +1651,7 @@ fn non_utf8_file_names_are_accepted_as_arguments() {
     assert_eq!(out.lines().count(), 3, "{out}");
     // evaluate --labels with scores from predict's npz.
     let npz = d.join(OsStr::from_bytes(b"p\xe9.npz"));
+    // `--output` is the hidden alias of `--out` (one spelling in help and docs; old scripts run).
     let mut out_flag = OsString::from("--output=");
     out_flag.push(&npz);
     let args = [
@@ -1679,4 +1680,55 @@ fn non_utf8_file_names_are_accepted_as_arguments() {
     let (code, _, err) = run_os(&[os("inspect"), gone.as_os_str()]);
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("gone\u{fffd}.tfrecord"), "{err}");
+}
+
+/// Issue #27: every output path gets its missing parent directories created (as `export` and
+/// `synth` always did); `convert --out nodir/x.safetensors` and `predict --out nodir/p.npz`
+/// used to fail naming the temporary file (`nodir/.x.safetensors.tmp-877`). A parent that
+/// cannot be made is an error naming the output the user chose, never the temporary name.
+#[test]
+fn outputs_create_missing_parents_and_errors_name_them() {
+    let d = tempdir("h-parents");
+    let b = tiny_bundle(&d);
+    let mut f = Vec::new();
+    for (id, labels) in [("a", vec![1i64]), ("b", vec![2])] {
+        f.extend(frame_video(id, &labels, 4, 4, 90));
+    }
+    let shard = d.join("s.tfrecord");
+    std::fs::write(&shard, &f).unwrap();
+    let (bs, ss) = (b.to_str().unwrap(), shard.to_str().unwrap());
+    let npz = d.join("new/deeper/p.npz");
+    let o = run(&[
+        "predict",
+        "--model",
+        bs,
+        ss,
+        "--format",
+        "npz",
+        "--out",
+        npz.to_str().unwrap(),
+    ]);
+    assert!(o.ok(), "{}", o.stderr);
+    assert_eq!(
+        yt8m::data::npy::read_npz(&npz).unwrap()[0].1.shape,
+        vec![2, 20]
+    );
+    if shared_present() {
+        let st = d.join("new2/x.safetensors");
+        let pd = parity("c_recognizer1d.pdparams");
+        let o = run(&[
+            "convert",
+            pd.to_str().unwrap(),
+            "--out",
+            st.to_str().unwrap(),
+        ]);
+        assert!(o.ok(), "{}", o.stderr);
+        assert!(st.is_file());
+    }
+    // A regular file where a directory must go: refused naming the chosen output.
+    std::fs::write(d.join("blocker"), "x").unwrap();
+    let bad = d.join("blocker/p.jsonl");
+    let o = run(&["predict", "--model", bs, ss, "--out", bad.to_str().unwrap()]);
+    fails_cleanly(&o, &["blocker/p.jsonl", "cannot create its directory"]);
+    assert!(!o.stderr.contains(".tmp-"), "{}", o.stderr);
 }

@@ -338,7 +338,7 @@ fn help(args: &[&str]) -> String {
 /// so the list cannot go stale.
 const NOT_RUN_HERE: &[(&str, &str)] = &[
     (
-        "--output runs/full",
+        "--out runs/full",
         "full-size training (108 M parameters): the --dry-run example of the same config runs instead",
     ),
     (
@@ -406,6 +406,11 @@ fn every_help_example_runs_as_written_and_every_option_is_described() {
         }
         if ex.is_empty() {
             bad.push(format!("`yt8m {}` has no Examples", v.join(" ")));
+        }
+        // One spelling per flag (issue #27): `--out` everywhere; `--output` is only a hidden
+        // alias for old scripts.
+        if h.contains("--output") || h.contains("<OUTPUT>") {
+            bad.push(format!("`yt8m {}` shows --output / <OUTPUT>", v.join(" ")));
         }
         for o in undocumented_options(&h) {
             bad.push(format!(

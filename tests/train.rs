@@ -251,7 +251,7 @@ fn config_errors_name_key_and_line() {
         "train",
         "-c",
         bad.to_str().unwrap(),
-        "--output",
+        "--out",
         d.join("r").to_str().unwrap(),
     ]);
     assert!(e.contains("lstm_sise") && e.contains("line 4"), "{e}");
@@ -261,7 +261,7 @@ fn config_errors_name_key_and_line() {
         &config(),
         "-o",
         "DATASET.batch_sizee=3",
-        "--output",
+        "--out",
         d.join("r").to_str().unwrap(),
     ]);
     assert!(e.contains("batch_sizee"), "{e}");
@@ -272,7 +272,7 @@ fn config_errors_name_key_and_line() {
         &config(),
         "-o",
         "DATASET.train.file_path=/nonexistent/dir",
-        "--output",
+        "--out",
         d.join("r2").to_str().unwrap(),
     ]);
     assert!(e.contains("/nonexistent/dir"), "{e}");
@@ -422,7 +422,7 @@ fn bf16_mixed_precision_training_learns_like_fp32_and_resumes_exactly() {
     let run = |name: &str, precision: &str, extra: &[&str]| -> PathBuf {
         let out = d.join(name);
         let p = format!("TRAIN.precision={precision}");
-        let mut a: Vec<&str> = vec!["train", "-c", &demo, "--quiet", "--validate", "--output"];
+        let mut a: Vec<&str> = vec!["train", "-c", &demo, "--quiet", "--validate", "--out"];
         a.push(out.to_str().unwrap());
         for o in &paths {
             a.extend(["-o", o.as_str()]);

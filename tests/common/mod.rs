@@ -126,7 +126,7 @@ pub fn repo() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
 
-/// `yt8m train` arguments: configs/tiny_test.yaml, quiet, `--output run`, training shards
+/// `yt8m train` arguments: configs/tiny_test.yaml, quiet, `--out run`, training shards
 /// `data`, then `extra`.
 pub fn tiny_train_args(
     run: &std::path::Path,
@@ -138,7 +138,7 @@ pub fn tiny_train_args(
         "-c".into(),
         repo().join("configs/tiny_test.yaml").display().to_string(),
         "--quiet".into(),
-        "--output".into(),
+        "--out".into(),
         run.display().to_string(),
         "-o".into(),
         format!("DATASET.train.file_path={}", data.display()),
