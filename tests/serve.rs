@@ -483,7 +483,12 @@ fn hostile_requests_get_4xx_and_the_server_keeps_serving() {
         ("header length beyond the body", vec![("Inference-Header-Content-Length", "99999".into())], b"{}".to_vec(), 400, "Inference-Header-Content-Length"),
         ("binary size beyond the body", vec![("Inference-Header-Content-Length", LIE.len().to_string())],
             [LIE.as_bytes(), &[0u8; 4]].concat(), 400, "binary_data_size"),
-        ("garbage tfrecord", vec![], br#"{"inputs":[{"name":"tfrecord","datatype":"BYTES","shape":[1],"data":["not a record"]}]}"#.to_vec(), 400, "tfrecord[0]"),
+        // JSON tfrecord elements are base64: text that is not is named as such; base64 of
+        // bytes that are no record ("not a record") is refused naming the element, with a
+        // request's hint (no CRCs or --skip-corrupt: a request has neither).
+        ("tfrecord not base64", vec![], br#"{"inputs":[{"name":"tfrecord","datatype":"BYTES","shape":[1],"data":["not a record"]}]}"#.to_vec(), 400, "is not base64"),
+        ("garbage tfrecord", vec![], br#"{"inputs":[{"name":"tfrecord","datatype":"BYTES","shape":[1],"data":["bm90IGEgcmVjb3Jk"]}]}"#.to_vec(), 400, "tfrecord[0]: not a valid"),
+        ("garbage tfrecord's hint", vec![], br#"{"inputs":[{"name":"tfrecord","datatype":"BYTES","shape":[1],"data":["bm90IGEgcmVjb3Jk"]}]}"#.to_vec(), 400, "without the TFRecord length and CRC framing"),
         ("top_k out of range", vec![], br#"{"inputs":[{"name":"tfrecord","datatype":"BYTES","shape":[1],"data":["x"]}],"parameters":{"top_k":0}}"#.to_vec(), 400, ""),
         ("oversized body", vec![], vec![b' '; 2_000_000], 413, ""),
     ];

@@ -555,7 +555,12 @@ fn parse_request(
                         "input '{name}' has neither \"data\" nor binary_data_size"
                     ))
                 })?;
-                tensor::from_json(dt, data, n, name)?
+                let v = tensor::from_json(dt, data, n, name)?;
+                if name == "tfrecord" {
+                    tensor::base64_records(v)?
+                } else {
+                    v
+                }
             }
         };
         if out.iter().any(|o: &Input| o.name == name) {

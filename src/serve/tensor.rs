@@ -226,6 +226,35 @@ pub fn from_json(dt: DataType, data: &Value, n: usize, name: &str) -> Result<Val
     })
 }
 
+/// The `tfrecord` input's JSON elements, which are base64 (RFC 4648, standard alphabet): a
+/// serialized record is binary, and a JSON string holds text, not bytes (its UTF-8 would mangle
+/// every byte over 127). KServe's JSON form has no byte strings; Triton's clients send BYTES as
+/// binary data (which needs no encoding); MLServer marks base64 with
+/// `"parameters": {"content_type": "base64"}`, which is accepted and changes nothing here.
+pub fn base64_records(v: Values) -> Result<Values, BadRequest> {
+    use base64::Engine;
+    let Values::Bytes(elements) = v else {
+        return Ok(v); // a datatype other than BYTES: refused later, naming it
+    };
+    elements
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| {
+            base64::engine::general_purpose::STANDARD
+                .decode(&e)
+                .map_err(|err| {
+                    bad(format!(
+                        "input 'tfrecord': element {i} is not base64 ({err}); in JSON each \
+                         serialized record is a base64 string (Python: \
+                         base64.b64encode(record).decode()), or send the records as binary data \
+                         (binary_data_size, as tritonclient does)"
+                    ))
+                })
+        })
+        .collect::<Result<_, _>>()
+        .map(Values::Bytes)
+}
+
 /// The model's input and output tensors, as metadata lists them.
 pub fn metadata(name: &str, spec: &FeatureSpec, num_classes: usize) -> Value {
     let inputs = match spec.level {
@@ -307,8 +336,16 @@ pub fn videos(inputs: &[Input], spec: &FeatureSpec) -> Result<Vec<Video>, BadReq
             .enumerate()
             .map(|(i, r)| {
                 let loc = Location::file(format!("tfrecord[{i}]"));
-                let v = crate::data::video::decode_video(r, &read, &loc)
-                    .map_err(|e| bad(e.to_string()))?;
+                // The reader's hints speak of files (CRCs, --skip-corrupt): a request has
+                // neither, so it gets its own.
+                let v = crate::data::video::decode_video(r, &read, &loc).map_err(|e| {
+                    bad(format!(
+                        "{}: {}\n  hint: each element must be one serialized tf.train.Example \
+                         (video level) or SequenceExample (frame level) as the official shards \
+                         hold them, without the TFRecord length and CRC framing",
+                        e.location, e.message
+                    ))
+                })?;
                 if v.num_frames == 0 {
                     return Err(bad(format!(
                         "tfrecord[{i}] (video '{}') has zero frames",
