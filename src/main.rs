@@ -7,7 +7,7 @@ use yt8m::config::{Config, DeviceSpec, DistributedMode};
 use yt8m::data::Level;
 use yt8m::data::inspect::{inspect_file, render_table};
 use yt8m::data::sources::expand_paths;
-use yt8m::data::synth::{SynthConfig, write_synthetic};
+use yt8m::data::synth::{SynthConfig, write_synthetic_with};
 use yt8m::evaluate::{EvalOptions, read_kaggle_with_labels, read_npz};
 use yt8m::kinds::Precision;
 use yt8m::metrics::{MetricMode, TieOrder};
@@ -851,7 +851,8 @@ fn synth(a: SynthArgs) -> Result<()> {
         no_labels: a.no_labels,
         ..Default::default()
     };
-    let s = write_synthetic(&a.out, &cfg)
+    let mut progress = yt8m::runtime::Progress::with_total("synth", Some(cfg.num_videos));
+    let s = write_synthetic_with(&a.out, &cfg, &mut |videos, _| progress.tick(videos))
         .with_context(|| format!("writing synthetic data to {}", a.out.display()))?;
     println!(
         "wrote {} videos ({} frames, {:.1} MB) in {} file(s) under {}",

@@ -53,6 +53,11 @@ impl Progress {
                     .flatten()
             })
             .sum();
+        Self::with_total(what, total)
+    }
+
+    /// Progress towards `total` videos (None: unknown).
+    pub fn with_total(what: &'static str, total: Option<usize>) -> Self {
         let now = std::time::Instant::now();
         let every = std::env::var("YT8M_PROGRESS_SECS")
             .ok()

@@ -609,3 +609,34 @@ fn zero_frame_videos_are_left_out_of_batches_and_reported() {
     assert_eq!(st.zero_frames.len(), 1);
     assert!(st.zero_frames[0].ends_with("none"), "{:?}", st.zero_frames);
 }
+
+/// Issue #27: `inspect a/ b/` printed two indistinguishable `train0000.tfrecord` rows. Base
+/// names are shown while they tell the files apart, the paths as given once two share one.
+#[test]
+fn inspect_rows_tell_files_with_one_name_apart() {
+    let d = tempdir("inspect-names");
+    synth_shards(&d.join("a"), 4, 1, 1, 3);
+    synth_shards(&d.join("b"), 4, 1, 2, 3);
+    let a = d.join("a");
+    let b = d.join("b");
+    let rows = |out: &str| -> Vec<String> {
+        out.lines()
+            .filter(|l| l.contains(".tfrecord") && !l.starts_with(' '))
+            .map(|l| l.split_whitespace().next().unwrap().to_string())
+            .collect()
+    };
+    let one = rows(&yt8m_ok(&["inspect", a.to_str().unwrap()]));
+    assert_eq!(one, ["train0000.tfrecord"]);
+    let two = rows(&yt8m_ok(&[
+        "inspect",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+    ]));
+    assert_eq!(
+        two,
+        [
+            a.join("train0000.tfrecord").display().to_string(),
+            b.join("train0000.tfrecord").display().to_string()
+        ]
+    );
+}

@@ -54,6 +54,14 @@ print(json.dumps(out))
         "TensorBoard tags: {:?}",
         tb.iter().map(|(k, v)| (k, v.len())).collect::<Vec<_>>()
     );
+    // README documents every tag (issue #27: `epoch/*` were written but never described).
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    for tag in tb.keys() {
+        assert!(
+            readme.contains(&format!("`{tag}`")),
+            "README's TensorBoard table lacks `{tag}`"
+        );
+    }
     let mut steps = Vec::new();
     let mut epochs = Vec::new();
     for r in &log {
@@ -205,7 +213,7 @@ fn plot_draws_runs_overlaid_as_a_png_of_the_asked_size() {
 }
 
 #[test]
-fn predict_and_test_report_progress_over_many_shards() {
+fn predict_test_and_synth_report_progress() {
     let d = tempdir("progress");
     let run = tiny_run(&d);
     let bundle = d.join("bundle");
@@ -232,6 +240,16 @@ fn predict_and_test_report_progress_over_many_shards() {
             run.join("checkpoints/latest").display().to_string(),
             "-o".into(),
             format!("DATASET.test.file_path={}", d.join("data").display()),
+        ],
+        // synth of a gigabyte takes minutes: it reports too (issue #27).
+        vec![
+            "synth".to_string(),
+            "--out".into(),
+            d.join("more").display().to_string(),
+            "--num-videos".into(),
+            "96".into(),
+            "--max-frames".into(),
+            "4".into(),
         ],
     ] {
         let o = Command::new(bin())

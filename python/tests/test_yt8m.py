@@ -341,10 +341,22 @@ def test_reader_errors_name_the_file_record_and_offset(tmp_path):
     with pytest.raises(yt8m.Yt8mError) as e:
         list(yt8m.read(str(broken)))
     assert "broken.tfrecord" in str(e.value) and "record 1" in str(e.value) and "hint" in str(e.value)
+    # Hints in Python's words: the argument, not the CLI flag or config key.
+    assert "skip_corrupt=True" in str(e.value) and "--skip-corrupt" not in str(e.value), str(e.value)
     it = yt8m.read(str(broken), skip_corrupt=True)
     n = sum(1 for _ in it)
     assert n == len(manifest(src)["records"]) - 1
     assert len(it.skipped) == 1 and "record 1" in it.skipped[0]
+
+
+@needs_shared
+def test_label_range_errors_name_the_range_and_the_argument():
+    frames = os.path.join(DATA, "synthetic", "frame_2018.tfrecord")
+    with pytest.raises(yt8m.Yt8mError) as e:
+        list(yt8m.read_batches(frames, 4, num_classes=5))
+    text = str(e.value)
+    assert "outside 0..=4 (num_classes 5)" in text and "pass num_classes=" in text, text
+    assert "set model num_classes" not in text, text
 
 
 @needs_shared

@@ -282,11 +282,18 @@ pub fn render_table(reports: &[FileReport]) -> String {
         "label range",
         "no-lbl"
     ));
-    for r in reports {
-        let name = Path::new(&r.path)
+    let base = |r: &FileReport| {
+        Path::new(&r.path)
             .file_name()
             .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| r.path.clone());
+            .unwrap_or_else(|| r.path.clone())
+    };
+    // Base names while they tell the files apart; the paths as given once two share one
+    // (`inspect a/ b/` used to print two indistinguishable `train0000.tfrecord` rows).
+    let mut seen = std::collections::HashSet::new();
+    let unique = reports.iter().all(|r| seen.insert(base(r)));
+    for r in reports {
+        let name = if unique { base(r) } else { r.path.clone() };
         let range = match (r.label_min, r.label_max) {
             (Some(a), Some(b)) => format!("{a}..{b}"),
             _ => "-".into(),

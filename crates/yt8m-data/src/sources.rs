@@ -600,7 +600,8 @@ impl PickleVideos {
                             DataErrorKind::Schema,
                             loc.clone().key("label"),
                             format!(
-                                "label id {l} is outside 0..{} (num_classes)",
+                                "label id {l} is outside 0..={} (num_classes {})",
+                                self.spec.num_classes.saturating_sub(1),
                                 self.spec.num_classes
                             ),
                         ));

@@ -87,6 +87,16 @@ pub struct SynthSummary {
 
 /// Writes `cfg.num_shards` files `<prefix>NNNN.tfrecord` into `out`.
 pub fn write_synthetic(out: &Path, cfg: &SynthConfig) -> Result<SynthSummary, DataError> {
+    write_synthetic_with(out, cfg, &mut |_, _| {})
+}
+
+/// [`write_synthetic`], calling `progress(videos written, bytes written)` after each video
+/// (a gigabyte takes minutes: the CLI logs progress from this).
+pub fn write_synthetic_with(
+    out: &Path,
+    cfg: &SynthConfig,
+    progress: &mut dyn FnMut(usize, u64),
+) -> Result<SynthSummary, DataError> {
     std::fs::create_dir_all(out).map_err(|e| DataError::io(out, e))?;
     let mut rng = Rng::new(cfg.seed);
     // Class prototypes are drawn from a fixed stream so train and test sets made with different
@@ -224,6 +234,7 @@ pub fn write_synthetic(out: &Path, cfg: &SynthConfig) -> Result<SynthSummary, Da
             summary.bytes += payload.len() as u64 + 16;
             summary.frames += nf;
             w.write(&payload)?;
+            progress(written + i + 1, summary.bytes);
         }
         w.finish()?;
         written += n;

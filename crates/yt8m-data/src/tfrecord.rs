@@ -71,7 +71,7 @@ fn corrupt_record(path: &Path, index: usize, offset: u64, msg: String) -> DataEr
     )
     .hint(
         "the file is damaged (re-download or re-copy it), or pass --skip-corrupt \
-         (data.skip_corrupt: true) to skip bad records and report them at the end",
+         (DATASET.skip_corrupt: true) to skip bad records and report them at the end",
     )
 }
 

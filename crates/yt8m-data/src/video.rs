@@ -292,7 +292,7 @@ fn decode(
             let mut out = Vec::with_capacity(v.len());
             for &l in v {
                 if l < 0 || l as u64 >= spec.num_classes as u64 {
-                    return Err(schema(loc.key("labels"), format!("label id {l} is outside 0..{} (num_classes)", spec.num_classes))
+                    return Err(schema(loc.key("labels"), format!("label id {l} is outside 0..={} (num_classes {})", spec.num_classes.saturating_sub(1), spec.num_classes))
                         .hint("set model num_classes to the dataset's class count (3862 for 2018, 4716 for 2017)"));
                 }
                 out.push(l as u32);
