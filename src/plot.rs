@@ -61,6 +61,20 @@ impl Metric {
         }
     }
 
+    /// The y axis: what is measured, in which unit.
+    fn y_desc(self) -> &'static str {
+        match self {
+            Metric::Loss | Metric::EpochLoss | Metric::ValidLoss => {
+                "loss per video (nats, summed over classes)"
+            }
+            Metric::Gap | Metric::HitAtOne | Metric::Perr | Metric::Map => "score (0 to 1)",
+            Metric::Lr => "learning rate",
+            Metric::GradNorm => "L2 norm of all gradients",
+            Metric::SamplesPerS => "videos per second",
+            Metric::DataWait => "share of the interval (0 to 1)",
+        }
+    }
+
     fn by_epoch(self) -> bool {
         matches!(
             self,
@@ -90,7 +104,8 @@ impl Metric {
 pub struct PlotOptions {
     pub runs: Vec<PathBuf>,
     pub out: PathBuf,
-    /// One panel per metric, side by side (default: loss and GAP).
+    /// One panel per metric (default: loss and GAP): side by side up to three, else in a
+    /// grid of at most three columns.
     pub metrics: Vec<Metric>,
     /// Size of one panel in pixels.
     pub panel: (u32, u32),
@@ -224,8 +239,20 @@ pub fn plot(o: &PlotOptions) -> Result<PlotSummary> {
     } else {
         o.metrics.clone()
     };
-    let mut logs = Vec::new();
+    // The same run twice (`plot r r`, or `r` and `./r`) would draw one curve under two equal
+    // legend entries: it is drawn once.
+    let mut runs: Vec<PathBuf> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for run in &o.runs {
+        let id = std::fs::canonicalize(run).unwrap_or_else(|_| run.clone());
+        if seen.insert(id) {
+            runs.push(run.clone());
+        } else {
+            tracing::warn!("{} is given twice: drawn once", run.display());
+        }
+    }
+    let mut logs = Vec::new();
+    for run in &runs {
         let path = run.join("metrics.jsonl");
         if !path.is_file() {
             return Err(Error::Invalid(format!(
@@ -235,7 +262,7 @@ pub fn plot(o: &PlotOptions) -> Result<PlotSummary> {
         }
         logs.push(read_log(&path)?);
     }
-    let names = labels(&o.runs);
+    let names = labels(&runs);
     let mut all: Vec<Vec<Vec<(f64, f64)>>> = Vec::new();
     for &m in &metrics {
         let per_run: Vec<_> = logs.iter().map(|l| series(l, m)).collect();
@@ -257,7 +284,16 @@ pub fn plot(o: &PlotOptions) -> Result<PlotSummary> {
     }
     register_font();
     let (pw, ph) = o.panel;
-    let width = pw * metrics.len() as u32;
+    // Up to three panels side by side; more in rows of at most three (five used to make a
+    // 3200x480 strip).
+    let n = metrics.len();
+    let cols = if n <= 3 {
+        n
+    } else {
+        (n as f64).sqrt().ceil().min(3.0) as usize
+    };
+    let rows = n.div_ceil(cols);
+    let (width, height) = (pw * cols as u32, ph * rows as u32);
     if o.out
         .extension()
         .and_then(|e| e.to_str())
@@ -271,11 +307,11 @@ pub fn plot(o: &PlotOptions) -> Result<PlotSummary> {
         )));
     }
     // RGB pixels drawn in memory, then one PNG written atomically (no partial image on error).
-    let mut rgb = vec![0u8; width as usize * ph as usize * 3];
+    let mut rgb = vec![0u8; width as usize * height as usize * 3];
     {
-        let root = BitMapBackend::with_buffer(&mut rgb, (width, ph)).into_drawing_area();
+        let root = BitMapBackend::with_buffer(&mut rgb, (width, height)).into_drawing_area();
         root.fill(&WHITE).map_err(draw_err(&o.out))?;
-        let panels = root.split_evenly((1, metrics.len()));
+        let panels = root.split_evenly((rows, cols));
         for ((panel, &m), per_run) in panels.iter().zip(&metrics).zip(&all) {
             draw_panel(panel, m, per_run, &names).map_err(draw_err(&o.out))?;
         }
@@ -283,7 +319,7 @@ pub fn plot(o: &PlotOptions) -> Result<PlotSummary> {
     }
     let mut f = crate::runtime::AtomicFile::create(&o.out)?;
     {
-        let mut enc = png::Encoder::new(&mut f, width, ph);
+        let mut enc = png::Encoder::new(&mut f, width, height);
         enc.set_color(png::ColorType::Rgb);
         enc.set_depth(png::BitDepth::Eight);
         enc.set_compression(png::Compression::Best);
@@ -296,7 +332,7 @@ pub fn plot(o: &PlotOptions) -> Result<PlotSummary> {
     Ok(PlotSummary {
         out: o.out.clone(),
         width,
-        height: ph,
+        height,
         points: metrics
             .iter()
             .zip(&all)
@@ -338,14 +374,18 @@ fn draw_panel(
     let mut chart = ChartBuilder::on(area)
         .caption(m.title(), ("sans-serif", 20))
         .margin(12)
-        .x_label_area_size(36)
-        .y_label_area_size(64)
+        .x_label_area_size(40)
+        .y_label_area_size(86)
         .build_cartesian_2d(x0..x1, y0..y1)?;
+    // Tick labels at 15 px in full black: at 13 px the anti-aliased decimal point of the
+    // monospace font came out as a faint grey dot.
     chart
         .configure_mesh()
         .x_desc(x_desc)
-        .label_style(("sans-serif", 13))
+        .y_desc(m.y_desc())
+        .label_style(("sans-serif", 15).into_font().color(&BLACK))
         .axis_desc_style(("sans-serif", 14))
+        .light_line_style(RGBColor(235, 235, 235))
         .y_label_formatter(&|v| format!("{v:.decimals$}"))
         .x_label_formatter(&|v| {
             if integer_x && (v - v.round()).abs() > 1e-9 {

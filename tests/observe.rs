@@ -175,10 +175,19 @@ fn plot_draws_runs_overlaid_as_a_png_of_the_asked_size() {
     let d = tempdir("plot");
     let run = tiny_run(&d);
     let out = d.join("curves.png");
+    // A second run to overlay: a copy of the first under another name.
+    let other = d.join("other");
+    let cp = Command::new("cp")
+        .arg("-r")
+        .arg(&run)
+        .arg(&other)
+        .status()
+        .unwrap();
+    assert!(cp.success());
     let text = yt8m_ok(&[
         "plot".into(),
         run.display().to_string(),
-        run.display().to_string(),
+        other.display().to_string(),
         "--metric".into(),
         "loss,gap,lr".into(),
         "--panel-size".into(),
@@ -191,6 +200,25 @@ fn plot_draws_runs_overlaid_as_a_png_of_the_asked_size() {
     assert_eq!((w, h), (1500, 300));
     // Axes, text and two series colours at least: not a blank canvas.
     assert!(colours > 10, "{colours} colours");
+    // Five metrics: a grid of three columns (it was a 2500x300 strip); the same run given
+    // twice is drawn once, with a warning (it made two identical legend entries).
+    let o = Command::new(bin())
+        .args(["plot", run.to_str().unwrap(), run.to_str().unwrap()])
+        .args([
+            "--metric",
+            "loss,gap,hit_at_one,perr,lr",
+            "--panel-size",
+            "500x300",
+        ])
+        .arg("--out")
+        .arg(d.join("grid.png"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("given twice: drawn once"), "{err}");
+    assert_eq!(decode_png(&d.join("grid.png")).0, 1500);
+    assert_eq!(decode_png(&d.join("grid.png")).1, 600);
     // A run without validation: a clear error naming the metric and the fix; no file written.
     let bare = d.join("bare");
     yt8m_ok(&tiny_train_args(
