@@ -530,9 +530,10 @@ struct ServeArgs {
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=3600))]
     shutdown_grace_s: u64,
     /// libtorch threads (default: YT8M_THREADS, else the cores this process owns minus one,
-    /// and all of them for a call that serves a lone request, or for every call of a model
-    /// that costs over 100 µs per frame, such as the full-size AttentionLSTM on a CPU). The
-    /// models of one server share this many threads: calls running at once split them.
+    /// and all of them for every call of a model that costs over 100 µs per frame, such as the
+    /// full-size AttentionLSTM on a CPU; by default never more than the cores other processes
+    /// leave free, re-measured every second). The models of one server share this many
+    /// threads: calls running at once split them.
     #[arg(long)]
     threads: Option<usize>,
 }

@@ -121,6 +121,53 @@ impl Adaptive {
     }
 }
 
+/// The cores other processes leave free, for a server whose model threads claim threads per
+/// call ([`FreeCores::now`]); the batch commands' single count is [`adapt_torch_threads`].
+/// Measured as there: busy time of the owned CPUs minus this process's own CPU time (the
+/// server's network threads are its own work, not a neighbour's), re-measured at most once a
+/// second, shared by every model thread.
+pub struct FreeCores {
+    cpus: Vec<usize>,
+    max: usize,
+    state: Mutex<(CpuSample, usize)>,
+}
+
+impl FreeCores {
+    /// None where /proc/stat or the affinity mask cannot be read (the count then stays fixed).
+    pub fn new() -> Option<FreeCores> {
+        let cpus = owned_cpus()?;
+        let max = cpus.len().max(1);
+        let first = CpuSample::take(&cpus)?;
+        Some(FreeCores {
+            cpus,
+            max,
+            state: Mutex::new((first, max)),
+        })
+    }
+
+    /// Free cores (at least one) as of the last measurement, re-measured when that is over a
+    /// second old.
+    pub fn now(&self) -> usize {
+        let Ok(mut st) = self.state.lock() else {
+            return self.max;
+        };
+        if st.0.at.elapsed() >= ADAPT_EVERY {
+            if let Some(now) = CpuSample::take(&self.cpus) {
+                let busy = others_busy(&st.0, &now);
+                let n = threads_for(self.max, busy);
+                if n != st.1 {
+                    tracing::debug!(
+                        "other processes keep {busy:.2} of our {} core(s) busy: calls take at most {n} thread(s)",
+                        self.max
+                    );
+                }
+                *st = (now, n);
+            }
+        }
+        st.1
+    }
+}
+
 /// Threads for `max` owned cores of which other processes keep `busy` busy: the rest, rounded,
 /// at least one. A process sharing our cores shows less than a whole core while our threads
 /// compete with it (3 runnable threads on 2 cores: ~0.67 each), so ½ a core counts as one.
@@ -375,5 +422,34 @@ mod adapt_tests {
         println!("others busy while we spun: {ours:.2} cores; beside a busy loop: {theirs:.2}");
         // Machines are shared: only the difference is asserted, with a wide margin.
         assert!(theirs > ours + 0.4, "{ours} vs {theirs}");
+    }
+
+    #[test]
+    fn a_server_sees_one_free_core_beside_a_busy_loop_on_each() {
+        let f = FreeCores::new().expect("/proc/stat");
+        let hogs: Vec<_> = (0..f.max)
+            .map(|_| {
+                std::process::Command::new("sh")
+                    .args(["-c", "while :; do :; done"])
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        // The first measurement window opens now; the next call after a second closes it.
+        std::thread::sleep(Duration::from_millis(100));
+        f.state.lock().unwrap().0 = CpuSample::take(&f.cpus).unwrap();
+        std::thread::sleep(ADAPT_EVERY + Duration::from_millis(200));
+        let n = f.now();
+        for mut h in hogs {
+            let _ = h.kill();
+            let _ = h.wait();
+        }
+        // Cached within the second: no re-measurement on every call.
+        assert_eq!(f.now(), n);
+        assert_eq!(
+            n, 1,
+            "{} busy loops on {} cores left {n} free",
+            f.max, f.max
+        );
     }
 }

@@ -60,11 +60,11 @@ pub struct ServeOptions {
     /// A request not answered within this is answered 504.
     pub timeout: Duration,
     /// libtorch threads for a model call that may take every core, when more than the usual
-    /// count: a call serving a lone request (nothing else queued or arriving: the network
-    /// threads are idle), and every call of a model heavy enough that the network's share of
-    /// the machine is negligible ([`HEAVY_SECONDS_PER_FRAME`]). None: always the usual count
-    /// (`--threads` or YT8M_THREADS given). Either way the models of one server share that
-    /// many threads: a call claims its threads and gives them back after (at least one each).
+    /// count: every call of a model heavy enough that the network's share of the machine is
+    /// negligible ([`HEAVY_SECONDS_PER_FRAME`]), as far as other processes leave cores free
+    /// ([`crate::threads::FreeCores`]). None: always the usual count (`--threads` or
+    /// YT8M_THREADS given). Either way the models of one server share that many threads: a
+    /// call claims its threads and gives them back after (at least one each).
     pub all_threads: Option<usize>,
     /// Connection cap and deadlines of the REST and gRPC listeners, and the shutdown grace
     /// period.
@@ -350,6 +350,9 @@ struct Batching {
     all_threads: Option<usize>,
     /// Shared by every model of the server.
     cores: Arc<CoreBudget>,
+    /// The cores other processes leave free, when the thread count is ours to choose
+    /// (`all_threads` is Some): no call takes more threads than that.
+    free: Option<Arc<crate::threads::FreeCores>>,
 }
 
 /// The inference thread of one model.
@@ -359,6 +362,7 @@ fn model_thread(b: Bundle, rx: Receiver<Job>, model: Arc<Model>, opts: Batching)
         max_delay,
         all_threads,
         cores,
+        free,
     } = opts;
     // OpenMP's thread count is per thread: a new thread starts from the default (all cores),
     // not from what the main thread set, and the GEMMs would then spin a second core that the
@@ -402,18 +406,24 @@ fn model_thread(b: Bundle, rx: Receiver<Job>, model: Arc<Model>, opts: Batching)
                 Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => break,
             }
         }
-        // A lone request (nothing else queued or arriving) may use every core: the network
-        // threads have nothing to do meanwhile (measured: the full-size model's p99 at one
-        // client 2.1x offline batch 1 on one thread). For a light model only a lone one:
-        // giving every call that empties the queue all cores halved the demo bundle's
-        // throughput at 8 and 64 clients (886 → 429 and 1025 → 615 videos/s), the network
-        // threads starved in between. A heavy model takes them for every call.
-        let lone = jobs.len() == 1
-            && model.waiting.load(Ordering::SeqCst) <= n
-            && model.arriving.load(Ordering::SeqCst) == 0;
+        // A heavy model takes every core for every call (HEAVY_SECONDS_PER_FRAME: the network
+        // threads' share is negligible beside its calls; full-size AttentionLSTM at one client:
+        // p99 2.1x offline batch 1 on one thread, 0.62x on all). A light one keeps the usual
+        // count even for a lone request: measured on the demo bundle (about 7 µs per frame),
+        // 2 cores, one client, two runs each: 586 / 566 videos/s (p50 1.76 ms) with lone
+        // requests on both cores, 733 / 690 (p50 1.39 ms) on one; and giving every call that
+        // empties the queue all cores had halved its throughput at 8 and 64 clients
+        // (886 → 429, 1025 → 615 videos/s), the network threads starved in between.
         let want = match all_threads {
-            Some(all) if (lone || cost.heavy()) && all > usual => all,
+            Some(all) if cost.heavy() && all > usual => all,
             _ => usual,
+        };
+        // Never more threads than other processes leave cores for: OpenMP threads sharing a
+        // core with a busy neighbour arrive late at every barrier and the whole call waits
+        // (issue #27: 2 threads beside one busy process ran 0.43x of one thread).
+        let want = match &free {
+            Some(f) => want.min(f.now()).max(1),
+            None => want,
         };
         let claim = cores.claim(want);
         let want = claim.n;
@@ -917,7 +927,7 @@ async fn metrics(State(s): State<Arc<Server>>) -> Response {
     per_model(
         "yt8m_call_threads",
         "gauge",
-        "libtorch threads of the latest model call (every core for lone requests and heavy models).",
+        "libtorch threads of the latest model call (every free core for heavy models).",
         &|m| m.stats.call_threads.load(Ordering::Relaxed) as f64,
     );
     per_model(
@@ -984,6 +994,12 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
     let cores = Arc::new(CoreBudget::new(
         opts.all_threads.unwrap_or(usual).max(usual),
     ));
+    // Calls follow the cores other processes leave free unless the count was fixed
+    // (`--threads`, YT8M_THREADS) or the model runs on a GPU.
+    let free = (opts.all_threads.is_some() && device == tch::Device::Cpu)
+        .then(crate::threads::FreeCores::new)
+        .flatten()
+        .map(Arc::new);
     for (name, dir) in &opts.models {
         if models.contains_key(name) {
             return Err(Error::Invalid(format!(
@@ -1023,6 +1039,7 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
             max_delay: opts.max_delay,
             all_threads: opts.all_threads,
             cores: cores.clone(),
+            free: free.clone(),
         };
         threads.push(
             std::thread::Builder::new()
