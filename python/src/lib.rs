@@ -6,15 +6,15 @@
 //! No libtorch, no TensorFlow: the wheel depends on numpy only. Reading runs on Rust threads;
 //! `BatchIter.__next__` releases the GIL while it waits for the next batch.
 
-use numpy::ndarray::{Array1, Array2, Array3, ArrayView2, ShapeBuilder};
-use numpy::{IntoPyArray, PyArray2, PyReadonlyArray2, PyUntypedArrayMethods};
+use numpy::ndarray::{Array1, Array2, Array3, ArrayView2, ArrayView3, ShapeBuilder};
+use numpy::{IntoPyArray, PyArray2, PyArray3, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use std::path::PathBuf;
 use std::sync::Arc;
 use yt8m_data::batch::{
-    EpochIter, Loader, LoaderConfig, ModalityData, OrderedVideos, ordered_videos_with,
+    BufferPool, EpochIter, Loader, LoaderConfig, ModalityData, OrderedVideos, ordered_videos_with,
 };
 use yt8m_data::sources::{ShardKind, expand_paths, shard_kind};
 use yt8m_data::tfrecord::RecordReader;
@@ -321,6 +321,55 @@ fn read(
 struct BatchIter {
     it: Option<EpochIter>,
     spec: FeatureSpec,
+    pool: Arc<BufferPool>,
+}
+
+/// A batch's frame buffer while numpy arrays view it (their `base`); handed back to the
+/// loader's pool when the last array is gone, so the next batch reuses the memory instead of
+/// mapping and page-faulting 44 MB afresh (see `BufferPool`).
+#[pyclass(frozen, module = "yt8m._native")]
+struct PooledFrames {
+    buf: Vec<u8>,
+    pool: Arc<BufferPool>,
+}
+
+impl Drop for PooledFrames {
+    fn drop(&mut self) {
+        self.pool.give(std::mem::take(&mut self.buf));
+    }
+}
+
+/// `q` as a writable `[b, t, d]` numpy array owning the buffer until it is freed.
+fn pooled_array<'py>(
+    py: Python<'py>,
+    q: Vec<u8>,
+    (b, t, d): (usize, usize, usize),
+    pool: &Arc<BufferPool>,
+) -> PyResult<Bound<'py, PyAny>> {
+    if q.len() != b * t * d {
+        return Err(invalid(format!(
+            "internal: {} bytes for a [{b}, {t}, {d}] batch",
+            q.len()
+        )));
+    }
+    let ptr = q.as_ptr();
+    let owner = Bound::new(
+        py,
+        PooledFrames {
+            buf: q,
+            pool: pool.clone(),
+        },
+    )?;
+    // SAFETY: the view covers exactly the buffer's b*t*d bytes (checked above); the buffer
+    // moved into `owner` without reallocating (a Vec's heap pointer is stable across moves)
+    // and is never touched again until `owner` is dropped, which numpy does only after the
+    // array (its base) is gone. The array is the buffer's only user, so writing through it is
+    // sound: it stays writable, as a copied batch would be.
+    let a = unsafe {
+        let view = ArrayView3::from_shape_ptr((b, t, d), ptr);
+        PyArray3::<u8>::borrow_from_array(&view, owner.into_any())
+    };
+    Ok(a.into_any())
 }
 
 #[pymethods]
@@ -356,8 +405,7 @@ impl BatchIter {
         for (m, name) in b.modalities.into_iter().zip(names) {
             match (m.data, self.spec.level) {
                 (ModalityData::U8(q), _) => {
-                    let a = Array3::from_shape_vec((n, b.max_len, m.dim), q).expect("B × T × D");
-                    d.set_item(name, a.into_pyarray(py))?;
+                    d.set_item(name, pooled_array(py, q, (n, b.max_len, m.dim), &self.pool)?)?;
                 }
                 (ModalityData::F32(f), Level::Video) => {
                     let a = Array2::from_shape_vec((n, m.dim), f).expect("B × D");
@@ -418,10 +466,13 @@ fn read_batches(
         skip_corrupt,
         ..LoaderConfig::default()
     };
-    let loader = Loader::new(files, sp.clone(), cfg);
+    // Buffers in flight: the prepared batches, the one Python holds and a few it may keep.
+    let pool = BufferPool::new(2 * (cfg.prefetch + 4));
+    let loader = Loader::new(files, sp.clone(), cfg).with_buffers(pool.clone());
     Ok(BatchIter {
         it: Some(loader.epoch(epoch)),
         spec: sp,
+        pool,
     })
 }
 

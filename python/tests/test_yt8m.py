@@ -158,6 +158,40 @@ def test_read_batches_pad_and_are_the_same_whatever_the_threads():
     assert (v["lengths"] == 1).all()
 
 
+def test_recycled_batch_buffers_never_show_old_frames_or_change_live_arrays(tmp_path):
+    # Frame buffers are recycled once numpy frees a batch: padding must be zeros again, and an
+    # array still alive must never be reused under it. Long videos first, short ones after, so
+    # reused buffers held longer frames where the new batch pads.
+    yt8m_bin = os.environ.get("YT8M_BIN")
+    if not yt8m_bin:
+        pytest.skip("YT8M_BIN not set (./dev pytest sets it)")
+    for i, (frames, seed) in enumerate([(300, 1), (40, 2), (300, 3), (12, 4)]):
+        subprocess.run([yt8m_bin, "synth", "--out", str(tmp_path), "--prefix", f"s{i}", "--num-videos", "24",
+                        "--num-shards", "1", "--seed", str(seed), "--max-frames", str(frames),
+                        "--min-frames", str(frames // 2)], check=True, capture_output=True)
+    files = sorted(glob.glob(str(tmp_path / "s*.tfrecord")))
+    videos = {v["id"] + str(k): v for k, f in enumerate(files) for v in yt8m.read(f)}
+    by_id = {}
+    for k, f in enumerate(files):
+        for v in yt8m.read(f):
+            by_id.setdefault(v["id"], []).append(v)
+
+    def check(b):
+        for j, vid in enumerate(b["ids"]):
+            n = int(b["lengths"][j])
+            assert any(np.array_equal(b["rgb"][j, :n], v["rgb"]) for v in by_id[vid]), vid
+            assert not b["rgb"][j, n:].any() and not b["audio"][j, n:].any(), vid
+
+    for epoch in range(2):  # dropped at once: buffers recycled from the second batch on
+        for b in yt8m.read_batches(files, 8, epoch=epoch, num_threads=2):
+            check(b)
+    kept = list(yt8m.read_batches(files, 8, shuffle_buffer=16, seed=5))  # all alive
+    for b in kept:
+        check(b)
+    assert sum(len(b["ids"]) for b in kept) == len(videos) == 96
+    kept[0]["rgb"][0, 0, 0] = 7  # writable, as copied arrays are
+
+
 @needs_shared
 def test_inspect_is_the_cli_json():
     path = os.path.join(DATA, "synthetic", "video_2017.tfrecord")
