@@ -185,7 +185,7 @@ pub fn export(
     }
     let weights_sha = sha256_file(&out.join("model.safetensors"))?;
     // Metrics of the last `yt8m test` of exactly these weights, if there is one.
-    let (report_path, report) = match crate::checkpoint::report_for(weights) {
+    let (report_path, report) = match crate::infer::report_for(weights) {
         Some((p, r)) => (p, Some(r)),
         None => (PathBuf::new(), None),
     };

@@ -137,7 +137,7 @@ pub fn run(dir: &Path, out: &mut dyn Write) -> Result<DemoSummary> {
     .map_err(out_err)?;
 
     write_atomic(
-        &crate::checkpoint::default_report_path(&best),
+        &crate::infer::default_report_path(&best),
         serde_json::to_string_pretty(&r)
             .expect("a report serializes")
             .as_bytes(),

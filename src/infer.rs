@@ -4,6 +4,7 @@ use crate::data::batch::Loader;
 use crate::error::{Error, Result};
 use crate::metrics::{Evaluator, MetricMode, Metrics, TieOrder};
 use crate::model::{Model, batch_inputs};
+use std::path::{Path, PathBuf};
 
 /// Evaluation settings.
 #[derive(Debug, Clone)]
@@ -220,6 +221,55 @@ pub fn test_run(
             .unwrap_or(0),
         metrics: r.metrics,
     })
+}
+
+/// Where `yt8m test` writes its report by default: the run directory for a checkpoint of a
+/// run (`RUN/checkpoints/NAME` → `RUN/test_report.json`; checkpoints stay exactly what
+/// training wrote), else beside the weights file.
+pub fn default_report_path(weights: &Path) -> PathBuf {
+    let dir = weights_dir(weights);
+    match dir.parent() {
+        Some(ck)
+            if ck.file_name().is_some_and(|n| n == "checkpoints")
+                && dir.join("state.json").is_file() =>
+        {
+            ck.parent()
+                .unwrap_or(Path::new("."))
+                .join("test_report.json")
+        }
+        _ => dir.join("test_report.json"),
+    }
+}
+
+/// The directory holding the weights: the checkpoint directory, or the file's directory.
+fn weights_dir(weights: &Path) -> PathBuf {
+    if weights.is_dir() {
+        weights.to_path_buf()
+    } else {
+        weights.parent().map(Path::to_path_buf).unwrap_or_default()
+    }
+}
+
+/// The test report that belongs to `weights`: the default location (then the old one, inside
+/// the checkpoint), used only when its recorded sha256 is the weights file's, so a model card
+/// never shows another checkpoint's metrics.
+pub fn report_for(weights: &Path) -> Option<(PathBuf, TestReport)> {
+    let sha = crate::runtime::sha256_file(&crate::model::weights_file(weights)).ok()?;
+    let inside = weights_dir(weights).join("test_report.json");
+    for p in [default_report_path(weights), inside] {
+        let Ok(bytes) = std::fs::read(&p) else {
+            continue;
+        };
+        match serde_json::from_slice::<TestReport>(&bytes) {
+            Ok(r) if r.weights_sha256 == sha => return Some((p, r)),
+            Ok(_) => tracing::info!(
+                "{} belongs to other weights (sha256 differs); not used for the model card",
+                p.display()
+            ),
+            Err(e) => tracing::warn!("{} is not a yt8m test report ({e})", p.display()),
+        }
+    }
+    None
 }
 
 #[cfg(test)]

@@ -348,7 +348,7 @@ impl DeviceSpec {
 
 fn cuda(i: usize) -> Result<tch::Device> {
     if !tch::Cuda::is_available() {
-        let why = if crate::runtime::cuda_backend_loaded() {
+        let why = if cuda_backend_loaded() {
             "libtorch sees no GPU (check the driver and CUDA_VISIBLE_DEVICES)"
         } else {
             "the loaded libtorch has no CUDA backend (a CPU-only libtorch? `yt8m info` shows which is loaded)"
@@ -364,6 +364,29 @@ fn cuda(i: usize) -> Result<tch::Device> {
         )));
     }
     Ok(tch::Device::Cuda(i))
+}
+
+/// Short device name for logs ("cpu", "cuda:0").
+pub fn device_name(d: tch::Device) -> String {
+    match d {
+        tch::Device::Cpu => "cpu".into(),
+        tch::Device::Cuda(i) => format!("cuda:{i}"),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Path of the shared library named `name` mapped into this process (Linux; None elsewhere).
+pub(crate) fn mapped_library(name: &str) -> Option<String> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    maps.lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .find(|p| p.rsplit('/').next() == Some(name))
+        .map(str::to_string)
+}
+
+/// libtorch_cuda.so is mapped: without it CUDA reads as unavailable even on a GPU machine.
+pub fn cuda_backend_loaded() -> bool {
+    mapped_library("libtorch_cuda.so").is_some()
 }
 
 #[cfg(test)]

@@ -1068,7 +1068,7 @@ fn test(a: TestArgs) -> Result<()> {
     let r = yt8m::infer::test_run(&cfg, &weights, a.paddle_batch, a.precision)?;
     let report_path = a
         .report
-        .unwrap_or_else(|| yt8m::checkpoint::default_report_path(&weights));
+        .unwrap_or_else(|| yt8m::infer::default_report_path(&weights));
     let text = serde_json::to_string_pretty(&r)?;
     yt8m::runtime::write_atomic(&report_path, text.as_bytes())?;
     if a.json {

@@ -1,17 +1,9 @@
-//! The process's runtime: device names, files written atomically, what libtorch is loaded.
-//! (Device and dtype choices are typed in [`crate::kinds`].)
+//! The process's runtime: files written atomically, progress of long passes, what libtorch is
+//! loaded. (Device and dtype choices, and device names, are in [`crate::kinds`].)
 
 use crate::error::{Error, Result};
+pub use crate::kinds::{cuda_backend_loaded, device_name};
 use tch::Device;
-
-/// Short device name for logs ("cpu", "cuda:0").
-pub fn device_name(d: Device) -> String {
-    match d {
-        Device::Cpu => "cpu".into(),
-        Device::Cuda(i) => format!("cuda:{i}"),
-        other => format!("{other:?}"),
-    }
-}
 
 /// sha256 of a file, hex.
 pub fn sha256_file(path: &std::path::Path) -> Result<String> {
@@ -284,20 +276,6 @@ pub struct RuntimeInfo {
     pub precision_auto: String,
 }
 
-/// Path of the shared library named `name` mapped into this process (Linux; None elsewhere).
-fn mapped_library(name: &str) -> Option<String> {
-    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
-    maps.lines()
-        .filter_map(|l| l.split_whitespace().nth(5))
-        .find(|p| p.rsplit('/').next() == Some(name))
-        .map(str::to_string)
-}
-
-/// libtorch_cuda.so is mapped: without it CUDA reads as unavailable even on a GPU machine.
-pub fn cuda_backend_loaded() -> bool {
-    mapped_library("libtorch_cuda.so").is_some()
-}
-
 pub fn runtime_info() -> RuntimeInfo {
     let torch_threads = crate::threads::configure_torch_threads();
     #[allow(unused_mut)]
@@ -336,7 +314,7 @@ pub fn runtime_info() -> RuntimeInfo {
     RuntimeInfo {
         version: env!("CARGO_PKG_VERSION"),
         features,
-        libtorch_dir: mapped_library("libtorch_cpu.so")
+        libtorch_dir: crate::kinds::mapped_library("libtorch_cpu.so")
             .map(|p| p.rsplit_once('/').map(|x| x.0.to_string()).unwrap_or(p)),
         libtorch_built_against: option_env!("YT8M_LIBTORCH_LIB"),
         cuda_backend_loaded: cuda_backend_loaded(),

@@ -12,7 +12,7 @@
 //! calls hit libtorch's fused LSTM kernel (9x faster than packing on CPU), and the outputs
 //! equal Paddle's: padding after a video's end never reaches its real steps.
 
-use super::cast;
+use super::{cast, xavier};
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, Init};
 use tch::{Kind, Tensor};
@@ -92,11 +92,6 @@ pub struct AttentionLstm {
     head_fp32: bool,
 }
 
-fn xavier(fan_in: usize, fan_out: usize) -> Init {
-    let a = (6.0 / (fan_in + fan_out) as f64).sqrt();
-    Init::Uniform { lo: -a, up: a }
-}
-
 /// Names of the parameters without L2 decay (PaddleVideo: `ParamAttr(regularizer=L2Decay(0.0))`).
 pub const NO_DECAY: [&str; 3] = ["fc_out1.bias", "fc_out2.bias", "fc_logit.bias"];
 
@@ -110,8 +105,6 @@ pub struct Trace {
     pub fc_out2: Tensor,
 }
 
-/// Index that reverses each row of `[B, T]` within its length: `len-1-t` for `t < len`, `t`
-/// after (those positions are masked). It is its own inverse on the valid part.
 /// Inverted dropout as PaddleVideo's `upscale_in_train` (kept values × 1/(1−p)), with a
 /// cheaper mask than libtorch's `dropout`, which draws one Bernoulli variate per element
 /// (`bernoulli_` took 1.4 s of a 19.7 s batch-128 training step, profiled on 2 cores). For the
@@ -142,6 +135,8 @@ pub fn dropout(x: &Tensor, p: f64, train: bool) -> Tensor {
     x * scale
 }
 
+/// Index that reverses each row of `[B, T]` within its length: `len-1-t` for `t < len`, `t`
+/// after (those positions are masked). It is its own inverse on the valid part.
 pub fn reverse_index(lengths: &Tensor, t: i64) -> Tensor {
     let dev = lengths.device();
     let ar = Tensor::arange(t, (Kind::Int64, dev)).unsqueeze(0); // [1, T]
@@ -173,11 +168,11 @@ impl AttentionLstm {
                 ]
             };
             branches.push(Branch {
-                fc_w: fc.var("weight", &[d, e], xavier(d as usize, e as usize)),
+                fc_w: fc.var("weight", &[d, e], xavier(d, e)),
                 fc_b: fc.var("bias", &[e], Init::Const(0.0)),
                 fw: dir(""),
                 bw: dir("_reverse"),
-                att_w: att.var("weight", &[2 * h, 1], xavier(2 * h as usize, 1)),
+                att_w: att.var("weight", &[2 * h, 1], xavier(2 * h, 1)),
                 att_b: att.var("bias", &[1], Init::Const(0.0)),
             });
         }
@@ -194,19 +189,13 @@ impl AttentionLstm {
         AttentionLstm {
             cfg: cfg.clone(),
             branches,
-            out1_w: vs.sub("fc_out1").var(
-                "weight",
-                &[pool, o1],
-                xavier(pool as usize, o1 as usize),
-            ),
+            out1_w: vs
+                .sub("fc_out1")
+                .var("weight", &[pool, o1], xavier(pool, o1)),
             out1_b: vs.sub("fc_out1").var("bias", &[o1], normal),
-            out2_w: vs
-                .sub("fc_out2")
-                .var("weight", &[o1, o2], xavier(o1 as usize, o2 as usize)),
+            out2_w: vs.sub("fc_out2").var("weight", &[o1, o2], xavier(o1, o2)),
             out2_b: vs.sub("fc_out2").var("bias", &[o2], normal),
-            logit_w: vs
-                .sub("fc_logit")
-                .var("weight", &[o2, c], xavier(o2 as usize, c as usize)),
+            logit_w: vs.sub("fc_logit").var("weight", &[o2, c], xavier(o2, c)),
             logit_b: vs.sub("fc_logit").var("bias", &[c], normal),
             head_fp32: false,
         }

@@ -11,7 +11,7 @@
 //! Checked against the upstream code run in TensorFlow (`scripts/starter_parity.py`,
 //! tests/starter.rs): predictions, loss and every gradient.
 
-use super::cast;
+use super::{cast, xavier};
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 use tch::nn::{self, Init};
@@ -30,11 +30,6 @@ pub struct FrameLogistic {
     /// `fully_connected/biases` `[C]`.
     b: Tensor,
     dims: Vec<i64>,
-}
-
-pub(crate) fn xavier(fan_in: i64, fan_out: i64) -> Init {
-    let a = (6.0 / (fan_in + fan_out) as f64).sqrt();
-    Init::Uniform { lo: -a, up: a }
 }
 
 /// train.py's model input: the modalities `[B, T, D_m]` concatenated and every frame

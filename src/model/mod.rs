@@ -586,6 +586,14 @@ pub fn starter_cross_entropy(p: &Tensor, labels: &Tensor) -> Tensor {
     xent.sum_dim_intlist(1, false, p.kind()).mean(p.kind())
 }
 
+/// Glorot/Xavier uniform, U(−a, a) with a = √(6 / (fan_in + fan_out)): Paddle's
+/// `XavierInitializer` (uniform) and TensorFlow's `glorot_uniform_initializer`, the default
+/// weight init of both upstreams.
+pub(crate) fn xavier(fan_in: i64, fan_out: i64) -> nn::Init {
+    let a = (6.0 / (fan_in + fan_out) as f64).sqrt();
+    nn::Init::Uniform { lo: -a, up: a }
+}
+
 /// `t` in `kind` (a differentiable cast: mixed-precision training keeps float32 master weights
 /// and computes in bf16; gradients flow back through the cast in float32). No copy when the
 /// kinds already agree (float32 / float64 runs, bf16 inference).

@@ -6,6 +6,7 @@
 //! last one a "dummy expert" that always predicts 0) weighs `num_mixtures` sigmoid experts:
 //! `p = Σ_m softmax(gate)_m · σ(expert_m)`. The gate has no bias, the experts do.
 
+use super::xavier;
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 use tch::nn::{self, Init};
@@ -35,11 +36,6 @@ pub struct VideoLevelConfig {
     pub feature_dims: Vec<usize>,
     /// 0 = logistic regression; ≥ 1 = MoE with this many experts (starter default 2).
     pub num_mixtures: usize,
-}
-
-fn xavier(fan_in: i64, fan_out: i64) -> Init {
-    let a = (6.0 / (fan_in + fan_out) as f64).sqrt();
-    Init::Uniform { lo: -a, up: a }
 }
 
 /// `[B, T, D_m]` per modality (+ lengths) → `[B, ΣD]`: the video-level row as is (T = 1) or

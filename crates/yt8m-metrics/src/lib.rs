@@ -27,9 +27,8 @@ pub mod numpy_select;
 use serde::Serialize;
 
 /// How equal scores are ordered in AP.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum, serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum TieOrder {
     /// The official evaluator's heap + `random.seed(0)` shuffle + stable sort.
@@ -40,9 +39,8 @@ pub enum TieOrder {
 }
 
 /// Which aggregation to report.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum, serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum MetricMode {
     /// Official `EvaluationMetrics`: sample-weighted Hit@1/PERR, GAP pooled over all videos.
