@@ -195,30 +195,6 @@ struct NpzRows {
     all_labelled: bool,
 }
 
-/// Videos per model call for videos of `lengths` served together (`yt8m serve`'s merged
-/// requests): the length-sorted videos cut into g equal runs, g = 1..=8 chosen to minimise the
-/// padded frame slots plus `overhead` slots per call (a call's fixed cost). One call over
-/// random lengths pads every video to the longest, about half of its slots wasted; four
-/// calls of sorted videos waste a fifth.
-pub fn call_size(lengths: &[usize], overhead: usize) -> usize {
-    let n = lengths.len();
-    if n <= 1 {
-        return n.max(1);
-    }
-    let mut sorted = lengths.to_vec();
-    sorted.sort_unstable();
-    let cost = |chunk: usize| -> usize {
-        sorted
-            .chunks(chunk)
-            .map(|c| c.len() * c[c.len() - 1] + overhead)
-            .sum()
-    };
-    (1..=8.min(n))
-        .map(|g| n.div_ceil(g))
-        .min_by_key(|&chunk| (cost(chunk), std::cmp::Reverse(chunk)))
-        .unwrap_or(n)
-}
-
 /// Sigmoid probabilities `[videos][classes]` of `videos`, in their order, computed on
 /// length-sorted batches of at most `batch_size` as `predict` does (so a server and `predict`
 /// give the same numbers).
@@ -520,27 +496,4 @@ pub fn predict(
         return Err(Error::Invalid("no videos in the inputs".into()));
     }
     Ok(stats)
-}
-
-#[cfg(test)]
-mod call_size_tests {
-    use super::call_size;
-
-    #[test]
-    fn merged_requests_are_cut_where_padding_costs_more_than_a_call() {
-        // Equal lengths: nothing to gain, one call.
-        assert_eq!(call_size(&[100; 32], 256), 32);
-        // One video: one call.
-        assert_eq!(call_size(&[7], 256), 1);
-        // Half short, half long: two calls of 16 (16·10 + 16·300 + 2·256 < 32·300 + 256).
-        let mut l = vec![10; 16];
-        l.extend([300; 16]);
-        assert_eq!(call_size(&l, 256), 16);
-        // A huge per-call cost keeps one call.
-        assert_eq!(call_size(&l, 1_000_000), 32);
-        // Uniform 1..=300 over 64 videos: several calls, never more than 8.
-        let u: Vec<usize> = (0..64).map(|i| 1 + i * 299 / 63).collect();
-        let c = call_size(&u, 256);
-        assert!((8..64).contains(&c), "{c}");
-    }
 }

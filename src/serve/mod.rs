@@ -2,27 +2,32 @@
 //! with Triton's binary tensor extension (what `tritonclient` sends by default), dynamic
 //! batching and Prometheus metrics.
 //!
-//! Shape of the server: axum on a tokio runtime parses and checks requests; each model has one
-//! inference thread that owns the libtorch model. Requests queue as jobs; the thread takes the
-//! first job, waits at most `max_delay` for more (up to `max_batch` videos), runs them as
-//! `predict` does (length-sorted batches, `predict::probabilities`) and answers each job on
-//! its own channel. The network threads never run the model. A job that would take the queue
-//! past `max_queue` videos is refused at once with 503.
+//! Shape of the server, one file per concern: axum on a tokio runtime parses and checks
+//! requests (here: routes, handlers, admission; `tensor.rs`: the protocol's tensors) over a
+//! bounded accept loop (`http.rs`; gRPC: `grpc.rs` on `grpc_listener.rs`); each model has
+//! one inference thread that owns the libtorch model (`batcher.rs`). Requests queue as jobs;
+//! the thread takes the first job, waits at most `max_delay` for more (up to `max_batch`
+//! videos), runs them as `predict` does (length-sorted batches, `predict::probabilities`) and
+//! answers each job on its own channel. The network threads never run the model. A job that
+//! would take the queue past `max_queue` videos is refused at once with 503. `metrics.rs`
+//! counts and renders `/metrics`; `load.rs` is `yt8m bench serve`'s load generator.
 //!
 //! Reference: ../shared/docs/open_inference_protocol.md (KServe's REST spec, Triton's
 //! binary-data extension).
 
+mod batcher;
 mod grpc;
 mod grpc_listener;
 pub mod http;
 pub mod load;
+mod metrics;
 pub mod tensor;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -33,10 +38,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use crate::bundle::Bundle;
-use crate::data::{FeatureSpec, Video};
+use crate::data::FeatureSpec;
 use crate::error::{Error, Result};
 use crate::kinds::{DeviceSpec, Precision};
+use batcher::{Batching, CoreBudget, Job, model_thread};
+use metrics::Stats;
 use tensor::{BadRequest, DataType, Input, OUTPUTS};
 
 /// What to serve and how.
@@ -69,95 +75,6 @@ pub struct ServeOptions {
     /// Connection cap and deadlines of the REST and gRPC listeners, and the shutdown grace
     /// period.
     pub limits: http::ConnLimits,
-}
-
-/// A histogram with fixed upper bounds, Prometheus style.
-struct Hist {
-    bounds: &'static [f64],
-    counts: Vec<AtomicU64>,
-    sum_micros: AtomicU64,
-    count: AtomicU64,
-}
-
-impl Hist {
-    fn new(bounds: &'static [f64]) -> Self {
-        Hist {
-            bounds,
-            counts: (0..bounds.len()).map(|_| AtomicU64::new(0)).collect(),
-            sum_micros: AtomicU64::new(0),
-            count: AtomicU64::new(0),
-        }
-    }
-    fn observe(&self, x: f64) {
-        for (b, c) in self.bounds.iter().zip(&self.counts) {
-            if x <= *b {
-                c.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.sum_micros
-            .fetch_add((x * 1e6) as u64, Ordering::Relaxed);
-        self.count.fetch_add(1, Ordering::Relaxed);
-    }
-    fn render(&self, out: &mut String, name: &str, labels: &str) {
-        for (b, c) in self.bounds.iter().zip(&self.counts) {
-            out.push_str(&format!(
-                "{name}_bucket{{{labels},le=\"{b}\"}} {}\n",
-                c.load(Ordering::Relaxed)
-            ));
-        }
-        let n = self.count.load(Ordering::Relaxed);
-        out.push_str(&format!("{name}_bucket{{{labels},le=\"+Inf\"}} {n}\n"));
-        out.push_str(&format!(
-            "{name}_sum{{{labels}}} {}\n",
-            self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
-        ));
-        out.push_str(&format!("{name}_count{{{labels}}} {n}\n"));
-    }
-}
-
-const SECONDS: &[f64] = &[
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
-const VIDEOS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
-
-struct Stats {
-    /// Requests by answer status.
-    requests: Mutex<BTreeMap<u16, u64>>,
-    videos: AtomicU64,
-    latency: Hist,
-    batch: Hist,
-    /// libtorch threads of the latest model call.
-    call_threads: AtomicUsize,
-    /// [`FrameCost`]'s estimate (f64 bits; 0 before the first call).
-    frame_cost_bits: AtomicU64,
-}
-
-impl Stats {
-    fn new() -> Self {
-        Stats {
-            requests: Mutex::new(BTreeMap::new()),
-            videos: AtomicU64::new(0),
-            latency: Hist::new(SECONDS),
-            batch: Hist::new(VIDEOS),
-            call_threads: AtomicUsize::new(0),
-            frame_cost_bits: AtomicU64::new(0),
-        }
-    }
-    fn answered(&self, code: StatusCode, t0: Instant) {
-        *self
-            .requests
-            .lock()
-            .unwrap()
-            .entry(code.as_u16())
-            .or_default() += 1;
-        self.latency.observe(t0.elapsed().as_secs_f64());
-    }
-}
-
-/// A unit of work: one request's videos and where to send their probabilities.
-struct Job {
-    videos: Vec<Video>,
-    reply: tokio::sync::oneshot::Sender<std::result::Result<Vec<Vec<f32>>, String>>,
 }
 
 pub(crate) struct Model {
@@ -244,250 +161,6 @@ fn json_ok(v: Value) -> Response {
         v.to_string(),
     )
         .into_response()
-}
-
-/// A model call's fixed cost in padded frame slots, for cutting merged requests by length
-/// ([`crate::predict::call_size`]).
-const CALL_OVERHEAD_FRAMES: usize = 256;
-
-/// Model calls are padded to a multiple of this many frames, so that their shapes come from
-/// a small set and libtorch's oneDNN primitives (one per LSTM shape, see
-/// [`crate::threads::SERVER_ONEDNN_CACHE`]) are found in its cache instead of rebuilt.
-const FRAME_MULTIPLE: usize = 8;
-
-/// Model work per frame (core-seconds, a call's frames plus 256 frame slots of fixed cost for
-/// each of its calls) from which every call of the model takes all cores. The network side costs in
-/// the order of a microsecond per frame (a frame is 1152 request bytes to receive, parse and
-/// copy); at 100 µs per frame it needs about 1 % of a core beside a busy model, so keeping a
-/// whole core for it only idles that core. Measured side by side on 2 cores, 64 clients: the
-/// full-size AttentionLSTM (about 1.1 ms per frame on one thread) went from 6.5 to 9.3 videos/s
-/// (0.63 → 0.96 of offline batch 64) with every call on both cores, while the demo bundle
-/// (about 7 µs per frame) fell from 934 to 733: its calls are thousands of microsecond-sized
-/// ops, each stalled when a network thread takes a core from an OpenMP worker. The two sit
-/// a hundred times apart, this threshold in between.
-pub const HEAVY_SECONDS_PER_FRAME: f64 = 100e-6;
-
-/// Running estimate of a model's cost per frame, from its own calls.
-#[derive(Debug, Default, Clone, Copy)]
-struct FrameCost {
-    /// Core-seconds per frame (exponential average over calls); None before the first call.
-    per_frame: Option<f64>,
-}
-
-impl FrameCost {
-    /// Records a call of `seconds` on `threads` libtorch threads over `frames` frames in
-    /// `calls` model calls.
-    fn observe(&mut self, seconds: f64, threads: usize, frames: usize, calls: usize) {
-        let slots = (frames + calls * CALL_OVERHEAD_FRAMES).max(1) as f64;
-        let x = seconds * threads.max(1) as f64 / slots;
-        self.per_frame = Some(match self.per_frame {
-            None => x,
-            Some(m) => 0.8 * m + 0.2 * x,
-        });
-    }
-
-    /// Whether every call should take all cores.
-    fn heavy(&self) -> bool {
-        self.per_frame.is_some_and(|c| c >= HEAVY_SECONDS_PER_FRAME)
-    }
-}
-
-/// libtorch threads shared by the models of one server. Each model call claims its threads
-/// and gives them back after, so models computing at once never run more OpenMP threads
-/// together than the budget (oversubscribed OpenMP was measured 40x slower here): with two
-/// heavy models, each taking every core when alone, the second gets what the first leaves.
-/// Measured with two full-size AttentionLSTMs at 8 clients each on 2 cores, three alternating
-/// runs: 9.5 / 8.8 / 9.7 videos/s in all with both on 2 threads, 7.9 / 9.9 / 9.2 with the
-/// budget — no difference for their large GEMMs; the budget keeps the rule the project was
-/// measured by (never more OpenMP threads than cores) for models of small ops.
-#[derive(Debug)]
-struct CoreBudget {
-    total: usize,
-    claimed: AtomicUsize,
-}
-
-impl CoreBudget {
-    fn new(total: usize) -> Self {
-        CoreBudget {
-            total: total.max(1),
-            claimed: AtomicUsize::new(0),
-        }
-    }
-
-    /// Claims up to `want` threads, at least one, from what other calls leave.
-    fn claim(&self, want: usize) -> Claim<'_> {
-        let mut cur = self.claimed.load(Ordering::SeqCst);
-        loop {
-            let n = want.min(self.total.saturating_sub(cur)).max(1);
-            match self
-                .claimed
-                .compare_exchange(cur, cur + n, Ordering::SeqCst, Ordering::SeqCst)
-            {
-                Ok(_) => return Claim { budget: self, n },
-                Err(now) => cur = now,
-            }
-        }
-    }
-}
-
-/// Threads claimed from a [`CoreBudget`], given back on drop.
-struct Claim<'a> {
-    budget: &'a CoreBudget,
-    n: usize,
-}
-
-impl Drop for Claim<'_> {
-    fn drop(&mut self) {
-        self.budget.claimed.fetch_sub(self.n, Ordering::SeqCst);
-    }
-}
-
-/// How a model thread batches and how many threads its calls may take.
-struct Batching {
-    max_batch: usize,
-    max_delay: Duration,
-    /// See [`ServeOptions::all_threads`].
-    all_threads: Option<usize>,
-    /// Shared by every model of the server.
-    cores: Arc<CoreBudget>,
-    /// The cores other processes leave free, when the thread count is ours to choose
-    /// (`all_threads` is Some): no call takes more threads than that.
-    free: Option<Arc<crate::threads::FreeCores>>,
-}
-
-/// The inference thread of one model.
-fn model_thread(b: Bundle, rx: Receiver<Job>, model: Arc<Model>, opts: Batching) {
-    let Batching {
-        max_batch,
-        max_delay,
-        all_threads,
-        cores,
-        free,
-    } = opts;
-    // OpenMP's thread count is per thread: a new thread starts from the default (all cores),
-    // not from what the main thread set, and the GEMMs would then spin a second core that the
-    // network threads need (measured: 6-video model calls at 64 clients, the requests not
-    // even admitted). Apply the configured count here.
-    let by_frames = b.model.arch.cost_follows_frames();
-    // The server's own budget (main set it), not the adaptive default of batch commands.
-    let usual = crate::threads::configure_torch_threads_or(crate::threads::available_cores());
-    tch::set_num_threads(usual as i32);
-    let mut current = usual;
-    let mut cost = FrameCost::default();
-    while let Ok(first) = rx.recv() {
-        let mut jobs = vec![first];
-        let mut n = jobs[0].videos.len();
-        let deadline = Instant::now() + max_delay;
-        // Take what is queued; wait (up to max_delay) only while other requests are on their
-        // way: more videos admitted than this batch holds, or requests whose bodies are still
-        // arriving. A lone request runs at once, so batching costs no latency at low load;
-        // under load, the requests that arrive within the delay join.
-        while n < max_batch {
-            match rx.try_recv() {
-                Ok(j) => {
-                    n += j.videos.len();
-                    jobs.push(j);
-                    continue;
-                }
-                Err(_)
-                    if model.waiting.load(Ordering::SeqCst) <= n
-                        && model.arriving.load(Ordering::SeqCst) == 0 =>
-                {
-                    break;
-                }
-                Err(_) => {}
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(j) => {
-                    n += j.videos.len();
-                    jobs.push(j);
-                }
-                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => break,
-            }
-        }
-        // A heavy model takes every core for every call (HEAVY_SECONDS_PER_FRAME: the network
-        // threads' share is negligible beside its calls; full-size AttentionLSTM at one client:
-        // p99 2.1x offline batch 1 on one thread, 0.62x on all). A light one keeps the usual
-        // count even for a lone request: measured on the demo bundle (about 7 µs per frame),
-        // 2 cores, one client, two runs each: 586 / 566 videos/s (p50 1.76 ms) with lone
-        // requests on both cores, 733 / 690 (p50 1.39 ms) on one; and giving every call that
-        // empties the queue all cores had halved its throughput at 8 and 64 clients
-        // (886 → 429, 1025 → 615 videos/s), the network threads starved in between.
-        let want = match all_threads {
-            Some(all) if cost.heavy() && all > usual => all,
-            _ => usual,
-        };
-        // Never more threads than other processes leave cores for: OpenMP threads sharing a
-        // core with a busy neighbour arrive late at every barrier and the whole call waits
-        // (issue #27: 2 threads beside one busy process ran 0.43x of one thread).
-        let want = match &free {
-            Some(f) => want.min(f.now()).max(1),
-            None => want,
-        };
-        let claim = cores.claim(want);
-        let want = claim.n;
-        if want != current {
-            tch::set_num_threads(want as i32);
-            current = want;
-        }
-        model.stats.call_threads.store(current, Ordering::Relaxed);
-        let counts: Vec<usize> = jobs.iter().map(|j| j.videos.len()).collect();
-        let mut videos = Vec::with_capacity(n);
-        let mut replies = Vec::with_capacity(jobs.len());
-        for j in jobs {
-            videos.extend(j.videos);
-            replies.push(j.reply);
-        }
-        model.stats.batch.observe(n as f64);
-        // A panic in libtorch must not take the model down: the batch fails, the thread goes on.
-        // Merged requests of very different lengths run as a few length-sorted calls when
-        // that pads less than it costs in calls (a call's fixed cost taken as 256 frame slots).
-        let call = if by_frames {
-            let lengths: Vec<usize> = videos.iter().map(|v| v.num_frames).collect();
-            crate::predict::call_size(&lengths, CALL_OVERHEAD_FRAMES)
-        } else {
-            max_batch
-        };
-        let call = call.clamp(1, max_batch);
-        let started = Instant::now();
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            crate::predict::probabilities_padded(&b, &videos, call, FRAME_MULTIPLE)
-        }));
-        if matches!(r, Ok(Ok(_))) {
-            let frames = videos.iter().map(|v| v.num_frames.max(1)).sum();
-            cost.observe(
-                started.elapsed().as_secs_f64(),
-                current,
-                frames,
-                n.div_ceil(call),
-            );
-            let bits = cost.per_frame.unwrap_or(0.0).to_bits();
-            model.stats.frame_cost_bits.store(bits, Ordering::Relaxed);
-        }
-        drop(claim);
-        model.waiting.fetch_sub(n, Ordering::SeqCst);
-        match r {
-            Ok(Ok(mut probs)) => {
-                for (reply, k) in replies.into_iter().zip(counts) {
-                    let rest = probs.split_off(k);
-                    let _ = reply.send(Ok(std::mem::replace(&mut probs, rest)));
-                }
-            }
-            Ok(Err(e)) => {
-                for reply in replies {
-                    let _ = reply.send(Err(e.to_string()));
-                }
-            }
-            Err(p) => {
-                let what = crate::error::panic_text(p.as_ref());
-                tracing::error!("model '{}': inference failed: {what}", model.name);
-                for reply in replies {
-                    let _ = reply.send(Err(format!("inference failed: {what}")));
-                }
-            }
-        }
-    }
 }
 
 /// Reads the JSON header and binary tensors of an infer request.
@@ -892,72 +565,10 @@ async fn ready(State(s): State<Arc<Server>>) -> StatusCode {
 }
 
 async fn metrics(State(s): State<Arc<Server>>) -> Response {
-    let mut out = String::new();
-    out.push_str("# HELP yt8m_requests_total Inference requests answered, by model and HTTP status.\n# TYPE yt8m_requests_total counter\n");
-    for m in s.models.values() {
-        for (code, n) in m.stats.requests.lock().unwrap().iter() {
-            out.push_str(&format!(
-                "yt8m_requests_total{{model=\"{}\",code=\"{code}\"}} {n}\n",
-                m.name
-            ));
-        }
-    }
-    // One value per model.
-    let mut per_model = |name: &str, kind: &str, help: &str, value: &dyn Fn(&Model) -> f64| {
-        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
-        for m in s.models.values() {
-            out.push_str(&format!("{name}{{model=\"{}\"}} {}\n", m.name, value(m)));
-        }
-    };
-    per_model("yt8m_videos_total", "counter", "Videos predicted.", &|m| {
-        m.stats.videos.load(Ordering::Relaxed) as f64
-    });
-    per_model(
-        "yt8m_queue_videos",
-        "gauge",
-        "Videos queued or being computed.",
-        &|m| m.waiting.load(Ordering::SeqCst) as f64,
-    );
-    per_model(
-        "yt8m_arriving_requests",
-        "gauge",
-        "Infer requests whose body is still arriving.",
-        &|m| m.arriving.load(Ordering::SeqCst) as f64,
-    );
-    per_model(
-        "yt8m_call_threads",
-        "gauge",
-        "libtorch threads of the latest model call (every free core for heavy models).",
-        &|m| m.stats.call_threads.load(Ordering::Relaxed) as f64,
-    );
-    per_model(
-        "yt8m_frame_cost_seconds",
-        "gauge",
-        "Measured model work per frame in core-seconds; from 1e-4 every call takes all cores.",
-        &|m| f64::from_bits(m.stats.frame_cost_bits.load(Ordering::Relaxed)),
-    );
-    out.push_str(
-        "# HELP yt8m_batch_videos Videos per model call.\n# TYPE yt8m_batch_videos histogram\n",
-    );
-    for m in s.models.values() {
-        m.stats.batch.render(
-            &mut out,
-            "yt8m_batch_videos",
-            &format!("model=\"{}\"", m.name),
-        );
-    }
-    out.push_str("# HELP yt8m_request_seconds Time from request to answer.\n# TYPE yt8m_request_seconds histogram\n");
-    for m in s.models.values() {
-        m.stats.latency.render(
-            &mut out,
-            "yt8m_request_seconds",
-            &format!("model=\"{}\"", m.name),
-        );
-    }
     (
         StatusCode::OK,
         [("content-type", "text/plain; version=0.0.4")],
-        out,
+        metrics::render(s.models.values().map(|m| m.as_ref())),
     )
         .into_response()
 }
@@ -1173,49 +784,4 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
     r?;
     tracing::info!("stopped");
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn concurrent_calls_share_the_core_budget() {
-        let b = CoreBudget::new(4);
-        let first = b.claim(4);
-        assert_eq!(first.n, 4);
-        // A second model computing meanwhile gets one thread, not four more.
-        let second = b.claim(3);
-        assert_eq!(second.n, 1);
-        drop(first);
-        let third = b.claim(4);
-        assert_eq!(third.n, 3, "what the second leaves");
-        drop(second);
-        drop(third);
-        assert_eq!(
-            b.claimed.load(Ordering::SeqCst),
-            0,
-            "every claim given back"
-        );
-        assert_eq!(b.claim(2).n, 2);
-    }
-
-    #[test]
-    fn frame_cost_tells_heavy_models_from_light_ones() {
-        let mut c = FrameCost::default();
-        assert!(!c.heavy(), "no call yet: keep the network's core");
-        // Demo bundle, batch 64 on one thread: ~60 ms for 64 videos of 150 frames.
-        c.observe(0.060, 1, 64 * 150, 1);
-        assert!(!c.heavy(), "{:?}", c.per_frame);
-        // A lone 10-frame video on two threads: its call overhead is not per-frame work.
-        c.observe(0.001, 2, 10, 1);
-        assert!(!c.heavy(), "{:?}", c.per_frame);
-        // Full-size AttentionLSTM, batch 64 on one thread: ~11 s.
-        let mut f = FrameCost::default();
-        f.observe(11.0, 1, 64 * 150, 1);
-        assert!(f.heavy(), "{:?}", f.per_frame);
-        // One fast call does not flip the average at once.
-        f.observe(0.001, 1, 150, 1);
-        assert!(f.heavy(), "{:?}", f.per_frame);
-    }
 }
