@@ -6,6 +6,7 @@ use crate::data::batch::{Batch, Loader, LoaderConfig};
 use crate::data::sources::{expand_paths, read_shard};
 use crate::error::{Error, Result};
 use crate::evaluate::{EvalOptions, Scored};
+use crate::kinds::kind_name;
 use crate::rng::Rng;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -843,12 +844,4 @@ pub fn bench_predict(o: &ModelBenchOptions) -> Result<String> {
     }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(out)
-}
-
-fn kind_name(k: tch::Kind) -> &'static str {
-    match k {
-        tch::Kind::BFloat16 => "bf16",
-        tch::Kind::Double => "fp64",
-        _ => "fp32",
-    }
 }

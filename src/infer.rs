@@ -167,7 +167,7 @@ pub struct TestReport {
     pub weights: String,
     pub weights_sha256: String,
     pub skipped_records: usize,
-    /// The compute type: float32, float64 or bfloat16 (`--precision`).
+    /// The compute type as `--precision` spells it: fp32, bf16 (fp64 for parity runs).
     #[serde(default)]
     pub precision: String,
     /// Every skipped record and byte range (`--skip-corrupt`), so a report never hides a loss.
@@ -207,12 +207,7 @@ pub fn test_run(
         weights: wfile.display().to_string(),
         weights_sha256: crate::runtime::sha256_file(&wfile)?,
         skipped_records: r.skipped_records,
-        precision: match model.kind {
-            tch::Kind::BFloat16 => "bfloat16",
-            tch::Kind::Double => "float64",
-            _ => "float32",
-        }
-        .into(),
+        precision: crate::kinds::kind_name(model.kind).into(),
         skipped: r.skipped,
         config: serde_json::to_value(cfg).unwrap_or_default(),
         date_unix: std::time::SystemTime::now()

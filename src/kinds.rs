@@ -188,6 +188,16 @@ pub enum Precision {
     Auto,
 }
 
+/// A computing kind as the `--precision` flag spells it ("fp32", "bf16"; "fp64" for the
+/// float64 parity runs): one spelling in tables, logs and test reports.
+pub fn kind_name(k: tch::Kind) -> &'static str {
+    match k {
+        tch::Kind::BFloat16 => "bf16",
+        tch::Kind::Double => "fp64",
+        _ => "fp32",
+    }
+}
+
 impl fmt::Display for Precision {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

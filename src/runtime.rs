@@ -304,11 +304,7 @@ pub fn runtime_info() -> RuntimeInfo {
     let (k, why) = crate::kinds::Precision::Auto.resolve(dev);
     let precision_auto = format!(
         "{} on {} ({why})",
-        if k == tch::Kind::BFloat16 {
-            "bf16"
-        } else {
-            "fp32"
-        },
+        crate::kinds::kind_name(k),
         device_name(dev)
     );
     RuntimeInfo {

@@ -107,7 +107,7 @@ fn real_shards_beat_the_class_prior(head: &str, epochs: usize) {
             b.metrics.gap,
             (f.metrics.gap - b.metrics.gap).abs()
         );
-        assert_eq!(b.precision, "bfloat16");
+        assert_eq!(b.precision, "bf16");
         // Kernel-dependent (bf16 GEMMs round per kernel: native oneDNN vs emulated): 0.002 GAP
         // holds for both, measured well below it on real shards.
         assert!((f.metrics.gap - b.metrics.gap).abs() <= 0.002);
