@@ -134,6 +134,79 @@ pub fn export(
     // Everything is written into a temporary directory beside the destination, which is then
     // swapped in whole: a failed export leaves no half bundle and the previous one intact.
     let dest = &opt.output;
+    let tmp_dir = staging_dir(dest)?;
+    let out = &tmp_dir.0;
+    let c = cfg.MODEL.head.num_classes;
+    let names = vocabulary_for(c, opt.vocabulary.as_deref())?;
+    model.save_safetensors(&out.join("model.safetensors"))?;
+    crate::runtime::sync_file(&out.join("model.safetensors"))?;
+    write_atomic(&out.join("config.yaml"), cfg.to_yaml().as_bytes())?;
+    let mut vocab = String::from("Index,Name\n");
+    for (i, n) in names.iter().enumerate() {
+        vocab.push_str(&format!("{i},{}\n", csv_field(n)));
+    }
+    write_atomic(&out.join("vocabulary.csv"), vocab.as_bytes())?;
+    if opt.onnx {
+        let bytes = crate::onnx::export_onnx_with(model, &cfg.input_names(), opt.onnx_input)?;
+        write_atomic(&out.join("model.onnx"), &bytes)?;
+    }
+    let weights_sha = sha256_file(&out.join("model.safetensors"))?;
+    // Metrics of the last `yt8m test` of exactly these weights, if there is one.
+    let (report_path, report) = match crate::infer::report_for(weights) {
+        Some((p, r)) => (p, Some(r)),
+        None => (PathBuf::new(), None),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let arch = model.arch.name().to_string();
+    let card = model_card(
+        cfg,
+        model,
+        weights,
+        &weights_sha,
+        now,
+        report_path.as_path(),
+        report.as_ref(),
+    );
+    write_atomic(&out.join("MODEL_CARD.md"), card.as_bytes())?;
+    let mut files = BTreeMap::new();
+    for f in [
+        "model.safetensors",
+        "config.yaml",
+        "vocabulary.csv",
+        "MODEL_CARD.md",
+        "model.onnx",
+    ] {
+        let p = out.join(f);
+        if p.exists() && (f != "model.onnx" || opt.onnx) {
+            files.insert(f.to_string(), sha256_file(&p)?);
+        }
+    }
+    let man = Manifest {
+        format: BUNDLE_FORMAT.into(),
+        architecture: arch,
+        num_classes: c,
+        level: cfg.MODEL.level.to_string(),
+        feature_names: cfg.input_names(),
+        feature_dims: cfg.MODEL.head.feature_dims.clone(),
+        max_frames: cfg.DATASET.max_frames,
+        files,
+        created_unix: now,
+        yt8m_version: env!("CARGO_PKG_VERSION").into(),
+    };
+    write_atomic(
+        &out.join("bundle.json"),
+        serde_json::to_string_pretty(&man).unwrap().as_bytes(),
+    )?;
+    crate::runtime::replace_dir(out, dest)?;
+    Ok(man)
+}
+
+/// A fresh temporary directory beside `dest`, once `dest` is known to be a bundle directory,
+/// an empty one, or new (export replaces it whole, so nothing else may be there).
+fn staging_dir(dest: &Path) -> Result<TempDir> {
     let parent = match dest.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -168,42 +241,29 @@ pub fn export(
         std::fs::remove_dir_all(&tmp_dir.0).map_err(|e| Error::io(&tmp_dir.0, e))?;
     }
     std::fs::create_dir_all(&tmp_dir.0).map_err(|e| Error::io(&tmp_dir.0, e))?;
-    let out = &tmp_dir.0;
+    Ok(tmp_dir)
+}
+
+/// MODEL_CARD.md: what the model is, what it was trained on, the metrics of the last `yt8m
+/// test` of exactly these weights (`report`, found at `report_path`), and the vocabulary's
+/// licence.
+fn model_card(
+    cfg: &Config,
+    model: &Model,
+    weights: &Path,
+    weights_sha: &str,
+    now: u64,
+    report_path: &Path,
+    report: Option<&crate::infer::TestReport>,
+) -> String {
+    let arch = model.arch.name();
     let c = cfg.MODEL.head.num_classes;
-    let names = vocabulary_for(c, opt.vocabulary.as_deref())?;
-    model.save_safetensors(&out.join("model.safetensors"))?;
-    crate::runtime::sync_file(&out.join("model.safetensors"))?;
-    write_atomic(&out.join("config.yaml"), cfg.to_yaml().as_bytes())?;
-    let mut vocab = String::from("Index,Name\n");
-    for (i, n) in names.iter().enumerate() {
-        vocab.push_str(&format!("{i},{}\n", csv_field(n)));
-    }
-    write_atomic(&out.join("vocabulary.csv"), vocab.as_bytes())?;
-    if opt.onnx {
-        let bytes = crate::onnx::export_onnx_with(model, &cfg.input_names(), opt.onnx_input)?;
-        write_atomic(&out.join("model.onnx"), &bytes)?;
-    }
-    let weights_sha = sha256_file(&out.join("model.safetensors"))?;
-    // Metrics of the last `yt8m test` of exactly these weights, if there is one.
-    let (report_path, report) = match crate::infer::report_for(weights) {
-        Some((p, r)) => (p, Some(r)),
-        None => (PathBuf::new(), None),
-    };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let arch = model.arch.name().to_string();
     let mut card = format!(
         "# {arch} YouTube-8M classifier\n\nExported by yt8m {} (unix time {now}).\n\n## Model\n\n- architecture: {arch} ({} parameters)\n- classes: {c}\n- input level: {}\n- features: {:?} with widths {:?} (uint8 quantized frames are dequantized as q·4/255 − 1.9921875)\n{}- source weights: `{}`\n- weights sha256: `{weights_sha}`\n\n",
         env!("CARGO_PKG_VERSION"),
         model.num_parameters(),
         cfg.MODEL.level,
-        if cfg.MODEL.level == crate::data::Level::Frame {
-            &cfg.MODEL.head.feature_names
-        } else {
-            &cfg.MODEL.head.mean_feature_names
-        },
+        cfg.input_names(),
         cfg.MODEL.head.feature_dims,
         // Only frame-level models see frames.
         if cfg.MODEL.level == crate::data::Level::Frame {
@@ -234,7 +294,7 @@ pub fn export(
             cfg.epochs, cfg.DATASET.batch_size
         ));
     }
-    match &report {
+    match report {
         Some(r) => {
             let m = &r.metrics;
             let mode = serde_json::to_value(m.mode)
@@ -255,38 +315,7 @@ pub fn export(
         None => card.push_str("No test report found beside the weights; run `yt8m test -c CONFIG -w WEIGHTS` before exporting to record metrics here.\n\n"),
     }
     card.push_str("## Vocabulary\n\n`vocabulary.csv`. The YouTube-8M 2018 vocabulary is © Google, CC BY 4.0.\n");
-    write_atomic(&out.join("MODEL_CARD.md"), card.as_bytes())?;
-    let mut files = BTreeMap::new();
-    for f in [
-        "model.safetensors",
-        "config.yaml",
-        "vocabulary.csv",
-        "MODEL_CARD.md",
-        "model.onnx",
-    ] {
-        let p = out.join(f);
-        if p.exists() && (f != "model.onnx" || opt.onnx) {
-            files.insert(f.to_string(), sha256_file(&p)?);
-        }
-    }
-    let man = Manifest {
-        format: BUNDLE_FORMAT.into(),
-        architecture: arch,
-        num_classes: c,
-        level: cfg.MODEL.level.to_string(),
-        feature_names: cfg.input_names(),
-        feature_dims: cfg.MODEL.head.feature_dims.clone(),
-        max_frames: cfg.DATASET.max_frames,
-        files,
-        created_unix: now,
-        yt8m_version: env!("CARGO_PKG_VERSION").into(),
-    };
-    write_atomic(
-        &out.join("bundle.json"),
-        serde_json::to_string_pretty(&man).unwrap().as_bytes(),
-    )?;
-    crate::runtime::replace_dir(out, dest)?;
-    Ok(man)
+    card
 }
 
 /// Removes a temporary directory unless it was moved into place.
