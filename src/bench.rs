@@ -1,16 +1,18 @@
 //! `yt8m bench`: throughput measurements printed as tables, alternatives side by side in one
-//! run. Results go to docs/benchmarks.md with the command that produced them.
+//! run. Results go to docs/benchmarks.md with the command that produced them. Part of the
+//! binary, not the library (issue #28): it spawns Python and prints tables, which no library
+//! user needs.
 
-use crate::data::FeatureSpec;
-use crate::data::batch::{Batch, Loader, LoaderConfig};
-use crate::data::sources::{expand_paths, read_shard};
-use crate::error::{Error, Result};
-use crate::evaluate::{EvalOptions, Scored};
-use crate::kinds::kind_name;
-use crate::rng::Rng;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
+use yt8m::data::FeatureSpec;
+use yt8m::data::batch::{Batch, Loader, LoaderConfig};
+use yt8m::data::sources::{expand_paths, read_shard};
+use yt8m::error::{Error, Result};
+use yt8m::evaluate::{EvalOptions, Scored};
+use yt8m::kinds::kind_name;
+use yt8m::rng::Rng;
 
 /// Random scores with YouTube-8M-like labels (1–15 per video, ~3 on average, long tail).
 pub fn random_scored(n: usize, c: usize, seed: u64) -> Scored {
@@ -60,7 +62,7 @@ pub fn bench_eval(
     let npz = workdir.join(format!("bench_eval_{n}x{c}.npz"));
     write_npz(&s, &npz)?;
     let t = Instant::now();
-    let loaded = crate::evaluate::read_npz(&npz)?;
+    let loaded = yt8m::evaluate::read_npz(&npz)?;
     let t_read = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let ours = loaded.evaluate(&EvalOptions::default());
@@ -139,7 +141,7 @@ pub fn bench_eval(
     ));
     out.push_str(&format!(
         "\nTimes exclude loading the .npz (yt8m: {t_read:.2} s). yt8m uses {} thread(s).\n",
-        crate::threads::available_cores()
+        yt8m::threads::available_cores()
     ));
     let _ = std::fs::remove_file(&npz);
     Ok(out)
@@ -192,7 +194,7 @@ pub fn bench_read(
         t.elapsed().as_secs_f64(),
     );
     // 2. the loader: decode + batches (uint8), 1 reader and all readers.
-    for readers in [1, crate::threads::available_cores()] {
+    for readers in [1, yt8m::threads::available_cores()] {
         let cfg = LoaderConfig {
             batch_size,
             num_readers: readers,
@@ -286,7 +288,7 @@ pub fn gemm_rate(device: tch::Device, kind: tch::Kind, (m, k, n): (i64, i64, i64
 /// product takes minutes; its column is then NaN.
 pub fn gemm_ceilings(
     device: tch::Device,
-    mc: &crate::model::AttentionLstmConfig,
+    mc: &yt8m::model::AttentionLstmConfig,
     b: i64,
     bf16: bool,
 ) -> (Vec<(String, f64, f64)>, f64, f64) {
@@ -326,7 +328,7 @@ pub fn gemm_ceilings(
 /// The one line a benchmark prints when it does not time bf16 although it could: why, and how
 /// to ask for it.
 fn bf16_not_timed(device: tch::Device) -> String {
-    let (native, why) = crate::kinds::bf16_is_native(device);
+    let (native, why) = yt8m::kinds::bf16_is_native(device);
     let why = why.trim_start_matches("auto: ");
     if native {
         format!(
@@ -341,18 +343,18 @@ fn bf16_not_timed(device: tch::Device) -> String {
 
 /// Options of `yt8m bench train` / `bench predict`.
 pub struct ModelBenchOptions {
-    pub config: crate::config::Config,
+    pub config: yt8m::config::Config,
     pub batch_sizes: Vec<usize>,
     pub steps: usize,
     pub warmup: usize,
     pub workdir: PathBuf,
     pub python: Option<PathBuf>,
     /// Compute types to time side by side (inference).
-    pub precisions: Vec<crate::kinds::Precision>,
+    pub precisions: Vec<yt8m::kinds::Precision>,
 }
 
-fn synth_for_bench(dir: &Path, cfg: &crate::config::Config, videos: usize) -> Result<Vec<PathBuf>> {
-    let sc = crate::data::synth::SynthConfig {
+fn synth_for_bench(dir: &Path, cfg: &yt8m::config::Config, videos: usize) -> Result<Vec<PathBuf>> {
+    let sc = yt8m::data::synth::SynthConfig {
         num_videos: videos,
         num_shards: 4,
         num_classes: cfg.MODEL.head.num_classes,
@@ -363,7 +365,7 @@ fn synth_for_bench(dir: &Path, cfg: &crate::config::Config, videos: usize) -> Re
         prefix: "bench".into(),
         ..Default::default()
     };
-    Ok(crate::data::synth::write_synthetic(dir, &sc)
+    Ok(yt8m::data::synth::write_synthetic(dir, &sc)
         .map_err(Error::from)?
         .files)
 }
@@ -371,12 +373,12 @@ fn synth_for_bench(dir: &Path, cfg: &crate::config::Config, videos: usize) -> Re
 /// Training throughput with the whole data path (reader threads, bucketing, uint8 upload,
 /// dequantization on the device), YouTube-8M-like lengths (uniform 1–300, some longer).
 pub fn bench_train(o: &ModelBenchOptions) -> Result<String> {
-    use crate::model::Model;
+    use yt8m::model::Model;
     let cfg = &o.config;
     let device = cfg.TRAIN.device.resolve()?;
-    let threads = crate::threads::configure_torch_threads();
+    let threads = yt8m::threads::configure_torch_threads();
     let arch = cfg.architecture();
-    if let crate::model::Architecture::AttentionLstm(mc) = &arch {
+    if let yt8m::model::Architecture::AttentionLstm(mc) = &arch {
         return bench_train_attention_lstm(o, mc, device, threads);
     }
     // Any other head: the same loop with the config's own loss and optimizer, in each
@@ -405,7 +407,7 @@ pub fn bench_train(o: &ModelBenchOptions) -> Result<String> {
             .unwrap_or_default(),
         cfg.OPTIMIZER.name,
         cfg.TRAIN.dtype,
-        crate::runtime::device_name(device)
+        yt8m::runtime::device_name(device)
     ))
 }
 
@@ -457,30 +459,30 @@ fn train_computes(o: &ModelBenchOptions, device: tch::Device) -> Vec<tch::Kind> 
 /// AttentionLSTM's); otherwise the config's optimizer and `TRAIN.loss`.
 fn train_loop(
     o: &ModelBenchOptions,
-    arch: &crate::model::Architecture,
+    arch: &yt8m::model::Architecture,
     device: tch::Device,
     compute: tch::Kind,
     bs: usize,
     paddle_recipe: bool,
 ) -> Result<TrainRate> {
-    use crate::model::{Model, batch_inputs};
+    use yt8m::model::{Model, batch_inputs};
     let cfg = &o.config;
     let dir = o.workdir.join(format!("train_b{bs}"));
     let _ = std::fs::remove_dir_all(&dir);
     let files = synth_for_bench(&dir, cfg, bs * (o.steps + o.warmup) * 2)?;
-    let mut lc = cfg.loader_config(crate::config::Split::Train);
+    let mut lc = cfg.loader_config(yt8m::config::Split::Train);
     lc.batch_size = bs;
     lc.bucket_window = 4;
     let loader = Loader::new(files, cfg.feature_spec(), lc);
     tch::manual_seed(1);
     let model = Model::new(arch.clone(), device, cfg.TRAIN.dtype.kind());
     let mut opt = if paddle_recipe {
-        crate::optim::Optimizer::rms_prop(
-            crate::optim::RmsPropConfig::default(),
+        yt8m::optim::Optimizer::rms_prop(
+            yt8m::optim::RmsPropConfig::default(),
             model.param_groups(4e-4),
         )
     } else {
-        crate::optim::Optimizer::new(
+        yt8m::optim::Optimizer::new(
             cfg.OPTIMIZER.algorithm(),
             model.param_groups(cfg.OPTIMIZER.weight_decay.value),
         )
@@ -493,15 +495,15 @@ fn train_loop(
         let Some(b) = it.next() else { break };
         let b = b?;
         let w = tw.elapsed().as_secs_f64();
-        crate::threads::adapt_torch_threads();
+        yt8m::threads::adapt_torch_threads();
         let t = Instant::now();
         let inp = batch_inputs(&b, device, compute);
         let name = if paddle_recipe {
-            crate::kinds::LossName::BceSum
+            yt8m::kinds::LossName::BceSum
         } else {
             cfg.TRAIN.loss
         };
-        let (loss, _) = crate::model::training_loss(&model, &inp, name, true);
+        let (loss, _) = yt8m::model::training_loss(&model, &inp, name, true);
         opt.zero_grad();
         loss.backward();
         opt.step(2.5e-4, step as u64 + 1);
@@ -534,12 +536,12 @@ fn train_loop(
 /// measured against.
 fn bench_train_attention_lstm(
     o: &ModelBenchOptions,
-    mc: &crate::model::AttentionLstmConfig,
+    mc: &yt8m::model::AttentionLstmConfig,
     device: tch::Device,
     threads: usize,
 ) -> Result<String> {
     let cfg = &o.config;
-    let arch = crate::model::Architecture::AttentionLstm(mc.clone());
+    let arch = yt8m::model::Architecture::AttentionLstm(mc.clone());
     let maxb = *o.batch_sizes.iter().max().unwrap_or(&1) as i64;
     let computes = train_computes(o, device);
     let with_bf16 = computes.contains(&tch::Kind::BFloat16);
@@ -554,7 +556,7 @@ fn bench_train_attention_lstm(
         mc.fc_out2_size,
         mc.num_classes,
         cfg.TRAIN.dtype,
-        crate::runtime::device_name(device)
+        yt8m::runtime::device_name(device)
     );
     let mut last: Vec<(tch::Kind, f64)> = Vec::new();
     for &bs in &o.batch_sizes {
@@ -664,16 +666,16 @@ fn lstm_kernel_gflops(b: i64, t: i64, e: i64, h: i64, device: tch::Device, reps:
 /// Inference throughput (no autograd) at each batch size, optionally against onnxruntime on
 /// the same exported graph and inputs.
 pub fn bench_predict(o: &ModelBenchOptions) -> Result<String> {
-    use crate::model::{Model, batch_inputs};
+    use yt8m::model::{Model, batch_inputs};
     let cfg = &o.config;
     let device = cfg.TRAIN.device.resolve()?;
-    let threads = crate::threads::configure_torch_threads();
+    let threads = yt8m::threads::configure_torch_threads();
     let arch = cfg.architecture();
     tch::manual_seed(1);
     let model = Model::new(arch.clone(), device, tch::Kind::Float);
     // The same weights computing in each requested precision.
     let precisions = if o.precisions.is_empty() {
-        vec![crate::kinds::Precision::Fp32]
+        vec![yt8m::kinds::Precision::Fp32]
     } else {
         o.precisions.clone()
     };
@@ -690,7 +692,7 @@ pub fn bench_predict(o: &ModelBenchOptions) -> Result<String> {
     let maxb = *o.batch_sizes.iter().max().unwrap_or(&1);
     // Whole sorting windows only: a trailing partial window would be an unsorted batch that
     // `predict` on a long input never sees.
-    let win = crate::predict::DEFAULT_BUCKET_WINDOW;
+    let win = yt8m::predict::DEFAULT_BUCKET_WINDOW;
     let n_batches = (o.steps + o.warmup).div_ceil(win) * win;
     let files = synth_for_bench(&dir.join("data"), cfg, maxb * n_batches)?;
     let mut vids = Vec::new();
@@ -703,7 +705,7 @@ pub fn bench_predict(o: &ModelBenchOptions) -> Result<String> {
     let onnx = match &o.python {
         Some(_) => {
             let p = dir.join("model.onnx");
-            std::fs::write(&p, crate::onnx::export_onnx(&model, cfg)?)
+            std::fs::write(&p, yt8m::onnx::export_onnx(&model, cfg)?)
                 .map_err(|e| Error::io(&p, e))?;
             Some(p)
         }
@@ -713,7 +715,7 @@ pub fn bench_predict(o: &ModelBenchOptions) -> Result<String> {
         "inference throughput ({}), {} thread(s), lengths uniform 1–300, windows of {} batches sorted by length (as `yt8m predict`)\n\n| batch | precision | yt8m videos/s | yt8m frames/s | real frames / padded | onnxruntime videos/s (fp32) | ratio |\n|---|---|---|---|---|---|---|\n",
         arch.name(),
         threads,
-        crate::predict::DEFAULT_BUCKET_WINDOW
+        yt8m::predict::DEFAULT_BUCKET_WINDOW
     );
     if !models.iter().any(|m| m.1 == tch::Kind::BFloat16) {
         out.insert_str(
@@ -726,7 +728,7 @@ pub fn bench_predict(o: &ModelBenchOptions) -> Result<String> {
     for &bs in &o.batch_sizes {
         let used = &vids[..(bs * n_batches).min(vids.len())];
         let lengths: Vec<usize> = used.iter().map(|v| v.num_frames).collect();
-        let batches: Vec<Batch> = crate::data::batch::length_buckets(&lengths, bs, win)
+        let batches: Vec<Batch> = yt8m::data::batch::length_buckets(&lengths, bs, win)
             .into_iter()
             .map(|g| Batch::from_indices(used, &g, &cfg.feature_spec()))
             .collect();
@@ -736,7 +738,7 @@ pub fn bench_predict(o: &ModelBenchOptions) -> Result<String> {
             let (mut el, mut n, mut frames, mut padded) = (0.0, 0usize, 0usize, 0usize);
             tch::no_grad(|| {
                 for (i, b) in batches.iter().enumerate() {
-                    crate::threads::adapt_torch_threads();
+                    yt8m::threads::adapt_torch_threads();
                     let t = Instant::now();
                     let logits = m.forward(&batch_inputs(b, device, m.kind), false);
                     let pr = logits
@@ -779,7 +781,7 @@ pub fn bench_predict(o: &ModelBenchOptions) -> Result<String> {
             for (i, b) in batches.iter().enumerate() {
                 let mut inputs = Vec::new();
                 for (k, name) in cfg.MODEL.head.feature_names.iter().enumerate() {
-                    let crate::data::batch::ModalityData::U8(q) = &b.modalities[k].data else {
+                    let yt8m::data::batch::ModalityData::U8(q) = &b.modalities[k].data else {
                         continue;
                     };
                     inputs.push((

@@ -16,7 +16,6 @@ pub mod evaluate;
 pub mod threads;
 
 pub use error::{Error, Result};
-pub mod bench;
 pub mod bundle;
 pub mod checkpoint;
 pub mod config;

@@ -1,5 +1,7 @@
 //! The `yt8m` command line: parses arguments and calls the library.
 
+mod bench;
+
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -1105,12 +1107,12 @@ fn bench(b: BenchCmd) -> Result<()> {
         } => {
             print!(
                 "{}",
-                yt8m::bench::bench_eval(
+                bench::bench_eval(
                     videos,
                     classes,
                     python.as_deref(),
                     reference.as_deref(),
-                    &yt8m::bench::default_workdir()
+                    &bench::default_workdir()
                 )?
             );
         }
@@ -1126,7 +1128,7 @@ fn bench(b: BenchCmd) -> Result<()> {
             let mut o =
                 model_bench_options(config, overrides, batch_size, steps, warmup, device, None)?;
             o.precisions = precision;
-            print!("{}", yt8m::bench::bench_train(&o)?);
+            print!("{}", bench::bench_train(&o)?);
         }
         BenchCmd::Predict {
             config,
@@ -1141,7 +1143,7 @@ fn bench(b: BenchCmd) -> Result<()> {
             let mut o =
                 model_bench_options(config, overrides, batch_size, steps, warmup, device, python)?;
             o.precisions = precision;
-            print!("{}", yt8m::bench::bench_predict(&o)?);
+            print!("{}", bench::bench_predict(&o)?);
         }
         BenchCmd::Serve {
             model,
@@ -1183,7 +1185,7 @@ fn bench(b: BenchCmd) -> Result<()> {
             };
             print!(
                 "{}",
-                yt8m::bench::bench_read(
+                bench::bench_read(
                     &paths,
                     spec,
                     batch_size,
@@ -1287,7 +1289,7 @@ fn model_bench_options(
     warmup: usize,
     device: Option<DeviceSpec>,
     python: Option<PathBuf>,
-) -> Result<yt8m::bench::ModelBenchOptions> {
+) -> Result<bench::ModelBenchOptions> {
     let mut cfg = match &config {
         Some(p) => Config::load(Some(p), &overrides)?,
         None => Config::from_yaml(
@@ -1299,12 +1301,12 @@ fn model_bench_options(
     if let Some(d) = device {
         cfg.TRAIN.device = d;
     }
-    Ok(yt8m::bench::ModelBenchOptions {
+    Ok(bench::ModelBenchOptions {
         config: cfg,
         batch_sizes,
         steps,
         warmup,
-        workdir: yt8m::bench::default_workdir(),
+        workdir: bench::default_workdir(),
         python,
         precisions: Vec::new(),
     })
