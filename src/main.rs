@@ -1246,24 +1246,7 @@ fn predict(a: PredictArgs) -> Result<()> {
         bail!("--format npz writes a binary file: give --out FILE.npz");
     }
     let stats = match &a.output {
-        Some(p) => {
-            // Written beside the destination and renamed at the end: an error leaves no partial
-            // file and never truncates an existing one, and an input is never the output.
-            let mut protected = yt8m::predict::input_files(&a.inputs)?;
-            protected.extend(b.manifest.files.keys().map(|f| a.model.join(f)));
-            protected.push(a.model.join("bundle.json"));
-            if let Some(f) = protected.iter().find(|f| yt8m::runtime::same_file(f, p)) {
-                bail!(
-                    "--out {} is {}, which this command reads; refusing to overwrite it\n  hint: write predictions to a new file",
-                    p.display(),
-                    f.display()
-                );
-            }
-            let mut f = yt8m::runtime::AtomicFile::create(p)?;
-            let s = yt8m::predict::predict(&b, &a.inputs, &opt, &mut f)?;
-            f.commit()?;
-            s
-        }
+        Some(p) => yt8m::predict::predict_to_file(&b, &a.model, &a.inputs, &opt, p)?,
         None => {
             let stdout = std::io::stdout();
             let mut lock = stdout.lock();

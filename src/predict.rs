@@ -378,6 +378,32 @@ pub fn input_files(inputs: &[impl AsRef<std::ffi::OsStr>]) -> Result<Vec<std::pa
     Ok(files)
 }
 
+/// [`predict`] into the file `out`: written beside it and renamed at the end, so an error
+/// leaves no partial file and never truncates an existing one; `out` may not be any file the
+/// command reads (an input, or a file of the bundle at `bundle_dir`), under any spelling.
+pub fn predict_to_file(
+    b: &Bundle,
+    bundle_dir: &Path,
+    inputs: &[impl AsRef<std::ffi::OsStr>],
+    opt: &PredictOptions,
+    out: &Path,
+) -> Result<PredictStats> {
+    let mut protected = input_files(inputs)?;
+    protected.extend(b.manifest.files.keys().map(|f| bundle_dir.join(f)));
+    protected.push(bundle_dir.join("bundle.json"));
+    if let Some(f) = protected.iter().find(|f| crate::runtime::same_file(f, out)) {
+        return Err(Error::Invalid(format!(
+            "--out {} is {}, which this command reads; refusing to overwrite it\n  hint: write predictions to a new file",
+            out.display(),
+            f.display()
+        )));
+    }
+    let mut f = crate::runtime::AtomicFile::create(out)?;
+    let s = predict(b, inputs, opt, &mut f)?;
+    f.commit()?;
+    Ok(s)
+}
+
 /// Predicts every video of `inputs` (files, directories, globs, .list files).
 pub fn predict(
     b: &Bundle,
