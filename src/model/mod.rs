@@ -125,7 +125,10 @@ impl Architecture {
 
 /// What every network provides — its forward pass, which parameters skip L2, and its ONNX
 /// graph — so training, inference and export never match on the architecture. Widths come
-/// from the network's own tensors (what was loaded), never from a config.
+/// from the network's own tensors where a weight's shape holds them (AttentionLSTM's input
+/// projections, the logits' bias); heads whose first layer mixes the modalities (NeXtVLAD,
+/// DBoF, AttentionCluster) keep the per-modality widths of the config they were built from,
+/// and the bundle's checked loading compares every tensor's shape against that config.
 pub trait Head {
     /// Logits `[B, C]` from per-modality features `[B, T, D_m]` and lengths `[B]`.
     fn forward(&self, inputs: &Inputs, train: bool) -> Tensor;
