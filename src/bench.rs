@@ -705,7 +705,7 @@ pub fn bench_predict(o: &ModelBenchOptions) -> Result<String> {
     let onnx = match &o.python {
         Some(_) => {
             let p = dir.join("model.onnx");
-            std::fs::write(&p, yt8m::onnx::export_onnx(&model, cfg)?)
+            std::fs::write(&p, yt8m::onnx::export_onnx(&model, &cfg.input_names())?)
                 .map_err(|e| Error::io(&p, e))?;
             Some(p)
         }

@@ -251,7 +251,13 @@ fn build_model(
     let kind = cfg.TRAIN.dtype.kind();
     tch::manual_seed(cfg.TRAIN.seed as i64);
     let mut model = Model::new(cfg.architecture(), device, kind);
-    model.init_from_config(cfg)?;
+    model.init_from_files(
+        cfg.MODEL
+            .head
+            .eigen_file
+            .as_deref()
+            .map(std::path::Path::new),
+    )?;
     if let (0, Some(w)) = (comm.rank(), &opts.init_weights) {
         model.load_weights(&crate::checkpoint::weights_path(w)?)?;
     }

@@ -384,11 +384,12 @@ impl Model {
         (self.kind, why)
     }
 
-    /// What a fresh model takes from files its config names (NeXtVLAD's `eigen_file`), before
-    /// any weights are loaded over it.
-    pub fn init_from_config(&self, cfg: &crate::config::Config) -> Result<()> {
-        if let (Net::NextVlad(n), Some(f)) = (&self.net, &cfg.MODEL.head.eigen_file) {
-            n.load_eigenvalues(Path::new(f))?;
+    /// What a fresh model takes from files its config names (NeXtVLAD's `eigen_file`,
+    /// `MODEL.eigen_file`), before any weights are loaded over it. Takes the file, not the
+    /// config: the model knows nothing of the config (config → model, never back).
+    pub fn init_from_files(&self, eigen_file: Option<&Path>) -> Result<()> {
+        if let (Net::NextVlad(n), Some(f)) = (&self.net, eigen_file) {
+            n.load_eigenvalues(f)?;
         }
         Ok(())
     }

@@ -359,9 +359,10 @@ pub fn export_onnx_with(
     Ok(m.encode_to_vec())
 }
 
-/// The uint8-input graph with the config's feature names for the model's level.
-pub fn export_onnx(model: &Model, cfg: &crate::config::Config) -> Result<Vec<u8>> {
-    export_onnx_with(model, &cfg.input_names(), InputKind::Uint8)
+/// The uint8-input graph with inputs named `input_names` (`Config::input_names`: the
+/// feature names of the model's level, then `lengths` for frame level).
+pub fn export_onnx(model: &Model, input_names: &[String]) -> Result<Vec<u8>> {
+    export_onnx_with(model, input_names, InputKind::Uint8)
 }
 
 #[cfg(test)]
