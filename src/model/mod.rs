@@ -639,6 +639,29 @@ pub fn widen(t: Tensor) -> Tensor {
 
 /// Unit tests that seed libtorch's global generator (or draw from it) hold this, so parallel
 /// tests cannot draw between a seed and its use.
+/// What ONNX export needs of a model, through its head.
+impl crate::onnx::Network for Model {
+    fn name(&self) -> &str {
+        self.arch.name()
+    }
+    fn level(&self) -> crate::data::Level {
+        self.head().level()
+    }
+    fn feature_dims(&self) -> Vec<i64> {
+        self.head().feature_dims()
+    }
+    fn num_classes(&self) -> i64 {
+        self.head().num_classes()
+    }
+    fn add_logits(
+        &self,
+        g: &mut crate::onnx::Graph,
+        io: &crate::onnx::GraphInputs,
+    ) -> Result<String> {
+        self.head().onnx_logits(g, io)
+    }
+}
+
 #[cfg(test)]
 pub(crate) static TORCH_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
 

@@ -1,8 +1,9 @@
 //! ONNX export: no Rust crate or libtorch API exports a tch model to ONNX, so graphs are built
 //! here with the schema's own message types ([`proto`], prost) and standard operators only
 //! (opset 17), with the ONNX `LSTM` operator (`direction=bidirectional`, `sequence_lens`) for
-//! the recurrent part, dynamic batch and time. Each network adds its own nodes
-//! ([`crate::model::Head::onnx_logits`]); this module declares inputs and outputs.
+//! the recurrent part, dynamic batch and time. Each network adds its own nodes through
+//! [`Network::add_logits`] (implemented in model/, which depends on this module and not the
+//! other way round); this module declares inputs and outputs.
 //!
 //! Frame-level inputs: one tensor per modality `[batch, time, D]` (uint8 quantized, or float
 //! already dequantized) and `lengths` int64 `[batch]`. Video-level: `[batch, D]` float per
@@ -12,7 +13,6 @@ pub mod proto;
 
 use crate::data::Level;
 use crate::error::Result;
-use crate::model::Model;
 use proto::{
     AttributeProto, AttributeType, DataType, Dimension, DimensionValue, GraphProto, ModelProto,
     NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto, TensorType, TypeProto,
@@ -22,6 +22,20 @@ use tch::{Kind, Tensor};
 
 const OPSET: i64 = 17;
 const IR_VERSION: i64 = 8;
+
+/// What the exporter needs of a network (`model::Model` implements it): this module knows
+/// no model type, so models depend on it and not the other way round.
+pub trait Network {
+    /// Architecture name, for the graph's name.
+    fn name(&self) -> &str;
+    fn level(&self) -> Level;
+    /// Input width per modality.
+    fn feature_dims(&self) -> Vec<i64>;
+    fn num_classes(&self) -> i64;
+    /// Adds the network's nodes to `g`, reading the inputs in `io`; returns the name of the
+    /// logits value `[batch, C]`.
+    fn add_logits(&self, g: &mut Graph, io: &GraphInputs) -> Result<String>;
+}
 
 /// Whether exported frame-level graphs take quantized uint8 or dequantized float features.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
@@ -273,13 +287,12 @@ impl GraphInputs {
 /// Serialized ONNX model for `model`, its inputs named `feature_names` (one per modality).
 /// Widths and classes come from the loaded weights, not from a config.
 pub fn export_onnx_with(
-    model: &Model,
+    net: &dyn Network,
     feature_names: &[String],
     input: InputKind,
 ) -> Result<Vec<u8>> {
     use prost::Message;
-    let head = model.head();
-    let dims = head.feature_dims();
+    let dims = net.feature_dims();
     if dims.len() != feature_names.len() {
         return Err(crate::error::Error::Invalid(format!(
             "ONNX export: {} feature names {feature_names:?} for a model with {} modalities",
@@ -288,7 +301,7 @@ pub fn export_onnx_with(
         )));
     }
     let mut g = Graph::new();
-    let io = match head.level() {
+    let io = match net.level() {
         Level::Frame => {
             let elem = match input {
                 InputKind::Uint8 => DataType::Uint8,
@@ -327,8 +340,8 @@ pub fn export_onnx_with(
             }
         }
     };
-    let logits = head.onnx_logits(&mut g, &io)?;
-    let c = head.num_classes();
+    let logits = net.add_logits(&mut g, &io)?;
+    let c = net.num_classes();
     g.node_named("Identity", &[&logits], Vec::new(), &["logits".to_string()]);
     g.node_named(
         "Sigmoid",
@@ -343,7 +356,7 @@ pub fn export_onnx_with(
             &[Dim::Named("batch"), Dim::Fixed(c)],
         ));
     }
-    g.g.name = format!("yt8m_{}", model.arch.name());
+    g.g.name = format!("yt8m_{}", net.name());
     g.g.doc_string = "exported by yt8m; see bundle.json for the inputs".into();
     let m = ModelProto {
         ir_version: IR_VERSION,
@@ -361,8 +374,8 @@ pub fn export_onnx_with(
 
 /// The uint8-input graph with inputs named `input_names` (`Config::input_names`: the
 /// feature names of the model's level, then `lengths` for frame level).
-pub fn export_onnx(model: &Model, input_names: &[String]) -> Result<Vec<u8>> {
-    export_onnx_with(model, input_names, InputKind::Uint8)
+pub fn export_onnx(net: &dyn Network, input_names: &[String]) -> Result<Vec<u8>> {
+    export_onnx_with(net, input_names, InputKind::Uint8)
 }
 
 #[cfg(test)]
