@@ -19,6 +19,7 @@ pub use error::{Error, Result};
 pub mod bundle;
 pub mod checkpoint;
 pub mod config;
+pub mod configs;
 pub mod convert;
 pub mod demo;
 pub mod distributed;

@@ -60,6 +60,9 @@ enum Cmd {
     /// Throughput benchmarks (tables for docs/benchmarks.md).
     #[command(subcommand)]
     Bench(BenchCmd),
+    /// The configs inside this binary: list them, or write one out to start from.
+    #[command(subcommand)]
+    Config(ConfigCmd),
     /// What this binary runs on: libtorch loaded, CUDA / cuDNN / GPUs, threads, MPI / NCCL.
     #[command(
         after_help = "Example:\n  yt8m info\n  LD_LIBRARY_PATH=/opt/other-torch/lib yt8m info --json   # which libtorch is really loaded"
@@ -68,6 +71,25 @@ enum Cmd {
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// The bundled configs, one per line: name and what it is.
+    #[command(after_help = "Example:\n  yt8m config list")]
+    List,
+    /// Print a bundled config's YAML (or write it with --out), to edit and pass with -c.
+    #[command(
+        after_help = "Examples:\n  yt8m config show attention_lstm_youtube8m > my.yaml\n  yt8m config show moe_video --out configs/my_moe.yaml\n\nData paths in the bundled configs point where the repository's demo and tests put data\n(relative to the file); set your own in the file or with -o DATASET.train.file_path=..."
+    )]
+    Show {
+        /// Config name, as `yt8m config list` prints it.
+        name: String,
+        /// Write the YAML here (parents created; an existing file is replaced whole) instead
+        /// of printing it.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
 }
 
@@ -769,7 +791,34 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Demo(a) => demo(a),
         Cmd::Bench(b) => bench(b),
         Cmd::Info { json } => info(json),
+        Cmd::Config(c) => config_cmd(c),
     }
+}
+
+fn config_cmd(c: ConfigCmd) -> Result<()> {
+    match c {
+        ConfigCmd::List => {
+            let width = yt8m::configs::BUNDLED
+                .iter()
+                .map(|b| b.name.len())
+                .max()
+                .unwrap_or(0);
+            for b in yt8m::configs::BUNDLED {
+                println!("{:<width$}  {}", b.name, b.summary);
+            }
+        }
+        ConfigCmd::Show { name, out } => {
+            let b = yt8m::configs::find(&name)?;
+            match out {
+                Some(p) => {
+                    yt8m::runtime::write_atomic(&p, b.yaml.as_bytes())?;
+                    eprintln!("wrote {} ({}) to {}", b.name, b.summary, p.display());
+                }
+                None => print!("{}", b.yaml),
+            }
+        }
+    }
+    Ok(())
 }
 
 fn info(json: bool) -> Result<()> {

@@ -432,12 +432,16 @@ fn every_help_example_runs_as_written_and_every_option_is_described() {
                 for sub in ["eval", "train", "predict", "serve", "read"] {
                     verbs.push(vec!["bench".into(), sub.into()]);
                 }
+            } else if v == "config" {
+                for sub in ["list", "show"] {
+                    verbs.push(vec!["config".into(), sub.into()]);
+                }
             } else {
                 verbs.push(vec![v.to_string()]);
             }
         }
     }
-    assert!(verbs.len() >= 14, "{verbs:?}");
+    assert!(verbs.len() >= 16, "{verbs:?}");
     let mut all = Vec::new();
     let mut bad = Vec::new();
     for v in &verbs {
@@ -541,6 +545,8 @@ fn every_help_example_runs_as_written_and_every_option_is_described() {
         "plot",
         "convert",
         "info",
+        "config list",
+        "config show",
         "serve",
         "bench eval",
         "bench train",
