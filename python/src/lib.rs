@@ -700,6 +700,8 @@ fn evaluate<'py>(
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("Yt8mError", m.py().get_type::<Yt8mError>())?;
+    // The package's version is the crate's (pyproject takes it from python/Cargo.toml).
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(read, m)?)?;
     m.add_function(wrap_pyfunction!(read_batches, m)?)?;
     m.add_function(wrap_pyfunction!(inspect_json, m)?)?;

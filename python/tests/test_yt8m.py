@@ -6,6 +6,7 @@ import glob
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -127,6 +128,20 @@ def test_file_names_that_are_not_utf8_are_read(tmp_path):
     assert [v["id"] for v in yt8m.read(odd)] == ids
     assert [v["id"] for v in yt8m.read(os.fsdecode(odd))] == ids
     assert yt8m.inspect(odd)["files"][0]["records"] == len(ids)
+
+def test_the_package_and_the_cli_have_one_version():
+    # One number: python/Cargo.toml gives the wheel's (pyproject's dynamic version) and
+    # __version__; it must equal the root Cargo.toml's, which `yt8m --version` prints.
+    root = open(os.path.join(HERE, "..", "..", "Cargo.toml")).read()
+    version = re.search(r'^version = "([^"]+)"', root, re.M).group(1)
+    assert yt8m.__version__ == version, (yt8m.__version__, version)
+    yt8m_bin = os.environ.get("YT8M_BIN")
+    if yt8m_bin:
+        out = subprocess.run([yt8m_bin, "--version"], capture_output=True, text=True, check=True).stdout
+        assert out.split() == ["yt8m", version], out
+    from importlib.metadata import version as dist_version
+    assert dist_version("yt8m") == version
+
 
 @needs_shared
 def test_paddlevideo_pickle_reads():
