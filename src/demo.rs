@@ -31,8 +31,34 @@ pub struct DemoSummary {
 }
 
 pub fn run(dir: &Path, out: &mut dyn Write) -> Result<DemoSummary> {
-    let out_err = |e: std::io::Error| Error::io("<demo output>", e);
     let t0 = std::time::Instant::now();
+    let data = make_data(dir, out)?;
+    let (cfg, run, best, curves) = train_with_curves(dir, &data, out)?;
+    let (metrics, class_prior_gap) = test_both_ways(&cfg, &best, out)?;
+    let bundle_dir = export_and_predict(dir, &data, &cfg, &best, out)?;
+    writeln!(
+        out,
+        "\ndemo finished in {:.0} s; run directory {}",
+        t0.elapsed().as_secs_f64(),
+        run.display()
+    )
+    .map_err(out_err)?;
+    Ok(DemoSummary {
+        metrics,
+        class_prior_gap,
+        run_dir: run,
+        bundle_dir,
+        curves,
+        seconds: t0.elapsed().as_secs_f64(),
+    })
+}
+
+fn out_err(e: std::io::Error) -> Error {
+    Error::io("<demo output>", e)
+}
+
+/// Step 1: synthetic train and test shards under `dir/data`, and their `inspect` table.
+fn make_data(dir: &Path, out: &mut dyn Write) -> Result<PathBuf> {
     let data = dir.join("data");
     writeln!(
         out,
@@ -70,6 +96,16 @@ pub fn run(dir: &Path, out: &mut dyn Write) -> Result<DemoSummary> {
         .collect::<Result<_, _>>()?;
     write!(out, "{}", render_table(&reports)).map_err(out_err)?;
 
+    Ok(data)
+}
+
+/// Step 2: train configs/demo_small.yaml with validation into `dir/run`, and draw its curves.
+/// Returns the config, the run directory, the best checkpoint and the curves' PNG.
+fn train_with_curves(
+    dir: &Path,
+    data: &Path,
+    out: &mut dyn Write,
+) -> Result<(Config, PathBuf, PathBuf, PathBuf)> {
     writeln!(
         out,
         "\n[demo 2/5] train a small AttentionLSTM (configs/demo_small.yaml) with validation"
@@ -121,13 +157,20 @@ pub fn run(dir: &Path, out: &mut dyn Write) -> Result<DemoSummary> {
     )
     .map_err(out_err)?;
 
+    let best = s.best_checkpoint.unwrap_or(s.last_checkpoint);
+    Ok((cfg, run, best, curves))
+}
+
+/// Steps 3 and 4: the best checkpoint's official metrics (its report written where `yt8m
+/// test` writes it, so the bundle's model card shows them) beside the class-prior baseline,
+/// then PaddleVideo's per-batch metrics. Returns the official metrics and the baseline GAP.
+fn test_both_ways(cfg: &Config, best: &Path, out: &mut dyn Write) -> Result<(Metrics, f64)> {
     writeln!(
         out,
         "\n[demo 3/5] test the best checkpoint with the official metrics"
     )
     .map_err(out_err)?;
-    let best = s.best_checkpoint.unwrap_or(s.last_checkpoint);
-    let r = crate::infer::test_run(&cfg, &best, 8, crate::kinds::Precision::Fp32)?;
+    let r = crate::infer::test_run(cfg, best, 8, crate::kinds::Precision::Fp32)?;
     write!(out, "{}", r.metrics.render()).map_err(out_err)?;
     let chance = crate::evaluate::class_prior_gap(&cfg)?;
     writeln!(
@@ -152,6 +195,18 @@ pub fn run(dir: &Path, out: &mut dyn Write) -> Result<DemoSummary> {
     let r2 = crate::infer::test_run(&pv, &best, 8, crate::kinds::Precision::Fp32)?;
     write!(out, "{}", r2.metrics.render()).map_err(out_err)?;
 
+    Ok((r.metrics, chance))
+}
+
+/// Step 5: export a bundle of the best checkpoint to `dir/bundle` and predict the first test
+/// videos with it.
+fn export_and_predict(
+    dir: &Path,
+    data: &Path,
+    cfg: &Config,
+    best: &Path,
+    out: &mut dyn Write,
+) -> Result<PathBuf> {
     writeln!(
         out,
         "\n[demo 5/5] export a bundle (safetensors, ONNX, vocabulary, model card) and predict with it"
@@ -201,19 +256,5 @@ pub fn run(dir: &Path, out: &mut dyn Write) -> Result<DemoSummary> {
     for line in text.lines().take(3 * 5) {
         writeln!(out, "{line}").map_err(out_err)?;
     }
-    writeln!(
-        out,
-        "\ndemo finished in {:.0} s; run directory {}",
-        t0.elapsed().as_secs_f64(),
-        run.display()
-    )
-    .map_err(out_err)?;
-    Ok(DemoSummary {
-        metrics: r.metrics,
-        class_prior_gap: chance,
-        run_dir: run,
-        bundle_dir,
-        curves,
-        seconds: t0.elapsed().as_secs_f64(),
-    })
+    Ok(bundle_dir)
 }
