@@ -29,28 +29,8 @@ pyo3::create_exception!(
     "A data or argument problem, with the file, record, key and a hint in its message."
 );
 
-/// The reader's hints name the CLI's flags and config keys; in Python they name the
-/// function's arguments instead (issue #27: "pass --skip-corrupt" to a notebook user).
-/// Each CLI phrase here must still occur in yt8m-data (python/tests checks the messages).
-const PYTHON_WORDS: &[(&str, &str)] = &[
-    (
-        "pass --skip-corrupt (DATASET.skip_corrupt: true)",
-        "pass skip_corrupt=True",
-    ),
-    ("pass --skip-corrupt", "pass skip_corrupt=True"),
-    (
-        "set model num_classes to the dataset's class count",
-        "pass num_classes= the dataset's class count",
-    ),
-    ("yt8m inspect PATH shows", "yt8m.inspect(path) shows"),
-];
-
 fn err(e: DataError) -> PyErr {
-    let mut text = e.to_string();
-    for (cli, py) in PYTHON_WORDS {
-        text = text.replace(cli, py);
-    }
-    Yt8mError::new_err(text)
+    Yt8mError::new_err(e.python_message())
 }
 
 fn invalid(msg: impl Into<String>) -> PyErr {
