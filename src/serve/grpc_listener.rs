@@ -121,21 +121,7 @@ pub fn incoming(
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     tokio::spawn(async move {
         let mut refused = 0u64;
-        loop {
-            let tcp = tokio::select! {
-                r = listener.accept() => match r {
-                    Ok((tcp, _)) => tcp,
-                    Err(e) => {
-                        // Out of file handles: wait instead of spinning on accept.
-                        tracing::warn!("cannot accept a gRPC connection: {e}");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-                // The guard wait_for returns is not Send: dropped inside.
-                _ = async { drop(stop.wait_for(|s| *s).await) } => break,
-            };
-            let _ = tcp.set_nodelay(true);
+        while let Some(tcp) = super::http::accept(&listener, &mut stop, "gRPC").await {
             let Ok(slot) = slots.clone().try_acquire_owned() else {
                 refused += 1;
                 // One line per power of two: an attack must not flood the log.

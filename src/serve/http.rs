@@ -48,23 +48,7 @@ pub async fn serve(
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     // One clone per open connection: the strong count tells how many are left.
     let live = Arc::new(());
-    loop {
-        let tcp = tokio::select! {
-            r = listener.accept() => match r {
-                Ok((tcp, _)) => tcp,
-                Err(e) => {
-                    // Out of file handles (or a transient error): wait a little instead of
-                    // spinning on accept; connections that end free handles.
-                    tracing::warn!("cannot accept a connection: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = stop.wait_for(|s| *s) => break,
-        };
-        // Small answers must leave at once: with Nagle's algorithm a response written in two
-        // parts waits for the client's delayed ACK (40 ms on Linux).
-        let _ = tcp.set_nodelay(true);
+    while let Some(tcp) = accept(&listener, &mut stop, "HTTP").await {
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             tokio::spawn(refuse(tcp, limits.max_connections));
             continue;
@@ -98,6 +82,36 @@ pub async fn serve(
             "{left} connection(s) still open after the {:.0} s grace period (--shutdown-grace-s): dropped",
             limits.grace.as_secs_f64()
         );
+    }
+}
+
+/// The next connection on `listener`, with Nagle's algorithm off, or None once `stop` turns
+/// true. Shared by the REST and gRPC listeners.
+pub(super) async fn accept(
+    listener: &TcpListener,
+    stop: &mut watch::Receiver<bool>,
+    what: &str,
+) -> Option<tokio::net::TcpStream> {
+    loop {
+        tokio::select! {
+            r = listener.accept() => match r {
+                Ok((tcp, _)) => {
+                    // Small answers must leave at once: with Nagle's algorithm a response
+                    // written in two parts waits for the client's delayed ACK (40 ms on Linux).
+                    let _ = tcp.set_nodelay(true);
+                    return Some(tcp);
+                }
+                Err(e) => {
+                    // Out of file handles (or a transient error): wait a little instead of
+                    // spinning on accept; connections that end free handles.
+                    tracing::warn!("cannot accept a {what} connection: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            // The guard wait_for returns is not Send (the gRPC loop runs in a spawned task):
+            // dropped inside.
+            _ = async { drop(stop.wait_for(|s| *s).await) } => return None,
+        }
     }
 }
 
