@@ -46,19 +46,11 @@ pub fn configure_torch_threads() -> usize {
 pub fn adapt_torch_threads() -> Option<usize> {
     let mut guard = ADAPT.lock().ok()?;
     let a = guard.as_mut()?;
-    if !a.follow || a.last.at.elapsed() < ADAPT_EVERY {
+    if !a.follow {
         return Some(a.threads);
     }
-    let now = CpuSample::take(&a.cpus)?;
-    let busy = others_busy(&a.last, &now);
-    a.last = now;
-    let n = threads_for(a.max, busy);
+    let n = a.free.now();
     if n != a.threads {
-        tracing::debug!(
-            "other processes keep {busy:.2} of our {} core(s) busy: libtorch threads {} → {n}",
-            a.max,
-            a.threads
-        );
         tch::set_num_threads(n as i32);
         a.threads = n;
     }
@@ -86,20 +78,15 @@ pub fn enable_adaptive_threads(follow: bool) {
 struct Adaptive {
     /// Whether [`adapt_torch_threads`] re-measures (else the first count holds).
     follow: bool,
-    /// /proc/stat's `cpuN` indices this process may run on.
-    cpus: Vec<usize>,
-    max: usize,
+    free: FreeCores,
     threads: usize,
-    last: CpuSample,
 }
 
 impl Adaptive {
     fn start(max: usize, follow: bool) -> Option<Adaptive> {
-        let cpus = owned_cpus()?;
-        let first = CpuSample::take(&cpus)?;
+        let free = FreeCores::with_max(max)?;
         std::thread::sleep(Duration::from_millis(40));
-        let last = CpuSample::take(&cpus)?;
-        let threads = threads_for(max, others_busy(&first, &last));
+        let threads = free.measure();
         if threads != max {
             tracing::info!(
                 "other processes are busy on this machine: libtorch uses {threads} of {max} thread(s){} (YT8M_THREADS fixes the count)",
@@ -113,19 +100,17 @@ impl Adaptive {
         }
         Some(Adaptive {
             follow,
-            cpus,
-            max,
+            free,
             threads,
-            last,
         })
     }
 }
 
-/// The cores other processes leave free, for a server whose model threads claim threads per
-/// call ([`FreeCores::now`]); the batch commands' single count is [`adapt_torch_threads`].
-/// Measured as there: busy time of the owned CPUs minus this process's own CPU time (the
-/// server's network threads are its own work, not a neighbour's), re-measured at most once a
-/// second, shared by every model thread.
+/// The cores other processes leave free (at most `max`): busy time of the owned CPUs minus
+/// this process's own CPU time (a server's network threads are its own work, not a
+/// neighbour's), re-measured at most once a second. A server's model threads share one
+/// ([`FreeCores::now`] per call); the batch commands' count follows one
+/// ([`adapt_torch_threads`]).
 pub struct FreeCores {
     cpus: Vec<usize>,
     max: usize,
@@ -133,10 +118,16 @@ pub struct FreeCores {
 }
 
 impl FreeCores {
-    /// None where /proc/stat or the affinity mask cannot be read (the count then stays fixed).
+    /// Over every core this process may run on. None where /proc/stat or the affinity mask
+    /// cannot be read (the count then stays fixed).
     pub fn new() -> Option<FreeCores> {
+        Self::with_max(usize::MAX)
+    }
+
+    /// At most `max` (and the owned cores); until measured, all of them.
+    fn with_max(max: usize) -> Option<FreeCores> {
         let cpus = owned_cpus()?;
-        let max = cpus.len().max(1);
+        let max = max.min(cpus.len()).max(1);
         let first = CpuSample::take(&cpus)?;
         Some(FreeCores {
             cpus,
@@ -152,19 +143,34 @@ impl FreeCores {
             return self.max;
         };
         if st.0.at.elapsed() >= ADAPT_EVERY {
-            if let Some(now) = CpuSample::take(&self.cpus) {
-                let busy = others_busy(&st.0, &now);
-                let n = threads_for(self.max, busy);
-                if n != st.1 {
-                    tracing::debug!(
-                        "other processes keep {busy:.2} of our {} core(s) busy: calls take at most {n} thread(s)",
-                        self.max
-                    );
-                }
-                *st = (now, n);
-            }
+            self.remeasure(&mut st);
         }
         st.1
+    }
+
+    /// Free cores over the time since the last measurement, measured now.
+    fn measure(&self) -> usize {
+        let Ok(mut st) = self.state.lock() else {
+            return self.max;
+        };
+        self.remeasure(&mut st);
+        st.1
+    }
+
+    fn remeasure(&self, st: &mut (CpuSample, usize)) {
+        let Some(now) = CpuSample::take(&self.cpus) else {
+            return;
+        };
+        let busy = others_busy(&st.0, &now);
+        let n = threads_for(self.max, busy);
+        if n != st.1 {
+            tracing::debug!(
+                "other processes keep {busy:.2} of our {} core(s) busy: libtorch threads {} → {n}",
+                self.max,
+                st.1
+            );
+        }
+        *st = (now, n);
     }
 }
 
