@@ -8,7 +8,7 @@ use crate::data::{FeatureSpec, Level, Video, VideoFeatures};
 use crate::error::{Error, Result};
 use crate::model::batch_inputs;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -388,10 +388,19 @@ pub fn predict_to_file(
     opt: &PredictOptions,
     out: &Path,
 ) -> Result<PredictStats> {
-    let mut protected = input_files(inputs)?;
-    protected.extend(b.manifest.files.keys().map(|f| bundle_dir.join(f)));
-    protected.push(bundle_dir.join("bundle.json"));
-    if let Some(f) = protected.iter().find(|f| crate::runtime::same_file(f, out)) {
+    let files = input_files(inputs)?;
+    let bundle_files: Vec<PathBuf> = b
+        .manifest
+        .files
+        .keys()
+        .map(|f| bundle_dir.join(f))
+        .chain([bundle_dir.join("bundle.json")])
+        .collect();
+    if let Some(f) = files
+        .iter()
+        .chain(&bundle_files)
+        .find(|f| crate::runtime::same_file(f, out))
+    {
         return Err(Error::Invalid(format!(
             "--out {} is {}, which this command reads; refusing to overwrite it\n  hint: write predictions to a new file",
             out.display(),
@@ -399,7 +408,7 @@ pub fn predict_to_file(
         )));
     }
     let mut f = crate::runtime::AtomicFile::create(out)?;
-    let s = predict(b, inputs, opt, &mut f)?;
+    let s = predict_files(b, files, opt, &mut f)?;
     f.commit()?;
     Ok(s)
 }
@@ -411,6 +420,16 @@ pub fn predict(
     opt: &PredictOptions,
     out: &mut dyn Write,
 ) -> Result<PredictStats> {
+    predict_files(b, input_files(inputs)?, opt, out)
+}
+
+/// [`predict`] over the files [`input_files`] expanded the inputs to.
+fn predict_files(
+    b: &Bundle,
+    files: Vec<PathBuf>,
+    opt: &PredictOptions,
+    out: &mut dyn Write,
+) -> Result<PredictStats> {
     let spec = b.config.feature_spec();
     let c = b.manifest.num_classes;
     // Labels are read but never needed to predict: an out-of-range one must not stop
@@ -419,7 +438,6 @@ pub fn predict(
         num_classes: usize::MAX,
         ..spec.clone()
     };
-    let files = input_files(inputs)?;
     let mut npz = (opt.format == Format::Npz).then(|| NpzRows {
         all_labelled: true,
         ..Default::default()
