@@ -234,6 +234,10 @@ enum BenchCmd {
     },
 }
 
+/// `-c` of the verbs whose `-w` may be a checkpoint directory (`test`, `export`).
+const CONFIG_OR_CHECKPOINT: &str = "YAML config (PaddleVideo's attention_lstm_youtube8m.yaml layout + yt8m keys); \
+    optional when -w is a checkpoint directory, whose own config.yaml is then used";
+
 /// The config every model verb starts from: a YAML file, `-o` overrides, and the device.
 #[derive(Args)]
 struct ConfigArgs {
@@ -332,8 +336,7 @@ struct TrainArgs {
 
 #[derive(Args)]
 #[command(
-    mut_arg("config", |a| a.help("YAML config (PaddleVideo's attention_lstm_youtube8m.yaml layout + yt8m keys); \
-        optional when -w is a checkpoint directory, whose own config.yaml is then used")),
+    mut_arg("config", |a| a.help(CONFIG_OR_CHECKPOINT)),
     after_help = "Examples:\n  yt8m test -c configs/demo_small.yaml -w runs/demo/checkpoints/best\n  yt8m test -w runs/demo/checkpoints/best      # the checkpoint's own config.yaml\n  yt8m test -c configs/attention_lstm_youtube8m.yaml -w AttentionLSTM_yt8.pdparams \\\n      --metric-mode paddlevideo\n\nPrints a table and writes a JSON report (metrics, mode, videos, config, weights sha256)."
 )]
 struct TestArgs {
@@ -375,8 +378,7 @@ struct ConvertArgs {
 
 #[derive(Args)]
 #[command(
-    mut_arg("config", |a| a.help("YAML config (PaddleVideo's attention_lstm_youtube8m.yaml layout + yt8m keys); \
-        optional when -w is a checkpoint directory, whose own config.yaml is then used")),
+    mut_arg("config", |a| a.help(CONFIG_OR_CHECKPOINT)),
     after_help = "Examples:\n  yt8m export -c configs/demo_small.yaml -w runs/demo/checkpoints/best --out bundles/demo\n  yt8m export -w runs/demo/checkpoints/latest --out bundles/latest     # the checkpoint's own config\n  yt8m export -w runs/demo/checkpoints/best --onnx-input float --out bundles/float\n\nWithout -c, a checkpoint directory brings the config it was saved with.\n\nThe bundle holds model.safetensors, config.yaml, vocabulary.csv (the 2018 YouTube-8M names\nfor 3862-class models unless --vocabulary is given), model.onnx (standard ONNX, opset 17,\nLSTM operator; inputs per modality [batch, time, D] and lengths [batch], outputs logits and\nprobabilities), MODEL_CARD.md and bundle.json (manifest with sha256 of every file)."
 )]
 struct ExportArgs {
