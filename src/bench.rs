@@ -847,3 +847,114 @@ pub fn bench_predict(o: &ModelBenchOptions) -> Result<String> {
     let _ = std::fs::remove_dir_all(&dir);
     Ok(out)
 }
+
+/// `yt8m bench segments`: the same videos scored whole (batches of `o.batch_sizes[0]`,
+/// length-sorted windows as `predict`) and as 5-frame segments (batches of `segment_batch`,
+/// then ranked per class with the 2019 class list when the model has the 2018 vocabulary),
+/// frames/s of each, after an untimed warm-up batch.
+pub fn bench_segments(
+    o: &ModelBenchOptions,
+    videos: usize,
+    segment_batch: usize,
+) -> Result<String> {
+    use yt8m::model::{Model, batch_inputs};
+    let cfg = &o.config;
+    let spec = cfg.feature_spec();
+    if spec.level != yt8m::data::Level::Frame {
+        return Err(Error::Invalid(
+            "bench segments needs a frame-level model config".into(),
+        ));
+    }
+    let device = cfg.TRAIN.device.resolve()?;
+    let threads = yt8m::threads::configure_torch_threads();
+    tch::manual_seed(1);
+    let model = Model::new(cfg.architecture(), device, tch::Kind::Float);
+    let dir = o.workdir.join("segments");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let files = synth_for_bench(&dir.join("data"), cfg, videos)?;
+    let mut vids = Vec::new();
+    for f in &files {
+        read_shard(f, &spec, false, |v| {
+            vids.push(v);
+            true
+        })?;
+    }
+    let c = spec.num_classes;
+    let frames: usize = vids.iter().map(|v| v.num_frames).sum();
+    let run = |batches: &[Batch], mut each: Option<&mut dyn FnMut(usize, &[f32])>| -> f64 {
+        let mut el = 0.0;
+        tch::no_grad(|| {
+            // Warm-up (allocator, thread pool), untimed.
+            if let Some(b) = batches.first() {
+                let _ = model.forward(&batch_inputs(b, device, model.kind), false);
+            }
+            for (i, b) in batches.iter().enumerate() {
+                yt8m::threads::adapt_torch_threads();
+                let t = Instant::now();
+                let p = model
+                    .forward(&batch_inputs(b, device, model.kind), false)
+                    .to_kind(tch::Kind::Float)
+                    .sigmoid()
+                    .to_device(tch::Device::Cpu)
+                    .contiguous();
+                if let Some(f) = each.as_deref_mut() {
+                    let mut all = vec![0f32; p.numel()];
+                    p.copy_data(&mut all, p.numel());
+                    for (r, row) in all.chunks(c).enumerate() {
+                        f(i * 100_000 + r, row);
+                    }
+                }
+                el += t.elapsed().as_secs_f64();
+            }
+        });
+        el
+    };
+    // Whole videos, as predict batches them.
+    let lengths: Vec<usize> = vids.iter().map(|v| v.num_frames).collect();
+    let bs = o.batch_sizes.first().copied().unwrap_or(64).max(1);
+    let whole: Vec<Batch> =
+        yt8m::data::batch::length_buckets(&lengths, bs, yt8m::predict::DEFAULT_BUCKET_WINDOW)
+            .into_iter()
+            .map(|g| Batch::from_indices(&vids, &g, &spec))
+            .collect();
+    let t_whole = run(&whole, None);
+    // Segments, as predict --segments cuts and batches them.
+    let mut segs = Vec::new();
+    for v in &vids {
+        let mut s = 0;
+        while let Some(w) = v.window(s, yt8m::segments::SEGMENT_LENGTH, &spec.dims) {
+            segs.push(w);
+            s += yt8m::segments::SEGMENT_LENGTH;
+        }
+    }
+    let idx: Vec<usize> = (0..segs.len()).collect();
+    let seg_batches: Vec<Batch> = idx
+        .chunks(segment_batch)
+        .map(|g| Batch::from_indices(&segs, g, &spec))
+        .collect();
+    let allowed = (c == 3862)
+        .then(|| yt8m::segments::class_list(Path::new("2019"), c))
+        .transpose()?;
+    let mut ranking = yt8m::segments::SegmentRanking::new(c, yt8m::segments::DEFAULT_MAX_PER_CLASS);
+    let v0 = ranking.add_video("bench");
+    let mut rank = |r: usize, row: &[f32]| {
+        ranking.add_scores(v0, r as u32, row, 20, allowed.as_deref());
+    };
+    let t_seg = run(&seg_batches, Some(&mut rank));
+    let _ = std::fs::remove_dir_all(&dir);
+    let fw = frames as f64 / t_whole;
+    let fs = frames as f64 / t_seg;
+    Ok(format!(
+        "segment vs whole-video inference ({}), {threads} thread(s), {} videos ({frames} frames, {} segments), after one untimed warm-up batch each\n\n| mode | batch | frames/s |\n|---|---|---|\n| whole videos | {bs} videos | {fw:.0} |\n| 5-frame segments + per-class ranking{} | {segment_batch} segments | {fs:.0} |\n\nsegments / whole: {:.2}x\n",
+        cfg.architecture().name(),
+        vids.len(),
+        segs.len(),
+        if allowed.is_some() {
+            " (2019 classes)"
+        } else {
+            ""
+        },
+        fs / fw
+    ))
+}

@@ -243,6 +243,7 @@ fn export_and_predict(
         score: crate::predict::ScoreFn::Sigmoid,
         skip_corrupt: false,
         show_labels: true,
+        segments: None,
     };
     let mut predicted = Vec::new();
     crate::predict::predict(

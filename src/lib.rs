@@ -31,6 +31,7 @@ pub mod optim;
 pub mod plot;
 pub mod predict;
 pub mod runtime;
+pub mod segments;
 pub mod serve;
 pub mod tensorboard;
 pub mod train;

@@ -173,6 +173,31 @@ enum BenchCmd {
         #[arg(long, value_enum, value_delimiter = ',', default_value = "fp32")]
         precision: Vec<Precision>,
     },
+    /// The 2019 segment task's inference (every 5-frame segment scored and ranked per class)
+    /// against whole-video prediction on the same videos and weights: frames/s of each.
+    #[command(
+        after_help = "Examples:\n  yt8m bench segments                       # full AttentionLSTM, 64 videos\n  yt8m bench segments -c configs/demo_small.yaml --videos 512"
+    )]
+    Segments {
+        /// Model config (default: configs/attention_lstm_youtube8m.yaml's model); frame level.
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        /// Override a config key (repeatable), as for `train`.
+        #[arg(short = 'o', long = "override", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+        /// Synthetic videos (1–300 frames) to score both ways.
+        #[arg(long, default_value_t = 64)]
+        videos: usize,
+        /// Videos per forward pass for whole videos (predict's default).
+        #[arg(long, default_value_t = 64)]
+        batch_size: usize,
+        /// Segments per forward pass (predict --segments' default).
+        #[arg(long, default_value_t = 1024)]
+        segment_batch: usize,
+        /// Device: auto, cpu, cuda, cuda:N.
+        #[arg(long)]
+        device: Option<DeviceSpec>,
+    },
     /// Load test of `yt8m serve` (1, 8, 64 clients) beside offline predict on the same bundle
     /// and videos, and optionally the bundle's ONNX graph in onnxruntime behind Python's
     /// http.server under the same load.
@@ -403,7 +428,7 @@ struct ExportArgs {
 
 #[derive(Args)]
 #[command(
-    after_help = "Examples:\n  yt8m predict --model bundles/demo data/test0000.tfrecord\n  yt8m predict --model bundles/full video.pkl --score softmax --top-k 1 --format paddle\n  yt8m predict --model bundles/full 'frames/*.tfrecord' --format kaggle > submission.csv\n  yt8m predict --model bundles/full clip.npy --format jsonl\n\n.npy inputs hold [frames, 1152] (rgb then audio columns), uint8 quantized or float."
+    after_help = "Examples:\n  yt8m predict --model bundles/demo data/test0000.tfrecord\n  yt8m predict --model bundles/full video.pkl --score softmax --top-k 1 --format paddle\n  yt8m predict --model bundles/full 'frames/*.tfrecord' --format kaggle > submission.csv\n  yt8m predict --model bundles/full clip.npy --format jsonl\n  yt8m predict --model bundles/full --segments 'validate*' --format kaggle-segments --out seg.csv\n\n.npy inputs hold [frames, 1152] (rgb then audio columns), uint8 quantized or float."
 )]
 struct PredictArgs {
     /// Bundle directory from `yt8m export`.
@@ -424,9 +449,10 @@ struct PredictArgs {
     /// Also print each video's true labels (table, jsonl, paddle) when its record has them.
     #[arg(long)]
     show_labels: bool,
-    /// Videos per forward pass (larger is faster, up to memory).
-    #[arg(long, default_value_t = 64)]
-    batch_size: usize,
+    /// Videos per forward pass (larger is faster, up to memory); segments per forward pass
+    /// with --segments. Default: 64 videos, 1024 segments.
+    #[arg(long)]
+    batch_size: Option<usize>,
     /// Videos are read in windows of this many batches and sorted by length before batching,
     /// so little padding is computed; output keeps input order. 1 = no reordering across batches.
     #[arg(long, default_value_t = yt8m::predict::DEFAULT_BUCKET_WINDOW)]
@@ -445,6 +471,23 @@ struct PredictArgs {
     /// Write here instead of stdout (needed for --format npz).
     #[arg(long = "out", alias = "output", value_name = "FILE")]
     output: Option<PathBuf>,
+    /// 2019 segment task: score every --segment-length-frame segment of each video (the
+    /// starter's recipe: the model run on the segment's frames alone); rows are segments with
+    /// ids `video:start`. Use --format kaggle-segments for the Kaggle submission.
+    #[arg(long)]
+    segments: bool,
+    /// Frames per segment (5 = the 2019 task's 5 seconds).
+    #[arg(long, default_value_t = yt8m::segments::SEGMENT_LENGTH, requires = "segments")]
+    segment_length: usize,
+    /// Rank only these classes: a file with one id per line (non-integer lines such as a
+    /// header are skipped), or `2019` for the 1,000 rated classes of the 2019 segment data
+    /// (the starter's segment_label_ids.csv, built in).
+    #[arg(long, value_name = "FILE|2019", requires = "segments")]
+    segment_classes: Option<PathBuf>,
+    /// --format kaggle-segments: segments kept per class (Kaggle's cap, the starter's
+    /// --segment_max_pred).
+    #[arg(long, default_value_t = yt8m::segments::DEFAULT_MAX_PER_CLASS, requires = "segments")]
+    max_per_class: usize,
 }
 
 #[derive(Args)]
@@ -636,11 +679,15 @@ struct SynthArgs {
     /// Omit the labels key (test-split style).
     #[arg(long)]
     no_labels: bool,
+    /// 2019 segment task data: class patterns per 5-frame segment, and rated segments
+    /// (segment_start_times/end_times/labels/scores) for one label of each video. Frame level.
+    #[arg(long)]
+    segments: bool,
 }
 
 #[derive(Args)]
 #[command(
-    after_help = "Examples:\n  yt8m evaluate --scores preds.npz                    # predictions [N,C] + labels [N,C]\n  yt8m evaluate --scores preds.npz --json --top-k 20\n  yt8m evaluate --kaggle submission.csv --labels 'validate*.tfrecord'\n  yt8m evaluate --scores scores.npy --ids ids.txt --labels 'validate*.tfrecord'\n  yt8m evaluate --scores preds.npz --metric-mode paddlevideo   # per-batch mean, batch 8"
+    after_help = "Examples:\n  yt8m evaluate --scores preds.npz                    # predictions [N,C] + labels [N,C]\n  yt8m evaluate --scores preds.npz --json --top-k 20\n  yt8m evaluate --kaggle submission.csv --labels 'validate*.tfrecord'\n  yt8m evaluate --scores scores.npy --ids ids.txt --labels 'validate*.tfrecord'\n  yt8m evaluate --scores preds.npz --metric-mode paddlevideo   # per-batch mean, batch 8\n  yt8m evaluate --segments --submission seg.csv --labels 'validate*' --top-n 100000"
 )]
 struct EvaluateArgs {
     /// .npz holding `predictions` [N,C] and `labels` [N,C].
@@ -673,9 +720,26 @@ struct EvaluateArgs {
     /// ties; paddlevideo: the test batch, default 8). 0 = default.
     #[arg(long, default_value_t = 0)]
     batch_size: usize,
-    /// Print one JSON object (hit_at_one, perr, gap, map, ...).
+    /// Print one JSON object (hit_at_one, perr, gap, map, ...; with --segments: map,
+    /// per_class, ...).
     #[arg(long)]
     json: bool,
+    /// 2019 segment task: the mAP of a `Class,Segments` submission (--submission, e.g. from
+    /// `predict --segments --format kaggle-segments`) over the rated segments of --labels, as
+    /// the starter's segment_eval_inference.py computes it.
+    #[arg(long, requires_all = ["submission", "labels"], conflicts_with_all = ["scores", "kaggle"])]
+    segments: bool,
+    /// With --segments: the segment submission CSV.
+    #[arg(long, requires = "segments")]
+    submission: Option<PathBuf>,
+    /// With --segments: count only the first N segments of each class line (the script's
+    /// --top_n; Kaggle scored mAP@100000). 0 = all.
+    #[arg(long, default_value_t = 0, requires = "segments")]
+    top_n: usize,
+    /// With --segments: official (the script's count, which never matches the last segment of
+    /// a line ending in a newline) or complete (every listed segment counts).
+    #[arg(long, value_enum, default_value_t = yt8m::segments::SegmentList::Official, requires = "segments")]
+    segment_list: yt8m::segments::SegmentList,
 }
 
 /// Exit code for a failed write to standard output (`print!`'s panic message), after saying
@@ -882,6 +946,40 @@ fn inspect(a: InspectArgs) -> Result<()> {
     Ok(())
 }
 
+fn evaluate_segments(a: EvaluateArgs) -> Result<()> {
+    let submission = a
+        .submission
+        .context("--segments needs --submission FILE.csv")?;
+    let rated = yt8m::segments::read_rated_segments(&a.labels)?;
+    let r = yt8m::segments::evaluate_submission(&submission, &rated, a.top_n, a.segment_list)?;
+    if !r.classes_without_positives.is_empty() {
+        eprintln!(
+            "warning: {} submitted class(es) have no positive rated segment in the labels and are left out of the mean (segment_eval_inference.py stops with a KeyError on them): {:?}",
+            r.classes_without_positives.len(),
+            &r.classes_without_positives[..r.classes_without_positives.len().min(10)]
+        );
+    }
+    if !r.classes_not_submitted.is_empty() {
+        eprintln!(
+            "note: {} class(es) with positive rated segments are not in the submission (not in the mean, as in the script): {:?}",
+            r.classes_not_submitted.len(),
+            &r.classes_not_submitted[..r.classes_not_submitted.len().min(10)]
+        );
+    }
+    if !r.repeated_classes.is_empty() {
+        eprintln!(
+            "warning: class line(s) repeated, the last one counts: {:?}",
+            r.repeated_classes
+        );
+    }
+    if a.json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        yt8m::segments::print_report(&r, &mut std::io::stdout().lock())?;
+    }
+    Ok(())
+}
+
 fn synth(a: SynthArgs) -> Result<()> {
     let level = a.level;
     if a.dims.len() != 2 {
@@ -889,6 +987,9 @@ fn synth(a: SynthArgs) -> Result<()> {
     }
     if a.num_classes == 0 || a.num_videos == 0 {
         bail!("--num-classes and --num-videos must be positive");
+    }
+    if a.segments && level != Level::Frame {
+        bail!("--segments rates 5-frame segments: it needs --level frame");
     }
     let cfg = SynthConfig {
         level,
@@ -903,6 +1004,7 @@ fn synth(a: SynthArgs) -> Result<()> {
         seed: a.seed,
         prefix: a.prefix,
         no_labels: a.no_labels,
+        segments: a.segments,
         ..Default::default()
     };
     let mut progress = yt8m::runtime::Progress::with_total("synth", Some(cfg.num_videos));
@@ -920,6 +1022,9 @@ fn synth(a: SynthArgs) -> Result<()> {
 }
 
 fn evaluate(a: EvaluateArgs) -> Result<()> {
+    if a.segments {
+        return evaluate_segments(a);
+    }
     let opt = EvalOptions {
         top_k: a.top_k,
         tie_order: a.tie_order,
@@ -1196,6 +1301,20 @@ fn bench(b: BenchCmd) -> Result<()> {
             o.precisions = precision;
             print!("{}", bench::bench_predict(&o)?);
         }
+        BenchCmd::Segments {
+            config,
+            overrides,
+            videos,
+            batch_size,
+            segment_batch,
+            device,
+        } => {
+            let o = model_bench_options(config, overrides, vec![batch_size], 1, 0, device, None)?;
+            print!(
+                "{}",
+                bench::bench_segments(&o, videos.max(1), segment_batch.max(1))?
+            );
+        }
         BenchCmd::Serve {
             model,
             concurrency,
@@ -1283,7 +1402,7 @@ fn predict(a: PredictArgs) -> Result<()> {
     }
     let opt = yt8m::predict::PredictOptions {
         top_k: a.top_k,
-        batch_size: a.batch_size,
+        batch_size: a.batch_size.unwrap_or(if a.segments { 1024 } else { 64 }),
         bucket_window: a.bucket_window,
         format: a.format,
         score: a.score.unwrap_or(match a.format {
@@ -1292,6 +1411,18 @@ fn predict(a: PredictArgs) -> Result<()> {
         }),
         show_labels: a.show_labels,
         skip_corrupt: a.skip_corrupt,
+        segments: match a.segments {
+            true => Some(yt8m::predict::SegmentOptions {
+                length: a.segment_length,
+                max_per_class: a.max_per_class,
+                classes: a
+                    .segment_classes
+                    .as_deref()
+                    .map(|p| yt8m::segments::class_list(p, b.manifest.num_classes))
+                    .transpose()?,
+            }),
+            false => None,
+        },
     };
     if a.format == yt8m::predict::Format::Npz && a.output.is_none() {
         bail!("--format npz writes a binary file: give --out FILE.npz");
@@ -1301,9 +1432,23 @@ fn predict(a: PredictArgs) -> Result<()> {
         None => {
             let stdout = std::io::stdout();
             let mut lock = stdout.lock();
-            yt8m::predict::predict(&b, &a.inputs, &opt, &mut lock)?
+            match yt8m::predict::predict(&b, &a.inputs, &opt, &mut lock) {
+                Ok(s) => s,
+                // `yt8m predict … | head`: a closed pipe ends quietly, as print!'s does.
+                Err(e) if e.to_string().contains("Broken pipe") => {
+                    std::process::exit(stdout_failed(&e.to_string(), true))
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
     };
+    if a.segments {
+        tracing::info!(
+            "{} segment(s) of {} video(s) scored",
+            stats.segments,
+            stats.videos
+        );
+    }
     tracing::info!(
         "{} video(s) predicted, {} with zero frames skipped, {} corrupt record(s) skipped",
         stats.videos,

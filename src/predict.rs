@@ -24,6 +24,22 @@ pub enum Format {
     /// when every video has labels, `labels` [N, C] uint8, as an .npz (needs --out):
     /// `yt8m evaluate --scores FILE.npz` scores it, numpy.load reads it.
     Npz,
+    /// With --segments: the 2019 Kaggle submission (Class,Segments), each class's best
+    /// segments `video:start` by descending score, as the starter's
+    /// `inference.py --segment_labels` writes it.
+    KaggleSegments,
+}
+
+/// `predict --segments`: score every `length`-frame segment of each video instead of the video.
+#[derive(Debug, Clone)]
+pub struct SegmentOptions {
+    /// Frames per segment (the 2019 task: 5).
+    pub length: usize,
+    /// `--format kaggle-segments`: segments kept per class.
+    pub max_per_class: usize,
+    /// Classes that may be ranked (`[classes]`, true = allowed; the starter's
+    /// `segment_label_ids.csv` whitelist); None = all.
+    pub classes: Option<Vec<bool>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -50,6 +66,8 @@ pub struct PredictOptions {
     /// Print each video's true labels too (when its record has them).
     pub show_labels: bool,
     pub skip_corrupt: bool,
+    /// Score segments instead of whole videos (rows are segments with ids `video:start`).
+    pub segments: Option<SegmentOptions>,
 }
 
 #[derive(Debug, Default)]
@@ -59,6 +77,8 @@ pub struct PredictStats {
     pub skipped_records: usize,
     /// Videos whose id was seen before in this run (each is predicted and printed again).
     pub duplicate_ids: usize,
+    /// With --segments: the segments scored (`videos` counts the videos they came from).
+    pub segments: usize,
     seen: std::collections::HashSet<String>,
 }
 
@@ -158,31 +178,21 @@ fn split_columns<T: Copy>(flat: &[T], dims: &[usize], rows: usize) -> Vec<Vec<T>
         .collect()
 }
 
-/// Shortest `%g` rendering with 6 significant digits (what the starter's inference.py writes).
-pub fn fmt_g(x: f64) -> String {
-    if x == 0.0 {
-        return "0".into();
-    }
-    let exp = x.abs().log10().floor() as i32;
-    if !(-5..6).contains(&exp) {
-        let s = format!("{:.5e}", x);
-        let (m, e) = s.split_once('e').unwrap();
-        let m = m.trim_end_matches('0').trim_end_matches('.');
-        let e: i32 = e.parse().unwrap();
-        return format!("{m}e{}{:02}", if e < 0 { '-' } else { '+' }, e.abs());
-    }
-    let decimals = (5 - exp).max(0) as usize;
-    let s = format!("{:.*}", decimals, x);
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s
-    }
-}
+/// Python's `%g` (inference.py's score format), kept here for callers of `predict::fmt_g`.
+pub use crate::runtime::fmt_g;
 
 struct Pending {
     videos: Vec<Video>,
     sources: Vec<String>,
+    /// With --segments: each row's (video index in the ranking, start frame).
+    segs: Vec<(u32, u32)>,
+}
+
+/// Where rows go besides the text output: the npz rows or the segment ranking.
+#[derive(Default)]
+struct Sinks {
+    npz: Option<NpzRows>,
+    ranking: Option<crate::segments::SegmentRanking>,
 }
 
 /// `--format npz`: every row, in input order.
@@ -238,8 +248,10 @@ fn flush(
     opt: &PredictOptions,
     out: &mut dyn Write,
     stats: &mut PredictStats,
-    mut npz: Option<&mut NpzRows>,
+    sinks: &mut Sinks,
 ) -> Result<()> {
+    let mut npz = sinks.npz.as_mut();
+    let mut ranking = sinks.ranking.as_mut();
     if p.videos.is_empty() {
         return Ok(());
     }
@@ -247,10 +259,22 @@ fn flush(
     let spec = b.config.feature_spec();
     let c = b.manifest.num_classes;
     let k = opt.top_k.clamp(1, c);
+    // The segment whitelist multiplies the scores before the top k, as inference.py's
+    // format_lines does (`video_prediction *= whitelisted_cls_mask`).
+    let class_mask = opt
+        .segments
+        .as_ref()
+        .and_then(|s| s.classes.as_ref())
+        .map(|m| {
+            let m: Vec<f32> = m.iter().map(|&a| if a { 1.0 } else { 0.0 }).collect();
+            tch::Tensor::from_slice(&m)
+        });
     // Length-sorted batches pad little; rows go back to input order for the output.
     let lengths: Vec<usize> = p.videos.iter().map(|v| v.num_frames).collect();
     let mut top: Vec<Vec<(usize, f32)>> = vec![Vec::new(); p.videos.len()];
-    let mut full: Vec<Vec<f32>> = vec![Vec::new(); if npz.is_some() { p.videos.len() } else { 0 }];
+    // Every score of every row: for npz output and for the segment ranking.
+    let keep_all = npz.is_some() || ranking.is_some();
+    let mut full: Vec<Vec<f32>> = vec![Vec::new(); if keep_all { p.videos.len() } else { 0 }];
     for group in length_buckets(&lengths, opt.batch_size, opt.bucket_window) {
         let batch = Batch::from_indices(&p.videos, &group, &spec);
         let scores = tch::no_grad(|| {
@@ -263,6 +287,10 @@ fn flush(
             }
             .to_device(tch::Device::Cpu)
         });
+        let scores = match &class_mask {
+            Some(m) => scores.to_kind(tch::Kind::Float) * m,
+            None => scores,
+        };
         let (vals, idx) = scores.topk(k as i64, 1, true, true);
         let mut v = vec![0f32; vals.numel()];
         vals.contiguous().copy_data(&mut v, vals.numel());
@@ -273,7 +301,7 @@ fn flush(
                 .map(|j| (ix[r * k + j] as usize, v[r * k + j]))
                 .collect();
         }
-        if npz.is_some() {
+        if keep_all {
             let mut all = vec![0f32; scores.numel()];
             scores.contiguous().copy_data(&mut all, scores.numel());
             for (r, &i) in group.iter().enumerate() {
@@ -292,9 +320,18 @@ fn flush(
             n.labels.extend(row);
             n.all_labelled &= video.has_labels;
         }
-        stats.videos += p.videos.len();
-        p.videos.clear();
-        p.sources.clear();
+        count_rows(stats, opt, p.videos.len());
+        p.clear();
+        return Ok(());
+    }
+    if let Some(r) = ranking.as_deref_mut() {
+        let allowed = opt.segments.as_ref().and_then(|s| s.classes.as_deref());
+        for (i, row) in full.iter().enumerate() {
+            let (video, start) = p.segs[i];
+            r.add_scores(video, start, row, opt.top_k, allowed);
+        }
+        count_rows(stats, opt, p.videos.len());
+        p.clear();
         return Ok(());
     }
     let io = |e: std::io::Error| Error::Invalid(format!("writing output: {e}"));
@@ -354,13 +391,31 @@ fn flush(
                     writeln!(out, "\ttrue labels: {:?}", video.labels).map_err(io)?;
                 }
             }
-            Format::Npz => unreachable!("npz rows are collected above"),
+            Format::Npz | Format::KaggleSegments => {
+                unreachable!("npz rows and segment rankings are collected above")
+            }
         }
-        stats.videos += 1;
     }
-    p.videos.clear();
-    p.sources.clear();
+    count_rows(stats, opt, p.videos.len());
+    p.clear();
     Ok(())
+}
+
+impl Pending {
+    fn clear(&mut self) {
+        self.videos.clear();
+        self.sources.clear();
+        self.segs.clear();
+    }
+}
+
+/// Rows are videos, or segments with --segments (whose videos were counted when read).
+fn count_rows(stats: &mut PredictStats, opt: &PredictOptions, rows: usize) {
+    if opt.segments.is_some() {
+        stats.segments += rows;
+    } else {
+        stats.videos += rows;
+    }
 }
 
 /// The files `predict` reads for `inputs` (.npy files, shards, directories, globs, .list files).
@@ -423,6 +478,36 @@ pub fn predict(
     predict_files(b, input_files(inputs)?, opt, out)
 }
 
+/// Segment scoring needs frames, and the segment submission needs segments.
+fn check_segment_options(b: &Bundle, opt: &PredictOptions) -> Result<()> {
+    match (&opt.segments, opt.format) {
+        (None, Format::KaggleSegments) => Err(Error::Invalid(
+            "--format kaggle-segments ranks segments: add --segments".into(),
+        )),
+        (Some(_), Format::Paddle) => Err(Error::Invalid(
+            "--format paddle prints whole videos; with --segments use table, jsonl, kaggle, kaggle-segments or npz".into(),
+        )),
+        (Some(s), _) if s.length == 0 => Err(Error::Invalid(
+            "--segment-length must be at least 1 frame (the 2019 task: 5)".into(),
+        )),
+        (Some(_), _) if b.config.feature_spec().level != crate::data::Level::Frame => {
+            Err(Error::Invalid(format!(
+                "--segments needs a frame-level model; this bundle's '{}' reads video-level features (mean_rgb/mean_audio), which have no frames to cut into segments\n  hint: export a frame-level model (attention_lstm, lstm, dbof, nextvlad, frame_logistic, ...)",
+                b.manifest.architecture
+            )))
+        }
+        (Some(s), _) => match &s.classes {
+            Some(m) if m.len() != b.manifest.num_classes => Err(Error::Invalid(format!(
+                "the segment class list covers {} classes, the model {}",
+                m.len(),
+                b.manifest.num_classes
+            ))),
+            _ => Ok(()),
+        },
+        _ => Ok(()),
+    }
+}
+
 /// [`predict`] over the files [`input_files`] expanded the inputs to.
 fn predict_files(
     b: &Bundle,
@@ -438,25 +523,42 @@ fn predict_files(
         num_classes: usize::MAX,
         ..spec.clone()
     };
-    let mut npz = (opt.format == Format::Npz).then(|| NpzRows {
+    let npz = (opt.format == Format::Npz).then(|| NpzRows {
         all_labelled: true,
         ..Default::default()
+    });
+    check_segment_options(b, opt)?;
+    let ranking = (opt.format == Format::KaggleSegments).then(|| {
+        crate::segments::SegmentRanking::new(
+            c,
+            opt.segments.as_ref().map_or(1, |s| s.max_per_class),
+        )
     });
     if opt.format == Format::Kaggle {
         writeln!(out, "VideoId,LabelConfidencePairs")
             .map_err(|e| Error::Invalid(format!("writing output: {e}")))?;
     }
+    let mut sinks = Sinks { npz, ranking };
     let mut stats = PredictStats::default();
     let mut p = Pending {
         videos: Vec::new(),
         sources: Vec::new(),
+        segs: Vec::new(),
     };
-    let bs = opt.batch_size.max(1) * opt.bucket_window.max(1);
+    // Segments all have (nearly) the same length: no length-sorting window is needed, and a
+    // window of full score rows (3862 floats each) would cost memory for nothing.
+    let bs = match opt.segments {
+        Some(_) => opt.batch_size.max(1),
+        None => opt.batch_size.max(1) * opt.bucket_window.max(1),
+    };
     // Many shards take long: a progress line every 10 s (stderr; the output stays clean).
     let mut progress = crate::runtime::Progress::new("predicting", &files);
     for f in &files {
         let src = f.display().to_string();
-        let take = |mut v: Video, p: &mut Pending, stats: &mut PredictStats| {
+        let take = |mut v: Video,
+                    p: &mut Pending,
+                    stats: &mut PredictStats,
+                    ranking: Option<&mut crate::segments::SegmentRanking>| {
             if v.labels.iter().any(|&l| l as usize >= c) {
                 v.labels.clear();
                 v.has_labels = false;
@@ -476,20 +578,38 @@ fn predict_files(
                     v.id
                 );
                 stats.skipped_zero_frames += 1;
+            } else if let Some(seg) = &opt.segments {
+                // inference.py's get_segments: frames [0, 5), [5, 10), ... up to the video's
+                // frame count; the last segment may be shorter (its num_frames says so).
+                stats.videos += 1;
+                let index = ranking.map_or(0, |r| r.add_video(&v.id));
+                let mut start = 0;
+                while let Some(mut w) = v.window(start, seg.length, &spec.dims) {
+                    w.id = format!("{}:{start}", v.id);
+                    p.videos.push(w);
+                    p.sources.push(src.clone());
+                    p.segs.push((index, start as u32));
+                    start += seg.length;
+                }
             } else {
                 p.videos.push(v);
                 p.sources.push(src.clone());
             }
         };
         if f.extension().and_then(|e| e.to_str()) == Some("npy") {
-            take(read_npy_video(f, &spec)?, &mut p, &mut stats);
+            take(
+                read_npy_video(f, &spec)?,
+                &mut p,
+                &mut stats,
+                sinks.ranking.as_mut(),
+            );
         } else {
             let mut shard = videos(f, &read_spec, opt.skip_corrupt)?;
             for v in shard.by_ref() {
-                take(v?, &mut p, &mut stats);
+                take(v?, &mut p, &mut stats, sinks.ranking.as_mut());
                 progress.tick(stats.seen.len());
                 if p.videos.len() >= bs {
-                    flush(b, &mut p, opt, out, &mut stats, npz.as_mut())?;
+                    flush(b, &mut p, opt, out, &mut stats, &mut sinks)?;
                 }
             }
             let s = shard.into_stats();
@@ -505,11 +625,11 @@ fn predict_files(
             stats.skipped_records += s.skipped.len() + s.resyncs.len();
         }
         if p.videos.len() >= bs {
-            flush(b, &mut p, opt, out, &mut stats, npz.as_mut())?;
+            flush(b, &mut p, opt, out, &mut stats, &mut sinks)?;
         }
     }
-    flush(b, &mut p, opt, out, &mut stats, npz.as_mut())?;
-    if let Some(n) = npz {
+    flush(b, &mut p, opt, out, &mut stats, &mut sinks)?;
+    if let Some(n) = sinks.npz {
         use crate::data::npy::{NpyArray, NpyDType, write_npz};
         let rows = n.ids.len();
         let preds = NpyArray {
@@ -535,6 +655,9 @@ fn predict_files(
         write_npz(&mut buf, &arrays).map_err(|e| Error::Invalid(format!("writing .npz: {e}")))?;
         out.write_all(buf.get_ref())
             .map_err(|e| Error::Invalid(format!("writing output: {e}")))?;
+    }
+    if let Some(r) = sinks.ranking {
+        r.write(out)?;
     }
     if stats.videos == 0 && stats.skipped_zero_frames == 0 {
         return Err(Error::Invalid("no videos in the inputs".into()));

@@ -357,3 +357,41 @@ impl std::io::Write for RunLogWriter {
         Ok(())
     }
 }
+
+/// Python's `"%g" % x`: 6 significant digits, fixed notation for decimal exponents −4 to 5,
+/// else `d.ddddde±XX`, trailing zeros dropped (what the starter's inference.py writes; the
+/// exponent is the one after rounding, as C's `%g` decides).
+pub fn fmt_g(x: f64) -> String {
+    if !x.is_finite() {
+        return if x.is_nan() {
+            "nan".into()
+        } else if x > 0.0 {
+            "inf".into()
+        } else {
+            "-inf".into()
+        };
+    }
+    if x == 0.0 {
+        return if x.is_sign_negative() { "-0" } else { "0" }.into();
+    }
+    let sci = format!("{x:.5e}");
+    let (mantissa, exp) = sci.split_once('e').expect("{:e} has an exponent");
+    let exp: i32 = exp.parse().expect("{:e} exponent is an integer");
+    let trim = |s: &str| -> String {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    if (-4..6).contains(&exp) {
+        trim(&format!("{:.*}", (5 - exp) as usize, x))
+    } else {
+        format!(
+            "{}e{}{:02}",
+            trim(mantissa),
+            if exp < 0 { '-' } else { '+' },
+            exp.abs()
+        )
+    }
+}

@@ -107,6 +107,11 @@ const NOT_RUN: &[(&str, &str, &str)] = &[
     ),
     (
         "docs/benchmarks.md",
+        "yt8m bench segments",
+        "benchmark (the full-size model: a minute on 2 cores); the table beside it is its output",
+    ),
+    (
+        "docs/benchmarks.md",
         "yt8m bench read",
         "benchmark; needs a TensorFlow venv",
     ),

@@ -429,7 +429,7 @@ fn every_help_example_runs_as_written_and_every_option_is_described() {
                 continue;
             }
             if v == "bench" {
-                for sub in ["eval", "train", "predict", "serve", "read"] {
+                for sub in ["eval", "train", "predict", "serve", "read", "segments"] {
                     verbs.push(vec!["bench".into(), sub.into()]);
                 }
             } else if v == "config" {
@@ -501,7 +501,21 @@ fn every_help_example_runs_as_written_and_every_option_is_described() {
     // than one batch, as `train` does: 128 in all there.
     synth("data", "extra", 32);
     synth("data/frame", "train", 32);
-    synth(".", "validate", 32);
+    // 2019-style: the segment examples of predict and evaluate read these too.
+    yt8m_ok(&[
+        "synth",
+        "--segments",
+        "--out",
+        s.to_str().unwrap(),
+        "--num-videos",
+        "32",
+        "--num-shards",
+        "2",
+        "--prefix",
+        "validate",
+        "--max-frames",
+        "20",
+    ]);
     synth("frames", "clip", 8);
     std::fs::write(
         s.join("data/train.list"),
@@ -553,6 +567,7 @@ fn every_help_example_runs_as_written_and_every_option_is_described() {
         "bench predict",
         "bench serve",
         "bench read",
+        "bench segments",
     ];
     let mut used_rules = std::collections::HashSet::new();
     let mut ran = 0;

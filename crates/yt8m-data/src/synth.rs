@@ -31,7 +31,17 @@ pub struct SynthConfig {
     pub prefix: String,
     /// Write no `labels` key (test-split style).
     pub no_labels: bool,
+    /// 2019 segment task: the class patterns come per 5-frame segment (each segment shows one
+    /// of the video's labels, or only noise), and each video gets rated segments for one of
+    /// its labels (`segment_start_times`, `segment_end_times`, `segment_labels`,
+    /// `segment_scores`: 1 where the segment shows that label, 0 where it does not).
+    pub segments: bool,
 }
+
+/// Frames per rated segment in the 2019 data (5 seconds at one frame per second).
+pub const SEGMENT_FRAMES: usize = 5;
+/// Rated segments per video at most (the 2019 validate set has about 5 per video).
+const RATED_PER_VIDEO: usize = 5;
 
 impl Default for SynthConfig {
     fn default() -> Self {
@@ -51,6 +61,7 @@ impl Default for SynthConfig {
             seed: 0,
             prefix: "train".into(),
             no_labels: false,
+            segments: false,
         }
     }
 }
@@ -170,10 +181,32 @@ pub fn write_synthetic_with(
                 .iter()
                 .map(|&d| Vec::with_capacity(nf * d))
                 .collect();
+            // Segment mode: which label (if any) each 5-frame segment shows; the first always
+            // shows one, so every video has a positive segment to find.
+            let seg_label: Vec<Option<usize>> = if cfg.segments {
+                (0..nf.div_ceil(SEGMENT_FRAMES))
+                    .map(|s| {
+                        (s == 0 || rng.uniform() < cfg.signal_fraction)
+                            .then(|| labels[rng.below(labels.len() as u64) as usize] as usize)
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
             for t in 0..nf {
-                // The first frame always carries signal so 1-frame videos stay learnable.
-                let signal = t == 0 || rng.uniform() < cfg.signal_fraction;
-                let lab = labels[rng.below(labels.len() as u64) as usize] as usize;
+                let (signal, lab) = if cfg.segments {
+                    match seg_label[t / SEGMENT_FRAMES] {
+                        Some(l) => (true, l),
+                        None => (false, 0),
+                    }
+                } else {
+                    // The first frame always carries signal so 1-frame videos stay learnable.
+                    let signal = t == 0 || rng.uniform() < cfg.signal_fraction;
+                    (
+                        signal,
+                        labels[rng.below(labels.len() as u64) as usize] as usize,
+                    )
+                };
                 for (m, &d) in cfg.dims.iter().enumerate() {
                     for j in 0..d {
                         let base = if signal {
@@ -185,11 +218,52 @@ pub fn write_synthetic_with(
                     }
                 }
             }
+            // Ratings: one of the video's labels, on up to RATED_PER_VIDEO distinct segments
+            // (the 2019 validate set rates about 5 segments of one class per video).
+            let (mut starts, mut ends, mut seg_labels, mut seg_scores) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            if cfg.segments {
+                let rated = labels[rng.below(labels.len() as u64) as usize];
+                let mut order: Vec<usize> = (0..seg_label.len()).collect();
+                for i in (1..order.len()).rev() {
+                    order.swap(i, rng.below(i as u64 + 1) as usize);
+                }
+                let mut chosen: Vec<usize> = order.into_iter().take(RATED_PER_VIDEO).collect();
+                chosen.sort_unstable();
+                for s in chosen {
+                    starts.push((s * SEGMENT_FRAMES) as i64);
+                    ends.push((s * SEGMENT_FRAMES + SEGMENT_FRAMES) as i64);
+                    seg_labels.push(rated);
+                    seg_scores.push(if seg_label[s] == Some(rated as usize) {
+                        1f32
+                    } else {
+                        0f32
+                    });
+                }
+            }
             let label_feat = encode_feature(&EncFeature::Int64(&labels));
             let id_feat = encode_feature(&EncFeature::Bytes(vec![id.as_bytes()]));
             let mut ctx: Vec<(&str, Vec<u8>)> = vec![("id", id_feat)];
             if !cfg.no_labels {
                 ctx.push(("labels", label_feat));
+            }
+            if cfg.segments {
+                ctx.push((
+                    "segment_start_times",
+                    encode_feature(&EncFeature::Int64(&starts)),
+                ));
+                ctx.push((
+                    "segment_end_times",
+                    encode_feature(&EncFeature::Int64(&ends)),
+                ));
+                ctx.push((
+                    "segment_labels",
+                    encode_feature(&EncFeature::Int64(&seg_labels)),
+                ));
+                ctx.push((
+                    "segment_scores",
+                    encode_feature(&EncFeature::Float(&seg_scores)),
+                ));
             }
             let payload = match cfg.level {
                 Level::Frame => {

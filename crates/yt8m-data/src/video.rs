@@ -212,6 +212,62 @@ impl Video {
         }
         true
     }
+
+    /// Frames `[start, start + len)` of a frame-level video as a video of their own (the 2019
+    /// segment task scores each 5-frame segment this way), with `num_frames` the frames that
+    /// exist there (fewer than `len` at the end, as the starter's `get_segments` counts them).
+    /// `dims` are the modality widths. None for video-level features or an empty window.
+    pub fn window(&self, start: usize, len: usize, dims: &[usize]) -> Option<Video> {
+        if start >= self.num_frames {
+            return None;
+        }
+        let end = (start + len).min(self.num_frames);
+        let slice = |rows: usize| (start.min(rows), end.min(rows));
+        // Rows [start, end) of each modality's `[rows, dim]` matrix (audio may have fewer).
+        fn rows_of<T: Clone>(
+            f: &[Vec<T>],
+            dims: &[usize],
+            start: usize,
+            end: usize,
+        ) -> Vec<Vec<T>> {
+            dims.iter()
+                .enumerate()
+                .map(|(m, &d)| {
+                    let rows = f[m].len() / d.max(1);
+                    f[m][start.min(rows) * d..end.min(rows) * d].to_vec()
+                })
+                .collect()
+        }
+        let features = match &self.features {
+            VideoFeatures::Frames(f) => VideoFeatures::Frames(rows_of(f, dims, start, end)),
+            VideoFeatures::Mapped(f) => VideoFeatures::Frames(
+                dims.iter()
+                    .enumerate()
+                    .map(|(m, &d)| {
+                        let (a, b) = slice(f.spans[m].rows());
+                        let mut out = Vec::with_capacity((b - a) * d);
+                        for r in a..b {
+                            out.extend_from_slice(f.row(m, r));
+                        }
+                        out
+                    })
+                    .collect(),
+            ),
+            VideoFeatures::FloatFrames(f) => {
+                VideoFeatures::FloatFrames(rows_of(f, dims, start, end))
+            }
+            VideoFeatures::Mean(_) => return None,
+        };
+        Some(Video {
+            id: self.id.clone(),
+            labels: self.labels.clone(),
+            has_labels: self.has_labels,
+            features,
+            num_frames: end - start,
+            total_frames: end - start,
+            segments: None,
+        })
+    }
 }
 
 pub(crate) fn bytes_to_string(b: &[u8]) -> String {
@@ -236,6 +292,95 @@ fn describe_keys(p: &ParsedExample) -> String {
         s.push_str(&format!("; feature_lists: [{}]", p.list_keys().join(", ")));
     }
     s
+}
+
+/// The id and 2019 segment ratings of one record, reading only its context (any level, any
+/// feature widths): what scoring a segment submission needs. None when the record has none of
+/// the three segment keys; an error naming the key when they are only partly there, of the
+/// wrong type, or of different lengths.
+pub fn decode_segments(
+    payload: &[u8],
+    loc: &Location,
+) -> Result<(String, Option<Segments>), DataError> {
+    let p = proto::parse_example(payload).map_err(|e| {
+        DataError::new(
+            DataErrorKind::Corrupt,
+            loc.clone(),
+            format!("not a valid tf.train.Example/SequenceExample: {}", e.0),
+        )
+    })?;
+    let schema = |loc: Location, msg: String| DataError::new(DataErrorKind::Schema, loc, msg);
+    let Some((id, _)) = video_id(&p) else {
+        return Err(schema(
+            loc.clone().key("id"),
+            format!(
+                "no 'id' bytes feature; the record has {}",
+                describe_keys(&p)
+            ),
+        ));
+    };
+    let loc = loc.clone().video(&id);
+    const KEYS: [&str; 3] = ["segment_start_times", "segment_labels", "segment_scores"];
+    let f: Vec<Option<&Feature>> = KEYS.iter().map(|k| p.feature(k)).collect();
+    if f.iter().all(|x| x.is_none()) {
+        return Ok((id, None));
+    }
+    let ints = |i: usize| -> Result<Vec<i64>, DataError> {
+        match &f[i] {
+            Some(Feature::Int64(v)) => Ok(v.clone()),
+            Some(Feature::Empty) => Ok(Vec::new()),
+            Some(other) => Err(schema(
+                loc.clone().key(KEYS[i]),
+                format!("'{}' is a {}, expected int64_list", KEYS[i], other.kind_name()),
+            )),
+            None => Err(schema(
+                loc.clone().key(KEYS[i]),
+                format!("'{}' is missing while the other segment keys are there", KEYS[i]),
+            )
+            .hint("2019 records carry segment_start_times, segment_labels and segment_scores together")),
+        }
+    };
+    let start_times = ints(0)?;
+    let labels = ints(1)?;
+    let scores = match &f[2] {
+        Some(Feature::Float(v)) => v.clone(),
+        Some(Feature::Empty) => Vec::new(),
+        Some(other) => {
+            return Err(schema(
+                loc.clone().key(KEYS[2]),
+                format!(
+                    "'segment_scores' is a {}, expected float_list",
+                    other.kind_name()
+                ),
+            ));
+        }
+        None => {
+            return Err(schema(
+                loc.clone().key(KEYS[2]),
+                "'segment_scores' is missing while the other segment keys are there".into(),
+            )
+            .hint("2019 records carry segment_start_times, segment_labels and segment_scores together"));
+        }
+    };
+    if start_times.len() != labels.len() || labels.len() != scores.len() {
+        return Err(schema(
+            loc.key(KEYS[0]),
+            format!(
+                "segment lists differ in length: start_times {}, labels {}, scores {}",
+                start_times.len(),
+                labels.len(),
+                scores.len()
+            ),
+        ));
+    }
+    Ok((
+        id,
+        Some(Segments {
+            start_times,
+            labels,
+            scores,
+        }),
+    ))
 }
 
 /// Decodes one payload. `loc` carries file, record index and offset for messages.
