@@ -193,6 +193,9 @@ pub struct DatasetSection {
     pub skip_corrupt: bool,
     pub drop_last: bool,
     pub prefetch: usize,
+    /// Ours: the 2019 segment task (the starter's `--segment_labels`): every split's examples
+    /// are the videos' rated 5-frame segments, labelled with the classes rated positive.
+    pub segment_labels: bool,
 }
 
 impl Default for DatasetSection {
@@ -214,6 +217,7 @@ impl Default for DatasetSection {
             skip_corrupt: false,
             drop_last: true,
             prefetch: 4,
+            segment_labels: false,
         }
     }
 }
@@ -899,6 +903,12 @@ impl Config {
 
     fn validate(&self, name: &str) -> Result<()> {
         let h = &self.MODEL.head;
+        if self.DATASET.segment_labels && self.MODEL.level != Level::Frame {
+            return Err(cfg_err(
+                name,
+                "DATASET.segment_labels trains on 5-frame segments, which needs a frame-level model (MODEL.level: frame); video-level features have no frames to cut",
+            ));
+        }
         if h.feature_dims.is_empty() || h.feature_dims.iter().any(|&d| d == 0) {
             return Err(cfg_err(
                 name,
@@ -1353,6 +1363,7 @@ impl Config {
             num_readers: d.num_workers,
             prefetch: d.prefetch,
             skip_corrupt: d.skip_corrupt,
+            segments: d.segment_labels,
         }
     }
 

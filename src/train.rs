@@ -57,11 +57,16 @@ pub struct TrainSummary {
     pub workers: usize,
 }
 
-/// Counts the records of a split cheaply (TFRecord framing only) for the progress bar.
+/// Counts the records of a split cheaply (TFRecord framing only) for the progress bar; with
+/// DATASET.segment_labels, the rated segments (a full read of the split).
 fn count_videos(loader: &Loader) -> Option<usize> {
     let mut n = 0;
     for f in loader.files() {
-        n += crate::data::sources::count_records(f).ok()?;
+        n += if loader.config().segments {
+            crate::data::sources::count_segment_examples(f, loader.spec()).ok()?
+        } else {
+            crate::data::sources::count_records(f).ok()?
+        };
     }
     Some(n)
 }

@@ -207,8 +207,8 @@ fn segment_map_equals_segment_eval_inference() {
     println!("max |mAP diff| over the fixture: {worst:.1e}");
 }
 
-/// Rated segments of one video: `(start, class, score)`.
-fn write_shard(path: &Path, videos: &[(&str, usize, &[(i64, i64, f32)])]) {
+/// Videos `(id, frames, rated segments (start, class, score))` with `widths`-byte frames.
+fn write_shard(path: &Path, widths: (usize, usize), videos: &[(&str, usize, &[(i64, i64, f32)])]) {
     use yt8m::data::proto::{EncFeature, encode_feature, encode_sequence_example};
     let mut w = yt8m::data::tfrecord::RecordWriter::create(path).unwrap();
     for (id, frames, segs) in videos {
@@ -234,15 +234,15 @@ fn write_shard(path: &Path, videos: &[(&str, usize, &[(i64, i64, f32)])]) {
                 encode_feature(&EncFeature::Float(&scores)),
             ),
         ];
-        let row = vec![0u8; 4];
+        let (rgb, audio) = (vec![7u8; widths.0], vec![9u8; widths.1]);
         let lists = vec![
             (
                 "rgb",
-                vec![encode_feature(&EncFeature::Bytes(vec![&row[..]])); *frames],
+                vec![encode_feature(&EncFeature::Bytes(vec![&rgb[..]])); *frames],
             ),
             (
                 "audio",
-                vec![encode_feature(&EncFeature::Bytes(vec![&row[..2]])); *frames],
+                vec![encode_feature(&EncFeature::Bytes(vec![&audio[..]])); *frames],
             ),
         ];
         w.write(&encode_sequence_example(&ctx, &lists)).unwrap();
@@ -257,6 +257,7 @@ fn segment_map_by_hand_and_the_list_rules() {
     // Class 1: positives a:0, b:5, c:0 (3); a:5 is rated negative. Class 2: one positive.
     write_shard(
         &labels,
+        (4, 2),
         &[
             ("a", 10, &[(0, 1, 1.0), (5, 1, 0.0), (0, 2, 1.0)]),
             ("b", 10, &[(5, 1, 1.0)]),
@@ -302,7 +303,7 @@ fn segment_map_by_hand_and_the_list_rules() {
         assert!(e.contains(needle) && e.contains("s.csv"), "{e}");
     }
     let nolabels = d.join("n.tfrecord");
-    write_shard(&nolabels, &[("a", 3, &[])]);
+    write_shard(&nolabels, (4, 2), &[("a", 3, &[])]);
     let e = yt8m::segments::read_rated_segments(&[&nolabels])
         .err()
         .unwrap()
@@ -361,22 +362,38 @@ fn predict_segments_then_evaluate_from_the_cli() {
     ]);
     let classes = d.join("classes.csv");
     std::fs::write(&classes, "Index\n0\n1\n2\n3\n5\n8\n13\n").unwrap();
-    let sub = d.join("sub.csv");
-    yt8m_ok(&[
-        "predict",
-        "--model",
-        bundle.to_str().unwrap(),
-        "--segments",
-        "--segment-classes",
-        classes.to_str().unwrap(),
-        "--format",
-        "kaggle-segments",
-        "--max-per-class",
-        "50",
-        data.to_str().unwrap(),
-        "--out",
-        sub.to_str().unwrap(),
-    ]);
+    // `predict --segments --format kaggle-segments` with the class list, then the segment
+    // mAP of that file: (submission, mAP).
+    let rank = |bundle: &Path, name: &str| -> (PathBuf, f64) {
+        let sub = d.join(name);
+        yt8m_ok(&[
+            "predict".as_ref(),
+            "--model".as_ref(),
+            bundle.as_os_str(),
+            "--segments".as_ref(),
+            "--segment-classes".as_ref(),
+            classes.as_os_str(),
+            "--format".as_ref(),
+            "kaggle-segments".as_ref(),
+            "--max-per-class".as_ref(),
+            "50".as_ref(),
+            data.as_os_str(),
+            "--out".as_ref(),
+            sub.as_os_str(),
+        ]);
+        let r: serde_json::Value = serde_json::from_str(&yt8m_ok(&[
+            "evaluate".as_ref(),
+            "--segments".as_ref(),
+            "--submission".as_ref(),
+            sub.as_os_str(),
+            "--labels".as_ref(),
+            data.as_os_str(),
+            "--json".as_ref(),
+        ]))
+        .unwrap();
+        (sub, r["map"].as_f64().unwrap())
+    };
+    let (sub, map) = rank(&bundle, "sub.csv");
     let text = std::fs::read_to_string(&sub).unwrap();
     let mut lines = text.lines();
     assert_eq!(lines.next(), Some("Class,Segments"));
@@ -393,21 +410,94 @@ fn predict_segments_then_evaluate_from_the_cli() {
             assert!(v.len() == 4 && s.parse::<usize>().unwrap() % 5 == 0, "{id}");
         }
     }
-    let json = yt8m_ok(&[
-        "evaluate",
-        "--segments",
-        "--submission",
-        sub.to_str().unwrap(),
-        "--labels",
-        data.to_str().unwrap(),
-        "--json",
-    ]);
-    let r: serde_json::Value = serde_json::from_str(&json).unwrap();
-    let map = r["map"].as_f64().unwrap();
     // A model trained on whole videos finds the segments that show a class: far above the
-    // share of positives among rated segments (what a random order scores, about 0.3 here).
+    // same lists in a random order (0.42 on docs/segments.md's data).
     println!("segment mAP of the demo model: {map:.4}");
-    assert!(map > 0.8, "{r}");
+    assert!(map > 0.8, "{map}");
+
+    // Fine-tuning on the rated segments (DATASET.segment_labels, the starter's
+    // --segment_labels): one example per rated start, and the tuned model still ranks the
+    // segments well (whether it gains depends on the data: docs/segments.md has a run where
+    // it does; on this small set both are near 0.99).
+    let train = d.join("segtrain");
+    yt8m_ok(&[
+        "synth",
+        "--segments",
+        "--out",
+        train.to_str().unwrap(),
+        "--num-videos",
+        "96",
+        "--num-shards",
+        "2",
+        "--seed",
+        "9",
+        "--prefix",
+        "train",
+        "--noise",
+        "2.5",
+        "--max-frames",
+        "80",
+    ]);
+    let mut examples = 0;
+    for f in std::fs::read_dir(&train).unwrap() {
+        let f = f.unwrap().path();
+        read_shard(&f, &spec("1024,128"), false, |v| {
+            let mut starts: Vec<i64> = v.segments.as_ref().unwrap().start_times.clone();
+            starts.sort_unstable();
+            starts.dedup();
+            examples += starts
+                .iter()
+                .filter(|&&s| (s as usize) < v.num_frames)
+                .count();
+            true
+        })
+        .unwrap();
+    }
+    let run = d.join("run");
+    let cfg = repo().join("configs/demo_small.yaml");
+    yt8m_ok(&[
+        "train".as_ref(),
+        "-c".as_ref(),
+        cfg.as_os_str(),
+        "-w".as_ref(),
+        dir.join("run/checkpoints/best").as_os_str(),
+        "-o".as_ref(),
+        "DATASET.segment_labels=true".as_ref(),
+        "-o".as_ref(),
+        format!("DATASET.train.file_path={}", train.display()).as_ref(),
+        "-o".as_ref(),
+        "epochs=2".as_ref(),
+        "-o".as_ref(),
+        "DATASET.drop_last=false".as_ref(),
+        "--out".as_ref(),
+        run.as_os_str(),
+    ]);
+    let log = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    let epoch: serde_json::Value = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|j| j["kind"] == "epoch")
+        .unwrap();
+    let steps = epoch["steps"].as_u64().unwrap() as usize;
+    println!("{examples} rated segments → {steps} steps of 16 per epoch; {epoch}");
+    assert_eq!(steps, examples.div_ceil(16), "{epoch}");
+    assert_eq!(
+        epoch["videos"].as_u64().unwrap() as usize,
+        examples,
+        "{epoch}"
+    );
+    let tuned = d.join("tuned");
+    yt8m_ok(&[
+        "export".as_ref(),
+        "-w".as_ref(),
+        run.join("checkpoints/latest").as_os_str(),
+        "--out".as_ref(),
+        tuned.as_os_str(),
+        "--no-onnx".as_ref(),
+    ]);
+    let (_, tuned_map) = rank(&tuned, "sub2.csv");
+    println!("segment mAP after fine-tuning on rated segments: {tuned_map:.4} (before {map:.4})");
+    assert!(tuned_map > 0.8, "{tuned_map} vs {map}");
 
     // Per-segment rows in the other formats: ids video:start, at most 5 frames.
     let jsonl = yt8m_ok(&[
@@ -452,6 +542,62 @@ fn predict_segments_then_evaluate_from_the_cli() {
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(
         !o.status.success() && e.contains("classes.csv:2") && e.contains("0..=19"),
+        "{e}"
+    );
+}
+
+#[test]
+fn training_on_segments_refuses_bad_ratings_naming_them() {
+    let d = tempdir("seg-bad");
+    let shard = d.join("train0000.tfrecord");
+    write_shard(
+        &shard,
+        (1024, 128),
+        &[("ok", 10, &[(0, 1, 1.0)]), ("bad", 10, &[(5, 25, 1.0)])],
+    );
+    let cfg = repo().join("configs/tiny_test.yaml");
+    let o = std::process::Command::new(bin())
+        .args([
+            "train",
+            "-c",
+            cfg.to_str().unwrap(),
+            "-o",
+            "DATASET.segment_labels=true",
+        ])
+        .args([
+            "-o",
+            &format!("DATASET.train.file_path={}", shard.display()),
+        ])
+        .args(["-o", "DATASET.batch_size=1", "-o", "epochs=1", "--out"])
+        .arg(d.join("run"))
+        .env("YT8M_THREADS", "1")
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{e}");
+    for needle in [
+        "train0000.tfrecord",
+        "bad",
+        "segment_labels",
+        "segment label 25",
+        "0..=19",
+    ] {
+        assert!(e.contains(needle), "'{needle}' not in: {e}");
+    }
+    // A video-level model cannot train on segments.
+    let o = std::process::Command::new(bin())
+        .args([
+            "train",
+            "-c",
+            repo().join("configs/logistic_video.yaml").to_str().unwrap(),
+        ])
+        .args(["-o", "DATASET.segment_labels=true", "--dry-run", "--out"])
+        .arg(d.join("run2"))
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && e.contains("frame-level model"),
         "{e}"
     );
 }

@@ -31,6 +31,9 @@ pub struct LoaderConfig {
     /// Batches prepared ahead of the model.
     pub prefetch: usize,
     pub skip_corrupt: bool,
+    /// 2019 segment task: the examples are each video's rated 5-frame segments (labels: the
+    /// classes rated positive), not the videos.
+    pub segments: bool,
 }
 
 impl Default for LoaderConfig {
@@ -46,6 +49,7 @@ impl Default for LoaderConfig {
             num_readers: 0,
             prefetch: 4,
             skip_corrupt: false,
+            segments: false,
         }
     }
 }
@@ -421,7 +425,7 @@ pub fn ordered_videos_with(
         readers.push(rx);
         let mine: Vec<_> = files.iter().skip(w).step_by(n).cloned().collect();
         handles.push(std::thread::spawn(move || {
-            reader_thread(mine, skip_corrupt, false, map, tx)
+            reader_thread(mine, skip_corrupt, false, map, false, tx)
         }));
     }
     OrderedVideos {
@@ -553,8 +557,9 @@ impl Loader {
                 .map(|&i| (self.files[i].clone(), self.spec.clone()))
                 .collect();
             let skip = cfg.skip_corrupt;
+            let segments = cfg.segments;
             handles.push(std::thread::spawn(move || {
-                reader_thread(mine, skip, true, false, tx)
+                reader_thread(mine, skip, true, false, segments, tx)
             }));
         }
         let (btx, brx) = sync_channel(cfg.prefetch.max(1));
@@ -604,12 +609,14 @@ fn inject_reader_fault(f: &std::path::Path) {
 
 /// Reads `files` in order, each with its spec, sending videos then the file's stats (or its
 /// error). `drop_empty`: leave out videos without frames (training has nothing to pool over),
-/// listing them in the stats.
+/// listing them in the stats. `segments`: send each video's rated 5-frame segments instead
+/// of the video ([`Video::segment_examples`]).
 fn reader_thread(
     files: Vec<(PathBuf, Arc<FeatureSpec>)>,
     skip: bool,
     drop_empty: bool,
     map: bool,
+    segments: bool,
     tx: SyncSender<Msg>,
 ) {
     for (f, spec) in files {
@@ -617,6 +624,7 @@ fn reader_thread(
         let mut alive = true;
         let mut empty = Vec::new();
         let mut chunk = Vec::with_capacity(CHUNK);
+        let mut bad: Option<DataError> = None;
         // A panic while reading one file fails the epoch naming the file, instead of closing
         // the channel (which the assembler would take for the end of the data).
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -626,6 +634,30 @@ fn reader_thread(
                 if v.num_frames == 0 && drop_empty {
                     empty.push(format!("{}: {}", f.display(), v.id));
                     return true;
+                }
+                if segments {
+                    match v.segment_examples(
+                        crate::synth::SEGMENT_FRAMES,
+                        &spec.dims,
+                        spec.num_classes,
+                    ) {
+                        Ok(list) => chunk.extend(list),
+                        Err(e) => {
+                            bad = Some(
+                                DataError::new(
+                                    DataErrorKind::Schema,
+                                    Location::file(&f).video(&v.id).key("segment_labels"),
+                                    e,
+                                )
+                                .hint("2019 segment ratings must name classes of the model and start at frame 0 or later"),
+                            );
+                            return false;
+                        }
+                    }
+                    if chunk.len() >= CHUNK {
+                        alive = tx.send(Msg::Videos(std::mem::take(&mut chunk))).is_ok();
+                    }
+                    return alive;
                 }
                 chunk.push(v);
                 if chunk.len() >= CHUNK {
@@ -637,7 +669,10 @@ fn reader_thread(
             if alive && !chunk.is_empty() {
                 alive = tx.send(Msg::Videos(std::mem::take(&mut chunk))).is_ok();
             }
-            r
+            match bad.take() {
+                Some(e) => Err(e),
+                None => r,
+            }
         }))
         .unwrap_or_else(|p| {
             Err(DataError::new(

@@ -755,6 +755,17 @@ pub fn read_paddle_pickle(path: &Path, spec: &FeatureSpec) -> Result<Vec<Video>,
 
 /// Number of videos in a shard without decoding: TFRecord framing only (seeks over payloads),
 /// PaddleVideo pickles by loading them.
+/// The segment examples a [`crate::batch::Loader`] with `segments` makes of `path` (rated
+/// start times within the frames read): this reads every record whole, frames included.
+pub fn count_segment_examples(path: &Path, spec: &FeatureSpec) -> Result<usize, DataError> {
+    let mut n = 0;
+    read_shard(path, spec, false, |v| {
+        n += v.rated_starts(spec.num_classes).map_or(0, |r| r.len());
+        true
+    })?;
+    Ok(n)
+}
+
 pub fn count_records(path: &Path) -> Result<usize, DataError> {
     use std::io::{Read, Seek, SeekFrom};
     match shard_kind(path) {

@@ -270,6 +270,77 @@ impl Video {
     }
 }
 
+/// One training example of the 2019 segment task: a rated start time and the classes rated
+/// positive there.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RatedStart {
+    pub start: usize,
+    /// Classes with a rating > 0 at this start, sorted (empty: rated negative only).
+    pub labels: Vec<u32>,
+}
+
+impl Video {
+    /// The rated start times of this video as the starter's reader makes segment examples
+    /// (readers.py, `segment_labels=True`): one per distinct `segment_start_times` value, in
+    /// order of first appearance (`tf.unique`), labelled with the classes rated > 0 there.
+    /// Starts at or past the frames read are left out (the starter would read zero padding
+    /// there). Errors name the offending value: a negative start or a class outside
+    /// `0..num_classes`.
+    pub fn rated_starts(&self, num_classes: usize) -> Result<Vec<RatedStart>, String> {
+        let Some(s) = &self.segments else {
+            return Ok(Vec::new());
+        };
+        let mut out: Vec<RatedStart> = Vec::new();
+        let mut at: std::collections::HashMap<i64, usize> = std::collections::HashMap::new();
+        for ((&start, &label), &score) in s.start_times.iter().zip(&s.labels).zip(&s.scores) {
+            if start < 0 {
+                return Err(format!("segment start time {start} is negative"));
+            }
+            if label < 0 || label as u64 >= num_classes as u64 {
+                return Err(format!(
+                    "segment label {label} is outside 0..={}",
+                    num_classes.saturating_sub(1)
+                ));
+            }
+            let i = *at.entry(start).or_insert_with(|| {
+                out.push(RatedStart {
+                    start: start as usize,
+                    labels: Vec::new(),
+                });
+                out.len() - 1
+            });
+            if score > 0.0 && !out[i].labels.contains(&(label as u32)) {
+                out[i].labels.push(label as u32);
+            }
+        }
+        out.retain(|r| r.start < self.num_frames);
+        for r in &mut out {
+            r.labels.sort_unstable();
+        }
+        Ok(out)
+    }
+
+    /// [`Self::rated_starts`] as videos of their own: frames `[start, start + len)`, id
+    /// `video:start`, labels the classes rated positive.
+    pub fn segment_examples(
+        &self,
+        len: usize,
+        dims: &[usize],
+        num_classes: usize,
+    ) -> Result<Vec<Video>, String> {
+        let mut out = Vec::new();
+        for r in self.rated_starts(num_classes)? {
+            if let Some(mut w) = self.window(r.start, len, dims) {
+                w.id = format!("{}:{}", self.id, r.start);
+                w.labels = r.labels;
+                w.has_labels = true;
+                out.push(w);
+            }
+        }
+        Ok(out)
+    }
+}
+
 pub(crate) fn bytes_to_string(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -703,4 +774,64 @@ pub fn summarize(payload: &[u8]) -> Result<RecordSummary, proto::ProtoError> {
         floats,
         has_segments: p.feature("segment_start_times").is_some(),
     })
+}
+
+#[cfg(test)]
+mod segment_tests {
+    use super::*;
+
+    fn video(frames: usize, starts: &[i64], labels: &[i64], scores: &[f32]) -> Video {
+        Video {
+            id: "v".into(),
+            labels: vec![1],
+            has_labels: true,
+            features: VideoFeatures::Frames(vec![
+                (0..frames as u8).flat_map(|t| [t, t]).collect(),
+                (0..frames as u8).collect(),
+            ]),
+            num_frames: frames,
+            total_frames: frames,
+            segments: Some(Segments {
+                start_times: starts.to_vec(),
+                labels: labels.to_vec(),
+                scores: scores.to_vec(),
+            }),
+        }
+    }
+
+    #[test]
+    fn rated_starts_follow_the_starters_reader() {
+        // Starts in first-seen order (tf.unique); several classes at one start; a negative
+        // rating gives an example without positives; a start past the frames is left out.
+        let v = video(
+            12,
+            &[5, 0, 5, 10, 15],
+            &[3, 3, 7, 3, 3],
+            &[1.0, 0.0, 1.0, 1.0, 1.0],
+        );
+        let r = v.rated_starts(10).unwrap();
+        let got: Vec<(usize, Vec<u32>)> = r.into_iter().map(|r| (r.start, r.labels)).collect();
+        assert_eq!(got, vec![(5, vec![3, 7]), (0, vec![]), (10, vec![3])]);
+        let ex = v.segment_examples(5, &[2, 1], 10).unwrap();
+        assert_eq!(ex.len(), 3);
+        assert_eq!(ex[0].id, "v:5");
+        assert_eq!(ex[0].labels, vec![3, 7]);
+        assert_eq!(ex[2].num_frames, 2); // frames 10, 11
+        let VideoFeatures::Frames(f) = &ex[2].features else {
+            panic!()
+        };
+        assert_eq!(f[0], vec![10, 10, 11, 11]);
+        assert_eq!(f[1], vec![10, 11]);
+        // Hostile values are errors naming them.
+        let e = video(12, &[-5], &[3], &[1.0]).rated_starts(10).unwrap_err();
+        assert!(e.contains("-5"), "{e}");
+        let e = video(12, &[0], &[10], &[1.0]).rated_starts(10).unwrap_err();
+        assert!(e.contains("label 10") && e.contains("0..=9"), "{e}");
+        assert!(
+            video(12, &[], &[], &[])
+                .rated_starts(10)
+                .unwrap()
+                .is_empty()
+        );
+    }
 }
