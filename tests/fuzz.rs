@@ -489,32 +489,128 @@ fn safetensors_and_bundle_manifests() {
     assert!(err > 0);
 }
 
+/// `cases(n)` mutations of the text file `base`, each written to a file and given to
+/// `read`, which says whether it was read (true) or refused cleanly (false); both must happen.
+fn fuzz_text_file(
+    what: &str,
+    seed: u64,
+    n: usize,
+    base: &[u8],
+    mut read: impl FnMut(&Path, &mut Rng) -> bool,
+) {
+    let mut rng = Rng::new(seed);
+    let p = tempdir(&format!("fuzz-{seed}")).join("s.csv");
+    let (mut ok, mut err) = (0, 0);
+    for _ in 0..cases(n) {
+        let mut b = base.to_vec();
+        mutate(&mut b, &mut rng, 5);
+        std::fs::write(&p, &b).unwrap();
+        if read(&p, &mut rng) {
+            ok += 1;
+        } else {
+            err += 1;
+        }
+    }
+    println!("{what}: {ok} read, {err} clean errors");
+    assert!(ok > 0 && err > 0);
+}
+
 #[test]
 fn kaggle_csv_lines() {
     needs_shared!();
-    let mut rng = Rng::new(16);
-    let d = tempdir("fuzz-csv");
     let labels = vec![
         yt8m_data("synthetic/video_2018.tfrecord")
             .display()
             .to_string(),
     ];
-    let base = b"VideoId,LabelConfidencePairs\nabc,1 0.5 2 0.25\nxyz,3 1e-3 3861 0.9\n".to_vec();
-    let p = d.join("s.csv");
-    let (mut ok, mut err) = (0, 0);
-    for _ in 0..cases(1500) {
-        let mut b = base.clone();
-        mutate(&mut b, &mut rng, 5);
-        std::fs::write(&p, &b).unwrap();
-        match yt8m::evaluate::read_kaggle_with_labels(&p, &labels, 3862) {
+    let base = b"VideoId,LabelConfidencePairs\nabc,1 0.5 2 0.25\nxyz,3 1e-3 3861 0.9\n";
+    fuzz_text_file("kaggle csv", 16, 1500, base, |p, _| {
+        match yt8m::evaluate::read_kaggle_with_labels(p, &labels, 3862) {
             Ok((s, _)) => {
-                ok += 1;
                 let _ = yt8m::evaluate::evaluate_dense(&s, &Default::default());
+                true
             }
-            Err(_) => err += 1,
+            Err(_) => false,
+        }
+    });
+}
+
+/// Mutated segment submissions (issue #31): scored or refused cleanly, never a panic.
+#[test]
+fn segment_submission_lines() {
+    needs_shared!();
+    let rated =
+        yt8m::segments::read_rated_segments(&[yt8m_data("synthetic/segment_2019.tfrecord")])
+            .unwrap();
+    let base = b"Class,Segments\n1562,BEaa:5 o5aa:0 BEaa:10\n25,Bnaa:0 x:5\n3,raaa:10 raaa:15\n";
+    fuzz_text_file("segment submissions", 31, 1500, base, |p, rng| {
+        let rule = if rng.below(2) == 0 {
+            yt8m::segments::SegmentList::Official
+        } else {
+            yt8m::segments::SegmentList::Complete
+        };
+        match yt8m::segments::evaluate_submission(p, &rated, rng.below(4) as usize, rule) {
+            Ok(r) => {
+                assert!(r.map.is_finite() && r.map >= 0.0, "{r:?}");
+                true
+            }
+            Err(_) => false,
+        }
+    });
+}
+
+/// Mutated REST inference requests (the Open Inference Protocol's JSON, with and without
+/// Triton's binary tail): parsed or refused with a 400 message, never a panic.
+#[test]
+fn rest_inference_requests() {
+    use axum::http::{HeaderMap, HeaderValue};
+    let mut rng = Rng::new(14);
+    let json = br#"{"id":"r1","inputs":[{"name":"rgb","datatype":"UINT8","shape":[1,2,4],"data":[[1,2,3,4],[5,6,7,8]]},{"name":"lengths","datatype":"INT64","shape":[1],"data":[2]},{"name":"tfrecord","datatype":"BYTES","shape":[1],"data":["AAAA"]}],"outputs":[{"name":"top_k_classes","parameters":{"binary_data":true}}],"parameters":{"top_k":3,"binary_data_output":false}}"#;
+    let head = br#"{"inputs":[{"name":"audio","datatype":"FP32","shape":[1,1,2],"parameters":{"binary_data_size":8}},{"name":"tfrecord","datatype":"BYTES","shape":[1],"parameters":{"binary_data_size":7}}]}"#;
+    let mut binary = head.to_vec();
+    binary.extend_from_slice(&[0, 0, 128, 63, 0, 0, 0, 64]);
+    binary.extend_from_slice(&[3, 0, 0, 0, b'a', b'b', b'c']);
+    let (mut ok, mut err) = (0, 0);
+    for _ in 0..cases(3000) {
+        let with_tail = rng.below(2) == 0;
+        let mut b = if with_tail {
+            binary.clone()
+        } else {
+            json.to_vec()
+        };
+        mutate(&mut b, &mut rng, 4);
+        let mut h = HeaderMap::new();
+        if with_tail {
+            // The header length as sent, or a lie.
+            let n = if rng.below(4) == 0 {
+                rng.below(b.len() as u64 + 8) as usize
+            } else {
+                head.len()
+            };
+            h.insert("inference-header-content-length", HeaderValue::from(n));
+        }
+        match yt8m::serve::kserve::parse(&h, &b, 1 << 20) {
+            Ok(r) => {
+                ok += 1;
+                // What parses holds exactly the values its shape says.
+                for i in &r.inputs {
+                    use yt8m::serve::tensor::Values;
+                    let n = match &i.values {
+                        Values::U8(v) => v.len(),
+                        Values::I64(v) => v.len(),
+                        Values::F32(v) => v.len(),
+                        Values::Bytes(v) => v.len(),
+                    };
+                    assert_eq!(n, i.shape.iter().product::<usize>(), "{}", i.name);
+                }
+            }
+            Err(e) => {
+                err += 1;
+                assert!(!e.0.is_empty());
+            }
         }
     }
-    println!("kaggle csv: {ok} ok, {err} clean errors");
+    println!("REST requests: {ok} parsed, {err} refused with a message");
     assert!(ok > 0 && err > 0);
 }
 

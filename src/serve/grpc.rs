@@ -219,7 +219,15 @@ fn call_of(r: pb::ModelInferRequest, max_elements: usize) -> Result<Call, tensor
     let outputs = if r.outputs.is_empty() {
         None
     } else {
-        Some(r.outputs.iter().map(|o| (o.name.clone(), true)).collect())
+        Some(
+            r.outputs
+                .iter()
+                .map(|o| super::kserve::RequestedOutput {
+                    name: o.name.clone(),
+                    binary: true,
+                })
+                .collect(),
+        )
     };
     Ok(Call {
         inputs,

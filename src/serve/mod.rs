@@ -19,6 +19,7 @@ mod batcher;
 mod grpc;
 mod grpc_listener;
 pub mod http;
+pub mod kserve;
 pub mod load;
 mod metrics;
 pub mod tensor;
@@ -33,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
@@ -43,7 +44,7 @@ use crate::error::{Error, Result};
 use crate::kinds::{DeviceSpec, Precision};
 use batcher::{Batching, CoreBudget, Job, model_thread};
 use metrics::Stats;
-use tensor::{BadRequest, DataType, Input, OUTPUTS};
+use tensor::{BadRequest, Input, OUTPUTS};
 
 /// What to serve and how.
 #[derive(Debug, Clone)]
@@ -163,107 +164,6 @@ fn json_ok(v: Value) -> Response {
         .into_response()
 }
 
-/// Reads the JSON header and binary tensors of an infer request.
-fn parse_request(
-    headers: &HeaderMap,
-    body: &[u8],
-    max_elements: usize,
-) -> std::result::Result<(Value, Vec<Input>), BadRequest> {
-    let json_len = match headers.get("inference-header-content-length") {
-        None => body.len(),
-        Some(v) => v
-            .to_str()
-            .ok()
-            .and_then(|s| s.trim().parse::<usize>().ok())
-            .filter(|&n| n <= body.len())
-            .ok_or_else(|| {
-                BadRequest(format!(
-                    "Inference-Header-Content-Length {:?} is not a byte count within the body ({} bytes)",
-                    v,
-                    body.len()
-                ))
-            })?,
-    };
-    let req: Value = serde_json::from_slice(&body[..json_len])
-        .map_err(|e| BadRequest(format!("request is not valid JSON: {e}")))?;
-    let mut bin = &body[json_len..];
-    let inputs = req
-        .get("inputs")
-        .and_then(Value::as_array)
-        .ok_or_else(|| BadRequest("request has no \"inputs\" list".into()))?;
-    let mut out = Vec::with_capacity(inputs.len());
-    for (k, i) in inputs.iter().enumerate() {
-        let name = i
-            .get("name")
-            .and_then(Value::as_str)
-            .ok_or_else(|| BadRequest(format!("inputs[{k}] has no \"name\"")))?;
-        let dt = DataType::parse(
-            i.get("datatype")
-                .and_then(Value::as_str)
-                .ok_or_else(|| BadRequest(format!("input '{name}' has no \"datatype\"")))?,
-        )?;
-        let shape: Vec<usize> = i
-            .get("shape")
-            .and_then(Value::as_array)
-            .ok_or_else(|| BadRequest(format!("input '{name}' has no \"shape\"")))?
-            .iter()
-            .map(|d| {
-                d.as_u64().map(|d| d as usize).ok_or_else(|| {
-                    BadRequest(format!(
-                        "input '{name}': shape entries must be non-negative integers"
-                    ))
-                })
-            })
-            .collect::<std::result::Result<_, _>>()?;
-        let n = tensor::numel(&shape, max_elements)?;
-        let values = match i.get("parameters").and_then(|p| p.get("binary_data_size")) {
-            Some(size) => {
-                let size = size
-                    .as_u64()
-                    .map(|s| s as usize)
-                    .filter(|&s| s <= bin.len())
-                    .ok_or_else(|| {
-                        BadRequest(format!(
-                            "input '{name}': binary_data_size {size} exceeds the {} bytes left in the body",
-                            bin.len()
-                        ))
-                    })?;
-                let (raw, rest) = bin.split_at(size);
-                bin = rest;
-                tensor::from_raw(dt, raw, n, name)?
-            }
-            None => {
-                let data = i.get("data").ok_or_else(|| {
-                    BadRequest(format!(
-                        "input '{name}' has neither \"data\" nor binary_data_size"
-                    ))
-                })?;
-                let v = tensor::from_json(dt, data, n, name)?;
-                if name == "tfrecord" {
-                    tensor::base64_records(v)?
-                } else {
-                    v
-                }
-            }
-        };
-        if out.iter().any(|o: &Input| o.name == name) {
-            return Err(BadRequest(format!("input '{name}' is given twice")));
-        }
-        out.push(Input {
-            name: name.to_string(),
-            shape,
-            values,
-        });
-    }
-    if !bin.is_empty() {
-        return Err(BadRequest(format!(
-            "{} bytes after the last binary input: the binary_data_size values do not add up",
-            bin.len()
-        )));
-    }
-    Ok((req, out))
-}
-
 async fn infer(
     State(s): State<Arc<Server>>,
     Path(params): Path<BTreeMap<String, String>>,
@@ -291,8 +191,8 @@ pub(crate) struct Call {
     pub inputs: Vec<Input>,
     /// The `top_k` parameter, if given (checked here).
     pub top_k: Option<i64>,
-    /// Requested outputs with "binary" each; None = all four.
-    pub outputs: Option<Vec<(String, bool)>>,
+    /// Requested outputs, each binary or not; None = all four.
+    pub outputs: Option<Vec<kserve::RequestedOutput>>,
     /// Default for outputs without their own choice (`binary_data_output`).
     pub all_binary: bool,
 }
@@ -326,14 +226,14 @@ pub(crate) async fn run_call(
     match &call.outputs {
         None => wanted.extend(OUTPUTS.iter().map(|o| (*o, call.all_binary))),
         Some(outs) => {
-            for (n, binary) in outs {
-                let Some(known) = OUTPUTS.iter().find(|k| *k == n) else {
+            for o in outs {
+                let Some(known) = OUTPUTS.iter().find(|k| **k == o.name) else {
                     return Err((
                         StatusCode::BAD_REQUEST,
-                        format!("unknown output '{n}'; outputs: {OUTPUTS:?}"),
+                        format!("unknown output '{}'; outputs: {OUTPUTS:?}", o.name),
                     ));
                 };
-                wanted.push((known, *binary));
+                wanted.push((known, o.binary));
             }
         }
     }
@@ -411,85 +311,22 @@ async fn infer_model(
     body: &[u8],
     arrival: Option<&Arrival>,
 ) -> std::result::Result<Response, CallError> {
-    let bad = |e: BadRequest| (StatusCode::BAD_REQUEST, e.0);
-    let (req, inputs) = parse_request(headers, body, s.opts.max_body_bytes).map_err(bad)?;
-    let params = req.get("parameters");
-    let top_k = match params.and_then(|p| p.get("top_k")) {
-        None => None,
-        Some(v) => Some(v.as_i64().ok_or_else(|| {
-            (
-                StatusCode::BAD_REQUEST,
-                format!("parameter top_k {v} must be an integer"),
-            )
-        })?),
-    };
-    let all_binary = params
-        .and_then(|p| p.get("binary_data_output"))
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    let outputs = req.get("outputs").and_then(Value::as_array).map(|outs| {
-        outs.iter()
-            .map(|o| {
-                let n = o
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string();
-                let binary = o
-                    .get("parameters")
-                    .and_then(|p| p.get("binary_data"))
-                    .and_then(Value::as_bool)
-                    .unwrap_or(all_binary);
-                (n, binary)
-            })
-            .collect()
-    });
+    let req = kserve::parse(headers, body, s.opts.max_body_bytes)
+        .map_err(|e: BadRequest| (StatusCode::BAD_REQUEST, e.0))?;
     let outs = run_call(
         s,
         m,
         Call {
-            inputs,
-            top_k,
-            outputs,
-            all_binary,
+            inputs: req.inputs,
+            top_k: req.top_k,
+            outputs: req.outputs,
+            all_binary: req.all_binary,
         },
         arrival,
     )
     .await?;
-    let mut json_outs = Vec::new();
-    let mut raw = Vec::new();
-    for (o, binary) in &outs {
-        let mut j = json!({"name": o.name, "datatype": o.datatype.name(), "shape": o.shape});
-        if *binary {
-            let r = o.raw();
-            j["parameters"] = json!({"binary_data_size": r.len()});
-            raw.extend(r);
-        } else {
-            j["data"] = o.json_data();
-        }
-        json_outs.push(j);
-    }
-    let mut head = json!({"model_name": m.name, "model_version": "1", "outputs": json_outs});
-    if let Some(id) = req.get("id") {
-        head["id"] = id.clone();
-    }
-    let head = head.to_string().into_bytes();
-    let mut resp_headers = HeaderMap::new();
-    if raw.is_empty() {
-        resp_headers.insert("content-type", HeaderValue::from_static("application/json"));
-        return Ok((StatusCode::OK, resp_headers, head).into_response());
-    }
-    resp_headers.insert(
-        "inference-header-content-length",
-        HeaderValue::from(head.len()),
-    );
-    resp_headers.insert(
-        "content-type",
-        HeaderValue::from_static("application/octet-stream"),
-    );
-    let mut bodyv = head;
-    bodyv.extend(raw);
-    Ok((StatusCode::OK, resp_headers, bodyv).into_response())
+    let (resp_headers, resp_body) = kserve::response(&m.name, req.id.as_ref(), &outs);
+    Ok((StatusCode::OK, resp_headers, resp_body).into_response())
 }
 
 impl Server {
