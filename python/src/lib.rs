@@ -385,7 +385,10 @@ impl BatchIter {
         for (m, name) in b.modalities.into_iter().zip(names) {
             match (m.data, self.spec.level) {
                 (ModalityData::U8(q), _) => {
-                    d.set_item(name, pooled_array(py, q, (n, b.max_len, m.dim), &self.pool)?)?;
+                    d.set_item(
+                        name,
+                        pooled_array(py, q, (n, b.max_len, m.dim), &self.pool)?,
+                    )?;
                 }
                 (ModalityData::F32(f), Level::Video) => {
                     let a = Array2::from_shape_vec((n, m.dim), f).expect("B × D");
