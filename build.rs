@@ -4,29 +4,39 @@
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     grpc();
+    println!("cargo:rerun-if-env-changed=YT8M_RPATH");
+    // YT8M_RPATH=wheel: the engine of the Python wheel (`./dev wheel`), installed as
+    // site-packages/yt8m/_bin/yt8m-core: libtorch is the `torch` package beside it, found
+    // relative to the binary whatever the environment's path.
+    let wheel = std::env::var("YT8M_RPATH").as_deref() == Ok("wheel");
     if let Ok(dir) = std::env::var("DEP_TCH_LIBTORCH_LIB") {
-        // `$ORIGIN`-independent absolute path: the venv lives outside the repository at a fixed
-        // place (see scripts/setup.sh); LD_LIBRARY_PATH still wins for another libtorch 2.11.
-        println!("cargo:rustc-link-arg=-Wl,-rpath,{dir}");
-        println!("cargo:rustc-env=YT8M_LIBTORCH_LIB={dir}");
-        // NCCL from the same wheel (nvidia/nccl/lib), for the `nccl` feature's run-time loading
-        // (`./dev setup` adds the `libnccl.so` name cudarc looks for).
-        let nccl = std::path::Path::new(&dir).join("../../nvidia/nccl/lib");
-        if nccl.is_dir() {
-            println!("cargo:rustc-link-arg=-Wl,-rpath,{}", nccl.display());
+        if wheel {
+            println!("cargo:rustc-link-arg=-Wl,-rpath,$ORIGIN/../../torch/lib");
+            println!("cargo:rustc-link-arg=-Wl,-rpath,$ORIGIN/../../nvidia/nccl/lib");
+        } else {
+            // `$ORIGIN`-independent absolute path: the venv lives outside the repository at a
+            // fixed place (see `./dev setup`); LD_LIBRARY_PATH still wins for another libtorch
+            // 2.11.
+            println!("cargo:rustc-link-arg=-Wl,-rpath,{dir}");
+            // NCCL from the same wheel (nvidia/nccl/lib), for the `nccl` feature's run-time
+            // loading (`./dev setup` adds the `libnccl.so` name cudarc looks for).
+            let nccl = std::path::Path::new(&dir).join("../../nvidia/nccl/lib");
+            if nccl.is_dir() {
+                println!("cargo:rustc-link-arg=-Wl,-rpath,{}", nccl.display());
+            }
         }
+        println!("cargo:rustc-env=YT8M_LIBTORCH_LIB={dir}");
         // The CUDA backend (libtorch_cuda.so) registers itself when loaded, but nothing calls
         // into it directly, so the default `--as-needed` drops it from the executable and CUDA
         // then reads as unavailable even on a GPU machine (tch-rs issues #329, #980). Linking
-        // `libtorch.so` (which itself needs torch_cpu and torch_cuda) without `--as-needed`
-        // keeps it, as tch-rs's own build.rs does. tests/runtime.rs checks it is loaded.
+        // `libtorch.so` without `--as-needed` keeps it: in the CUDA builds of torch,
+        // libtorch.so itself needs libtorch_cuda.so, and in the CPU builds it does not, so one
+        // binary loads either (naming libtorch_cuda.so here made the CPU build unloadable).
+        // tests/runtime.rs checks that the CUDA backend is loaded where it exists.
         let lib = std::path::Path::new(&dir);
         if lib.join("libtorch.so").exists() {
             println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
             println!("cargo:rustc-link-arg=-ltorch");
-            if lib.join("libtorch_cuda.so").exists() {
-                println!("cargo:rustc-link-arg=-ltorch_cuda");
-            }
             println!("cargo:rustc-link-arg=-Wl,--as-needed");
         }
     }
