@@ -72,6 +72,23 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// The model of a bundle behind standard input and output (the Python package's
+    /// `yt8m.Bundle` runs it; the protocol is in src/serve/engine.rs).
+    #[command(hide = true)]
+    Engine {
+        /// Bundle directory from `yt8m export`.
+        #[arg(long)]
+        model: PathBuf,
+        /// cpu, cuda, cuda:N or auto.
+        #[arg(long, default_value = "auto")]
+        device: DeviceSpec,
+        /// fp32, bf16 or auto, as for `predict`.
+        #[arg(long, value_enum, default_value = "fp32")]
+        precision: Precision,
+        /// Videos per forward pass.
+        #[arg(long, default_value_t = 64)]
+        batch_size: usize,
+    },
 }
 
 #[derive(Subcommand)]
@@ -838,9 +855,12 @@ fn run(cli: Cli) -> Result<()> {
     // load. A server has its own budget; YT8M_THREADS fixes the count for all.
     match &cli.cmd {
         Cmd::Train(_) | Cmd::Demo(_) => yt8m::threads::enable_adaptive_threads(false),
-        Cmd::Test(_) | Cmd::Predict(_) | Cmd::Bench(_) | Cmd::Export(_) | Cmd::Info { .. } => {
-            yt8m::threads::enable_adaptive_threads(true)
-        }
+        Cmd::Test(_)
+        | Cmd::Predict(_)
+        | Cmd::Bench(_)
+        | Cmd::Export(_)
+        | Cmd::Info { .. }
+        | Cmd::Engine { .. } => yt8m::threads::enable_adaptive_threads(true),
         _ => {}
     }
     match cli.cmd {
@@ -858,7 +878,32 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Bench(b) => bench(b),
         Cmd::Info { json } => info(json),
         Cmd::Config(c) => config_cmd(c),
+        Cmd::Engine {
+            model,
+            device,
+            precision,
+            batch_size,
+        } => engine(model, device, precision, batch_size),
     }
+}
+
+fn engine(
+    model: PathBuf,
+    device: DeviceSpec,
+    precision: Precision,
+    batch_size: usize,
+) -> Result<()> {
+    yt8m::threads::configure_torch_threads();
+    let mut b = yt8m::bundle::load(&model, device.resolve()?)?;
+    b.model.use_precision(precision);
+    let (stdin, stdout) = (std::io::stdin(), std::io::stdout());
+    yt8m::serve::engine::run(
+        &b,
+        batch_size.max(1),
+        &mut stdin.lock(),
+        &mut std::io::BufWriter::new(stdout.lock()),
+    )?;
+    Ok(())
 }
 
 fn config_cmd(c: ConfigCmd) -> Result<()> {

@@ -2,7 +2,8 @@
 runs as written against the installed wheel (issue #27; the other runnable blocks run in
 tests/docs.rs). Each block runs in a fresh directory holding files under the names the docs
 use (validate*.tfrecord: real video-level shards; train*.tfrecord and frame/train*.tfrecord:
-frame-level shards TensorFlow wrote; video.pkl: a PaddleVideo pickle). A file's blocks run in
+frame-level shards TensorFlow wrote; video.pkl: a PaddleVideo pickle; demo/: what `yt8m demo`
+makes, for the blocks that use its bundle). A file's blocks run in
 order in one namespace, as a reader types them into one session (a later block may use the
 `import yt8m` of an earlier one). Names the blocks use without defining them are given here,
 and only these: paths, files, predictions, labels, batches, torch."""
@@ -11,6 +12,7 @@ import glob
 import os
 import re
 import shutil
+import subprocess
 import warnings
 
 import numpy as np
@@ -65,6 +67,13 @@ def test_blocks_run_as_written(name, tmp_path, monkeypatch):
     shutil.copy(os.path.join(DATA, "synthetic", "frame_2018.tfrecord"), tmp_path / "train0000.tfrecord")
     shutil.copy(os.path.join(DATA, "real", "paddlevideo_example.pkl"), tmp_path / "video.pkl")
     monkeypatch.chdir(tmp_path)
+    if any("demo/bundle" in t for _, t in BLOCKS[name]):
+        # yt8m.Bundle's examples use the demo's bundle and data: `yt8m demo` makes them.
+        binary = os.environ.get("YT8M_BIN")
+        if not binary:
+            pytest.skip("YT8M_BIN not set (./dev pytest sets it)")
+        subprocess.run([binary, "demo", "--dir", "demo"], check=True, capture_output=True,
+                       env={**os.environ, "YT8M_THREADS": "1"})
     torch = pytest.importorskip("torch") if any("torch." in t for _, t in BLOCKS[name]) else None
     rng = np.random.default_rng(0)
     predictions = rng.random((16, 3862), dtype=np.float32)

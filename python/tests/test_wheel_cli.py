@@ -128,11 +128,13 @@ def test_yt8m_runs_the_demo_and_predicts_from_a_fresh_venv(installed):
     r = run(v, ["predict", "--model", "demo/bundle", "demo/data/test/test0000.tfrecord", "--top-k", "1",
                 "--format", "jsonl"], work, check=True)
     assert len(r.stdout.splitlines()) == 128, r.stdout[:500]
-    # And the Python package of the same wheel.
-    r = subprocess.run([str(v / "bin" / "python"), "-c",
-                        "import yt8m; print(yt8m.__version__, sum(1 for _ in yt8m.read('demo/data/test')))"],
-                       cwd=work, capture_output=True, text=True, check=True)
-    assert r.stdout.split() == [root_version(), "128"], r.stdout
+    # And the Python package of the same wheel, yt8m.Bundle on the wheel's engine included.
+    code = ("import yt8m; b = yt8m.Bundle('demo/bundle'); ids, p = b.predict_records('demo/data/test'); "
+            "print(yt8m.__version__, sum(1 for _ in yt8m.read('demo/data/test')), len(ids), p.shape[1])")
+    env = {k: v_ for k, v_ in os.environ.items() if k not in ("YT8M_BIN", "YT8M_ENGINE")}
+    r = subprocess.run([str(v / "bin" / "python"), "-c", code], cwd=work, env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == [root_version(), "128", "128", "20"], r.stdout
 
 
 def test_without_torch_the_command_says_what_to_install(tmp_path):

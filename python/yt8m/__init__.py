@@ -24,8 +24,10 @@ import numpy as np
 
 from . import _native
 from ._native import Yt8mError
+from .bundle import Bundle
 
 __all__ = [
+    "Bundle",
     "read",
     "read_batches",
     "inspect",

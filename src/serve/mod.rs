@@ -16,6 +16,7 @@
 //! binary-data extension).
 
 mod batcher;
+pub mod engine;
 mod grpc;
 mod grpc_listener;
 pub mod http;

@@ -1,0 +1,130 @@
+//! `yt8m engine`: the model of a bundle behind standard input and output, for the Python
+//! package's `yt8m.Bundle` (one engine process per bundle: libtorch stays out of the Python
+//! process, and Python's threads run while the engine computes).
+//!
+//! The messages are the Open Inference Protocol's REST bodies with Triton's binary extension
+//! ([`super::kserve`]), each in a frame: `u64` (little-endian) length of the JSON header, `u64`
+//! length of the whole body, the body. On start the engine writes one frame with the model's
+//! metadata (the server's, plus `classes`: the names by index); then it answers each request
+//! frame with a response frame, in order, until its input ends (exit 0). A request it cannot
+//! use gets a frame whose body is `{"error": "..."}` (the server's 400 message) and the engine
+//! goes on; only a broken frame or a failed write ends it (exit 1).
+
+use super::kserve;
+use super::tensor::{self, OUTPUTS};
+use crate::bundle::Bundle;
+use crate::error::{Error, Result};
+use std::io::{Read, Write};
+
+/// A request body's bound (the server's `--max-body-bytes` default is far lower; a Python
+/// batch of 64 full-length videos is 22 MB).
+pub const MAX_BODY: u64 = 4 << 30;
+
+fn write_frame(out: &mut dyn Write, json_len: usize, body: &[u8]) -> Result<()> {
+    let io = |e: std::io::Error| Error::Invalid(format!("engine: writing a response: {e}"));
+    out.write_all(&(json_len as u64).to_le_bytes())
+        .map_err(io)?;
+    out.write_all(&(body.len() as u64).to_le_bytes())
+        .map_err(io)?;
+    out.write_all(body).map_err(io)?;
+    out.flush().map_err(io)
+}
+
+/// The answer to one request body (`json_len` bytes of JSON, then the binary tail).
+fn answer(b: &Bundle, batch_size: usize, json_len: usize, body: &[u8]) -> (usize, Vec<u8>) {
+    let error = |msg: String| {
+        let j = serde_json::json!({ "error": msg }).to_string().into_bytes();
+        (j.len(), j)
+    };
+    let mut headers = axum::http::HeaderMap::new();
+    headers.insert(
+        "inference-header-content-length",
+        axum::http::HeaderValue::from(json_len),
+    );
+    let req = match kserve::parse(&headers, body, MAX_BODY as usize) {
+        Ok(r) => r,
+        Err(e) => return error(e.0),
+    };
+    let spec = b.config.feature_spec();
+    let videos = match tensor::videos(&req.inputs, &spec) {
+        Ok(v) => v,
+        Err(e) => return error(e.0),
+    };
+    let c = b.manifest.num_classes;
+    let k = match req.top_k {
+        None => 5.min(c),
+        Some(k) if k >= 1 && k as usize <= c => k as usize,
+        Some(k) => return error(format!("parameter top_k {k} must be in 1..={c}")),
+    };
+    let mut wanted = Vec::new();
+    match &req.outputs {
+        None => wanted.extend(OUTPUTS.iter().map(|o| (*o, req.all_binary))),
+        Some(outs) => {
+            for o in outs {
+                match OUTPUTS.iter().find(|k| **k == o.name) {
+                    Some(known) => wanted.push((*known, o.binary)),
+                    None => {
+                        return error(format!("unknown output '{}'; outputs: {OUTPUTS:?}", o.name));
+                    }
+                }
+            }
+        }
+    }
+    crate::threads::adapt_torch_threads();
+    let probs = match crate::predict::probabilities(b, &videos, batch_size) {
+        Ok(p) => p,
+        Err(e) => return error(e.to_string()),
+    };
+    let names: Vec<&str> = wanted.iter().map(|w| w.0).collect();
+    let outs = tensor::outputs(&probs, k, &b.names, &names);
+    let outs: Vec<_> = outs
+        .into_iter()
+        .zip(wanted)
+        .map(|(o, (_, bin))| (o, bin))
+        .collect();
+    let (h, body) = kserve::response(&b.manifest.architecture, req.id.as_ref(), &outs);
+    let json_len = h
+        .get("inference-header-content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(body.len());
+    (json_len, body)
+}
+
+/// Serves `b` on `input` / `output` until `input` ends.
+pub fn run(
+    b: &Bundle,
+    batch_size: usize,
+    input: &mut dyn Read,
+    output: &mut dyn Write,
+) -> Result<()> {
+    let mut meta = tensor::metadata(
+        &b.manifest.architecture,
+        &b.config.feature_spec(),
+        b.manifest.num_classes,
+    );
+    meta["classes"] = serde_json::json!(b.names);
+    let meta = meta.to_string().into_bytes();
+    write_frame(output, meta.len(), &meta)?;
+    let mut head = [0u8; 16];
+    loop {
+        match input.read_exact(&mut head) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(e) => return Err(Error::Invalid(format!("engine: reading a request: {e}"))),
+        }
+        let json_len = u64::from_le_bytes(head[..8].try_into().expect("8 bytes"));
+        let body_len = u64::from_le_bytes(head[8..].try_into().expect("8 bytes"));
+        if body_len > MAX_BODY || json_len > body_len {
+            return Err(Error::Invalid(format!(
+                "engine: a request frame of {body_len} bytes with a {json_len}-byte header: not a yt8m.Bundle request (at most {MAX_BODY} bytes)"
+            )));
+        }
+        let mut body = vec![0u8; body_len as usize];
+        input
+            .read_exact(&mut body)
+            .map_err(|e| Error::Invalid(format!("engine: reading a request body: {e}")))?;
+        let (n, reply) = answer(b, batch_size, json_len as usize, &body);
+        write_frame(output, n, &reply)?;
+    }
+}
