@@ -38,7 +38,7 @@ def test_bundle_predicts_what_the_cli_predicts(demo, tmp_path):
         assert len(b.classes) == want.shape[1] == 20
         assert b.inputs[:3] == ["rgb", "audio", "lengths"]
         got_ids, got = b.predict_records(shard)
-        assert got_ids == ids
+        assert got_ids == ids and got.dtype == np.float32
         d = np.abs(got - want).max()
         print(f"predict_records vs yt8m predict: max |diff| {d:.2e}")
         assert d <= 1e-6, d
@@ -91,3 +91,11 @@ def test_a_missing_bundle_is_named_and_threads_share_an_engine(demo, tmp_path):
         t.join()
     assert all(np.array_equal(o, want) for o in out)
     b.close()
+
+
+def test_predict_records_errors_name_the_file(demo, tmp_path):
+    with yt8m.Bundle(demo / "bundle") as b:
+        with pytest.raises(yt8m.Yt8mError, match="nothing.tfrecord"):
+            b.predict_records(tmp_path / "nothing.tfrecord")
+        ids, p = b.predict_records([demo / "data" / "test"])
+        assert len(ids) == 128 and p.shape == (128, 20)

@@ -11,6 +11,7 @@ import importlib.util
 import os
 import re
 import shutil
+import struct
 import subprocess
 import sys
 import sysconfig
@@ -128,6 +129,8 @@ def test_yt8m_runs_the_demo_and_predicts_from_a_fresh_venv(installed):
     r = run(v, ["predict", "--model", "demo/bundle", "demo/data/test/test0000.tfrecord", "--top-k", "1",
                 "--format", "jsonl"], work, check=True)
     assert len(r.stdout.splitlines()) == 128, r.stdout[:500]
+    # `yt8m serve` from the wheel answers tritonclient with predict's numbers.
+    serve_with_tritonclient(v, work)
     # And the Python package of the same wheel, yt8m.Bundle on the wheel's engine included.
     code = ("import yt8m; b = yt8m.Bundle('demo/bundle'); ids, p = b.predict_records('demo/data/test'); "
             "print(yt8m.__version__, sum(1 for _ in yt8m.read('demo/data/test')), len(ids), p.shape[1])")
@@ -155,3 +158,58 @@ def test_without_torch_the_command_says_what_to_install(tmp_path):
         assert r.stdout.strip() == "1.0", r.stdout
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def tfrecords(path, n):
+    """The first `n` serialized records of a TFRecord file (length, CRC, data, CRC)."""
+    out = []
+    with open(path, "rb") as f:
+        while len(out) < n:
+            head = f.read(12)
+            if len(head) < 12:
+                break
+            (size,) = struct.unpack("<Q", head[:8])
+            out.append(f.read(size))
+            f.read(4)
+    return out
+
+
+def serve_with_tritonclient(v, work):
+    import signal
+
+    import numpy as np
+    import tritonclient.http as httpclient
+
+    env = {"PATH": f"{v / 'bin'}:/usr/bin:/bin", "HOME": os.environ.get("HOME", "/tmp"), "YT8M_THREADS": "1"}
+    p = subprocess.Popen([str(v / "bin" / "yt8m"), "serve", "--model", "demo/bundle", "--name", "demo", "--host",
+                          "127.0.0.1", "--http-port", "0", "--grpc-port", "0", "--device", "cpu"],
+                         cwd=work, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        port = None
+        t = time.time()
+        while port is None and time.time() - t < 60:
+            line = p.stderr.readline()
+            if not line:
+                break
+            m = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
+            if m:
+                port = int(m.group(1))
+        assert port, "yt8m serve from the wheel did not start"
+        records = tfrecords(work / "demo/data/test/test0000.tfrecord", 5)
+        c = httpclient.InferenceServerClient(f"127.0.0.1:{port}")
+        inp = httpclient.InferInput("tfrecord", [len(records)], "BYTES")
+        inp.set_data_from_numpy(np.array(records, dtype=np.object_), binary_data=True)
+        res = c.infer("demo", [inp], outputs=[httpclient.InferRequestedOutput("probabilities", binary_data=True)])
+        got = res.as_numpy("probabilities")
+        out = work / "five.npz"
+        subprocess.run([str(v / "bin" / "yt8m"), "predict", "--model", "demo/bundle",
+                        "demo/data/test/test0000.tfrecord", "--format", "npz", "--out", str(out)],
+                       cwd=work, env=env, check=True, capture_output=True)
+        want = np.load(out)["predictions"][:5]
+        d = float(np.abs(got - want).max())
+        print(f"tritonclient against yt8m serve from the wheel: max |diff| vs predict {d:.2e}")
+        assert got.shape == want.shape and d <= 1e-6, d
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=30)
+        p.stderr.close()

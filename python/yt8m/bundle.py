@@ -9,6 +9,7 @@ while the engine computes. The engine is the wheel's ``yt8m/_bin/yt8m-core`` (in
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -89,6 +90,26 @@ class Bundle:
         body = self._read_exact(body_len)
         return body[:json_len], body[json_len:]
 
+    def _exchange(self, header: Dict[str, Any], tail: Sequence[bytes] = ()) -> Tuple[Dict[str, Any], bytes]:
+        js = json.dumps(header).encode()
+        body_len = len(js) + sum(len(t) for t in tail)
+        with self._lock:
+            if self._proc.poll() is not None:
+                raise Yt8mError(f"the yt8m engine for {self.path} is closed")
+            try:
+                self._proc.stdin.write(struct.pack("<QQ", len(js), body_len))
+                self._proc.stdin.write(js)
+                for t in tail:
+                    self._proc.stdin.write(t)
+                self._proc.stdin.flush()
+            except BrokenPipeError:
+                self._read_exact(1 << 62)  # raises with the engine's message
+            head, raw = self._read_frame()
+        reply = json.loads(head)
+        if "error" in reply:
+            raise Yt8mError(reply["error"])
+        return reply, raw
+
     def _call(self, inputs: Dict[str, np.ndarray], top_k: Optional[int] = None,
               outputs: Sequence[str] = ("probabilities",)) -> Dict[str, np.ndarray]:
         head: Dict[str, Any] = {"inputs": [], "outputs": [{"name": o, "parameters": {"binary_data": True}} for o in outputs]}
@@ -103,23 +124,7 @@ class Bundle:
             head["inputs"].append({"name": name, "datatype": _DTYPES[a.dtype], "shape": list(a.shape),
                                    "parameters": {"binary_data_size": len(raw)}})
             tail.append(raw)
-        js = json.dumps(head).encode()
-        body_len = len(js) + sum(len(t) for t in tail)
-        with self._lock:
-            if self._proc.poll() is not None:
-                raise Yt8mError(f"the yt8m engine for {self.path} is closed")
-            try:
-                self._proc.stdin.write(struct.pack("<QQ", len(js), body_len))
-                self._proc.stdin.write(js)
-                for t in tail:
-                    self._proc.stdin.write(t)
-                self._proc.stdin.flush()
-            except BrokenPipeError:
-                self._read_exact(1 << 62)  # raises with the engine's message
-            header, raw = self._read_frame()
-        reply = json.loads(header)
-        if "error" in reply:
-            raise Yt8mError(reply["error"])
+        reply, raw = self._exchange(head, tail)
         out, off = {}, 0
         for o in reply["outputs"]:
             n = o["parameters"]["binary_data_size"]
@@ -153,19 +158,15 @@ class Bundle:
                 inputs[k] = v.astype(np.float32)
         return self._call(inputs)["probabilities"]
 
-    def predict_records(self, paths: Any, batch_size: int = 64) -> Tuple[List[str], np.ndarray]:
-        """Every video of the shards (files, directories, globs, .list files), as
-        ``yt8m predict`` reads them: their ids and probabilities ``[videos, classes]``."""
-        from . import read_batches
+    def predict_records(self, paths: Any) -> Tuple[List[str], np.ndarray]:
+        """Every video of the shards (files, directories, globs, .list files), read and
+        predicted by the engine exactly as ``yt8m predict`` does (length-sorted batches, input
+        order kept): their ids and probabilities float32 ``[videos, classes]``."""
+        from . import _paths
 
-        level = "video" if "mean_rgb" in self.inputs else "frame"
-        ids: List[str] = []
-        probs = []
-        for b in read_batches(paths, batch_size, level=level, num_classes=len(self.classes)):
-            ids.extend(b["ids"])
-            probs.append(self.predict(**b))
-        c = len(self.classes)
-        return ids, (np.concatenate(probs) if probs else np.zeros((0, c), np.float32))
+        _, raw = self._exchange({"records": _paths(paths)})
+        z = np.load(io.BytesIO(raw))
+        return [str(i) for i in z["ids"]], z["predictions"]
 
     def close(self) -> None:
         p = getattr(self, "_proc", None)

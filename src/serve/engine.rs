@@ -8,7 +8,8 @@
 //! metadata (the server's, plus `classes`: the names by index); then it answers each request
 //! frame with a response frame, in order, until its input ends (exit 0). A request it cannot
 //! use gets a frame whose body is `{"error": "..."}` (the server's 400 message) and the engine
-//! goes on; only a broken frame or a failed write ends it (exit 1).
+//! goes on; only a broken frame or a failed write ends it (exit 1). One request of its own:
+//! a header `{"records": [paths]}` predicts shards as `yt8m predict` reads them ([`records`]).
 
 use super::kserve;
 use super::tensor::{self, OUTPUTS};
@@ -30,12 +31,52 @@ fn write_frame(out: &mut dyn Write, json_len: usize, body: &[u8]) -> Result<()> 
     out.flush().map_err(io)
 }
 
+fn error(msg: String) -> (usize, Vec<u8>) {
+    let j = serde_json::json!({ "error": msg }).to_string().into_bytes();
+    (j.len(), j)
+}
+
+/// `{"records": [paths]}`: every video of those shards, read and predicted exactly as
+/// `yt8m predict --format npz` does (length-sorted windows, input order kept); the answer's
+/// header is `{"npz": bytes}`, its tail the `.npz` (`ids`, `predictions`).
+fn records(b: &Bundle, batch_size: usize, list: &serde_json::Value) -> (usize, Vec<u8>) {
+    let paths: Option<Vec<String>> = list
+        .as_array()
+        .and_then(|a| a.iter().map(|x| x.as_str().map(String::from)).collect());
+    let Some(paths) = paths.filter(|p| !p.is_empty()) else {
+        return error("\"records\" must be a non-empty list of paths".into());
+    };
+    let opt = crate::predict::PredictOptions {
+        top_k: 1,
+        batch_size,
+        bucket_window: crate::predict::DEFAULT_BUCKET_WINDOW,
+        format: crate::predict::Format::Npz,
+        score: crate::predict::ScoreFn::Sigmoid,
+        show_labels: false,
+        skip_corrupt: false,
+        segments: None,
+    };
+    let mut npz = Vec::new();
+    match crate::predict::predict(b, &paths, &opt, &mut npz) {
+        Ok(_) => {
+            let mut body = serde_json::json!({ "npz": npz.len() })
+                .to_string()
+                .into_bytes();
+            let n = body.len();
+            body.extend(npz);
+            (n, body)
+        }
+        Err(e) => error(e.to_string()),
+    }
+}
+
 /// The answer to one request body (`json_len` bytes of JSON, then the binary tail).
 fn answer(b: &Bundle, batch_size: usize, json_len: usize, body: &[u8]) -> (usize, Vec<u8>) {
-    let error = |msg: String| {
-        let j = serde_json::json!({ "error": msg }).to_string().into_bytes();
-        (j.len(), j)
-    };
+    if let Ok(serde_json::Value::Object(m)) = serde_json::from_slice(&body[..json_len]) {
+        if let Some(list) = m.get("records") {
+            return records(b, batch_size, list);
+        }
+    }
     let mut headers = axum::http::HeaderMap::new();
     headers.insert(
         "inference-header-content-length",
