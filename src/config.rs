@@ -901,14 +901,40 @@ impl Config {
         Ok(())
     }
 
+    /// Every check of a loaded config, section by section; the first failure is reported,
+    /// naming its key.
     fn validate(&self, name: &str) -> Result<()> {
-        let h = &self.MODEL.head;
         if self.DATASET.segment_labels && self.MODEL.level != Level::Frame {
             return Err(cfg_err(
                 name,
                 "DATASET.segment_labels trains on 5-frame segments, which needs a frame-level model (MODEL.level: frame); video-level features have no frames to cut",
             ));
         }
+        self.validate_head(name)?;
+        if self.DATASET.batch_size == 0 {
+            return Err(cfg_err(name, "DATASET.batch_size must be positive"));
+        }
+        self.check_size_keys(name)?;
+        self.validate_model_size(name)?;
+        if self.epochs == 0 {
+            return Err(cfg_err(
+                name,
+                "epochs must be at least 1 (an epoch-0 run trains nothing)",
+            ));
+        }
+        if self.DATASET.max_frames == 0 {
+            return Err(cfg_err(
+                name,
+                "DATASET.max_frames must be at least 1 (300 in YouTube-8M's reader)",
+            ));
+        }
+        self.validate_optimizer(name)?;
+        self.validate_pipeline(name)
+    }
+
+    /// MODEL.head: widths, names, and each network's own keys.
+    fn validate_head(&self, name: &str) -> Result<()> {
+        let h = &self.MODEL.head;
         if h.feature_dims.is_empty() || h.feature_dims.iter().any(|&d| d == 0) {
             return Err(cfg_err(
                 name,
@@ -1030,10 +1056,12 @@ impl Config {
                 format!("MODEL.head.dropout must be in [0, 1), got {}", h.dropout),
             ));
         }
-        if self.DATASET.batch_size == 0 {
-            return Err(cfg_err(name, "DATASET.batch_size must be positive"));
-        }
-        self.check_size_keys(name)?;
+        Ok(())
+    }
+
+    /// The class count and the parameters' memory against this machine's.
+    fn validate_model_size(&self, name: &str) -> Result<()> {
+        let h = &self.MODEL.head;
         if h.num_classes > MAX_CLASSES {
             return Err(cfg_err(
                 name,
@@ -1057,18 +1085,11 @@ impl Config {
                 ),
             ));
         }
-        if self.epochs == 0 {
-            return Err(cfg_err(
-                name,
-                "epochs must be at least 1 (an epoch-0 run trains nothing)",
-            ));
-        }
-        if self.DATASET.max_frames == 0 {
-            return Err(cfg_err(
-                name,
-                "DATASET.max_frames must be at least 1 (300 in YouTube-8M's reader)",
-            ));
-        }
+        Ok(())
+    }
+
+    /// OPTIMIZER: every number in its range, weight decay L2, the learning-rate schedule.
+    fn validate_optimizer(&self, name: &str) -> Result<()> {
         // (key, value, lower bound, lower bound excluded, what it must be)
         let o = &self.OPTIMIZER;
         let ge0 = "a finite number ≥ 0";
@@ -1107,6 +1128,24 @@ impl Config {
                 return Err(cfg_err(name, format!("{key} is {v}; it must be {what}")));
             }
         }
+        if self.OPTIMIZER.weight_decay.name != "L2" {
+            return Err(cfg_err(
+                name,
+                format!(
+                    "OPTIMIZER.weight_decay.name '{}' is not supported; use L2",
+                    self.OPTIMIZER.weight_decay.name
+                ),
+            ));
+        }
+        self.OPTIMIZER
+            .learning_rate
+            .validate()
+            .map_err(|e| cfg_err(name, format!("OPTIMIZER.learning_rate: {e}")))
+    }
+
+    /// PIPELINE's class counts (PaddleVideo's `decode.num_classes`) agree with the model's.
+    fn validate_pipeline(&self, name: &str) -> Result<()> {
+        let h = &self.MODEL.head;
         for (sec, p) in [
             ("PIPELINE.train", &self.PIPELINE.train),
             ("PIPELINE.valid", &self.PIPELINE.valid),
@@ -1128,19 +1167,6 @@ impl Config {
                 }
             }
         }
-        if self.OPTIMIZER.weight_decay.name != "L2" {
-            return Err(cfg_err(
-                name,
-                format!(
-                    "OPTIMIZER.weight_decay.name '{}' is not supported; use L2",
-                    self.OPTIMIZER.weight_decay.name
-                ),
-            ));
-        }
-        self.OPTIMIZER
-            .learning_rate
-            .validate()
-            .map_err(|e| cfg_err(name, format!("OPTIMIZER.learning_rate: {e}")))?;
         Ok(())
     }
 
