@@ -12,7 +12,7 @@
 //! a header `{"records": [paths]}` predicts shards as `yt8m predict` reads them ([`records`]).
 
 use super::kserve;
-use super::tensor::{self, OUTPUTS};
+use super::tensor;
 use crate::bundle::Bundle;
 use crate::error::{Error, Result};
 use std::io::{Read, Write};
@@ -82,35 +82,20 @@ fn answer(b: &Bundle, batch_size: usize, json_len: usize, body: &[u8]) -> (usize
         "inference-header-content-length",
         axum::http::HeaderValue::from(json_len),
     );
-    let req = match kserve::parse(&headers, body, MAX_BODY as usize) {
+    let mut req = match kserve::parse(&headers, body, MAX_BODY as usize) {
         Ok(r) => r,
         Err(e) => return error(e.0),
     };
-    let spec = b.config.feature_spec();
-    let videos = match tensor::videos(&req.inputs, &spec) {
+    let id = req.id.take();
+    let call = super::Call::from(req);
+    let (k, wanted) = match call.plan(b.manifest.num_classes) {
+        Ok(p) => p,
+        Err(e) => return error(e.0),
+    };
+    let videos = match tensor::videos(&call.inputs, &b.config.feature_spec()) {
         Ok(v) => v,
         Err(e) => return error(e.0),
     };
-    let c = b.manifest.num_classes;
-    let k = match req.top_k {
-        None => 5.min(c),
-        Some(k) if k >= 1 && k as usize <= c => k as usize,
-        Some(k) => return error(format!("parameter top_k {k} must be in 1..={c}")),
-    };
-    let mut wanted = Vec::new();
-    match &req.outputs {
-        None => wanted.extend(OUTPUTS.iter().map(|o| (*o, req.all_binary))),
-        Some(outs) => {
-            for o in outs {
-                match OUTPUTS.iter().find(|k| **k == o.name) {
-                    Some(known) => wanted.push((*known, o.binary)),
-                    None => {
-                        return error(format!("unknown output '{}'; outputs: {OUTPUTS:?}", o.name));
-                    }
-                }
-            }
-        }
-    }
     crate::threads::adapt_torch_threads();
     let probs = match crate::predict::probabilities(b, &videos, batch_size) {
         Ok(p) => p,
@@ -123,13 +108,7 @@ fn answer(b: &Bundle, batch_size: usize, json_len: usize, body: &[u8]) -> (usize
         .zip(wanted)
         .map(|(o, (_, bin))| (o, bin))
         .collect();
-    let (h, body) = kserve::response(&b.manifest.architecture, req.id.as_ref(), &outs);
-    let json_len = h
-        .get("inference-header-content-length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(body.len());
-    (json_len, body)
+    kserve::response(&b.manifest.architecture, id.as_ref(), &outs)
 }
 
 /// Serves `b` on `input` / `output` until `input` ends.

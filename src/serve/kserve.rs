@@ -4,7 +4,7 @@
 //! in `shared/docs/open_inference_protocol.md`; the tensors' own checks are in [`super::tensor`].
 
 use super::tensor::{self, BadRequest, DataType, Input, Output};
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::HeaderMap;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -200,13 +200,10 @@ pub fn parse(
     })
 }
 
-/// The answer's headers and body: the JSON header (outputs in JSON, or their
-/// `binary_data_size` when binary), then the binary outputs' bytes in order.
-pub fn response(
-    model: &str,
-    id: Option<&Value>,
-    outputs: &[(Output, bool)],
-) -> (HeaderMap, Vec<u8>) {
+/// The answer's body and the length of its JSON header (the whole body when no output is
+/// binary; else Triton's `Inference-Header-Content-Length`): the JSON (outputs in JSON, or
+/// their `binary_data_size`), then the binary outputs' bytes in order.
+pub fn response(model: &str, id: Option<&Value>, outputs: &[(Output, bool)]) -> (usize, Vec<u8>) {
     let mut json_outs = Vec::new();
     let mut raw = Vec::new();
     for (o, binary) in outputs {
@@ -224,21 +221,8 @@ pub fn response(
     if let Some(id) = id {
         head["id"] = id.clone();
     }
-    let head = head.to_string().into_bytes();
-    let mut headers = HeaderMap::new();
-    if raw.is_empty() {
-        headers.insert("content-type", HeaderValue::from_static("application/json"));
-        return (headers, head);
-    }
-    headers.insert(
-        "inference-header-content-length",
-        HeaderValue::from(head.len()),
-    );
-    headers.insert(
-        "content-type",
-        HeaderValue::from_static("application/octet-stream"),
-    );
-    let mut body = head;
+    let mut body = head.to_string().into_bytes();
+    let json_len = body.len();
     body.extend(raw);
-    (headers, body)
+    (json_len, body)
 }

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
@@ -198,6 +198,50 @@ pub(crate) struct Call {
     pub all_binary: bool,
 }
 
+impl Call {
+    /// The classes per top-k output (`top_k`, default 20) and the outputs to send back, each
+    /// binary or JSON; a bad `top_k` or an unknown output is the client's error.
+    pub(crate) fn plan(
+        &self,
+        num_classes: usize,
+    ) -> std::result::Result<(usize, Vec<(&'static str, bool)>), BadRequest> {
+        let top_k = match self.top_k {
+            None => 20.min(num_classes),
+            Some(k) if k >= 1 && (k as u64) <= num_classes as u64 => k as usize,
+            Some(k) => {
+                return Err(BadRequest(format!(
+                    "parameter top_k {k} must be an integer in 1..={num_classes}"
+                )));
+            }
+        };
+        let wanted = match &self.outputs {
+            None => OUTPUTS.iter().map(|o| (*o, self.all_binary)).collect(),
+            Some(outs) => outs
+                .iter()
+                .map(|o| match OUTPUTS.iter().find(|k| **k == o.name) {
+                    Some(known) => Ok((*known, o.binary)),
+                    None => Err(BadRequest(format!(
+                        "unknown output '{}'; outputs: {OUTPUTS:?}",
+                        o.name
+                    ))),
+                })
+                .collect::<std::result::Result<_, _>>()?,
+        };
+        Ok((top_k, wanted))
+    }
+}
+
+impl From<kserve::InferRequest> for Call {
+    fn from(r: kserve::InferRequest) -> Call {
+        Call {
+            inputs: r.inputs,
+            top_k: r.top_k,
+            outputs: r.outputs,
+            all_binary: r.all_binary,
+        }
+    }
+}
+
 type CallError = (StatusCode, String);
 
 /// Checks a call, queues its videos and waits for the answer: the outputs and, per output,
@@ -210,34 +254,7 @@ pub(crate) async fn run_call(
 ) -> std::result::Result<Vec<(tensor::Output, bool)>, CallError> {
     let bad = |e: BadRequest| (StatusCode::BAD_REQUEST, e.0);
     let videos = tensor::videos(&call.inputs, &m.spec).map_err(bad)?;
-    let top_k = match call.top_k {
-        None => 20.min(m.num_classes),
-        Some(k) if k >= 1 && (k as u64) <= m.num_classes as u64 => k as usize,
-        Some(k) => {
-            return Err((
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "parameter top_k {k} must be an integer in 1..={}",
-                    m.num_classes
-                ),
-            ));
-        }
-    };
-    let mut wanted: Vec<(&'static str, bool)> = Vec::new();
-    match &call.outputs {
-        None => wanted.extend(OUTPUTS.iter().map(|o| (*o, call.all_binary))),
-        Some(outs) => {
-            for o in outs {
-                let Some(known) = OUTPUTS.iter().find(|k| **k == o.name) else {
-                    return Err((
-                        StatusCode::BAD_REQUEST,
-                        format!("unknown output '{}'; outputs: {OUTPUTS:?}", o.name),
-                    ));
-                };
-                wanted.push((known, o.binary));
-            }
-        }
-    }
+    let (top_k, wanted) = call.plan(m.num_classes).map_err(bad)?;
     let n = videos.len();
     if n > s.opts.max_queue {
         // Never admissible, however long the client waits: say so instead of "retry later".
@@ -312,22 +329,25 @@ async fn infer_model(
     body: &[u8],
     arrival: Option<&Arrival>,
 ) -> std::result::Result<Response, CallError> {
-    let req = kserve::parse(headers, body, s.opts.max_body_bytes)
+    let mut req = kserve::parse(headers, body, s.opts.max_body_bytes)
         .map_err(|e: BadRequest| (StatusCode::BAD_REQUEST, e.0))?;
-    let outs = run_call(
-        s,
-        m,
-        Call {
-            inputs: req.inputs,
-            top_k: req.top_k,
-            outputs: req.outputs,
-            all_binary: req.all_binary,
-        },
-        arrival,
-    )
-    .await?;
-    let (resp_headers, resp_body) = kserve::response(&m.name, req.id.as_ref(), &outs);
-    Ok((StatusCode::OK, resp_headers, resp_body).into_response())
+    let id = req.id.take();
+    let outs = run_call(s, m, Call::from(req), arrival).await?;
+    let (json_len, body) = kserve::response(&m.name, id.as_ref(), &outs);
+    let mut headers = HeaderMap::new();
+    if json_len == body.len() {
+        headers.insert("content-type", HeaderValue::from_static("application/json"));
+    } else {
+        headers.insert(
+            "inference-header-content-length",
+            HeaderValue::from(json_len),
+        );
+        headers.insert(
+            "content-type",
+            HeaderValue::from_static("application/octet-stream"),
+        );
+    }
+    Ok((StatusCode::OK, headers, body).into_response())
 }
 
 impl Server {
