@@ -654,12 +654,9 @@ fn reader_thread(
                             return false;
                         }
                     }
-                    if chunk.len() >= CHUNK {
-                        alive = tx.send(Msg::Videos(std::mem::take(&mut chunk))).is_ok();
-                    }
-                    return alive;
+                } else {
+                    chunk.push(v);
                 }
-                chunk.push(v);
                 if chunk.len() >= CHUNK {
                     alive = tx.send(Msg::Videos(std::mem::take(&mut chunk))).is_ok();
                 }

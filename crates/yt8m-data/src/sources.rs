@@ -753,8 +753,6 @@ pub fn read_paddle_pickle(path: &Path, spec: &FeatureSpec) -> Result<Vec<Video>,
     paddle_pickle_videos(path, spec)?.collect()
 }
 
-/// Number of videos in a shard without decoding: TFRecord framing only (seeks over payloads),
-/// PaddleVideo pickles by loading them.
 /// The segment examples a [`crate::batch::Loader`] with `segments` makes of `path` (rated
 /// start times within the frames read): this reads every record whole, frames included.
 pub fn count_segment_examples(path: &Path, spec: &FeatureSpec) -> Result<usize, DataError> {
@@ -766,6 +764,8 @@ pub fn count_segment_examples(path: &Path, spec: &FeatureSpec) -> Result<usize, 
     Ok(n)
 }
 
+/// Number of videos in a shard without decoding: TFRecord framing only (seeks over payloads),
+/// PaddleVideo pickles by loading them.
 pub fn count_records(path: &Path) -> Result<usize, DataError> {
     use std::io::{Read, Seek, SeekFrom};
     match shard_kind(path) {

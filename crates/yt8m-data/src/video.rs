@@ -391,51 +391,51 @@ pub fn decode_segments(
         ));
     };
     let loc = loc.clone().video(&id);
+    Ok((id, segments_of(&p, &loc, true)?))
+}
+
+/// The 2019 segment ratings of a parsed record (`loc` names its video). `strict` (scoring a
+/// submission): one of the three keys missing or of the wrong type is an error naming it, and
+/// empty lists count; otherwise (training and prediction read them in passing) such a record
+/// just has no ratings. Lists of different lengths are an error either way.
+fn segments_of(
+    p: &ParsedExample,
+    loc: &Location,
+    strict: bool,
+) -> Result<Option<Segments>, DataError> {
     const KEYS: [&str; 3] = ["segment_start_times", "segment_labels", "segment_scores"];
+    let schema = |loc: Location, msg: String| DataError::new(DataErrorKind::Schema, loc, msg);
     let f: Vec<Option<&Feature>> = KEYS.iter().map(|k| p.feature(k)).collect();
-    if f.iter().all(|x| x.is_none()) {
-        return Ok((id, None));
+    if f.iter().all(Option::is_none) {
+        return Ok(None);
     }
-    let ints = |i: usize| -> Result<Vec<i64>, DataError> {
-        match &f[i] {
-            Some(Feature::Int64(v)) => Ok(v.clone()),
-            Some(Feature::Empty) => Ok(Vec::new()),
-            Some(other) => Err(schema(
-                loc.clone().key(KEYS[i]),
-                format!("'{}' is a {}, expected int64_list", KEYS[i], other.kind_name()),
-            )),
-            None => Err(schema(
-                loc.clone().key(KEYS[i]),
-                format!("'{}' is missing while the other segment keys are there", KEYS[i]),
-            )
-            .hint("2019 records carry segment_start_times, segment_labels and segment_scores together")),
+    let (mut ints, mut scores): ([Vec<i64>; 2], Vec<f32>) = Default::default();
+    for (i, key) in KEYS.iter().enumerate() {
+        match (f[i], i) {
+            (Some(Feature::Int64(v)), 0 | 1) => ints[i] = v.clone(),
+            (Some(Feature::Float(v)), 2) => scores = v.clone(),
+            (Some(Feature::Empty), _) if strict => {}
+            _ if !strict => return Ok(None),
+            (Some(other), _) => {
+                let want = if i < 2 { "int64_list" } else { "float_list" };
+                return Err(schema(
+                    loc.clone().key(*key),
+                    format!("'{key}' is a {}, expected {want}", other.kind_name()),
+                ));
+            }
+            (None, _) => {
+                return Err(schema(
+                    loc.clone().key(*key),
+                    format!("'{key}' is missing while the other segment keys are there"),
+                )
+                .hint("2019 records carry segment_start_times, segment_labels and segment_scores together"));
+            }
         }
-    };
-    let start_times = ints(0)?;
-    let labels = ints(1)?;
-    let scores = match &f[2] {
-        Some(Feature::Float(v)) => v.clone(),
-        Some(Feature::Empty) => Vec::new(),
-        Some(other) => {
-            return Err(schema(
-                loc.clone().key(KEYS[2]),
-                format!(
-                    "'segment_scores' is a {}, expected float_list",
-                    other.kind_name()
-                ),
-            ));
-        }
-        None => {
-            return Err(schema(
-                loc.clone().key(KEYS[2]),
-                "'segment_scores' is missing while the other segment keys are there".into(),
-            )
-            .hint("2019 records carry segment_start_times, segment_labels and segment_scores together"));
-        }
-    };
+    }
+    let [start_times, labels] = ints;
     if start_times.len() != labels.len() || labels.len() != scores.len() {
         return Err(schema(
-            loc.key(KEYS[0]),
+            loc.clone().key(KEYS[0]),
             format!(
                 "segment lists differ in length: start_times {}, labels {}, scores {}",
                 start_times.len(),
@@ -444,14 +444,11 @@ pub fn decode_segments(
             ),
         ));
     }
-    Ok((
-        id,
-        Some(Segments {
-            start_times,
-            labels,
-            scores,
-        }),
-    ))
+    Ok(Some(Segments {
+        start_times,
+        labels,
+        scores,
+    }))
 }
 
 /// Decodes one payload. `loc` carries file, record index and offset for messages.
@@ -524,31 +521,7 @@ fn decode(
         }
     };
 
-    let segments = match (
-        p.feature("segment_start_times"),
-        p.feature("segment_labels"),
-        p.feature("segment_scores"),
-    ) {
-        (Some(Feature::Int64(s)), Some(Feature::Int64(l)), Some(Feature::Float(sc))) => {
-            if s.len() != l.len() || s.len() != sc.len() {
-                return Err(schema(
-                    loc.key("segment_start_times"),
-                    format!(
-                        "segment lists differ in length: start_times {}, labels {}, scores {}",
-                        s.len(),
-                        l.len(),
-                        sc.len()
-                    ),
-                ));
-            }
-            Some(Segments {
-                start_times: s.clone(),
-                labels: l.clone(),
-                scores: sc.clone(),
-            })
-        }
-        _ => None,
-    };
+    let segments = segments_of(&p, &loc, false)?;
 
     match spec.level {
         Level::Frame => {
@@ -833,5 +806,79 @@ mod segment_tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    /// A SequenceExample with an id, one 2-byte rgb frame and the given context features.
+    fn record(ctx: Vec<(&str, Vec<u8>)>) -> Vec<u8> {
+        use proto::{EncFeature, encode_feature, encode_sequence_example};
+        let mut c = vec![("id", encode_feature(&EncFeature::Bytes(vec![b"v"])))];
+        c.extend(ctx);
+        let frame = encode_feature(&EncFeature::Bytes(vec![&[1u8, 2][..]]));
+        encode_sequence_example(&c, &[("rgb", vec![frame])])
+    }
+
+    #[test]
+    fn segment_keys_strictly_for_scoring_leniently_for_reading() {
+        use proto::{EncFeature, encode_feature};
+        let ints = |v: &[i64]| encode_feature(&EncFeature::Int64(v));
+        let floats = |v: &[f32]| encode_feature(&EncFeature::Float(v));
+        let loc = Location::file("x.tfrecord");
+        let spec = FeatureSpec {
+            dims: vec![2],
+            frame_names: vec!["rgb".into()],
+            num_classes: 10,
+            ..Default::default()
+        };
+        let read = |r: &[u8]| decode_video(r, &spec, &loc).map(|v| v.segments);
+        // Complete: both read them.
+        let ok = record(vec![
+            ("segment_start_times", ints(&[0, 5])),
+            ("segment_labels", ints(&[3, 3])),
+            ("segment_scores", floats(&[1.0, 0.0])),
+        ]);
+        let (id, s) = decode_segments(&ok, &loc).unwrap();
+        assert_eq!(id, "v");
+        assert_eq!(s.as_ref().unwrap().labels, vec![3, 3]);
+        assert_eq!(read(&ok).unwrap(), s);
+        // A key missing or of the wrong type: an error naming it when scoring; no ratings when
+        // reading for training or prediction.
+        for (bad, needle) in [
+            (
+                record(vec![
+                    ("segment_start_times", ints(&[0])),
+                    ("segment_labels", ints(&[3])),
+                ]),
+                "'segment_scores' is missing",
+            ),
+            (
+                record(vec![
+                    ("segment_start_times", floats(&[0.0])),
+                    ("segment_labels", ints(&[3])),
+                    ("segment_scores", floats(&[1.0])),
+                ]),
+                "'segment_start_times' is a float_list, expected int64_list",
+            ),
+        ] {
+            let e = decode_segments(&bad, &loc).unwrap_err().to_string();
+            assert!(e.contains(needle) && e.contains("x.tfrecord"), "{e}");
+            assert_eq!(read(&bad).unwrap(), None);
+        }
+        // Lists of different lengths: an error for both.
+        let uneven = record(vec![
+            ("segment_start_times", ints(&[0, 5])),
+            ("segment_labels", ints(&[3])),
+            ("segment_scores", floats(&[1.0])),
+        ]);
+        for e in [
+            decode_segments(&uneven, &loc).unwrap_err().to_string(),
+            read(&uneven).unwrap_err().to_string(),
+        ] {
+            assert!(
+                e.contains("segment lists differ in length: start_times 2, labels 1"),
+                "{e}"
+            );
+        }
+        // No segment keys: no ratings, no error.
+        assert_eq!(decode_segments(&record(vec![]), &loc).unwrap().1, None);
     }
 }
