@@ -882,14 +882,14 @@ pub fn bench_segments(
     }
     let c = spec.num_classes;
     let frames: usize = vids.iter().map(|v| v.num_frames).sum();
-    let run = |batches: &[Batch], mut each: Option<&mut dyn FnMut(usize, &[f32])>| -> f64 {
+    let run = |batches: &[Batch], mut each: Option<&mut dyn FnMut(&[f32])>| -> f64 {
         let mut el = 0.0;
         tch::no_grad(|| {
             // Warm-up (allocator, thread pool), untimed.
             if let Some(b) = batches.first() {
                 let _ = model.forward(&batch_inputs(b, device, model.kind), false);
             }
-            for (i, b) in batches.iter().enumerate() {
+            for b in batches {
                 yt8m::threads::adapt_torch_threads();
                 let t = Instant::now();
                 let p = model
@@ -901,8 +901,8 @@ pub fn bench_segments(
                 if let Some(f) = each.as_deref_mut() {
                     let mut all = vec![0f32; p.numel()];
                     p.copy_data(&mut all, p.numel());
-                    for (r, row) in all.chunks(c).enumerate() {
-                        f(i * 100_000 + r, row);
+                    for row in all.chunks(c) {
+                        f(row);
                     }
                 }
                 el += t.elapsed().as_secs_f64();
@@ -938,8 +938,11 @@ pub fn bench_segments(
         .transpose()?;
     let mut ranking = yt8m::segments::SegmentRanking::new(c, yt8m::segments::DEFAULT_MAX_PER_CLASS);
     let v0 = ranking.add_video("bench");
-    let mut rank = |r: usize, row: &[f32]| {
-        ranking.add_scores(v0, r as u32, row, 20, allowed.as_deref());
+    // One pretend video whose segments follow each other (ids only break equal scores).
+    let mut start = 0u32;
+    let mut rank = |row: &[f32]| {
+        ranking.add_scores(v0, start, row, 20, allowed.as_deref());
+        start += yt8m::segments::SEGMENT_LENGTH as u32;
     };
     let t_seg = run(&seg_batches, Some(&mut rank));
     let _ = std::fs::remove_dir_all(&dir);

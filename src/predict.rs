@@ -178,9 +178,6 @@ fn split_columns<T: Copy>(flat: &[T], dims: &[usize], rows: usize) -> Vec<Vec<T>
         .collect()
 }
 
-/// Python's `%g` (inference.py's score format), kept here for callers of `predict::fmt_g`.
-pub use crate::runtime::fmt_g;
-
 struct Pending {
     videos: Vec<Video>,
     sources: Vec<String>,
@@ -260,11 +257,13 @@ fn flush(
     let c = b.manifest.num_classes;
     let k = opt.top_k.clamp(1, c);
     // The segment whitelist multiplies the scores before the top k, as inference.py's
-    // format_lines does (`video_prediction *= whitelisted_cls_mask`).
+    // format_lines does (`video_prediction *= whitelisted_cls_mask`); the ranking applies it
+    // itself (`SegmentRanking::add_scores`).
     let class_mask = opt
         .segments
         .as_ref()
         .and_then(|s| s.classes.as_ref())
+        .filter(|_| ranking.is_none())
         .map(|m| {
             let m: Vec<f32> = m.iter().map(|&a| if a { 1.0 } else { 0.0 }).collect();
             tch::Tensor::from_slice(&m)
@@ -291,6 +290,15 @@ fn flush(
             Some(m) => scores.to_kind(tch::Kind::Float) * m,
             None => scores,
         };
+        if keep_all {
+            let mut all = vec![0f32; scores.numel()];
+            scores.contiguous().copy_data(&mut all, scores.numel());
+            for (r, &i) in group.iter().enumerate() {
+                full[i] = all[r * c..(r + 1) * c].to_vec();
+            }
+            continue;
+        }
+        // The printed formats need each row's top k only.
         let (vals, idx) = scores.topk(k as i64, 1, true, true);
         let mut v = vec![0f32; vals.numel()];
         vals.contiguous().copy_data(&mut v, vals.numel());
@@ -300,13 +308,6 @@ fn flush(
             top[i] = (0..k)
                 .map(|j| (ix[r * k + j] as usize, v[r * k + j]))
                 .collect();
-        }
-        if keep_all {
-            let mut all = vec![0f32; scores.numel()];
-            scores.contiguous().copy_data(&mut all, scores.numel());
-            for (r, &i) in group.iter().enumerate() {
-                full[i] = all[r * c..(r + 1) * c].to_vec();
-            }
         }
     }
     if let Some(n) = npz.as_deref_mut() {
@@ -371,7 +372,7 @@ fn flush(
             Format::Kaggle => {
                 let pairs: Vec<String> = row
                     .iter()
-                    .map(|(cls, s)| format!("{cls} {}", fmt_g(*s as f64)))
+                    .map(|(cls, s)| format!("{cls} {}", crate::runtime::fmt_g(*s as f64)))
                     .collect();
                 writeln!(out, "{},{}", video.id, pairs.join(" ")).map_err(io)?;
             }

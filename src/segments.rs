@@ -175,7 +175,8 @@ impl SegmentRanking {
             start,
         };
         let mut heap = std::mem::take(&mut self.heaps[cls]);
-        if heap.is_empty() && !self.order.contains(&cls) {
+        // A heap never shrinks (the cap is at least 1): empty means this class is new.
+        if heap.is_empty() {
             self.order.push(cls);
         }
         if heap.len() >= self.cap {
@@ -232,7 +233,7 @@ impl SegmentRanking {
     pub fn write(mut self, out: &mut dyn Write) -> Result<()> {
         let io = |e: std::io::Error| Error::Invalid(format!("writing output: {e}"));
         out.write_all(b"Class,Segments\n").map_err(io)?;
-        for &cls in &self.order.clone() {
+        for cls in std::mem::take(&mut self.order) {
             let mut heap = std::mem::take(&mut self.heaps[cls]);
             // list.sort(key=score, reverse=True) is stable: equal scores keep heap order.
             heap.sort_by(|a, b| b.score.total_cmp(&a.score));

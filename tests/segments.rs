@@ -331,7 +331,7 @@ fn fmt_g_writes_what_python_writes() {
         (0.0, "0"),
         (0.1 + 0.2, "0.3"),
     ] {
-        assert_eq!(yt8m::predict::fmt_g(x), want, "{x}");
+        assert_eq!(yt8m::runtime::fmt_g(x), want, "{x}");
     }
 }
 
