@@ -879,14 +879,24 @@ fn no_client_holds_the_server_hostage() {
             assert!(body.contains("--max-connections"), "{body}");
             break;
         }
+        let late = t0.elapsed();
+        // The connection of the `ready()` just before is closed for the client a moment
+        // before its task lets go of its slot: on a loaded machine an idle connection can
+        // arrive in that moment and be the one refused, and the extra request then fits.
+        // The cap held if exactly one idle connection was answered 503.
+        let refused = idle
+            .iter_mut()
+            .map(|c| closed_within(c, Duration::from_millis(1)).1)
+            .filter(|got| got.starts_with("HTTP/1.1 503"))
+            .count();
         assert!(
-            t0.elapsed() >= Duration::from_millis(900) && attempt < 3,
-            "a 9th connection was served {:?} after 8 idle ones (cap 8, deadline 1 s): {code} {body}",
-            t0.elapsed()
+            (late >= Duration::from_millis(900) || refused == 1) && attempt < 3,
+            "a 9th connection was served {late:?} after 8 idle ones (cap 8, deadline 1 s; \
+             {refused} idle one(s) refused): {code} {body}"
         );
         println!(
-            "attempt {attempt}: {:?} passed before the extra request; again",
-            t0.elapsed()
+            "attempt {attempt}: {late:?} passed before the extra request, {refused} idle \
+             connection(s) refused; again"
         );
         idle.clear();
         std::thread::sleep(Duration::from_millis(1500));
