@@ -25,7 +25,16 @@ fn main() {
                 println!("cargo:rustc-link-arg=-Wl,-rpath,{}", nccl.display());
             }
         }
-        println!("cargo:rustc-env=YT8M_LIBTORCH_LIB={dir}");
+        // What `yt8m info` shows as the libtorch linked against: the wheel's engine was built
+        // against this machine's venv, which a pip user does not have; its rpath says where it
+        // looks instead.
+        if wheel {
+            println!(
+                "cargo:rustc-env=YT8M_LIBTORCH_LIB=$ORIGIN/../../torch/lib (the torch package installed beside yt8m)"
+            );
+        } else {
+            println!("cargo:rustc-env=YT8M_LIBTORCH_LIB={dir}");
+        }
         // The CUDA backend (libtorch_cuda.so) registers itself when loaded, but nothing calls
         // into it directly, so the default `--as-needed` drops it from the executable and CUDA
         // then reads as unavailable even on a GPU machine (tch-rs issues #329, #980). Linking

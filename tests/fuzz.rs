@@ -10,7 +10,7 @@ use common::*;
 use std::path::Path;
 use yt8m::data::Video;
 use yt8m::data::pickle;
-use yt8m::data::sources::{read_paddle_pickle, read_shard, read_shard_with};
+use yt8m::data::sources::{FrameStore, read_paddle_pickle, read_shard, read_shard_with};
 use yt8m::data::video::{decode_video, summarize};
 use yt8m::data::{FeatureSpec, Level};
 use yt8m::error::Location;
@@ -200,9 +200,11 @@ fn irregular_frame_framing_is_copied_when_mapped() {
         ..Default::default()
     };
     let mut got = Vec::new();
-    for map in [false, true] {
-        read_shard_with(&p, &spec, false, map, |v| {
-            if map {
+    for store in [FrameStore::Copied, FrameStore::Mapped, FrameStore::InRecord] {
+        read_shard_with(&p, &spec, false, store, |v| {
+            // (In the record's buffer, this small record's frames are copied out: the
+            // framing between them is most of its bytes.)
+            if store == FrameStore::Mapped {
                 let yt8m::data::VideoFeatures::Mapped(f) = &v.features else {
                     panic!("not mapped: {:?}", v.features)
                 };
@@ -230,6 +232,7 @@ fn irregular_frame_framing_is_copied_when_mapped() {
         .unwrap();
     }
     assert_eq!(got[0], got[1]);
+    assert_eq!(got[0], got[2]);
     assert_eq!(got[0].3[0], (1..=16).collect::<Vec<u8>>());
 }
 
@@ -274,7 +277,7 @@ fn mapped_reading_equals_reading_on_mutated_files() {
         std::fs::read(yt8m_data("synthetic/video_2018.tfrecord")).unwrap(),
     ];
     let p = d.join("m.tfrecord");
-    let (mut same_ok, mut same_err, mut mapped_videos) = (0, 0, 0);
+    let (mut same_ok, mut same_err, mut mapped_videos, mut in_record_videos) = (0, 0, 0, 0);
     for case in 0..cases(1500) {
         let mut b = sources[case % 3].clone();
         if case % 10 == 0 {
@@ -304,11 +307,15 @@ fn mapped_reading_equals_reading_on_mutated_files() {
             }
         };
         let mut runs = Vec::new();
-        for map in [false, true] {
+        for store in [FrameStore::Copied, FrameStore::Mapped, FrameStore::InRecord] {
             let mut got = Vec::new();
-            let r = read_shard_with(&p, &spec, false, map, |v| {
-                if map && matches!(v.features, yt8m::data::VideoFeatures::Mapped(_)) {
-                    mapped_videos += 1;
+            let r = read_shard_with(&p, &spec, false, store, |v| {
+                if matches!(v.features, yt8m::data::VideoFeatures::Mapped(_)) {
+                    match store {
+                        FrameStore::Mapped => mapped_videos += 1,
+                        FrameStore::InRecord => in_record_videos += 1,
+                        FrameStore::Copied => panic!("frames left in place when told to copy"),
+                    }
                 }
                 got.push(content(&v, &spec));
                 true
@@ -319,6 +326,10 @@ fn mapped_reading_equals_reading_on_mutated_files() {
             runs[0], runs[1],
             "case {case}: mapped and copied reads differ"
         );
+        assert_eq!(
+            runs[0], runs[2],
+            "case {case}: reads in the record's buffer and copied reads differ"
+        );
         if runs[0].1.is_ok() {
             same_ok += 1;
         } else {
@@ -326,9 +337,9 @@ fn mapped_reading_equals_reading_on_mutated_files() {
         }
     }
     println!(
-        "mapped vs copied: {same_ok} files equal, {same_err} equal errors, {mapped_videos} mapped videos"
+        "mapped / in the record's buffer vs copied: {same_ok} files equal, {same_err} equal errors, {mapped_videos} mapped videos, {in_record_videos} left in their record"
     );
-    assert!(same_ok > 0 && same_err > 0 && mapped_videos > 0);
+    assert!(same_ok > 0 && same_err > 0 && mapped_videos > 0 && in_record_videos > 0);
 }
 
 #[test]

@@ -576,7 +576,14 @@ fn a_record_claiming_a_gibibyte_allocates_nothing_of_it() {
         num_classes: 3862,
         ..Default::default()
     };
-    let e = yt8m::data::sources::read_shard_with(&p, &spec, false, true, |_| true).unwrap_err();
+    let e = yt8m::data::sources::read_shard_with(
+        &p,
+        &spec,
+        false,
+        yt8m::data::sources::FrameStore::Mapped,
+        |_| true,
+    )
+    .unwrap_err();
     let msg = e.to_string();
     for want in [
         "gib.tfrecord",

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use yt8m_data::batch::{
     BufferPool, EpochIter, Loader, LoaderConfig, ModalityData, OrderedVideos, ordered_videos_with,
 };
-use yt8m_data::sources::{ShardKind, expand_paths, shard_kind};
-use yt8m_data::tfrecord::RecordReader;
+use yt8m_data::sources::{FrameStore, ShardKind, expand_paths, shard_kind};
+use yt8m_data::tfrecord::{RecordReader, ShardBytes};
 use yt8m_data::video::{FrameSpan, MappedFrames};
 use yt8m_data::{DataError, FeatureSpec, Level, Video, VideoFeatures, dequantize};
 use yt8m_metrics::{Evaluator as RsEvaluator, MetricMode, Metrics, TieOrder};
@@ -84,7 +84,7 @@ fn files(paths: Vec<PathBuf>) -> PyResult<Vec<PathBuf>> {
 /// Keeps a memory-mapped shard alive while numpy arrays view it (their `base`).
 #[pyclass(frozen, module = "yt8m._native")]
 struct MappedShard {
-    map: Arc<memmap2::Mmap>,
+    map: Arc<ShardBytes>,
 }
 
 /// Modality `m` of mapped frames as a numpy array: a read-only strided view into the map when
@@ -286,7 +286,11 @@ fn read(
         files.into_iter().zip(specs.iter().cloned()).collect(),
         skip_corrupt,
         num_threads,
-        !copy,
+        if copy {
+            FrameStore::Copied
+        } else {
+            FrameStore::Mapped
+        },
     );
     Ok(VideoIter {
         it: Some(it),

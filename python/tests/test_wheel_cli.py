@@ -115,6 +115,8 @@ def test_yt8m_runs_the_demo_and_predicts_from_a_fresh_venv(installed):
 
     info = json.loads(r.stdout)
     assert info["libtorch_dir"] == str(site / "torch" / "lib"), (info["libtorch_dir"], site)
+    # Not the build machine's venv, which a pip user does not have.
+    assert info["libtorch_built_against"].startswith("$ORIGIN/../../torch/lib"), info
     core = site / "yt8m" / "_bin" / "yt8m-core"
     if shutil.which("readelf"):
         dyn = subprocess.run(["readelf", "-d", str(core)], capture_output=True, text=True).stdout

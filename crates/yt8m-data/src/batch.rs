@@ -4,7 +4,7 @@
 //! buckets by length, and packs uint8 batches. Nothing here is as large as PaddleVideo's float
 //! masks: a batch carries per-video lengths only.
 
-use super::sources::{ReadStats, read_shard_with};
+use super::sources::{FrameStore, ReadStats, read_shard_with};
 use super::video::{FeatureSpec, Video, VideoFeatures};
 use crate::error::{DataError, DataErrorKind, Location, panic_text};
 use crate::rng::Rng;
@@ -97,6 +97,10 @@ pub struct Batch {
 /// time over three epochs, 7.1–8.3k videos/s; with the memory kept (glibc told not to unmap),
 /// 17.7k. A consumer that owns a batch's buffers (the Python module's numpy arrays) gives each
 /// back with [`BufferPool::give`] when done with it.
+///
+/// Buffers come back as they were left (numpy users may have written into them): the padding
+/// is filled again for each batch. Zeroing whole buffers when given back instead measured
+/// slower (twice the bytes written: the loader is bound by writes to memory).
 #[derive(Debug, Default)]
 pub struct BufferPool {
     free: Mutex<Vec<Vec<u8>>>,
@@ -397,16 +401,15 @@ pub fn ordered_videos(
     skip_corrupt: bool,
     threads: usize,
 ) -> OrderedVideos {
-    ordered_videos_with(files, skip_corrupt, threads, false)
+    ordered_videos_with(files, skip_corrupt, threads, FrameStore::Copied)
 }
 
-/// [`ordered_videos`]; with `map`, frames stay in the memory-mapped files
-/// ([`crate::sources::videos_with`]).
+/// [`ordered_videos`], the frames left where `store` says ([`crate::sources::videos_with`]).
 pub fn ordered_videos_with(
     files: Vec<(PathBuf, FeatureSpec)>,
     skip_corrupt: bool,
     threads: usize,
-    map: bool,
+    store: FrameStore,
 ) -> OrderedVideos {
     let n = if threads == 0 {
         default_readers()
@@ -425,7 +428,7 @@ pub fn ordered_videos_with(
         readers.push(rx);
         let mine: Vec<_> = files.iter().skip(w).step_by(n).cloned().collect();
         handles.push(std::thread::spawn(move || {
-            reader_thread(mine, skip_corrupt, false, map, false, tx)
+            reader_thread(mine, skip_corrupt, false, store, false, tx)
         }));
     }
     OrderedVideos {
@@ -559,7 +562,8 @@ impl Loader {
             let skip = cfg.skip_corrupt;
             let segments = cfg.segments;
             handles.push(std::thread::spawn(move || {
-                reader_thread(mine, skip, true, false, segments, tx)
+                // Batches copy the frames anyway: from the record's buffer, not a second copy.
+                reader_thread(mine, skip, true, FrameStore::InRecord, segments, tx)
             }));
         }
         let (btx, brx) = sync_channel(cfg.prefetch.max(1));
@@ -615,7 +619,7 @@ fn reader_thread(
     files: Vec<(PathBuf, Arc<FeatureSpec>)>,
     skip: bool,
     drop_empty: bool,
-    map: bool,
+    store: FrameStore,
     segments: bool,
     tx: SyncSender<Msg>,
 ) {
@@ -629,7 +633,7 @@ fn reader_thread(
         // the channel (which the assembler would take for the end of the data).
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             inject_reader_fault(&f);
-            let r = read_shard_with(&f, spec, skip, map, |v| {
+            let r = read_shard_with(&f, spec, skip, store, |v| {
                 // A video without frames has nothing to pool over: leave it out, and report it.
                 if v.num_frames == 0 && drop_empty {
                     empty.push(format!("{}: {}", f.display(), v.id));

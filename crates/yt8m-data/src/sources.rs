@@ -3,10 +3,11 @@
 //! joined with `data_prefix`). Shards are TFRecords (official layout) or PaddleVideo pickles.
 
 use super::pickle::{self, Value};
-use super::tfrecord::{MappedRecords, RecordReader};
+use super::tfrecord::{MappedRecords, RecordReader, ShardBytes};
 use super::video::{FeatureSpec, Level, Video, VideoFeatures, decode_video, decode_video_mapped};
 use crate::error::{DataError, DataErrorKind, Location};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ShardKind {
@@ -293,8 +294,29 @@ impl ReadStats {
     }
 }
 
+/// Where a shard reader leaves each video's uint8 frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FrameStore {
+    /// Copied out into the video's own arrays ([`VideoFeatures::Frames`]).
+    #[default]
+    Copied,
+    /// Left in the memory-mapped file ([`VideoFeatures::Mapped`]; see [`MappedRecords`] for
+    /// the one hazard). Falls back to `InRecord` where a file cannot be mapped usefully and
+    /// with `skip_corrupt` (skipping needs the resynchronising reader).
+    Mapped,
+    /// Left in the buffer the record was read into ([`VideoFeatures::Mapped`] over
+    /// [`ShardBytes::Record`]): no copy after the read, and nothing is mapped. A video that
+    /// keeps less than half of its record's bytes (`max_frames` cut most frames) is copied
+    /// out instead, so the record's bytes are not held for nothing.
+    InRecord,
+}
+
 enum Source {
-    TfRecord { reader: RecordReader, buf: Vec<u8> },
+    TfRecord {
+        reader: RecordReader,
+        buf: Vec<u8>,
+        in_record: bool,
+    },
     Mapped(MappedRecords),
     Pickle(PickleVideos),
 }
@@ -317,21 +339,18 @@ pub fn videos(
     spec: &FeatureSpec,
     skip_corrupt: bool,
 ) -> Result<ShardVideos, DataError> {
-    videos_with(path, spec, skip_corrupt, false)
+    videos_with(path, spec, skip_corrupt, FrameStore::Copied)
 }
 
-/// [`videos`]; with `map`, a regular TFRecord file is memory-mapped and its uint8 frames are
-/// left in the map ([`VideoFeatures::Mapped`], no copy; see [`MappedRecords`] for the one
-/// hazard). `map` is ignored with `skip_corrupt` (skipping needs the resynchronising reader)
-/// and for pipes, empty files and pickles.
+/// [`videos`], with the uint8 frames left where `store` says (pickles always copy).
 pub fn videos_with(
     path: &Path,
     spec: &FeatureSpec,
     skip_corrupt: bool,
-    map: bool,
+    store: FrameStore,
 ) -> Result<ShardVideos, DataError> {
     let source = match shard_kind(path) {
-        ShardKind::TfRecord => match (map && !skip_corrupt)
+        ShardKind::TfRecord => match (store == FrameStore::Mapped && !skip_corrupt)
             .then(|| MappedRecords::open(path))
             .transpose()?
             .flatten()
@@ -340,6 +359,7 @@ pub fn videos_with(
             None => Source::TfRecord {
                 reader: RecordReader::open(path)?,
                 buf: Vec::new(),
+                in_record: store != FrameStore::Copied,
             },
         },
         ShardKind::Pickle => Source::Pickle(paddle_pickle_videos(path, spec)?),
@@ -364,7 +384,12 @@ impl ShardVideos {
     }
 
     fn next_tfrecord(&mut self) -> Option<Result<Video, DataError>> {
-        let Source::TfRecord { reader, buf } = &mut self.source else {
+        let Source::TfRecord {
+            reader,
+            buf,
+            in_record,
+        } = &mut self.source
+        else {
             return None;
         };
         loop {
@@ -392,7 +417,17 @@ impl ShardVideos {
                 Err(e) => return Some(Err(e)),
             };
             let loc = Location::file(&self.path).record(rec.index, rec.offset);
-            match decode_video(buf, &self.spec, &loc) {
+            let decoded = if *in_record {
+                // The buffer becomes the video's; the next record gets a new one.
+                let bytes = Arc::new(ShardBytes::Record(std::mem::take(buf)));
+                decode_video_mapped(&bytes, 0..bytes.len(), &self.spec, &loc).map(|mut v| {
+                    v.release_record_if_mostly_unused();
+                    v
+                })
+            } else {
+                decode_video(buf, &self.spec, &loc)
+            };
+            match decoded {
                 Ok(v) => return Some(Ok(v)),
                 Err(e) if self.skip_corrupt && e.kind == DataErrorKind::Corrupt => {
                     self.stats.skipped.push(e)
@@ -449,18 +484,18 @@ pub fn read_shard(
     skip_corrupt: bool,
     f: impl FnMut(Video) -> bool,
 ) -> Result<ReadStats, DataError> {
-    read_shard_with(path, spec, skip_corrupt, false, f)
+    read_shard_with(path, spec, skip_corrupt, FrameStore::Copied, f)
 }
 
-/// [`read_shard`] over [`videos_with`] (`map`: frames left in the memory-mapped file).
+/// [`read_shard`] over [`videos_with`] (`store`: where the frames are left).
 pub fn read_shard_with(
     path: &Path,
     spec: &FeatureSpec,
     skip_corrupt: bool,
-    map: bool,
+    store: FrameStore,
     mut f: impl FnMut(Video) -> bool,
 ) -> Result<ReadStats, DataError> {
-    let mut it = videos_with(path, spec, skip_corrupt, map)?;
+    let mut it = videos_with(path, spec, skip_corrupt, store)?;
     for v in it.by_ref() {
         if !f(v?) {
             break;
@@ -795,5 +830,72 @@ pub fn count_records(path: &Path) -> Result<usize, DataError> {
                 n += 1;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth::{SynthConfig, write_synthetic};
+    use crate::tfrecord::ShardBytes;
+
+    /// Frames left in the record's buffer read the same as copied ones; the buffer is kept
+    /// only while the video uses most of it.
+    #[test]
+    fn frames_left_in_their_record_equal_copied_ones_and_release_it_when_cut() {
+        let dir = std::env::temp_dir().join(format!("yt8m-inrecord-{}", std::process::id()));
+        let cfg = SynthConfig {
+            num_videos: 12,
+            num_shards: 1,
+            min_frames: 20,
+            max_frames: 40,
+            ..SynthConfig::default()
+        };
+        let file = write_synthetic(&dir, &cfg).unwrap().files[0].clone();
+        for (max_frames, held) in [(300, true), (5, false)] {
+            let spec = FeatureSpec {
+                max_frames,
+                num_classes: cfg.num_classes,
+                ..FeatureSpec::default()
+            };
+            let read = |store| {
+                let mut out = Vec::new();
+                read_shard_with(&file, &spec, false, store, |v| {
+                    out.push(v);
+                    true
+                })
+                .unwrap();
+                out
+            };
+            let (copied, in_record) = (read(FrameStore::Copied), read(FrameStore::InRecord));
+            // (Frames and Mapped features are different variants: compare what they hold.)
+            let content = |vs: &[Video]| -> Vec<(String, Vec<u32>, usize, Vec<Vec<u8>>)> {
+                vs.iter()
+                    .map(|v| {
+                        let frames = [1024, 128]
+                            .iter()
+                            .enumerate()
+                            .map(|(m, &d)| {
+                                let mut out = vec![0; v.rows(m, d) * d];
+                                assert!(v.copy_frames(m, d, v.rows(m, d), &mut out));
+                                out
+                            })
+                            .collect();
+                        (v.id.clone(), v.labels.clone(), v.num_frames, frames)
+                    })
+                    .collect()
+            };
+            assert_eq!(copied.len(), 12);
+            assert!(
+                content(&copied) == content(&in_record),
+                "max_frames {max_frames}: frames differ"
+            );
+            for v in &in_record {
+                let kept = matches!(&v.features,
+                    VideoFeatures::Mapped(f) if matches!(*f.map, ShardBytes::Record(_)));
+                assert_eq!(kept, held, "max_frames {max_frames}: {:?}", v.features);
+            }
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -4,6 +4,7 @@
 
 use super::proto::{self, Feature, ParsedExample};
 use crate::error::{DataError, DataErrorKind, Location};
+use crate::tfrecord::ShardBytes;
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
 use std::sync::Arc;
@@ -112,15 +113,23 @@ impl FrameSpan {
     }
 }
 
-/// uint8 frames left in a memory-mapped shard ([`decode_video_mapped`]): no copy was made.
+/// uint8 frames left where they were read ([`decode_video_mapped`]): in a memory-mapped shard,
+/// or in the buffer the record was read into; no copy was made.
 #[derive(Clone)]
 pub struct MappedFrames {
-    pub map: Arc<memmap2::Mmap>,
+    pub map: Arc<ShardBytes>,
     /// One per modality.
     pub spans: Vec<FrameSpan>,
 }
 
 impl MappedFrames {
+    /// Bytes per frame of modality `m`.
+    pub fn row_width(&self, m: usize) -> usize {
+        match &self.spans[m] {
+            FrameSpan::InPlace { width, .. } | FrameSpan::Copied { width, .. } => *width,
+        }
+    }
+
     /// Frame `r` of modality `m`.
     pub fn row(&self, m: usize, r: usize) -> &[u8] {
         match &self.spans[m] {
@@ -163,8 +172,9 @@ impl PartialEq for MappedFrames {
 pub enum VideoFeatures {
     /// uint8 `[rows_m, dim_m]` per modality, rows capped at `max_frames`.
     Frames(Vec<Vec<u8>>),
-    /// uint8 frames still in a memory-mapped shard (`rows_m` per modality, capped at
-    /// `max_frames`); only [`decode_video_mapped`] makes these.
+    /// uint8 frames still where they were read, in a memory-mapped shard or in the record's
+    /// buffer (`rows_m` per modality, capped at `max_frames`); only [`decode_video_mapped`]
+    /// makes these.
     Mapped(MappedFrames),
     /// f32 `[dim_m]` per modality.
     Mean(Vec<Vec<f32>>),
@@ -211,6 +221,40 @@ impl Video {
             _ => return false,
         }
         true
+    }
+
+    /// Copies frames left in a record's buffer ([`ShardBytes::Record`]) out of it when they are
+    /// less than half of its bytes (`max_frames` cut most of them), so the video does not
+    /// hold the whole record for them. Frames in a mapped file stay (the map costs nothing).
+    pub fn release_record_if_mostly_unused(&mut self) {
+        let VideoFeatures::Mapped(f) = &self.features else {
+            return;
+        };
+        if !matches!(*f.map, ShardBytes::Record(_)) {
+            return;
+        }
+        let kept: usize = f
+            .spans
+            .iter()
+            .map(|s| match s {
+                FrameSpan::InPlace { rows, width, .. } => rows * width,
+                FrameSpan::Copied { .. } => 0,
+            })
+            .sum();
+        if kept * 2 >= f.map.len() {
+            return;
+        }
+        let frames = (0..f.spans.len())
+            .map(|m| {
+                let rows = f.spans[m].rows();
+                let mut out = Vec::with_capacity(rows * f.row_width(m));
+                for r in 0..rows {
+                    out.extend_from_slice(f.row(m, r));
+                }
+                out
+            })
+            .collect();
+        self.features = VideoFeatures::Frames(frames);
     }
 
     /// Frames `[start, start + len)` of a frame-level video as a video of their own (the 2019
@@ -464,7 +508,7 @@ pub fn decode_video(
 /// map ([`VideoFeatures::Mapped`]): the frames are not copied. Video-level records decode as
 /// usual.
 pub fn decode_video_mapped(
-    map: &Arc<memmap2::Mmap>,
+    map: &Arc<ShardBytes>,
     payload: Range<usize>,
     spec: &FeatureSpec,
     loc: &Location,
@@ -476,7 +520,7 @@ fn decode(
     payload: &[u8],
     spec: &FeatureSpec,
     loc: &Location,
-    mapped: Option<&Arc<memmap2::Mmap>>,
+    mapped: Option<&Arc<ShardBytes>>,
 ) -> Result<Video, DataError> {
     let schema = |loc: Location, msg: String| DataError::new(DataErrorKind::Schema, loc, msg);
     let p = proto::parse_example(payload).map_err(|e| {
