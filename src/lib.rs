@@ -13,6 +13,7 @@ pub use yt8m_metrics as metrics;
 
 pub mod error;
 pub mod evaluate;
+pub mod extract;
 pub mod threads;
 
 pub use error::{Error, Result};

@@ -39,6 +39,8 @@ enum Cmd {
     Inspect(InspectArgs),
     /// Write learnable synthetic data in the official frame- or video-level format.
     Synth(SynthArgs),
+    /// YouTube-8M features from your own video files (Inception-v3 + PCA, as Google's extractor).
+    Extract(ExtractArgs),
     /// Score predictions made elsewhere (.npz / Kaggle CSV) with the official metrics.
     Evaluate(EvaluateArgs),
     /// Train a model from a config (PaddleVideo's YAML layout loads as is).
@@ -654,6 +656,47 @@ struct InspectArgs {
 
 #[derive(Args)]
 #[command(
+    after_help = "Examples:\n  yt8m extract clip.mp4 videos/ --out features/          # frame level, ids = paths, no labels\n  yt8m extract --csv videos.csv --out features/         # lines '<video_file>,<labels>' (labels joined by ';')\n  yt8m predict --model bundle features/*.tfrecord\n\nThe extractor files are the official ones, unchanged: classify_image_graph_def.pb from\nhttp://download.tensorflow.org/models/image/imagenet/inception-2015-12-05.tgz and mean.npy,\neigenvals.npy, eigenvecs.npy from http://data.yt8m.org/yt8m_pca.tgz, in one directory\n(--extractor, YT8M_EXTRACTOR_DIR, or ~/yt8m where Google's feature_extractor.py puts them).\nFrames are sampled as its frame_iterator does (the frame after each 1 s mark, at most 300),\nthrough the ffmpeg and ffprobe executables. Audio is written as the official extractor writes\nit: 128 zero bytes per frame. Rerunning into the same --out resumes: complete shards are kept."
+)]
+struct ExtractArgs {
+    /// Video files, or directories searched for video files (.mp4, .mkv, .webm, ...).
+    #[arg(value_name = "VIDEO", required_unless_present = "csv")]
+    videos: Vec<PathBuf>,
+    /// A CSV of '<video_file>,<labels>' lines, as the official extract_tfrecords_main.py takes.
+    #[arg(long, value_name = "FILE", conflicts_with = "videos")]
+    csv: Option<PathBuf>,
+    /// Output directory for PREFIX0000.tfrecord, ... (created if missing).
+    #[arg(long = "out", alias = "output", value_name = "DIR")]
+    out: PathBuf,
+    /// Directory with classify_image_graph_def.pb, mean.npy, eigenvals.npy, eigenvecs.npy
+    /// [default: $YT8M_EXTRACTOR_DIR, else ~/yt8m].
+    #[arg(long, value_name = "DIR")]
+    extractor: Option<PathBuf>,
+    /// frame (SequenceExample: rgb/audio bytes per frame) or video (Example: mean_rgb/mean_audio).
+    #[arg(long, default_value = "frame")]
+    level: Level,
+    /// Frames sampled per second of video (the official --frames_per_second).
+    #[arg(long, default_value_t = 1.0)]
+    fps: f64,
+    /// Frames at most per video, from its start.
+    #[arg(long, default_value_t = 300)]
+    max_frames: usize,
+    /// Videos per output shard (each shard is written whole, then renamed into place).
+    #[arg(long, default_value_t = 100)]
+    videos_per_shard: usize,
+    /// File name prefix: PREFIX0000.tfrecord, ...
+    #[arg(long, default_value = "extract")]
+    prefix: String,
+    /// Frames per Inception call.
+    #[arg(long, default_value_t = 16)]
+    batch_size: usize,
+    /// Leave out videos that cannot be decoded (listed at the end) instead of stopping.
+    #[arg(long)]
+    skip_bad_videos: bool,
+}
+
+#[derive(Args)]
+#[command(
     after_help = "Example (what `yt8m demo` runs):\n  yt8m synth --out data/synth/train --num-videos 384 --num-shards 4 --seed 1 --prefix train\n  yt8m synth --out data/synth/test --num-videos 128 --num-shards 1 --seed 2 --prefix test"
 )]
 struct SynthArgs {
@@ -856,6 +899,7 @@ fn run(cli: Cli) -> Result<()> {
     match &cli.cmd {
         Cmd::Train(_) | Cmd::Demo(_) => yt8m::threads::enable_adaptive_threads(false),
         Cmd::Test(_)
+        | Cmd::Extract(_)
         | Cmd::Predict(_)
         | Cmd::Bench(_)
         | Cmd::Export(_)
@@ -866,6 +910,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::Inspect(a) => inspect(a),
         Cmd::Synth(a) => synth(a),
+        Cmd::Extract(a) => extract(a),
         Cmd::Evaluate(a) => evaluate(a),
         Cmd::Train(a) => train(a),
         Cmd::Test(a) => test(a),
@@ -1063,6 +1108,86 @@ fn synth(a: SynthArgs) -> Result<()> {
         s.files.len(),
         a.out.display()
     );
+    Ok(())
+}
+
+fn extract(a: ExtractArgs) -> Result<()> {
+    use yt8m::extract::write::{
+        Event, WriteOptions, extract_all, inputs_from_csv, inputs_from_paths,
+    };
+    if !(a.fps.is_finite() && a.fps > 0.0) {
+        bail!(
+            "--fps must be a positive number of frames per second (got {})",
+            a.fps
+        );
+    }
+    if a.max_frames == 0 || a.videos_per_shard == 0 || a.batch_size == 0 {
+        bail!("--max-frames, --videos-per-shard and --batch-size must be positive");
+    }
+    yt8m::threads::configure_torch_threads();
+    let dir = match a.extractor.clone().or_else(yt8m::extract::default_dir) {
+        Some(d) => d,
+        None => bail!("give the extractor files' directory with --extractor (HOME is not set)"),
+    };
+    let inputs = match &a.csv {
+        Some(csv) => inputs_from_csv(csv)?,
+        None => inputs_from_paths(&a.videos)?,
+    };
+    let ex = yt8m::extract::Extractor::load(&dir, a.batch_size)?;
+    let opts = WriteOptions {
+        level: a.level,
+        videos_per_shard: a.videos_per_shard,
+        prefix: a.prefix.clone(),
+        every_ms: 1000.0 / a.fps,
+        max_frames: a.max_frames,
+        skip_bad_videos: a.skip_bad_videos,
+    };
+    tracing::info!(
+        "extracting {} video(s) with {} into {}",
+        inputs.len(),
+        dir.display(),
+        a.out.display()
+    );
+    let n = inputs.len();
+    let mut progress = yt8m::runtime::Progress::with_total("extract", Some(n));
+    let mut done = 0;
+    let t0 = std::time::Instant::now();
+    let s = extract_all(&ex, &inputs, &a.out, &opts, &mut |e| match e {
+        Event::Video(i, p) => tracing::debug!("video {}/{n}: {}", i + 1, p.display()),
+        Event::Frames(f, total) => tracing::trace!("{f}/{total} frames"),
+        Event::VideoDone(_) => {
+            done += 1;
+            progress.tick(done);
+        }
+    })
+    .with_context(|| format!("extracting into {}", a.out.display()))?;
+    let secs = t0.elapsed().as_secs_f64();
+    println!(
+        "wrote {} video(s), {} frames, in {} shard(s) under {} ({:.1} s, {:.1} frames/s){}",
+        s.videos_written,
+        s.frames_written,
+        s.shards_written.len(),
+        a.out.display(),
+        secs,
+        s.frames_written as f64 / secs.max(1e-9),
+        if s.shards_kept.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; {} shard(s) kept from an earlier run",
+                s.shards_kept.len()
+            )
+        }
+    );
+    if !s.bad_videos.is_empty() {
+        println!(
+            "skipped {} video(s) that could not be read:",
+            s.bad_videos.len()
+        );
+        for (p, why) in &s.bad_videos {
+            println!("  {}: {why}", p.display());
+        }
+    }
     Ok(())
 }
 

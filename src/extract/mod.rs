@@ -1,0 +1,234 @@
+//! YouTube-8M features from raw video (issue #30), as Google's starter code makes them
+//! (google/youtube-8m `feature_extractor/`): frames sampled as `frame_iterator` samples them
+//! ([`video`]), the 2015 Inception-v3 graph run without TensorFlow up to `pool_3`
+//! ([`tfgraph`]), the published PCA with whitening and the 8-bit quantization ([`pca`]), and
+//! records in the official frame-level (`SequenceExample`) or video-level (`Example`) layout
+//! ([`write`]). Audio is written as `extract_tfrecords_main.py` writes it by default
+//! (`insert_zero_audio_features`): 128 zero bytes per frame and a zero `mean_audio`.
+
+pub mod pca;
+pub mod tfgraph;
+pub mod video;
+pub mod write;
+
+use std::path::{Path, PathBuf};
+
+use tch::{Kind, Tensor};
+
+use pca::{PCA_DIMS, Pca, PcaError};
+use tfgraph::{GraphError, TfGraph};
+use video::{SampledFrames, Sampling, VideoError};
+
+/// The graph file's name inside `inception-2015-12-05.tgz`.
+pub const GRAPH_FILE: &str = "classify_image_graph_def.pb";
+/// Where the official graph takes a decoded frame (uint8 `[H, W, 3]`, RGB).
+pub const FEED: &str = "DecodeJpeg:0";
+/// The activations the official extractor keeps (`[1, 2048]`).
+pub const FETCH: &str = "pool_3/_reshape:0";
+/// Audio width of YouTube-8M records.
+pub const AUDIO_DIMS: usize = 128;
+
+/// Why extraction failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExtractError {
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    #[error(transparent)]
+    Pca(#[from] PcaError),
+    #[error(transparent)]
+    Video(#[from] VideoError),
+    #[error("{path}: {message}")]
+    Files { path: PathBuf, message: String },
+    #[error(transparent)]
+    Data(#[from] yt8m_data::DataError),
+    /// Writing the output.
+    #[error(transparent)]
+    Output(#[from] crate::Error),
+}
+
+/// The extractor's files, as the official code lays them out in its `model_dir` (`~/yt8m` by
+/// default): `classify_image_graph_def.pb` from inception-2015-12-05.tgz and `mean.npy`,
+/// `eigenvals.npy`, `eigenvecs.npy` from yt8m_pca.tgz.
+pub fn default_dir() -> Option<PathBuf> {
+    std::env::var_os("YT8M_EXTRACTOR_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join("yt8m")))
+}
+
+/// The RGB feature extractor: Inception's pool_3 then the PCA.
+pub struct Extractor {
+    graph: TfGraph,
+    pca: Pca,
+    /// Frames per graph call.
+    batch: usize,
+}
+
+/// One video's features, before quantization.
+pub struct VideoFeatures {
+    /// `[frames, 1024]` row-major: PCA-whitened RGB features (float32).
+    pub rgb: Vec<f32>,
+    pub frames: usize,
+    /// Decoded frame numbers taken, and OpenCV's POS_MSEC for each.
+    pub frame_index: Vec<usize>,
+    pub frame_time_ms: Vec<f64>,
+}
+
+impl VideoFeatures {
+    /// The official `mean_rgb` (float32 running sum / frames).
+    pub fn mean_rgb(&self) -> Vec<f32> {
+        pca::mean_features(&self.rgb, PCA_DIMS)
+    }
+
+    /// One quantized frame (1024 bytes).
+    pub fn rgb_bytes(&self, frame: usize) -> Vec<u8> {
+        pca::quantize(&self.rgb[frame * PCA_DIMS..(frame + 1) * PCA_DIMS])
+    }
+}
+
+impl Extractor {
+    /// Loads the graph and the PCA from `dir` and checks they fit together.
+    pub fn load(dir: &Path, batch: usize) -> Result<Extractor, ExtractError> {
+        if !dir.is_dir() {
+            return Err(ExtractError::Files {
+                path: dir.to_path_buf(),
+                message: format!(
+                    "not a directory: give the directory holding {GRAPH_FILE} (from \
+                     http://download.tensorflow.org/models/image/imagenet/inception-2015-12-05.tgz) \
+                     and mean.npy, eigenvals.npy, eigenvecs.npy (from http://data.yt8m.org/yt8m_pca.tgz) \
+                     with --extractor or YT8M_EXTRACTOR_DIR (the official extractor's ~/yt8m works as is)"
+                ),
+            });
+        }
+        let graph_path = dir.join(GRAPH_FILE);
+        if !graph_path.is_file() {
+            return Err(ExtractError::Files {
+                path: graph_path,
+                message: "missing: unpack inception-2015-12-05.tgz here (the official \
+                          extractor's ~/yt8m has it once it ran)"
+                    .into(),
+            });
+        }
+        let graph = TfGraph::load(&graph_path)?;
+        let pca = Pca::load(dir)?;
+        for n in [FEED, FETCH] {
+            let node = n.split(':').next().unwrap_or(n);
+            if !graph.has_node(node) {
+                return Err(ExtractError::Files {
+                    path: graph_path,
+                    message: format!(
+                        "has no node '{node}': it is not the 2015 Inception-v3 graph the \
+                         YouTube-8M features come from"
+                    ),
+                });
+            }
+        }
+        Ok(Extractor {
+            graph,
+            pca,
+            batch: batch.max(1),
+        })
+    }
+
+    /// `[n, h, w, 3]` uint8 RGB frames (one size) → `[n, 1024]` float32 PCA features.
+    pub fn rgb_features(&self, frames: &Tensor) -> Result<Tensor, ExtractError> {
+        let pool = tch::no_grad(|| self.graph.run(FEED, frames, FETCH))?;
+        let n = frames.size()[0];
+        let pool = pool.reshape([n, -1]).to_kind(Kind::Float);
+        let width = pool.size()[1] as usize;
+        if width != self.pca.input_dims() {
+            return Err(ExtractError::Files {
+                path: self.pca.dir().join("mean.npy"),
+                message: format!(
+                    "the PCA takes {}-d features but the graph's {FETCH} gives {width}: the \
+                     graph and the PCA files do not belong together",
+                    self.pca.input_dims()
+                ),
+            });
+        }
+        Ok(tch::no_grad(|| self.pca.apply(&pool)))
+    }
+
+    /// Samples `path` as the official extractor does and computes each frame's features;
+    /// `on_frame` is told after each batch (frames done, frames in all).
+    pub fn video(
+        &self,
+        path: &Path,
+        sampling: &Sampling,
+        on_frames: &mut dyn FnMut(usize, usize),
+    ) -> Result<VideoFeatures, ExtractError> {
+        let mut src = SampledFrames::open(path, sampling)?;
+        let total = src.len();
+        let mut out = VideoFeatures {
+            rgb: Vec::with_capacity(total * PCA_DIMS),
+            frames: 0,
+            frame_index: Vec::with_capacity(total),
+            frame_time_ms: Vec::with_capacity(total),
+        };
+        let mut pending: Vec<video::Frame> = Vec::new();
+        loop {
+            let f = src.next_frame()?;
+            // A batch holds frames of one size: flush on a size change, when full, or at the end.
+            let flush = match (&f, pending.first()) {
+                (Some(f), Some(p)) => f.height != p.height || f.width != p.width,
+                (None, Some(_)) => true,
+                _ => false,
+            } || pending.len() >= self.batch;
+            if flush {
+                self.run_batch(path, &mut pending, &mut out)?;
+                on_frames(out.frames, total);
+            }
+            match f {
+                Some(f) => pending.push(f),
+                None => break,
+            }
+        }
+        if out.frames == 0 {
+            return Err(VideoError::Video {
+                path: path.to_path_buf(),
+                message: "no frame could be taken from it".into(),
+            }
+            .into());
+        }
+        Ok(out)
+    }
+
+    fn run_batch(
+        &self,
+        path: &Path,
+        pending: &mut Vec<video::Frame>,
+        out: &mut VideoFeatures,
+    ) -> Result<(), ExtractError> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let (h, w) = (pending[0].height as i64, pending[0].width as i64);
+        let n = pending.len() as i64;
+        let mut bytes = Vec::with_capacity((n * h * w * 3) as usize);
+        for f in pending.iter() {
+            bytes.extend_from_slice(&f.rgb);
+        }
+        let frames = Tensor::from_slice(&bytes).reshape([n, h, w, 3]);
+        let feats = self.rgb_features(&frames)?;
+        let v: Vec<f32> = Vec::try_from(&feats.reshape([-1])).map_err(|e| ExtractError::Files {
+            path: path.to_path_buf(),
+            message: format!("reading features back: {e}"),
+        })?;
+        if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+            return Err(VideoError::Video {
+                path: path.to_path_buf(),
+                message: format!(
+                    "frame {} gave a non-finite feature (the official quantize would fail too)",
+                    pending[i / PCA_DIMS].index
+                ),
+            }
+            .into());
+        }
+        out.rgb.extend_from_slice(&v);
+        for f in pending.drain(..) {
+            out.frame_index.push(f.index);
+            out.frame_time_ms.push(f.time_ms);
+            out.frames += 1;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,426 @@
+//! Issue #30: YouTube-8M features from raw video, checked against the reference code:
+//! - the Inception graph runner, the PCA and the quantization against TensorFlow running the
+//!   official ops on a stand-in graph with the 2015 graph's ops, names and producer version
+//!   (tests/fixtures/extract is an extractor directory written by scripts/inception_standin.py:
+//!   TensorFlow 2.18 imports the GraphDef and runs it exactly as google/youtube-8m's
+//!   feature_extractor.py does, then extract_tfrecords_main.py's quantize);
+//! - frame sampling against OpenCV running the official frame_iterator
+//!   (scripts/opencv_frame_iterator.py, opencv-python-headless in the test venv) on videos
+//!   ffmpeg makes here: several codecs, frame rates and sizes, variable frame rate, a stream
+//!   that does not start at 0;
+//! - `yt8m extract` end to end: records readable by inspect and predict, resume, bad videos.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use tch::{Kind, Tensor};
+use yt8m::data::npy::{read_npy, read_npz};
+use yt8m::extract::Extractor;
+use yt8m::extract::pca::quantize;
+use yt8m::extract::tfgraph::TfGraph;
+use yt8m::extract::video::{SampledFrames, Sampling};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/extract")
+}
+
+fn frame(i: usize) -> Tensor {
+    let a = read_npy(&fixtures().join(format!("frames_{i}.npy"))).unwrap();
+    let s: Vec<i64> = a.shape.iter().map(|&d| d as i64).collect();
+    Tensor::from_data_size(&a.data, &s, Kind::Uint8)
+}
+
+fn tf_pool3(i: usize) -> Vec<f32> {
+    read_npy(&fixtures().join(format!("pool3_{i}.npy")))
+        .unwrap()
+        .to_f32()
+}
+
+fn max_diff(a: &Tensor, b: &[f32]) -> f64 {
+    let a: Vec<f32> = Vec::try_from(&a.reshape([-1])).unwrap();
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (*x as f64 - *y as f64).abs())
+        .fold(0.0, f64::max)
+}
+
+#[test]
+fn the_graph_runner_computes_what_tensorflow_computes_from_decoded_frames_to_pool_3() {
+    let g = TfGraph::load(&fixtures().join("classify_image_graph_def.pb")).unwrap();
+    let mut worst: f64 = 0.0;
+    for i in 0..4 {
+        let f = frame(i);
+        let got = g
+            .run("DecodeJpeg:0", &f.unsqueeze(0), "pool_3/_reshape:0")
+            .unwrap();
+        assert_eq!(got.size(), [1, 32]);
+        let d = max_diff(&got, &tf_pool3(i));
+        println!(
+            "frame {i} {:?}: max |yt8m - TensorFlow| = {d:.3e}",
+            f.size()
+        );
+        worst = worst.max(d);
+    }
+    // float32 throughout on both sides; the activations are ~0.1-1.
+    assert!(worst < 2e-5, "{worst}");
+}
+
+#[test]
+fn frames_of_one_size_run_as_one_batch() {
+    let g = TfGraph::load(&fixtures().join("classify_image_graph_def.pb")).unwrap();
+    let f = frame(2);
+    // The frame, its mirror image and the frame again: rows 0 and 2 are TensorFlow's answer.
+    let batch = Tensor::stack(&[f.shallow_clone(), f.flip([1]), f.shallow_clone()], 0);
+    let got = g.run("DecodeJpeg:0", &batch, "pool_3/_reshape:0").unwrap();
+    assert_eq!(got.size(), [3, 32]);
+    let want = tf_pool3(2);
+    for r in [0, 2] {
+        let d = max_diff(&got.get(r), &want);
+        println!("row {r}: max |yt8m - TensorFlow| = {d:.3e}");
+        assert!(d < 2e-5, "row {r}: {d}");
+    }
+    let alone = g
+        .run(
+            "DecodeJpeg:0",
+            &f.flip([1]).unsqueeze(0),
+            "pool_3/_reshape:0",
+        )
+        .unwrap();
+    let d = (got.get(1) - alone.get(0)).abs().max().double_value(&[]);
+    assert!(d < 1e-5, "the mirrored frame batched vs alone: {d}");
+}
+
+#[test]
+fn hostile_graph_files_are_refused_with_the_node_and_what_is_wrong() {
+    let d = common::tempdir("extract-hostile");
+    let good = std::fs::read(fixtures().join("classify_image_graph_def.pb")).unwrap();
+    // Not a GraphDef at all.
+    let p = d.join("junk.pb");
+    std::fs::write(&p, b"\xff\xff\xff\xff not protobuf").unwrap();
+    let e = TfGraph::load(&p).err().expect("junk refused").to_string();
+    assert!(
+        e.contains("junk.pb") && e.contains("not a TensorFlow GraphDef"),
+        "{e}"
+    );
+    // Every truncation: an error or a graph, never a panic; a graph then runs or says why.
+    let f = frame(3).unsqueeze(0);
+    let mut refused = 0;
+    for cut in (0..good.len()).step_by(997) {
+        match TfGraph::from_bytes(&good[..cut], &p) {
+            Err(_) => refused += 1,
+            Ok(g) => {
+                if let Err(e) = g.run("DecodeJpeg:0", &f, "pool_3/_reshape:0") {
+                    assert!(e.to_string().contains("junk.pb"), "{e}");
+                }
+            }
+        }
+    }
+    assert!(refused > 0);
+    // Feeding or fetching a node that is not there names it.
+    let g = TfGraph::from_bytes(&good, &p).unwrap();
+    let e = g
+        .run("DecodeJpeg:0", &f, "pool_4:0")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no node 'pool_4'"), "{e}");
+    // An op outside the runner's set is named with its node: DecodeJpeg itself, when the
+    // decoded frame is not fed.
+    let e = g
+        .run("Cast:0", &f.to_kind(Kind::Float), "DecodeJpeg:0")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("node 'DecodeJpeg'") && e.contains("'DecodeJpeg' is not supported"),
+        "{e}"
+    );
+}
+
+#[test]
+fn pca_and_quantization_equal_the_official_graph_and_quantize() {
+    let ex = Extractor::load(&fixtures(), 4).unwrap();
+    let (mut worst, mut off_by_one, mut near_ties) = (0f64, 0, 0);
+    for i in 0..4 {
+        let got = ex.rgb_features(&frame(i).unsqueeze(0)).unwrap();
+        assert_eq!(got.size(), [1, 1024]);
+        let got: Vec<f32> = Vec::try_from(&got.reshape([-1])).unwrap();
+        let want = read_npy(&fixtures().join(format!("pca_{i}.npy")))
+            .unwrap()
+            .to_f32();
+        let d = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (*a as f64 - *b as f64).abs())
+            .fold(0.0, f64::max);
+        worst = worst.max(d);
+        // The official quantize of TensorFlow's own features, byte for byte.
+        let q_tf = read_npy(&fixtures().join(format!("quant_{i}.npy")))
+            .unwrap()
+            .data;
+        assert_eq!(
+            quantize(&want),
+            q_tf,
+            "frame {i}: quantize of TensorFlow's features"
+        );
+        // Ours from our features: equal, except where the two float32 computations straddle a
+        // rounding boundary (matmul summation order differs between Eigen and libtorch).
+        let q = quantize(&got);
+        for (j, (a, b)) in q.iter().zip(&q_tf).enumerate() {
+            if a != b {
+                let y = (want[j].clamp(-2.0, 2.0) + 2.0) * 63.75;
+                let to_tie = (y - y.floor() - 0.5).abs();
+                assert!(
+                    (*a as i32 - *b as i32).abs() == 1 && to_tie < 1e-3,
+                    "frame {i} value {j}: {a} vs TensorFlow's {b} ({} vs {})",
+                    got[j],
+                    want[j]
+                );
+                off_by_one += 1;
+            }
+            let y = (want[j].clamp(-2.0, 2.0) + 2.0) * 63.75;
+            if (y - y.floor() - 0.5).abs() < 1e-4 {
+                near_ties += 1;
+            }
+        }
+        println!("frame {i}: max |yt8m - TensorFlow| PCA feature = {d:.3e}");
+    }
+    println!(
+        "max diff {worst:.3e}; {off_by_one} of 4096 quantized values differ by one (at a rounding \
+         boundary); {near_ties} of TensorFlow's values lie within 1e-4 of one"
+    );
+    // float32 features of magnitude ~1-5 (whitened by sqrt of eigenvalues ~0.03).
+    assert!(worst < 1e-4, "{worst}");
+}
+
+#[test]
+fn the_pca_files_are_checked_before_use() {
+    let d = common::tempdir("extract-pca");
+    for f in ["classify_image_graph_def.pb", "mean.npy", "eigenvals.npy"] {
+        std::fs::copy(fixtures().join(f), d.join(f)).unwrap();
+    }
+    let e = Extractor::load(&d, 1)
+        .err()
+        .expect("no eigenvecs")
+        .to_string();
+    assert!(
+        e.contains("eigenvecs.npy") && e.contains("yt8m_pca.tgz"),
+        "{e}"
+    );
+    // Eigenvectors of the wrong width.
+    let mut v = Vec::new();
+    yt8m::data::npy::write_npy(&mut v, &[1024, 31], "<f4", &vec![0u8; 1024 * 31 * 4]).unwrap();
+    std::fs::write(d.join("eigenvecs.npy"), v).unwrap();
+    let e = Extractor::load(&d, 1)
+        .err()
+        .expect("wrong width")
+        .to_string();
+    assert!(e.contains("[1024, 31]") && e.contains("width 32"), "{e}");
+    // Too few components.
+    let mut v = Vec::new();
+    yt8m::data::npy::write_npy(&mut v, &[100, 32], "<f4", &vec![0u8; 100 * 32 * 4]).unwrap();
+    std::fs::write(d.join("eigenvecs.npy"), v).unwrap();
+    let e = Extractor::load(&d, 1).err().expect("too few").to_string();
+    assert!(e.contains("at least 1024"), "{e}");
+    // No directory at all says where the files come from.
+    let e = Extractor::load(&d.join("nothing"), 1)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("inception-2015-12-05.tgz") && e.contains("--extractor"),
+        "{e}"
+    );
+}
+
+/// Runs ffmpeg (quiet) to make a test video.
+fn ffmpeg(args: &[&str]) {
+    let o = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-y"])
+        .args(args)
+        .output()
+        .expect("ffmpeg runs (./dev setup installs it)");
+    assert!(
+        o.status.success(),
+        "ffmpeg {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Test videos: codecs, containers, frame rates, sizes, variable frame rate, a late start.
+fn test_videos(d: &Path) -> Vec<PathBuf> {
+    let v = |n: &str| d.join(n).to_str().unwrap().to_string();
+    let src = |size: &str, rate: &str, secs: &str| {
+        format!("testsrc2=size={size}:rate={rate}:duration={secs}")
+    };
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        &src("320x240", "30", "5"),
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=44100:duration=5",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        &v("h264_30fps_audio.mp4"),
+    ]);
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        &src("176x144", "25", "4"),
+        "-c:v",
+        "mpeg4",
+        &v("mpeg4_25fps.avi"),
+    ]);
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        &src("200x120", "30000/1001", "4"),
+        "-c:v",
+        "libvpx-vp9",
+        "-b:v",
+        "300k",
+        &v("vp9_29.97fps.webm"),
+    ]);
+    // Variable frame rate: every 7th frame for a while, then every frame, keeping timestamps.
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        &src("160x120", "30", "7"),
+        "-vf",
+        "select='not(mod(n\\,7))+between(n\\,100\\,130)'",
+        "-fps_mode",
+        "vfr",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        &v("vfr.mp4"),
+    ]);
+    // Odd size (lossless codec: no even-size rule), 24 fps.
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        &src("97x61", "24", "3"),
+        "-c:v",
+        "ffv1",
+        &v("odd_97x61.mkv"),
+    ]);
+    // MPEG-TS starts its clock at 1.4 s: times are relative to the stream's start.
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        &src("128x96", "25", "3"),
+        "-c:v",
+        "mpeg2video",
+        &v("late_start.ts"),
+    ]);
+    [
+        "h264_30fps_audio.mp4",
+        "mpeg4_25fps.avi",
+        "vp9_29.97fps.webm",
+        "vfr.mp4",
+        "odd_97x61.mkv",
+        "late_start.ts",
+    ]
+    .iter()
+    .map(|n| d.join(n))
+    .collect()
+}
+
+/// What OpenCV's frame_iterator yields: (POS_MSEC after each frame, the RGB frames).
+fn opencv_frames(video: &Path, s: &Sampling, out: &Path) -> (Vec<f64>, Vec<Tensor>) {
+    let o = Command::new(common::python())
+        .arg(common::repo().join("scripts/opencv_frame_iterator.py"))
+        .arg(video)
+        .arg(out)
+        .args([s.every_ms.to_string(), s.max_frames.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "the OpenCV reference failed (opencv-python-headless in the test venv: ./dev test \
+         installs it): {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let z = read_npz(out).unwrap();
+    let get = |k: &str| z.iter().find(|(n, _)| n == k).map(|(_, a)| a);
+    let times = get("times").unwrap().to_f64();
+    let mut frames = Vec::new();
+    if let Some(a) = get("frames") {
+        let s: Vec<i64> = a.shape.iter().map(|&d| d as i64).collect();
+        let t = Tensor::from_data_size(&a.data, &s, Kind::Uint8);
+        for i in 0..s[0] {
+            frames.push(t.get(i));
+        }
+    } else {
+        for i in 0..times.len() {
+            let a = get(&format!("frame_{i}")).unwrap();
+            let s: Vec<i64> = a.shape.iter().map(|&d| d as i64).collect();
+            frames.push(Tensor::from_data_size(&a.data, &s, Kind::Uint8));
+        }
+    }
+    (times, frames)
+}
+
+#[test]
+fn frames_are_sampled_as_the_official_frame_iterator_samples_them_through_opencv() {
+    let d = common::tempdir("extract-sampling");
+    let videos = test_videos(&d);
+    let mut cases: Vec<(PathBuf, Sampling)> = videos
+        .iter()
+        .map(|v| (v.clone(), Sampling::default()))
+        .collect();
+    // Two frames a second, at most 3.
+    cases.push((
+        videos[0].clone(),
+        Sampling {
+            every_ms: 500.0,
+            max_frames: 3,
+        },
+    ));
+    for (v, s) in cases {
+        let (times, frames) = opencv_frames(&v, &s, &d.join("ref.npz"));
+        let mut ours = SampledFrames::open(&v, &s).unwrap();
+        let mut got = Vec::new();
+        while let Some(f) = ours.next_frame().unwrap() {
+            got.push(f);
+        }
+        let name = v.file_name().unwrap().to_string_lossy();
+        let got_times: Vec<f64> = got.iter().map(|f| f.time_ms).collect();
+        let idx: Vec<usize> = got.iter().map(|f| f.index).collect();
+        println!(
+            "{name} (every {} ms, at most {}): frames {idx:?} at {got_times:?} ms",
+            s.every_ms, s.max_frames
+        );
+        assert_eq!(got_times, times, "{name}: POS_MSEC of the frames taken");
+        let mut worst = 0i64;
+        for (f, r) in got.iter().zip(&frames) {
+            assert_eq!(
+                r.size(),
+                [f.height as i64, f.width as i64, 3],
+                "{name}: frame size"
+            );
+            let t = Tensor::from_slice(&f.rgb).reshape(r.size());
+            let diff = (t.to_kind(Kind::Int16) - r.to_kind(Kind::Int16))
+                .abs()
+                .max()
+                .int64_value(&[]);
+            worst = worst.max(diff);
+        }
+        println!("{name}: max |pixel - OpenCV's| = {worst}");
+        assert_eq!(worst, 0, "{name}: pixels differ from OpenCV's");
+    }
+}
