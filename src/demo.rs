@@ -244,6 +244,7 @@ fn export_and_predict(
         skip_corrupt: false,
         show_labels: true,
         segments: None,
+        video: Default::default(),
     };
     let mut predicted = Vec::new();
     crate::predict::predict(

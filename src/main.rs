@@ -447,15 +447,20 @@ struct ExportArgs {
 
 #[derive(Args)]
 #[command(
-    after_help = "Examples:\n  yt8m predict --model bundles/demo data/test0000.tfrecord\n  yt8m predict --model bundles/full video.pkl --score softmax --top-k 1 --format paddle\n  yt8m predict --model bundles/full 'frames/*.tfrecord' --format kaggle > submission.csv\n  yt8m predict --model bundles/full clip.npy --format jsonl\n  yt8m predict --model bundles/full --segments 'validate*' --format kaggle-segments --out seg.csv\n\n.npy inputs hold [frames, 1152] (rgb then audio columns), uint8 quantized or float."
+    after_help = "Examples:\n  yt8m predict --model bundles/demo data/test0000.tfrecord\n  yt8m predict --model bundles/full video.pkl --score softmax --top-k 1 --format paddle\n  yt8m predict --model bundles/full 'frames/*.tfrecord' --format kaggle > submission.csv\n  yt8m predict --model bundles/full clip.npy --format jsonl\n  yt8m predict --model bundles/full clip.mp4 --extractor ~/yt8m   # raw video: features extracted first\n  yt8m predict --model bundles/full --segments 'validate*' --format kaggle-segments --out seg.csv\n\n.npy inputs hold [frames, 1152] (rgb then audio columns), uint8 quantized or float."
 )]
 struct PredictArgs {
     /// Bundle directory from `yt8m export`.
     #[arg(long)]
     model: PathBuf,
-    /// TFRecord shards, PaddleVideo .pkl files, .npy arrays, directories, globs or .list files.
+    /// TFRecord shards, PaddleVideo .pkl files, .npy arrays, directories, globs or .list files;
+    /// or video files (.mp4, .mkv, .webm, ...), whose features are extracted first.
     #[arg(required = true)]
     inputs: Vec<std::ffi::OsString>,
+    /// For video inputs: the extractor files' directory (see `yt8m extract --help`)
+    /// [default: $YT8M_EXTRACTOR_DIR, else ~/yt8m].
+    #[arg(long, value_name = "DIR")]
+    extractor: Option<PathBuf>,
     /// Classes printed per video, best first.
     #[arg(long, default_value_t = 20)]
     top_k: usize,
@@ -1592,6 +1597,10 @@ fn predict(a: PredictArgs) -> Result<()> {
                     .transpose()?,
             }),
             false => None,
+        },
+        video: yt8m::predict::VideoOptions {
+            extractor: a.extractor.clone(),
+            ..Default::default()
         },
     };
     if a.format == yt8m::predict::Format::Npz && a.output.is_none() {

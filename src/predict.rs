@@ -68,6 +68,24 @@ pub struct PredictOptions {
     pub skip_corrupt: bool,
     /// Score segments instead of whole videos (rows are segments with ids `video:start`).
     pub segments: Option<SegmentOptions>,
+    /// Raw video inputs (.mp4, .mkv, ...): their features are extracted first, as
+    /// `yt8m extract` writes them.
+    pub video: VideoOptions,
+}
+
+/// How raw video inputs become features ([`crate::extract`]).
+#[derive(Debug, Clone, Default)]
+pub struct VideoOptions {
+    /// The extractor files' directory; None: `YT8M_EXTRACTOR_DIR`, else `~/yt8m`.
+    pub extractor: Option<PathBuf>,
+    pub sampling: crate::extract::video::Sampling,
+}
+
+/// Whether `p` names a video file (by extension) rather than features.
+pub fn is_video_file(p: &Path) -> bool {
+    p.extension().and_then(|x| x.to_str()).is_some_and(|x| {
+        crate::extract::write::VIDEO_EXTENSIONS.contains(&x.to_ascii_lowercase().as_str())
+    })
 }
 
 #[derive(Debug, Default)]
@@ -554,6 +572,8 @@ fn predict_files(
     };
     // Many shards take long: a progress line every 10 s (stderr; the output stays clean).
     let mut progress = crate::runtime::Progress::new("predicting", &files);
+    // Loaded at the first video file (the Inception graph is 91 MB).
+    let mut extractor: Option<crate::extract::Extractor> = None;
     for f in &files {
         let src = f.display().to_string();
         let take = |mut v: Video,
@@ -597,7 +617,30 @@ fn predict_files(
                 p.sources.push(src.clone());
             }
         };
-        if f.extension().and_then(|e| e.to_str()) == Some("npy") {
+        if is_video_file(f) {
+            if extractor.is_none() {
+                let dir = opt
+                    .video
+                    .extractor
+                    .clone()
+                    .or_else(crate::extract::default_dir)
+                    .unwrap_or_default();
+                extractor = Some(crate::extract::Extractor::load(&dir, 16).map_err(|e| {
+                    Error::Invalid(format!(
+                        "{}: a video file: its features are extracted first, which needs the \
+                         extractor files: {e}\n  hint: give --extractor DIR (see yt8m extract --help)",
+                        f.display()
+                    ))
+                })?);
+            }
+            let ex = extractor.as_ref().expect("loaded above");
+            let v = ex
+                .video(f, &opt.video.sampling, &mut |_, _| {})
+                .and_then(|feats| feats.to_video(f.display().to_string(), &spec))
+                .map_err(|e| Error::Invalid(e.to_string()))?;
+            take(v, &mut p, &mut stats, sinks.ranking.as_mut());
+            progress.tick(stats.seen.len());
+        } else if f.extension().and_then(|e| e.to_str()) == Some("npy") {
             take(
                 read_npy_video(f, &spec)?,
                 &mut p,

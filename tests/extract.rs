@@ -424,3 +424,304 @@ fn frames_are_sampled_as_the_official_frame_iterator_samples_them_through_opencv
         assert_eq!(worst, 0, "{name}: pixels differ from OpenCV's");
     }
 }
+
+fn yt8m(args: &[&str]) -> std::process::Output {
+    Command::new(common::bin())
+        .args(args)
+        .env("YT8M_THREADS", "1")
+        .output()
+        .unwrap()
+}
+
+fn ok(o: &std::process::Output) -> String {
+    assert!(
+        o.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn read_all(dir: &Path, level: yt8m::data::Level) -> Vec<yt8m::data::video::Video> {
+    let spec = yt8m::data::video::FeatureSpec {
+        level,
+        num_classes: 20,
+        ..Default::default()
+    };
+    let mut shards: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "tfrecord"))
+        .collect();
+    shards.sort();
+    let mut out = Vec::new();
+    for s in shards {
+        yt8m::data::sources::read_shard(&s, &spec, false, |v| {
+            out.push(v);
+            true
+        })
+        .unwrap();
+    }
+    out
+}
+
+#[test]
+fn extract_writes_official_records_that_predict_reads_and_resumes_where_it_stopped() {
+    use yt8m::data::Level;
+    use yt8m::data::video::VideoFeatures as Feats;
+    let d = common::tempdir("extract-e2e");
+    let vids = d.join("videos");
+    std::fs::create_dir_all(&vids).unwrap();
+    let src = |size: &str, rate: &str, secs: &str| {
+        format!("testsrc2=size={size}:rate={rate}:duration={secs}")
+    };
+    let names = ["a.mp4", "b.avi", "c.mkv"];
+    let p = |n: &str| vids.join(n).to_str().unwrap().to_string();
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        &src("160x120", "30", "4"),
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        &p("a.mp4"),
+    ]);
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        &src("96x64", "25", "3"),
+        "-c:v",
+        "mpeg4",
+        &p("b.avi"),
+    ]);
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        &src("64x48", "10", "2"),
+        "-c:v",
+        "ffv1",
+        &p("c.mkv"),
+    ]);
+    let csv = d.join("videos.csv");
+    std::fs::write(
+        &csv,
+        format!(
+            "{},7;3\n{},12\n{},0;19;5\n",
+            p("a.mp4"),
+            p("b.avi"),
+            p("c.mkv")
+        ),
+    )
+    .unwrap();
+    let fx = fixtures();
+    let out = d.join("features");
+    let args = |out: &Path, level: &str| -> Vec<String> {
+        [
+            "extract",
+            "--csv",
+            csv.to_str().unwrap(),
+            "--extractor",
+            fx.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--videos-per-shard",
+            "2",
+            "--level",
+            level,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let run = |a: &[String]| yt8m(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let said = ok(&run(&args(&out, "frame")));
+    println!("{said}");
+    assert!(
+        said.contains("wrote 3 video(s), 9 frames, in 2 shard(s)"),
+        "{said}"
+    );
+
+    // The records: ids as given, labels sorted, frames and bytes as the extractor computes them
+    // from the frames the official sampling takes, zero audio as the official default writes.
+    let ex = Extractor::load(&fx, 8).unwrap();
+    let videos = read_all(&out, Level::Frame);
+    assert_eq!(videos.len(), 3);
+    let want_labels = [vec![3, 7], vec![12], vec![0, 5, 19]];
+    for (i, v) in videos.iter().enumerate() {
+        assert_eq!(v.id, p(names[i]));
+        assert!(v.has_labels);
+        assert_eq!(v.labels, want_labels[i]);
+        let mut frames = SampledFrames::open(&vids.join(names[i]), &Sampling::default()).unwrap();
+        let mut rgb = Vec::new();
+        while let Some(f) = frames.next_frame().unwrap() {
+            let t = Tensor::from_slice(&f.rgb).reshape([1, f.height as i64, f.width as i64, 3]);
+            let feats: Vec<f32> =
+                Vec::try_from(&ex.rgb_features(&t).unwrap().reshape([-1])).unwrap();
+            rgb.extend(quantize(&feats));
+        }
+        let Feats::Frames(m) = &v.features else {
+            panic!("frame-level features expected")
+        };
+        assert_eq!(v.num_frames, rgb.len() / 1024, "{}", v.id);
+        assert_eq!(m[0], rgb, "{}: rgb bytes", v.id);
+        assert_eq!(m[1], vec![0u8; 128 * v.num_frames], "{}: audio", v.id);
+    }
+    // Video level: the same mean_rgb the frame-level record's context holds, mean_audio zero.
+    let out_v = d.join("features-video");
+    ok(&run(&args(&out_v, "video")));
+    let vv = read_all(&out_v, Level::Video);
+    for (fv, v) in videos.iter().zip(&vv) {
+        let Feats::Mean(m) = &v.features else {
+            panic!("video-level features expected")
+        };
+        assert_eq!(v.id, fv.id);
+        assert_eq!(m[1], vec![0f32; 128]);
+        // The mean of the unquantized features: within half a quantization step of the mean
+        // of the dequantized frames (where nothing clipped).
+        let Feats::Frames(f) = &fv.features else {
+            unreachable!()
+        };
+        let n = fv.num_frames as f32;
+        let mut close = 0;
+        for j in 0..1024 {
+            let deq: f32 = (0..fv.num_frames)
+                .map(|r| f[0][r * 1024 + j] as f32 * 4.0 / 255.0 - 2.0)
+                .sum::<f32>()
+                / n;
+            if (deq - m[0][j]).abs() <= 2.0 / 255.0 + 1e-5 {
+                close += 1;
+            }
+        }
+        assert!(
+            close > 900,
+            "{}: {close} of 1024 means near the frames'",
+            v.id
+        );
+    }
+    let insp = ok(&yt8m(&["inspect", out_v.to_str().unwrap()]));
+    assert!(insp.contains("video"), "{insp}");
+
+    // predict reads them (a tiny AttentionLSTM for 20 classes, trained on synthetic data).
+    let data = d.join("synth");
+    common::synth_shards(&data, 48, 1, 9, 30);
+    let runs = d.join("run");
+    let mut a = common::tiny_train_args(&runs, &data, &["-o".into(), "epochs=1".into()]);
+    a.extend(["-o".into(), "MODEL.head.num_classes=20".into()]);
+    common::yt8m_ok(&a);
+    let bundle = d.join("bundle");
+    common::yt8m_ok(&[
+        "export",
+        "-w",
+        runs.join("checkpoints/latest").to_str().unwrap(),
+        "--out",
+        bundle.to_str().unwrap(),
+    ]);
+    let pred = ok(&yt8m(&[
+        "predict",
+        "--model",
+        bundle.to_str().unwrap(),
+        out.to_str().unwrap(),
+    ]));
+    for n in names {
+        assert!(pred.contains(&p(n)), "{pred}");
+    }
+
+    // Resume: a lost shard is made again, byte for byte; the complete one is kept.
+    let shard1 = out.join("extract0001.tfrecord");
+    let before = std::fs::read(&shard1).unwrap();
+    std::fs::remove_file(&shard1).unwrap();
+    let said = ok(&run(&args(&out, "frame")));
+    assert!(
+        said.contains("wrote 1 video(s)") && said.contains("1 shard(s) kept"),
+        "{said}"
+    );
+    assert_eq!(std::fs::read(&shard1).unwrap(), before);
+    // Other inputs into the same directory are refused, naming the manifest.
+    let o = yt8m(&[
+        "extract",
+        &p("a.mp4"),
+        "--extractor",
+        fx.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && e.contains("extract.manifest.json") && e.contains("--out"),
+        "{e}"
+    );
+
+    // A video that is not one: named, and the run stops; with --skip-bad-videos it is reported
+    // and the others are written.
+    std::fs::write(
+        vids.join("broken.mp4"),
+        b"\x00\x00\x00\x18ftypmp42 not a video",
+    )
+    .unwrap();
+    let out_b = d.join("features-bad");
+    let base = [
+        "extract",
+        vids.to_str().unwrap(),
+        "--extractor",
+        fx.to_str().unwrap(),
+        "--out",
+        out_b.to_str().unwrap(),
+    ];
+    let o = yt8m(&base);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && e.contains("broken.mp4"), "{e}");
+    assert!(
+        !out_b.join("extract0000.tfrecord").exists(),
+        "no partial shard"
+    );
+    let mut skip = base.to_vec();
+    skip.push("--skip-bad-videos");
+    let said = ok(&yt8m(&skip));
+    assert!(
+        said.contains("wrote 3 video(s)")
+            && said.contains("skipped 1 video(s)")
+            && said.contains("broken.mp4"),
+        "{said}"
+    );
+    // Directory inputs: sorted paths as ids, no labels key.
+    let v = read_all(&out_b, Level::Frame);
+    assert_eq!(
+        v.iter().map(|v| v.id.clone()).collect::<Vec<_>>(),
+        names.map(p)
+    );
+    assert!(v.iter().all(|v| !v.has_labels));
+}
+
+#[test]
+fn bad_csv_lines_are_named() {
+    let d = common::tempdir("extract-csv");
+    let fx = fixtures();
+    for (text, want) in [
+        ("a.mp4\n", "line 1: expected '<video_file>,<labels>'"),
+        ("a.mp4,1;x\n", "line 1: label 'x' is not an integer"),
+        ("a.mp4,1\nb.mp4,-2\n", "line 2: label -2 is negative"),
+        ("\n\n", "no videos listed"),
+    ] {
+        let csv = d.join("v.csv");
+        std::fs::write(&csv, text).unwrap();
+        let o = yt8m(&[
+            "extract",
+            "--csv",
+            csv.to_str().unwrap(),
+            "--extractor",
+            fx.to_str().unwrap(),
+            "--out",
+            d.join("o").to_str().unwrap(),
+        ]);
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !o.status.success() && e.contains("v.csv") && e.contains(want),
+            "{text:?}: {e}"
+        );
+    }
+}

@@ -83,6 +83,43 @@ impl VideoFeatures {
     pub fn rgb_bytes(&self, frame: usize) -> Vec<u8> {
         pca::quantize(&self.rgb[frame * PCA_DIMS..(frame + 1) * PCA_DIMS])
     }
+
+    /// The video as the reader decodes the record `yt8m extract` writes for it (no labels), for
+    /// a model reading `spec`: what predicting on the extracted shards would see.
+    pub fn to_video(
+        &self,
+        id: String,
+        spec: &yt8m_data::FeatureSpec,
+    ) -> Result<yt8m_data::video::Video, ExtractError> {
+        use yt8m_data::video::{Level, Video, VideoFeatures as F};
+        if spec.dims != [PCA_DIMS, AUDIO_DIMS] {
+            return Err(ExtractError::Files {
+                path: PathBuf::from(&id),
+                message: format!(
+                    "the model reads features of widths {:?}; extracted features are rgb 1024 and \
+                     audio 128 (the YouTube-8M layout)",
+                    spec.dims
+                ),
+            });
+        }
+        let (features, num_frames) = match spec.level {
+            Level::Video => (F::Mean(vec![self.mean_rgb(), vec![0.0; AUDIO_DIMS]]), 1),
+            Level::Frame => {
+                let n = self.frames.min(spec.max_frames.max(1));
+                let rgb = (0..n).flat_map(|i| self.rgb_bytes(i)).collect();
+                (F::Frames(vec![rgb, vec![0u8; n * AUDIO_DIMS]]), n)
+            }
+        };
+        Ok(Video {
+            id,
+            labels: Vec::new(),
+            has_labels: false,
+            features,
+            num_frames,
+            total_frames: self.frames,
+            segments: None,
+        })
+    }
 }
 
 impl Extractor {

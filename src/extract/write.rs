@@ -200,7 +200,9 @@ pub struct WriteOptions {
     pub prefix: String,
     pub every_ms: f64,
     pub max_frames: usize,
-    /// Keep going past videos that cannot be read (reported at the end).
+    /// Keep going past videos that cannot be read (reported at the end). Not part of what a
+    /// resumed run must match: rerunning with it after a bad video stopped a run is the point.
+    #[serde(skip)]
     pub skip_bad_videos: bool,
 }
 
@@ -225,6 +227,7 @@ pub struct Summary {
     pub bad_videos: Vec<(PathBuf, String)>,
 }
 
+/// What a directory's shards were made from (`PREFIX.manifest.json`).
 #[derive(Serialize, Deserialize, PartialEq)]
 struct Manifest {
     options: WriteOptions,
@@ -265,7 +268,10 @@ pub fn extract_all(
         message: format!("cannot create the output directory ({e})"),
     })?;
     let manifest = Manifest {
-        options: opts.clone(),
+        options: WriteOptions {
+            skip_bad_videos: false,
+            ..opts.clone()
+        },
         inputs: inputs.to_vec(),
     };
     let mpath = manifest_path(out, &opts.prefix);

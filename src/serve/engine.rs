@@ -55,6 +55,7 @@ fn records(b: &Bundle, batch_size: usize, list: &serde_json::Value) -> (usize, V
         show_labels: false,
         skip_corrupt: false,
         segments: None,
+        video: Default::default(),
     };
     let mut npz = Vec::new();
     match crate::predict::predict(b, &paths, &opt, &mut npz) {
