@@ -167,6 +167,24 @@ const NOT_RUN: &[(&str, &str, &str)] = &[
     ),
     ("docs/distributed.md", "per-rank.sh", "needs 8 GPUs"),
     (
+        "docs/extract.md",
+        "inception-2015-12-05.tgz",
+        "downloads the official extractor files (100 MB) from Google; tests/extract.rs uses a \
+         stand-in extractor directory with the same layout",
+    ),
+    (
+        "docs/extract.md",
+        "yt8m extract clip.mp4 more_videos/",
+        "needs the official extractor files and your videos; tests/extract.rs runs extract, \
+         --csv, --level video and inspect on videos it makes, with a stand-in extractor",
+    ),
+    (
+        "docs/extract.md",
+        "yt8m predict --model bundle clip.mp4",
+        "needs the official extractor files and a bundle; tests/extract.rs predicts from video \
+         files with a stand-in extractor",
+    ),
+    (
         "docs/distributed.md",
         "mpirun -np 4 yt8m train -c configs/attention_lstm_youtube8m.yaml",
         "full-size data-parallel training; tests/distributed.rs runs mpirun on the tiny config",
