@@ -570,6 +570,10 @@ struct ServeArgs {
     /// Bundle directories (from `yt8m export`); repeat for several models.
     #[arg(long, required = true)]
     model: Vec<PathBuf>,
+    /// Also take a `video` input (BYTES, one video file per element), extracted with the
+    /// official extractor files in DIR as `yt8m extract` does (see its --help).
+    #[arg(long, value_name = "DIR")]
+    extractor: Option<PathBuf>,
     /// Model names, in the order of --model (default: each bundle's directory name).
     #[arg(long)]
     name: Vec<String>,
@@ -1331,6 +1335,7 @@ fn serve(a: ServeArgs) -> Result<()> {
         // Chosen counts (--threads, YT8M_THREADS) are kept for every call.
         all_threads: (a.threads.is_none() && std::env::var_os("YT8M_THREADS").is_none())
             .then_some(cores),
+        extractor: a.extractor.clone(),
     })?;
     Ok(())
 }

@@ -621,15 +621,70 @@ fn extract_writes_official_records_that_predict_reads_and_resumes_where_it_stopp
         "--out",
         bundle.to_str().unwrap(),
     ]);
+    let bundle_s = bundle.to_str().unwrap();
     let pred = ok(&yt8m(&[
         "predict",
         "--model",
-        bundle.to_str().unwrap(),
+        bundle_s,
         out.to_str().unwrap(),
+        "--format",
+        "jsonl",
     ]));
     for n in names {
         assert!(pred.contains(&p(n)), "{pred}");
     }
+    // The video files themselves: extracted on the fly, the same rows.
+    let mut direct = vec![
+        "predict",
+        "--model",
+        bundle_s,
+        "--format",
+        "jsonl",
+        "--extractor",
+        fx.to_str().unwrap(),
+    ];
+    let files: Vec<String> = names.iter().map(|n| p(n)).collect();
+    direct.extend(files.iter().map(String::as_str));
+    // Equal rows; only `source` (the file read) differs.
+    let rows = |out: &str| -> Vec<serde_json::Value> {
+        out.lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v.as_object_mut().unwrap().remove("source");
+                v
+            })
+            .collect()
+    };
+    assert_eq!(
+        rows(&ok(&yt8m(&direct))),
+        rows(&pred),
+        "predict on the videos vs on their extracted shards"
+    );
+    // The server's `video` input (tritonclient, binary BYTES; and JSON base64 by hand): the
+    // probabilities predict gives for the files.
+    let npz = d.join("direct.npz");
+    let mut to_npz: Vec<&str> = direct
+        .iter()
+        .filter(|a| **a != "jsonl" && **a != "--format")
+        .copied()
+        .collect();
+    to_npz.extend(["--format", "npz", "--out", npz.to_str().unwrap()]);
+    ok(&yt8m(&to_npz));
+    served_video_equals_predict(&bundle, &fx, &files, &npz, &vids.join("c.mkv"));
+    // Without extractor files the video is named with what to do.
+    let o = yt8m(&[
+        "predict",
+        "--model",
+        bundle_s,
+        &files[0],
+        "--extractor",
+        d.join("none").to_str().unwrap(),
+    ]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && e.contains("a.mp4") && e.contains("--extractor"),
+        "{e}"
+    );
 
     // Resume: a lost shard is made again, byte for byte; the complete one is kept.
     let shard1 = out.join("extract0001.tfrecord");
@@ -724,4 +779,126 @@ fn bad_csv_lines_are_named() {
             "{text:?}: {e}"
         );
     }
+}
+
+/// tritonclient against `yt8m serve --extractor`: a `video` BYTES input of two files, compared
+/// with predict's npz for them; a file that is not a video is a 400 naming its element; a JSON
+/// request with base64 elements works too; without --extractor the input is refused.
+const VIDEO_CLIENT: &str = r#"
+import base64, json, sys, urllib.request, urllib.error
+import numpy as np
+import tritonclient.http as httpclient
+from tritonclient.utils import InferenceServerException
+
+url, npz, a, b, c_path = sys.argv[1:6]
+want = np.load(npz)["predictions"]
+c = httpclient.InferenceServerClient(url)
+meta = c.get_model_metadata("tiny")
+assert meta["inputs"][-1] == {"name": "video", "datatype": "BYTES", "shape": [-1]}, meta
+files = [open(p, "rb").read() for p in (a, b)]
+i = httpclient.InferInput("video", [2], "BYTES")
+i.set_data_from_numpy(np.array(files, dtype=np.object_))
+r = c.infer("tiny", [i], outputs=[httpclient.InferRequestedOutput("probabilities")])
+worst = float(np.abs(r.as_numpy("probabilities") - want[:2]).max())
+bad = httpclient.InferInput("video", [2], "BYTES")
+bad.set_data_from_numpy(np.array([files[0], b"not a video at all"], dtype=np.object_))
+try:
+    c.infer("tiny", [bad])
+    raise SystemExit("a request with a broken video was answered")
+except InferenceServerException as e:
+    assert "video[1]" in str(e) and "FFmpeg" in str(e), e
+body = json.dumps({"inputs": [{"name": "video", "datatype": "BYTES", "shape": [1],
+                               "data": [base64.b64encode(open(c_path, "rb").read()).decode()]}]}).encode()
+req = urllib.request.Request(f"http://{url}/v2/models/tiny/infer", body, {"Content-Type": "application/json"})
+out = json.loads(urllib.request.urlopen(req).read())
+p = np.array([o for o in out["outputs"] if o["name"] == "probabilities"][0]["data"], dtype=np.float32)
+worst = max(worst, float(np.abs(p - want[2]).max()))
+print(json.dumps({"max_abs_diff": worst}))
+"#;
+
+fn served_video_equals_predict(
+    bundle: &Path,
+    fx: &Path,
+    files: &[String],
+    npz: &Path,
+    third: &Path,
+) {
+    use std::io::BufRead;
+    let start = |extra: &[&str]| {
+        let mut child = Command::new(common::bin())
+            .args([
+                "serve",
+                "--model",
+                bundle.to_str().unwrap(),
+                "--name",
+                "tiny",
+            ])
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--http-port",
+                "0",
+                "--no-grpc",
+                "--device",
+                "cpu",
+            ])
+            .args(extra)
+            .env("YT8M_THREADS", "1")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        let port = loop {
+            line.clear();
+            assert!(
+                err.read_line(&mut line).unwrap() > 0,
+                "server did not start"
+            );
+            if let Some(i) = line.find("http://127.0.0.1:") {
+                let rest = &line[i + "http://127.0.0.1:".len()..];
+                break rest[..rest.find(|c: char| !c.is_ascii_digit()).unwrap()]
+                    .parse::<u16>()
+                    .unwrap();
+            }
+        };
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            let _ = std::io::Read::read_to_string(&mut err, &mut sink);
+        });
+        (child, port)
+    };
+    let (mut child, port) = start(&["--extractor", fx.to_str().unwrap()]);
+    let o = Command::new(common::python())
+        .args([
+            "-c",
+            VIDEO_CLIENT,
+            &format!("127.0.0.1:{port}"),
+            npz.to_str().unwrap(),
+        ])
+        .args([&files[0], &files[1], third.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let out = ok(&o);
+    println!("served video vs predict: {out}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert!(v["max_abs_diff"].as_f64().unwrap() < 1e-6, "{out}");
+    // Without --extractor: refused with what to do.
+    let (mut child, port) = start(&[]);
+    let body = r#"{"inputs":[{"name":"video","datatype":"BYTES","shape":[1],"data":["AAAA"]}]}"#;
+    let o = Command::new("curl")
+        .args([
+            "-s",
+            "-d",
+            body,
+            &format!("http://127.0.0.1:{port}/v2/models/tiny/infer"),
+        ])
+        .output()
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert!(said.contains("--extractor"), "{said}");
 }

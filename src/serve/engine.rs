@@ -123,6 +123,7 @@ pub fn run(
         &b.manifest.architecture,
         &b.config.feature_spec(),
         b.manifest.num_classes,
+        false,
     );
     meta["classes"] = serde_json::json!(b.names);
     let meta = meta.to_string().into_bytes();

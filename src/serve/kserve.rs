@@ -146,8 +146,8 @@ pub fn parse(
                     ))
                 })?;
                 let v = tensor::from_json(dt, &data, n, &name)?;
-                if name == "tfrecord" {
-                    tensor::base64_records(v)?
+                if name == "tfrecord" || name == "video" {
+                    tensor::base64_records(v, &name)?
                 } else {
                     v
                 }

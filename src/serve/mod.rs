@@ -77,6 +77,9 @@ pub struct ServeOptions {
     /// Connection cap and deadlines of the REST and gRPC listeners, and the shutdown grace
     /// period.
     pub limits: http::ConnLimits,
+    /// The extractor files' directory: with it, models take a `video` input (video files'
+    /// bytes), extracted as `yt8m extract` does.
+    pub extractor: Option<PathBuf>,
 }
 
 pub(crate) struct Model {
@@ -144,6 +147,8 @@ pub(crate) struct Server {
     models: BTreeMap<String, Arc<Model>>,
     opts: ServeOptions,
     stopping: AtomicBool,
+    /// For `video` inputs; one extraction at a time (it uses the cores the model threads use).
+    extractor: Option<Arc<Mutex<crate::extract::Extractor>>>,
 }
 
 /// Answers with the protocol's error body `{"error": "..."}`.
@@ -253,7 +258,32 @@ pub(crate) async fn run_call(
     arrival: Option<&Arrival>,
 ) -> std::result::Result<Vec<(tensor::Output, bool)>, CallError> {
     let bad = |e: BadRequest| (StatusCode::BAD_REQUEST, e.0);
-    let videos = tensor::videos(&call.inputs, &m.spec).map_err(bad)?;
+    let videos = if call.inputs.iter().any(|i| i.name == "video") {
+        let Some(ex) = &s.extractor else {
+            return Err((
+                StatusCode::BAD_REQUEST,
+                "this server takes no 'video' input: start it with --extractor DIR (the \
+                 official extractor files, see yt8m extract --help)"
+                    .into(),
+            ));
+        };
+        let (ex, spec) = (ex.clone(), m.spec.clone());
+        let inputs = call.inputs.clone();
+        tokio::task::spawn_blocking(move || {
+            let ex = ex.lock().unwrap_or_else(|e| e.into_inner());
+            tensor::video_files(&inputs, &spec, &ex)
+        })
+        .await
+        .map_err(|e| {
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("extraction failed: {e}"),
+            )
+        })?
+        .map_err(bad)?
+    } else {
+        tensor::videos(&call.inputs, &m.spec).map_err(bad)?
+    };
     let (top_k, wanted) = call.plan(m.num_classes).map_err(bad)?;
     let n = videos.len();
     if n > s.opts.max_queue {
@@ -493,7 +523,7 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
         let (tx, rx) = std::sync::mpsc::channel();
         let m = Arc::new(Model {
             name: name.clone(),
-            meta: tensor::metadata(name, &spec, c),
+            meta: tensor::metadata(name, &spec, c, opts.extractor.is_some()),
             spec,
             num_classes: c,
             names: b.names.clone(),
@@ -518,10 +548,23 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
         );
         models.insert(name.clone(), m);
     }
+    let extractor = match &opts.extractor {
+        Some(dir) => {
+            let ex = crate::extract::Extractor::load(dir, 16)
+                .map_err(|e| Error::Invalid(format!("--extractor: {e}")))?;
+            tracing::info!(
+                "video inputs: extracted with the files in {}",
+                dir.display()
+            );
+            Some(Arc::new(Mutex::new(ex)))
+        }
+        None => None,
+    };
     let server = Arc::new(Server {
         models,
         opts: opts.clone(),
         stopping: AtomicBool::new(false),
+        extractor,
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(crate::data::available_cores().clamp(1, 4))

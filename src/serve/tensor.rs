@@ -4,6 +4,7 @@
 //! open_inference_protocol.md for what clients send).
 
 use serde_json::{Value, json};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::data::{FeatureSpec, Level, Location, Video, VideoFeatures};
 
@@ -231,7 +232,8 @@ pub fn from_json(dt: DataType, data: &Value, n: usize, name: &str) -> Result<Val
 /// every byte over 127). KServe's JSON form has no byte strings; Triton's clients send BYTES as
 /// binary data (which needs no encoding); MLServer marks base64 with
 /// `"parameters": {"content_type": "base64"}`, which is accepted and changes nothing here.
-pub fn base64_records(v: Values) -> Result<Values, BadRequest> {
+/// The `video` input's elements (video files' bytes) are base64 in JSON the same way.
+pub fn base64_records(v: Values, name: &str) -> Result<Values, BadRequest> {
     use base64::Engine;
     let Values::Bytes(elements) = v else {
         return Ok(v); // a datatype other than BYTES: refused later, naming it
@@ -244,10 +246,10 @@ pub fn base64_records(v: Values) -> Result<Values, BadRequest> {
                 .decode(&e)
                 .map_err(|err| {
                     bad(format!(
-                        "input 'tfrecord': element {i} is not base64 ({err}); in JSON each \
-                         serialized record is a base64 string (Python: \
-                         base64.b64encode(record).decode()), or send the records as binary data \
-                         (binary_data_size, as tritonclient does)"
+                        "input '{name}': element {i} is not base64 ({err}); in JSON each \
+                         element is a base64 string (Python: base64.b64encode(data).decode()), \
+                         or send the bytes as binary data (binary_data_size, as tritonclient \
+                         does)"
                     ))
                 })
         })
@@ -256,7 +258,7 @@ pub fn base64_records(v: Values) -> Result<Values, BadRequest> {
 }
 
 /// The model's input and output tensors, as metadata lists them.
-pub fn metadata(name: &str, spec: &FeatureSpec, num_classes: usize) -> Value {
+pub fn metadata(name: &str, spec: &FeatureSpec, num_classes: usize, video: bool) -> Value {
     let inputs = match spec.level {
         Level::Frame => {
             let mut v: Vec<Value> = spec
@@ -280,6 +282,10 @@ pub fn metadata(name: &str, spec: &FeatureSpec, num_classes: usize) -> Value {
             v
         }
     };
+    let mut inputs = inputs;
+    if video {
+        inputs.push(json!({"name": "video", "datatype": "BYTES", "shape": [-1]}));
+    }
     json!({
         "name": name,
         "versions": ["1"],
@@ -292,6 +298,52 @@ pub fn metadata(name: &str, spec: &FeatureSpec, num_classes: usize) -> Value {
             {"name": "top_k_labels", "datatype": "BYTES", "shape": [-1, -1]},
         ],
     })
+}
+
+/// Video files' bytes (the `video` input, alone) into videos for `spec`, extracted as `yt8m
+/// extract` would (ids `video[i]`): each is written to a private temporary file for FFmpeg.
+pub fn video_files(
+    inputs: &[Input],
+    spec: &FeatureSpec,
+    ex: &crate::extract::Extractor,
+) -> Result<Vec<Video>, BadRequest> {
+    if inputs.len() != 1 {
+        return Err(bad("give 'video' alone (one element per video file)"));
+    }
+    let t = &inputs[0];
+    let Values::Bytes(files) = &t.values else {
+        return Err(bad("input 'video' must be BYTES"));
+    };
+    if t.shape.len() != 1 {
+        return Err(bad(format!(
+            "input 'video' has shape {:?}; expected [videos]",
+            t.shape
+        )));
+    }
+    let dir = std::env::temp_dir().join(format!("yt8m-serve-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| bad(format!("cannot stage the video for FFmpeg: {e}")))?;
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let mut out = Vec::with_capacity(files.len());
+    for (i, bytes) in files.iter().enumerate() {
+        let path = dir.join(format!("{}.video", NEXT.fetch_add(1, Ordering::Relaxed)));
+        let id = format!("video[{i}]");
+        let r = std::fs::write(&path, bytes)
+            .map_err(|e| format!("cannot stage it for FFmpeg ({e})"))
+            .and_then(|()| {
+                ex.video(
+                    &path,
+                    &crate::extract::video::Sampling::default(),
+                    &mut |_, _| {},
+                )
+                .and_then(|f| f.to_video(id.clone(), spec))
+                // The staged file's name means nothing to the client.
+                .map_err(|e| e.to_string().replace(&path.display().to_string(), &id))
+            });
+        let _ = std::fs::remove_file(&path);
+        out.push(r.map_err(|e| bad(format!("{id}: {e}")))?);
+    }
+    Ok(out)
 }
 
 /// Turns the request's inputs into videos for `spec`, as `predict` reads them: frames capped
