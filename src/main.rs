@@ -461,6 +461,10 @@ struct PredictArgs {
     /// [default: $YT8M_EXTRACTOR_DIR, else ~/yt8m].
     #[arg(long, value_name = "DIR")]
     extractor: Option<PathBuf>,
+    /// For video inputs: audio features from VGGish, zeros, or auto (VGGish when its files
+    /// are in the extractor directory).
+    #[arg(long, value_enum, default_value_t = yt8m::extract::AudioSource::Auto)]
+    audio: yt8m::extract::AudioSource,
     /// Classes printed per video, best first.
     #[arg(long, default_value_t = 20)]
     top_k: usize,
@@ -702,6 +706,11 @@ struct ExtractArgs {
     /// Leave out videos that cannot be decoded (listed at the end) instead of stopping.
     #[arg(long)]
     skip_bad_videos: bool,
+    /// Audio features: vggish (vggish_model.ckpt + vggish_pca_params.npz in the extractor
+    /// directory), zeros (the official extractor's default), or auto (vggish when its files are
+    /// there).
+    #[arg(long, value_enum, default_value_t = yt8m::extract::AudioSource::Auto)]
+    audio: yt8m::extract::AudioSource,
 }
 
 #[derive(Args)]
@@ -1142,9 +1151,10 @@ fn extract(a: ExtractArgs) -> Result<()> {
         Some(csv) => inputs_from_csv(csv)?,
         None => inputs_from_paths(&a.videos)?,
     };
-    let ex = yt8m::extract::Extractor::load(&dir, a.batch_size)?;
+    let ex = yt8m::extract::Extractor::load_with(&dir, a.batch_size, a.audio)?;
     let opts = WriteOptions {
         level: a.level,
+        audio: a.audio,
         videos_per_shard: a.videos_per_shard,
         prefix: a.prefix.clone(),
         every_ms: 1000.0 / a.fps,
@@ -1152,10 +1162,15 @@ fn extract(a: ExtractArgs) -> Result<()> {
         skip_bad_videos: a.skip_bad_videos,
     };
     tracing::info!(
-        "extracting {} video(s) with {} into {}",
+        "extracting {} video(s) with {} into {} (audio: {})",
         inputs.len(),
         dir.display(),
-        a.out.display()
+        a.out.display(),
+        if ex.has_audio() {
+            "VGGish"
+        } else {
+            "zeros, as the official extractor writes by default"
+        }
     );
     let n = inputs.len();
     let mut progress = yt8m::runtime::Progress::with_total("extract", Some(n));
@@ -1605,6 +1620,7 @@ fn predict(a: PredictArgs) -> Result<()> {
         },
         video: yt8m::predict::VideoOptions {
             extractor: a.extractor.clone(),
+            audio: a.audio,
             ..Default::default()
         },
     };

@@ -79,6 +79,7 @@ pub struct VideoOptions {
     /// The extractor files' directory; None: `YT8M_EXTRACTOR_DIR`, else `~/yt8m`.
     pub extractor: Option<PathBuf>,
     pub sampling: crate::extract::video::Sampling,
+    pub audio: crate::extract::AudioSource,
 }
 
 /// Whether `p` names a video file (by extension) rather than features.
@@ -625,13 +626,15 @@ fn predict_files(
                     .clone()
                     .or_else(crate::extract::default_dir)
                     .unwrap_or_default();
-                extractor = Some(crate::extract::Extractor::load(&dir, 16).map_err(|e| {
+                extractor = Some(
+                    crate::extract::Extractor::load_with(&dir, 16, opt.video.audio).map_err(|e| {
                     Error::Invalid(format!(
                         "{}: a video file: its features are extracted first, which needs the \
                          extractor files: {e}\n  hint: give --extractor DIR (see yt8m extract --help)",
                         f.display()
                     ))
-                })?);
+                })?,
+                );
             }
             let ex = extractor.as_ref().expect("loaded above");
             let v = ex

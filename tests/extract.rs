@@ -902,3 +902,173 @@ fn served_video_equals_predict(
     let said = String::from_utf8_lossy(&o.stdout);
     assert!(said.contains("--extractor"), "{said}");
 }
+
+fn npy_f64(name: &str) -> (Vec<usize>, Vec<f64>) {
+    let a = read_npy(&fixtures().join(name)).unwrap();
+    (a.shape.clone(), a.to_f64())
+}
+
+fn max_abs(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
+}
+
+fn to_f64(t: &Tensor) -> Vec<f64> {
+    Vec::try_from(&t.to_kind(Kind::Double).reshape([-1])).unwrap()
+}
+
+/// A video whose audio track is tests/fixtures/extract/audio_16k.wav, losslessly.
+fn video_with_fixture_audio(d: &Path) -> PathBuf {
+    let v = d.join("with_audio.mkv");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=96x64:rate=30:duration=3.5",
+        "-i",
+        fixtures().join("audio_16k.wav").to_str().unwrap(),
+        "-c:v",
+        "ffv1",
+        "-c:a",
+        "pcm_s16le",
+        "-shortest",
+        v.to_str().unwrap(),
+    ]);
+    v
+}
+
+#[test]
+fn vggish_audio_equals_the_official_log_mel_network_and_postprocessing() {
+    use yt8m::extract::{audio, vggish};
+    let d = common::tempdir("extract-vggish");
+    // The waveform through FFmpeg from a video file: 16 kHz mono PCM comes out unchanged.
+    let v = video_with_fixture_audio(&d);
+    let samples = audio::decode_audio(&v, 10.0)
+        .unwrap()
+        .expect("an audio stream");
+    let wav = std::fs::read(fixtures().join("audio_16k.wav")).unwrap();
+    let want: Vec<f64> = wav[44..]
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]) as f64 / 32768.0)
+        .collect();
+    assert_eq!(samples, want, "decoded samples");
+    // mel_features.log_mel_spectrogram (float64).
+    let lm = audio::log_mel(&samples);
+    let (shape, ref_lm) = npy_f64("vggish_logmel.npy");
+    assert_eq!(lm.size(), [shape[0] as i64, 64]);
+    let d_lm = max_abs(&to_f64(&lm), &ref_lm);
+    // Examples one per second, as MediaPipe frames them.
+    let ex = audio::examples(&lm, 300);
+    let (eshape, ref_ex) = npy_f64("vggish_examples.npy");
+    assert_eq!(ex.size(), [eshape[0] as i64, 96, 64]);
+    let d_ex = max_abs(&to_f64(&ex), &ref_ex);
+    // The network (TensorFlow's Saver wrote the V1 checkpoint; TensorFlow ran it).
+    let net = vggish::Vggish::load(&fixtures()).unwrap();
+    let ref_ex_t =
+        Tensor::from_slice(&ref_ex)
+            .to_kind(Kind::Float)
+            .reshape([eshape[0] as i64, 96, 64]);
+    let emb = net.embed(&ref_ex_t);
+    let (_, ref_emb) = npy_f64("vggish_embeddings.npy");
+    let d_emb = max_abs(&to_f64(&emb), &ref_emb);
+    // Post-processing: from TensorFlow's embeddings, byte for byte; from ours, equal but where
+    // a value sits on a truncation boundary.
+    let q_ref = read_npy(&fixtures().join("vggish_quant.npy")).unwrap().data;
+    let tf_emb = Tensor::from_slice(&ref_emb).reshape([eshape[0] as i64, 128]);
+    assert_eq!(
+        net.postprocess(&tf_emb),
+        q_ref,
+        "postprocess of TensorFlow's embeddings"
+    );
+    let ours = net.postprocess(&emb);
+    let off: usize = ours.iter().zip(&q_ref).filter(|(a, b)| a != b).count();
+    assert!(
+        ours.iter()
+            .zip(&q_ref)
+            .all(|(a, b)| (*a as i32 - *b as i32).abs() <= 1)
+            && off <= 2,
+        "{off} bytes differ"
+    );
+    println!(
+        "max |yt8m - official|: log-mel {d_lm:.2e}, examples {d_ex:.2e}, embeddings {d_emb:.2e} \
+         (|embedding| up to {:.1}); quantized: {off} of {} bytes differ by one",
+        ref_emb.iter().fold(0f64, |m, x| m.max(x.abs())),
+        q_ref.len()
+    );
+    assert!(d_lm < 1e-9, "log-mel {d_lm}");
+    assert!(d_ex < 1e-5, "examples {d_ex}");
+    assert!(d_emb < 1e-4, "embeddings {d_emb}");
+
+    // End to end: the record's audio list is the examples of each second the video has.
+    let out = d.join("features");
+    common::yt8m_ok(&[
+        "extract",
+        v.to_str().unwrap(),
+        "--extractor",
+        fixtures().to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--audio",
+        "vggish",
+    ]);
+    let rec = read_all(&out, yt8m::data::Level::Frame);
+    let yt8m::data::video::VideoFeatures::Frames(m) = &rec[0].features else {
+        panic!("frame level")
+    };
+    // 3.5 s: four RGB frames (0, 1.03, 2.03, 3.03 s), three whole audio seconds.
+    assert_eq!(rec[0].num_frames, 4);
+    assert_eq!(m[1].len(), 3 * 128);
+    assert_eq!(m[1], net.postprocess(&net.embed(&ex)));
+    // --audio zeros: the official default, one zero frame per RGB frame.
+    let out0 = d.join("features-zeros");
+    common::yt8m_ok(&[
+        "extract",
+        v.to_str().unwrap(),
+        "--extractor",
+        fixtures().to_str().unwrap(),
+        "--out",
+        out0.to_str().unwrap(),
+        "--audio",
+        "zeros",
+    ]);
+    let rec = read_all(&out0, yt8m::data::Level::Frame);
+    let yt8m::data::video::VideoFeatures::Frames(m) = &rec[0].features else {
+        panic!("frame level")
+    };
+    assert_eq!(m[1], vec![0u8; 4 * 128]);
+}
+
+#[test]
+fn hostile_checkpoints_are_refused_without_a_panic() {
+    use yt8m::extract::tfckpt::read_checkpoint;
+    let d = common::tempdir("extract-ckpt");
+    let good = std::fs::read(fixtures().join("vggish_model.ckpt")).unwrap();
+    let p = d.join("vggish_model.ckpt");
+    let vars = read_checkpoint(&fixtures().join("vggish_model.ckpt")).unwrap();
+    assert_eq!(vars["vggish/conv3/conv3_2/weights"].size(), [3, 3, 12, 12]);
+    assert_eq!(vars.len(), 18);
+    let mut refused = 0;
+    for cut in (0..good.len()).step_by(4999).chain([good.len() - 1]) {
+        std::fs::write(&p, &good[..cut]).unwrap();
+        let e = read_checkpoint(&p)
+            .err()
+            .expect("a cut file is refused")
+            .to_string();
+        assert!(e.contains("vggish_model.ckpt"), "{e}");
+        refused += 1;
+    }
+    // A flipped byte inside a block: the block's CRC says so.
+    let mut bad = good.clone();
+    bad[100] ^= 0x40;
+    std::fs::write(&p, &bad).unwrap();
+    let e = read_checkpoint(&p).err().expect("corrupt").to_string();
+    assert!(e.contains("CRC"), "{e}");
+    // A V2 index or any other file: named as not a V1 checkpoint.
+    std::fs::write(&p, vec![7u8; 100]).unwrap();
+    let e = read_checkpoint(&p).err().unwrap().to_string();
+    assert!(e.contains("not a TensorFlow V1 checkpoint"), "{e}");
+    println!("{refused} truncations refused");
+}

@@ -3,11 +3,16 @@
 //! ([`video`]), the 2015 Inception-v3 graph run without TensorFlow up to `pool_3`
 //! ([`tfgraph`]), the published PCA with whitening and the 8-bit quantization ([`pca`]), and
 //! records in the official frame-level (`SequenceExample`) or video-level (`Example`) layout
-//! ([`write`]). Audio is written as `extract_tfrecords_main.py` writes it by default
-//! (`insert_zero_audio_features`): 128 zero bytes per frame and a zero `mean_audio`.
+//! ([`write`]). Audio: VGGish embeddings as AudioSet and MediaPipe's YouTube-8M graph make
+//! them ([`audio`], [`vggish`], [`tfckpt`]) when the VGGish files are there, else as
+//! `extract_tfrecords_main.py` writes it by default (`insert_zero_audio_features`): 128 zero
+//! bytes per frame and a zero `mean_audio`.
 
+pub mod audio;
 pub mod pca;
+pub mod tfckpt;
 pub mod tfgraph;
+pub mod vggish;
 pub mod video;
 pub mod write;
 
@@ -55,12 +60,46 @@ pub fn default_dir() -> Option<PathBuf> {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join("yt8m")))
 }
 
-/// The RGB feature extractor: Inception's pool_3 then the PCA.
+/// Where the audio features come from (a closed set).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum AudioSource {
+    /// VGGish when `vggish_model.ckpt` and `vggish_pca_params.npz` are in the extractor
+    /// directory, else zeros.
+    #[default]
+    Auto,
+    /// VGGish; its files must be there.
+    Vggish,
+    /// 128 zero bytes per frame, as the official extractor writes by default.
+    Zeros,
+}
+
+/// The feature extractor: Inception's pool_3 then the PCA for RGB; VGGish for audio.
 pub struct Extractor {
     graph: TfGraph,
     pca: Pca,
     /// Frames per graph call.
     batch: usize,
+    vggish: Option<vggish::Vggish>,
+}
+
+/// One video's audio features (VGGish).
+pub struct AudioFeatures {
+    /// k × 128 bytes: one example per second of audio, k ≤ the RGB frames.
+    pub bytes: Vec<u8>,
+    /// The mean of the PCA'd (unquantized) features, as `mean_rgb` is of RGB's.
+    pub mean: Vec<f32>,
+    pub frames: usize,
 }
 
 /// One video's features, before quantization.
@@ -71,12 +110,31 @@ pub struct VideoFeatures {
     /// Decoded frame numbers taken, and OpenCV's POS_MSEC for each.
     pub frame_index: Vec<usize>,
     pub frame_time_ms: Vec<f64>,
+    /// None: zero audio (no VGGish files, `--audio zeros`, or a video without sound).
+    pub audio: Option<AudioFeatures>,
 }
 
 impl VideoFeatures {
     /// The official `mean_rgb` (float32 running sum / frames).
     pub fn mean_rgb(&self) -> Vec<f32> {
         pca::mean_features(&self.rgb, PCA_DIMS)
+    }
+
+    /// `mean_audio`: VGGish's, or zeros.
+    pub fn mean_audio(&self) -> Vec<f32> {
+        match &self.audio {
+            Some(a) => a.mean.clone(),
+            None => vec![0.0; AUDIO_DIMS],
+        }
+    }
+
+    /// The audio list: VGGish's examples, or one zero frame per RGB frame (the official
+    /// default).
+    pub fn audio_frames(&self) -> Vec<Vec<u8>> {
+        match &self.audio {
+            Some(a) => a.bytes.chunks(AUDIO_DIMS).map(<[u8]>::to_vec).collect(),
+            None => vec![vec![0u8; AUDIO_DIMS]; self.frames],
+        }
     }
 
     /// One quantized frame (1024 bytes).
@@ -103,11 +161,15 @@ impl VideoFeatures {
             });
         }
         let (features, num_frames) = match spec.level {
-            Level::Video => (F::Mean(vec![self.mean_rgb(), vec![0.0; AUDIO_DIMS]]), 1),
+            Level::Video => (F::Mean(vec![self.mean_rgb(), self.mean_audio()]), 1),
             Level::Frame => {
                 let n = self.frames.min(spec.max_frames.max(1));
                 let rgb = (0..n).flat_map(|i| self.rgb_bytes(i)).collect();
-                (F::Frames(vec![rgb, vec![0u8; n * AUDIO_DIMS]]), n)
+                let audio = match &self.audio {
+                    Some(a) => a.bytes[..a.frames.min(n) * AUDIO_DIMS].to_vec(),
+                    None => vec![0u8; n * AUDIO_DIMS],
+                };
+                (F::Frames(vec![rgb, audio]), n)
             }
         };
         Ok(Video {
@@ -125,6 +187,15 @@ impl VideoFeatures {
 impl Extractor {
     /// Loads the graph and the PCA from `dir` and checks they fit together.
     pub fn load(dir: &Path, batch: usize) -> Result<Extractor, ExtractError> {
+        Self::load_with(dir, batch, AudioSource::Zeros)
+    }
+
+    /// [`Extractor::load`] with audio features from `audio`.
+    pub fn load_with(
+        dir: &Path,
+        batch: usize,
+        audio: AudioSource,
+    ) -> Result<Extractor, ExtractError> {
         if !dir.is_dir() {
             return Err(ExtractError::Files {
                 path: dir.to_path_buf(),
@@ -159,11 +230,66 @@ impl Extractor {
                 });
             }
         }
+        let vggish = match audio {
+            AudioSource::Zeros => None,
+            AudioSource::Auto if !vggish::Vggish::present(dir) => None,
+            AudioSource::Auto | AudioSource::Vggish => {
+                for f in [vggish::CHECKPOINT_FILE, vggish::PCA_FILE] {
+                    if !dir.join(f).is_file() {
+                        return Err(ExtractError::Files {
+                            path: dir.join(f),
+                            message: format!(
+                                "missing: VGGish audio needs {} and {} (from \
+                                 https://storage.googleapis.com/audioset/); or give --audio zeros",
+                                vggish::CHECKPOINT_FILE,
+                                vggish::PCA_FILE
+                            ),
+                        });
+                    }
+                }
+                Some(vggish::Vggish::load(dir)?)
+            }
+        };
         Ok(Extractor {
             graph,
             pca,
             batch: batch.max(1),
+            vggish,
         })
+    }
+
+    /// Whether audio features are VGGish's (else zeros).
+    pub fn has_audio(&self) -> bool {
+        self.vggish.is_some()
+    }
+
+    /// VGGish features of `path`'s first audio stream for `frames` RGB frames (one example per
+    /// second from 0); None without VGGish or without an audio stream.
+    fn audio(&self, path: &Path, frames: usize) -> Result<Option<AudioFeatures>, ExtractError> {
+        let Some(v) = &self.vggish else {
+            return Ok(None);
+        };
+        let Some(samples) = audio::decode_audio(path, frames as f64 + 1.0)? else {
+            tracing::info!(
+                "{}: no audio stream; its audio features are zeros",
+                path.display()
+            );
+            return Ok(None);
+        };
+        let ex = audio::examples(&audio::log_mel(&samples), frames);
+        let k = ex.size()[0] as usize;
+        if k == 0 {
+            return Ok(None);
+        }
+        let pca = tch::no_grad(|| v.pca(&v.embed(&ex)));
+        let mean: Vec<f32> =
+            Vec::try_from(&pca.mean_dim(0, false, Kind::Double).to_kind(Kind::Float))
+                .unwrap_or_default();
+        Ok(Some(AudioFeatures {
+            bytes: vggish::quantize(&pca),
+            mean,
+            frames: k,
+        }))
     }
 
     /// `[n, h, w, 3]` uint8 RGB frames (one size) → `[n, 1024]` float32 PCA features.
@@ -200,6 +326,7 @@ impl Extractor {
             frames: 0,
             frame_index: Vec::with_capacity(total),
             frame_time_ms: Vec::with_capacity(total),
+            audio: None,
         };
         let mut pending: Vec<video::Frame> = Vec::new();
         loop {
@@ -226,6 +353,7 @@ impl Extractor {
             }
             .into());
         }
+        out.audio = self.audio(path, out.frames)?;
         Ok(out)
     }
 

@@ -29,7 +29,7 @@ pub const MAX_GRAPH_BYTES: u64 = 1 << 30;
 /// Nodes at most (the Inception graph has about 1,000).
 const MAX_NODES: usize = 200_000;
 
-mod pb {
+pub(super) mod pb {
     //! The GraphDef messages (TensorFlow's published field numbers).
     use std::collections::BTreeMap;
 
@@ -911,7 +911,7 @@ fn resize_bilinear(x: &Tensor, oh: i64, ow: i64, align: bool, half: bool) -> Ten
 }
 
 /// A `TensorProto`'s values as a tensor, its size checked against its shape first.
-fn decode_tensor(tp: &pb::TensorProto) -> Result<Tensor, String> {
+pub(super) fn decode_tensor(tp: &pb::TensorProto) -> Result<Tensor, String> {
     let shape: Vec<i64> = tp
         .tensor_shape
         .as_ref()

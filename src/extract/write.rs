@@ -168,7 +168,7 @@ pub fn inputs_from_paths(paths: &[PathBuf]) -> Result<Vec<Input>, ExtractError> 
 /// One record in the official layout.
 pub fn encode_record(input: &Input, f: &VideoFeatures, level: Level) -> Vec<u8> {
     let mean_rgb = f.mean_rgb();
-    let zeros = [0f32; AUDIO_DIMS];
+    let mean_audio = f.mean_audio();
     let mut context = vec![(
         "id",
         encode_feature(&EncFeature::Bytes(vec![input.id.as_bytes()])),
@@ -177,7 +177,10 @@ pub fn encode_record(input: &Input, f: &VideoFeatures, level: Level) -> Vec<u8> 
         context.push(("labels", encode_feature(&EncFeature::Int64(l))));
     }
     context.push(("mean_rgb", encode_feature(&EncFeature::Float(&mean_rgb))));
-    context.push(("mean_audio", encode_feature(&EncFeature::Float(&zeros))));
+    context.push((
+        "mean_audio",
+        encode_feature(&EncFeature::Float(&mean_audio)),
+    ));
     match level {
         // SequenceExample{context} without feature lists is Example{features}, byte for byte.
         Level::Video => yt8m_data::proto::encode_example(&context),
@@ -185,8 +188,11 @@ pub fn encode_record(input: &Input, f: &VideoFeatures, level: Level) -> Vec<u8> 
             let rgb: Vec<Vec<u8>> = (0..f.frames)
                 .map(|i| encode_feature(&EncFeature::Bytes(vec![&f.rgb_bytes(i)])))
                 .collect();
-            let zero_audio = [0u8; AUDIO_DIMS];
-            let audio = vec![encode_feature(&EncFeature::Bytes(vec![&zero_audio])); f.frames];
+            let audio: Vec<Vec<u8>> = f
+                .audio_frames()
+                .iter()
+                .map(|a| encode_feature(&EncFeature::Bytes(vec![a])))
+                .collect();
             encode_sequence_example(&context, &[("rgb", rgb), ("audio", audio)])
         }
     }
@@ -196,6 +202,8 @@ pub fn encode_record(input: &Input, f: &VideoFeatures, level: Level) -> Vec<u8> 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WriteOptions {
     pub level: Level,
+    /// The audio asked for (a resumed run must ask for the same).
+    pub audio: super::AudioSource,
     pub videos_per_shard: usize,
     pub prefix: String,
     pub every_ms: f64,

@@ -550,8 +550,9 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
     }
     let extractor = match &opts.extractor {
         Some(dir) => {
-            let ex = crate::extract::Extractor::load(dir, 16)
-                .map_err(|e| Error::Invalid(format!("--extractor: {e}")))?;
+            let ex =
+                crate::extract::Extractor::load_with(dir, 16, crate::extract::AudioSource::Auto)
+                    .map_err(|e| Error::Invalid(format!("--extractor: {e}")))?;
             tracing::info!(
                 "video inputs: extracted with the files in {}",
                 dir.display()
