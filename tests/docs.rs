@@ -174,6 +174,12 @@ const NOT_RUN: &[(&str, &str, &str)] = &[
     ),
     (
         "docs/extract.md",
+        "vggish_model.ckpt",
+        "downloads the VGGish files (290 MB) from Google; tests/extract.rs uses a stand-in \
+         checkpoint TensorFlow's Saver wrote",
+    ),
+    (
+        "docs/extract.md",
         "yt8m extract clip.mp4 more_videos/",
         "needs the official extractor files and your videos; tests/extract.rs runs extract, \
          --csv, --level video and inspect on videos it makes, with a stand-in extractor",

@@ -1072,3 +1072,96 @@ fn hostile_checkpoints_are_refused_without_a_panic() {
     assert!(e.contains("not a TensorFlow V1 checkpoint"), "{e}");
     println!("{refused} truncations refused");
 }
+
+/// With the official files (YT8M_EXTRACTOR_DIR: classify_image_graph_def.pb and yt8m_pca.tgz's
+/// files, as the official extractor keeps them in ~/yt8m): google/youtube-8m's own test data
+/// (feature_extractor/testdata, tests/fixtures/extract/official) through our PCA, with the
+/// official test's measure and bound; and the real graph runs end to end on a frame.
+#[test]
+fn with_the_official_files_the_official_testdata_is_reproduced() {
+    let Some(dir) = std::env::var_os("YT8M_EXTRACTOR_DIR").map(PathBuf::from) else {
+        println!(
+            "skipped: set YT8M_EXTRACTOR_DIR to a directory with the official extractor files \
+             to run this check (docs/extract.md says where they come from)"
+        );
+        return;
+    };
+    let ex = Extractor::load(&dir, 4).unwrap();
+    let pca = yt8m::extract::pca::Pca::load(&dir).unwrap();
+    let off = fixtures().join("official");
+    let original = read_npy(&off.join("sports1m_original.npy"))
+        .unwrap()
+        .to_f32();
+    let want = read_npy(&off.join("sports1m_pca.npy")).unwrap().to_f64();
+    let got = to_f64(&pca.apply(&Tensor::from_slice(&original).reshape([1, 2048])));
+    // feature_extractor_test.py's _MeanElementWiseDifference.
+    let mean_diff = got
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs() / (0.01 + a.abs().max(b.abs())))
+        .sum::<f64>()
+        / want.len() as f64;
+    println!("official testdata: mean element-wise difference {mean_diff:.2e}");
+    assert!(mean_diff < 1e-5, "{mean_diff}");
+    let f = frame(2).unsqueeze(0);
+    let feats = ex.rgb_features(&f).unwrap();
+    assert_eq!(feats.size(), [1, 1024]);
+    assert!(feats.isfinite().all().int64_value(&[]) == 1);
+}
+
+/// The published PCA's shapes (mean and eigenvalues [2048, 1], eigenvectors [2048, 2048]) are
+/// sliced and transposed as feature_extractor.py's `_load_pca` and `apply_pca` do (numpy,
+/// float64), checked with the official test's measure and bound.
+#[test]
+fn the_published_pca_layout_is_sliced_as_the_official_code_slices_it() {
+    let d = common::tempdir("extract-pca-layout");
+    let mut rng = 12345u64;
+    let mut next = || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        (rng >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+    };
+    let mut save = |name: &str, shape: &[usize], scale: f64, offset: f64| {
+        let n: usize = shape.iter().product();
+        let v: Vec<u8> = (0..n)
+            .flat_map(|_| (next() * scale + offset).to_le_bytes())
+            .collect();
+        let mut buf = Vec::new();
+        yt8m::data::npy::write_npy(&mut buf, shape, "<f8", &v).unwrap();
+        std::fs::write(d.join(name), buf).unwrap();
+    };
+    save("mean.npy", &[2048, 1], 0.2, 0.3);
+    save("eigenvals.npy", &[2048, 1], 0.01, 0.01);
+    save("eigenvecs.npy", &[2048, 2048], 0.05, 0.0);
+    save("x.npy", &[2048], 1.0, 0.5);
+    let script = r#"
+import sys, numpy as np
+d = sys.argv[1]
+mean = np.load(d + "/mean.npy")[:, 0]
+vals = np.load(d + "/eigenvals.npy")[:1024, 0]
+vecs = np.load(d + "/eigenvecs.npy").T[:, :1024]
+x = np.load(d + "/x.npy")
+feats = (x - mean).reshape((1, 2048)).dot(vecs).reshape((1024,))
+feats /= np.sqrt(vals + 1e-4)
+np.save(d + "/want.npy", feats)
+"#;
+    let o = Command::new(common::python())
+        .args(["-c", script, d.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let pca = yt8m::extract::pca::Pca::load(&d).unwrap();
+    assert_eq!(pca.input_dims(), 2048);
+    let x = read_npy(&d.join("x.npy")).unwrap().to_f32();
+    let got = to_f64(&pca.apply(&Tensor::from_slice(&x).reshape([1, 2048])));
+    let want = read_npy(&d.join("want.npy")).unwrap().to_f64();
+    let mean_diff = got
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs() / (0.01 + a.abs().max(b.abs())))
+        .sum::<f64>()
+        / want.len() as f64;
+    println!("float32 PCA vs numpy float64: mean element-wise difference {mean_diff:.2e}");
+    assert!(mean_diff < 1e-5, "{mean_diff}");
+}
