@@ -447,7 +447,7 @@ struct ExportArgs {
 
 #[derive(Args)]
 #[command(
-    after_help = "Examples:\n  yt8m predict --model bundles/demo data/test0000.tfrecord\n  yt8m predict --model bundles/full video.pkl --score softmax --top-k 1 --format paddle\n  yt8m predict --model bundles/full 'frames/*.tfrecord' --format kaggle > submission.csv\n  yt8m predict --model bundles/full clip.npy --format jsonl\n  yt8m predict --model bundles/full clip.mp4 --extractor ~/yt8m   # raw video: features extracted first\n  yt8m predict --model bundles/full --segments 'validate*' --format kaggle-segments --out seg.csv\n\n.npy inputs hold [frames, 1152] (rgb then audio columns), uint8 quantized or float."
+    after_help = "Examples:\n  yt8m predict --model bundles/demo data/test0000.tfrecord\n  yt8m predict --model bundles/full video.pkl --score softmax --top-k 1 --format paddle\n  yt8m predict --model bundles/full 'frames/*.tfrecord' --format kaggle > submission.csv\n  yt8m predict --model bundles/full clip.npy --format jsonl\n  yt8m predict --model bundles/full clip.mp4   # a video: extracted first (yt8m extract)\n  yt8m predict --model bundles/full --segments 'validate*' --format kaggle-segments --out seg.csv\n\n.npy inputs hold [frames, 1152] (rgb then audio columns), uint8 quantized or float."
 )]
 struct PredictArgs {
     /// Bundle directory from `yt8m export`.
@@ -669,7 +669,7 @@ struct InspectArgs {
 
 #[derive(Args)]
 #[command(
-    after_help = "Examples:\n  yt8m extract clip.mp4 videos/ --out features/          # frame level, ids = paths, no labels\n  yt8m extract --csv videos.csv --out features/         # lines '<video_file>,<labels>' (labels joined by ';')\n  yt8m predict --model bundle features/*.tfrecord\n\nThe extractor files are the official ones, unchanged: classify_image_graph_def.pb from\nhttp://download.tensorflow.org/models/image/imagenet/inception-2015-12-05.tgz and mean.npy,\neigenvals.npy, eigenvecs.npy from http://data.yt8m.org/yt8m_pca.tgz, in one directory\n(--extractor, YT8M_EXTRACTOR_DIR, or ~/yt8m where Google's feature_extractor.py puts them).\nFrames are sampled as its frame_iterator does (the frame after each 1 s mark, at most 300),\nthrough the ffmpeg and ffprobe executables. Audio is written as the official extractor writes\nit: 128 zero bytes per frame. Rerunning into the same --out resumes: complete shards are kept."
+    after_help = "Examples:\n  yt8m extract clip.mp4 videos/ --out features/   # ids are the paths, no labels\n  yt8m extract --csv videos.csv --out labelled/ --level video   # lines 'clip.mp4,3;17'\n  yt8m predict --model bundles/demo features/\n\nThe extractor files are the official ones, unchanged: classify_image_graph_def.pb from\nhttp://download.tensorflow.org/models/image/imagenet/inception-2015-12-05.tgz and mean.npy,\neigenvals.npy, eigenvecs.npy from http://data.yt8m.org/yt8m_pca.tgz, in one directory\n(--extractor, YT8M_EXTRACTOR_DIR, or ~/yt8m where Google's feature_extractor.py puts them).\nFrames are sampled as its frame_iterator does (the frame after each 1 s mark, at most 300),\nthrough the ffmpeg and ffprobe executables. Audio is written as the official extractor writes\nit: 128 zero bytes per frame. Rerunning into the same --out resumes: complete shards are kept."
 )]
 struct ExtractArgs {
     /// Video files, or directories searched for video files (.mp4, .mkv, .webm, ...).

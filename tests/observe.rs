@@ -546,6 +546,21 @@ fn every_help_example_runs_as_written_and_every_option_is_described() {
     yt8m::data::npy::write_npy(&mut npy, &[12, 1152], "|u1", &frames).unwrap();
     std::fs::write(s.join("clip.npy"), npy).unwrap();
 
+    // Videos for extract and predict, extracted with the stand-in extractor files
+    // (tests/fixtures/extract) given as YT8M_EXTRACTOR_DIR, the documented default.
+    std::fs::create_dir_all(s.join("videos")).unwrap();
+    for (out, size) in [("clip.mp4", "64x48"), ("videos/other.mkv", "48x32")] {
+        let o = Command::new("ffmpeg")
+            .args(["-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i"])
+            .arg(format!("testsrc2=size={size}:rate=10:duration=2"))
+            .args(["-c:v", "mpeg4"])
+            .arg(s.join(out))
+            .output()
+            .expect("ffmpeg (./dev setup installs it)");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    std::fs::write(s.join("videos.csv"), "clip.mp4,3;17\nvideos/other.mkv,5\n").unwrap();
+
     // Run order: what an example reads, an earlier one wrote.
     let order = [
         "synth",
@@ -554,6 +569,7 @@ fn every_help_example_runs_as_written_and_every_option_is_described() {
         "train",
         "test",
         "export",
+        "extract",
         "predict",
         "evaluate",
         "plot",
@@ -635,6 +651,7 @@ fn every_help_example_runs_as_written_and_every_option_is_described() {
                 .current_dir(&s)
                 .env("PATH", &path)
                 .env("YT8M_THREADS", "1")
+                .env("YT8M_EXTRACTOR_DIR", repo().join("tests/fixtures/extract"))
                 .output()
                 .unwrap();
             assert!(
