@@ -465,6 +465,9 @@ struct PredictArgs {
     /// are in the extractor directory).
     #[arg(long, value_enum, default_value_t = yt8m::extract::AudioSource::Auto)]
     audio: yt8m::extract::AudioSource,
+    /// For video inputs: zero audio, as the official extractor writes (= --audio zeros).
+    #[arg(long, conflicts_with = "audio")]
+    no_audio: bool,
     /// Classes printed per video, best first.
     #[arg(long, default_value_t = 20)]
     top_k: usize,
@@ -711,6 +714,9 @@ struct ExtractArgs {
     /// there).
     #[arg(long, value_enum, default_value_t = yt8m::extract::AudioSource::Auto)]
     audio: yt8m::extract::AudioSource,
+    /// Zero audio, as the official extractor writes by default (= --audio zeros).
+    #[arg(long, conflicts_with = "audio")]
+    no_audio: bool,
 }
 
 #[derive(Args)]
@@ -1151,10 +1157,15 @@ fn extract(a: ExtractArgs) -> Result<()> {
         Some(csv) => inputs_from_csv(csv)?,
         None => inputs_from_paths(&a.videos)?,
     };
-    let ex = yt8m::extract::Extractor::load_with(&dir, a.batch_size, a.audio)?;
+    let audio = if a.no_audio {
+        yt8m::extract::AudioSource::Zeros
+    } else {
+        a.audio
+    };
+    let ex = yt8m::extract::Extractor::load_with(&dir, a.batch_size, audio)?;
     let opts = WriteOptions {
         level: a.level,
-        audio: a.audio,
+        audio,
         videos_per_shard: a.videos_per_shard,
         prefix: a.prefix.clone(),
         every_ms: 1000.0 / a.fps,
@@ -1620,7 +1631,11 @@ fn predict(a: PredictArgs) -> Result<()> {
         },
         video: yt8m::predict::VideoOptions {
             extractor: a.extractor.clone(),
-            audio: a.audio,
+            audio: if a.no_audio {
+                yt8m::extract::AudioSource::Zeros
+            } else {
+                a.audio
+            },
             ..Default::default()
         },
     };

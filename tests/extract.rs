@@ -1165,3 +1165,113 @@ np.save(d + "/want.npy", feats)
     println!("float32 PCA vs numpy float64: mean element-wise difference {mean_diff:.2e}");
     assert!(mean_diff < 1e-5, "{mean_diff}");
 }
+
+/// Issue #30's goal: the quantized features equal the official pipeline's, byte for byte, on
+/// every test video. tests/fixtures/extract/videos/reference.npz holds what
+/// extract_tfrecords_main.py's loop (OpenCV + TensorFlow + quantize, scripts/extract_reference.py)
+/// wrote for those videos with the stand-in extractor files.
+#[test]
+fn quantized_features_equal_the_official_pipelines_on_every_test_video() {
+    let d = common::tempdir("extract-reference");
+    let vdir = fixtures().join("videos");
+    let z = read_npz(&vdir.join("reference.npz")).unwrap();
+    let get = |k: &str| &z.iter().find(|(n, _)| n == k).unwrap().1;
+    let names = get("names").to_strings();
+    assert_eq!(names.len(), 4);
+    let out = d.join("features");
+    let mut args: Vec<String> = vec!["extract".into()];
+    args.extend(names.iter().map(|n| vdir.join(n).display().to_string()));
+    args.extend(
+        [
+            "--extractor",
+            fixtures().to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--no-audio",
+        ]
+        .map(String::from),
+    );
+    common::yt8m_ok(&args);
+    let got = read_all(&out, yt8m::data::Level::Frame);
+    let mut total = 0;
+    for (i, (v, name)) in got.iter().zip(&names).enumerate() {
+        let want = get(&format!("rgb_{i}"));
+        let yt8m::data::video::VideoFeatures::Frames(m) = &v.features else {
+            panic!("frame level")
+        };
+        assert_eq!(v.id, vdir.join(name).display().to_string());
+        assert_eq!(v.num_frames, want.shape[0], "{name}: frames");
+        let differ = m[0].iter().zip(&want.data).filter(|(a, b)| a != b).count();
+        println!(
+            "{name}: {} frames, {differ} of {} bytes differ",
+            v.num_frames,
+            want.data.len()
+        );
+        assert_eq!(m[0], want.data, "{name}: quantized rgb");
+        assert_eq!(m[1], vec![0u8; 128 * v.num_frames], "{name}: --no-audio");
+        total += want.data.len();
+    }
+    println!("{total} quantized bytes equal to the official pipeline's");
+}
+
+/// The extractor directory may hold the official archives as distributed instead of their
+/// unpacked files.
+#[test]
+fn the_official_archives_work_as_distributed() {
+    let d = common::tempdir("extract-tgz");
+    let stage = d.join("stage");
+    std::fs::create_dir_all(&stage).unwrap();
+    for f in [
+        "classify_image_graph_def.pb",
+        "mean.npy",
+        "eigenvals.npy",
+        "eigenvecs.npy",
+    ] {
+        std::fs::copy(fixtures().join(f), stage.join(f)).unwrap();
+    }
+    std::fs::write(stage.join("LICENSE"), "Apache 2.0\n").unwrap();
+    let dir = d.join("extractor");
+    std::fs::create_dir_all(&dir).unwrap();
+    let tar = |out: &str, files: &[&str]| {
+        let o = Command::new("tar")
+            .arg("czf")
+            .arg(dir.join(out))
+            .arg("-C")
+            .arg(&stage)
+            .args(files)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    tar(
+        "inception-2015-12-05.tgz",
+        &["LICENSE", "classify_image_graph_def.pb"],
+    );
+    tar(
+        "yt8m_pca.tgz",
+        &["mean.npy", "eigenvals.npy", "eigenvecs.npy"],
+    );
+    let packed = Extractor::load(&dir, 4).unwrap();
+    let unpacked = Extractor::load(&fixtures(), 4).unwrap();
+    let f = frame(1).unsqueeze(0);
+    let a = packed.rgb_features(&f).unwrap();
+    let b = unpacked.rgb_features(&f).unwrap();
+    assert_eq!(
+        Vec::<f32>::try_from(&a.reshape([-1])).unwrap(),
+        Vec::<f32>::try_from(&b.reshape([-1])).unwrap()
+    );
+    // A damaged archive names itself.
+    let bytes = std::fs::read(dir.join("yt8m_pca.tgz")).unwrap();
+    std::fs::write(dir.join("yt8m_pca.tgz"), &bytes[..bytes.len() / 2]).unwrap();
+    let e = Extractor::load(&dir, 4)
+        .err()
+        .expect("a cut archive")
+        .to_string();
+    assert!(e.contains("yt8m_pca.tgz"), "{e}");
+    std::fs::write(dir.join("yt8m_pca.tgz"), b"not gzip at all").unwrap();
+    let e = Extractor::load(&dir, 4)
+        .err()
+        .expect("not an archive")
+        .to_string();
+    assert!(e.contains("yt8m_pca.tgz"), "{e}");
+}

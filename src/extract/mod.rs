@@ -8,6 +8,7 @@
 //! `extract_tfrecords_main.py` writes it by default (`insert_zero_audio_features`): 128 zero
 //! bytes per frame and a zero `mean_audio`.
 
+pub mod archive;
 pub mod audio;
 pub mod pca;
 pub mod tfckpt;
@@ -26,6 +27,8 @@ use video::{SampledFrames, Sampling, VideoError};
 
 /// The graph file's name inside `inception-2015-12-05.tgz`.
 pub const GRAPH_FILE: &str = "classify_image_graph_def.pb";
+/// The published archive holding it.
+pub const GRAPH_TGZ: &str = "inception-2015-12-05.tgz";
 /// Where the official graph takes a decoded frame (uint8 `[H, W, 3]`, RGB).
 pub const FEED: &str = "DecodeJpeg:0";
 /// The activations the official extractor keeps (`[1, 2048]`).
@@ -207,16 +210,36 @@ impl Extractor {
                 ),
             });
         }
-        let graph_path = dir.join(GRAPH_FILE);
-        if !graph_path.is_file() {
+        let mut graph_path = dir.join(GRAPH_FILE);
+        let tgz = dir.join(GRAPH_TGZ);
+        let graph = if graph_path.is_file() {
+            TfGraph::load(&graph_path)?
+        } else if tgz.is_file() {
+            // The archive as distributed: the graph is read from it.
+            let members =
+                archive::read_members(&tgz, &[GRAPH_FILE]).map_err(|m| ExtractError::Files {
+                    path: tgz.clone(),
+                    message: m,
+                })?;
+            let Some((_, bytes)) = members.into_iter().next() else {
+                return Err(ExtractError::Files {
+                    path: tgz,
+                    message: format!("holds no {GRAPH_FILE}: not the published archive"),
+                });
+            };
+            graph_path = PathBuf::from(format!("{}:{GRAPH_FILE}", tgz.display()));
+            TfGraph::from_bytes(&bytes, &graph_path)?
+        } else {
             return Err(ExtractError::Files {
                 path: graph_path,
-                message: "missing: unpack inception-2015-12-05.tgz here (the official \
-                          extractor's ~/yt8m has it once it ran)"
-                    .into(),
+                message: format!(
+                    "missing: put {GRAPH_TGZ} (from \
+                     http://download.tensorflow.org/models/image/imagenet/{GRAPH_TGZ}) or the \
+                     {GRAPH_FILE} it holds here (the official extractor's ~/yt8m has both once \
+                     it ran)"
+                ),
             });
-        }
-        let graph = TfGraph::load(&graph_path)?;
+        };
         let pca = Pca::load(dir)?;
         for n in [FEED, FETCH] {
             let node = n.split(':').next().unwrap_or(n);

@@ -40,21 +40,7 @@ pub struct Pca {
     dir: PathBuf,
 }
 
-fn load_array(dir: &Path, name: &str) -> Result<(NpyArray, String), PcaError> {
-    let p = dir.join(name);
-    let shown = p.display().to_string();
-    if !p.is_file() {
-        return Err(PcaError {
-            path: shown,
-            message: "missing: the extractor directory needs mean.npy, eigenvals.npy and \
-                      eigenvecs.npy from yt8m_pca.tgz (http://data.yt8m.org/yt8m_pca.tgz)"
-                .into(),
-        });
-    }
-    let a = read_npy(&p).map_err(|e| PcaError {
-        path: shown.clone(),
-        message: format!("{e}"),
-    })?;
+fn check_float(a: NpyArray, shown: String) -> Result<(NpyArray, String), PcaError> {
     if !a.dtype.is_float() {
         return Err(PcaError {
             path: shown,
@@ -66,6 +52,30 @@ fn load_array(dir: &Path, name: &str) -> Result<(NpyArray, String), PcaError> {
     }
     Ok((a, shown))
 }
+
+fn load_array(dir: &Path, name: &str) -> Result<(NpyArray, String), PcaError> {
+    let p = dir.join(name);
+    let shown = p.display().to_string();
+    if !p.is_file() {
+        return Err(PcaError {
+            path: shown,
+            message: format!(
+                "missing: the extractor directory needs {PCA_TGZ} (from \
+                 http://data.yt8m.org/yt8m_pca.tgz) or the mean.npy, eigenvals.npy and \
+                 eigenvecs.npy it holds"
+            ),
+        });
+    }
+    let a = read_npy(&p).map_err(|e| PcaError {
+        path: shown.clone(),
+        message: format!("{e}"),
+    })?;
+    check_float(a, shown)
+}
+
+/// The published archive's name.
+pub const PCA_TGZ: &str = "yt8m_pca.tgz";
+const PCA_FILES: [&str; 3] = ["mean.npy", "eigenvals.npy", "eigenvecs.npy"];
 
 /// A column vector `[n, 1]` (the published layout) or a plain `[n]`: its values.
 fn column(a: &NpyArray, path: &str, what: &str) -> Result<Vec<f32>, PcaError> {
@@ -86,9 +96,42 @@ impl Pca {
     /// against each other (`mean` `[in, 1]`, `eigenvals` `[>=1024, 1]`, `eigenvecs`
     /// `[>=1024, in]`; the published files have in = 2048 and square eigenvecs).
     pub fn load(dir: &Path) -> Result<Pca, PcaError> {
-        let (mean, mean_p) = load_array(dir, "mean.npy")?;
+        // The files as the official code leaves them, else the archive as distributed.
+        let tgz = dir.join(PCA_TGZ);
+        let arrays: Vec<(NpyArray, String)> = if !dir.join("mean.npy").is_file() && tgz.is_file() {
+            let shown = tgz.display().to_string();
+            let members = super::archive::read_members(&tgz, &PCA_FILES).map_err(|m| PcaError {
+                path: shown.clone(),
+                message: m,
+            })?;
+            let mut out = Vec::new();
+            for name in PCA_FILES {
+                let (_, bytes) =
+                    members
+                        .iter()
+                        .find(|(n, _)| n == name)
+                        .ok_or_else(|| PcaError {
+                            path: shown.clone(),
+                            message: format!("holds no {name}: not the published yt8m_pca.tgz"),
+                        })?;
+                let inner = format!("{shown}:{name}");
+                let a = yt8m_data::npy::read_npy_bytes(bytes, &inner).map_err(|e| PcaError {
+                    path: inner.clone(),
+                    message: format!("{e}"),
+                })?;
+                out.push(check_float(a, inner)?);
+            }
+            out
+        } else {
+            PCA_FILES
+                .iter()
+                .map(|n| load_array(dir, n))
+                .collect::<Result<_, _>>()?
+        };
+        let mut arrays = arrays.into_iter();
+        let (mean, mean_p) = arrays.next().expect("three");
         let mean = column(&mean, &mean_p, "the mean")?;
-        let (vals, vals_p) = load_array(dir, "eigenvals.npy")?;
+        let (vals, vals_p) = arrays.next().expect("three");
         let vals = column(&vals, &vals_p, "the eigenvalues")?;
         if vals.len() < PCA_DIMS {
             return Err(PcaError {
@@ -99,7 +142,7 @@ impl Pca {
                 ),
             });
         }
-        let (vecs, vecs_p) = load_array(dir, "eigenvecs.npy")?;
+        let (vecs, vecs_p) = arrays.next().expect("three");
         let [rows, cols] = vecs.shape[..] else {
             return Err(PcaError {
                 path: vecs_p,

@@ -526,6 +526,11 @@ fn regular_file(path: &Path) -> Result<(std::fs::File, u64), DataError> {
 }
 
 /// Reads one `.npy` file.
+/// A `.npy` held in memory (e.g. a member of an archive), named `name` in errors.
+pub fn read_npy_bytes(bytes: &[u8], name: &str) -> Result<NpyArray, DataError> {
+    read_array(&mut &bytes[..], bytes.len() as u64, &Location::file(name))
+}
+
 pub fn read_npy(path: &Path) -> Result<NpyArray, DataError> {
     let (f, len) = regular_file(path)?;
     read_array(&mut std::io::BufReader::new(f), len, &Location::file(path))
