@@ -1,23 +1,24 @@
 #!/usr/bin/env python3
-"""`yt8m extract` against Google's extractor on the same video, at full size.
+"""The official extractor's side of `yt8m bench extract` (src/bench.rs runs this, then yt8m's
+extraction on the same video and files, and compares).
 
-The official Inception file can't be downloaded here, so this writes a full-size stand-in: the
-2015 Inception-v3 graph's architecture (conv .. conv_4, mixed .. mixed_10 with their 1x7/7x1 and
-1x3/3x1 towers, mixed_10's max-pool branch, pool_3 8x8 -> pool_3/_reshape [1, 2048]; 299x299
+The official Inception file can't be downloaded here, so `prepare` writes a full-size stand-in:
+the 2015 Inception-v3 graph's architecture (conv .. conv_4, mixed .. mixed_10 with their 1x7/7x1
+and 1x3/3x1 towers, mixed_10's max-pool branch, pool_3 8x8 -> pool_3/_reshape [1, 2048]; 299x299
 input; ~24M random weights, ~95 MB) in the 2015 op set (BatchNormWithGlobalNormalization, the
-old Concat, producer 5), and a random PCA in the published shapes ([2048, 1], [2048, 2048]).
+old Concat, producer 5), and a random PCA in the published shapes ([2048, 1], [2048, 2048]);
+and a video (ffmpeg testsrc2, 640x360, 30 fps, SECONDS long).
 
-Then, on one video (ffmpeg testsrc2, 640x360, 30 fps, SECONDS long):
-  - official: extract_tfrecords_main.py's loop as published (OpenCV frame_iterator, BGR -> RGB,
-    one session.run of `pca_final_feature:0` per frame as feature_extractor.py builds it,
-    quantize, SequenceExample, TFRecordWriter), TensorFlow 2.18 on this machine's cores;
-  - yt8m: `yt8m extract VIDEO --extractor DIR --audio zeros` (the binary given).
-It prints the wall times, frames/s, the ratio, and how many quantized bytes of the two outputs
-agree (parity at full size: float32 on both sides, so a value at a rounding boundary may differ
-by one).
+`official` runs extract_tfrecords_main.py's loop as published on that video (OpenCV
+frame_iterator, BGR -> RGB, one session.run of `pca_final_feature:0` per frame as
+feature_extractor.py builds it, quantize, SequenceExample, TFRecordWriter) with TensorFlow on
+this machine's cores, and prints {"frames": n, "seconds": s} (graph loading excluded, as for
+yt8m).
 
-  ~/.cache/yt8m/tfvenv/bin/python scripts/bench_extract.py BIN [SECONDS] [WORKDIR]
+  python scripts/bench_extract.py prepare WORKDIR SECONDS [EXTRACTOR_DIR]
+  python scripts/bench_extract.py official WORKDIR VIDEO EXTRACTOR_DIR
 """
+import json
 import os
 import subprocess
 import sys
@@ -30,10 +31,6 @@ import cv2  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 tf1 = tf.compat.v1
-BIN = sys.argv[1]
-SECONDS = int(sys.argv[2]) if len(sys.argv) > 2 else 20
-WORK = sys.argv[3] if len(sys.argv) > 3 else "/tmp/yt8m-bench-extract"
-os.makedirs(WORK, exist_ok=True)
 rng = np.random.RandomState(3)
 F = tf.float32
 g = tf1.GraphDef()
@@ -232,38 +229,28 @@ def official(model_dir, video, out_path):
     return time.time() - t0, len(rgb_features)
 
 
-def rgb_bytes(path):
-    out = []
-    for rec in tf.data.TFRecordDataset(path):
-        s = tf.train.SequenceExample.FromString(rec.numpy())
-        out += [f.bytes_list.value[0] for f in s.feature_lists.feature_list["rgb"].feature]
-    return np.frombuffer(b"".join(out), dtype=np.uint8)
-
-
 def main():
-    model_dir = os.path.join(WORK, "extractor")
-    os.makedirs(model_dir, exist_ok=True)
-    if not os.path.exists(os.path.join(model_dir, "eigenvecs.npy")):
-        build(model_dir)
-    video = os.path.join(WORK, f"clip_{SECONDS}s.mp4")
-    if not os.path.exists(video):
-        subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
-                        f"testsrc2=size=640x360:rate=30:duration={SECONDS}", "-c:v", "libx264",
-                        "-pix_fmt", "yuv420p", video], check=True)
-    t_off, n = official(model_dir, video, os.path.join(WORK, "official.tfrecord"))
-    out = os.path.join(WORK, "yt8m")
-    subprocess.run(["rm", "-rf", out], check=True)
-    t0 = time.time()
-    subprocess.run([BIN, "extract", video, "--extractor", model_dir, "--out", out, "--audio", "zeros",
-                    "--log", "warn"], check=True)
-    t_ours = time.time() - t0
-    a = rgb_bytes(os.path.join(WORK, "official.tfrecord"))
-    b = rgb_bytes(os.path.join(out, "extract0000.tfrecord"))
-    same = float((a == b).mean()) if len(a) == len(b) else 0.0
-    off1 = int((np.abs(a.astype(int) - b.astype(int)) == 1).sum()) if len(a) == len(b) else -1
-    print(f"| official extractor (OpenCV + TensorFlow {tf.__version__}, one frame per run) | {n} | {t_off:.1f} s | {n / t_off:.2f} | 1.00x |")
-    print(f"| yt8m extract | {len(b) // 1024} | {t_ours:.1f} s | {len(b) / 1024 / t_ours:.2f} | {t_off / t_ours:.2f}x |")
-    print(f"quantized rgb bytes equal: {same * 100:.3f}% ({off1} differ by one, of {len(a)})")
+    mode, work = sys.argv[1], sys.argv[2]
+    os.makedirs(work, exist_ok=True)
+    if mode == "prepare":
+        seconds = int(sys.argv[3])
+        model_dir = sys.argv[4] if len(sys.argv) > 4 else os.path.join(work, "extractor")
+        os.makedirs(model_dir, exist_ok=True)
+        if not os.path.exists(os.path.join(model_dir, "eigenvecs.npy")):
+            build(model_dir)
+        video = os.path.join(work, f"clip_{seconds}s.mp4")
+        if not os.path.exists(video):
+            subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
+                            f"testsrc2=size=640x360:rate=30:duration={seconds}", "-c:v", "libx264",
+                            "-pix_fmt", "yuv420p", video], check=True)
+        print(json.dumps({"extractor": model_dir, "video": video}))
+    elif mode == "official":
+        video, model_dir = sys.argv[3], sys.argv[4]
+        seconds, n = official(model_dir, video, os.path.join(work, "official.tfrecord"))
+        print(json.dumps({"frames": n, "seconds": seconds, "tensorflow": tf.__version__,
+                          "opencv": cv2.__version__}))
+    else:
+        raise SystemExit(f"unknown mode {mode}: prepare or official")
 
 
 if __name__ == "__main__":

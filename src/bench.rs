@@ -961,3 +961,186 @@ pub fn bench_segments(
         fs / fw
     ))
 }
+
+/// `yt8m bench extract`: what the bench measures and with what.
+pub struct ExtractBenchOptions {
+    pub seconds: usize,
+    /// The extractor files; None: the full-size stand-in `script prepare` writes.
+    pub extractor: Option<PathBuf>,
+    /// Python with TensorFlow + opencv-python-headless, and scripts/bench_extract.py.
+    pub python: Option<PathBuf>,
+    pub script: PathBuf,
+    pub batch_size: usize,
+}
+
+fn run_json(cmd: &mut Command, what: &str) -> Result<serde_json::Value> {
+    let o = cmd
+        .output()
+        .map_err(|e| Error::Invalid(format!("cannot run {what}: {e}")))?;
+    if !o.status.success() {
+        return Err(Error::Invalid(format!(
+            "{what} failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+                .lines()
+                .rev()
+                .take(5)
+                .collect::<Vec<_>>()
+                .join(" | ")
+        )));
+    }
+    let text = String::from_utf8_lossy(&o.stdout);
+    let last = text.lines().last().unwrap_or("");
+    serde_json::from_str(last)
+        .map_err(|e| Error::Invalid(format!("{what} printed no JSON ({e}): {last}")))
+}
+
+/// Every frame's quantized rgb bytes in a frame-level shard.
+fn shard_rgb(path: &Path) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    read_shard(path, &FeatureSpec::default(), false, |v| {
+        if let yt8m::data::VideoFeatures::Frames(m) = &v.features {
+            out.extend_from_slice(&m[0]);
+        }
+        true
+    })?;
+    Ok(out)
+}
+
+/// `yt8m extract` vs the official extractor's loop (OpenCV + TensorFlow, one frame per
+/// session.run) on the same video and extractor files, side by side in one run: frames/s of
+/// each, the ratio, and how many quantized bytes agree.
+pub fn bench_extract(o: &ExtractBenchOptions) -> Result<String> {
+    use yt8m::extract::write::{WriteOptions, extract_all, inputs_from_paths};
+    let ext = |e: yt8m::extract::ExtractError| Error::Invalid(e.to_string());
+    let work = default_workdir().join("extract");
+    std::fs::create_dir_all(&work).map_err(|e| Error::io(&work, e))?;
+    let (dir, video) = match &o.python {
+        Some(py) => {
+            let mut c = Command::new(py);
+            c.arg(&o.script)
+                .arg("prepare")
+                .arg(&work)
+                .arg(o.seconds.to_string());
+            if let Some(d) = &o.extractor {
+                c.arg(d);
+            }
+            let v = run_json(
+                &mut c,
+                "the stand-in builder (scripts/bench_extract.py prepare)",
+            )?;
+            let s = |k: &str| PathBuf::from(v[k].as_str().unwrap_or_default());
+            (s("extractor"), s("video"))
+        }
+        None => {
+            let dir = o.extractor.clone().ok_or_else(|| {
+                Error::Invalid(
+                    "give --python (TensorFlow + OpenCV, for the official side and the full-size \
+                     stand-in) or --extractor DIR (the official files) to time yt8m alone"
+                        .into(),
+                )
+            })?;
+            let video = work.join(format!("clip_{}s.mp4", o.seconds));
+            let st = Command::new("ffmpeg")
+                .args(["-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i"])
+                .arg(format!(
+                    "testsrc2=size=640x360:rate=30:duration={}",
+                    o.seconds
+                ))
+                .args(["-c:v", "libx264", "-pix_fmt", "yuv420p"])
+                .arg(&video)
+                .status()
+                .map_err(|e| Error::Invalid(format!("cannot run ffmpeg: {e}")))?;
+            if !st.success() {
+                return Err(Error::Invalid(
+                    "ffmpeg could not make the test video".into(),
+                ));
+            }
+            (dir, video)
+        }
+    };
+    let mut out = format!(
+        "extract: {} ({} s of 640x360 30 fps video), extractor files {}, {} core(s)\n\n\
+         | pipeline | frames | seconds | frames/s | vs official |\n|---|---|---|---|---|\n",
+        video.display(),
+        o.seconds,
+        dir.display(),
+        yt8m::threads::available_cores()
+    );
+    let official = match &o.python {
+        Some(py) => {
+            let v = run_json(
+                Command::new(py)
+                    .arg(&o.script)
+                    .arg("official")
+                    .arg(&work)
+                    .arg(&video)
+                    .arg(&dir),
+                "the official pipeline (scripts/bench_extract.py official)",
+            )?;
+            let (n, s) = (
+                v["frames"].as_u64().unwrap_or(0) as usize,
+                v["seconds"].as_f64().unwrap_or(f64::NAN),
+            );
+            out.push_str(&format!(
+                "| official extract_tfrecords_main.py loop (OpenCV {}, TensorFlow {}, one frame per run) | {n} | {s:.1} | {:.2} | 1.00x |\n",
+                v["opencv"].as_str().unwrap_or("?"),
+                v["tensorflow"].as_str().unwrap_or("?"),
+                n as f64 / s
+            ));
+            Some(n as f64 / s)
+        }
+        None => None,
+    };
+    // yt8m: graph loading excluded, as on the official side.
+    let ex =
+        yt8m::extract::Extractor::load_with(&dir, o.batch_size, yt8m::extract::AudioSource::Zeros)
+            .map_err(ext)?;
+    let dest = work.join("yt8m");
+    let _ = std::fs::remove_dir_all(&dest);
+    let inputs = inputs_from_paths(std::slice::from_ref(&video)).map_err(ext)?;
+    let opts = WriteOptions {
+        level: yt8m::data::Level::Frame,
+        audio: yt8m::extract::AudioSource::Zeros,
+        videos_per_shard: 100,
+        prefix: "extract".into(),
+        every_ms: 1000.0,
+        max_frames: 300,
+        skip_bad_videos: false,
+    };
+    let t = Instant::now();
+    let s = extract_all(&ex, &inputs, &dest, &opts, &mut |_| {}).map_err(ext)?;
+    let el = t.elapsed().as_secs_f64();
+    let rate = s.frames_written as f64 / el;
+    out.push_str(&format!(
+        "| yt8m extract (ffmpeg, libtorch, {} frames per call, {} thread(s)) | {} | {el:.1} | {rate:.2} | {} |\n",
+        o.batch_size,
+        tch::get_num_threads(),
+        s.frames_written,
+        official.map_or("-".into(), |r| format!("{:.2}x", rate / r))
+    ));
+    if official.is_some() {
+        let a = shard_rgb(&work.join("official.tfrecord"))?;
+        let b = shard_rgb(&dest.join("extract0000.tfrecord"))?;
+        if a.len() == b.len() {
+            let differ = a.iter().zip(&b).filter(|(x, y)| x != y).count();
+            let by_one = a
+                .iter()
+                .zip(&b)
+                .filter(|(x, y)| (**x as i32 - **y as i32).abs() == 1)
+                .count();
+            out.push_str(&format!(
+                "\nquantized rgb bytes: {} of {} equal; {differ} differ ({by_one} by one: float32 \
+                 on both sides, a value on a rounding boundary may land either way)\n",
+                a.len() - differ,
+                a.len()
+            ));
+        } else {
+            out.push_str(&format!(
+                "\nframe counts differ: official {} bytes, yt8m {} bytes\n",
+                a.len(),
+                b.len()
+            ));
+        }
+    }
+    Ok(out)
+}

@@ -255,6 +255,31 @@ enum BenchCmd {
         #[arg(long, default_value = "cpu")]
         device: DeviceSpec,
     },
+    /// `yt8m extract` vs the official extractor (OpenCV + TensorFlow) on the same video and
+    /// files, side by side: frames/s and how many quantized bytes agree.
+    #[command(
+        after_help = "Example:\n  yt8m bench extract --python ~/.cache/yt8m/tfvenv/bin/python --seconds 20\n\n\
+                      With --python (TensorFlow + opencv-python-headless), scripts/bench_extract.py writes a\n\
+                      full-size Inception-v3 stand-in (or uses --extractor DIR) and runs the official loop;\n\
+                      without it, --extractor DIR times yt8m alone."
+    )]
+    Extract {
+        /// Seconds of test video (640x360, 30 fps): that many frames are extracted.
+        #[arg(long, default_value_t = 20)]
+        seconds: usize,
+        /// The extractor files (default with --python: a full-size stand-in).
+        #[arg(long, value_name = "DIR")]
+        extractor: Option<PathBuf>,
+        /// Python with TensorFlow and opencv-python-headless, for the official side.
+        #[arg(long)]
+        python: Option<PathBuf>,
+        /// The official side's script.
+        #[arg(long, default_value = "scripts/bench_extract.py")]
+        script: PathBuf,
+        /// Frames per Inception call (yt8m extract --batch-size).
+        #[arg(long, default_value_t = 8)]
+        batch_size: usize,
+    },
     /// Read + decode + batch throughput over shards (optionally vs TensorFlow).
     #[command(
         after_help = "Example:\n  yt8m bench read '../shared/data/yt8m/real/validate*.tfrecord' --level video \\\n      --tf-python ~/.cache/yt8m/tfvenv/bin/python --tf-script scripts/bench_tf_read.py"
@@ -675,7 +700,8 @@ struct InspectArgs {
     after_help = "Examples:\n  yt8m extract clip.mp4 videos/ --out features/   # ids are the paths, no labels\n  yt8m extract --csv videos.csv --out labelled/ --level video   # lines 'clip.mp4,3;17'\n  yt8m predict --model bundles/demo features/\n\nThe extractor files are the official ones, unchanged: classify_image_graph_def.pb from\nhttp://download.tensorflow.org/models/image/imagenet/inception-2015-12-05.tgz and mean.npy,\neigenvals.npy, eigenvecs.npy from http://data.yt8m.org/yt8m_pca.tgz, in one directory\n(--extractor, YT8M_EXTRACTOR_DIR, or ~/yt8m where Google's feature_extractor.py puts them).\nFrames are sampled as its frame_iterator does (the frame after each 1 s mark, at most 300),\nthrough the ffmpeg and ffprobe executables. Audio is written as the official extractor writes\nit: 128 zero bytes per frame. Rerunning into the same --out resumes: complete shards are kept."
 )]
 struct ExtractArgs {
-    /// Video files, or directories searched for video files (.mp4, .mkv, .webm, ...).
+    /// Video files, quoted glob patterns, or directories searched for video files (.mp4, .mkv,
+    /// .webm, ...).
     #[arg(value_name = "VIDEO", required_unless_present = "csv")]
     videos: Vec<PathBuf>,
     /// A CSV of '<video_file>,<labels>' lines, as the official extract_tfrecords_main.py takes.
@@ -703,8 +729,8 @@ struct ExtractArgs {
     /// File name prefix: PREFIX0000.tfrecord, ...
     #[arg(long, default_value = "extract")]
     prefix: String,
-    /// Frames per Inception call.
-    #[arg(long, default_value_t = 16)]
+    /// Frames per Inception call (8 measured fastest on 2 cores: docs/benchmarks.md).
+    #[arg(long, default_value_t = 8)]
     batch_size: usize,
     /// Leave out videos that cannot be decoded (listed at the end) instead of stopping.
     #[arg(long)]
@@ -1506,6 +1532,25 @@ fn bench(b: BenchCmd) -> Result<()> {
                 model_bench_options(config, overrides, batch_size, steps, warmup, device, python)?;
             o.precisions = precision;
             print!("{}", bench::bench_predict(&o)?);
+        }
+        BenchCmd::Extract {
+            seconds,
+            extractor,
+            python,
+            script,
+            batch_size,
+        } => {
+            yt8m::threads::configure_torch_threads();
+            print!(
+                "{}",
+                bench::bench_extract(&bench::ExtractBenchOptions {
+                    seconds: seconds.max(1),
+                    extractor,
+                    python,
+                    script,
+                    batch_size: batch_size.max(1),
+                })?
+            );
         }
         BenchCmd::Segments {
             config,

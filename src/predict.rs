@@ -627,7 +627,7 @@ fn predict_files(
                     .or_else(crate::extract::default_dir)
                     .unwrap_or_default();
                 extractor = Some(
-                    crate::extract::Extractor::load_with(&dir, 16, opt.video.audio).map_err(|e| {
+                    crate::extract::Extractor::load_with(&dir, 8, opt.video.audio).map_err(|e| {
                     Error::Invalid(format!(
                         "{}: a video file: its features are extracted first, which needs the \
                          extractor files: {e}\n  hint: give --extractor DIR (see yt8m extract --help)",

@@ -161,6 +161,12 @@ const NOT_RUN: &[(&str, &str, &str)] = &[
         "benchmark (tens of seconds of load per level); tests/serve.rs runs bench serve",
     ),
     (
+        "docs/benchmarks.md",
+        "yt8m bench extract --python",
+        "benchmark (needs TensorFlow and OpenCV in a venv, builds a 95 MB stand-in graph); \
+         tests/extract.rs checks the same equality on small videos",
+    ),
+    (
         "docs/data.md",
         "pip install tensorflow-cpu",
         "needs TensorFlow (a 600 MB download); tests/example_proto.rs holds records TensorFlow wrote",

@@ -429,7 +429,9 @@ fn every_help_example_runs_as_written_and_every_option_is_described() {
                 continue;
             }
             if v == "bench" {
-                for sub in ["eval", "train", "predict", "serve", "read", "segments"] {
+                for sub in [
+                    "eval", "train", "predict", "serve", "read", "segments", "extract",
+                ] {
                     verbs.push(vec!["bench".into(), sub.into()]);
                 }
             } else if v == "config" {
@@ -584,6 +586,7 @@ fn every_help_example_runs_as_written_and_every_option_is_described() {
         "bench serve",
         "bench read",
         "bench segments",
+        "bench extract",
     ];
     let mut used_rules = std::collections::HashSet::new();
     let mut ran = 0;

@@ -110,8 +110,7 @@ pub struct VideoFeatures {
     /// `[frames, 1024]` row-major: PCA-whitened RGB features (float32).
     pub rgb: Vec<f32>,
     pub frames: usize,
-    /// Decoded frame numbers taken, and OpenCV's POS_MSEC for each.
-    pub frame_index: Vec<usize>,
+    /// OpenCV's POS_MSEC of each frame taken.
     pub frame_time_ms: Vec<f64>,
     /// None: zero audio (no VGGish files, `--audio zeros`, or a video without sound).
     pub audio: Option<AudioFeatures>,
@@ -343,32 +342,47 @@ impl Extractor {
         on_frames: &mut dyn FnMut(usize, usize),
     ) -> Result<VideoFeatures, ExtractError> {
         let mut src = SampledFrames::open(path, sampling)?;
-        let total = src.len();
+        // The frame count is known once FFmpeg has decoded to the last one: the bound is shown.
+        let total = sampling.max_frames;
         let mut out = VideoFeatures {
-            rgb: Vec::with_capacity(total * PCA_DIMS),
+            rgb: Vec::with_capacity(64 * PCA_DIMS),
             frames: 0,
-            frame_index: Vec::with_capacity(total),
-            frame_time_ms: Vec::with_capacity(total),
+            frame_time_ms: Vec::with_capacity(64),
             audio: None,
         };
         let mut pending: Vec<video::Frame> = Vec::new();
-        loop {
-            let f = src.next_frame()?;
-            // A batch holds frames of one size: flush on a size change, when full, or at the end.
-            let flush = match (&f, pending.first()) {
-                (Some(f), Some(p)) => f.height != p.height || f.width != p.width,
-                (None, Some(_)) => true,
-                _ => false,
-            } || pending.len() >= self.batch;
-            if flush {
-                self.run_batch(path, &mut pending, &mut out)?;
-                on_frames(out.frames, total);
+        // Frames are pulled from FFmpeg on their own thread, two batches ahead: otherwise its
+        // pipe (one frame deep) fills while a batch computes and decoding stops with it.
+        std::thread::scope(|scope| -> Result<(), ExtractError> {
+            let (tx, rx) = std::sync::mpsc::sync_channel(2 * self.batch);
+            scope.spawn(move || {
+                loop {
+                    let f = src.next_frame();
+                    let end = !matches!(f, Ok(Some(_)));
+                    if tx.send(f).is_err() || end {
+                        break;
+                    }
+                }
+            });
+            loop {
+                let f = rx.recv().unwrap_or(Ok(None))?;
+                // A batch holds frames of one size: flush on a size change, when full, or at
+                // the end.
+                let flush = match (&f, pending.first()) {
+                    (Some(f), Some(p)) => f.height != p.height || f.width != p.width,
+                    (None, Some(_)) => true,
+                    _ => false,
+                } || pending.len() >= self.batch;
+                if flush {
+                    self.run_batch(path, &mut pending, &mut out)?;
+                    on_frames(out.frames, total);
+                }
+                match f {
+                    Some(f) => pending.push(f),
+                    None => return Ok(()),
+                }
             }
-            match f {
-                Some(f) => pending.push(f),
-                None => break,
-            }
-        }
+        })?;
         if out.frames == 0 {
             return Err(VideoError::Video {
                 path: path.to_path_buf(),
@@ -405,15 +419,14 @@ impl Extractor {
             return Err(VideoError::Video {
                 path: path.to_path_buf(),
                 message: format!(
-                    "frame {} gave a non-finite feature (the official quantize would fail too)",
-                    pending[i / PCA_DIMS].index
+                    "the frame at {} ms gave a non-finite feature (the official quantize would fail too)",
+                    pending[i / PCA_DIMS].time_ms
                 ),
             }
             .into());
         }
         out.rgb.extend_from_slice(&v);
         for f in pending.drain(..) {
-            out.frame_index.push(f.index);
             out.frame_time_ms.push(f.time_ms);
             out.frames += 1;
         }

@@ -216,6 +216,8 @@ pub struct TfGraph {
     by_name: HashMap<String, usize>,
     /// Decoded `Const` values, by node (filled when first needed).
     consts: std::sync::Mutex<HashMap<usize, Tensor>>,
+    /// Convolution weights in libtorch's layout, per Conv2D node whose weights are constant.
+    prepared: std::sync::Mutex<HashMap<usize, Tensor>>,
 }
 
 /// One value flowing through the graph.
@@ -329,6 +331,7 @@ impl TfGraph {
             nodes,
             by_name,
             consts: std::sync::Mutex::new(HashMap::new()),
+            prepared: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -465,6 +468,16 @@ impl TfGraph {
         let out = values
             .remove(&fetch_node)
             .ok_or_else(|| gerr(format!("'{fetch}' was not computed")))?;
+        let checked = order.iter().find(|&&i| self.nodes[i].op == "CheckNumerics");
+        if let Some(&c) = checked {
+            if out.t.isfinite().all().int64_value(&[]) == 0 {
+                return Err(self.node_err(
+                    c,
+                    "CheckNumerics: the values reaching the graph's CheckNumerics nodes hold NaN \
+                     or infinities (the frame or the weights)",
+                ));
+            }
+        }
         Ok(out.logical())
     }
 
@@ -587,11 +600,9 @@ impl TfGraph {
                 }
             }
             CheckNumerics => {
+                // Checked once on the result (NaN and infinities carry through every op here:
+                // convolutions, ReLU, pools, sums), not with a pass and a sync per layer.
                 let v = x()?;
-                let finite = v.t.isfinite().all().int64_value(&[]) != 0;
-                if !finite {
-                    return Err(self.node_err(i, "CheckNumerics: a value is NaN or infinite"));
-                }
                 Value {
                     t: v.t.shallow_clone(),
                     nchw: v.nchw,
@@ -622,7 +633,7 @@ impl TfGraph {
                 if v.batched && axis == [0] && v.t.dim() == 4 && !v.nchw {
                     // The image becomes a batch of one: here it is the batch of frames.
                     Value {
-                        t: v.t.permute([0, 3, 1, 2]).contiguous(),
+                        t: v.t.permute([0, 3, 1, 2]),
                         nchw: true,
                         batched: true,
                     }
@@ -659,7 +670,13 @@ impl TfGraph {
                 let align = self.attr_bool(i, "align_corners", false)?;
                 let half = self.attr_bool(i, "half_pixel_centers", false)?;
                 Value {
-                    t: resize_bilinear(&v.t, h, w, align, half),
+                    // Channels-last memory (NHWC, as TensorFlow holds it) from here on:
+                    // libtorch's pools vectorize over channels there, and its convolutions
+                    // keep the layout, 2x faster pools than NCHW.
+                    t: resize_bilinear(&v.t, h, w, align, half)
+                        .permute([0, 2, 3, 1])
+                        .contiguous()
+                        .permute([0, 3, 1, 2]),
                     nchw: true,
                     batched: v.batched,
                 }
@@ -703,12 +720,46 @@ impl TfGraph {
                         return Err(self.node_err(i, "dilated convolutions are not supported"));
                     }
                 }
-                let wt = w.t.to_kind(Kind::Float).permute([3, 2, 0, 1]).contiguous();
+                // Constant weights are laid out for libtorch once, not on every run.
+                let wi = node.inputs[1].0;
+                let cached = self
+                    .prepared
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&i)
+                    .map(Tensor::shallow_clone);
+                let wt = match cached {
+                    Some(t) => t,
+                    None => {
+                        // [kh, kw, in, out] → [out, in, kh, kw] in channels-last memory, the
+                        // layout of the activations.
+                        let t =
+                            w.t.to_kind(Kind::Float)
+                                .permute([3, 0, 1, 2])
+                                .contiguous()
+                                .permute([0, 3, 1, 2]);
+                        if self.nodes[wi].op == "Const" {
+                            self.prepared
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .insert(i, t.shallow_clone());
+                        }
+                        t
+                    }
+                };
                 let (kh, kw) = (wt.size()[2], wt.size()[3]);
-                let input = same_pad(&v.t, pad, (kh, kw), (sh, sw), 0.0);
-                let t = input
-                    .f_conv2d(&wt, None::<Tensor>, [sh, sw], [0, 0], [1, 1], 1)
-                    .map_err(torch)?;
+                let t = match symmetric_pad(&v.t, pad, (kh, kw), (sh, sw)) {
+                    Some(p) => v.t.f_conv2d(&wt, None::<Tensor>, [sh, sw], p, [1, 1], 1),
+                    None => same_pad(&v.t, pad, (kh, kw), (sh, sw), 0.0).f_conv2d(
+                        &wt,
+                        None::<Tensor>,
+                        [sh, sw],
+                        [0, 0],
+                        [1, 1],
+                        1,
+                    ),
+                }
+                .map_err(torch)?;
                 Value {
                     t,
                     nchw: true,
@@ -733,7 +784,10 @@ impl TfGraph {
                 if scale {
                     inv = inv * &p[3];
                 }
-                let t = (&v.t - &p[0]).f_mul(&inv).map_err(torch)? + &p[2];
+                // One new tensor, the same operations in the same order.
+                let mut t = v.t.f_sub(&p[0]).map_err(torch)?;
+                let _ = t.f_mul_(&inv).map_err(torch)?;
+                let _ = t.f_add_(&p[2]).map_err(torch)?;
                 Value {
                     t,
                     nchw: v.nchw,
@@ -748,7 +802,16 @@ impl TfGraph {
                 let k = self.attr_hw(i, "ksize")?;
                 let s = self.attr_hw(i, "strides")?;
                 let pad = self.attr_padding(i)?;
-                let t = if kind == MaxPool {
+                let sym = symmetric_pad(&v.t, pad, k, s);
+                let t = if let (MaxPool, Some(p)) = (kind, sym) {
+                    // libtorch pads max pools with -inf, as the explicit padding would.
+                    v.t.f_max_pool2d([k.0, k.1], [s.0, s.1], p, [1, 1], false)
+                        .map_err(torch)?
+                } else if let (AvgPool, Some(p)) = (kind, sym) {
+                    // count_include_pad = false: TensorFlow's average over real inputs only.
+                    v.t.f_avg_pool2d([k.0, k.1], [s.0, s.1], p, false, false, None)
+                        .map_err(torch)?
+                } else if kind == MaxPool {
                     same_pad(&v.t, pad, k, s, f64::NEG_INFINITY)
                         .f_max_pool2d([k.0, k.1], [s.0, s.1], [0, 0], [1, 1], false)
                         .map_err(torch)?
@@ -841,6 +904,28 @@ fn broadcastable(a: &Value, b: &Value) -> Tensor {
 }
 
 /// TensorFlow's `SAME` padding: as much as the window needs, the odd one after.
+/// TensorFlow's SAME padding of an NCHW input as (top+bottom, left+right) totals.
+fn same_amounts(x: &Tensor, k: (i64, i64), s: (i64, i64)) -> (i64, i64) {
+    let sz = x.size();
+    let amount = |n: i64, k: i64, s: i64| {
+        let out = (n + s - 1) / s;
+        ((out - 1) * s + k - n).max(0)
+    };
+    (amount(sz[2], k.0, s.0), amount(sz[3], k.1, s.1))
+}
+
+/// The padding as libtorch's symmetric `padding` argument, when it is symmetric (even totals:
+/// the usual case, odd kernels at stride 1), so no padded copy of the input is made.
+fn symmetric_pad(x: &Tensor, pad: Padding, k: (i64, i64), s: (i64, i64)) -> Option<[i64; 2]> {
+    match pad {
+        Padding::Valid => Some([0, 0]),
+        Padding::Same => {
+            let (ph, pw) = same_amounts(x, k, s);
+            (ph % 2 == 0 && pw % 2 == 0).then_some([ph / 2, pw / 2])
+        }
+    }
+}
+
 fn same_pad(x: &Tensor, pad: Padding, k: (i64, i64), s: (i64, i64), value: f64) -> Tensor {
     if pad == Padding::Valid {
         return x.shallow_clone();

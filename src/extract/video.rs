@@ -19,12 +19,15 @@
 //! Decoding goes through the `ffmpeg`/`ffprobe` executables (Debian's `ffmpeg` package; `./dev
 //! setup` installs it) rather than a binding to libav*: their command-line interface has been
 //! stable for a decade, while the Rust bindings follow each FFmpeg major version with breaking
-//! changes and would tie the binary to one set of shared libraries; decoding is a small part of
-//! extraction's time next to Inception. `ffprobe` lists the frames' timestamps (decoding, so
-//! that frame order is the decoder's, as OpenCV sees it); the plan above then picks frame
-//! numbers, and `ffmpeg` decodes again, keeping only those frames (`select`) and converting them
-//! to RGB24 with bicubic swscale as OpenCV does (OpenCV converts to BGR24; the official code
-//! then reverses the channels, so the network sees RGB).
+//! changes and would tie the binary to one set of shared libraries.
+//!
+//! One decoding pass: `ffprobe` reads the stream's time base and start (no decoding), then
+//! `ffmpeg` decodes with the loop above as a stateful `select` expression over each frame's
+//! own timestamp (`-copyts`: the stream's pts, unshifted; `TB` is the same `num / den` double
+//! OpenCV's `r2d` computes, and the products are taken in the same order, so the comparisons
+//! are OpenCV's bit for bit), converts the chosen frames to RGB24 with bicubic swscale as
+//! OpenCV does (OpenCV converts to BGR24; the official code then reverses the channels, so the
+//! network sees RGB), and stops after the last one; `showinfo` reports each chosen frame's pts.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -67,86 +70,12 @@ pub enum VideoError {
 
 /// One sampled frame.
 pub struct Frame {
-    /// Position among all decoded frames of the video stream (0-based).
-    pub index: usize,
     /// OpenCV's `CAP_PROP_POS_MSEC` once this frame is read.
     pub time_ms: f64,
     pub height: usize,
     pub width: usize,
     /// `[height, width, 3]` RGB, row-major.
     pub rgb: Vec<u8>,
-}
-
-/// The official loop fed one decoded frame at a time (POS_MSEC after reading it), so that
-/// decoding can stop once `max_frames` are taken.
-pub struct Selector {
-    sampling: Sampling,
-    /// POS_MSEC now (0 before any frame is read).
-    pos: f64,
-    last: f64,
-    take_next: bool,
-    seen: usize,
-    picked: Vec<usize>,
-}
-
-impl Selector {
-    pub fn new(sampling: Sampling) -> Selector {
-        let mut s = Selector {
-            sampling,
-            pos: 0.0,
-            last: -99999.0,
-            take_next: false,
-            seen: 0,
-            picked: Vec::new(),
-        };
-        s.settle();
-        s
-    }
-
-    /// After a read: the inner `while POS < every_ms + last` loop ends here when it can.
-    fn settle(&mut self) {
-        if self.picked.len() < self.sampling.max_frames
-            && self.pos >= self.sampling.every_ms + self.last
-        {
-            self.last = self.pos;
-            self.take_next = true;
-        }
-    }
-
-    /// The next decoded frame, with POS_MSEC once it is read; true when nothing more is taken.
-    pub fn push(&mut self, time_ms: f64) -> bool {
-        if self.done() {
-            return true;
-        }
-        if self.take_next {
-            self.picked.push(self.seen);
-            self.take_next = false;
-        }
-        self.seen += 1;
-        self.pos = time_ms;
-        self.settle();
-        self.done()
-    }
-
-    pub fn done(&self) -> bool {
-        self.picked.len() >= self.sampling.max_frames
-    }
-
-    /// Decoded frame numbers taken so far.
-    pub fn picked(&self) -> &[usize] {
-        &self.picked
-    }
-}
-
-/// The frame numbers `frame_iterator` yields, given POS_MSEC after each decoded frame.
-pub fn select_frames(times_ms: &[f64], sampling: &Sampling) -> Vec<usize> {
-    let mut s = Selector::new(*sampling);
-    for &t in times_ms {
-        if s.push(t) {
-            break;
-        }
-    }
-    s.picked
 }
 
 /// Runs `ffprobe` on `path` with `args`, handing each output line to `line` until it says stop
@@ -202,21 +131,12 @@ fn ffprobe_lines(
     Ok(())
 }
 
-/// Frames listed at most before giving up on reaching `max_frames` picks (a 300-frame sample
-/// at one per second of 240 fps video reads 72,000).
-const MAX_PROBED_FRAMES: usize = 1_000_000;
-
-/// Decodes the video stream's timestamps (POS_MSEC as OpenCV computes it) until the sampling
-/// has taken all it will: (every POS_MSEC seen, frames taken).
-fn probe_and_select(
-    path: &Path,
-    sampling: &Sampling,
-) -> Result<(Vec<f64>, Vec<usize>), VideoError> {
+/// The video stream's time base (num, den) and start pts, without decoding.
+fn stream_clock(path: &Path) -> Result<((i64, i64), i64), VideoError> {
     let verr = |m: String| VideoError::Video {
         path: path.to_path_buf(),
         message: m,
     };
-    // The stream's time base and start first (no decoding), so frames can be timed as they come.
     let mut time_base: Option<(i64, i64)> = None;
     let mut start: Option<i64> = None;
     let mut streams = 0;
@@ -249,56 +169,31 @@ fn probe_and_select(
     if streams == 0 {
         return Err(verr("no video stream (an audio-only file?)".into()));
     }
-    let Some((num, den)) = time_base else {
+    let Some(tb) = time_base else {
         return Err(verr(
             "FFmpeg reports no time base for the video stream".into(),
         ));
     };
-    // OpenCV's r2d(): 0 for a degenerate rational; dts_to_sec() subtracts the stream's start.
-    let tb = if num == 0 || den == 0 {
-        0.0
-    } else {
-        num as f64 / den as f64
-    };
-    let start = start.unwrap_or(0);
-    let mut sel = Selector::new(*sampling);
-    let mut times = Vec::new();
-    ffprobe_lines(
-        path,
-        &[
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "frame=best_effort_timestamp",
-            "-of",
-            "compact",
-        ],
-        |l| {
-            let mut fields = l.split('|');
-            if fields.next() != Some("frame") {
-                return true;
-            }
-            let t = match fields
-                .find_map(|f| f.strip_prefix("best_effort_timestamp="))
-                .and_then(|v| v.parse::<i64>().ok())
-            {
-                // picture_pts == AV_NOPTS_VALUE: OpenCV answers 0.
-                None => 0.0,
-                Some(p) => p.wrapping_sub(start) as f64 * tb * 1000.0,
-            };
-            times.push(t);
-            !sel.push(t) && times.len() < MAX_PROBED_FRAMES
-        },
-    )?;
-    if times.is_empty() {
-        return Err(verr(
-            "no video frame could be decoded: check that the file is a complete video".into(),
-        ));
-    }
-    Ok((times, sel.picked))
+    // A stream without a start time: OpenCV subtracts nothing.
+    Ok((tb, start.unwrap_or(0)))
 }
 
-/// Reads stderr to the end on a thread (bounded), so a chatty tool never blocks on a full pipe.
+/// The official loop as an FFmpeg `select` expression, evaluated once per decoded frame in
+/// decoding order. Registers: 0 = disarmed (0: the next frame is taken; the first frame is),
+/// 1 = `last`, 2 = frames taken, 3 = POS, 4 = this frame taken.
+fn select_expression(start: i64, s: &Sampling) -> String {
+    let (every, max) = (s.every_ms, s.max_frames);
+    format!(
+        "st(3,if(isnan(pts),0,(pts-({start}))*TB*1000));\
+         st(4,eq(ld(0),0)*lt(ld(2),{max}));\
+         if(ld(4),st(0,1)+st(2,ld(2)+1));\
+         if(eq(ld(0),1)*gte(ld(3),{every:?}+ld(1))*lt(ld(2),{max}),st(1,ld(3))+st(0,0));\
+         ld(4)"
+    )
+}
+
+/// Reads stderr to the end on a thread (bounded), so a chatty tool never blocks on a full pipe;
+/// the last lines say what failed.
 fn drain(s: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<String> {
     std::thread::spawn(move || {
         let mut kept = Vec::new();
@@ -313,53 +208,76 @@ fn drain(s: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Strin
                 }
             }
         }
-        let text = String::from_utf8_lossy(&kept).into_owned();
-        // The last lines say what failed.
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(4)..].join("; ")
+        tail(&String::from_utf8_lossy(&kept))
+    })
+}
+
+fn tail(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(4)..].join("; ")
+}
+
+/// FFmpeg's stderr with `showinfo`: the pts of each frame it reports are sent on `pts`; the
+/// last other lines are returned for error messages.
+fn showinfo_reader(
+    s: impl Read + Send + 'static,
+    pts: std::sync::mpsc::Sender<Option<i64>>,
+) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut other: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+        for line in BufReader::new(s).lines() {
+            let Ok(line) = line else { break };
+            if line.contains("Parsed_showinfo") {
+                if let Some(rest) = line.split(" pts:").nth(1) {
+                    let v = rest.split_whitespace().next().and_then(|t| t.parse().ok());
+                    let _ = pts.send(v);
+                }
+                continue;
+            }
+            other.push_back(line);
+            if other.len() > 4 {
+                other.pop_front();
+            }
+        }
+        other.into_iter().collect::<Vec<_>>().join("; ")
     })
 }
 
 /// The sampled frames of one video, decoded as they are asked for.
 pub struct SampledFrames {
     path: PathBuf,
-    picked: Vec<usize>,
-    times_ms: Vec<f64>,
-    next: usize,
+    /// The stream's time base as OpenCV's `r2d` computes it, and its start pts.
+    tb: f64,
+    start: i64,
+    taken: usize,
     child: Option<Child>,
     stdout: Option<BufReader<ChildStdout>>,
+    pts: std::sync::mpsc::Receiver<Option<i64>>,
     stderr: Option<std::thread::JoinHandle<String>>,
 }
 
 impl SampledFrames {
-    /// Probes `path` and starts decoding the frames the official sampling takes.
+    /// Starts decoding `path`, keeping the frames the official sampling takes.
     pub fn open(path: &Path, sampling: &Sampling) -> Result<SampledFrames, VideoError> {
-        let (times_ms, picked) = probe_and_select(path, sampling)?;
-        let mut s = SampledFrames {
-            path: path.to_path_buf(),
-            picked,
-            times_ms,
-            next: 0,
-            child: None,
-            stdout: None,
-            stderr: None,
+        let ((num, den), start) = stream_clock(path)?;
+        // OpenCV's r2d(): 0 for a degenerate rational.
+        let tb = if num == 0 || den == 0 {
+            0.0
+        } else {
+            num as f64 / den as f64
         };
-        if s.picked.is_empty() {
-            return Ok(s);
-        }
-        let expr: Vec<String> = s.picked.iter().map(|n| format!("eq(n\\,{n})")).collect();
         let mut child = Command::new("ffmpeg")
-            .args(["-nostdin", "-v", "error", "-i"])
+            .args(["-nostdin", "-hide_banner", "-v", "info", "-copyts", "-i"])
             .arg(path)
             .args([
                 "-map",
                 "0:v:0",
                 "-vf",
-                &format!("select='{}'", expr.join("+")),
+                &format!("select='{}',showinfo", select_expression(start, sampling)),
                 "-fps_mode",
                 "passthrough",
                 "-frames:v",
-                &s.picked.len().to_string(),
+                &sampling.max_frames.to_string(),
                 "-sws_flags",
                 "bicubic",
                 "-f",
@@ -378,27 +296,26 @@ impl SampledFrames {
                 tool: "ffmpeg",
                 source,
             })?;
-        s.stderr = Some(drain(child.stderr.take()));
-        s.stdout = Some(BufReader::with_capacity(
-            1 << 20,
-            child.stdout.take().expect("piped"),
-        ));
-        s.child = Some(child);
-        Ok(s)
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = showinfo_reader(child.stderr.take().expect("piped"), tx);
+        Ok(SampledFrames {
+            path: path.to_path_buf(),
+            tb,
+            start,
+            taken: 0,
+            stdout: Some(BufReader::with_capacity(
+                1 << 20,
+                child.stdout.take().expect("piped"),
+            )),
+            child: Some(child),
+            pts: rx,
+            stderr: Some(stderr),
+        })
     }
 
-    /// How many frames the sampling takes from this video.
-    pub fn len(&self) -> usize {
-        self.picked.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.picked.is_empty()
-    }
-
-    /// POS_MSEC of the decoded frames the sampling looked at (up to the last one it took).
-    pub fn frame_times_ms(&self) -> &[f64] {
-        &self.times_ms
+    /// Frames returned so far.
+    pub fn taken(&self) -> usize {
+        self.taken
     }
 
     fn fail(&mut self, message: String) -> VideoError {
@@ -406,6 +323,7 @@ impl SampledFrames {
             let _ = c.kill();
             let _ = c.wait();
         }
+        self.stdout = None;
         let tail = self
             .stderr
             .take()
@@ -423,45 +341,81 @@ impl SampledFrames {
 
     /// The next sampled frame, or None after the last.
     pub fn next_frame(&mut self) -> Result<Option<Frame>, VideoError> {
-        if self.next >= self.picked.len() {
-            if let Some(mut c) = self.child.take() {
-                let status = c.wait();
-                if !matches!(status, Ok(s) if s.success()) {
-                    let m = format!("ffmpeg ended with {status:?}");
-                    self.child = Some(c);
-                    return Err(self.fail(m));
-                }
-            }
+        let Some(r) = self.stdout.as_mut() else {
             return Ok(None);
-        }
-        let r = self.stdout.as_mut().expect("started with frames to take");
-        let head = match read_ppm_header(r) {
-            Ok(h) => h,
-            Err(m) => {
-                let m = format!(
-                    "frame {} of {} (decoded frame {}): {m}",
-                    self.next + 1,
-                    self.picked.len(),
-                    self.picked[self.next]
-                );
+        };
+        // A clean end of the output: FFmpeg took every frame it was going to.
+        let at_end = match r.fill_buf() {
+            Ok(b) => b.is_empty(),
+            Err(e) => {
+                let m = format!("reading decoded frames: {e}");
                 return Err(self.fail(m));
             }
         };
-        let (width, height) = head;
+        if at_end {
+            self.stdout = None;
+            let status = self.child.take().map(|mut c| c.wait());
+            let tail = self
+                .stderr
+                .take()
+                .and_then(|h| h.join().ok())
+                .unwrap_or_default();
+            return match status {
+                Some(Ok(s)) if s.success() => {
+                    if self.taken == 0 {
+                        Err(VideoError::Video {
+                            path: self.path.clone(),
+                            message: "no video frame could be decoded: check that the file is a \
+                                      complete video"
+                                .into(),
+                        })
+                    } else {
+                        Ok(None)
+                    }
+                }
+                other => Err(VideoError::Video {
+                    path: self.path.clone(),
+                    message: format!(
+                        "FFmpeg cannot read it as a video ({}): check that the file is a \
+                         complete video",
+                        if tail.trim().is_empty() {
+                            format!("{other:?}")
+                        } else {
+                            tail.trim().to_string()
+                        }
+                    ),
+                }),
+            };
+        }
+        let (width, height) = match read_ppm_header(r) {
+            Ok(h) => h,
+            Err(m) => {
+                let m = format!("frame {}: {m}", self.taken + 1);
+                return Err(self.fail(m));
+            }
+        };
         let mut rgb = vec![0u8; width * height * 3];
         if let Err(e) = r.read_exact(&mut rgb) {
             let m = format!(
-                "frame {} of {}: the decoder stopped inside it ({e})",
-                self.next + 1,
-                self.picked.len()
+                "frame {}: the decoder stopped inside it ({e})",
+                self.taken + 1
             );
             return Err(self.fail(m));
         }
-        let index = self.picked[self.next];
-        self.next += 1;
+        // showinfo reports the frame before FFmpeg writes it out.
+        let pts = match self.pts.recv_timeout(std::time::Duration::from_secs(30)) {
+            Ok(p) => p,
+            Err(_) => {
+                let m = format!("frame {}: FFmpeg reported no timestamp", self.taken + 1);
+                return Err(self.fail(m));
+            }
+        };
+        self.taken += 1;
         Ok(Some(Frame {
-            index,
-            time_ms: self.times_ms[index],
+            // POS_MSEC as OpenCV computes it (0 without a timestamp).
+            time_ms: pts.map_or(0.0, |p| {
+                p.wrapping_sub(self.start) as f64 * self.tb * 1000.0
+            }),
             height,
             width,
             rgb,
@@ -523,27 +477,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_official_rule_takes_the_frame_after_each_second_mark() {
-        // 30 fps from 0: frame 0; then frame 30 (at 1000 ms) sets `last` and 31 is taken;
-        // then 60 (2000 ms) and 61 is taken.
-        let t: Vec<f64> = (0..100).map(|i| i as f64 * 1000.0 / 30.0).collect();
-        assert_eq!(select_frames(&t, &Sampling::default()), [0, 31, 61, 91]);
-        // At most max_frames.
-        let s = Sampling {
-            every_ms: 1000.0,
-            max_frames: 2,
-        };
-        assert_eq!(select_frames(&t, &s), [0, 31]);
-        // A frame just short of the mark does not count: 999.999 ms < 1000.
-        let t = [0.0, 999.999, 1000.0, 1500.0];
-        assert_eq!(select_frames(&t, &Sampling::default()), [0, 3]);
-        // The first frame's own time does not matter (POS is 0 before any read).
-        let t = [700.0, 800.0, 1700.0, 1800.0];
-        assert_eq!(select_frames(&t, &Sampling::default()), [0, 3]);
-        // A video ending right after the mark: nothing more.
-        let t = [0.0, 500.0, 1000.0];
-        assert_eq!(select_frames(&t, &Sampling::default()), [0]);
-        assert!(select_frames(&[], &Sampling::default()).is_empty());
+    fn the_select_expression_spells_every_number_exactly() {
+        let e = select_expression(
+            -1234,
+            &Sampling {
+                every_ms: 1000.0 / 3.0,
+                max_frames: 7,
+            },
+        );
+        // Rust's shortest round-trip spelling: strtod reads back the same double.
+        assert!(e.contains("gte(ld(3),333.3333333333333+ld(1))"), "{e}");
+        assert!(e.contains("(pts-(-1234))*TB*1000"), "{e}");
+        assert_eq!(e.matches("lt(ld(2),7)").count(), 2, "{e}");
+        assert!(!e.contains(char::is_whitespace), "{e}");
     }
 
     #[test]

@@ -96,8 +96,8 @@ pub fn inputs_from_csv(csv: &Path) -> Result<Vec<Input>, ExtractError> {
     Ok(out)
 }
 
-/// Files as given, and the video files under directories (by extension, sorted, descending at
-/// most 16 levels), each once.
+/// Files as given, the files a quoted glob pattern matches, and the video files under
+/// directories (by extension, sorted, descending at most 16 levels), each once.
 pub fn inputs_from_paths(paths: &[PathBuf]) -> Result<Vec<Input>, ExtractError> {
     let mut out: Vec<Input> = Vec::new();
     let mut seen = std::collections::HashSet::new();
@@ -111,6 +111,31 @@ pub fn inputs_from_paths(paths: &[PathBuf]) -> Result<Vec<Input>, ExtractError> 
         }
     };
     for p in paths {
+        // A quoted glob pattern (the shell expands unquoted ones): its files, sorted.
+        let pattern = p
+            .to_str()
+            .filter(|t| !p.exists() && t.contains(['*', '?', '[']));
+        if let Some(pat) = pattern {
+            let mut found: Vec<PathBuf> = glob::glob(pat)
+                .map_err(|e| ExtractError::Files {
+                    path: p.clone(),
+                    message: format!("bad glob pattern: {e}"),
+                })?
+                .filter_map(|r| r.ok())
+                .filter(|q| q.is_file())
+                .collect();
+            if found.is_empty() {
+                return Err(ExtractError::Files {
+                    path: p.clone(),
+                    message: "the glob pattern matches no files".into(),
+                });
+            }
+            found.sort();
+            for q in found {
+                push(q, &mut out);
+            }
+            continue;
+        }
         let md = std::fs::metadata(p).map_err(|e| ExtractError::Files {
             path: p.clone(),
             message: format!("{e}"),

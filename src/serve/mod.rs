@@ -551,7 +551,7 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
     let extractor = match &opts.extractor {
         Some(dir) => {
             let ex =
-                crate::extract::Extractor::load_with(dir, 16, crate::extract::AudioSource::Auto)
+                crate::extract::Extractor::load_with(dir, 8, crate::extract::AudioSource::Auto)
                     .map_err(|e| Error::Invalid(format!("--extractor: {e}")))?;
             tracing::info!(
                 "video inputs: extracted with the files in {}",
