@@ -13,6 +13,9 @@ fn main() {
         if wheel {
             println!("cargo:rustc-link-arg=-Wl,-rpath,$ORIGIN/../../torch/lib");
             println!("cargo:rustc-link-arg=-Wl,-rpath,$ORIGIN/../../nvidia/nccl/lib");
+            // The engine's own directory holds `libnccl.so`, the name cudarc opens: a shim
+            // needing the libnccl.so.2 that pip's nvidia-nccl package ships (./dev wheel).
+            println!("cargo:rustc-link-arg=-Wl,-rpath,$ORIGIN");
         } else {
             // `$ORIGIN`-independent absolute path: the venv lives outside the repository at a
             // fixed place (see `./dev setup`); LD_LIBRARY_PATH still wins for another libtorch

@@ -388,7 +388,7 @@ pub mod nccl {
             // SAFETY: only probes dlopen for the library names cudarc uses.
             if !unsafe { sys::is_culib_present() } {
                 return Err(Error::Invalid(
-                    "NCCL library not found (cudarc looks for libnccl.so)\n  hint: `ln -s libnccl.so.2 libnccl.so` in the torch wheel's site-packages/nvidia/nccl/lib (./dev setup does it) and put that directory on LD_LIBRARY_PATH, or set TRAIN.distributed: mpi to all-reduce on the host".into(),
+                    "NCCL library not found (cudarc opens libnccl.so)\n  hint: install torch's CUDA build, which brings NCCL (pip's nvidia-nccl package: the pip-installed yt8m finds it there; from the repository, ./dev setup links it), or set TRAIN.distributed: mpi to all-reduce on the host".into(),
                 ));
             }
             let mut bytes = if mpi.rank() == 0 {

@@ -292,7 +292,9 @@ pub fn runtime_info() -> RuntimeInfo {
             Err(e) => format!("loaded, but ncclGetVersion failed: {e:?}"),
         }
     } else {
-        "libnccl.so not found (./dev setup links it in the torch wheel's nvidia/nccl/lib)".into()
+        "not found: it comes with torch's CUDA build (pip's nvidia-nccl package); from the \
+         repository, ./dev setup links it"
+            .into()
     });
     #[cfg(not(feature = "nccl"))]
     let nccl = None;

@@ -66,6 +66,10 @@ def fresh_venv(where, with_torch):
         shutil.copy(torch / "version.py", site / "torch" / "version.py")
         if (torch.parent / "nvidia").is_dir():
             link_tree(torch.parent / "nvidia", site / "nvidia")
+            # As pip lays it out: ./dev setup's libnccl.so link is not part of the package.
+            extra = site / "nvidia" / "nccl" / "lib" / "libnccl.so"
+            if extra.is_symlink() or extra.exists():
+                extra.unlink()
     subprocess.run([str(v / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", "--no-deps",
                     "--no-index", WHEEL], check=True)
     return v, site
@@ -117,6 +121,12 @@ def test_yt8m_runs_the_demo_and_predicts_from_a_fresh_venv(installed):
     assert info["libtorch_dir"] == str(site / "torch" / "lib"), (info["libtorch_dir"], site)
     # Not the build machine's venv, which a pip user does not have.
     assert info["libtorch_built_against"].startswith("$ORIGIN/../../torch/lib"), info
+    # NCCL from pip's nvidia-nccl (libnccl.so.2 only) through the wheel's shim, when torch is
+    # the CUDA build that brings it.
+    if (site / "nvidia" / "nccl" / "lib" / "libnccl.so.2").exists():
+        assert re.fullmatch(r"2\.\d+\.\d+", info["nccl"] or ""), info
+    else:
+        assert "not found" in (info["nccl"] or ""), info
     core = site / "yt8m" / "_bin" / "yt8m-core"
     if shutil.which("readelf"):
         dyn = subprocess.run(["readelf", "-d", str(core)], capture_output=True, text=True).stdout
