@@ -1213,9 +1213,28 @@ fn extract(a: ExtractArgs) -> Result<()> {
     let mut progress = yt8m::runtime::Progress::with_total("extract", Some(n));
     let mut done = 0;
     let t0 = std::time::Instant::now();
+    // Within a long video too: a line every 10 s (YT8M_PROGRESS_SECS) with its frames so far.
+    let every = std::env::var("YT8M_PROGRESS_SECS")
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .unwrap_or(10.0);
+    let mut last_line = std::time::Instant::now();
+    let mut current = (0, PathBuf::new());
     let s = extract_all(&ex, &inputs, &a.out, &opts, &mut |e| match e {
-        Event::Video(i, p) => tracing::debug!("video {}/{n}: {}", i + 1, p.display()),
-        Event::Frames(f, total) => tracing::trace!("{f}/{total} frames"),
+        Event::Video(i, p) => {
+            tracing::debug!("video {}/{n}: {}", i + 1, p.display());
+            current = (i, p.to_path_buf());
+        }
+        Event::Frames(f, _) => {
+            if last_line.elapsed().as_secs_f64() >= every {
+                last_line = std::time::Instant::now();
+                tracing::info!(
+                    "extract: video {}/{n} ({}): {f} frames so far",
+                    current.0 + 1,
+                    current.1.display()
+                );
+            }
+        }
         Event::VideoDone(_) => {
             done += 1;
             progress.tick(done);

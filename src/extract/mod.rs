@@ -33,6 +33,8 @@ pub const GRAPH_TGZ: &str = "inception-2015-12-05.tgz";
 pub const FEED: &str = "DecodeJpeg:0";
 /// The activations the official extractor keeps (`[1, 2048]`).
 pub const FETCH: &str = "pool_3/_reshape:0";
+/// Decoded bytes per Inception call at most (eight 1080p frames; an 8K frame goes alone).
+const MAX_BATCH_BYTES: usize = 8 * 1920 * 1080 * 3;
 /// Audio width of YouTube-8M records.
 pub const AUDIO_DIMS: usize = 128;
 
@@ -368,8 +370,15 @@ impl Extractor {
                 let f = rx.recv().unwrap_or(Ok(None))?;
                 // A batch holds frames of one size: flush on a size change, when full, or at
                 // the end.
+                // Large frames (4K, 8K) go in smaller batches: the float copy of a batch is 4x
+                // its bytes.
+                let bytes: usize = pending.iter().map(|p| p.rgb.len()).sum();
                 let flush = match (&f, pending.first()) {
-                    (Some(f), Some(p)) => f.height != p.height || f.width != p.width,
+                    (Some(f), Some(p)) => {
+                        f.height != p.height
+                            || f.width != p.width
+                            || bytes + f.rgb.len() > MAX_BATCH_BYTES
+                    }
                     (None, Some(_)) => true,
                     _ => false,
                 } || pending.len() >= self.batch;
