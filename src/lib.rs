@@ -22,7 +22,6 @@ pub mod checkpoint;
 pub mod config;
 pub mod configs;
 pub mod convert;
-pub mod demo;
 pub mod distributed;
 pub mod infer;
 pub mod kinds;

@@ -1,6 +1,8 @@
 //! The `yt8m` command line: parses arguments and calls the library.
 
 mod bench;
+mod bench_serve;
+mod demo_cli;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
@@ -1412,7 +1414,7 @@ fn serve(a: ServeArgs) -> Result<()> {
 }
 
 fn demo(a: DemoArgs) -> Result<()> {
-    yt8m::demo::run(&a.dir, &mut std::io::stdout())?;
+    demo_cli::run(&a.dir, &mut std::io::stdout())?;
     Ok(())
 }
 
@@ -1599,7 +1601,7 @@ fn bench(b: BenchCmd) -> Result<()> {
             yt8m::threads::configure_torch_threads();
             print!(
                 "{}",
-                yt8m::serve::load::run(&yt8m::serve::load::LoadOptions {
+                bench_serve::run(&bench_serve::LoadOptions {
                     bundle: model,
                     concurrency,
                     seconds,

@@ -10,7 +10,8 @@
 //! videos), runs them as `predict` does (length-sorted batches, `predict::probabilities`) and
 //! answers each job on its own channel. The network threads never run the model. A job that
 //! would take the queue past `max_queue` videos is refused at once with 503. `metrics.rs`
-//! counts and renders `/metrics`; `load.rs` is `yt8m bench serve`'s load generator.
+//! counts and renders `/metrics`. (`yt8m bench serve`'s load generator is on the binary's side:
+//! src/bench_serve.rs.)
 //!
 //! Reference: ../shared/docs/open_inference_protocol.md (KServe's REST spec, Triton's
 //! binary-data extension).
@@ -21,7 +22,6 @@ mod grpc;
 mod grpc_listener;
 pub mod http;
 pub mod kserve;
-pub mod load;
 mod metrics;
 pub mod tensor;
 

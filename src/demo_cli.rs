@@ -1,41 +1,29 @@
 //! `yt8m demo`: the whole flow on an embedded default — synthetic shards in the official
 //! format, inspect, train a small AttentionLSTM with validation, test with the official and
-//! PaddleVideo metrics, export a bundle with ONNX, predict with it. A library function (with
-//! its output stream) so a test runs it as the README's first command does.
+//! PaddleVideo metrics, export a bundle with ONNX, predict with it. On the binary's side (issue
+//! #28: it narrates with banners); tests/train.rs runs it as the README's first command does.
 
-use crate::config::Config;
-use crate::data::inspect::{inspect_file, render_table};
-use crate::data::sources::expand_paths;
-use crate::data::synth::{SynthConfig, write_synthetic};
-use crate::error::{Error, Result};
-use crate::metrics::{MetricMode, Metrics};
-use crate::runtime::write_atomic;
-use crate::train::TrainOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use yt8m::config::Config;
+use yt8m::data::inspect::{inspect_file, render_table};
+use yt8m::data::sources::expand_paths;
+use yt8m::data::synth::{SynthConfig, write_synthetic};
+use yt8m::error::{Error, Result};
+use yt8m::metrics::{MetricMode, Metrics};
+use yt8m::runtime::write_atomic;
+use yt8m::train::TrainOptions;
 
 const DEMO_CONFIG: &str = include_str!("../configs/demo_small.yaml");
 
-/// What the demo measured and where it wrote.
-#[derive(Debug)]
-pub struct DemoSummary {
-    /// Official metrics of the best checkpoint on the demo's test split.
-    pub metrics: Metrics,
-    /// GAP of scoring every test video by the training split's class frequencies.
-    pub class_prior_gap: f64,
-    pub run_dir: PathBuf,
-    pub bundle_dir: PathBuf,
-    /// The training curves (loss, validation GAP) as PNG.
-    pub curves: PathBuf,
-    pub seconds: f64,
-}
-
-pub fn run(dir: &Path, out: &mut dyn Write) -> Result<DemoSummary> {
+/// Runs the demo under `dir`, narrating to `out`: data in `dir/data`, the run in `dir/run`, the
+/// bundle in `dir/bundle`, the curves in `dir/curves.png`.
+pub fn run(dir: &Path, out: &mut dyn Write) -> Result<()> {
     let t0 = std::time::Instant::now();
     let data = make_data(dir, out)?;
-    let (cfg, run, best, curves) = train_with_curves(dir, &data, out)?;
-    let (metrics, class_prior_gap) = test_both_ways(&cfg, &best, out)?;
-    let bundle_dir = export_and_predict(dir, &data, &cfg, &best, out)?;
+    let (cfg, run, best, _curves) = train_with_curves(dir, &data, out)?;
+    test_both_ways(&cfg, &best, out)?;
+    export_and_predict(dir, &data, &cfg, &best, out)?;
     writeln!(
         out,
         "\ndemo finished in {:.0} s; run directory {}",
@@ -43,14 +31,7 @@ pub fn run(dir: &Path, out: &mut dyn Write) -> Result<DemoSummary> {
         run.display()
     )
     .map_err(out_err)?;
-    Ok(DemoSummary {
-        metrics,
-        class_prior_gap,
-        run_dir: run,
-        bundle_dir,
-        curves,
-        seconds: t0.elapsed().as_secs_f64(),
-    })
+    Ok(())
 }
 
 fn out_err(e: std::io::Error) -> Error {
@@ -121,7 +102,7 @@ fn train_with_curves(
     if run.exists() {
         std::fs::remove_dir_all(&run).map_err(|e| Error::io(&run, e))?;
     }
-    let s = crate::train::train(
+    let s = yt8m::train::train(
         cfg.clone(),
         &TrainOptions {
             output: run.clone(),
@@ -143,10 +124,10 @@ fn train_with_curves(
     )
     .map_err(out_err)?;
     let curves = dir.join("curves.png");
-    crate::plot::plot(&crate::plot::PlotOptions {
+    yt8m::plot::plot(&yt8m::plot::PlotOptions {
         runs: vec![run.clone()],
         out: curves.clone(),
-        metrics: vec![crate::plot::Metric::Loss, crate::plot::Metric::Gap],
+        metrics: vec![yt8m::plot::Metric::Loss, yt8m::plot::Metric::Gap],
         panel: (640, 400),
     })?;
     writeln!(
@@ -170,9 +151,9 @@ fn test_both_ways(cfg: &Config, best: &Path, out: &mut dyn Write) -> Result<(Met
         "\n[demo 3/5] test the best checkpoint with the official metrics"
     )
     .map_err(out_err)?;
-    let r = crate::infer::test_run(cfg, best, 8, crate::kinds::Precision::Fp32)?;
+    let r = yt8m::infer::test_run(cfg, best, 8, yt8m::kinds::Precision::Fp32)?;
     write!(out, "{}", r.metrics.render()).map_err(out_err)?;
-    let chance = crate::evaluate::class_prior_gap(&cfg)?;
+    let chance = yt8m::evaluate::class_prior_gap(&cfg)?;
     writeln!(
         out,
         "  class-prior baseline (every video scored by class frequency): GAP {chance:.4}"
@@ -180,7 +161,7 @@ fn test_both_ways(cfg: &Config, best: &Path, out: &mut dyn Write) -> Result<(Met
     .map_err(out_err)?;
 
     write_atomic(
-        &crate::infer::default_report_path(&best),
+        &yt8m::infer::default_report_path(&best),
         serde_json::to_string_pretty(&r)
             .expect("a report serializes")
             .as_bytes(),
@@ -192,7 +173,7 @@ fn test_both_ways(cfg: &Config, best: &Path, out: &mut dyn Write) -> Result<(Met
     .map_err(out_err)?;
     let mut pv = cfg.clone();
     pv.METRIC.mode = MetricMode::Paddlevideo;
-    let r2 = crate::infer::test_run(&pv, &best, 8, crate::kinds::Precision::Fp32)?;
+    let r2 = yt8m::infer::test_run(&pv, &best, 8, yt8m::kinds::Precision::Fp32)?;
     write!(out, "{}", r2.metrics.render()).map_err(out_err)?;
 
     Ok((r.metrics, chance))
@@ -212,18 +193,17 @@ fn export_and_predict(
         "\n[demo 5/5] export a bundle (safetensors, ONNX, vocabulary, model card) and predict with it"
     ).map_err(out_err)?;
     let bundle_dir = dir.join("bundle");
-    let mut model =
-        crate::model::Model::new(cfg.architecture(), tch::Device::Cpu, tch::Kind::Float);
+    let mut model = yt8m::model::Model::new(cfg.architecture(), tch::Device::Cpu, tch::Kind::Float);
     model.load_weights(&best)?;
-    let m = crate::bundle::export(
+    let m = yt8m::bundle::export(
         &cfg,
         &model,
         &best,
-        &crate::bundle::ExportOptions {
+        &yt8m::bundle::ExportOptions {
             output: bundle_dir.clone(),
             vocabulary: None,
             onnx: true,
-            onnx_input: crate::onnx::InputKind::Uint8,
+            onnx_input: yt8m::onnx::InputKind::Uint8,
         },
     )?;
     writeln!(
@@ -233,21 +213,21 @@ fn export_and_predict(
         m.files.keys().cloned().collect::<Vec<_>>().join(", ")
     )
     .map_err(out_err)?;
-    let b = crate::bundle::load(&bundle_dir, tch::Device::Cpu)?;
+    let b = yt8m::bundle::load(&bundle_dir, tch::Device::Cpu)?;
     let test_shard = data.join("test").join("test0000.tfrecord");
-    let opt = crate::predict::PredictOptions {
+    let opt = yt8m::predict::PredictOptions {
         top_k: 3,
         batch_size: 64,
-        bucket_window: crate::predict::DEFAULT_BUCKET_WINDOW,
-        format: crate::predict::Format::Table,
-        score: crate::predict::ScoreFn::Sigmoid,
+        bucket_window: yt8m::predict::DEFAULT_BUCKET_WINDOW,
+        format: yt8m::predict::Format::Table,
+        score: yt8m::predict::ScoreFn::Sigmoid,
         skip_corrupt: false,
         show_labels: true,
         segments: None,
         video: Default::default(),
     };
     let mut predicted = Vec::new();
-    crate::predict::predict(
+    yt8m::predict::predict(
         &b,
         &[test_shard.display().to_string()],
         &opt,

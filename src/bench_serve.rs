@@ -3,7 +3,8 @@
 //! percentiles, beside the same bundle run offline (`predict::probabilities`) on the same
 //! videos in the same run; optionally the same load against another server speaking the same
 //! binary protocol (scripts/onnx_server.py: the bundle's ONNX graph in onnxruntime behind
-//! Python's http.server, the do-it-yourself alternative).
+//! Python's http.server, the do-it-yourself alternative). On the binary's side (issue #28): it
+//! re-executes this program as the server and prints tables, which no library user needs.
 //!
 //! The clients are keep-alive HTTP/1.1 connections sending pre-encoded requests (Triton's
 //! binary format, one video each), all multiplexed on one thread as wrk does, so the load
@@ -19,8 +20,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::data::{Video, VideoFeatures};
-use crate::error::{Error, Result};
+use yt8m::data::{Video, VideoFeatures};
+use yt8m::error::{Error, Result};
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -36,7 +37,7 @@ pub struct LoadOptions {
     pub onnx_python: Option<PathBuf>,
     pub onnx_script: PathBuf,
     /// Where the server and the offline run put the model.
-    pub device: crate::kinds::DeviceSpec,
+    pub device: yt8m::kinds::DeviceSpec,
 }
 
 /// One load level's numbers.
@@ -358,15 +359,15 @@ fn device_arg(d: tch::Device) -> String {
 /// Runs the whole benchmark and returns the Markdown report.
 pub fn run(o: &LoadOptions) -> Result<String> {
     let device = o.device.resolve()?;
-    let b = crate::bundle::load(&o.bundle, device)?;
-    if b.config.MODEL.level != crate::data::Level::Frame {
+    let b = yt8m::bundle::load(&o.bundle, device)?;
+    if b.config.MODEL.level != yt8m::data::Level::Frame {
         return Err(Error::Invalid(
             "bench serve drives frame-level bundles".into(),
         ));
     }
     // Videos like the synthetic data's (1..=300 frames, learnable patterns), decoded once.
     let dir = std::env::temp_dir().join(format!("yt8m-bench-serve-{}", std::process::id()));
-    let synth = crate::data::synth::SynthConfig {
+    let synth = yt8m::data::synth::SynthConfig {
         num_videos: o.videos,
         num_shards: 1,
         seed: 5,
@@ -374,9 +375,9 @@ pub fn run(o: &LoadOptions) -> Result<String> {
         num_classes: b.manifest.num_classes.min(20),
         ..Default::default()
     };
-    let written = crate::data::synth::write_synthetic(&dir, &synth)?;
+    let written = yt8m::data::synth::write_synthetic(&dir, &synth)?;
     let spec = b.config.feature_spec();
-    let videos: Vec<Video> = crate::data::sources::videos(&written.files[0], &spec, false)?
+    let videos: Vec<Video> = yt8m::data::sources::videos(&written.files[0], &spec, false)?
         .collect::<std::result::Result<_, _>>()?;
     let _ = std::fs::remove_dir_all(&dir);
     let mean_frames =
@@ -395,7 +396,7 @@ pub fn run(o: &LoadOptions) -> Result<String> {
     let t = Instant::now();
     let mut done = 0;
     while t.elapsed().as_secs_f64() < o.seconds.min(10.0) {
-        crate::predict::probabilities(&b, &videos, o.max_batch)?;
+        yt8m::predict::probabilities(&b, &videos, o.max_batch)?;
         done += videos.len();
     }
     let offline_vps = done as f64 / t.elapsed().as_secs_f64();
@@ -406,14 +407,14 @@ pub fn run(o: &LoadOptions) -> Result<String> {
         .ok()
         .and_then(|s| s.parse::<usize>().ok())
         .filter(|&n| n > 0)
-        .unwrap_or(crate::data::available_cores().saturating_sub(1).max(1));
+        .unwrap_or(yt8m::data::available_cores().saturating_sub(1).max(1));
     let offline_same = (server_threads < threads).then(|| {
         tch::set_num_threads(server_threads as i32);
         let t = Instant::now();
         let mut done = 0;
         let mut r = Ok(());
         while t.elapsed().as_secs_f64() < o.seconds.min(10.0) {
-            if let Err(e) = crate::predict::probabilities(&b, &videos, o.max_batch) {
+            if let Err(e) = yt8m::predict::probabilities(&b, &videos, o.max_batch) {
                 r = Err(e);
                 break;
             }
@@ -428,7 +429,7 @@ pub fn run(o: &LoadOptions) -> Result<String> {
     let mut i = 0;
     while t.elapsed().as_secs_f64() < o.seconds.min(10.0) || lat1.len() < 20 {
         let t1 = Instant::now();
-        crate::predict::probabilities(&b, std::slice::from_ref(&videos[i % videos.len()]), 1)?;
+        yt8m::predict::probabilities(&b, std::slice::from_ref(&videos[i % videos.len()]), 1)?;
         lat1.push(t1.elapsed().as_secs_f64() * 1e3);
         i += 1;
     }
@@ -536,13 +537,13 @@ pub fn run(o: &LoadOptions) -> Result<String> {
     let mut out = format!(
         "bench serve: {} on {} ({} videos, {:.0} frames each on average, one video per request), max batch {}, max delay {} ms, {} s per level, {} cores\n\n",
         o.bundle.display(),
-        crate::runtime::device_name(device),
+        yt8m::runtime::device_name(device),
         videos.len(),
         mean_frames,
         o.max_batch,
         o.max_delay_ms,
         o.seconds,
-        crate::data::available_cores()
+        yt8m::data::available_cores()
     );
     out.push_str("| server | clients | requests | ok | 503 | other errors | videos/s | frames/s | p50 ms | p90 ms | p99 ms | videos / model call |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for l in levels.iter().chain(&diy).chain(std::iter::once(&over)) {
