@@ -1286,3 +1286,69 @@ fn the_official_archives_work_as_distributed() {
         .to_string();
     assert!(e.contains("yt8m_pca.tgz"), "{e}");
 }
+
+/// Files that are not usable videos, and missing audio files, are named with what to do.
+#[test]
+fn audio_only_files_and_missing_vggish_files_are_named() {
+    let d = common::tempdir("extract-bad-inputs");
+    let a = d.join("song.m4a");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=300:duration=2",
+        a.to_str().unwrap(),
+    ]);
+    let out = d.join("o");
+    let o = yt8m(&[
+        "extract",
+        a.to_str().unwrap(),
+        "--extractor",
+        fixtures().to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && e.contains("song.m4a") && e.contains("no video stream"),
+        "{e}"
+    );
+    // --audio vggish without the VGGish files.
+    let only_rgb = d.join("rgb-only");
+    std::fs::create_dir_all(&only_rgb).unwrap();
+    for f in [
+        "classify_image_graph_def.pb",
+        "mean.npy",
+        "eigenvals.npy",
+        "eigenvecs.npy",
+    ] {
+        std::fs::copy(fixtures().join(f), only_rgb.join(f)).unwrap();
+    }
+    let v = fixtures().join("videos/vfr.mp4");
+    let o = yt8m(&[
+        "extract",
+        v.to_str().unwrap(),
+        "--extractor",
+        only_rgb.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--audio",
+        "vggish",
+    ]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && e.contains("vggish_model.ckpt") && e.contains("--audio zeros"),
+        "{e}"
+    );
+    // auto: zeros, and it says so.
+    let o = yt8m(&[
+        "extract",
+        v.to_str().unwrap(),
+        "--extractor",
+        only_rgb.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success() && e.contains("audio: zeros"), "{e}");
+}

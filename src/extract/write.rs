@@ -312,7 +312,13 @@ pub fn extract_all(
         let old: Option<Manifest> = std::fs::read(&mpath)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok());
-        if old.as_ref() != Some(&manifest) {
+        // A manifest whose run wrote no shard protects nothing: a different run may take over.
+        let wrote_any = old.as_ref().is_some_and(|m| {
+            let per = m.options.videos_per_shard.max(1);
+            (0..m.inputs.len().div_ceil(per))
+                .any(|k| shard_path(out, &m.options.prefix, k).exists())
+        });
+        if old.as_ref() != Some(&manifest) && (wrote_any || old.is_none()) {
             return Err(ExtractError::Files {
                 path: mpath,
                 message: "this directory holds an extraction of other videos or with other \
@@ -320,6 +326,10 @@ pub fn extract_all(
                           and this file to start over"
                     .into(),
             });
+        }
+        if old.as_ref() != Some(&manifest) {
+            let json = serde_json::to_vec_pretty(&manifest).expect("plain data");
+            write_atomic(&mpath, &json)?;
         }
     } else {
         // Shards without a manifest were not written by this run's inputs: never mixed in.
