@@ -162,7 +162,10 @@ impl Pca {
                 ),
             });
         }
-        if let Some(i) = vals[..PCA_DIMS].iter().position(|v| !(*v > -1e-4)) {
+        if let Some(i) = vals[..PCA_DIMS]
+            .iter()
+            .position(|v| v.is_nan() || *v <= -1e-4)
+        {
             return Err(PcaError {
                 path: vals_p,
                 message: format!(

@@ -114,11 +114,11 @@ fn handle(b: &[u8], pos: &mut usize, file_len: usize) -> Result<(usize, usize), 
     Ok((off as usize, size as usize))
 }
 
+/// A table entry: its full key and its value in the file.
+type Entry<'a> = (Vec<u8>, &'a [u8]);
+
 /// The entries of one block, after checking its trailer (type 0 = uncompressed, CRC32C).
-fn block_entries(
-    file: &[u8],
-    (off, size): (usize, usize),
-) -> Result<Vec<(Vec<u8>, &[u8])>, String> {
+fn block_entries(file: &[u8], (off, size): (usize, usize)) -> Result<Vec<Entry<'_>>, String> {
     let block = &file[off..off + size];
     let trailer = &file[off + size..off + size + 5];
     if trailer[0] != 0 {

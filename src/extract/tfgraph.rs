@@ -469,14 +469,14 @@ impl TfGraph {
             .remove(&fetch_node)
             .ok_or_else(|| gerr(format!("'{fetch}' was not computed")))?;
         let checked = order.iter().find(|&&i| self.nodes[i].op == "CheckNumerics");
-        if let Some(&c) = checked {
-            if out.t.isfinite().all().int64_value(&[]) == 0 {
-                return Err(self.node_err(
-                    c,
-                    "CheckNumerics: the values reaching the graph's CheckNumerics nodes hold NaN \
-                     or infinities (the frame or the weights)",
-                ));
-            }
+        if let Some(&c) = checked
+            && out.t.isfinite().all().int64_value(&[]) == 0
+        {
+            return Err(self.node_err(
+                c,
+                "CheckNumerics: the values reaching the graph's CheckNumerics nodes hold NaN \
+                 or infinities (the frame or the weights)",
+            ));
         }
         Ok(out.logical())
     }
@@ -577,7 +577,7 @@ impl TfGraph {
             return Err(self.node_err(i, format!("input {k} must be a small constant vector")));
         }
         let t = v.t.to_kind(Kind::Int64).reshape([-1]);
-        Ok(Vec::<i64>::try_from(&t).map_err(|e| self.node_err(i, e.to_string()))?)
+        Vec::<i64>::try_from(&t).map_err(|e| self.node_err(i, e.to_string()))
     }
 
     fn eval(&self, i: usize, values: &HashMap<usize, Value>) -> Result<Value, GraphError> {
@@ -715,10 +715,10 @@ impl TfGraph {
                 }
                 let (sh, sw) = self.attr_hw(i, "strides")?;
                 let pad = self.attr_padding(i)?;
-                if let Ok(d) = self.attr_ints(i, "dilations") {
-                    if d.iter().any(|&x| x != 1) {
-                        return Err(self.node_err(i, "dilated convolutions are not supported"));
-                    }
+                if let Ok(d) = self.attr_ints(i, "dilations")
+                    && d.iter().any(|&x| x != 1)
+                {
+                    return Err(self.node_err(i, "dilated convolutions are not supported"));
                 }
                 // Constant weights are laid out for libtorch once, not on every run.
                 let wi = node.inputs[1].0;
@@ -782,7 +782,7 @@ impl TfGraph {
                 // TensorFlow's kernel: (x - m) * rsqrt(v + eps) [* gamma] + beta.
                 let mut inv = (&p[1] + eps).rsqrt();
                 if scale {
-                    inv = inv * &p[3];
+                    inv *= &p[3];
                 }
                 // One new tensor, the same operations in the same order.
                 let mut t = v.t.f_sub(&p[0]).map_err(torch)?;

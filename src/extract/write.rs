@@ -155,7 +155,7 @@ pub fn inputs_from_paths(paths: &[PathBuf]) -> Result<Vec<Input>, ExtractError> 
             for e in rd.flatten() {
                 let q = e.path();
                 if q.is_dir() {
-                    if depth + 1 <= MAX_DEPTH {
+                    if depth < MAX_DEPTH {
                         stack.push((q, depth + 1));
                     }
                 } else if q
