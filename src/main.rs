@@ -67,7 +67,7 @@ enum Cmd {
     /// The configs inside this binary: list them, or write one out to start from.
     #[command(subcommand)]
     Config(ConfigCmd),
-    /// What this binary runs on: libtorch loaded, CUDA / cuDNN / GPUs, threads, MPI / NCCL.
+    /// What this binary runs on: libtorch loaded, CUDA / cuDNN / GPUs, threads, MPI / NCCL, ffmpeg.
     #[command(
         after_help = "Example:\n  yt8m info\n  LD_LIBRARY_PATH=/opt/other-torch/lib yt8m info --json   # which libtorch is really loaded"
     )]
@@ -1064,6 +1064,7 @@ fn info(json: bool) -> Result<()> {
         or(&i.nccl, "not built (feature nccl)")
     );
     println!("precision auto:      {}", i.precision_auto);
+    println!("ffmpeg (extract):    {}", i.ffmpeg);
     Ok(())
 }
 

@@ -274,6 +274,8 @@ pub struct RuntimeInfo {
     pub nccl: Option<String>,
     /// What `--precision auto` computes in on the default device, and why.
     pub precision_auto: String,
+    /// The `ffmpeg` that `yt8m extract` runs (its version line), or why none.
+    pub ffmpeg: String,
 }
 
 pub fn runtime_info() -> RuntimeInfo {
@@ -323,6 +325,24 @@ pub fn runtime_info() -> RuntimeInfo {
         torch_threads,
         nccl,
         precision_auto,
+        ffmpeg: ffmpeg_version(),
+    }
+}
+
+/// `ffmpeg -version`'s first line, or what to install.
+fn ffmpeg_version() -> String {
+    match std::process::Command::new("ffmpeg")
+        .arg("-version")
+        .stdin(std::process::Stdio::null())
+        .output()
+    {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .next()
+            .unwrap_or("ffmpeg (no version line)")
+            .to_string(),
+        _ => "not found on PATH: yt8m extract and video inputs need it (apt-get install ffmpeg)"
+            .into(),
     }
 }
 

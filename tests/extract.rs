@@ -1352,3 +1352,34 @@ fn audio_only_files_and_missing_vggish_files_are_named() {
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success() && e.contains("audio: zeros"), "{e}");
 }
+
+/// `yt8m info` says which ffmpeg extraction runs, or what to install.
+#[test]
+fn info_names_the_ffmpeg_extraction_runs() {
+    let info = |path: &str| -> serde_json::Value {
+        let o = Command::new(common::bin())
+            .args(["info", "--json"])
+            .env("PATH", path)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let found = info(&std::env::var("PATH").unwrap_or_default());
+    assert!(
+        found["ffmpeg"]
+            .as_str()
+            .unwrap()
+            .starts_with("ffmpeg version"),
+        "{found}"
+    );
+    let d = common::tempdir("extract-no-ffmpeg");
+    let missing = info(d.to_str().unwrap());
+    assert!(
+        missing["ffmpeg"]
+            .as_str()
+            .unwrap()
+            .contains("apt-get install ffmpeg"),
+        "{missing}"
+    );
+}
