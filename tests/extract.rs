@@ -1077,6 +1077,34 @@ fn hostile_checkpoints_are_refused_without_a_panic() {
     std::fs::write(&p, &bad).unwrap();
     let e = read_checkpoint(&p).err().expect("corrupt").to_string();
     assert!(e.contains("CRC"), "{e}");
+    // The PCA parameters: wrong shapes are named with the file.
+    let vd = d.join("vggish-dir");
+    std::fs::create_dir_all(&vd).unwrap();
+    std::fs::copy(
+        fixtures().join("vggish_model.ckpt"),
+        vd.join("vggish_model.ckpt"),
+    )
+    .unwrap();
+    let m = yt8m::data::npy::NpyArray {
+        shape: vec![64, 128],
+        dtype: yt8m::data::npy::NpyDType::F64,
+        data: vec![0u8; 64 * 128 * 8],
+    };
+    let mu = yt8m::data::npy::NpyArray {
+        shape: vec![128],
+        dtype: yt8m::data::npy::NpyDType::F64,
+        data: vec![0u8; 128 * 8],
+    };
+    let f = std::fs::File::create(vd.join("vggish_pca_params.npz")).unwrap();
+    yt8m::data::npy::write_npz(f, &[("pca_eigen_vectors", &m), ("pca_means", &mu)]).unwrap();
+    let e = yt8m::extract::vggish::Vggish::load(&vd)
+        .err()
+        .expect("a [64, 128] PCA matrix")
+        .to_string();
+    assert!(
+        e.contains("vggish_pca_params.npz") && e.contains("[64, 128]"),
+        "{e}"
+    );
     // A V2 index or any other file: named as not a V1 checkpoint.
     std::fs::write(&p, vec![7u8; 100]).unwrap();
     let e = read_checkpoint(&p).err().unwrap().to_string();

@@ -23,7 +23,7 @@ use std::process::{Command, Stdio};
 
 use tch::{Kind, Tensor};
 
-use super::video::VideoError;
+use super::video::{VideoError, drain, ffprobe_lines};
 
 pub const SAMPLE_RATE: usize = 16_000;
 pub const WINDOW: usize = 400;
@@ -45,31 +45,23 @@ pub fn decode_audio(path: &Path, max_seconds: f64) -> Result<Option<Vec<f64>>, V
         path: path.to_path_buf(),
         message: m,
     };
-    let probe = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
+    let mut has_audio = false;
+    ffprobe_lines(
+        path,
+        &[
             "-select_streams",
             "a:0",
             "-show_entries",
             "stream=index",
             "-of",
             "csv=p=0",
-        ])
-        .arg(path)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|source| VideoError::NoTool {
-            tool: "ffprobe",
-            source,
-        })?;
-    if !probe.status.success() {
-        return Err(verr(format!(
-            "FFmpeg cannot read it: {}",
-            String::from_utf8_lossy(&probe.stderr).trim()
-        )));
-    }
-    if String::from_utf8_lossy(&probe.stdout).trim().is_empty() {
+        ],
+        |l| {
+            has_audio |= !l.trim().is_empty();
+            true
+        },
+    )?;
+    if !has_audio {
         return Ok(None);
     }
     let mut child = Command::new("ffmpeg")
@@ -95,12 +87,7 @@ pub fn decode_audio(path: &Path, max_seconds: f64) -> Result<Option<Vec<f64>>, V
             tool: "ffmpeg",
             source,
         })?;
-    let mut stderr = child.stderr.take().expect("piped");
-    let err_thread = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = (&mut stderr).take(16 * 1024).read_to_end(&mut s);
-        String::from_utf8_lossy(&s).into_owned()
-    });
+    let stderr = drain(child.stderr.take());
     let mut raw = Vec::new();
     // max_seconds bounds what FFmpeg writes; the read is bounded too.
     let limit = ((max_seconds + 1.0) * SAMPLE_RATE as f64 * 2.0) as u64;
@@ -110,10 +97,15 @@ pub fn decode_audio(path: &Path, max_seconds: f64) -> Result<Option<Vec<f64>>, V
         .expect("piped")
         .take(limit)
         .read_to_end(&mut raw);
+    // At the bound FFmpeg may still be writing: stopped, not waited on forever.
+    let at_bound = raw.len() as u64 >= limit;
+    if at_bound {
+        let _ = child.kill();
+    }
     let status = child.wait();
-    let msg = err_thread.join().unwrap_or_default();
+    let msg = stderr.join().unwrap_or_default();
     r.map_err(|e| verr(format!("reading decoded audio: {e}")))?;
-    if !matches!(status, Ok(s) if s.success()) {
+    if !at_bound && !matches!(status, Ok(s) if s.success()) {
         return Err(verr(format!(
             "FFmpeg could not decode its audio: {}",
             msg.trim()

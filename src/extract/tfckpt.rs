@@ -90,17 +90,12 @@ pub struct CheckpointError {
     pub message: String,
 }
 
+/// A varint at `pos` (protobuf's reader: at most 10 bytes, no bits past 64), moving `pos` past it.
 fn varint(b: &[u8], pos: &mut usize) -> Option<u64> {
-    let mut v = 0u64;
-    for shift in (0..64).step_by(7) {
-        let byte = *b.get(*pos)?;
-        *pos += 1;
-        v |= ((byte & 0x7f) as u64) << shift;
-        if byte & 0x80 == 0 {
-            return Some(v);
-        }
-    }
-    None
+    let mut c = yt8m_data::proto::Cursor::new(b.get(*pos..)?);
+    let v = c.varint().ok()?;
+    *pos += c.position();
+    Some(v)
 }
 
 /// A block handle `(offset, size)` read at `pos`, checked against the file.

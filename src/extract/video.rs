@@ -80,7 +80,7 @@ pub struct Frame {
 
 /// Runs `ffprobe` on `path` with `args`, handing each output line to `line` until it says stop
 /// (then the decoder is killed): the tool's stderr tail on failure.
-fn ffprobe_lines(
+pub(super) fn ffprobe_lines(
     path: &Path,
     args: &[&str],
     mut line: impl FnMut(&str) -> bool,
@@ -194,7 +194,7 @@ fn select_expression(start: i64, s: &Sampling) -> String {
 
 /// Reads stderr to the end on a thread (bounded), so a chatty tool never blocks on a full pipe;
 /// the last lines say what failed.
-fn drain(s: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<String> {
+pub(super) fn drain(s: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<String> {
     std::thread::spawn(move || {
         let mut kept = Vec::new();
         if let Some(mut s) = s {
@@ -311,11 +311,6 @@ impl SampledFrames {
             pts: rx,
             stderr: Some(stderr),
         })
-    }
-
-    /// Frames returned so far.
-    pub fn taken(&self) -> usize {
-        self.taken
     }
 
     fn fail(&mut self, message: String) -> VideoError {

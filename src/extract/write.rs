@@ -20,9 +20,8 @@ use serde::{Deserialize, Serialize};
 use yt8m_data::proto::{EncFeature, encode_feature, encode_sequence_example};
 use yt8m_data::video::Level;
 
-use super::pca::PCA_DIMS;
 use super::video::Sampling;
-use super::{AUDIO_DIMS, ExtractError, Extractor, VideoFeatures};
+use super::{ExtractError, Extractor, VideoFeatures};
 use crate::runtime::{AtomicFile, write_atomic};
 
 /// Video file extensions a directory is searched for.
@@ -388,6 +387,3 @@ pub fn extract_all(
     }
     Ok(s)
 }
-
-/// The feature widths written (rgb, audio).
-pub const DIMS: [usize; 2] = [PCA_DIMS, AUDIO_DIMS];

@@ -31,7 +31,13 @@ impl<'a> Cursor<'a> {
         Cursor { buf, pos: 0 }
     }
 
-    fn varint(&mut self) -> R<u64> {
+    /// Bytes read so far.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// A base-128 varint (at most 10 bytes, no bits past 64).
+    pub fn varint(&mut self) -> R<u64> {
         let mut v = 0u64;
         for shift in (0..70).step_by(7) {
             let Some(&b) = self.buf.get(self.pos) else {
