@@ -834,52 +834,8 @@ fn served_video_equals_predict(
     npz: &Path,
     third: &Path,
 ) {
-    use std::io::BufRead;
-    let start = |extra: &[&str]| {
-        let mut child = Command::new(common::bin())
-            .args([
-                "serve",
-                "--model",
-                bundle.to_str().unwrap(),
-                "--name",
-                "tiny",
-            ])
-            .args([
-                "--host",
-                "127.0.0.1",
-                "--http-port",
-                "0",
-                "--no-grpc",
-                "--device",
-                "cpu",
-            ])
-            .args(extra)
-            .env("YT8M_THREADS", "1")
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        let port = loop {
-            line.clear();
-            assert!(
-                err.read_line(&mut line).unwrap() > 0,
-                "server did not start"
-            );
-            if let Some(i) = line.find("http://127.0.0.1:") {
-                let rest = &line[i + "http://127.0.0.1:".len()..];
-                break rest[..rest.find(|c: char| !c.is_ascii_digit()).unwrap()]
-                    .parse::<u16>()
-                    .unwrap();
-            }
-        };
-        std::thread::spawn(move || {
-            let mut sink = String::new();
-            let _ = std::io::Read::read_to_string(&mut err, &mut sink);
-        });
-        (child, port)
-    };
-    let (mut child, port) = start(&["--extractor", fx.to_str().unwrap()]);
+    let server = common::start_server(bundle, &["--no-grpc", "--extractor", fx.to_str().unwrap()]);
+    let port = server.port;
     let o = Command::new(common::python())
         .args([
             "-c",
@@ -890,14 +846,14 @@ fn served_video_equals_predict(
         .args([&files[0], &files[1], third.to_str().unwrap()])
         .output()
         .unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(server);
     let out = ok(&o);
     println!("served video vs predict: {out}");
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert!(v["max_abs_diff"].as_f64().unwrap() < 1e-6, "{out}");
     // Without --extractor: refused with what to do.
-    let (mut child, port) = start(&[]);
+    let server = common::start_server(bundle, &["--no-grpc"]);
+    let port = server.port;
     let body = r#"{"inputs":[{"name":"video","datatype":"BYTES","shape":[1],"data":["AAAA"]}]}"#;
     let o = Command::new("curl")
         .args([
@@ -908,8 +864,7 @@ fn served_video_equals_predict(
         ])
         .output()
         .unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(server);
     let said = String::from_utf8_lossy(&o.stdout);
     assert!(said.contains("--extractor"), "{said}");
 }
@@ -1014,42 +969,32 @@ fn vggish_audio_equals_the_official_log_mel_network_and_postprocessing() {
     assert!(d_emb < 1e-4, "embeddings {d_emb}");
 
     // End to end: the record's audio list is the examples of each second the video has.
-    let out = d.join("features");
-    common::yt8m_ok(&[
-        "extract",
-        v.to_str().unwrap(),
-        "--extractor",
-        fixtures().to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--audio",
-        "vggish",
-    ]);
-    let rec = read_all(&out, yt8m::data::Level::Frame);
-    let yt8m::data::video::VideoFeatures::Frames(m) = &rec[0].features else {
-        panic!("frame level")
+    let audio_list = |audio: &str| -> (usize, Vec<u8>) {
+        let out = d.join(format!("features-{audio}"));
+        common::yt8m_ok(&[
+            "extract",
+            v.to_str().unwrap(),
+            "--extractor",
+            fixtures().to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--audio",
+            audio,
+        ]);
+        let rec = read_all(&out, yt8m::data::Level::Frame);
+        let yt8m::data::video::VideoFeatures::Frames(m) = &rec[0].features else {
+            panic!("frame level")
+        };
+        (rec[0].num_frames, m[1].clone())
     };
     // 3.5 s: four RGB frames (0, 1.03, 2.03, 3.03 s), three whole audio seconds.
-    assert_eq!(rec[0].num_frames, 4);
-    assert_eq!(m[1].len(), 3 * 128);
-    assert_eq!(m[1], net.postprocess(&net.embed(&ex)));
+    let (frames, audio) = audio_list("vggish");
+    assert_eq!(frames, 4);
+    assert_eq!(audio.len(), 3 * 128);
+    assert_eq!(audio, net.postprocess(&net.embed(&ex)));
     // --audio zeros: the official default, one zero frame per RGB frame.
-    let out0 = d.join("features-zeros");
-    common::yt8m_ok(&[
-        "extract",
-        v.to_str().unwrap(),
-        "--extractor",
-        fixtures().to_str().unwrap(),
-        "--out",
-        out0.to_str().unwrap(),
-        "--audio",
-        "zeros",
-    ]);
-    let rec = read_all(&out0, yt8m::data::Level::Frame);
-    let yt8m::data::video::VideoFeatures::Frames(m) = &rec[0].features else {
-        panic!("frame level")
-    };
-    assert_eq!(m[1], vec![0u8; 4 * 128]);
+    let (_, zeros) = audio_list("zeros");
+    assert_eq!(zeros, vec![0u8; 4 * 128]);
 }
 
 #[test]

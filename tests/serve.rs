@@ -2,11 +2,12 @@
 //! PyPI), by raw hostile HTTP, under overload, and stopped by SIGTERM.
 
 mod common;
+use common::start_server as start;
 use common::*;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// A tiny trained bundle and its data: (dir, bundle, shard).
@@ -34,76 +35,6 @@ fn train_and_export(train: &[String], run: &Path, out: &Path) {
         "--out",
         out.to_str().unwrap(),
     ]);
-}
-
-struct Server {
-    child: Child,
-    port: u16,
-    grpc: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `yt8m serve` on a free port and waits until it listens.
-fn start(bundle: &Path, extra: &[&str]) -> Server {
-    let mut child = Command::new(bin())
-        .args([
-            "serve",
-            "--model",
-            bundle.to_str().unwrap(),
-            "--name",
-            "tiny",
-        ])
-        .args([
-            "--host",
-            "127.0.0.1",
-            "--http-port",
-            "0",
-            "--grpc-port",
-            "0",
-            "--device",
-            "cpu",
-        ])
-        .args(extra)
-        .env("YT8M_THREADS", "1")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    let t0 = Instant::now();
-    let port = loop {
-        line.clear();
-        if err.read_line(&mut line).unwrap() == 0 || t0.elapsed() > Duration::from_secs(60) {
-            panic!("server did not start: {line}");
-        }
-        if let Some(i) = line.find("http://127.0.0.1:") {
-            let rest = &line[i + "http://127.0.0.1:".len()..];
-            let http = rest[..rest.find('/').unwrap()].parse::<u16>().unwrap();
-            let grpc = line
-                .find("grpc://127.0.0.1:")
-                .map(|j| {
-                    let r = &line[j + "grpc://127.0.0.1:".len()..];
-                    r[..r.find(|c: char| !c.is_ascii_digit()).unwrap()]
-                        .parse::<u16>()
-                        .unwrap()
-                })
-                .unwrap_or(0);
-            break (http, grpc);
-        }
-    };
-    let (port, grpc) = port;
-    // Keep draining the log so the server never blocks on a full pipe.
-    std::thread::spawn(move || {
-        let mut sink = String::new();
-        let _ = err.read_to_string(&mut sink);
-    });
-    Server { child, port, grpc }
 }
 
 /// The server's exit status, waiting at most `limit` (from now) after it was sent SIGTERM.

@@ -286,6 +286,81 @@ pub fn onnxruntime_logits(
 
 // ---- reference fixtures (tests/fixtures/<dir>: starter, paddle_zoo) ----
 
+/// A `yt8m serve` of one bundle named `tiny`, killed when dropped.
+pub struct Server {
+    pub child: std::process::Child,
+    pub port: u16,
+    pub grpc: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `yt8m serve` for `bundle` (named `tiny`) on free ports, with `extra` arguments, and
+/// waits until it listens.
+pub fn start_server(bundle: &std::path::Path, extra: &[&str]) -> Server {
+    use std::io::{BufRead, Read};
+    let mut child = std::process::Command::new(bin())
+        .args([
+            "serve",
+            "--model",
+            bundle.to_str().unwrap(),
+            "--name",
+            "tiny",
+        ])
+        .args([
+            "--host",
+            "127.0.0.1",
+            "--http-port",
+            "0",
+            "--grpc-port",
+            "0",
+            "--device",
+            "cpu",
+        ])
+        .args(extra)
+        .env("YT8M_THREADS", "1")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    let t0 = std::time::Instant::now();
+    let port = loop {
+        line.clear();
+        if err.read_line(&mut line).unwrap() == 0
+            || t0.elapsed() > std::time::Duration::from_secs(60)
+        {
+            panic!("server did not start: {line}");
+        }
+        if let Some(i) = line.find("http://127.0.0.1:") {
+            let rest = &line[i + "http://127.0.0.1:".len()..];
+            let http = rest[..rest.find('/').unwrap()].parse::<u16>().unwrap();
+            let grpc = line
+                .find("grpc://127.0.0.1:")
+                .map(|j| {
+                    let r = &line[j + "grpc://127.0.0.1:".len()..];
+                    r[..r.find(|c: char| !c.is_ascii_digit()).unwrap()]
+                        .parse::<u16>()
+                        .unwrap()
+                })
+                .unwrap_or(0);
+            break (http, grpc);
+        }
+    };
+    let (port, grpc) = port;
+    // Keep draining the log so the server never blocks on a full pipe.
+    std::thread::spawn(move || {
+        let mut sink = String::new();
+        let _ = err.read_to_string(&mut sink);
+    });
+    Server { child, port, grpc }
+}
+
 use std::collections::HashMap;
 use tch::{Device, Kind, Tensor};
 use yt8m::data::batch::{Batch, ModalityBatch, ModalityData};
