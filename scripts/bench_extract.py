@@ -30,40 +30,22 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import cv2  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from yt8m_official import GraphDefWriter, frame_iterator, official_session, quantize  # noqa: E402
+
 tf1 = tf.compat.v1
 rng = np.random.RandomState(3)
 F = tf.float32
-g = tf1.GraphDef()
-g.versions.producer = 5
-
-
-def node(name, op, inputs=(), **attrs):
-    n = g.node.add()
-    n.name, n.op = name, op
-    n.input.extend(inputs)
-    for k, v in attrs.items():
-        n.attr[k].CopyFrom(v)
-    return name
-
-
-def a_type(t):
-    return tf1.AttrValue(type=t.as_datatype_enum)
-
-
-def a_ints(v):
-    return tf1.AttrValue(list=tf1.AttrValue.ListValue(i=v))
-
-
-def const(name, value, dtype=tf.float32):
-    value = np.asarray(value, dtype=dtype.as_numpy_dtype)
-    return node(name, "Const", dtype=a_type(dtype), value=tf1.AttrValue(tensor=tf.make_tensor_proto(value)))
+w = GraphDefWriter(tf)
+g, node, a_type, a_ints, a_str, const = w.g, w.node, w.a_type, w.a_ints, w.a_str, w.const
+pool, concat = w.pool, w.concat
 
 
 def conv(name, x, cin, cout, k, stride=1, padding="VALID"):
     kh, kw = (k, k) if isinstance(k, int) else k
     const(f"{name}/conv2d_params", rng.normal(0, np.sqrt(2.0 / (kh * kw * cin)), (kh, kw, cin, cout)))
     node(f"{name}/Conv2D", "Conv2D", [x, f"{name}/conv2d_params"], T=a_type(F),
-         strides=a_ints([1, stride, stride, 1]), padding=tf1.AttrValue(s=padding.encode()))
+         strides=a_ints([1, stride, stride, 1]), padding=a_str(padding))
     for p, v in [("beta", rng.normal(0, 0.1, cout)), ("gamma", np.ones(cout)),
                  ("moving_mean", rng.normal(0, 0.1, cout)), ("moving_variance", rng.uniform(0.8, 1.2, cout))]:
         const(f"{name}/batchnorm/{p}", v)
@@ -72,19 +54,9 @@ def conv(name, x, cin, cout, k, stride=1, padding="VALID"):
           f"{name}/batchnorm/beta", f"{name}/batchnorm/gamma"],
          T=a_type(F), variance_epsilon=tf1.AttrValue(f=0.001), scale_after_normalization=tf1.AttrValue(b=False))
     node(f"{name}/CheckNumerics", "CheckNumerics", [f"{name}/batchnorm"], T=a_type(F),
-         message=tf1.AttrValue(s=b"batchnorm"))
+         message=a_str("batchnorm"))
     node(f"{name}/control_dependency", "Identity", [f"{name}/batchnorm", f"^{name}/CheckNumerics"], T=a_type(F))
     return node(name, "Relu", [f"{name}/control_dependency"], T=a_type(F))
-
-
-def pool(name, op, x, k, stride, padding):
-    return node(name, op, [x], T=a_type(F), ksize=a_ints([1, k, k, 1]),
-                strides=a_ints([1, stride, stride, 1]), padding=tf1.AttrValue(s=padding.encode()))
-
-
-def concat(name, parts):
-    const(f"{name}/concat_dim", 3, tf.int32)
-    return node(name, "Concat", [f"{name}/concat_dim"] + parts, T=a_type(F), N=tf1.AttrValue(i=len(parts)))
 
 
 def block_a(n, x, cin, pool_c):
@@ -170,51 +142,15 @@ def build(out_dir):
     np.save(os.path.join(out_dir, "eigenvecs.npy"), rng.normal(0, 1 / np.sqrt(2048), (2048, 2048)))
 
 
-# --- extract_tfrecords_main.py's pieces, as published ---------------------------------------
-def frame_iterator(filename, every_ms=1000, max_num_frames=300):
-    video_capture = cv2.VideoCapture()
-    if not video_capture.open(filename):
-        return
-    last_ts = -99999
-    num_retrieved = 0
-    while num_retrieved < max_num_frames:
-        while video_capture.get(0) < every_ms + last_ts:
-            if not video_capture.read()[0]:
-                return
-        last_ts = video_capture.get(0)
-        has_frames, frame = video_capture.read()
-        if not has_frames:
-            break
-        yield frame
-        num_retrieved += 1
-
-
-def quantize(features, min_quantized_value=-2.0, max_quantized_value=2.0):
-    features = np.clip(features, min_quantized_value, max_quantized_value)
-    quantize_range = max_quantized_value - min_quantized_value
-    features = (features - min_quantized_value) * (255.0 / quantize_range)
-    return bytes([int(round(f)) for f in features])
-
-
 def official(model_dir, video, out_path):
-    mean = np.load(os.path.join(model_dir, "mean.npy"))[:, 0]
-    vals = np.load(os.path.join(model_dir, "eigenvals.npy"))[:1024, 0]
-    vecs = np.load(os.path.join(model_dir, "eigenvecs.npy")).T[:, :1024]
-    graph_def = tf1.GraphDef.FromString(open(os.path.join(model_dir, "classify_image_graph_def.pb"), "rb").read())
-    graph = tf.Graph()
-    with graph.as_default():
-        tf1.import_graph_def(graph_def, name="")
-        sess = tf1.Session()
-        feats = graph.get_tensor_by_name("pool_3/_reshape:0")[0] - tf.constant(mean, dtype=tf.float32)
-        feats = tf.reshape(tf.matmul(tf.reshape(feats, [1, 2048]), tf.constant(vecs, dtype=tf.float32)), [1024])
-        tf.divide(feats, tf.sqrt(tf.constant(vals, dtype=tf.float32) + 1e-4), name="pca_final_feature")
+    sess = official_session(tf, model_dir)
     t0 = time.time()
     writer = tf.io.TFRecordWriter(out_path)
     rgb_features, total = [], None
     for rgb in frame_iterator(video):
         f = sess.run("pca_final_feature:0", feed_dict={"DecodeJpeg:0": rgb[:, :, ::-1]})
         total = f if total is None else total + f
-        rgb_features.append(tf.train.Feature(bytes_list=tf.train.BytesList(value=[quantize(f)])))
+        rgb_features.append(tf.train.Feature(bytes_list=tf.train.BytesList(value=[bytes(quantize(f))])))
     zero = tf.train.Feature(bytes_list=tf.train.BytesList(value=[bytes(128)]))
     ex = tf.train.SequenceExample(
         context=tf.train.Features(feature={

@@ -18,10 +18,11 @@ import sys
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-import cv2  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-tf1 = tf.compat.v1
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from yt8m_official import frame_iterator, official_session, quantize  # noqa: E402
+
 model_dir = sys.argv[1]
 out = os.path.join(model_dir, "videos")
 os.makedirs(out, exist_ok=True)
@@ -39,44 +40,7 @@ VIDEOS = {
 }
 
 
-def frame_iterator(filename, every_ms=1000, max_num_frames=300):
-    video_capture = cv2.VideoCapture()
-    if not video_capture.open(filename):
-        return
-    last_ts = -99999
-    num_retrieved = 0
-    while num_retrieved < max_num_frames:
-        while video_capture.get(0) < every_ms + last_ts:
-            if not video_capture.read()[0]:
-                return
-        last_ts = video_capture.get(0)
-        has_frames, frame = video_capture.read()
-        if not has_frames:
-            break
-        yield frame
-        num_retrieved += 1
-
-
-def quantize(features, min_quantized_value=-2.0, max_quantized_value=2.0):
-    assert features.dtype == "float32"
-    features = np.clip(features, min_quantized_value, max_quantized_value)
-    quantize_range = max_quantized_value - min_quantized_value
-    features = (features - min_quantized_value) * (255.0 / quantize_range)
-    return np.array([int(round(f)) for f in features], dtype=np.uint8)
-
-
-mean = np.load(os.path.join(model_dir, "mean.npy"))[:, 0]
-vals = np.load(os.path.join(model_dir, "eigenvals.npy"))[:1024, 0]
-vecs = np.load(os.path.join(model_dir, "eigenvecs.npy")).T[:, :1024]
-width = mean.shape[0]  # 2048 in the published files; the stand-in's pool_3 width here
-graph_def = tf1.GraphDef.FromString(open(os.path.join(model_dir, "classify_image_graph_def.pb"), "rb").read())
-graph = tf.Graph()
-with graph.as_default():
-    tf1.import_graph_def(graph_def, name="")
-    sess = tf1.Session()
-    feats = graph.get_tensor_by_name("pool_3/_reshape:0")[0] - tf.constant(mean, dtype=tf.float32)
-    feats = tf.reshape(tf.matmul(tf.reshape(feats, [1, width]), tf.constant(vecs, dtype=tf.float32)), [1024])
-    tf.divide(feats, tf.sqrt(tf.constant(vals, dtype=tf.float32) + 1e-4), name="pca_final_feature")
+sess = official_session(tf, model_dir)
 
 arrays = {"names": np.array(list(VIDEOS))}
 for i, (name, args) in enumerate(VIDEOS.items()):

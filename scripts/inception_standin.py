@@ -30,41 +30,18 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import tensorflow as tf  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from yt8m_official import GraphDefWriter, add_pca_final_feature, quantize  # noqa: E402
+
 tf1 = tf.compat.v1
 out = sys.argv[1]
 os.makedirs(out, exist_ok=True)
 rng = np.random.RandomState(2015)
 SIZE = 75  # the real graph resizes to 299
 
-g = tf1.GraphDef()
-g.versions.producer = 5
-g.versions.min_consumer = 0
-
-
-def node(name, op, inputs=(), **attrs):
-    n = g.node.add()
-    n.name, n.op = name, op
-    n.input.extend(inputs)
-    for k, v in attrs.items():
-        n.attr[k].CopyFrom(v)
-    return name
-
-
-def a_type(t):
-    return tf1.AttrValue(type=t.as_datatype_enum)
-
-
-def a_ints(v):
-    return tf1.AttrValue(list=tf1.AttrValue.ListValue(i=v))
-
-
-def a_str(s):
-    return tf1.AttrValue(s=s.encode())
-
-
-def const(name, value, dtype=tf.float32):
-    value = np.asarray(value, dtype=dtype.as_numpy_dtype)
-    return node(name, "Const", dtype=a_type(dtype), value=tf1.AttrValue(tensor=tf.make_tensor_proto(value)))
+w = GraphDefWriter(tf)
+g, node, a_type, a_ints, a_str, const = w.g, w.node, w.a_type, w.a_ints, w.a_str, w.const
+pool, concat = w.pool, w.concat
 
 
 F = tf.float32
@@ -103,16 +80,6 @@ def conv(name, x, cin, cout, k, stride=1, padding="VALID"):
     return node(name, "Relu", [f"{name}/control_dependency"], T=a_type(F))
 
 
-def pool(name, op, x, k, stride, padding):
-    return node(name, op, [x], T=a_type(F), ksize=a_ints([1, k, k, 1]),
-                strides=a_ints([1, stride, stride, 1]), padding=a_str(padding))
-
-
-def concat(name, parts):
-    const(f"{name}/concat_dim", 3, tf.int32)
-    return node(name, "Concat", [f"{name}/concat_dim"] + parts, T=a_type(F), N=tf1.AttrValue(i=len(parts)))
-
-
 x = conv("conv", "Mul", 3, 8, 3, stride=2)                 # 37
 x = conv("conv_1", x, 8, 8, 3)                             # 35
 x = conv("conv_2", x, 8, 12, 3, padding="SAME")            # 35
@@ -136,15 +103,6 @@ node("pool_3/_reshape", "Reshape", ["pool_3", "pool_3/_reshape/shape"], T=a_type
 with open(os.path.join(out, "classify_image_graph_def.pb"), "wb") as f:
     f.write(g.SerializeToString())
 
-def quantize(features, min_quantized_value=-2.0, max_quantized_value=2.0):
-    """extract_tfrecords_main.py's quantize, returning the byte values."""
-    assert features.dtype == "float32"
-    assert len(features.shape) == 1  # 1-D array
-    features = np.clip(features, min_quantized_value, max_quantized_value)
-    quantize_range = max_quantized_value - min_quantized_value
-    features = (features - min_quantized_value) * (255.0 / quantize_range)
-    return np.array([int(round(f)) for f in features], dtype=np.uint8)
-
 graph = tf.Graph()
 with graph.as_default():
     tf1.import_graph_def(g, name="")
@@ -163,12 +121,7 @@ with graph.as_default():
     np.save(os.path.join(out, "eigenvals.npy"), pca_eigenvals)
     np.save(os.path.join(out, "eigenvecs.npy"), pca_eigenvecs)
     # feature_extractor.py's _load_pca slicing and _load_inception ops (2048 there, C here).
-    mean_c = tf.constant(value=pca_mean[:, 0], dtype=tf.float32)
-    vecs_c = tf.constant(value=pca_eigenvecs.T[:, :K], dtype=tf.float32)
-    vals_c = tf.constant(value=pca_eigenvals[:K, 0], dtype=tf.float32)
-    feats_t = graph.get_tensor_by_name("pool_3/_reshape:0")[0] - mean_c
-    feats_t = tf.reshape(tf.matmul(tf.reshape(feats_t, [1, C]), vecs_c), [K])
-    tf.divide(feats_t, tf.sqrt(vals_c + 1e-4), name="pca_final_feature")
+    add_pca_final_feature(tf, graph, pca_mean, pca_eigenvals, pca_eigenvecs)
     # Frames of several sizes, up- and down-sampled to SIZE, odd and even.
     for i, frame in enumerate(frames):
         feats, pca = sess.run(["pool_3/_reshape:0", "pca_final_feature:0"], feed_dict={"DecodeJpeg:0": frame})

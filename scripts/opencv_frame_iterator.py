@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """What the official YouTube-8M extractor's frame sampling yields for a video, through OpenCV
 itself (opencv-python-headless): google/youtube-8m feature_extractor/extract_tfrecords_main.py,
-`frame_iterator` (reproduced below as published, reading `CAP_PROP_POS_MSEC` the same way), and
-the channel reversal its main() applies (`rgb[:, :, ::-1]`). tests/extract.rs compares
+`frame_iterator` (scripts/yt8m_official.py, as published, also reading `CAP_PROP_POS_MSEC` after
+each frame it yields), and the channel reversal its main() applies (`rgb[:, :, ::-1]`). tests/extract.rs compares
 `yt8m extract`'s sampling with this.
 
   python scripts/opencv_frame_iterator.py VIDEO OUT.npz [EVERY_MS] [MAX_FRAMES]
@@ -10,39 +10,21 @@ the channel reversal its main() applies (`rgb[:, :, ::-1]`). tests/extract.rs co
 Writes `times` (float64: POS_MSEC read as `last_ts` before each yielded frame, and after it)
 and `frames` (uint8 [n, H, W, 3], RGB) when all frames have one size, else `frame_<i>` each.
 """
+import os
 import sys
 
 import cv2
 import numpy as np
 
-CAP_PROP_POS_MSEC = 0
-
-
-def frame_iterator(filename, every_ms=1000, max_num_frames=300):
-    video_capture = cv2.VideoCapture()
-    if not video_capture.open(filename):
-        return
-    last_ts = -99999  # The timestamp of last retrieved frame.
-    num_retrieved = 0
-    while num_retrieved < max_num_frames:
-        # Skip frames
-        while video_capture.get(CAP_PROP_POS_MSEC) < every_ms + last_ts:
-            if not video_capture.read()[0]:
-                return
-        last_ts = video_capture.get(CAP_PROP_POS_MSEC)
-        has_frames, frame = video_capture.read()
-        if not has_frames:
-            break
-        yield frame, video_capture.get(CAP_PROP_POS_MSEC)
-        num_retrieved += 1
-
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from yt8m_official import frame_iterator  # noqa: E402
 
 def main():
     video, out = sys.argv[1], sys.argv[2]
     every_ms = float(sys.argv[3]) if len(sys.argv) > 3 else 1000.0
     max_frames = int(sys.argv[4]) if len(sys.argv) > 4 else 300
     frames, times = [], []
-    for bgr, t in frame_iterator(video, every_ms, max_frames):
+    for bgr, t in frame_iterator(video, every_ms, max_frames, with_pos=True):
         frames.append(np.ascontiguousarray(bgr[:, :, ::-1]))
         times.append(t)
     arrays = {"times": np.asarray(times, dtype=np.float64)}
