@@ -82,13 +82,6 @@ pub struct VideoOptions {
     pub audio: crate::extract::AudioSource,
 }
 
-/// Whether `p` names a video file (by extension) rather than features.
-pub fn is_video_file(p: &Path) -> bool {
-    p.extension().and_then(|x| x.to_str()).is_some_and(|x| {
-        crate::extract::write::VIDEO_EXTENSIONS.contains(&x.to_ascii_lowercase().as_str())
-    })
-}
-
 #[derive(Debug, Default)]
 pub struct PredictStats {
     pub videos: usize,
@@ -618,7 +611,7 @@ fn predict_files(
                 p.sources.push(src.clone());
             }
         };
-        if is_video_file(f) {
+        if crate::extract::write::is_video_file(f) {
             if extractor.is_none() {
                 let dir = opt
                     .video

@@ -19,11 +19,10 @@
 
 use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use tch::{Kind, Tensor};
 
-use super::video::{VideoError, drain, ffprobe_lines};
+use super::video::{VideoError, drain, ffprobe_lines, spawn_ffmpeg};
 
 pub const SAMPLE_RATE: usize = 16_000;
 pub const WINDOW: usize = 400;
@@ -64,11 +63,14 @@ pub fn decode_audio(path: &Path, max_seconds: f64) -> Result<Option<Vec<f64>>, V
     if !has_audio {
         return Ok(None);
     }
-    let mut child = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-i"])
-        .arg(path)
-        .args(["-map", "0:a:0", "-t", &format!("{max_seconds:.3}")])
-        .args([
+    let mut child = spawn_ffmpeg(
+        path,
+        &["-v", "error"],
+        &[
+            "-map",
+            "0:a:0",
+            "-t",
+            &format!("{max_seconds:.3}"),
             "-ac",
             "1",
             "-ar",
@@ -78,15 +80,8 @@ pub fn decode_audio(path: &Path, max_seconds: f64) -> Result<Option<Vec<f64>>, V
             "-c:a",
             "pcm_s16le",
             "-",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|source| VideoError::NoTool {
-            tool: "ffmpeg",
-            source,
-        })?;
+        ],
+    )?;
     let stderr = drain(child.stderr.take());
     let mut raw = Vec::new();
     // max_seconds bounds what FFmpeg writes; the read is bounded too.

@@ -178,6 +178,29 @@ fn stream_clock(path: &Path) -> Result<((i64, i64), i64), VideoError> {
     Ok((tb, start.unwrap_or(0)))
 }
 
+/// Starts `ffmpeg` quietly on `path` with `output` arguments after the input, stdout and stderr
+/// piped (`before` goes before `-i`).
+pub(super) fn spawn_ffmpeg(
+    path: &Path,
+    before: &[&str],
+    output: &[&str],
+) -> Result<Child, VideoError> {
+    Command::new("ffmpeg")
+        .arg("-nostdin")
+        .args(before)
+        .arg("-i")
+        .arg(path)
+        .args(output)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| VideoError::NoTool {
+            tool: "ffmpeg",
+            source,
+        })
+}
+
 /// The official loop as an FFmpeg `select` expression, evaluated once per decoded frame in
 /// decoding order. Registers: 0 = disarmed (0: the next frame is taken; the first frame is),
 /// 1 = `last`, 2 = frames taken, 3 = POS, 4 = this frame taken.
@@ -266,10 +289,10 @@ impl SampledFrames {
         } else {
             num as f64 / den as f64
         };
-        let mut child = Command::new("ffmpeg")
-            .args(["-nostdin", "-hide_banner", "-v", "info", "-copyts", "-i"])
-            .arg(path)
-            .args([
+        let mut child = spawn_ffmpeg(
+            path,
+            &["-hide_banner", "-v", "info", "-copyts"],
+            &[
                 "-map",
                 "0:v:0",
                 "-vf",
@@ -287,15 +310,8 @@ impl SampledFrames {
                 "-pix_fmt",
                 "rgb24",
                 "-",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|source| VideoError::NoTool {
-                tool: "ffmpeg",
-                source,
-            })?;
+            ],
+        )?;
         let (tx, rx) = std::sync::mpsc::channel();
         let stderr = showinfo_reader(child.stderr.take().expect("piped"), tx);
         Ok(SampledFrames {

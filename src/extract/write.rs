@@ -28,6 +28,13 @@ use crate::runtime::{AtomicFile, write_atomic};
 pub const VIDEO_EXTENSIONS: &[&str] = &[
     "mp4", "m4v", "mov", "mkv", "webm", "avi", "flv", "wmv", "mpg", "mpeg", "ts", "3gp", "ogv",
 ];
+/// Whether `p` names a video file (by its extension, any case).
+pub fn is_video_file(p: &Path) -> bool {
+    p.extension()
+        .and_then(|x| x.to_str())
+        .is_some_and(|x| VIDEO_EXTENSIONS.contains(&x.to_ascii_lowercase().as_str()))
+}
+
 /// Directory levels searched below a given directory.
 const MAX_DEPTH: usize = 16;
 /// Inputs at most (a CSV or a directory tree).
@@ -157,11 +164,7 @@ pub fn inputs_from_paths(paths: &[PathBuf]) -> Result<Vec<Input>, ExtractError> 
                     if depth < MAX_DEPTH {
                         stack.push((q, depth + 1));
                     }
-                } else if q
-                    .extension()
-                    .and_then(|x| x.to_str())
-                    .is_some_and(|x| VIDEO_EXTENSIONS.contains(&x.to_ascii_lowercase().as_str()))
-                {
+                } else if is_video_file(&q) {
                     found.push(q);
                     if found.len() > MAX_INPUTS {
                         return Err(ExtractError::Files {
