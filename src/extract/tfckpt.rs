@@ -21,8 +21,8 @@ use tch::Tensor;
 
 use super::tfgraph::{decode_tensor, pb};
 
-/// The largest checkpoint read (VGGish's is 288 MB).
-pub const MAX_CHECKPOINT_BYTES: u64 = 4 << 30;
+/// The largest checkpoint read, whole, into memory (VGGish's is 288 MB).
+pub const MAX_CHECKPOINT_BYTES: u64 = 1 << 30;
 const TABLE_MAGIC: u64 = 0xdb47_7524_8b80_fb57;
 const FOOTER_LEN: usize = 48;
 

@@ -33,8 +33,9 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 
-/// Largest frame side accepted from a decoder (8K is 7680).
-const MAX_SIDE: usize = 16_384;
+/// Largest frame side accepted from a decoder (8K is 7680; 360° video reaches 8192): one
+/// RGB frame is then at most 201 MB.
+const MAX_SIDE: usize = 8_192;
 
 /// How frames are sampled (the official defaults: one per second, at most 300).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -510,6 +511,8 @@ mod tests {
         assert!(ok(b"P5\n320 240\n255\n").is_err());
         assert!(ok(b"P6\n320 240\n65535\n").is_err());
         assert!(ok(b"P6\n99999999 240\n255\n").is_err());
+        assert_eq!(ok(b"P6\n8192 4096\n255\n").unwrap(), (8192, 4096));
+        assert!(ok(b"P6\n8193 4096\n255\n").is_err());
         assert!(ok(b"P6\n0 240\n255\n").is_err());
         assert!(ok(b"P6\n320").is_err());
         assert!(ok(b"P6\n32x0 240\n255\n").is_err());
