@@ -378,7 +378,7 @@ pub fn bench_train(o: &ModelBenchOptions) -> Result<String> {
     let device = cfg.TRAIN.device.resolve()?;
     let threads = yt8m::threads::configure_torch_threads();
     let arch = cfg.architecture();
-    if let yt8m::model::Architecture::AttentionLstm(mc) = &arch {
+    if let Some(mc) = arch.config::<yt8m::model::AttentionLstmConfig>() {
         return bench_train_attention_lstm(o, mc, device, threads);
     }
     // Any other head: the same loop with the config's own loss and optimizer, in each
@@ -541,7 +541,7 @@ fn bench_train_attention_lstm(
     threads: usize,
 ) -> Result<String> {
     let cfg = &o.config;
-    let arch = yt8m::model::Architecture::AttentionLstm(mc.clone());
+    let arch = yt8m::model::Architecture::from(mc.clone());
     let maxb = *o.batch_sizes.iter().max().unwrap_or(&1) as i64;
     let computes = train_computes(o, device);
     let with_bf16 = computes.contains(&tch::Kind::BFloat16);

@@ -6,14 +6,11 @@ use crate::data::batch::{Loader, LoaderConfig};
 use crate::data::{FeatureSpec, Level};
 use crate::error::{Error, Result};
 pub use crate::kinds::{
-    BestMetric, DeviceSpec, DistributedMode, Dtype, HeadName, LossName, Precision, Split,
+    BestMetric, DeviceSpec, DistributedMode, Dtype, LossName, Precision, Split,
 };
 use crate::metrics::{MetricMode, TieOrder};
-use crate::model::dbof::{DbofActivation, DbofPooling};
-use crate::model::{
-    Architecture, AttentionClusterConfig, AttentionLstmConfig, DbofConfig, FrameLogisticConfig,
-    LstmModelConfig, NextVladConfig, VideoLevelConfig,
-};
+use crate::model::Architecture;
+pub use crate::model::{HeadConfig, NetworkName};
 pub use crate::optim::{AdamVariant, Algorithm, ClipBy, LrSchedule, OptimizerName, RmsPropConfig};
 use serde::{Deserialize, Serialize};
 use serde_yaml_ng::Value;
@@ -38,116 +35,12 @@ impl Paths {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct HeadConfig {
-    /// PaddleVideo: "AttentionLstmHead"; or the starter's "LogisticModel", "MoeModel".
-    pub name: HeadName,
-    pub num_classes: usize,
-    /// Ignored by PaddleVideo (it uses len(feature_dims)); accepted for compatibility.
-    pub feature_num: Option<usize>,
-    pub feature_dims: Vec<usize>,
-    pub embedding_size: usize,
-    pub lstm_size: usize,
-    /// Ours: PaddleVideo hard-codes 8192 / 4096.
-    pub fc_out1_size: usize,
-    pub fc_out2_size: usize,
-    /// Dropout rate (PaddleVideo's `dropout`; the legacy zoo's `drop_rate`).
-    #[serde(alias = "drop_rate")]
-    pub dropout: f64,
-    /// Ours: TFRecord feature list names (frame level), rgb then audio.
-    pub feature_names: Vec<String>,
-    /// Ours: video-level feature names.
-    pub mean_feature_names: Vec<String>,
-    /// Ours: experts of `MoeModel` and of the starter frame models' MoE classifier (the
-    /// starter's `--moe_num_mixtures`, default 2).
-    pub num_mixtures: usize,
-    /// Ours: `LstmModel`'s units per layer (the starter's `--lstm_cells`, default 1024).
-    pub lstm_cells: usize,
-    /// Ours: `LstmModel`'s stacked layers (the starter's `--lstm_layers`, default 2).
-    pub lstm_layers: usize,
-    /// Ours: `DbofModel`'s frames sampled per video (the starter's `--iterations`, 30).
-    pub iterations: usize,
-    /// Ours: `DbofModel`'s cluster layer width (`--dbof_cluster_size`, 8192).
-    pub dbof_cluster_size: usize,
-    /// Ours: `DbofModel`'s hidden layer width (`--dbof_hidden_size`, 1024).
-    pub dbof_hidden_size: usize,
-    /// Ours: batch norm in `DbofModel` (`--dbof_add_batch_norm`, true; false adds biases).
-    pub dbof_add_batch_norm: bool,
-    /// Ours: `sigmoid` or `relu6` (`--dbof_activation`).
-    pub dbof_activation: DbofActivation,
-    /// Ours: `max` or `average` over the sampled frames (`--dbof_pooling_method`).
-    pub dbof_pooling_method: DbofPooling,
-    /// Ours: `DbofModel`'s batch-norm moving-average decay (slim's default 0.999).
-    pub dbof_batch_norm_decay: f64,
-    /// Ours: `NeXtVLADHead`'s clusters per group K (legacy Paddle `cluster_size`, 128).
-    pub cluster_size: usize,
-    /// Ours: `NeXtVLADHead`'s hidden width H (`hidden_size`, 2048).
-    pub hidden_size: usize,
-    /// Ours: `NeXtVLADHead`'s groups G (`groups`, 8).
-    pub groups: usize,
-    /// Ours: `NeXtVLADHead`'s expansion λ (`expansion`, 2).
-    pub expansion: usize,
-    /// Ours: `NeXtVLADHead`'s gate bottleneck H / r (`gating_reduction`, 8).
-    pub gating_reduction: usize,
-    /// Ours: `NeXtVLADHead`'s rgb scaling, √eigenvalue + 1e-4 per dimension, from the
-    /// starter's PCA eigenvalues (`eigen_file`, yt8m_pca/eigenvals.npy), read when training
-    /// starts and saved with the weights. Unset: no scaling (upstream requires the file).
-    pub eigen_file: Option<String>,
-    /// Ours: `AttentionClusterHead`'s frames sampled per video (`seg_num`, 100).
-    pub seg_num: usize,
-    /// Ours: `AttentionClusterHead`'s attention units per modality (`cluster_nums`, [32, 32]).
-    pub cluster_nums: Vec<usize>,
-    /// Ours: `AttentionClusterHead`'s hidden widths (hard-coded upstream: 1024, 4096).
-    pub fc1_size: usize,
-    pub fc2_size: usize,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
 pub struct ModelSection {
     /// PaddleVideo: "Recognizer1D".
     pub framework: String,
     pub head: HeadConfig,
     /// Ours: frame (SequenceExample) or video (Example) features.
     pub level: Level,
-}
-
-impl Default for HeadConfig {
-    fn default() -> Self {
-        let m = AttentionLstmConfig::default();
-        HeadConfig {
-            name: HeadName::AttentionLstmHead,
-            num_classes: m.num_classes,
-            feature_num: Some(2),
-            feature_dims: m.feature_dims,
-            embedding_size: m.embedding_size,
-            lstm_size: m.lstm_size,
-            fc_out1_size: m.fc_out1_size,
-            fc_out2_size: m.fc_out2_size,
-            dropout: m.dropout,
-            feature_names: vec!["rgb".into(), "audio".into()],
-            mean_feature_names: vec!["mean_rgb".into(), "mean_audio".into()],
-            num_mixtures: 2,
-            lstm_cells: 1024,
-            lstm_layers: 2,
-            iterations: 30,
-            dbof_cluster_size: 8192,
-            dbof_hidden_size: 1024,
-            dbof_add_batch_norm: true,
-            dbof_activation: DbofActivation::Sigmoid,
-            dbof_pooling_method: DbofPooling::Max,
-            dbof_batch_norm_decay: 0.999,
-            cluster_size: 128,
-            hidden_size: 2048,
-            groups: 8,
-            expansion: 2,
-            gating_reduction: 8,
-            eigen_file: None,
-            seg_num: 100,
-            cluster_nums: vec![32, 32],
-            fc1_size: 1024,
-            fc2_size: 4096,
-        }
-    }
 }
 
 impl Default for ModelSection {
@@ -792,7 +685,7 @@ impl Config {
         // PaddleVideo's top-level `model_name` defaults to AttentionLSTM; a starter model
         // says its own name.
         if cfg.model_name == Config::default().model_name
-            && cfg.MODEL.head.name != HeadName::AttentionLstmHead
+            && cfg.MODEL.head.name != NetworkName::AttentionLstmHead
         {
             cfg.model_name = cfg.MODEL.head.name.to_string();
         }
@@ -932,7 +825,8 @@ impl Config {
         self.validate_pipeline(name)
     }
 
-    /// MODEL.head: widths, names, and each network's own keys.
+    /// MODEL.head: the keys every network reads here, then the network's own
+    /// ([`crate::model::NetworkConfig::validate`]).
     fn validate_head(&self, name: &str) -> Result<()> {
         let h = &self.MODEL.head;
         if h.feature_dims.is_empty() || h.feature_dims.iter().any(|&d| d == 0) {
@@ -952,27 +846,14 @@ impl Config {
                 ),
             ));
         }
-        if h.num_classes == 0
-            || h.embedding_size == 0
-            || h.lstm_size == 0
-            || h.fc_out1_size == 0
-            || h.fc_out2_size == 0
-        {
+        if h.num_classes == 0 {
             return Err(cfg_err(
                 name,
-                "MODEL.head widths (num_classes, embedding_size, lstm_size, fc_out1_size, fc_out2_size) must be positive",
+                "MODEL.head.num_classes must be positive (YouTube-8M: 3862)",
             ));
         }
-        let frame_only = matches!(
-            h.name,
-            HeadName::AttentionLstmHead
-                | HeadName::FrameLevelLogisticModel
-                | HeadName::LstmModel
-                | HeadName::DbofModel
-                | HeadName::NextVladHead
-                | HeadName::AttentionClusterHead
-        );
-        if frame_only && self.MODEL.level != Level::Frame {
+        let arch = self.architecture();
+        if arch.level() == Level::Frame && self.MODEL.level != Level::Frame {
             return Err(cfg_err(
                 name,
                 format!(
@@ -981,82 +862,13 @@ impl Config {
                 ),
             ));
         }
-        if h.name == HeadName::DbofModel
-            && !(h.dbof_batch_norm_decay > 0.0 && h.dbof_batch_norm_decay < 1.0)
-        {
-            return Err(cfg_err(
-                name,
-                format!(
-                    "MODEL.head.dbof_batch_norm_decay is {}; it must be in (0, 1) (slim's 0.999)",
-                    h.dbof_batch_norm_decay
-                ),
-            ));
-        }
-        if h.name == HeadName::DbofModel
-            && (h.iterations == 0 || h.dbof_cluster_size == 0 || h.dbof_hidden_size == 0)
-        {
-            return Err(cfg_err(
-                name,
-                "MODEL.head.iterations, dbof_cluster_size and dbof_hidden_size must be positive (the starter's 30, 8192 and 1024)",
-            ));
-        }
-        if h.name == HeadName::NextVladHead {
-            let bad = h.cluster_size == 0
-                || h.hidden_size == 0
-                || h.groups == 0
-                || h.expansion == 0
-                || h.gating_reduction == 0
-                || h.gating_reduction > h.hidden_size;
-            if bad {
-                return Err(cfg_err(
-                    name,
-                    "MODEL.head.cluster_size, hidden_size, groups, expansion and gating_reduction must be positive, gating_reduction at most hidden_size (legacy Paddle: 128, 2048, 8, 2, 8)",
-                ));
-            }
-            if let Some(d) = h
-                .feature_dims
-                .iter()
-                .find(|&&d| (d * h.expansion) % h.groups != 0)
-            {
-                return Err(cfg_err(
-                    name,
-                    format!(
-                        "MODEL.head.expansion × feature width ({} × {d}) must divide into MODEL.head.groups = {} equal groups",
-                        h.expansion, h.groups
-                    ),
-                ));
-            }
-        }
-        if h.name == HeadName::AttentionClusterHead {
-            if h.seg_num == 0 || h.fc1_size == 0 || h.fc2_size == 0 {
-                return Err(cfg_err(
-                    name,
-                    "MODEL.head.seg_num, fc1_size and fc2_size must be positive (legacy Paddle: 100, 1024, 4096)",
-                ));
-            }
-            if h.cluster_nums.len() != h.feature_dims.len() || h.cluster_nums.contains(&0) {
-                return Err(cfg_err(
-                    name,
-                    format!(
-                        "MODEL.head.cluster_nums {:?} must give a positive number of attention units per feature_dims entry {:?} (legacy Paddle: [32, 32])",
-                        h.cluster_nums, h.feature_dims
-                    ),
-                ));
-            }
-        }
-        if h.name == HeadName::LstmModel && (h.lstm_cells == 0 || h.lstm_layers == 0) {
-            return Err(cfg_err(
-                name,
-                "MODEL.head.lstm_cells and lstm_layers must be positive (the starter's 1024 and 2)",
-            ));
-        }
         if !(0.0..1.0).contains(&h.dropout) {
             return Err(cfg_err(
                 name,
                 format!("MODEL.head.dropout must be in [0, 1), got {}", h.dropout),
             ));
         }
-        Ok(())
+        arch.validate().map_err(|e| cfg_err(name, e))
     }
 
     /// The class count and the parameters' memory against this machine's.
@@ -1173,177 +985,12 @@ impl Config {
     /// Parameters of the configured network, from the widths alone (saturating; u64::MAX when
     /// it overflows), so absurd widths are refused before any allocation.
     pub fn parameter_estimate(&self) -> u64 {
-        let h = &self.MODEL.head;
-        let (c, e, l) = (
-            h.num_classes as u64,
-            h.embedding_size as u64,
-            h.lstm_size as u64,
-        );
-        let (f1, f2) = (h.fc_out1_size as u64, h.fc_out2_size as u64);
-        let m = h.feature_dims.len() as u64;
-        let add = |a: u64, b: u64| a.checked_add(b);
-        let mul = |a: u64, b: u64| a.checked_mul(b);
-        let est = || -> Option<u64> {
-            let dims: u64 = h
-                .feature_dims
-                .iter()
-                .try_fold(0u64, |a, &d| a.checked_add(d as u64))?;
-            match h.name {
-                HeadName::LogisticModel | HeadName::FrameLevelLogisticModel => {
-                    mul(add(dims, 1)?, c)
-                }
-                HeadName::LstmModel => {
-                    let (hc, k) = (h.lstm_cells as u64, h.num_mixtures.max(1) as u64);
-                    // Layer 1 [ΣD + H, 4H] + bias, the others [2H, 4H] + bias; MoE on H.
-                    let first = mul(add(add(dims, hc)?, 1)?, mul(4, hc)?)?;
-                    let rest = mul(
-                        (h.lstm_layers as u64).saturating_sub(1),
-                        mul(add(mul(2, hc)?, 1)?, mul(4, hc)?)?,
-                    )?;
-                    let moe = add(mul(mul(hc, c)?, add(mul(k, 2)?, 1)?)?, mul(c, k)?)?;
-                    add(add(first, rest)?, moe)
-                }
-                HeadName::DbofModel => {
-                    let (kc, hd) = (h.dbof_cluster_size as u64, h.dbof_hidden_size as u64);
-                    let k = h.num_mixtures.max(1) as u64;
-                    // Batch norm: γ, β on the input, cluster and hidden layers; else biases.
-                    let post = if h.dbof_add_batch_norm {
-                        mul(2, add(add(dims, kc)?, hd)?)?
-                    } else {
-                        add(kc, hd)?
-                    };
-                    let layers = add(mul(dims, kc)?, mul(kc, hd)?)?;
-                    let moe = add(mul(mul(hd, c)?, add(mul(k, 2)?, 1)?)?, mul(c, k)?)?;
-                    add(add(post, layers)?, moe)
-                }
-                HeadName::NextVladHead => {
-                    let (k, hd, g) = (h.cluster_size as u64, h.hidden_size as u64, h.groups as u64);
-                    let hr = hd / (h.gating_reduction.max(1) as u64);
-                    let mut total = 0u64;
-                    let mut vlad = 0u64;
-                    for &d in &h.feature_dims {
-                        let e = mul(h.expansion as u64, d as u64)?;
-                        let f = e / g.max(1);
-                        // Expansion, attention, cluster weights (+ batch norm), weights2,
-                        // the VLAD batch norm.
-                        let block = add(mul(add(d as u64, 1)?, e)?, mul(add(e, 1)?, g)?)?;
-                        let block = add(block, mul(add(e, 2)?, mul(g, k)?)?)?;
-                        let block = add(block, mul(mul(k, f)?, 3)?)?;
-                        total = add(total, block)?;
-                        vlad = add(vlad, mul(k, f)?)?;
-                    }
-                    let head = add(mul(vlad, hd)?, mul(2, hd)?)?;
-                    let head = add(head, add(mul(mul(2, hd)?, hr)?, mul(2, hr)?)?)?;
-                    add(add(total, head)?, mul(add(hd, 1)?, c)?)
-                }
-                HeadName::AttentionClusterHead => {
-                    let (f1, f2) = (h.fc1_size as u64, h.fc2_size as u64);
-                    let mut units = 0u64;
-                    let mut width = 0u64;
-                    for (&d, &k) in h.feature_dims.iter().zip(&h.cluster_nums) {
-                        units = add(units, mul(k as u64, add(d as u64, 3)?)?)?;
-                        width = add(width, mul(d as u64, k as u64)?)?;
-                    }
-                    let fcs = add(mul(add(width, 1)?, f1)?, mul(add(f1, 1)?, f2)?)?;
-                    add(add(units, fcs)?, mul(add(f2, 1)?, c)?)
-                }
-                HeadName::MoeModel => {
-                    let k = h.num_mixtures.max(1) as u64;
-                    // Gate [ΣD, C·(k+1)] without bias; experts [ΣD, C·k] with bias.
-                    add(mul(mul(dims, c)?, add(mul(k, 2)?, 1)?)?, mul(c, k)?)
-                }
-                HeadName::AttentionLstmHead => {
-                    // Per modality: input fc, two LSTM directions (4 gates), attention; then the
-                    // two fc layers and the logits.
-                    let lstm = mul(mul(8, l)?, add(add(e, l)?, 2)?)?;
-                    // (+ biases: E and 1 per modality, then f1, f2 and c.)
-                    let per = add(add(mul(dims, e)?, mul(m, lstm)?)?, mul(mul(m, 2)?, l)?)?;
-                    let per = add(per, mul(m, add(e, 1)?)?)?;
-                    let head = add(
-                        add(mul(mul(mul(m, 2)?, l)?, f1)?, mul(f1, f2)?)?,
-                        mul(f2, c)?,
-                    )?;
-                    add(add(per, head)?, add(add(f1, f2)?, c)?)
-                }
-            }
-        };
-        est().unwrap_or(u64::MAX)
+        self.architecture().parameter_estimate().unwrap_or(u64::MAX)
     }
 
-    /// The network the config asks for: MODEL.head.name `AttentionLstmHead` (PaddleVideo's),
-    /// `LogisticModel` or `MoeModel` (Google's starter video-level models).
+    /// The network the config asks for (MODEL.head.name) with its shape.
     pub fn architecture(&self) -> Architecture {
-        let h = &self.MODEL.head;
-        match h.name {
-            HeadName::LogisticModel => Architecture::VideoLevel(VideoLevelConfig {
-                num_classes: h.num_classes,
-                feature_dims: h.feature_dims.clone(),
-                num_mixtures: 0,
-            }),
-            HeadName::MoeModel => Architecture::VideoLevel(VideoLevelConfig {
-                num_classes: h.num_classes,
-                feature_dims: h.feature_dims.clone(),
-                num_mixtures: h.num_mixtures.max(1),
-            }),
-            HeadName::AttentionLstmHead => Architecture::AttentionLstm(self.model_config()),
-            HeadName::FrameLevelLogisticModel => Architecture::FrameLogistic(FrameLogisticConfig {
-                num_classes: h.num_classes,
-                feature_dims: h.feature_dims.clone(),
-            }),
-            HeadName::DbofModel => Architecture::Dbof(DbofConfig {
-                num_classes: h.num_classes,
-                feature_dims: h.feature_dims.clone(),
-                iterations: h.iterations,
-                cluster_size: h.dbof_cluster_size,
-                hidden_size: h.dbof_hidden_size,
-                add_batch_norm: h.dbof_add_batch_norm,
-                activation: h.dbof_activation,
-                pooling: h.dbof_pooling_method,
-                num_mixtures: h.num_mixtures.max(1),
-                batch_norm_decay: h.dbof_batch_norm_decay,
-            }),
-            HeadName::NextVladHead => Architecture::NextVlad(NextVladConfig {
-                num_classes: h.num_classes,
-                feature_dims: h.feature_dims.clone(),
-                cluster_size: h.cluster_size,
-                hidden_size: h.hidden_size,
-                groups: h.groups,
-                expansion: h.expansion,
-                gating_reduction: h.gating_reduction,
-                drop_rate: h.dropout,
-            }),
-            HeadName::AttentionClusterHead => {
-                Architecture::AttentionCluster(AttentionClusterConfig {
-                    num_classes: h.num_classes,
-                    feature_dims: h.feature_dims.clone(),
-                    seg_num: h.seg_num,
-                    cluster_nums: h.cluster_nums.clone(),
-                    fc1_size: h.fc1_size,
-                    fc2_size: h.fc2_size,
-                    drop_rate: h.dropout,
-                })
-            }
-            HeadName::LstmModel => Architecture::StarterLstm(LstmModelConfig {
-                num_classes: h.num_classes,
-                feature_dims: h.feature_dims.clone(),
-                lstm_cells: h.lstm_cells,
-                lstm_layers: h.lstm_layers,
-                num_mixtures: h.num_mixtures.max(1),
-            }),
-        }
-    }
-
-    pub fn model_config(&self) -> AttentionLstmConfig {
-        let h = &self.MODEL.head;
-        AttentionLstmConfig {
-            num_classes: h.num_classes,
-            feature_dims: h.feature_dims.clone(),
-            embedding_size: h.embedding_size,
-            lstm_size: h.lstm_size,
-            fc_out1_size: h.fc_out1_size,
-            fc_out2_size: h.fc_out2_size,
-            dropout: h.dropout,
-        }
+        Architecture::from_head(&self.MODEL.head)
     }
 
     /// The model's input names for its level: the feature lists (frame level) or the mean
@@ -1446,51 +1093,16 @@ impl Config {
     /// [`Config::to_yaml`]'s tree.
     pub fn to_value(&self) -> Value {
         let mut v = serde_yaml_ng::to_value(self).expect("config serializes");
-        let unused: &[&str] = match self.MODEL.head.name {
-            HeadName::AttentionLstmHead => &[
-                "MODEL.head.mean_feature_names",
-                "MODEL.head.num_mixtures",
-                "MODEL.head.lstm_cells",
-                "MODEL.head.lstm_layers",
-            ],
-            HeadName::FrameLevelLogisticModel | HeadName::LstmModel | HeadName::DbofModel => &[
-                "MODEL.head.mean_feature_names",
-                "MODEL.head.embedding_size",
-                "MODEL.head.lstm_size",
-                "MODEL.head.fc_out1_size",
-                "MODEL.head.fc_out2_size",
-                "MODEL.head.dropout",
-            ],
-            HeadName::NextVladHead | HeadName::AttentionClusterHead => &[
-                "MODEL.head.mean_feature_names",
-                "MODEL.head.embedding_size",
-                "MODEL.head.lstm_size",
-                "MODEL.head.fc_out1_size",
-                "MODEL.head.fc_out2_size",
-                "MODEL.head.num_mixtures",
-            ],
-            HeadName::LogisticModel | HeadName::MoeModel => &[
-                "MODEL.head.embedding_size",
-                "MODEL.head.lstm_size",
-                "MODEL.head.fc_out1_size",
-                "MODEL.head.fc_out2_size",
-                "MODEL.head.dropout",
-                "MODEL.head.feature_names",
-                "MODEL.head.lstm_cells",
-                "MODEL.head.lstm_layers",
-                "DATASET.max_frames",
-                "DATASET.bucket_by_length",
-                "DATASET.bucket_window",
-            ],
-        };
-        for key in unused {
-            let (parent, last) = key.rsplit_once('.').expect("dotted");
-            let mut cur = &mut v;
-            for p in parent.split('.') {
-                cur = &mut cur[p];
-            }
-            if let Some(m) = cur.as_mapping_mut() {
-                m.remove(last);
+        let arch = self.architecture();
+        if let Some(m) = v["MODEL"]["head"].as_mapping_mut() {
+            let used = |k: &str| SHARED_HEAD_KEYS.contains(&k) || arch.keys().contains(&k);
+            m.retain(|k, _| k.as_str().is_some_and(used));
+        }
+        if arch.level() == Level::Video {
+            if let Some(m) = v["DATASET"].as_mapping_mut() {
+                for k in ["max_frames", "bucket_by_length", "bucket_window"] {
+                    m.remove(k);
+                }
             }
         }
         if let Some(m) = v["OPTIMIZER"].as_mapping_mut() {
@@ -1502,104 +1114,28 @@ impl Config {
                 m.remove(*k);
             }
         }
-        if let Some(m) = v["MODEL"]["head"].as_mapping_mut() {
-            const LSTM: [&str; 2] = ["lstm_cells", "lstm_layers"];
-            const DBOF: [&str; 7] = [
-                "iterations",
-                "dbof_cluster_size",
-                "dbof_hidden_size",
-                "dbof_add_batch_norm",
-                "dbof_activation",
-                "dbof_pooling_method",
-                "dbof_batch_norm_decay",
-            ];
-            const NEXTVLAD: [&str; 6] = [
-                "cluster_size",
-                "hidden_size",
-                "groups",
-                "expansion",
-                "gating_reduction",
-                "eigen_file",
-            ];
-            const CLUSTER: [&str; 4] = ["seg_num", "cluster_nums", "fc1_size", "fc2_size"];
-            let zoo = || NEXTVLAD.into_iter().chain(CLUSTER);
-            let unused: Vec<&str> = match self.MODEL.head.name {
-                HeadName::LogisticModel | HeadName::FrameLevelLogisticModel => {
-                    std::iter::once("num_mixtures")
-                        .chain(LSTM)
-                        .chain(DBOF)
-                        .chain(zoo())
-                        .collect()
-                }
-                HeadName::LstmModel => DBOF.into_iter().chain(zoo()).collect(),
-                HeadName::DbofModel => LSTM.into_iter().chain(zoo()).collect(),
-                HeadName::AttentionLstmHead | HeadName::MoeModel => {
-                    DBOF.into_iter().chain(zoo()).collect()
-                }
-                HeadName::NextVladHead => LSTM.into_iter().chain(DBOF).chain(CLUSTER).collect(),
-                HeadName::AttentionClusterHead => {
-                    LSTM.into_iter().chain(DBOF).chain(NEXTVLAD).collect()
-                }
-            };
-            for k in unused {
-                m.remove(k);
-            }
-        }
         prune_nulls(&mut v);
         v
     }
 
-    /// Keys whose values differ between two configs' model shapes (resume check).
+    /// Keys whose values differ between two configs' models (resume check): the network's
+    /// name, its shared widths, the keys it reads but for those that leave a trained model
+    /// as it is ([`crate::model::NetworkConfig::free_keys`]), and the level.
     pub fn model_shape_diff(&self, other: &Config) -> Vec<String> {
         let (a, b) = (&self.MODEL, &other.MODEL);
-        let mut d = Vec::new();
-        macro_rules! cmp {
-            ($($f:ident),*) => { $( if a.head.$f != b.head.$f { d.push(format!("MODEL.head.{}: {:?} → {:?}", stringify!($f), b.head.$f, a.head.$f)); } )* };
-        }
-        cmp!(
-            name,
-            num_classes,
-            feature_dims,
-            embedding_size,
-            lstm_size,
-            fc_out1_size,
-            fc_out2_size,
-            feature_names,
-            mean_feature_names,
-            num_mixtures,
-            lstm_cells,
-            lstm_layers,
-            iterations,
-            dbof_cluster_size,
-            dbof_hidden_size,
-            dbof_add_batch_norm,
-            dbof_activation,
-            dbof_pooling_method,
-            cluster_size,
-            hidden_size,
-            groups,
-            expansion,
-            gating_reduction,
-            seg_num,
-            cluster_nums,
-            fc1_size,
-            fc2_size
+        let arch = self.architecture();
+        let (new, old) = (
+            serde_yaml_ng::to_value(&a.head).expect("config serializes"),
+            serde_yaml_ng::to_value(&b.head).expect("config serializes"),
         );
-        // Not shapes, but a different model at inference (×(1 − p) in the zoo's heads).
-        let zoo = [HeadName::NextVladHead, HeadName::AttentionClusterHead];
-        if zoo.contains(&a.head.name) && a.head.dropout != b.head.dropout {
-            d.push(format!(
-                "MODEL.head.dropout: {} → {}",
-                b.head.dropout, a.head.dropout
-            ));
-        }
-        // Not a shape, but a different model at inference: listed like one.
-        if a.head.dbof_batch_norm_decay != b.head.dbof_batch_norm_decay {
-            d.push(format!(
-                "MODEL.head.dbof_batch_norm_decay: {} → {}",
-                b.head.dbof_batch_norm_decay, a.head.dbof_batch_norm_decay
-            ));
-        }
+        let keys = ["name", "num_classes", "feature_dims"]
+            .into_iter()
+            .chain(arch.keys().iter().copied())
+            .filter(|k| !arch.free_keys().contains(k));
+        let mut d: Vec<String> = keys
+            .filter(|&k| new[k] != old[k])
+            .map(|k| format!("MODEL.head.{k}: {} → {}", inline(&old[k]), inline(&new[k])))
+            .collect();
         if a.level != b.level {
             d.push(format!("MODEL.level: {:?} → {:?}", b.level, a.level));
         }
@@ -1607,9 +1143,26 @@ impl Config {
     }
 }
 
+/// `MODEL.head` keys every network reads (its own are [`crate::model::NetworkConfig::keys`]).
+const SHARED_HEAD_KEYS: [&str; 4] = ["name", "num_classes", "feature_num", "feature_dims"];
+
+/// A YAML value on one line, for messages (`[1024, 128]`, `AttentionLstmHead`).
+fn inline(v: &Value) -> String {
+    match v {
+        Value::Sequence(items) => format!(
+            "[{}]",
+            items.iter().map(inline).collect::<Vec<_>>().join(", ")
+        ),
+        Value::Null => "unset".into(),
+        other => serde_yaml_ng::to_string(other)
+            .map(|s| s.trim_end().to_string())
+            .unwrap_or_default(),
+    }
+}
+
 #[cfg(test)]
 mod duplicate_key_tests {
-    use super::{Config, HeadName, duplicate_key};
+    use super::{Config, NetworkName, duplicate_key};
     use std::path::Path;
 
     #[test]
@@ -1629,9 +1182,9 @@ mod duplicate_key_tests {
             assert_eq!(back.architecture(), c.architecture(), "{}", p.display());
             assert!(!text.contains("null"), "{text}");
             let video = c.MODEL.level == crate::data::Level::Video;
-            let paddle = c.MODEL.head.name == HeadName::AttentionLstmHead;
-            let lstm = c.MODEL.head.name == HeadName::LstmModel;
-            let dbof = c.MODEL.head.name == HeadName::DbofModel;
+            let paddle = c.MODEL.head.name == NetworkName::AttentionLstmHead;
+            let lstm = c.MODEL.head.name == NetworkName::LstmModel;
+            let dbof = c.MODEL.head.name == NetworkName::DbofModel;
             for (key, wanted) in [
                 ("lstm_size", paddle),
                 ("embedding_size", paddle),

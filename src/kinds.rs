@@ -23,54 +23,6 @@ pub enum LossName {
     BceMean,
 }
 
-/// `MODEL.head.name`: which network.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
-pub enum HeadName {
-    /// PaddleVideo's AttentionLSTM head (frame level).
-    #[default]
-    #[value(name = "AttentionLstmHead")]
-    AttentionLstmHead,
-    /// Google's starter logistic regression (video level).
-    #[value(name = "LogisticModel")]
-    LogisticModel,
-    /// Google's starter mixture of experts (video level).
-    #[value(name = "MoeModel")]
-    MoeModel,
-    /// Google's starter `FrameLevelLogisticModel` (frame level).
-    #[value(name = "FrameLevelLogisticModel")]
-    FrameLevelLogisticModel,
-    /// Google's starter `LstmModel`: stacked LSTMs + MoE (frame level).
-    #[value(name = "LstmModel")]
-    LstmModel,
-    /// Google's starter `DbofModel`: Deep Bag of Frames + MoE (frame level).
-    #[value(name = "DbofModel")]
-    DbofModel,
-    /// NeXtVLAD as PaddlePaddle's legacy video zoo has it (frame level).
-    #[value(name = "NeXtVLADHead")]
-    #[serde(rename = "NeXtVLADHead", alias = "NEXTVLAD")]
-    NextVladHead,
-    /// Attention Clusters with shifting as PaddlePaddle's legacy video zoo has it (frame
-    /// level).
-    #[value(name = "AttentionClusterHead")]
-    #[serde(alias = "AttentionCluster")]
-    AttentionClusterHead,
-}
-
-impl fmt::Display for HeadName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            HeadName::AttentionLstmHead => "AttentionLstmHead",
-            HeadName::LogisticModel => "LogisticModel",
-            HeadName::MoeModel => "MoeModel",
-            HeadName::FrameLevelLogisticModel => "FrameLevelLogisticModel",
-            HeadName::LstmModel => "LstmModel",
-            HeadName::DbofModel => "DbofModel",
-            HeadName::NextVladHead => "NeXtVLADHead",
-            HeadName::AttentionClusterHead => "AttentionClusterHead",
-        })
-    }
-}
-
 /// `TRAIN.dtype`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -414,13 +366,6 @@ mod tests {
                 .parse::<DeviceSpec>()
                 .unwrap_err()
                 .contains("auto, cpu, cuda or cuda:N")
-        );
-        let e = serde_yaml_ng::from_str::<HeadName>("MoeModl")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("AttentionLstmHead") && e.contains("MoeModel"),
-            "{e}"
         );
         assert_eq!(
             serde_yaml_ng::from_str::<BestMetric>("hit_at_one").unwrap(),

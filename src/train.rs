@@ -452,7 +452,7 @@ impl Trainer<'_> {
         let gnorm = (o.grad_clip > 0.0 || logged).then(|| match o.grad_clip_by {
             ClipBy::Global => self.opt.clip_grad_norm(o.grad_clip),
             ClipBy::Tensor if o.grad_clip > 0.0 => {
-                let head = self.model.head();
+                let head = self.model.network();
                 self.opt
                     .clip_grad_norm_per_tensor(o.grad_clip, |n| head.clip_group(n))
             }

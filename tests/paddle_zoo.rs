@@ -11,7 +11,7 @@ mod common;
 use common::*;
 use tch::{Device, Kind, Tensor};
 use yt8m::config::Config;
-use yt8m::model::{Architecture, AttentionClusterConfig, Inputs, Model, NextVladConfig};
+use yt8m::model::{AttentionClusterConfig, Inputs, Model, NextVladConfig};
 use yt8m::optim::{AdamVariant, Algorithm, Optimizer};
 
 fn usize_of(f: &Fixture, key: &str) -> usize {
@@ -126,7 +126,7 @@ fn check_step(m: &Model, f: &Fixture, rename: impl Fn(&str) -> String, noise: &[
 
 fn nextvlad_model(f: &Fixture, drop_rate: f64) -> Model {
     Model::new(
-        Architecture::NextVlad(NextVladConfig {
+        NextVladConfig {
             num_classes: f.classes(),
             feature_dims: f.dims(),
             cluster_size: usize_of(f, "cluster_size"),
@@ -135,7 +135,7 @@ fn nextvlad_model(f: &Fixture, drop_rate: f64) -> Model {
             expansion: usize_of(f, "expansion"),
             gating_reduction: usize_of(f, "gating_reduction"),
             drop_rate,
-        }),
+        },
         test_device(),
         Kind::Float,
     )
@@ -153,9 +153,7 @@ fn nextvlad_equals_the_legacy_paddle_zoo() {
     let dir = tempdir("paddle-zoo-eigen");
     let eig = dir.join("eigenvals.npy");
     f.f32("eigenvals").write_npy(&eig).unwrap();
-    let yt8m::model::Net::NextVlad(net) = &m.net else {
-        unreachable!()
-    };
+    let net: &yt8m::model::NextVlad = m.network_as().unwrap();
     net.load_eigenvalues(&eig).unwrap();
     let want = f.f32("eigenvals").view([-1]).sqrt() + 1e-4;
     close("eigen_param", net.eigen_scale(), &want, 0.0, 2e-7);
@@ -213,7 +211,7 @@ fn cluster_model(f: &Fixture, drop_rate: f64) -> Model {
         .map(|v| v.as_u64().unwrap() as usize)
         .collect();
     Model::new(
-        Architecture::AttentionCluster(AttentionClusterConfig {
+        AttentionClusterConfig {
             num_classes: f.classes(),
             feature_dims: f.dims(),
             seg_num: usize_of(f, "seg_num"),
@@ -221,7 +219,7 @@ fn cluster_model(f: &Fixture, drop_rate: f64) -> Model {
             fc1_size: usize_of(f, "fc1_size"),
             fc2_size: usize_of(f, "fc2_size"),
             drop_rate,
-        }),
+        },
         test_device(),
         Kind::Float,
     )
@@ -238,9 +236,7 @@ fn attention_cluster_equals_the_legacy_paddle_zoo() {
     let inp = f.inputs_on(test_device());
     // The frames upstream's reader drew (generate_random_idx), through our forward.
     let index = f.f32("sample_index").to_kind(Kind::Int64);
-    let yt8m::model::Net::AttentionCluster(net) = &m.net else {
-        unreachable!()
-    };
+    let net: &yt8m::model::AttentionCluster = m.network_as().unwrap();
     let logits = net.forward_sampled(&inp.features, &index, true);
     close("logits", &logits, &f.f32("logits"), 2e-6, 2e-5);
     let loss = bce_mean(&logits, &inp.labels);
@@ -261,9 +257,7 @@ fn attention_cluster_equals_the_legacy_paddle_zoo() {
 
     let e = cluster_model(&f, f.meta["drop_rate"].as_f64().unwrap());
     load(&e, &f, "step/", same);
-    let yt8m::model::Net::AttentionCluster(en) = &e.net else {
-        unreachable!()
-    };
+    let en: &yt8m::model::AttentionCluster = e.network_as().unwrap();
     let p = tch::no_grad(|| en.forward_sampled(&inp.features, &index, false)).sigmoid();
     close(
         "test_predictions",
@@ -282,9 +276,7 @@ fn attention_cluster_samples_evenly_at_inference_and_as_upstream_in_training() {
     let _rng = torch_rng();
     let f = load_fixture("paddle_zoo", "attention_cluster");
     let m = cluster_model(&f, 0.5);
-    let yt8m::model::Net::AttentionCluster(net) = &m.net else {
-        unreachable!()
-    };
+    let net: &yt8m::model::AttentionCluster = m.network_as().unwrap();
     let s = usize_of(&f, "seg_num") as i64;
     let lengths = Tensor::from_slice(&[1i64, 3, 4, 7, 300]);
     let idx = net.sample(&lengths, false);
@@ -315,9 +307,7 @@ fn a_bad_eigenvalue_file_is_refused_with_the_file_and_the_fix() {
     let _rng = torch_rng();
     let f = load_fixture("paddle_zoo", "nextvlad");
     let m = nextvlad_model(&f, 0.5);
-    let yt8m::model::Net::NextVlad(net) = &m.net else {
-        unreachable!()
-    };
+    let net: &yt8m::model::NextVlad = m.network_as().unwrap();
     let dir = tempdir("paddle-zoo-bad-eigen");
     for (name, t, want) in [
         (
@@ -399,7 +389,7 @@ fn zoo_configs_train_on_synthetic_data_and_export_to_onnx() {
     ] {
         let bundle = train_export_and_check(&d, config, extra, epochs);
         let b = yt8m::bundle::load(&bundle, Device::Cpu).unwrap();
-        if let yt8m::model::Net::NextVlad(n) = &b.model.net {
+        if let Some(n) = b.model.network_as::<yt8m::model::NextVlad>() {
             let want: Tensor = Tensor::read_npy(&eig).unwrap().view([-1]).sqrt() + 1e-4;
             close("bundle eigen_param", n.eigen_scale(), &want, 0.0, 2e-7);
         }

@@ -32,7 +32,7 @@ fn cfg() -> AttentionLstmConfig {
 }
 
 fn model(kind: Kind) -> Model {
-    let mut m = Model::new(&cfg(), test_device(), kind);
+    let mut m = Model::new(cfg(), test_device(), kind);
     let w: Vec<(String, Tensor)> = npz("a_weights.npz").into_iter().collect();
     assert_eq!(w.len(), 30);
     m.load_named("a_weights.npz", &w).unwrap();
@@ -232,7 +232,7 @@ fn set_c_pdparams_convert_to_the_same_logits() {
         let out = dir.join("w.safetensors");
         let names = yt8m::convert::convert_pdparams(&parity(file), &out).unwrap();
         assert_eq!(names.len(), 30, "{file}: canonical tensors");
-        let mut m = Model::new(&cfg(), test_device(), Kind::Double);
+        let mut m = Model::new(cfg(), test_device(), Kind::Double);
         m.load_safetensors(&out).unwrap();
         let r = run(&m, &f, Kind::Double);
         check(
@@ -254,7 +254,7 @@ fn weights_of_another_shape_are_refused_with_both_shapes() {
         lstm_size: 7,
         ..cfg()
     };
-    let mut m = Model::new(&other, Device::Cpu, Kind::Float);
+    let mut m = Model::new(other.clone(), Device::Cpu, Kind::Float);
     let e = m.load_safetensors(&out).unwrap_err().to_string();
     println!("{e}");
     assert!(

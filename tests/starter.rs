@@ -12,7 +12,7 @@ use tch::{Device, Kind, Tensor};
 use yt8m::config::Config;
 use yt8m::model::dbof::{DbofActivation, DbofPooling};
 use yt8m::model::lstm_model::{tf_to_torch_lstm, torch_to_tf_lstm};
-use yt8m::model::{Architecture, DbofConfig, FrameLogisticConfig, Inputs, LstmModelConfig, Model};
+use yt8m::model::{DbofConfig, FrameLogisticConfig, Inputs, LstmModelConfig, Model};
 use yt8m::optim::{Algorithm, Optimizer};
 
 /// train.py's step on gradients already holding the L2 terms: each gradient clipped to norm
@@ -32,7 +32,7 @@ fn starter_step(m: &Model) {
         },
         params,
     );
-    let head = m.head();
+    let head = m.network();
     opt.clip_grad_norm_per_tensor(1.0, |n| head.clip_group(n));
     opt.step(0.01, 1);
 }
@@ -103,10 +103,10 @@ fn frame_level_logistic_equals_the_starter_in_tensorflow() {
     let _rng = torch_rng();
     let f = fixture("frame_logistic");
     let m = Model::new(
-        Architecture::FrameLogistic(FrameLogisticConfig {
+        FrameLogisticConfig {
             num_classes: f.classes(),
             feature_dims: f.dims(),
-        }),
+        },
         Device::Cpu,
         Kind::Float,
     );
@@ -175,13 +175,13 @@ fn lstm_model_equals_the_starter_in_tensorflow() {
     let cells = flags["lstm_cells"].as_u64().unwrap() as usize;
     let layers = flags["lstm_layers"].as_u64().unwrap() as usize;
     let m = Model::new(
-        Architecture::StarterLstm(LstmModelConfig {
+        LstmModelConfig {
             num_classes: f.classes(),
             feature_dims: f.dims(),
             lstm_cells: cells,
             lstm_layers: layers,
             num_mixtures: flags["moe_num_mixtures"].as_u64().unwrap() as usize,
-        }),
+        },
         Device::Cpu,
         Kind::Float,
     );
@@ -217,9 +217,7 @@ fn lstm_model_equals_the_starter_in_tensorflow() {
     let inp = f.inputs();
     // The head's logits are those of the clamped probabilities; the starter's loss needs the
     // probabilities themselves.
-    let yt8m::model::Net::StarterLstm(net) = &m.net else {
-        unreachable!()
-    };
+    let net: &yt8m::model::LstmModel = m.network_as().unwrap();
     let x = yt8m::model::frame_logistic::starter_frames(&inp.features);
     let p = net.probabilities(&x, &inp.lengths, true);
     close("predictions", &p, &f.f32("predictions"), 1e-6, 1e-5);
@@ -330,7 +328,7 @@ fn dbof_model_equals_the_starter_in_tensorflow() {
     let flags = &f.meta["flags"];
     let get = |k: &str| flags[k].as_u64().unwrap() as usize;
     let m = Model::new(
-        Architecture::Dbof(DbofConfig {
+        DbofConfig {
             num_classes: f.classes(),
             feature_dims: f.dims(),
             iterations: get("iterations"),
@@ -341,7 +339,7 @@ fn dbof_model_equals_the_starter_in_tensorflow() {
             pooling: DbofPooling::Max,
             num_mixtures: get("moe_num_mixtures"),
             batch_norm_decay: 0.999,
-        }),
+        },
         Device::Cpu,
         Kind::Float,
     );
@@ -371,9 +369,7 @@ fn dbof_model_equals_the_starter_in_tensorflow() {
         set(&m, &ours(st), &f.f32(&format!("state/tower/{st}")));
     }
     let inp = f.inputs();
-    let yt8m::model::Net::Dbof(net) = &m.net else {
-        unreachable!()
-    };
+    let net: &yt8m::model::Dbof = m.network_as().unwrap();
     let x = yt8m::model::frame_logistic::starter_frames(&inp.features);
     let a = &f.arrays["sample_index"];
     let index = Tensor::from_slice(&a.to_f64().iter().map(|&v| v as i64).collect::<Vec<_>>())

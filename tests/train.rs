@@ -280,8 +280,8 @@ fn config_errors_name_key_and_line() {
     let full = repo().join("configs/attention_lstm_youtube8m.yaml");
     let c = yt8m::config::Config::load(Some(&full), &[]).unwrap();
     assert_eq!(
-        c.model_config(),
-        yt8m::model::AttentionLstmConfig::default()
+        c.architecture(),
+        yt8m::model::AttentionLstmConfig::default().into()
     );
     assert_eq!(c.DATASET.batch_size, 128);
 }

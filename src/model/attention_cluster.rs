@@ -48,6 +48,65 @@ pub struct AttentionClusterConfig {
     pub drop_rate: f64,
 }
 
+impl super::NetworkConfig for AttentionClusterConfig {
+    fn from_head(h: &super::HeadConfig) -> Self {
+        AttentionClusterConfig {
+            num_classes: h.num_classes,
+            feature_dims: h.feature_dims.clone(),
+            seg_num: h.seg_num,
+            cluster_nums: h.cluster_nums.clone(),
+            fc1_size: h.fc1_size,
+            fc2_size: h.fc2_size,
+            drop_rate: h.dropout,
+        }
+    }
+    fn display_name(&self) -> &'static str {
+        "AttentionCluster"
+    }
+    /// `dropout` scales by (1 − p) at inference (`downgrade_in_infer`): part of the model.
+    fn keys(&self) -> &'static [&'static str] {
+        &[
+            "feature_names",
+            "dropout",
+            "seg_num",
+            "cluster_nums",
+            "fc1_size",
+            "fc2_size",
+        ]
+    }
+    fn validate(&self) -> std::result::Result<(), String> {
+        if self.seg_num == 0 || self.fc1_size == 0 || self.fc2_size == 0 {
+            return Err("MODEL.head.seg_num, fc1_size and fc2_size must be positive (legacy Paddle: 100, 1024, 4096)".into());
+        }
+        if self.cluster_nums.len() != self.feature_dims.len() || self.cluster_nums.contains(&0) {
+            return Err(format!(
+                "MODEL.head.cluster_nums {:?} must give a positive number of attention units per feature_dims entry {:?} (legacy Paddle: [32, 32])",
+                self.cluster_nums, self.feature_dims
+            ));
+        }
+        Ok(())
+    }
+    super::network_widths!(Frame);
+    fn parameter_estimate(&self) -> Option<u64> {
+        use super::{add, mul};
+        let (f1, f2) = (self.fc1_size as u64, self.fc2_size as u64);
+        let mut units = 0u64;
+        let mut width = 0u64;
+        for (&d, &k) in self.feature_dims.iter().zip(&self.cluster_nums) {
+            units = add(units, mul(k as u64, add(d as u64, 3)?)?)?;
+            width = add(width, mul(d as u64, k as u64)?)?;
+        }
+        let fcs = add(mul(add(width, 1)?, f1)?, mul(add(f1, 1)?, f2)?)?;
+        add(add(units, fcs)?, mul(add(f2, 1)?, self.num_classes as u64)?)
+    }
+    fn forward_flops(&self, _t: f64) -> f64 {
+        forward_flops(self)
+    }
+    fn build(&self, root: &nn::Path) -> Box<dyn super::Network> {
+        Box::new(AttentionCluster::new(root, self))
+    }
+}
+
 #[derive(Debug)]
 struct Unit {
     /// `conv.weight` `[C, D, 1, 1]` (a 1×1 convolution over the frames).
@@ -195,7 +254,7 @@ impl AttentionCluster {
     }
 }
 
-impl super::Head for AttentionCluster {
+impl super::Network for AttentionCluster {
     fn forward(&self, inputs: &super::Inputs, train: bool) -> Tensor {
         let index = self.sample(&inputs.lengths, train);
         self.forward_sampled(&inputs.features, &index, train)
@@ -203,15 +262,6 @@ impl super::Head for AttentionCluster {
     /// Upstream sets no regularizer.
     fn decays(&self, _name: &str) -> bool {
         false
-    }
-    fn level(&self) -> crate::data::Level {
-        crate::data::Level::Frame
-    }
-    fn feature_dims(&self) -> Vec<i64> {
-        self.cfg.feature_dims.iter().map(|&d| d as i64).collect()
-    }
-    fn num_classes(&self) -> i64 {
-        self.logits_b.size()[0]
     }
 
     /// The evenly spaced frames (integer arithmetic, GatherElements), the attention units,

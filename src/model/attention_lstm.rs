@@ -47,6 +47,81 @@ impl Default for AttentionLstmConfig {
     }
 }
 
+impl super::NetworkConfig for AttentionLstmConfig {
+    fn from_head(h: &super::HeadConfig) -> Self {
+        AttentionLstmConfig {
+            num_classes: h.num_classes,
+            feature_dims: h.feature_dims.clone(),
+            embedding_size: h.embedding_size,
+            lstm_size: h.lstm_size,
+            fc_out1_size: h.fc_out1_size,
+            fc_out2_size: h.fc_out2_size,
+            dropout: h.dropout,
+        }
+    }
+    fn display_name(&self) -> &'static str {
+        "AttentionLSTM"
+    }
+    fn keys(&self) -> &'static [&'static str] {
+        &[
+            "feature_names",
+            "embedding_size",
+            "lstm_size",
+            "fc_out1_size",
+            "fc_out2_size",
+            "dropout",
+        ]
+    }
+    /// Paddle's `upscale_in_train` dropout is the identity at inference.
+    fn free_keys(&self) -> &'static [&'static str] {
+        &["dropout"]
+    }
+    fn validate(&self) -> std::result::Result<(), String> {
+        let widths = [
+            self.embedding_size,
+            self.lstm_size,
+            self.fc_out1_size,
+            self.fc_out2_size,
+        ];
+        if widths.contains(&0) {
+            return Err("MODEL.head widths (embedding_size, lstm_size, fc_out1_size, fc_out2_size) must be positive (PaddleVideo: 512, 1024, 8192, 4096)".into());
+        }
+        Ok(())
+    }
+    super::network_widths!(Frame);
+    fn parameter_estimate(&self) -> Option<u64> {
+        use super::{add, mul};
+        let (c, e, l) = (
+            self.num_classes as u64,
+            self.embedding_size as u64,
+            self.lstm_size as u64,
+        );
+        let (f1, f2) = (self.fc_out1_size as u64, self.fc_out2_size as u64);
+        let m = self.feature_dims.len() as u64;
+        let dims = super::sum_dims(&self.feature_dims)?;
+        // Per modality: input fc, two LSTM directions (4 gates), attention; then the two fc
+        // layers and the logits.
+        let lstm = mul(mul(8, l)?, add(add(e, l)?, 2)?)?;
+        // (+ biases: E and 1 per modality, then f1, f2 and c.)
+        let per = add(add(mul(dims, e)?, mul(m, lstm)?)?, mul(mul(m, 2)?, l)?)?;
+        let per = add(per, mul(m, add(e, 1)?)?)?;
+        let head = add(
+            add(mul(mul(mul(m, 2)?, l)?, f1)?, mul(f1, f2)?)?,
+            mul(f2, c)?,
+        )?;
+        add(add(per, head)?, add(add(f1, f2)?, c)?)
+    }
+    fn forward_flops(&self, t: f64) -> f64 {
+        forward_flops(self, t)
+    }
+    fn cost_follows_frames(&self) -> bool {
+        true
+    }
+    fn build(&self, root: &nn::Path) -> Box<dyn super::Network> {
+        Box::new(AttentionLstm::new(root, self))
+    }
+}
+
 /// FLOPs of one AttentionLSTM forward pass for a video of `t` frames (multiply-adds × 2).
 pub fn forward_flops(cfg: &AttentionLstmConfig, t: f64) -> f64 {
     let (e, h) = (cfg.embedding_size as f64, cfg.lstm_size as f64);
@@ -312,7 +387,7 @@ pub(crate) fn onnx_gates(t: &Tensor) -> Tensor {
     Tensor::cat(&[&c[0], &c[3], &c[1], &c[2]], 0)
 }
 
-impl super::Head for AttentionLstm {
+impl super::Network for AttentionLstm {
     fn forward(&self, inputs: &super::Inputs, train: bool) -> Tensor {
         self.forward_features(&inputs.features, &inputs.lengths, train, false)
             .0
@@ -320,14 +395,10 @@ impl super::Head for AttentionLstm {
     fn decays(&self, name: &str) -> bool {
         !NO_DECAY.contains(&name)
     }
-    fn level(&self) -> crate::data::Level {
-        crate::data::Level::Frame
-    }
-    fn feature_dims(&self) -> Vec<i64> {
-        self.branches.iter().map(|b| b.fc_w.size()[0]).collect()
-    }
-    fn num_classes(&self) -> i64 {
-        self.logit_b.size()[0]
+    fn computes_in(&mut self, kind: Kind) {
+        if kind == Kind::BFloat16 {
+            self.head_in_float32();
+        }
     }
 
     /// Per modality: dequantize (uint8 inputs: the official reader's two f32 ops), dense +

@@ -64,6 +64,79 @@ pub struct DbofConfig {
     pub batch_norm_decay: f64,
 }
 
+impl super::NetworkConfig for DbofConfig {
+    fn from_head(h: &super::HeadConfig) -> Self {
+        DbofConfig {
+            num_classes: h.num_classes,
+            feature_dims: h.feature_dims.clone(),
+            iterations: h.iterations,
+            cluster_size: h.dbof_cluster_size,
+            hidden_size: h.dbof_hidden_size,
+            add_batch_norm: h.dbof_add_batch_norm,
+            activation: h.dbof_activation,
+            pooling: h.dbof_pooling_method,
+            num_mixtures: h.num_mixtures.max(1),
+            batch_norm_decay: h.dbof_batch_norm_decay,
+        }
+    }
+    fn display_name(&self) -> &'static str {
+        "DbofModel"
+    }
+    /// `dbof_batch_norm_decay` is not a shape, but the moving statistics it made are a
+    /// different model at inference, so resuming compares it like one.
+    fn keys(&self) -> &'static [&'static str] {
+        &[
+            "feature_names",
+            "num_mixtures",
+            "iterations",
+            "dbof_cluster_size",
+            "dbof_hidden_size",
+            "dbof_add_batch_norm",
+            "dbof_activation",
+            "dbof_pooling_method",
+            "dbof_batch_norm_decay",
+        ]
+    }
+    fn validate(&self) -> std::result::Result<(), String> {
+        let d = self.batch_norm_decay;
+        if !(d > 0.0 && d < 1.0) {
+            return Err(format!(
+                "MODEL.head.dbof_batch_norm_decay is {d}; it must be in (0, 1) (slim's 0.999)"
+            ));
+        }
+        if self.iterations == 0 || self.cluster_size == 0 || self.hidden_size == 0 {
+            return Err("MODEL.head.iterations, dbof_cluster_size and dbof_hidden_size must be positive (the starter's 30, 8192 and 1024)".into());
+        }
+        Ok(())
+    }
+    super::network_widths!(Frame);
+    fn parameter_estimate(&self) -> Option<u64> {
+        use super::{add, mul};
+        let dims = super::sum_dims(&self.feature_dims)?;
+        let (kc, hd) = (self.cluster_size as u64, self.hidden_size as u64);
+        // Batch norm: γ, β on the input, cluster and hidden layers; else biases.
+        let post = if self.add_batch_norm {
+            mul(2, add(add(dims, kc)?, hd)?)?
+        } else {
+            add(kc, hd)?
+        };
+        let layers = add(mul(dims, kc)?, mul(kc, hd)?)?;
+        let moe = super::moe_parameters(hd, self.num_classes as u64, self.num_mixtures as u64)?;
+        add(add(post, layers)?, moe)
+    }
+    /// Only the sampled frames reach the cluster layer.
+    fn forward_flops(&self, _t: f64) -> f64 {
+        let (k, hd) = (self.cluster_size as f64, self.hidden_size as f64);
+        let dims = self.feature_dims.iter().sum::<usize>() as f64;
+        2.0 * self.iterations as f64 * dims * k
+            + 2.0 * k * hd
+            + super::moe_flops(hd, self.num_classes, self.num_mixtures)
+    }
+    fn build(&self, root: &nn::Path) -> Box<dyn super::Network> {
+        Box::new(Dbof::new(root, self))
+    }
+}
+
 /// slim's batch norm: γ, β and the moving statistics (not trained).
 #[derive(Debug)]
 struct BatchNorm {
@@ -244,7 +317,7 @@ impl Dbof {
     }
 }
 
-impl super::Head for Dbof {
+impl super::Network for Dbof {
     fn forward(&self, inputs: &super::Inputs, train: bool) -> Tensor {
         self.moe.forward(&self.hidden_of(inputs, train))
     }
@@ -254,15 +327,6 @@ impl super::Head for Dbof {
     /// Only the MoE carries `slim.l2_regularizer(1e-8)`.
     fn decays(&self, name: &str) -> bool {
         name == "moe.gate.weight" || name == "moe.experts.weight"
-    }
-    fn level(&self) -> crate::data::Level {
-        crate::data::Level::Frame
-    }
-    fn feature_dims(&self) -> Vec<i64> {
-        self.cfg.feature_dims.iter().map(|&d| d as i64).collect()
-    }
-    fn num_classes(&self) -> i64 {
-        self.moe.num_classes()
     }
 
     /// The starter frames, the evenly spaced frames (GatherElements), the folded batch norms,

@@ -23,13 +23,43 @@ pub struct FrameLogisticConfig {
     pub feature_dims: Vec<usize>,
 }
 
+impl super::NetworkConfig for FrameLogisticConfig {
+    fn from_head(h: &super::HeadConfig) -> Self {
+        FrameLogisticConfig {
+            num_classes: h.num_classes,
+            feature_dims: h.feature_dims.clone(),
+        }
+    }
+    fn display_name(&self) -> &'static str {
+        "FrameLevelLogistic"
+    }
+    fn keys(&self) -> &'static [&'static str] {
+        &["feature_names"]
+    }
+    super::network_widths!(Frame);
+    fn parameter_estimate(&self) -> Option<u64> {
+        let dims = super::sum_dims(&self.feature_dims)?;
+        super::mul(super::add(dims, 1)?, self.num_classes as u64)
+    }
+    fn forward_flops(&self, t: f64) -> f64 {
+        // Normalisation and mean over the frames, then one layer.
+        let dims = self.feature_dims.iter().sum::<usize>() as f64;
+        3.0 * dims * t + 2.0 * dims * self.num_classes as f64
+    }
+    fn cost_follows_frames(&self) -> bool {
+        true
+    }
+    fn build(&self, root: &nn::Path) -> Box<dyn super::Network> {
+        Box::new(FrameLogistic::new(root, self))
+    }
+}
+
 #[derive(Debug)]
 pub struct FrameLogistic {
     /// `fully_connected/weights` `[ΣD, C]`.
     w: Tensor,
     /// `fully_connected/biases` `[C]`.
     b: Tensor,
-    dims: Vec<i64>,
 }
 
 /// train.py's model input: the modalities `[B, T, D_m]` concatenated and every frame
@@ -79,7 +109,6 @@ impl FrameLogistic {
         FrameLogistic {
             w: p.var("weights", &[input, c], xavier(input, c)),
             b: p.var("biases", &[c], Init::Const(0.0)),
-            dims: cfg.feature_dims.iter().map(|&d| d as i64).collect(),
         }
     }
 
@@ -92,22 +121,13 @@ impl FrameLogistic {
     }
 }
 
-impl super::Head for FrameLogistic {
+impl super::Network for FrameLogistic {
     fn forward(&self, inputs: &super::Inputs, _train: bool) -> Tensor {
         self.forward_frames(&starter_frames(&inputs.features), &inputs.lengths)
     }
     /// `slim.l2_regularizer(1e-8)` is on the weights only.
     fn decays(&self, name: &str) -> bool {
         name == "fully_connected.weights"
-    }
-    fn level(&self) -> crate::data::Level {
-        crate::data::Level::Frame
-    }
-    fn feature_dims(&self) -> Vec<i64> {
-        self.dims.clone()
-    }
-    fn num_classes(&self) -> i64 {
-        self.b.size()[0]
     }
     fn onnx_logits(
         &self,

@@ -34,6 +34,60 @@ pub struct LstmModelConfig {
     pub num_mixtures: usize,
 }
 
+impl super::NetworkConfig for LstmModelConfig {
+    fn from_head(h: &super::HeadConfig) -> Self {
+        LstmModelConfig {
+            num_classes: h.num_classes,
+            feature_dims: h.feature_dims.clone(),
+            lstm_cells: h.lstm_cells,
+            lstm_layers: h.lstm_layers,
+            num_mixtures: h.num_mixtures.max(1),
+        }
+    }
+    fn display_name(&self) -> &'static str {
+        "LstmModel"
+    }
+    fn keys(&self) -> &'static [&'static str] {
+        &["feature_names", "num_mixtures", "lstm_cells", "lstm_layers"]
+    }
+    fn validate(&self) -> std::result::Result<(), String> {
+        if self.lstm_cells == 0 || self.lstm_layers == 0 {
+            return Err(
+                "MODEL.head.lstm_cells and lstm_layers must be positive (the starter's 1024 and 2)"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+    super::network_widths!(Frame);
+    fn parameter_estimate(&self) -> Option<u64> {
+        use super::{add, mul};
+        let dims = super::sum_dims(&self.feature_dims)?;
+        let (hc, k) = (self.lstm_cells as u64, self.num_mixtures as u64);
+        // Layer 1 [ΣD + H, 4H] + bias, the others [2H, 4H] + bias; MoE on H.
+        let first = mul(add(add(dims, hc)?, 1)?, mul(4, hc)?)?;
+        let rest = mul(
+            (self.lstm_layers as u64).saturating_sub(1),
+            mul(add(mul(2, hc)?, 1)?, mul(4, hc)?)?,
+        )?;
+        let moe = super::moe_parameters(hc, self.num_classes as u64, k)?;
+        add(add(first, rest)?, moe)
+    }
+    fn forward_flops(&self, t: f64) -> f64 {
+        let h = self.lstm_cells as f64;
+        let dims = self.feature_dims.iter().sum::<usize>() as f64;
+        let first = 2.0 * 4.0 * h * (dims + h);
+        let rest = (self.lstm_layers.saturating_sub(1)) as f64 * 2.0 * 4.0 * h * 2.0 * h;
+        (first + rest) * t + super::moe_flops(h, self.num_classes, self.num_mixtures)
+    }
+    fn cost_follows_frames(&self) -> bool {
+        true
+    }
+    fn build(&self, root: &nn::Path) -> Box<dyn super::Network> {
+        Box::new(LstmModel::new(root, self))
+    }
+}
+
 /// One layer: `[w_ih, w_hh, b_ih]`, torch gate order.
 #[derive(Debug)]
 struct Layer {
@@ -46,7 +100,6 @@ struct Layer {
 pub struct LstmModel {
     layers: Vec<Layer>,
     moe: Moe,
-    dims: Vec<i64>,
     hidden: i64,
 }
 
@@ -121,7 +174,6 @@ impl LstmModel {
                 cfg.num_classes as i64,
                 cfg.num_mixtures.max(1) as i64,
             ),
-            dims: cfg.feature_dims.iter().map(|&d| d as i64).collect(),
             hidden: h,
         }
     }
@@ -161,7 +213,7 @@ impl LstmModel {
     }
 }
 
-impl super::Head for LstmModel {
+impl super::Network for LstmModel {
     fn forward(&self, inputs: &super::Inputs, train: bool) -> Tensor {
         let x = starter_frames(&inputs.features);
         self.moe
@@ -182,15 +234,6 @@ impl super::Head for LstmModel {
             Some(layer) => format!("{layer}.kernel"),
             None => name.to_string(),
         }
-    }
-    fn level(&self) -> crate::data::Level {
-        crate::data::Level::Frame
-    }
-    fn feature_dims(&self) -> Vec<i64> {
-        self.dims.clone()
-    }
-    fn num_classes(&self) -> i64 {
-        self.moe.num_classes()
     }
 
     /// The starter frames, then one ONNX `LSTM` per layer with `sequence_lens` (its `Y_h` is

@@ -11,8 +11,11 @@ pub mod nextvlad;
 pub mod paddle_ops;
 pub mod video_level;
 
+pub mod section;
+
 pub use attention_cluster::{AttentionCluster, AttentionClusterConfig};
 pub use nextvlad::{NextVlad, NextVladConfig};
+pub use section::HeadConfig;
 
 pub use attention_lstm::{AttentionLstm, AttentionLstmConfig};
 pub use dbof::{Dbof, DbofConfig};
@@ -24,112 +27,192 @@ pub use video_level::{Logistic, Moe, pooled_input};
 use crate::data::batch::{Batch, ModalityData};
 use crate::data::video::{DEQ_BIAS, DEQ_SCALE};
 use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::any::Any;
 use std::path::Path;
+use std::sync::Arc;
 use tch::{Device, Kind, Tensor, nn};
 
-/// Which network, with its shape.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub enum Architecture {
-    AttentionLstm(AttentionLstmConfig),
-    /// `LogisticModel` (num_mixtures 0) or `MoeModel`.
-    VideoLevel(VideoLevelConfig),
-    /// The starter's `FrameLevelLogisticModel`.
-    FrameLogistic(FrameLogisticConfig),
-    /// The starter's `LstmModel` (+ `MoeModel`).
-    StarterLstm(LstmModelConfig),
-    /// The starter's `DbofModel` (+ `MoeModel`).
-    Dbof(DbofConfig),
-    /// The legacy Paddle zoo's NeXtVLAD.
-    NextVlad(NextVladConfig),
-    /// The legacy Paddle zoo's AttentionCluster.
-    AttentionCluster(AttentionClusterConfig),
+/// `MODEL.head.name`: which network. The one name for it: [`Architecture`] is a network
+/// with its shape, [`Network`] a built one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+pub enum NetworkName {
+    /// PaddleVideo's AttentionLSTM head (frame level).
+    #[default]
+    #[value(name = "AttentionLstmHead")]
+    AttentionLstmHead,
+    /// Google's starter logistic regression (video level).
+    #[value(name = "LogisticModel")]
+    LogisticModel,
+    /// Google's starter mixture of experts (video level).
+    #[value(name = "MoeModel")]
+    MoeModel,
+    /// Google's starter `FrameLevelLogisticModel` (frame level).
+    #[value(name = "FrameLevelLogisticModel")]
+    FrameLevelLogisticModel,
+    /// Google's starter `LstmModel`: stacked LSTMs + MoE (frame level).
+    #[value(name = "LstmModel")]
+    LstmModel,
+    /// Google's starter `DbofModel`: Deep Bag of Frames + MoE (frame level).
+    #[value(name = "DbofModel")]
+    DbofModel,
+    /// NeXtVLAD as PaddlePaddle's legacy video zoo has it (frame level).
+    #[value(name = "NeXtVLADHead")]
+    #[serde(rename = "NeXtVLADHead", alias = "NEXTVLAD")]
+    NextVladHead,
+    /// Attention Clusters with shifting as PaddlePaddle's legacy video zoo has it (frame
+    /// level).
+    #[value(name = "AttentionClusterHead")]
+    #[serde(alias = "AttentionCluster")]
+    AttentionClusterHead,
 }
 
-impl From<&AttentionLstmConfig> for Architecture {
-    fn from(c: &AttentionLstmConfig) -> Self {
-        Architecture::AttentionLstm(c.clone())
+impl std::fmt::Display for NetworkName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use clap::ValueEnum;
+        let v = self.to_possible_value().expect("every name is a value");
+        f.write_str(v.get_name())
+    }
+}
+
+/// What a network is before it is built: its typed config, read from `MODEL.head`'s flat
+/// keys, with everything the rest of the program asks of it (checks, size, cost, the keys it
+/// reads) and how to build it. Each network's file implements it next to its layers; the one
+/// match on [`NetworkName`] is [`Architecture::from_head`].
+pub trait NetworkConfig: Any + DynEq + std::fmt::Debug + Send + Sync {
+    /// Its config from `MODEL.head` (no checks: [`NetworkConfig::validate`] does them).
+    fn from_head(h: &HeadConfig) -> Self
+    where
+        Self: Sized;
+    /// The name in reports, bundles, model cards and bench tables.
+    fn display_name(&self) -> &'static str;
+    /// The `MODEL.head` keys it reads besides `name`, `num_classes`, `feature_num` and
+    /// `feature_dims`. Saved configs leave the others out, and resuming compares these.
+    fn keys(&self) -> &'static [&'static str];
+    /// Keys among [`NetworkConfig::keys`] that leave the trained model as it is, so a resumed
+    /// run may change them (a training-only dropout, a file whose values the weights carry).
+    fn free_keys(&self) -> &'static [&'static str] {
+        &[]
+    }
+    /// Checks its own keys (the shared ones are checked by the config); the message names
+    /// the key and a typical value.
+    fn validate(&self) -> std::result::Result<(), String> {
+        Ok(())
+    }
+    /// Frame-level (SequenceExample) or video-level (Example) input.
+    fn level(&self) -> crate::data::Level;
+    fn num_classes(&self) -> usize;
+    /// Input width per modality.
+    fn feature_dims(&self) -> &[usize];
+    /// Trainable parameters from the widths alone, so absurd widths are refused before any
+    /// allocation; None when the count overflows.
+    fn parameter_estimate(&self) -> Option<u64>;
+    /// FLOPs of one forward pass for a video of `t` frames (multiply-adds × 2; the matrix
+    /// products, which dominate).
+    fn forward_flops(&self, t: f64) -> f64;
+    /// Whether a forward pass costs in proportion to the padded frames (it reads every
+    /// frame), rather than to a fixed number of sampled ones or none: then merging videos of
+    /// very different lengths into one call wastes work.
+    fn cost_follows_frames(&self) -> bool {
+        false
+    }
+    /// The network with fresh variables under `root`.
+    fn build(&self, root: &nn::Path) -> Box<dyn Network>;
+}
+
+/// The [`NetworkConfig`] methods every network's config has alike: its level and its
+/// `num_classes` and `feature_dims` fields. `network_widths!(Frame)` inside the impl.
+macro_rules! network_widths {
+    ($level:ident) => {
+        fn level(&self) -> crate::data::Level {
+            crate::data::Level::$level
+        }
+        fn num_classes(&self) -> usize {
+            self.num_classes
+        }
+        fn feature_dims(&self) -> &[usize] {
+            &self.feature_dims
+        }
+    };
+}
+pub(crate) use network_widths;
+
+/// Equality across [`NetworkConfig`] trait objects (same type and equal fields).
+pub trait DynEq {
+    fn dyn_eq(&self, other: &dyn Any) -> bool;
+}
+
+impl<T: PartialEq + 'static> DynEq for T {
+    fn dyn_eq(&self, other: &dyn Any) -> bool {
+        other.downcast_ref::<T>() == Some(self)
+    }
+}
+
+/// A network with its shape: a [`NetworkConfig`] of whichever network `MODEL.head.name` names.
+#[derive(Clone)]
+pub struct Architecture(Arc<dyn NetworkConfig>);
+
+impl std::fmt::Debug for Architecture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl PartialEq for Architecture {
+    fn eq(&self, other: &Self) -> bool {
+        let other: &dyn Any = &*other.0;
+        self.0.dyn_eq(other)
+    }
+}
+
+impl<C: NetworkConfig> From<C> for Architecture {
+    fn from(c: C) -> Self {
+        Architecture(Arc::new(c))
+    }
+}
+
+impl std::ops::Deref for Architecture {
+    type Target = dyn NetworkConfig;
+    fn deref(&self) -> &Self::Target {
+        &*self.0
     }
 }
 
 impl Architecture {
-    pub fn num_classes(&self) -> usize {
-        match self {
-            Architecture::AttentionLstm(c) => c.num_classes,
-            Architecture::VideoLevel(c) => c.num_classes,
-            Architecture::FrameLogistic(c) => c.num_classes,
-            Architecture::StarterLstm(c) => c.num_classes,
-            Architecture::Dbof(c) => c.num_classes,
-            Architecture::NextVlad(c) => c.num_classes,
-            Architecture::AttentionCluster(c) => c.num_classes,
+    /// The network `MODEL.head.name` names, with its keys read from the section. Adding a
+    /// network: its file (config, [`NetworkConfig`], [`Network`]), a [`NetworkName`] variant
+    /// and an arm here, and its new keys in [`HeadConfig`] (docs/architecture.md).
+    pub fn from_head(h: &HeadConfig) -> Architecture {
+        fn read<C: NetworkConfig>(h: &HeadConfig) -> Architecture {
+            Architecture(Arc::new(C::from_head(h)))
         }
-    }
-    /// FLOPs of one forward pass for a video of `t` frames (multiply-adds × 2; the matrix
-    /// products, which dominate).
-    pub fn forward_flops(&self, t: f64) -> f64 {
-        let sum = |d: &[usize]| d.iter().sum::<usize>() as f64;
-        let moe = |input: f64, c: usize, m: usize| 2.0 * input * c as f64 * (2 * m + 1) as f64;
-        match self {
-            Architecture::AttentionLstm(c) => attention_lstm::forward_flops(c, t),
-            Architecture::VideoLevel(c) if c.num_mixtures == 0 => {
-                2.0 * sum(&c.feature_dims) * c.num_classes as f64
-            }
-            Architecture::VideoLevel(c) => moe(sum(&c.feature_dims), c.num_classes, c.num_mixtures),
-            Architecture::FrameLogistic(c) => {
-                // Normalisation and mean over the frames, then one layer.
-                3.0 * sum(&c.feature_dims) * t + 2.0 * sum(&c.feature_dims) * c.num_classes as f64
-            }
-            Architecture::StarterLstm(c) => {
-                let h = c.lstm_cells as f64;
-                let first = 2.0 * 4.0 * h * (sum(&c.feature_dims) + h);
-                let rest = (c.lstm_layers.saturating_sub(1)) as f64 * 2.0 * 4.0 * h * 2.0 * h;
-                (first + rest) * t + moe(h, c.num_classes, c.num_mixtures)
-            }
-            Architecture::Dbof(c) => {
-                // Only the sampled frames reach the cluster layer.
-                let (k, hd) = (c.cluster_size as f64, c.hidden_size as f64);
-                2.0 * c.iterations as f64 * sum(&c.feature_dims) * k
-                    + 2.0 * k * hd
-                    + moe(hd, c.num_classes, c.num_mixtures)
-            }
-            Architecture::NextVlad(c) => nextvlad::forward_flops(c, t),
-            Architecture::AttentionCluster(c) => attention_cluster::forward_flops(c),
+        match h.name {
+            NetworkName::AttentionLstmHead => read::<AttentionLstmConfig>(h),
+            NetworkName::LogisticModel | NetworkName::MoeModel => read::<VideoLevelConfig>(h),
+            NetworkName::FrameLevelLogisticModel => read::<FrameLogisticConfig>(h),
+            NetworkName::LstmModel => read::<LstmModelConfig>(h),
+            NetworkName::DbofModel => read::<DbofConfig>(h),
+            NetworkName::NextVladHead => read::<NextVladConfig>(h),
+            NetworkName::AttentionClusterHead => read::<AttentionClusterConfig>(h),
         }
     }
 
-    /// Whether a forward pass costs in proportion to the padded frames (it reads every frame),
-    /// rather than to a fixed number of sampled ones (DBoF, AttentionCluster) or none (video
-    /// level): then merging videos of very different lengths into one call wastes work.
-    pub fn cost_follows_frames(&self) -> bool {
-        matches!(
-            self,
-            Architecture::AttentionLstm(_)
-                | Architecture::FrameLogistic(_)
-                | Architecture::StarterLstm(_)
-                | Architecture::NextVlad(_)
-        )
+    /// The typed config when the network is a `C` (e.g. AttentionLSTM's, for its bench).
+    pub fn config<C: NetworkConfig>(&self) -> Option<&C> {
+        let any: &dyn Any = &*self.0;
+        any.downcast_ref::<C>()
     }
 
+    /// [`NetworkConfig::display_name`].
     pub fn name(&self) -> &'static str {
-        match self {
-            Architecture::AttentionLstm(_) => "AttentionLSTM",
-            Architecture::VideoLevel(c) if c.num_mixtures == 0 => "Logistic",
-            Architecture::VideoLevel(_) => "MoE",
-            Architecture::FrameLogistic(_) => "FrameLevelLogistic",
-            Architecture::StarterLstm(_) => "LstmModel",
-            Architecture::Dbof(_) => "DbofModel",
-            Architecture::NextVlad(_) => "NeXtVLAD",
-            Architecture::AttentionCluster(_) => "AttentionCluster",
-        }
+        self.0.display_name()
     }
 }
 
-/// What every network provides — its forward pass, which parameters skip L2, and its ONNX
-/// graph — so training, inference and export never match on the architecture. Widths come
-/// from the network's own tensors where a weight's shape holds them (AttentionLSTM's input
-/// projections, the logits' bias); heads whose first layer mixes the modalities (NeXtVLAD,
-/// DBoF, AttentionCluster) keep the per-modality widths of the config they were built from,
-/// and the bundle's checked loading compares every tensor's shape against that config.
-pub trait Head {
+/// A built network: its forward pass, which parameters skip L2, and its ONNX graph, so
+/// training, inference and export never ask which network it is. Its widths are its
+/// [`Architecture`]'s (the bundle's checked loading compares every tensor's shape with them).
+pub trait Network: Any + Send + std::fmt::Debug {
     /// Logits `[B, C]` from per-modality features `[B, T, D_m]` and lengths `[B]`.
     fn forward(&self, inputs: &Inputs, train: bool) -> Tensor;
     /// Whether the variable `name` takes the L2 decay (`OPTIMIZER.weight_decay`): all of
@@ -149,11 +232,14 @@ pub trait Head {
     fn probabilities(&self, inputs: &Inputs, train: bool) -> Tensor {
         self.forward(inputs, train).sigmoid()
     }
-    /// Frame-level (SequenceExample) or video-level (Example) input.
-    fn level(&self) -> crate::data::Level;
-    /// Input width per modality.
-    fn feature_dims(&self) -> Vec<i64>;
-    fn num_classes(&self) -> i64;
+    /// Called after the variables were cast to `kind` for inference ([`Model::set_compute_kind`]):
+    /// a network that keeps some of its computation in float32 says so here.
+    fn computes_in(&mut self, _kind: Kind) {}
+    /// Reads what the config's files hold for a fresh network (NeXtVLAD's `eigen_file`),
+    /// before any weights are loaded over it.
+    fn init_from_files(&self, _eigen_file: Option<&Path>) -> Result<()> {
+        Ok(())
+    }
     /// Adds the network to an ONNX graph whose inputs are declared in `io`; returns the name
     /// of the logits value `[batch, C]`.
     fn onnx_logits(
@@ -163,37 +249,39 @@ pub trait Head {
     ) -> Result<String>;
 }
 
-#[derive(Debug)]
-pub enum Net {
-    AttentionLstm(AttentionLstm),
-    Logistic(Logistic),
-    Moe(Moe),
-    FrameLogistic(FrameLogistic),
-    StarterLstm(LstmModel),
-    Dbof(Dbof),
-    NextVlad(NextVlad),
-    AttentionCluster(AttentionCluster),
+/// Checked `u64` arithmetic for [`NetworkConfig::parameter_estimate`].
+pub(crate) fn add(a: u64, b: u64) -> Option<u64> {
+    a.checked_add(b)
 }
 
-impl Net {
-    pub fn head(&self) -> &dyn Head {
-        match self {
-            Net::AttentionLstm(n) => n,
-            Net::Logistic(n) => n,
-            Net::Moe(n) => n,
-            Net::FrameLogistic(n) => n,
-            Net::StarterLstm(n) => n,
-            Net::Dbof(n) => n,
-            Net::NextVlad(n) => n,
-            Net::AttentionCluster(n) => n,
-        }
-    }
+/// Checked `u64` arithmetic for [`NetworkConfig::parameter_estimate`].
+pub(crate) fn mul(a: u64, b: u64) -> Option<u64> {
+    a.checked_mul(b)
+}
+
+/// Σ `dims`, checked.
+pub(crate) fn sum_dims(dims: &[usize]) -> Option<u64> {
+    dims.iter().try_fold(0u64, |a, &d| a.checked_add(d as u64))
+}
+
+/// Parameters of the starter's MoE classifier on `input` features: gate `[in, C·(k+1)]`
+/// without bias, experts `[in, C·k]` with bias.
+pub(crate) fn moe_parameters(input: u64, classes: u64, mixtures: u64) -> Option<u64> {
+    add(
+        mul(mul(input, classes)?, add(mul(mixtures, 2)?, 1)?)?,
+        mul(classes, mixtures)?,
+    )
+}
+
+/// FLOPs of the starter's MoE classifier on `input` features.
+pub(crate) fn moe_flops(input: f64, classes: usize, mixtures: usize) -> f64 {
+    2.0 * input * classes as f64 * (2 * mixtures + 1) as f64
 }
 
 /// A model with its variables.
 pub struct Model {
     pub vs: nn::VarStore,
-    pub net: Net,
+    pub net: Box<dyn Network>,
     pub arch: Architecture,
     pub kind: Kind,
 }
@@ -319,28 +407,7 @@ impl Model {
         let arch = arch.into();
         let mut vs = nn::VarStore::new(device);
         let root = vs.root();
-        let net = match &arch {
-            Architecture::AttentionLstm(c) => Net::AttentionLstm(AttentionLstm::new(&root, c)),
-            Architecture::VideoLevel(c) => {
-                if c.num_mixtures == 0 {
-                    Net::Logistic(Logistic::new(&root, &c.feature_dims, c.num_classes as i64))
-                } else {
-                    Net::Moe(Moe::new(
-                        &root,
-                        &c.feature_dims,
-                        c.num_classes as i64,
-                        c.num_mixtures as i64,
-                    ))
-                }
-            }
-            Architecture::FrameLogistic(c) => Net::FrameLogistic(FrameLogistic::new(&root, c)),
-            Architecture::StarterLstm(c) => Net::StarterLstm(LstmModel::new(&root, c)),
-            Architecture::Dbof(c) => Net::Dbof(Dbof::new(&root, c)),
-            Architecture::NextVlad(c) => Net::NextVlad(NextVlad::new(&root, c)),
-            Architecture::AttentionCluster(c) => {
-                Net::AttentionCluster(AttentionCluster::new(&root, c))
-            }
-        };
+        let net = arch.build(&root);
         if kind != Kind::Float {
             vs.set_kind(kind);
         }
@@ -352,12 +419,15 @@ impl Model {
         }
     }
 
+    /// The network as its own type when it is a `N` (tests reach into a network's layers).
+    pub fn network_as<N: Network>(&self) -> Option<&N> {
+        let any: &dyn Any = &*self.net;
+        any.downcast_ref::<N>()
+    }
+
     /// The AttentionLSTM network, if that is the architecture.
     pub fn attention_lstm(&self) -> Option<&AttentionLstm> {
-        match &self.net {
-            Net::AttentionLstm(n) => Some(n),
-            _ => None,
-        }
+        self.network_as()
     }
 
     /// Computes in `kind` from now on (inference in bf16): the variables are cast (weights on
@@ -367,9 +437,7 @@ impl Model {
         if kind != self.kind {
             self.vs.set_kind(kind);
             self.kind = kind;
-            if let (Net::AttentionLstm(n), Kind::BFloat16) = (&mut self.net, kind) {
-                n.head_in_float32();
-            }
+            self.net.computes_in(kind);
         }
     }
 
@@ -388,15 +456,12 @@ impl Model {
     /// `MODEL.eigen_file`), before any weights are loaded over it. Takes the file, not the
     /// config: the model knows nothing of the config (config → model, never back).
     pub fn init_from_files(&self, eigen_file: Option<&Path>) -> Result<()> {
-        if let (Net::NextVlad(n), Some(f)) = (&self.net, eigen_file) {
-            n.load_eigenvalues(f)?;
-        }
-        Ok(())
+        self.net.init_from_files(eigen_file)
     }
 
-    /// The network's contract (forward, no-decay list, ONNX graph).
-    pub fn head(&self) -> &dyn Head {
-        self.net.head()
+    /// The built network (forward, no-decay list, ONNX graph).
+    pub fn network(&self) -> &dyn Network {
+        &*self.net
     }
 
     pub fn device(&self) -> Device {
@@ -405,7 +470,7 @@ impl Model {
 
     /// Logits `[B, C]`.
     pub fn forward(&self, inputs: &Inputs, train: bool) -> Tensor {
-        self.head().forward(inputs, train)
+        self.net.forward(inputs, train)
     }
 
     /// Variables sorted by name.
@@ -478,15 +543,15 @@ impl Model {
     }
 
     /// Parameter groups for the optimizer: every variable with its L2 coefficient (`decay`,
-    /// or 0 where the architecture exempts it: [`Head::decays`]).
+    /// or 0 where the architecture exempts it: [`Network::decays`]).
     pub fn param_groups(&self, decay: f64) -> Vec<(String, Tensor, f64)> {
-        let head = self.head();
+        let net = self.network();
         self.named_variables()
             .into_iter()
             // Batch norm's moving statistics are state, not parameters.
             .filter(|(_, t)| t.requires_grad())
             .map(|(n, t)| {
-                let l2 = if head.decays(&n) { decay } else { 0.0 };
+                let l2 = if net.decays(&n) { decay } else { 0.0 };
                 (n, t, l2)
             })
             .collect()
@@ -574,7 +639,7 @@ pub fn training_loss(
             }
         }
         LossName::CrossEntropy => {
-            let p = widen(model.head().probabilities(inp, train));
+            let p = widen(model.network().probabilities(inp, train));
             (starter_cross_entropy(&p, &inp.labels.to_kind(p.kind())), b)
         }
     }
@@ -637,31 +702,32 @@ pub fn widen(t: Tensor) -> Tensor {
     }
 }
 
-/// Unit tests that seed libtorch's global generator (or draw from it) hold this, so parallel
-/// tests cannot draw between a seed and its use.
-/// What ONNX export needs of a model, through its head.
-impl crate::onnx::Network for Model {
+/// What ONNX export needs of a model: its shape from the architecture, its nodes from the
+/// network.
+impl crate::onnx::Exportable for Model {
     fn name(&self) -> &str {
         self.arch.name()
     }
     fn level(&self) -> crate::data::Level {
-        self.head().level()
+        self.arch.level()
     }
     fn feature_dims(&self) -> Vec<i64> {
-        self.head().feature_dims()
+        self.arch.feature_dims().iter().map(|&d| d as i64).collect()
     }
     fn num_classes(&self) -> i64 {
-        self.head().num_classes()
+        self.arch.num_classes() as i64
     }
     fn add_logits(
         &self,
         g: &mut crate::onnx::Graph,
         io: &crate::onnx::GraphInputs,
     ) -> Result<String> {
-        self.head().onnx_logits(g, io)
+        self.net.onnx_logits(g, io)
     }
 }
 
+/// Unit tests that seed libtorch's global generator (or draw from it) hold this, so parallel
+/// tests cannot draw between a seed and its use.
 #[cfg(test)]
 pub(crate) static TORCH_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -704,11 +770,11 @@ mod upload_tests {
     #[test]
     fn a_failed_save_names_the_file_once() {
         let m = Model::new(
-            Architecture::VideoLevel(crate::model::VideoLevelConfig {
+            crate::model::VideoLevelConfig {
                 num_classes: 3,
                 feature_dims: vec![4],
                 num_mixtures: 0,
-            }),
+            },
             Device::Cpu,
             Kind::Float,
         );

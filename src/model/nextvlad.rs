@@ -55,6 +55,104 @@ pub struct NextVladConfig {
     pub drop_rate: f64,
 }
 
+impl super::NetworkConfig for NextVladConfig {
+    fn from_head(h: &super::HeadConfig) -> Self {
+        NextVladConfig {
+            num_classes: h.num_classes,
+            feature_dims: h.feature_dims.clone(),
+            cluster_size: h.cluster_size,
+            hidden_size: h.hidden_size,
+            groups: h.groups,
+            expansion: h.expansion,
+            gating_reduction: h.gating_reduction,
+            drop_rate: h.dropout,
+        }
+    }
+    fn display_name(&self) -> &'static str {
+        "NeXtVLAD"
+    }
+    /// `dropout` scales by (1 − p) at inference (`downgrade_in_infer`): part of the model.
+    fn keys(&self) -> &'static [&'static str] {
+        &[
+            "feature_names",
+            "dropout",
+            "cluster_size",
+            "hidden_size",
+            "groups",
+            "expansion",
+            "gating_reduction",
+            "eigen_file",
+        ]
+    }
+    /// The eigenvalues are read when training starts and saved with the weights.
+    fn free_keys(&self) -> &'static [&'static str] {
+        &["eigen_file"]
+    }
+    fn validate(&self) -> std::result::Result<(), String> {
+        let bad = [
+            self.cluster_size,
+            self.hidden_size,
+            self.groups,
+            self.expansion,
+            self.gating_reduction,
+        ]
+        .contains(&0)
+            || self.gating_reduction > self.hidden_size;
+        if bad {
+            return Err("MODEL.head.cluster_size, hidden_size, groups, expansion and gating_reduction must be positive, gating_reduction at most hidden_size (legacy Paddle: 128, 2048, 8, 2, 8)".into());
+        }
+        if let Some(d) = self
+            .feature_dims
+            .iter()
+            .find(|&&d| (d * self.expansion) % self.groups != 0)
+        {
+            return Err(format!(
+                "MODEL.head.expansion × feature width ({} × {d}) must divide into MODEL.head.groups = {} equal groups",
+                self.expansion, self.groups
+            ));
+        }
+        Ok(())
+    }
+    super::network_widths!(Frame);
+    fn parameter_estimate(&self) -> Option<u64> {
+        use super::{add, mul};
+        let (k, hd, g) = (
+            self.cluster_size as u64,
+            self.hidden_size as u64,
+            self.groups as u64,
+        );
+        let hr = hd / (self.gating_reduction.max(1) as u64);
+        let mut total = 0u64;
+        let mut vlad = 0u64;
+        for &d in &self.feature_dims {
+            let e = mul(self.expansion as u64, d as u64)?;
+            let f = e / g.max(1);
+            // Expansion, attention, cluster weights (+ batch norm), weights2, the VLAD
+            // batch norm.
+            let block = add(mul(add(d as u64, 1)?, e)?, mul(add(e, 1)?, g)?)?;
+            let block = add(block, mul(add(e, 2)?, mul(g, k)?)?)?;
+            let block = add(block, mul(mul(k, f)?, 3)?)?;
+            total = add(total, block)?;
+            vlad = add(vlad, mul(k, f)?)?;
+        }
+        let head = add(mul(vlad, hd)?, mul(2, hd)?)?;
+        let head = add(head, add(mul(mul(2, hd)?, hr)?, mul(2, hr)?)?)?;
+        add(
+            add(total, head)?,
+            mul(add(hd, 1)?, self.num_classes as u64)?,
+        )
+    }
+    fn forward_flops(&self, t: f64) -> f64 {
+        forward_flops(self, t)
+    }
+    fn cost_follows_frames(&self) -> bool {
+        true
+    }
+    fn build(&self, root: &nn::Path) -> Box<dyn super::Network> {
+        Box::new(NextVlad::new(root, self))
+    }
+}
+
 /// Upstream's rgb dequantization lacks the half-bin offset that ours (and audio's) adds.
 const RGB_SHIFT: f64 = 4.0 / 512.0;
 
@@ -291,7 +389,7 @@ impl NextVlad {
     }
 }
 
-impl super::Head for NextVlad {
+impl super::Network for NextVlad {
     fn forward(&self, inputs: &super::Inputs, train: bool) -> Tensor {
         let xs = self.inputs(&inputs.features);
         let t = xs[0].size()[1];
@@ -315,16 +413,13 @@ impl super::Head for NextVlad {
     fn decays(&self, name: &str) -> bool {
         name == "logits_clf_weights" || name == "logits_clf_bias"
     }
-    fn level(&self) -> crate::data::Level {
-        crate::data::Level::Frame
-    }
-    fn feature_dims(&self) -> Vec<i64> {
-        self.cfg.feature_dims.iter().map(|&d| d as i64).collect()
-    }
-    fn num_classes(&self) -> i64 {
-        self.logits_b.size()[0]
-    }
 
+    fn init_from_files(&self, eigen_file: Option<&Path>) -> Result<()> {
+        match eigen_file {
+            Some(f) => self.load_eigenvalues(f),
+            None => Ok(()),
+        }
+    }
     fn onnx_logits(
         &self,
         g: &mut crate::onnx::Graph,

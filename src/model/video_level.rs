@@ -15,8 +15,6 @@ use tch::nn::{self, Init};
 pub struct Logistic {
     w: Tensor,
     b: Tensor,
-    /// Input width per modality (the weights see their concatenation).
-    dims: Vec<i64>,
 }
 
 #[derive(Debug)]
@@ -26,7 +24,6 @@ pub struct Moe {
     expert_b: Tensor,
     mixtures: i64,
     classes: i64,
-    dims: Vec<i64>,
 }
 
 /// Shapes of the video-level models.
@@ -36,6 +33,59 @@ pub struct VideoLevelConfig {
     pub feature_dims: Vec<usize>,
     /// 0 = logistic regression; ≥ 1 = MoE with this many experts (starter default 2).
     pub num_mixtures: usize,
+}
+
+/// `LogisticModel` and `MoeModel` share one config: MoE with 0 experts is the logistic model.
+impl super::NetworkConfig for VideoLevelConfig {
+    fn from_head(h: &super::HeadConfig) -> Self {
+        VideoLevelConfig {
+            num_classes: h.num_classes,
+            feature_dims: h.feature_dims.clone(),
+            num_mixtures: match h.name {
+                super::NetworkName::LogisticModel => 0,
+                _ => h.num_mixtures.max(1),
+            },
+        }
+    }
+    fn display_name(&self) -> &'static str {
+        if self.num_mixtures == 0 {
+            "Logistic"
+        } else {
+            "MoE"
+        }
+    }
+    fn keys(&self) -> &'static [&'static str] {
+        if self.num_mixtures == 0 {
+            &["mean_feature_names"]
+        } else {
+            &["mean_feature_names", "num_mixtures"]
+        }
+    }
+    super::network_widths!(Video);
+    fn parameter_estimate(&self) -> Option<u64> {
+        let (dims, c) = (
+            super::sum_dims(&self.feature_dims)?,
+            self.num_classes as u64,
+        );
+        match self.num_mixtures {
+            0 => super::mul(super::add(dims, 1)?, c),
+            k => super::moe_parameters(dims, c, k as u64),
+        }
+    }
+    fn forward_flops(&self, _t: f64) -> f64 {
+        let dims = self.feature_dims.iter().sum::<usize>() as f64;
+        match self.num_mixtures {
+            0 => 2.0 * dims * self.num_classes as f64,
+            k => super::moe_flops(dims, self.num_classes, k),
+        }
+    }
+    fn build(&self, root: &nn::Path) -> Box<dyn super::Network> {
+        let (dims, c) = (&self.feature_dims, self.num_classes as i64);
+        match self.num_mixtures {
+            0 => Box::new(Logistic::new(root, dims, c)),
+            k => Box::new(Moe::new(root, dims, c, k as i64)),
+        }
+    }
 }
 
 /// `[B, T, D_m]` per modality (+ lengths) → `[B, ΣD]`: the video-level row as is (T = 1) or
@@ -63,7 +113,6 @@ impl Logistic {
         let input: i64 = dims.iter().sum::<usize>() as i64;
         let p = vs.sub("logistic");
         Logistic {
-            dims: dims.iter().map(|&d| d as i64).collect(),
             w: p.var("weight", &[input, classes], xavier(input, classes)),
             b: p.var("bias", &[classes], Init::Const(0.0)),
         }
@@ -93,7 +142,6 @@ impl Moe {
             expert_b: e.var("bias", &[classes * mixtures], Init::Const(0.0)),
             mixtures,
             classes,
-            dims: dims.iter().map(|&d| d as i64).collect(),
         }
     }
 
@@ -130,18 +178,9 @@ fn onnx_concat(g: &mut crate::onnx::Graph, io: &crate::onnx::GraphInputs) -> Str
     g.op_attr("Concat", &refs, vec![("axis", crate::onnx::Attr::Int(1))])
 }
 
-impl super::Head for Logistic {
+impl super::Network for Logistic {
     fn forward(&self, inputs: &super::Inputs, _train: bool) -> Tensor {
         Logistic::forward(self, &pooled_input(&inputs.features, &inputs.lengths))
-    }
-    fn level(&self) -> crate::data::Level {
-        crate::data::Level::Video
-    }
-    fn feature_dims(&self) -> Vec<i64> {
-        self.dims.clone()
-    }
-    fn num_classes(&self) -> i64 {
-        self.b.size()[0]
     }
     fn onnx_logits(
         &self,
@@ -153,21 +192,12 @@ impl super::Head for Logistic {
     }
 }
 
-impl super::Head for Moe {
+impl super::Network for Moe {
     fn forward(&self, inputs: &super::Inputs, _train: bool) -> Tensor {
         Moe::forward(self, &pooled_input(&inputs.features, &inputs.lengths))
     }
     fn probabilities(&self, inputs: &super::Inputs, _train: bool) -> Tensor {
         Moe::probabilities(self, &pooled_input(&inputs.features, &inputs.lengths))
-    }
-    fn level(&self) -> crate::data::Level {
-        crate::data::Level::Video
-    }
-    fn feature_dims(&self) -> Vec<i64> {
-        self.dims.clone()
-    }
-    fn num_classes(&self) -> i64 {
-        self.classes
     }
     fn onnx_logits(
         &self,

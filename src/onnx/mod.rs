@@ -2,7 +2,7 @@
 //! here with the schema's own message types ([`proto`], prost) and standard operators only
 //! (opset 17), with the ONNX `LSTM` operator (`direction=bidirectional`, `sequence_lens`) for
 //! the recurrent part, dynamic batch and time. Each network adds its own nodes through
-//! [`Network::add_logits`] (implemented in model/, which depends on this module and not the
+//! [`Exportable::add_logits`] (implemented in model/, which depends on this module and not the
 //! other way round); this module declares inputs and outputs.
 //!
 //! Frame-level inputs: one tensor per modality `[batch, time, D]` (uint8 quantized, or float
@@ -25,7 +25,7 @@ const IR_VERSION: i64 = 8;
 
 /// What the exporter needs of a network (`model::Model` implements it): this module knows
 /// no model type, so models depend on it and not the other way round.
-pub trait Network {
+pub trait Exportable {
     /// Architecture name, for the graph's name.
     fn name(&self) -> &str;
     fn level(&self) -> Level;
@@ -287,7 +287,7 @@ impl GraphInputs {
 /// Serialized ONNX model for `model`, its inputs named `feature_names` (one per modality).
 /// Widths and classes come from the loaded weights, not from a config.
 pub fn export_onnx_with(
-    net: &dyn Network,
+    net: &dyn Exportable,
     feature_names: &[String],
     input: InputKind,
 ) -> Result<Vec<u8>> {
@@ -374,7 +374,7 @@ pub fn export_onnx_with(
 
 /// The uint8-input graph with inputs named `input_names` (`Config::input_names`: the
 /// feature names of the model's level, then `lengths` for frame level).
-pub fn export_onnx(net: &dyn Network, input_names: &[String]) -> Result<Vec<u8>> {
+pub fn export_onnx(net: &dyn Exportable, input_names: &[String]) -> Result<Vec<u8>> {
     export_onnx_with(net, input_names, InputKind::Uint8)
 }
 
