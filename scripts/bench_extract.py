@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The official extractor's side of `yt8m bench extract` (src/bench.rs runs this, then yt8m's
+"""The official extractor's side of `yt8m bench extract` (src/cli/bench.rs runs this, then yt8m's
 extraction on the same video and files, and compares).
 
 The official Inception file can't be downloaded here, so `prepare` writes a full-size stand-in:

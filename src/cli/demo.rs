@@ -14,7 +14,7 @@ use yt8m::metrics::{MetricMode, Metrics};
 use yt8m::runtime::write_atomic;
 use yt8m::train::TrainOptions;
 
-const DEMO_CONFIG: &str = include_str!("../configs/demo_small.yaml");
+const DEMO_CONFIG: &str = include_str!("../../configs/demo_small.yaml");
 
 /// Runs the demo under `dir`, narrating to `out`: data in `dir/data`, the run in `dir/run`, the
 /// bundle in `dir/bundle`, the curves in `dir/curves.png`.
@@ -239,4 +239,21 @@ fn export_and_predict(
         writeln!(out, "{line}").map_err(out_err)?;
     }
     Ok(bundle_dir)
+}
+
+#[derive(clap::Args)]
+#[command(
+    after_help = "Makes synthetic frame-level shards, trains a small AttentionLSTM with validation, tests it, \
+                  exports a bundle, predicts with it and plots the curves, all under --dir.\n\n\
+                  Examples:\n  yt8m demo\n  yt8m demo --dir /tmp/yt8m-demo"
+)]
+pub(crate) struct DemoArgs {
+    /// Working directory for data and runs.
+    #[arg(long, default_value = "demo")]
+    dir: PathBuf,
+}
+
+pub(crate) fn demo(a: DemoArgs) -> anyhow::Result<()> {
+    run(&a.dir, &mut std::io::stdout())?;
+    Ok(())
 }
