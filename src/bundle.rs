@@ -395,10 +395,11 @@ pub fn load(dir: &Path, device: tch::Device) -> Result<Bundle> {
     let bad = |m: String| Error::Invalid(format!("bundle {}: {m}", dir.display()));
     let man_path = dir.join("bundle.json");
     if !man_path.exists() {
-        return Err(bad(
-            "no bundle.json\n  hint: make a bundle with `yt8m export -c CONFIG -w WEIGHTS --out DIR`"
+        return Err(Error::NotFound {
+            path: format!("bundle {}", dir.display()),
+            message: "no bundle.json\n  hint: make a bundle with `yt8m export -c CONFIG -w WEIGHTS --out DIR`"
                 .into(),
-        ));
+        });
     }
     plain_file(dir, "bundle.json")?;
     let man_bytes = read_bounded(&man_path, 1 << 20)?;

@@ -13,8 +13,17 @@ pub enum Error {
     Config { path: String, message: String },
     #[error("weights {path}: {message}")]
     Weights { path: String, message: String },
+    /// The caller asked for something that cannot be done as asked (an argument, an option, a
+    /// request).
     #[error("{0}")]
     Invalid(String),
+    /// A file, run directory or bundle that is not there.
+    #[error("{path}: {message}")]
+    NotFound { path: String, message: String },
+    /// yt8m or the machine failed (a thread, the network runtime, a write): not the input's
+    /// fault.
+    #[error("{0}")]
+    Internal(String),
     /// Not a `#[from]` source: the CLI prints error chains (`{:#}`), and libtorch's own message
     /// would then follow ours a second time ("libtorch: X: X").
     #[error("libtorch: {}", torch_message(.0))]
@@ -43,7 +52,43 @@ impl From<tch::TchError> for Error {
     }
 }
 
+/// What kind of failure an [`Error`] is, for callers that answer each differently: the
+/// server's status code, the Python package's exception class, the engine's reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// A bad argument, option, config or request: fix the input and retry.
+    InvalidInput,
+    /// A path that does not exist.
+    NotFound,
+    /// Data or weights that are damaged or not what they claim (CRCs, schemas, NaN weights).
+    CorruptData,
+    /// yt8m, libtorch or the machine failed.
+    Internal,
+}
+
 impl Error {
+    /// The kind of failure (the message keeps its location and hint whatever the kind).
+    pub fn kind(&self) -> ErrorKind {
+        use yt8m_data::error::DataErrorKind as D;
+        match self {
+            Error::Data(e) => match e.kind {
+                D::Corrupt | D::Schema => ErrorKind::CorruptData,
+                D::NotFound => ErrorKind::NotFound,
+                D::Empty => ErrorKind::InvalidInput,
+                D::Io | D::Internal => ErrorKind::Internal,
+            },
+            Error::Config { .. } | Error::Invalid(_) => ErrorKind::InvalidInput,
+            Error::Weights { .. } => ErrorKind::CorruptData,
+            Error::NotFound { .. } => ErrorKind::NotFound,
+            Error::Internal(_) | Error::Torch(_) => ErrorKind::Internal,
+            Error::Io { err, .. } if err.kind() == std::io::ErrorKind::NotFound => {
+                ErrorKind::NotFound
+            }
+            Error::Io { .. } => ErrorKind::Internal,
+        }
+    }
+
     pub fn io(path: impl AsRef<std::path::Path>, err: std::io::Error) -> Self {
         Error::Io {
             path: path.as_ref().display().to_string(),
@@ -53,3 +98,35 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod kind_tests {
+    use super::*;
+
+    /// What a caller branches on: a missing path, damaged data, a bad argument, a failure of
+    /// ours, whichever layer the error comes from.
+    #[test]
+    fn errors_say_what_kind_of_failure_they_are() {
+        let missing = std::path::Path::new("/nonexistent/x.tfrecord");
+        let read = yt8m_data::tfrecord::RecordReader::open(missing)
+            .err()
+            .expect("no file there");
+        assert_eq!(Error::from(read).kind(), ErrorKind::NotFound);
+        let gone = std::io::Error::from(std::io::ErrorKind::NotFound);
+        assert_eq!(Error::io(missing, gone).kind(), ErrorKind::NotFound);
+        let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        assert_eq!(Error::io(missing, denied).kind(), ErrorKind::Internal);
+        let corrupt = DataError::new(DataErrorKind::Corrupt, Location::file(missing), "bad CRC");
+        assert_eq!(Error::from(corrupt).kind(), ErrorKind::CorruptData);
+        assert_eq!(Error::Invalid("x".into()).kind(), ErrorKind::InvalidInput);
+        let b = crate::bundle::load(std::path::Path::new("/nonexistent"), tch::Device::Cpu);
+        let e = b.err().expect("no bundle there");
+        assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+        assert!(e.to_string().contains("no bundle.json"), "{e}");
+        // The engine's reply names the kind as the Python package reads it.
+        assert_eq!(
+            serde_json::to_value(ErrorKind::CorruptData).unwrap(),
+            "corrupt_data"
+        );
+    }
+}

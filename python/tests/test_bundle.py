@@ -73,8 +73,10 @@ def test_refused_requests_raise_and_the_engine_goes_on(demo):
 
 
 def test_a_missing_bundle_is_named_and_threads_share_an_engine(demo, tmp_path):
-    with pytest.raises(yt8m.Yt8mError, match="no bundle.json"):
+    with pytest.raises(yt8m.Yt8mError, match="no bundle.json") as e:
         yt8m.Bundle(tmp_path / "nope")
+    # The engine says what kind of failure it is: a missing bundle is a FileNotFoundError.
+    assert isinstance(e.value, FileNotFoundError) and isinstance(e.value, yt8m.Yt8mNotFoundError)
     b = yt8m.Bundle(demo / "bundle")
     x = np.random.default_rng(0).integers(0, 256, (4, 6, 1024), dtype=np.uint8)
     y = np.random.default_rng(1).integers(0, 256, (4, 6, 128), dtype=np.uint8)
@@ -95,7 +97,17 @@ def test_a_missing_bundle_is_named_and_threads_share_an_engine(demo, tmp_path):
 
 def test_predict_records_errors_name_the_file(demo, tmp_path):
     with yt8m.Bundle(demo / "bundle") as b:
-        with pytest.raises(yt8m.Yt8mError, match="nothing.tfrecord"):
+        with pytest.raises(yt8m.Yt8mNotFoundError, match="nothing.tfrecord"):
             b.predict_records(tmp_path / "nothing.tfrecord")
+        # Damaged data is a Yt8mDataError; a request the model cannot take stays a plain
+        # Yt8mError (a ValueError), never one of the kinds.
+        bad = tmp_path / "damaged.tfrecord"
+        good = sorted((demo / "data" / "test").iterdir())[0].read_bytes()
+        bad.write_bytes(good[:12] + bytes([good[12] ^ 0xFF]) + good[13:])
+        with pytest.raises(yt8m.Yt8mDataError, match="damaged.tfrecord"):
+            b.predict_records(bad)
+        with pytest.raises(yt8m.Yt8mError) as e:
+            b.predict(rgb=np.zeros((1, 2, 7), np.uint8), audio=np.zeros((1, 2, 128), np.uint8))
+        assert type(e.value) is yt8m.Yt8mError, type(e.value)
         ids, p = b.predict_records([demo / "data" / "test"])
         assert len(ids) == 128 and p.shape == (128, 20)

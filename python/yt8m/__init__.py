@@ -24,7 +24,7 @@ import numpy as np
 
 from . import _native
 from ._native import Yt8mError
-from .bundle import Bundle
+from .bundle import Bundle, Yt8mDataError, Yt8mInternalError, Yt8mNotFoundError
 
 __all__ = [
     "Bundle",
@@ -34,6 +34,9 @@ __all__ = [
     "evaluate",
     "Evaluator",
     "Yt8mError",
+    "Yt8mNotFoundError",
+    "Yt8mDataError",
+    "Yt8mInternalError",
     "__version__",
 ]
 

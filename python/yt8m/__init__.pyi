@@ -12,6 +12,15 @@ Paths = Union[PathLike, Sequence[PathLike]]
 class Yt8mError(ValueError):
     """A data or argument problem; the message names the file, record, key and a hint."""
 
+class Yt8mNotFoundError(Yt8mError, FileNotFoundError):
+    """A path that is not there (a bundle, a shard, a weights file)."""
+
+class Yt8mDataError(Yt8mError):
+    """Data or weights that are damaged or not what they claim."""
+
+class Yt8mInternalError(Yt8mError):
+    """yt8m, libtorch or the machine failed: not the input's fault."""
+
 class _VideoIter(Iterator[Dict[str, Any]]):
     skipped: List[str]
     def __iter__(self) -> _VideoIter: ...

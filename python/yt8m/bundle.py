@@ -23,6 +23,29 @@ import numpy as np
 
 from ._native import Yt8mError
 
+
+class Yt8mNotFoundError(Yt8mError, FileNotFoundError):
+    """A path that is not there (a bundle, a shard, a weights file): a :class:`Yt8mError` and a
+    ``FileNotFoundError``."""
+
+
+class Yt8mDataError(Yt8mError):
+    """Data or weights that are damaged or not what they claim (CRCs, schemas, NaN weights)."""
+
+
+class Yt8mInternalError(Yt8mError):
+    """yt8m, libtorch or the machine failed: not the input's fault."""
+
+
+# The engine's error kinds (the Rust library's ``ErrorKind``) → the exception raised; a bad
+# argument or request stays a plain Yt8mError (a ValueError).
+_KINDS = {"not_found": Yt8mNotFoundError, "corrupt_data": Yt8mDataError, "internal": Yt8mInternalError}
+
+
+def _engine_error(reply: Dict[str, Any]) -> Yt8mError:
+    return _KINDS.get(reply.get("kind", ""), Yt8mError)(reply["error"])
+
+
 _DTYPES = {np.dtype(np.uint8): "UINT8", np.dtype(np.int64): "INT64", np.dtype(np.float32): "FP32"}
 
 
@@ -68,6 +91,8 @@ class Bundle:
         self._lock = threading.Lock()
         try:
             meta = json.loads(self._read_frame()[0])
+            if "error" in meta:  # the bundle could not be loaded
+                raise _engine_error(meta)
         except Yt8mError:
             self.close()
             raise
@@ -107,7 +132,7 @@ class Bundle:
             head, raw = self._read_frame()
         reply = json.loads(head)
         if "error" in reply:
-            raise Yt8mError(reply["error"])
+            raise _engine_error(reply)
         return reply, raw
 
     def _call(self, inputs: Dict[str, np.ndarray], top_k: Optional[int] = None,

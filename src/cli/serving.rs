@@ -303,9 +303,16 @@ pub(crate) fn engine(
     batch_size: usize,
 ) -> Result<()> {
     yt8m::threads::configure_torch_threads();
-    let mut b = yt8m::bundle::load(&model, device.resolve()?)?;
-    b.model.use_precision(precision);
     let (stdin, stdout) = (std::io::stdin(), std::io::stdout());
+    let mut b = match yt8m::bundle::load(&model, device.resolve()?) {
+        Ok(b) => b,
+        Err(e) => {
+            // Said on the protocol (with its kind) as well as on stderr.
+            let _ = yt8m::serve::engine::refuse(&mut stdout.lock(), &e);
+            return Err(e.into());
+        }
+    };
+    b.model.use_precision(precision);
     yt8m::serve::engine::run(
         &b,
         batch_size.max(1),

@@ -566,7 +566,7 @@ impl Model {
             self.load_named(&p.display().to_string(), &t)
         } else {
             if !p.exists() {
-                return Err(Error::Weights { path: p.display().to_string(), message: "no such file\n  hint: pass a .safetensors file, a checkpoint directory or a .pdparams".into() });
+                return Err(Error::NotFound { path: p.display().to_string(), message: "no such weights file\n  hint: pass a .safetensors file, a checkpoint directory or a .pdparams".into() });
             }
             self.load_safetensors(&p)
         }

@@ -7,7 +7,8 @@
 //! length of the whole body, the body. On start the engine writes one frame with the model's
 //! metadata (the server's, plus `classes`: the names by index); then it answers each request
 //! frame with a response frame, in order, until its input ends (exit 0). A request it cannot
-//! use gets a frame whose body is `{"error": "..."}` (the server's 400 message) and the engine
+//! use gets a frame whose body is `{"error": "...", "kind": K}` (the server's 400 message; K one
+//! of [`crate::error::ErrorKind`]'s snake_case names) and the engine
 //! goes on; only a broken frame or a failed write ends it (exit 1). One request of its own:
 //! a header `{"records": [paths]}` predicts shards as `yt8m predict` reads them ([`records`]).
 
@@ -22,7 +23,7 @@ use std::io::{Read, Write};
 pub const MAX_BODY: u64 = 4 << 30;
 
 fn write_frame(out: &mut dyn Write, json_len: usize, body: &[u8]) -> Result<()> {
-    let io = |e: std::io::Error| Error::Invalid(format!("engine: writing a response: {e}"));
+    let io = |e: std::io::Error| Error::Internal(format!("engine: writing a response: {e}"));
     out.write_all(&(json_len as u64).to_le_bytes())
         .map_err(io)?;
     out.write_all(&(body.len() as u64).to_le_bytes())
@@ -31,8 +32,16 @@ fn write_frame(out: &mut dyn Write, json_len: usize, body: &[u8]) -> Result<()> 
     out.flush().map_err(io)
 }
 
+/// A request the engine could not answer: the message, and what kind of failure it is
+/// ([`crate::error::ErrorKind`]'s names) so the Python side raises the matching exception.
 fn error(msg: String) -> (usize, Vec<u8>) {
-    let j = serde_json::json!({ "error": msg }).to_string().into_bytes();
+    error_of_kind(msg, crate::error::ErrorKind::InvalidInput)
+}
+
+fn error_of_kind(msg: String, kind: crate::error::ErrorKind) -> (usize, Vec<u8>) {
+    let j = serde_json::json!({ "error": msg, "kind": kind })
+        .to_string()
+        .into_bytes();
     (j.len(), j)
 }
 
@@ -67,7 +76,7 @@ fn records(b: &Bundle, batch_size: usize, list: &serde_json::Value) -> (usize, V
             body.extend(npz);
             (n, body)
         }
-        Err(e) => error(e.to_string()),
+        Err(e) => error_of_kind(e.to_string(), e.kind()),
     }
 }
 
@@ -100,7 +109,7 @@ fn answer(b: &Bundle, batch_size: usize, json_len: usize, body: &[u8]) -> (usize
     crate::threads::adapt_torch_threads();
     let probs = match crate::predict::probabilities(b, &videos, batch_size) {
         Ok(p) => p,
-        Err(e) => return error(e.to_string()),
+        Err(e) => return error_of_kind(e.to_string(), e.kind()),
     };
     let names: Vec<&str> = wanted.iter().map(|w| w.0).collect();
     let outs = tensor::outputs(&probs, k, &b.names, &names);
@@ -113,6 +122,13 @@ fn answer(b: &Bundle, batch_size: usize, json_len: usize, body: &[u8]) -> (usize
 }
 
 /// Serves `b` on `input` / `output` until `input` ends.
+/// In place of the metadata frame when the bundle cannot be loaded: the error frame, so the
+/// Python side raises the exception of its kind (a missing bundle is a `FileNotFoundError`).
+pub fn refuse(output: &mut dyn Write, e: &Error) -> Result<()> {
+    let (n, body) = error_of_kind(e.to_string(), e.kind());
+    write_frame(output, n, &body)
+}
+
 pub fn run(
     b: &Bundle,
     batch_size: usize,

@@ -544,7 +544,7 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
             std::thread::Builder::new()
                 .name(format!("model-{name}"))
                 .spawn(move || model_thread(b, rx, mm, batching))
-                .map_err(|e| Error::Invalid(format!("cannot start the model thread: {e}")))?,
+                .map_err(|e| Error::Internal(format!("cannot start the model thread: {e}")))?,
         );
         models.insert(name.clone(), m);
     }
@@ -571,7 +571,7 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
         .worker_threads(crate::data::available_cores().clamp(1, 4))
         .enable_all()
         .build()
-        .map_err(|e| Error::Invalid(format!("cannot start the network runtime: {e}")))?;
+        .map_err(|e| Error::Internal(format!("cannot start the network runtime: {e}")))?;
     let s2 = server.clone();
     let r: Result<()> = rt.block_on(async move {
         let app = axum::Router::new()
@@ -603,14 +603,14 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
             })
         };
         let listener = bind(s2.opts.http, "--http-port").await?;
-        let addr = listener.local_addr().map_err(|e| Error::Invalid(e.to_string()))?;
+        let addr = listener.local_addr().map_err(|e| Error::Internal(e.to_string()))?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(shutdown_signal(s2.clone(), stop_tx));
         let grpc = match s2.opts.grpc {
             None => None,
             Some(g) => {
                 let l = bind(g, "--grpc-port").await?;
-                let gaddr = l.local_addr().map_err(|e| Error::Invalid(e.to_string()))?;
+                let gaddr = l.local_addr().map_err(|e| Error::Internal(e.to_string()))?;
                 let limit = s2.opts.max_body_bytes;
                 let svc = grpc::GrpcInferenceServiceServer::new(grpc::Service(s2.clone()))
                     .max_decoding_message_size(limit)
@@ -666,8 +666,8 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
             // tonic waits for its connections to close: bounded by the same grace period.
             match tokio::time::timeout(limits.grace, task).await {
                 Ok(Ok(Ok(()))) => {}
-                Ok(Ok(Err(e))) => return Err(Error::Invalid(format!("gRPC server error: {e}"))),
-                Ok(Err(e)) => return Err(Error::Invalid(format!("gRPC server task: {e}"))),
+                Ok(Ok(Err(e))) => return Err(Error::Internal(format!("gRPC server error: {e}"))),
+                Ok(Err(e)) => return Err(Error::Internal(format!("gRPC server task: {e}"))),
                 Err(_) => tracing::warn!(
                     "gRPC connections still open after the {:.0} s grace period: dropped",
                     limits.grace.as_secs_f64()

@@ -67,6 +67,8 @@ pub enum DataErrorKind {
     Schema,
     /// The file could not be opened or read.
     Io,
+    /// The path does not exist.
+    NotFound,
     /// Nothing to read: no files, empty file, empty list.
     Empty,
     /// A reader thread failed in a way that is a bug (a panic): the command must fail.
@@ -104,12 +106,12 @@ impl DataError {
         self
     }
     pub fn io(path: impl Into<PathBuf>, err: std::io::Error) -> Self {
-        DataError::new(
-            DataErrorKind::Io,
-            Location::file(path),
-            format!("cannot read: {err}"),
-        )
-        .hint("check that the path exists and is readable")
+        let kind = match err.kind() {
+            std::io::ErrorKind::NotFound => DataErrorKind::NotFound,
+            _ => DataErrorKind::Io,
+        };
+        DataError::new(kind, Location::file(path), format!("cannot read: {err}"))
+            .hint("check that the path exists and is readable")
     }
 
     /// The message as the Python module shows it: hints written for the CLI (its flags, config

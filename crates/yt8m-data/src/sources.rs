@@ -118,7 +118,7 @@ pub fn expand_paths(
             return Err(not_regular(&p));
         } else {
             return Err(DataError::new(
-                DataErrorKind::Io,
+                DataErrorKind::NotFound,
                 Location::file(&p),
                 "no such file or directory",
             )
