@@ -99,8 +99,19 @@ impl super::NetworkConfig for AttentionClusterConfig {
         let fcs = add(mul(add(width, 1)?, f1)?, mul(add(f1, 1)?, f2)?)?;
         add(add(units, fcs)?, mul(add(f2, 1)?, self.num_classes as u64)?)
     }
+    /// Multiply-adds × 2 of one video (only the sampled frames are read).
     fn forward_flops(&self, _t: f64) -> f64 {
-        forward_flops(self)
+        let c = self;
+        let s = c.seg_num as f64;
+        let mut units = 0.0;
+        let mut width = 0.0;
+        for (&d, &k) in c.feature_dims.iter().zip(&c.cluster_nums) {
+            // Scores and the weighted sums.
+            units += 2.0 * 2.0 * s * d as f64 * k as f64;
+            width += (d * k) as f64;
+        }
+        let (f1, f2) = (c.fc1_size as f64, c.fc2_size as f64);
+        units + 2.0 * (width * f1 + f1 * f2 + f2 * c.num_classes as f64)
     }
     fn build(&self, root: &nn::Path) -> Box<dyn super::Network> {
         Box::new(AttentionCluster::new(root, self))
@@ -301,18 +312,4 @@ impl super::Network for AttentionCluster {
         let h = g.op("Tanh", &[&h]);
         Ok(g.dense(&h, &self.logits_w, &self.logits_b))
     }
-}
-
-/// Multiply-adds × 2 of one video (only the sampled frames are read).
-pub fn forward_flops(c: &AttentionClusterConfig) -> f64 {
-    let s = c.seg_num as f64;
-    let mut units = 0.0;
-    let mut width = 0.0;
-    for (&d, &k) in c.feature_dims.iter().zip(&c.cluster_nums) {
-        // Scores and the weighted sums.
-        units += 2.0 * 2.0 * s * d as f64 * k as f64;
-        width += (d * k) as f64;
-    }
-    let (f1, f2) = (c.fc1_size as f64, c.fc2_size as f64);
-    units + 2.0 * (width * f1 + f1 * f2 + f2 * c.num_classes as f64)
 }

@@ -111,8 +111,23 @@ impl super::NetworkConfig for AttentionLstmConfig {
         )?;
         add(add(per, head)?, add(add(f1, f2)?, c)?)
     }
+    /// FLOPs of one AttentionLSTM forward pass for a video of `t` frames (multiply-adds × 2).
     fn forward_flops(&self, t: f64) -> f64 {
-        forward_flops(self, t)
+        let cfg = self;
+        let (e, h) = (cfg.embedding_size as f64, cfg.lstm_size as f64);
+        let mut per_frame = 0.0;
+        for &d in &cfg.feature_dims {
+            per_frame += 2.0 * d as f64 * e; // fc_feature
+            per_frame += 2.0 * 2.0 * 4.0 * h * (e + h); // two LSTM directions
+            per_frame += 2.0 * 2.0 * h; // attention logit
+            per_frame += 2.0 * 2.0 * h; // weighted sum
+        }
+        let pool = 2.0 * h * cfg.feature_dims.len() as f64;
+        let head = 2.0
+            * (pool * cfg.fc_out1_size as f64
+                + cfg.fc_out1_size as f64 * cfg.fc_out2_size as f64
+                + cfg.fc_out2_size as f64 * cfg.num_classes as f64);
+        per_frame * t + head
     }
     fn cost_follows_frames(&self) -> bool {
         true
@@ -120,24 +135,6 @@ impl super::NetworkConfig for AttentionLstmConfig {
     fn build(&self, root: &nn::Path) -> Box<dyn super::Network> {
         Box::new(AttentionLstm::new(root, self))
     }
-}
-
-/// FLOPs of one AttentionLSTM forward pass for a video of `t` frames (multiply-adds × 2).
-pub fn forward_flops(cfg: &AttentionLstmConfig, t: f64) -> f64 {
-    let (e, h) = (cfg.embedding_size as f64, cfg.lstm_size as f64);
-    let mut per_frame = 0.0;
-    for &d in &cfg.feature_dims {
-        per_frame += 2.0 * d as f64 * e; // fc_feature
-        per_frame += 2.0 * 2.0 * 4.0 * h * (e + h); // two LSTM directions
-        per_frame += 2.0 * 2.0 * h; // attention logit
-        per_frame += 2.0 * 2.0 * h; // weighted sum
-    }
-    let pool = 2.0 * h * cfg.feature_dims.len() as f64;
-    let head = 2.0
-        * (pool * cfg.fc_out1_size as f64
-            + cfg.fc_out1_size as f64 * cfg.fc_out2_size as f64
-            + cfg.fc_out2_size as f64 * cfg.num_classes as f64);
-    per_frame * t + head
 }
 
 /// One modality's branch: `fc_feature{i}`, `bi_lstm{i}`, `att_fc{i}`.

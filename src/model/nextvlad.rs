@@ -142,8 +142,21 @@ impl super::NetworkConfig for NextVladConfig {
             mul(add(hd, 1)?, self.num_classes as u64)?,
         )
     }
+    /// Multiply-adds × 2 of one video of `t` frames.
     fn forward_flops(&self, t: f64) -> f64 {
-        forward_flops(self, t)
+        let c = self;
+        let (g, k, lambda) = (c.groups as f64, c.cluster_size as f64, c.expansion as f64);
+        let mut per_frame = 0.0;
+        let mut vlad = 0.0;
+        for &d in &c.feature_dims {
+            let e = lambda * d as f64;
+            // Expansion, group attention, cluster assignment, the VLAD sum.
+            per_frame += 2.0 * (d as f64 * e + e * g + e * g * k + g * k * e / g);
+            vlad += k * e / g;
+        }
+        let h = c.hidden_size as f64;
+        let hr = h / c.gating_reduction as f64;
+        per_frame * t + 2.0 * (vlad * h + 2.0 * h * hr + h * c.num_classes as f64)
     }
     fn cost_follows_frames(&self) -> bool {
         true
@@ -459,20 +472,4 @@ impl super::Network for NextVlad {
         let h = g.op("Mul", &[&h, &gate]);
         Ok(g.dense(&h, &self.logits_w, &self.logits_b))
     }
-}
-
-/// Multiply-adds × 2 of one video of `t` frames.
-pub fn forward_flops(c: &NextVladConfig, t: f64) -> f64 {
-    let (g, k, lambda) = (c.groups as f64, c.cluster_size as f64, c.expansion as f64);
-    let mut per_frame = 0.0;
-    let mut vlad = 0.0;
-    for &d in &c.feature_dims {
-        let e = lambda * d as f64;
-        // Expansion, group attention, cluster assignment, the VLAD sum.
-        per_frame += 2.0 * (d as f64 * e + e * g + e * g * k + g * k * e / g);
-        vlad += k * e / g;
-    }
-    let h = c.hidden_size as f64;
-    let hr = h / c.gating_reduction as f64;
-    per_frame * t + 2.0 * (vlad * h + 2.0 * h * hr + h * c.num_classes as f64)
 }
