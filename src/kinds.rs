@@ -131,13 +131,51 @@ impl fmt::Display for Split {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
-    /// float32 everywhere.
+    /// float32 everywhere (IEEE float32 on CUDA too: no TF32).
     Fp32,
     /// bfloat16 matmuls and LSTMs (float32 accumulation in oneDNN / cuBLAS).
     Bf16,
     /// bf16 where the hardware has fast bf16 (CPU avx512_bf16 or AMX; CUDA), else fp32.
     #[default]
     Auto,
+}
+
+/// Makes float32 on CUDA IEEE float32, as on the CPU: libtorch lets cuDNN run float32
+/// LSTMs and convolutions in TF32 (10-bit mantissa) by default, which put the GPU's
+/// fp32 logits 1e-3 (relative) off the CPU's and PaddleVideo's (the parity test failed
+/// on an H100). `--precision fp32` promises float32; bf16 (the GPU's `auto`) is the
+/// fast path. cuBLAS matmuls are IEEE already (libtorch's default). Process-wide, once.
+pub fn cuda_fp32_is_ieee() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    // SAFETY: see `at_context`; a plain setter, run once before the model computes.
+    ONCE.call_once(|| unsafe {
+        at_context::set_allow_tf32_cudnn(at_context::global_context(), false)
+    });
+}
+
+/// Whether cuDNN may use TF32 for float32 (RNN, convolution), as libtorch's context says.
+pub fn cudnn_tf32_allowed() -> (bool, bool) {
+    // Float32Backend::CUDA = 1; Float32Op::CONV = 1, RNN = 2; Float32Precision::TF32 = 2.
+    // SAFETY: see `at_context`; a const getter.
+    let get = |op| unsafe { at_context::float32_precision(at_context::global_context(), 1, op) };
+    (get(2) == 2, get(1) == 2)
+}
+
+/// tch has no binding for libtorch's float32 precision settings; these are libtorch_cpu's
+/// exported C++ functions `at::globalContext()`, `at::Context::setAllowTF32CuDNN(bool)` and
+/// `at::Context::float32Precision(Float32Backend, Float32Op)` (Itanium ABI: the object as
+/// first argument; the enum classes are `int` with the values of ATen/Context.h), present in
+/// the pinned torch 2.11 whether or not it has CUDA. `globalContext()` returns libtorch's
+/// static context, never null.
+mod at_context {
+    unsafe extern "C" {
+        #[link_name = "_ZN2at13globalContextEv"]
+        pub fn global_context() -> *mut std::ffi::c_void;
+        #[link_name = "_ZN2at7Context17setAllowTF32CuDNNEb"]
+        pub fn set_allow_tf32_cudnn(ctx: *mut std::ffi::c_void, allow: bool);
+        #[link_name = "_ZNK2at7Context16float32PrecisionENS_14Float32BackendENS_9Float32OpE"]
+        pub fn float32_precision(ctx: *mut std::ffi::c_void, backend: i32, op: i32) -> i32;
+    }
 }
 
 /// A computing kind as the `--precision` flag spells it ("fp32", "bf16"; "fp64" for the
@@ -298,6 +336,7 @@ impl DeviceSpec {
     pub fn resolve(self) -> Result<tch::Device> {
         match self {
             DeviceSpec::Auto => Ok(if tch::Cuda::is_available() {
+                cuda_fp32_is_ieee();
                 tch::Device::Cuda(0)
             } else {
                 tch::Device::Cpu
@@ -325,6 +364,7 @@ fn cuda(i: usize) -> Result<tch::Device> {
             "cuda:{i} requested but only {n} GPU(s) are visible"
         )));
     }
+    cuda_fp32_is_ieee();
     Ok(tch::Device::Cuda(i))
 }
 
@@ -354,6 +394,22 @@ pub fn cuda_backend_loaded() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn float32_on_cuda_is_ieee_once_a_cuda_device_is_used() {
+        // libtorch's default lets cuDNN use TF32 for float32 LSTMs and convolutions; the
+        // setting is libtorch's, so it reads back the same with or without a GPU. (Where a
+        // GPU is, another test may have used it first.)
+        if !tch::Cuda::is_available() {
+            assert_eq!(
+                cudnn_tf32_allowed(),
+                (true, true),
+                "libtorch's default changed"
+            );
+        }
+        cuda_fp32_is_ieee();
+        assert_eq!(cudnn_tf32_allowed(), (false, false));
+    }
 
     #[test]
     fn values_round_trip_and_unknown_ones_list_the_valid() {

@@ -397,6 +397,12 @@ impl super::Network for AttentionLstm {
             self.head_in_float32();
         }
     }
+    fn flatten_rnn_weights(&mut self) {
+        for br in &self.branches {
+            super::cudnn_flatten_lstm(&br.fw);
+            super::cudnn_flatten_lstm(&br.bw);
+        }
+    }
 
     /// Per modality: dequantize (uint8 inputs: the official reader's two f32 ops), dense +
     /// tanh, the bidirectional ONNX `LSTM` with `sequence_lens` (exact for padded batches),

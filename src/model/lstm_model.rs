@@ -94,6 +94,9 @@ struct Layer {
     w_ih: Tensor,
     w_hh: Tensor,
     b_ih: Tensor,
+    /// Zeros `[4H]`, not a variable: TF's cell has one bias and libtorch's fused kernel
+    /// wants two. Kept (in the weights' kind) so cuDNN can hold all four in one buffer.
+    b_hh: Tensor,
 }
 
 #[derive(Debug)]
@@ -162,6 +165,7 @@ impl LstmModel {
             layers.push(Layer {
                 w_ih: p.var("w_ih", &[4 * h, input], init),
                 w_hh: p.var("w_hh", &[4 * h, h], init),
+                b_hh: b_ih.zeros_like().detach(),
                 b_ih,
             });
             input = h;
@@ -185,13 +189,11 @@ impl LstmModel {
         let z = Tensor::zeros([1, b, self.hidden], (kind, dev));
         let mut y = x.shallow_clone();
         for l in &self.layers {
-            // The fused kernel wants both biases; TF's cell has one.
-            let b_hh = Tensor::zeros([4 * self.hidden], (kind, dev));
             let p = [
                 cast(&l.w_ih, kind),
                 cast(&l.w_hh, kind),
                 cast(&l.b_ih, kind),
-                b_hh,
+                cast(&l.b_hh, kind),
             ];
             let params: Vec<&Tensor> = p.iter().collect();
             // Steps past a video's length never reach its earlier steps, so running the
@@ -214,6 +216,19 @@ impl LstmModel {
 }
 
 impl super::Network for LstmModel {
+    fn flatten_rnn_weights(&mut self) {
+        for l in &mut self.layers {
+            l.b_hh = l
+                .w_ih
+                .new_zeros([l.w_ih.size()[0]], (l.w_ih.kind(), l.w_ih.device()));
+            super::cudnn_flatten_lstm(&[
+                l.w_ih.shallow_clone(),
+                l.w_hh.shallow_clone(),
+                l.b_ih.shallow_clone(),
+                l.b_hh.shallow_clone(),
+            ]);
+        }
+    }
     fn forward(&self, inputs: &super::Inputs, train: bool) -> Tensor {
         let x = starter_frames(&inputs.features);
         self.moe

@@ -235,6 +235,9 @@ pub trait Network: Any + Send + std::fmt::Debug {
     /// Called after the variables were cast to `kind` for inference ([`Model::set_compute_kind`]):
     /// a network that keeps some of its computation in float32 says so here.
     fn computes_in(&mut self, _kind: Kind) {}
+    /// Lays each LSTM's weights out as one cuDNN buffer ([`cudnn_flatten_lstm`]); called
+    /// whenever the variables were created or changed kind (their storage is new then).
+    fn flatten_rnn_weights(&mut self) {}
     /// Reads what the config's files hold for a fresh network (NeXtVLAD's `eigen_file`),
     /// before any weights are loaded over it.
     fn init_from_files(&self, _eigen_file: Option<&Path>) -> Result<()> {
@@ -407,10 +410,14 @@ impl Model {
         let arch = arch.into();
         let mut vs = nn::VarStore::new(device);
         let root = vs.root();
-        let net = arch.build(&root);
+        let mut net = arch.build(&root);
         if kind != Kind::Float {
             vs.set_kind(kind);
         }
+        if device.is_cuda() {
+            crate::kinds::cuda_fp32_is_ieee();
+        }
+        net.flatten_rnn_weights();
         Model {
             vs,
             net,
@@ -438,6 +445,7 @@ impl Model {
             self.vs.set_kind(kind);
             self.kind = kind;
             self.net.computes_in(kind);
+            self.net.flatten_rnn_weights();
         }
     }
 
@@ -666,6 +674,27 @@ pub(crate) fn xavier(fan_in: i64, fan_out: i64) -> nn::Init {
 /// `t` in `kind` (a differentiable cast: mixed-precision training keeps float32 master weights
 /// and computes in bf16; gradients flow back through the cast in float32). No copy when the
 /// kinds already agree (float32 / float64 runs, bf16 inference).
+/// Makes one LSTM direction's `[w_ih, w_hh, b_ih, b_hh]` views into one contiguous buffer
+/// on CUDA, as PyTorch's `nn.LSTM.flatten_parameters` does: cuDNN reads its weights from a
+/// single buffer, and weights held apart are copied into a fresh one at every call, with
+/// a warning each time (17,037 lines in one GPU check before this). Values are unchanged;
+/// later in-place updates (optimizer steps, loaded weights) keep the layout. A no-op off
+/// CUDA or without cuDNN; where cuDNN refuses (a kind it lacks), the weights stay apart and
+/// cuDNN compacts them per call as before.
+pub(crate) fn cudnn_flatten_lstm(p: &[Tensor; 4]) {
+    if !p[0].device().is_cuda() || !tch::Cuda::cudnn_is_available() {
+        return;
+    }
+    let (input, hidden) = (p[0].size()[1], p[1].size()[1]);
+    // mode 2 is cuDNN's LSTM; no projection, one layer, batch-first, one direction.
+    let flat = tch::no_grad(|| {
+        Tensor::f_internal_cudnn_rnn_flatten_weight(p, 4, input, 2, hidden, 0, 1, true, false)
+    });
+    if let Err(e) = flat {
+        tracing::debug!("LSTM weights left apart (cuDNN compacts them per call): {e}");
+    }
+}
+
 pub(crate) fn cast(t: &Tensor, kind: Kind) -> Tensor {
     if t.kind() == kind {
         t.shallow_clone()
