@@ -152,6 +152,11 @@ const NOT_RUN: &[(&str, &str, &str)] = &[
     ),
     (
         "docs/benchmarks.md",
+        "scripts/bench_bundle.py",
+        "benchmark; needs the installed wheel, a bundle and shards made beforehand",
+    ),
+    (
+        "docs/benchmarks.md",
         "scripts/bench_python.py",
         "benchmark; needs a TensorFlow venv",
     ),

@@ -145,7 +145,8 @@ class Bundle:
             a = np.ascontiguousarray(a)
             if a.dtype not in _DTYPES:
                 raise Yt8mError(f"{name}: dtype {a.dtype} is not one of uint8, int64, float32")
-            raw = a.tobytes()
+            # The array's own bytes (no copy); the pipe write copies them once.
+            raw = memoryview(a).cast("B")
             head["inputs"].append({"name": name, "datatype": _DTYPES[a.dtype], "shape": list(a.shape),
                                    "parameters": {"binary_data_size": len(raw)}})
             tail.append(raw)

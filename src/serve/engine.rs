@@ -158,10 +158,17 @@ pub fn run(
                 "engine: a request frame of {body_len} bytes with a {json_len}-byte header: not a yt8m.Bundle request (at most {MAX_BODY} bytes)"
             )));
         }
-        let mut body = vec![0u8; body_len as usize];
-        input
-            .read_exact(&mut body)
+        // Filled by the read, not zeroed first (a batch of full-length videos is 22 MB).
+        let mut body = Vec::with_capacity(body_len as usize);
+        let got = input
+            .take(body_len)
+            .read_to_end(&mut body)
             .map_err(|e| Error::Invalid(format!("engine: reading a request body: {e}")))?;
+        if got as u64 != body_len {
+            return Err(Error::Invalid(format!(
+                "engine: the request body ended after {got} of its {body_len} bytes"
+            )));
+        }
         let (n, reply) = answer(b, batch_size, json_len as usize, &body);
         write_frame(output, n, &reply)?;
     }
