@@ -568,101 +568,30 @@ fn predict_files(
     let mut progress = crate::runtime::Progress::new("predicting", &files);
     // Loaded at the first video file (the Inception graph is 91 MB).
     let mut extractor: Option<crate::extract::Extractor> = None;
+    let cx = TakeContext {
+        num_classes: c,
+        dims: &spec.dims,
+        segment_length: opt.segments.as_ref().map(|s| s.length),
+    };
     for f in &files {
         let src = f.display().to_string();
-        let take = |mut v: Video,
-                    p: &mut Pending,
-                    stats: &mut PredictStats,
-                    ranking: Option<&mut crate::segments::SegmentRanking>| {
-            if v.labels.iter().any(|&l| l as usize >= c) {
-                v.labels.clear();
-                v.has_labels = false;
-            }
-            if !stats.seen.insert(v.id.clone()) {
-                stats.duplicate_ids += 1;
-                if stats.duplicate_ids <= 5 {
-                    eprintln!(
-                        "warning: {src}: video '{}' was already predicted from an earlier input; it appears twice in the output",
-                        v.id
-                    );
-                }
-            }
-            if v.num_frames == 0 {
-                eprintln!(
-                    "warning: {src}: video '{}' has zero frames; no prediction",
-                    v.id
-                );
-                stats.skipped_zero_frames += 1;
-            } else if let Some(seg) = &opt.segments {
-                // inference.py's get_segments: frames [0, 5), [5, 10), ... up to the video's
-                // frame count; the last segment may be shorter (its num_frames says so).
-                stats.videos += 1;
-                let index = ranking.map_or(0, |r| r.add_video(&v.id));
-                let mut start = 0;
-                while let Some(mut w) = v.window(start, seg.length, &spec.dims) {
-                    w.id = format!("{}:{start}", v.id);
-                    p.videos.push(w);
-                    p.sources.push(src.clone());
-                    p.segs.push((index, start as u32));
-                    start += seg.length;
-                }
-            } else {
-                p.videos.push(v);
-                p.sources.push(src.clone());
-            }
-        };
         if crate::extract::write::is_video_file(f) {
-            if extractor.is_none() {
-                let dir = opt
-                    .video
-                    .extractor
-                    .clone()
-                    .or_else(crate::extract::default_dir)
-                    .unwrap_or_default();
-                extractor = Some(
-                    crate::extract::Extractor::load_with(&dir, 8, opt.video.audio).map_err(|e| {
-                    Error::Invalid(format!(
-                        "{}: a video file: its features are extracted first, which needs the \
-                         extractor files: {e}\n  hint: give --extractor DIR (see yt8m extract --help)",
-                        f.display()
-                    ))
-                })?,
-                );
-            }
-            let ex = extractor.as_ref().expect("loaded above");
-            let v = ex
-                .video(f, &opt.video.sampling, &mut |_, _| {})
-                .and_then(|feats| feats.to_video(f.display().to_string(), &spec))
-                .map_err(|e| Error::Invalid(e.to_string()))?;
-            take(v, &mut p, &mut stats, sinks.ranking.as_mut());
+            let v = video_file(f, opt, &spec, &mut extractor)?;
+            p.take(v, &src, &cx, &mut stats, sinks.ranking.as_mut());
             progress.tick(stats.seen.len());
         } else if f.extension().and_then(|e| e.to_str()) == Some("npy") {
-            take(
-                read_npy_video(f, &spec)?,
-                &mut p,
-                &mut stats,
-                sinks.ranking.as_mut(),
-            );
+            let v = read_npy_video(f, &spec)?;
+            p.take(v, &src, &cx, &mut stats, sinks.ranking.as_mut());
         } else {
             let mut shard = videos(f, &read_spec, opt.skip_corrupt)?;
             for v in shard.by_ref() {
-                take(v?, &mut p, &mut stats, sinks.ranking.as_mut());
+                p.take(v?, &src, &cx, &mut stats, sinks.ranking.as_mut());
                 progress.tick(stats.seen.len());
                 if p.videos.len() >= bs {
                     flush(b, &mut p, opt, out, &mut stats, &mut sinks)?;
                 }
             }
-            let s = shard.into_stats();
-            for e in &s.skipped {
-                eprintln!("warning: skipped corrupt record: {e}");
-            }
-            for e in &s.resyncs {
-                eprintln!("warning: {e}");
-            }
-            if let Some(w) = s.frame_count_warning() {
-                eprintln!("warning: {w}");
-            }
-            stats.skipped_records += s.skipped.len() + s.resyncs.len();
+            stats.skipped_records += report_losses(&shard.into_stats());
         }
         if p.videos.len() >= bs {
             flush(b, &mut p, opt, out, &mut stats, &mut sinks)?;
@@ -670,21 +599,140 @@ fn predict_files(
     }
     flush(b, &mut p, opt, out, &mut stats, &mut sinks)?;
     if let Some(n) = sinks.npz {
+        n.write(c, out)?;
+    }
+    if let Some(r) = sinks.ranking {
+        r.write(out)?;
+    }
+    if stats.videos == 0 && stats.skipped_zero_frames == 0 {
+        return Err(Error::Invalid("no videos in the inputs".into()));
+    }
+    Ok(stats)
+}
+
+/// What [`Pending::take`] needs of the bundle and the options.
+struct TakeContext<'a> {
+    num_classes: usize,
+    dims: &'a [usize],
+    /// `--segments`: each video becomes its segments of this many frames.
+    segment_length: Option<usize>,
+}
+
+impl Pending {
+    /// Queues video `v` read from `src` (or its segments), counting duplicates and
+    /// zero-frame videos (those get no prediction, with a warning).
+    fn take(
+        &mut self,
+        mut v: Video,
+        src: &str,
+        cx: &TakeContext,
+        stats: &mut PredictStats,
+        ranking: Option<&mut crate::segments::SegmentRanking>,
+    ) {
+        if v.labels.iter().any(|&l| l as usize >= cx.num_classes) {
+            v.labels.clear();
+            v.has_labels = false;
+        }
+        if !stats.seen.insert(v.id.clone()) {
+            stats.duplicate_ids += 1;
+            if stats.duplicate_ids <= 5 {
+                eprintln!(
+                    "warning: {src}: video '{}' was already predicted from an earlier input; it appears twice in the output",
+                    v.id
+                );
+            }
+        }
+        if v.num_frames == 0 {
+            eprintln!(
+                "warning: {src}: video '{}' has zero frames; no prediction",
+                v.id
+            );
+            stats.skipped_zero_frames += 1;
+        } else if let Some(length) = cx.segment_length {
+            // inference.py's get_segments: frames [0, 5), [5, 10), ... up to the video's
+            // frame count; the last segment may be shorter (its num_frames says so).
+            stats.videos += 1;
+            let index = ranking.map_or(0, |r| r.add_video(&v.id));
+            let mut start = 0;
+            while let Some(mut w) = v.window(start, length, cx.dims) {
+                w.id = format!("{}:{start}", v.id);
+                self.videos.push(w);
+                self.sources.push(src.to_string());
+                self.segs.push((index, start as u32));
+                start += length;
+            }
+        } else {
+            self.videos.push(v);
+            self.sources.push(src.to_string());
+        }
+    }
+}
+
+/// The features of a video file, extracted as `yt8m extract` does; the extractor is loaded
+/// at the first video file (the Inception graph is 91 MB).
+fn video_file(
+    f: &Path,
+    opt: &PredictOptions,
+    spec: &crate::data::FeatureSpec,
+    extractor: &mut Option<crate::extract::Extractor>,
+) -> Result<Video> {
+    if extractor.is_none() {
+        let dir = opt
+            .video
+            .extractor
+            .clone()
+            .or_else(crate::extract::default_dir)
+            .unwrap_or_default();
+        *extractor = Some(
+            crate::extract::Extractor::load_with(&dir, 8, opt.video.audio).map_err(|e| {
+                Error::Invalid(format!(
+                    "{}: a video file: its features are extracted first, which needs the \
+                     extractor files: {e}\n  hint: give --extractor DIR (see yt8m extract --help)",
+                    f.display()
+                ))
+            })?,
+        );
+    }
+    let ex = extractor.as_ref().expect("loaded above");
+    ex.video(f, &opt.video.sampling, &mut |_, _| {})
+        .and_then(|feats| feats.to_video(f.display().to_string(), spec))
+        .map_err(|e| Error::Invalid(e.to_string()))
+}
+
+/// Warns of what a shard lost (skipped records, resynchronised byte ranges, frame counts
+/// cut); returns how many records or ranges were skipped.
+fn report_losses(s: &crate::data::sources::ReadStats) -> usize {
+    for e in &s.skipped {
+        eprintln!("warning: skipped corrupt record: {e}");
+    }
+    for e in &s.resyncs {
+        eprintln!("warning: {e}");
+    }
+    if let Some(w) = s.frame_count_warning() {
+        eprintln!("warning: {w}");
+    }
+    s.skipped.len() + s.resyncs.len()
+}
+
+impl NpzRows {
+    /// The `.npz` of `--format npz`: `predictions` `[videos, c]`, `ids`, and `labels` when
+    /// every video had usable ones.
+    fn write(self, c: usize, out: &mut dyn Write) -> Result<()> {
         use crate::data::npy::{NpyArray, NpyDType, write_npz};
-        let rows = n.ids.len();
+        let rows = self.ids.len();
         let preds = NpyArray {
             shape: vec![rows, c],
             dtype: NpyDType::F32,
-            data: n.scores.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            data: self.scores.iter().flat_map(|x| x.to_le_bytes()).collect(),
         };
-        let ids = NpyArray::unicode(&n.ids);
+        let ids = NpyArray::unicode(&self.ids);
         let labels = NpyArray {
             shape: vec![rows, c],
             dtype: NpyDType::U8,
-            data: n.labels,
+            data: self.labels,
         };
         let mut arrays = vec![("predictions", &preds), ("ids", &ids)];
-        if n.all_labelled {
+        if self.all_labelled {
             arrays.push(("labels", &labels));
         } else {
             eprintln!(
@@ -695,12 +743,6 @@ fn predict_files(
         write_npz(&mut buf, &arrays).map_err(|e| Error::Invalid(format!("writing .npz: {e}")))?;
         out.write_all(buf.get_ref())
             .map_err(|e| Error::Invalid(format!("writing output: {e}")))?;
+        Ok(())
     }
-    if let Some(r) = sinks.ranking {
-        r.write(out)?;
-    }
-    if stats.videos == 0 && stats.skipped_zero_frames == 0 {
-        return Err(Error::Invalid("no videos in the inputs".into()));
-    }
-    Ok(stats)
 }

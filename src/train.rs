@@ -18,11 +18,16 @@ use crate::model::{Model, batch_inputs};
 use crate::optim::{ClipBy, Optimizer};
 use crate::runtime::write_atomic;
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::{Deserialize, Serialize};
-use std::io::Write;
+use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tch::Tensor;
+
+mod log;
+mod plan;
+use log::RunLog;
+pub use log::{LogRecord, ValidRecord, read_log};
+pub use plan::{Plan, plan};
 
 /// What the command line adds to the config.
 #[derive(Debug, Clone, Default)]
@@ -69,178 +74,6 @@ fn count_videos(loader: &Loader) -> Option<usize> {
         };
     }
     Some(n)
-}
-
-/// One line of `RUN/metrics.jsonl` (tagged by `kind`), written by rank 0.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum LogRecord {
-    /// Every `log_interval` steps.
-    TrainStep {
-        epoch: usize,
-        step: usize,
-        global_step: usize,
-        /// Summed over the batch (PaddleVideo's loss).
-        loss: f64,
-        loss_per_video: f64,
-        lr: f64,
-        samples_per_s: f64,
-        data_wait_share: f64,
-        /// The global gradient norm (after averaging over workers, before clipping).
-        grad_norm: Option<f64>,
-        workers: usize,
-    },
-    /// At the end of each epoch.
-    Epoch {
-        epoch: usize,
-        steps: usize,
-        videos: usize,
-        train_loss_per_video: f64,
-        seconds: f64,
-        samples_per_s: f64,
-        data_wait_share: f64,
-        skipped_records: usize,
-        workers: usize,
-        lr: f64,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        valid: Option<ValidRecord>,
-        /// Every skipped record and byte range (`--skip-corrupt`).
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        skipped: Vec<String>,
-    },
-    /// A `--resume`: the epochs after it continue from the checkpoint, they repeat nothing.
-    Resume {
-        from: String,
-        epoch: usize,
-        global_step: usize,
-    },
-}
-
-/// Validation metrics of one epoch.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct ValidRecord {
-    pub hit_at_one: f64,
-    pub perr: f64,
-    pub gap: f64,
-    pub map: Option<f64>,
-    /// Per video.
-    pub loss: f64,
-    pub videos: usize,
-    pub mode: crate::metrics::MetricMode,
-}
-
-impl ValidRecord {
-    pub fn metric(&self, m: crate::config::BestMetric) -> Option<f64> {
-        use crate::config::BestMetric::*;
-        match m {
-            Gap => Some(self.gap),
-            HitAtOne => Some(self.hit_at_one),
-            Perr => Some(self.perr),
-            Map => self.map,
-            Loss => Some(self.loss),
-        }
-    }
-}
-
-/// Reads a run's `metrics.jsonl` back (for plots, tests, tools).
-pub fn read_log(path: &Path) -> Result<Vec<LogRecord>> {
-    let text = crate::data::files::read_regular_text(path, 16 << 30, "metrics.jsonl log")?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str(l).map_err(|e| {
-                Error::Invalid(format!(
-                    "{}:{}: not a yt8m log record: {e}",
-                    path.display(),
-                    i + 1
-                ))
-            })
-        })
-        .collect()
-}
-
-/// Rank 0's record of a run: `metrics.jsonl` (the full records) and TensorBoard scalars
-/// (`RUN/tb/`, see [`crate::tensorboard`]).
-struct RunLog {
-    json: std::fs::File,
-    tb: Option<crate::tensorboard::EventWriter>,
-}
-
-impl RunLog {
-    fn open(run: &Path) -> Result<Self> {
-        let path = run.join("metrics.jsonl");
-        let json = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
-        let tb = crate::tensorboard::EventWriter::create(&run.join("tb"))?;
-        Ok(Self { json, tb: Some(tb) })
-    }
-
-    /// Appends `r`; `global_step` places epoch records on TensorBoard's step axis.
-    fn write(&mut self, r: &LogRecord, global_step: usize) {
-        let _ = writeln!(
-            self.json,
-            "{}",
-            serde_json::to_string(r).expect("records serialize")
-        );
-        let _ = self.json.flush();
-        let mut scalars: Vec<(&str, f64)> = Vec::new();
-        match r {
-            LogRecord::TrainStep {
-                loss_per_video,
-                lr,
-                samples_per_s,
-                data_wait_share,
-                grad_norm,
-                ..
-            } => {
-                scalars.extend([
-                    ("train/loss_per_video", *loss_per_video),
-                    ("train/lr", *lr),
-                    ("train/samples_per_s", *samples_per_s),
-                    ("train/data_wait", *data_wait_share),
-                ]);
-                if let Some(g) = grad_norm {
-                    scalars.push(("train/grad_norm", *g));
-                }
-            }
-            LogRecord::Epoch {
-                train_loss_per_video,
-                samples_per_s,
-                valid,
-                epoch,
-                ..
-            } => {
-                scalars.extend([
-                    ("epoch/train_loss_per_video", *train_loss_per_video),
-                    ("epoch/samples_per_s", *samples_per_s),
-                    ("epoch/epoch", *epoch as f64),
-                ]);
-                if let Some(v) = valid {
-                    scalars.extend([
-                        ("valid/hit_at_one", v.hit_at_one),
-                        ("valid/perr", v.perr),
-                        ("valid/gap", v.gap),
-                        ("valid/loss_per_video", v.loss),
-                    ]);
-                    if let Some(m) = v.map {
-                        scalars.push(("valid/map", m));
-                    }
-                }
-            }
-            LogRecord::Resume { .. } => {}
-        }
-        if let Some(tb) = self.tb.as_mut() {
-            if let Err(e) = tb.scalars(global_step as u64, &scalars) {
-                // The JSON log stays the record of the run; say once that the plots stop here.
-                tracing::warn!("TensorBoard events no longer written: {e}");
-                self.tb = None;
-            }
-        }
-    }
 }
 
 /// The model and optimizer at the run's start point: fresh (seeded), initial weights on rank 0,
@@ -665,10 +498,7 @@ pub fn train(cfg: Config, opts: &TrainOptions) -> Result<TrainSummary> {
 }
 
 fn train_with(mut cfg: Config, opts: &TrainOptions, comm: &dyn Comm) -> Result<TrainSummary> {
-    let (rank, world) = (comm.rank(), comm.size());
-    let main = rank == 0;
     check_same_config(comm, &cfg)?;
-    let run = opts.output.clone();
     let (state, resume_from, _lock) = open_run(
         &cfg,
         &opts.output,
@@ -677,124 +507,214 @@ fn train_with(mut cfg: Config, opts: &TrainOptions, comm: &dyn Comm) -> Result<T
         comm,
     )?;
     let start_epoch = state.epoch;
-    let state_step = state.global_step;
     cfg.TRAIN.seed = state.seed;
-
-    let threads = crate::threads::configure_torch_threads();
-    let (model, opt) = build_model(&cfg, opts, resume_from.as_deref(), comm)?;
-    if let Some(ck) = &resume_from {
-        tracing::info!(
-            "resumed from {} (epoch {} done, step {})",
-            ck.display(),
-            state.epoch,
-            state.global_step
-        );
-    }
-    let device = model.device();
-    let grads = GradSync::new(&cfg, comm, device)?;
-    let train_loader = worker_loader(&cfg, comm)?;
-    let valid_loader = if opts.validate && main {
-        Some(cfg.loader(Split::Valid)?)
-    } else {
-        None
-    };
-    let (n_train, steps_per_epoch) = count_steps(&cfg, &train_loader, comm)?;
-    if main {
-        tracing::info!(
-            "training {} ({} parameters) on {} with {threads} thread(s), {}, {} train files{}, {} epochs",
-            model.arch.name(),
-            model.num_parameters(),
-            crate::runtime::device_name(device),
-            comm.name(),
-            train_loader.files().len(),
-            n_train
-                .map(|n| format!(" ({n} videos)"))
-                .unwrap_or_default(),
-            cfg.epochs
-        );
-    }
-    let mut log = if main {
-        Some(RunLog::open(&run)?)
-    } else {
-        None
-    };
-    if let (Some(log), Some(ck)) = (log.as_mut(), &resume_from) {
-        // Epochs after this line repeat none before it: they continue from the checkpoint.
-        log.write(
-            &LogRecord::Resume {
-                from: ck.display().to_string(),
-                epoch: start_epoch,
-                global_step: state_step,
-            },
-            state_step,
-        );
-    }
-    let eval = EvalSettings {
-        top_k: cfg.METRIC.gap_top_k,
-        tie_order: cfg.METRIC.tie_order,
-        mode: cfg.METRIC.mode,
-        paddle_batch: cfg.DATASET.test_batch_size.unwrap_or(8),
-    };
-    // The trainable variables, whose gradients workers average (batch norm's moving
-    // statistics have none).
-    let vars: Vec<(String, Tensor)> = model
-        .named_variables()
-        .into_iter()
-        .filter(|(_, t)| t.requires_grad())
-        .collect();
-    let compute = match cfg.TRAIN.precision.resolve(model.device()) {
-        (tch::Kind::BFloat16, why) => {
-            if main {
-                tracing::info!("mixed precision: bf16 compute, float32 master weights ({why})");
-            }
-            tch::Kind::BFloat16
-        }
-        _ => model.kind,
-    };
-    let end_epoch = opts
-        .stop_after_epochs
-        .map(|n| (start_epoch + n).min(cfg.epochs))
-        .unwrap_or(cfg.epochs);
-    let mut t = Trainer {
-        end_epoch,
-        compute,
-        cfg: &cfg,
-        opts,
-        comm,
-        model,
-        opt,
-        vars,
-        grads,
-        state,
-        steps_per_epoch,
-        total_steps: steps_per_epoch.map(|s| s * cfg.epochs).unwrap_or(0),
-        last_ckpt: resume_from.clone().unwrap_or_default(),
-        log,
-    };
+    let Setup {
+        mut trainer,
+        train_loader,
+        valid_loader,
+        eval,
+    } = Setup::new(&cfg, opts, comm, state, resume_from)?;
+    let t = &mut trainer;
     let mut last_valid = None;
     let mut final_loss = f64::NAN;
     let mut sps_total = (0usize, 0f64);
-
     for epoch in start_epoch..t.end_epoch {
         let e = t.run_epoch(epoch, &train_loader)?;
         if e.steps == 0 {
-            return Err(Error::Invalid(format!(
-                "epoch {} made no training step: {} video(s) read, none formed a batch{}{}\n  hint: check DATASET.train.file_path, DATASET.batch_size (with DATASET.drop_last) and the inputs (yt8m inspect PATH)",
-                epoch + 1,
-                e.videos,
-                if e.zero_frames.is_empty() {
-                    String::new()
-                } else {
-                    format!("; {} video(s) had zero frames", e.zero_frames.len())
-                },
-                if e.skipped > 0 {
-                    format!("; {} corrupt record(s) skipped", e.skipped)
-                } else {
-                    String::new()
-                },
-            )));
+            return Err(no_step_error(epoch, &e));
         }
-        if let (Some(w), true) = (&e.frame_warning, main && epoch == start_epoch) {
+        let end = t.end_epoch(
+            epoch,
+            &e,
+            epoch == start_epoch,
+            valid_loader.as_ref(),
+            &eval,
+        )?;
+        sps_total.0 += end.videos;
+        sps_total.1 += end.seconds;
+        final_loss = end.loss_per_video;
+        if end.valid.is_some() {
+            last_valid = end.valid;
+        }
+    }
+    let (rank, world) = (comm.rank(), comm.size());
+    let run = opts.output.clone();
+    let best = run.join("checkpoints").join("best");
+    Ok(TrainSummary {
+        epochs: t.state.epoch,
+        steps: t.state.global_step,
+        last_checkpoint: std::mem::take(&mut t.last_ckpt),
+        best_checkpoint: (rank == 0 && best.exists()).then_some(best),
+        final_train_loss: final_loss,
+        last_valid,
+        samples_per_s: sps_total.0 as f64 / sps_total.1.max(1e-9),
+        rank,
+        workers: world,
+        run_dir: run,
+    })
+}
+
+/// A run ready for its first epoch: the model and optimizer at their start point, this
+/// worker's loaders and the log.
+struct Setup<'a> {
+    trainer: Trainer<'a>,
+    train_loader: Loader,
+    /// Rank 0 with validation on.
+    valid_loader: Option<Loader>,
+    eval: EvalSettings,
+}
+
+impl<'a> Setup<'a> {
+    fn new(
+        cfg: &'a Config,
+        opts: &'a TrainOptions,
+        comm: &'a dyn Comm,
+        state: TrainState,
+        resume_from: Option<PathBuf>,
+    ) -> Result<Self> {
+        let main = comm.rank() == 0;
+        let threads = crate::threads::configure_torch_threads();
+        let (model, opt) = build_model(cfg, opts, resume_from.as_deref(), comm)?;
+        if let Some(ck) = &resume_from {
+            tracing::info!(
+                "resumed from {} (epoch {} done, step {})",
+                ck.display(),
+                state.epoch,
+                state.global_step
+            );
+        }
+        let device = model.device();
+        let grads = GradSync::new(cfg, comm, device)?;
+        let train_loader = worker_loader(cfg, comm)?;
+        let valid_loader = if opts.validate && main {
+            Some(cfg.loader(Split::Valid)?)
+        } else {
+            None
+        };
+        let (n_train, steps_per_epoch) = count_steps(cfg, &train_loader, comm)?;
+        if main {
+            tracing::info!(
+                "training {} ({} parameters) on {} with {threads} thread(s), {}, {} train files{}, {} epochs",
+                model.arch.name(),
+                model.num_parameters(),
+                crate::runtime::device_name(device),
+                comm.name(),
+                train_loader.files().len(),
+                n_train
+                    .map(|n| format!(" ({n} videos)"))
+                    .unwrap_or_default(),
+                cfg.epochs
+            );
+        }
+        let mut log = if main {
+            Some(RunLog::open(&opts.output)?)
+        } else {
+            None
+        };
+        if let (Some(log), Some(ck)) = (log.as_mut(), &resume_from) {
+            // Epochs after this line repeat none before it: they continue from the checkpoint.
+            log.write(
+                &LogRecord::Resume {
+                    from: ck.display().to_string(),
+                    epoch: state.epoch,
+                    global_step: state.global_step,
+                },
+                state.global_step,
+            );
+        }
+        let eval = EvalSettings {
+            top_k: cfg.METRIC.gap_top_k,
+            tie_order: cfg.METRIC.tie_order,
+            mode: cfg.METRIC.mode,
+            paddle_batch: cfg.DATASET.test_batch_size.unwrap_or(8),
+        };
+        // The trainable variables, whose gradients workers average (batch norm's moving
+        // statistics have none).
+        let vars: Vec<(String, Tensor)> = model
+            .named_variables()
+            .into_iter()
+            .filter(|(_, t)| t.requires_grad())
+            .collect();
+        let compute = match cfg.TRAIN.precision.resolve(model.device()) {
+            (tch::Kind::BFloat16, why) => {
+                if main {
+                    tracing::info!("mixed precision: bf16 compute, float32 master weights ({why})");
+                }
+                tch::Kind::BFloat16
+            }
+            _ => model.kind,
+        };
+        let end_epoch = opts
+            .stop_after_epochs
+            .map(|n| (state.epoch + n).min(cfg.epochs))
+            .unwrap_or(cfg.epochs);
+        let trainer = Trainer {
+            end_epoch,
+            compute,
+            cfg,
+            opts,
+            comm,
+            model,
+            opt,
+            vars,
+            grads,
+            state,
+            steps_per_epoch,
+            total_steps: steps_per_epoch.map(|s| s * cfg.epochs).unwrap_or(0),
+            last_ckpt: resume_from.unwrap_or_default(),
+            log,
+        };
+        Ok(Setup {
+            trainer,
+            train_loader,
+            valid_loader,
+            eval,
+        })
+    }
+}
+
+/// An epoch that made no step: nothing would be learnt, so the run stops and says why.
+fn no_step_error(epoch: usize, e: &EpochStats) -> Error {
+    Error::Invalid(format!(
+        "epoch {} made no training step: {} video(s) read, none formed a batch{}{}\n  hint: check DATASET.train.file_path, DATASET.batch_size (with DATASET.drop_last) and the inputs (yt8m inspect PATH)",
+        epoch + 1,
+        e.videos,
+        if e.zero_frames.is_empty() {
+            String::new()
+        } else {
+            format!("; {} video(s) had zero frames", e.zero_frames.len())
+        },
+        if e.skipped > 0 {
+            format!("; {} corrupt record(s) skipped", e.skipped)
+        } else {
+            String::new()
+        },
+    ))
+}
+
+/// What an epoch adds to the run's summary (totals over the workers).
+struct EpochEnd {
+    videos: usize,
+    seconds: f64,
+    loss_per_video: f64,
+    /// Set when the epoch was validated (rank 0).
+    valid: Option<ValidRecord>,
+}
+
+impl Trainer<'_> {
+    /// After an epoch's steps, on every worker: the totals over workers; then on rank 0 the
+    /// warnings, validation (every `val_interval` epochs and the last), the log record and the
+    /// checkpoint.
+    fn end_epoch(
+        &mut self,
+        epoch: usize,
+        e: &EpochStats,
+        first: bool,
+        valid_loader: Option<&Loader>,
+        eval: &EvalSettings,
+    ) -> Result<EpochEnd> {
+        let (cfg, main) = (self.cfg, self.main());
+        if let (Some(w), true) = (&e.frame_warning, main && first) {
             tracing::warn!("{w}");
         }
         if !e.zero_frames.is_empty() && main {
@@ -806,15 +726,19 @@ fn train_with(mut cfg: Config, opts: &TrainOptions, comm: &dyn Comm) -> Result<T
             );
         }
         let mut totals = [e.loss_sum, e.videos as f64, e.skipped as f64];
-        comm.allreduce_sum_f64(&mut totals);
+        self.comm.allreduce_sum_f64(&mut totals);
         let (loss_sum, seen, skipped) = (totals[0], totals[1] as usize, totals[2] as usize);
         let el = e.seconds;
-        sps_total.0 += seen;
-        sps_total.1 += el;
-        final_loss = loss_sum / seen.max(1) as f64;
-        t.state.epoch = epoch + 1;
+        let loss_per_video = loss_sum / seen.max(1) as f64;
+        self.state.epoch = epoch + 1;
+        let mut end = EpochEnd {
+            videos: seen,
+            seconds: el,
+            loss_per_video,
+            valid: None,
+        };
         if !main {
-            continue;
+            return Ok(end);
         }
         if skipped > 0 {
             tracing::warn!(
@@ -828,124 +752,44 @@ fn train_with(mut cfg: Config, opts: &TrainOptions, comm: &dyn Comm) -> Result<T
         let do_val = cfg.TRAIN.val_interval > 0
             && ((epoch + 1) % cfg.TRAIN.val_interval == 0 || epoch + 1 == cfg.epochs);
         let mut is_best = false;
-        let mut valid = None;
-        if let (true, Some(vl)) = (do_val, &valid_loader) {
-            let (v, best) = t.validate(epoch, vl, &eval)?;
+        if let (true, Some(vl)) = (do_val, valid_loader) {
+            let (v, best) = self.validate(epoch, vl, eval)?;
             is_best = best;
-            valid = Some(v.clone());
-            last_valid = Some(v);
+            end.valid = Some(v);
         }
+        let step = self.state.global_step.saturating_sub(1);
         let rec = LogRecord::Epoch {
             epoch: epoch + 1,
             steps: e.steps,
             videos: seen,
-            train_loss_per_video: final_loss,
+            train_loss_per_video: loss_per_video,
             seconds: el,
             samples_per_s: seen as f64 / el,
             data_wait_share: e.wait / el,
             skipped_records: skipped,
-            workers: world,
+            workers: self.comm.size(),
             lr: cfg.OPTIMIZER.learning_rate.lr(
                 epoch,
-                t.state.global_step.saturating_sub(1),
-                t.total_steps,
-                t.examples_at(t.state.global_step.saturating_sub(1)),
+                step,
+                self.total_steps,
+                self.examples_at(step),
             ),
-            valid,
+            valid: end.valid.clone(),
             skipped: e.lost.clone(),
         };
         tracing::info!(
-            "epoch {}/{} done: train loss/video {final_loss:.4}, {:.1} samples/s, data wait {:.0}%",
+            "epoch {}/{} done: train loss/video {loss_per_video:.4}, {:.1} samples/s, data wait {:.0}%",
             epoch + 1,
             cfg.epochs,
             seen as f64 / el,
             100.0 * e.wait / el
         );
-        if let Some(log) = t.log.as_mut() {
-            log.write(&rec, t.state.global_step);
+        if let Some(log) = self.log.as_mut() {
+            log.write(&rec, self.state.global_step);
         }
-        t.checkpoint(epoch, is_best)?;
+        self.checkpoint(epoch, is_best)?;
+        Ok(end)
     }
-    let best = run.join("checkpoints").join("best");
-    Ok(TrainSummary {
-        run_dir: run.clone(),
-        epochs: t.state.epoch,
-        steps: t.state.global_step,
-        last_checkpoint: t.last_ckpt,
-        best_checkpoint: (main && best.exists()).then_some(best),
-        final_train_loss: final_loss,
-        last_valid,
-        samples_per_s: sps_total.0 as f64 / sps_total.1.max(1e-9),
-        rank,
-        workers: world,
-    })
-}
-
-/// What `train` would do, without doing it: the training split's size, steps per epoch, the
-/// model's parameters and the memory its state takes (`train --dry-run`).
-pub fn plan(cfg: &Config) -> Result<Plan> {
-    let loader = cfg.loader(Split::Train)?;
-    let videos: usize = loader
-        .files()
-        .iter()
-        .map(|f| crate::data::sources::count_records(f))
-        .collect::<std::result::Result<Vec<_>, _>>()?
-        .into_iter()
-        .sum();
-    let bs = cfg.DATASET.batch_size;
-    let steps = if cfg.DATASET.drop_last {
-        videos / bs
-    } else {
-        videos.div_ceil(bs)
-    };
-    let params = cfg.parameter_estimate();
-    let dtype_bytes = if cfg.TRAIN.dtype == crate::config::Dtype::Float64 {
-        8
-    } else {
-        4
-    };
-    // Weights and gradients, then RMSProp's mean square, mean gradient (centered) and
-    // momentum, or Adam's two moments.
-    let copies = match cfg.OPTIMIZER.name {
-        crate::optim::OptimizerName::RmsProp => {
-            3 + cfg.OPTIMIZER.centered as u64 + (cfg.OPTIMIZER.momentum > 0.0) as u64
-        }
-        crate::optim::OptimizerName::Adam => 4,
-    };
-    let gb = |x: u64| x as f64 / 1e9;
-    let plan = format!(
-        "model: {} ({} parameters)\ntraining split: {} file(s), {videos} videos\nbatch {bs}{}: {steps} steps per epoch, {} epochs, {} steps in all\nprecision: {} ({})\nmemory for weights, gradients and optimizer state: {:.2} GB ({copies} copies of the parameters in {}); activations come on top and grow with batch × frames\n",
-        cfg.MODEL.head.name,
-        params,
-        loader.files().len(),
-        if cfg.DATASET.drop_last {
-            " (last partial batch dropped)"
-        } else {
-            ""
-        },
-        cfg.epochs,
-        steps * cfg.epochs,
-        cfg.TRAIN.precision,
-        cfg.TRAIN.precision.resolve(cfg.TRAIN.device.resolve()?).1,
-        gb(params * copies * dtype_bytes),
-        cfg.TRAIN.dtype,
-    );
-    let nothing = (steps == 0).then(|| {
-        format!(
-            "nothing to train: {videos} videos are fewer than one batch of {bs}; `train` refuses this\n  hint: lower DATASET.batch_size (-o DATASET.batch_size=N), set DATASET.drop_last: false, or add data"
-        )
-    });
-    Ok(Plan {
-        text: plan,
-        nothing_to_train: nothing,
-    })
-}
-
-/// What `train --dry-run` prints, and why the run would be refused, if it would.
-pub struct Plan {
-    pub text: String,
-    /// Set when the run would have no step (`train` refuses it; so does `--dry-run`).
-    pub nothing_to_train: Option<String>,
 }
 
 /// `1h05m`, `3m20s`, `42s`.

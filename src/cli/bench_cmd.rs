@@ -1,7 +1,7 @@
 //! `yt8m bench`: its subcommands and arguments; the benchmarks are in `bench` and
 //! `bench_serve`.
 
-use super::{bench, bench_serve};
+use super::{bench, bench_data, bench_serve};
 use anyhow::Result;
 use clap::Subcommand;
 use std::path::PathBuf;
@@ -210,7 +210,7 @@ pub(crate) fn bench(b: BenchCmd) -> Result<()> {
         } => {
             print!(
                 "{}",
-                bench::bench_eval(
+                bench_data::bench_eval(
                     videos,
                     classes,
                     python.as_deref(),
@@ -258,7 +258,7 @@ pub(crate) fn bench(b: BenchCmd) -> Result<()> {
             yt8m::threads::configure_torch_threads();
             print!(
                 "{}",
-                bench::bench_extract(&bench::ExtractBenchOptions {
+                bench_data::bench_extract(&bench_data::ExtractBenchOptions {
                     seconds: seconds.max(1),
                     extractor,
                     python,
@@ -321,7 +321,7 @@ pub(crate) fn bench(b: BenchCmd) -> Result<()> {
             };
             print!(
                 "{}",
-                bench::bench_read(
+                bench_data::bench_read(
                     &paths,
                     spec,
                     batch_size,

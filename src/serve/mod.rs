@@ -486,6 +486,53 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
         ));
     }
     let device = opts.device.resolve()?;
+    let (models, threads) = load_models(&opts, device)?;
+    let extractor = match &opts.extractor {
+        Some(dir) => {
+            let ex =
+                crate::extract::Extractor::load_with(dir, 8, crate::extract::AudioSource::Auto)
+                    .map_err(|e| Error::Invalid(format!("--extractor: {e}")))?;
+            tracing::info!(
+                "video inputs: extracted with the files in {}",
+                dir.display()
+            );
+            Some(Arc::new(Mutex::new(ex)))
+        }
+        None => None,
+    };
+    let server = Arc::new(Server {
+        models,
+        opts: opts.clone(),
+        stopping: AtomicBool::new(false),
+        extractor,
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(crate::data::available_cores().clamp(1, 4))
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot start the network runtime: {e}")))?;
+    let r = rt.block_on(listen(server.clone()));
+    // In-flight requests are answered; now let the model threads drain and stop.
+    for m in server.models.values() {
+        m.jobs.lock().unwrap().take();
+    }
+    for t in threads {
+        let _ = t.join();
+    }
+    r?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Each `--model` loaded (sha256 and shapes checked) with its batching thread started.
+#[allow(clippy::type_complexity)]
+fn load_models(
+    opts: &ServeOptions,
+    device: tch::Device,
+) -> Result<(
+    BTreeMap<String, Arc<Model>>,
+    Vec<std::thread::JoinHandle<()>>,
+)> {
     let mut models = BTreeMap::new();
     let mut threads = Vec::new();
     // The server's own budget (main set it), not the adaptive default of batch commands.
@@ -548,142 +595,134 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
         );
         models.insert(name.clone(), m);
     }
-    let extractor = match &opts.extractor {
-        Some(dir) => {
-            let ex =
-                crate::extract::Extractor::load_with(dir, 8, crate::extract::AudioSource::Auto)
-                    .map_err(|e| Error::Invalid(format!("--extractor: {e}")))?;
-            tracing::info!(
-                "video inputs: extracted with the files in {}",
-                dir.display()
-            );
-            Some(Arc::new(Mutex::new(ex)))
-        }
-        None => None,
+    Ok((models, threads))
+}
+
+/// The REST routes: inference behind the arrival count and the body deadline, then health,
+/// metadata and metrics.
+fn router(s: &Arc<Server>) -> axum::Router {
+    axum::Router::new()
+        .route("/v2/models/{name}/infer", post(infer))
+        .route("/v2/models/{name}/versions/{version}/infer", post(infer))
+        .route_layer(axum::middleware::from_fn_with_state(
+            (s.opts.limits.body_timeout, s.opts.max_body_bytes),
+            http::body_in_time,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            s.clone(),
+            count_arrivals,
+        ))
+        .route("/v2/health/live", get(|| async { StatusCode::OK }))
+        .route("/v2/health/ready", get(ready))
+        .route("/v2", get(server_metadata))
+        .route("/v2/models/{name}", get(model_metadata))
+        .route("/v2/models/{name}/versions/{version}", get(model_metadata))
+        .route("/v2/models/{name}/ready", get(model_ready))
+        .route(
+            "/v2/models/{name}/versions/{version}/ready",
+            get(model_ready),
+        )
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(s.opts.max_body_bytes))
+        .with_state(s.clone())
+}
+
+async fn bind(addr: SocketAddr, flag: &'static str) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        Error::Invalid(format!(
+            "cannot listen on {addr}: {e}\n  hint: choose another {flag} or stop what holds it"
+        ))
+    })
+}
+
+type GrpcTask = tokio::task::JoinHandle<std::result::Result<(), tonic::transport::Error>>;
+
+/// The gRPC service on `--grpc-port`, if asked for: its address and task.
+async fn start_grpc(
+    s: &Arc<Server>,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> Result<Option<(SocketAddr, GrpcTask)>> {
+    let Some(g) = s.opts.grpc else {
+        return Ok(None);
     };
-    let server = Arc::new(Server {
-        models,
-        opts: opts.clone(),
-        stopping: AtomicBool::new(false),
-        extractor,
+    let l = bind(g, "--grpc-port").await?;
+    let gaddr = l.local_addr().map_err(|e| Error::Internal(e.to_string()))?;
+    let limit = s.opts.max_body_bytes;
+    let svc = grpc::GrpcInferenceServiceServer::new(grpc::Service(s.clone()))
+        .max_decoding_message_size(limit)
+        .max_encoding_message_size(usize::MAX);
+    let rx = stop.clone();
+    let limits = s.opts.limits;
+    let incoming = grpc_listener::incoming(l, limits, rx.clone());
+    let ping = grpc_listener::keepalive_interval(&limits);
+    let task = tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .http2_keepalive_interval(Some(ping))
+            .http2_keepalive_timeout(Some(limits.header_timeout))
+            .add_service(svc)
+            .serve_with_incoming_shutdown(incoming, stopped(rx))
+            .await
     });
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(crate::data::available_cores().clamp(1, 4))
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Internal(format!("cannot start the network runtime: {e}")))?;
-    let s2 = server.clone();
-    let r: Result<()> = rt.block_on(async move {
-        let app = axum::Router::new()
-            .route("/v2/models/{name}/infer", post(infer))
-            .route("/v2/models/{name}/versions/{version}/infer", post(infer))
-            .route_layer(axum::middleware::from_fn_with_state(
-                (s2.opts.limits.body_timeout, s2.opts.max_body_bytes),
-                http::body_in_time,
-            ))
-            .route_layer(axum::middleware::from_fn_with_state(
-                s2.clone(),
-                count_arrivals,
-            ))
-            .route("/v2/health/live", get(|| async { StatusCode::OK }))
-            .route("/v2/health/ready", get(ready))
-            .route("/v2", get(server_metadata))
-            .route("/v2/models/{name}", get(model_metadata))
-            .route("/v2/models/{name}/versions/{version}", get(model_metadata))
-            .route("/v2/models/{name}/ready", get(model_ready))
-            .route("/v2/models/{name}/versions/{version}/ready", get(model_ready))
-            .route("/metrics", get(metrics))
-            .layer(DefaultBodyLimit::max(s2.opts.max_body_bytes))
-            .with_state(s2.clone());
-        let bind = |addr: SocketAddr, flag: &'static str| async move {
-            tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-                Error::Invalid(format!(
-                    "cannot listen on {addr}: {e}\n  hint: choose another {flag} or stop what holds it"
-                ))
-            })
-        };
-        let listener = bind(s2.opts.http, "--http-port").await?;
-        let addr = listener.local_addr().map_err(|e| Error::Internal(e.to_string()))?;
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        tokio::spawn(shutdown_signal(s2.clone(), stop_tx));
-        let grpc = match s2.opts.grpc {
-            None => None,
-            Some(g) => {
-                let l = bind(g, "--grpc-port").await?;
-                let gaddr = l.local_addr().map_err(|e| Error::Internal(e.to_string()))?;
-                let limit = s2.opts.max_body_bytes;
-                let svc = grpc::GrpcInferenceServiceServer::new(grpc::Service(s2.clone()))
-                    .max_decoding_message_size(limit)
-                    .max_encoding_message_size(usize::MAX);
-                let rx = stop_rx.clone();
-                let limits = s2.opts.limits;
-                let incoming = grpc_listener::incoming(l, limits, rx.clone());
-                let ping = grpc_listener::keepalive_interval(&limits);
-                let task = tokio::spawn(async move {
-                    tonic::transport::Server::builder()
-                        .http2_keepalive_interval(Some(ping))
-                        .http2_keepalive_timeout(Some(limits.header_timeout))
-                        .add_service(svc)
-                        .serve_with_incoming_shutdown(incoming, stopped(rx))
-                        .await
-                });
-                Some((gaddr, task))
-            }
-        };
-        tracing::info!(
-            "serving {} model(s) over the Open Inference Protocol at http://{addr}/v2{} (metrics: /metrics); max batch {}, max delay {} ms, queue bound {} videos",
-            s2.models.len(),
-            grpc.as_ref()
-                .map(|(g, _)| format!(" and grpc://{g}"))
-                .unwrap_or_default(),
-            s2.opts.max_batch,
-            s2.opts.max_delay.as_millis(),
-            s2.opts.max_queue
-        );
-        // One line a minute: what each model did.
-        let s3 = s2.clone();
-        tokio::spawn(async move {
-            let mut last: BTreeMap<String, u64> = BTreeMap::new();
-            let mut tick = tokio::time::interval(Duration::from_secs(60));
+    Ok(Some((gaddr, task)))
+}
+
+/// One line a minute: what each model did.
+fn log_every_minute(s: Arc<Server>) {
+    tokio::spawn(async move {
+        let mut last: BTreeMap<String, u64> = BTreeMap::new();
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        tick.tick().await;
+        loop {
             tick.tick().await;
-            loop {
-                tick.tick().await;
-                for m in s3.models.values() {
-                    let v = m.stats.videos.load(Ordering::Relaxed);
-                    let prev = last.insert(m.name.clone(), v).unwrap_or(0);
-                    tracing::info!(
-                        "model '{}': {:.1} videos/s over the last minute, {} queued",
-                        m.name,
-                        (v - prev) as f64 / 60.0,
-                        m.waiting.load(Ordering::SeqCst)
-                    );
-                }
-            }
-        });
-        let limits = s2.opts.limits;
-        http::serve(listener, app, limits, stop_rx).await;
-        if let Some((_, task)) = grpc {
-            // tonic waits for its connections to close: bounded by the same grace period.
-            match tokio::time::timeout(limits.grace, task).await {
-                Ok(Ok(Ok(()))) => {}
-                Ok(Ok(Err(e))) => return Err(Error::Internal(format!("gRPC server error: {e}"))),
-                Ok(Err(e)) => return Err(Error::Internal(format!("gRPC server task: {e}"))),
-                Err(_) => tracing::warn!(
-                    "gRPC connections still open after the {:.0} s grace period: dropped",
-                    limits.grace.as_secs_f64()
-                ),
+            for m in s.models.values() {
+                let v = m.stats.videos.load(Ordering::Relaxed);
+                let prev = last.insert(m.name.clone(), v).unwrap_or(0);
+                tracing::info!(
+                    "model '{}': {:.1} videos/s over the last minute, {} queued",
+                    m.name,
+                    (v - prev) as f64 / 60.0,
+                    m.waiting.load(Ordering::SeqCst)
+                );
             }
         }
-        Ok(())
     });
-    // In-flight requests are answered; now let the model threads drain and stop.
-    for m in server.models.values() {
-        m.jobs.lock().unwrap().take();
+}
+
+/// Listens on the REST port (and gRPC's) until SIGTERM / SIGINT, then lets in-flight
+/// requests finish within the grace period.
+async fn listen(s: Arc<Server>) -> Result<()> {
+    let app = router(&s);
+    let listener = bind(s.opts.http, "--http-port").await?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(shutdown_signal(s.clone(), stop_tx));
+    let grpc = start_grpc(&s, &stop_rx).await?;
+    tracing::info!(
+        "serving {} model(s) over the Open Inference Protocol at http://{addr}/v2{} (metrics: /metrics); max batch {}, max delay {} ms, queue bound {} videos",
+        s.models.len(),
+        grpc.as_ref()
+            .map(|(g, _)| format!(" and grpc://{g}"))
+            .unwrap_or_default(),
+        s.opts.max_batch,
+        s.opts.max_delay.as_millis(),
+        s.opts.max_queue
+    );
+    log_every_minute(s.clone());
+    let limits = s.opts.limits;
+    http::serve(listener, app, limits, stop_rx).await;
+    if let Some((_, task)) = grpc {
+        // tonic waits for its connections to close: bounded by the same grace period.
+        match tokio::time::timeout(limits.grace, task).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => return Err(Error::Internal(format!("gRPC server error: {e}"))),
+            Ok(Err(e)) => return Err(Error::Internal(format!("gRPC server task: {e}"))),
+            Err(_) => tracing::warn!(
+                "gRPC connections still open after the {:.0} s grace period: dropped",
+                limits.grace.as_secs_f64()
+            ),
+        }
     }
-    for t in threads {
-        let _ = t.join();
-    }
-    r?;
-    tracing::info!("stopped");
     Ok(())
 }
