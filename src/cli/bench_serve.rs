@@ -365,180 +365,293 @@ pub fn run(o: &LoadOptions) -> Result<String> {
             "bench serve drives frame-level bundles".into(),
         ));
     }
-    // Videos like the synthetic data's (1..=300 frames, learnable patterns), decoded once.
-    let dir = std::env::temp_dir().join(format!("yt8m-bench-serve-{}", std::process::id()));
-    let synth = yt8m::data::synth::SynthConfig {
-        num_videos: o.videos,
-        num_shards: 1,
-        seed: 5,
-        max_frames: 300,
-        num_classes: b.manifest.num_classes.min(20),
-        ..Default::default()
-    };
-    let written = yt8m::data::synth::write_synthetic(&dir, &synth)?;
-    let spec = b.config.feature_spec();
-    let videos: Vec<Video> = yt8m::data::sources::videos(&written.files[0], &spec, false)?
-        .collect::<std::result::Result<_, _>>()?;
-    let _ = std::fs::remove_dir_all(&dir);
-    let mean_frames =
-        videos.iter().map(|v| v.num_frames).sum::<usize>() as f64 / videos.len() as f64;
-    let reqs: Arc<Vec<(Vec<u8>, usize, usize)>> = Arc::new(
-        videos
-            .iter()
-            .map(|v| {
-                let (body, head) = encode(v);
-                (body, head, v.num_frames)
-            })
-            .collect(),
-    );
-
-    // Offline, same process, same videos: batches of max_batch (throughput) and of 1 (latency).
-    let t = Instant::now();
-    let mut done = 0;
-    while t.elapsed().as_secs_f64() < o.seconds.min(10.0) {
-        yt8m::predict::probabilities(&b, &videos, o.max_batch)?;
-        done += videos.len();
-    }
-    let offline_vps = done as f64 / t.elapsed().as_secs_f64();
-    // The same with the server's libtorch threads (`yt8m serve` leaves a core to its network
-    // threads, YT8M_THREADS overrides): what the server could reach at best on this machine.
-    let threads = tch::get_num_threads().max(1) as usize;
-    let server_threads = std::env::var("YT8M_THREADS")
-        .ok()
-        .and_then(|s| s.parse::<usize>().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(yt8m::data::available_cores().saturating_sub(1).max(1));
-    let offline_same = (server_threads < threads).then(|| {
-        tch::set_num_threads(server_threads as i32);
-        let t = Instant::now();
-        let mut done = 0;
-        let mut r = Ok(());
-        while t.elapsed().as_secs_f64() < o.seconds.min(10.0) {
-            if let Err(e) = yt8m::predict::probabilities(&b, &videos, o.max_batch) {
-                r = Err(e);
-                break;
-            }
-            done += videos.len();
-        }
-        tch::set_num_threads(threads as i32);
-        r.map(|_| done as f64 / t.elapsed().as_secs_f64())
-    });
-    let offline_same = offline_same.transpose()?;
-    let mut lat1 = Vec::new();
-    let t = Instant::now();
-    let mut i = 0;
-    while t.elapsed().as_secs_f64() < o.seconds.min(10.0) || lat1.len() < 20 {
-        let t1 = Instant::now();
-        yt8m::predict::probabilities(&b, std::slice::from_ref(&videos[i % videos.len()]), 1)?;
-        lat1.push(t1.elapsed().as_secs_f64() * 1e3);
-        i += 1;
-    }
-    lat1.sort_by(f64::total_cmp);
+    let work = Workload::new(o, &b)?;
+    let offline = Offline::measure(o, &b, &work.videos)?;
     drop(b);
-
     let exe = std::env::current_exe().map_err(|e| Error::Invalid(e.to_string()))?;
-    // `yt8m serve` of the bundle on a free loopback port, REST only, plus `extra`.
-    let serve_cmd = |extra: &[String]| {
-        let mut cmd = Command::new(&exe);
-        cmd.args(["serve", "--model"]).arg(&o.bundle).args([
-            "--name",
-            "m",
-            "--host",
-            "127.0.0.1",
-            "--http-port",
-            "0",
-            "--no-grpc",
-        ]);
-        cmd.arg("--device").arg(device_arg(device));
-        cmd.args(extra);
-        cmd
-    };
-    let cmd = serve_cmd(&[
-        "--max-batch".into(),
-        o.max_batch.to_string(),
-        "--max-delay-ms".into(),
-        o.max_delay_ms.to_string(),
-    ]);
-    let (server, port) = spawn_until_port(cmd, "http://127.0.0.1:")?;
-    let path = "/v2/models/m/infer";
-    // Warm-up (allocator, thread pools), then the levels.
-    let _ = drive(port, path, &reqs, 2, 1.0, "warm-up");
-    let rss0 = rss_kib(server.0.id());
-    let mut levels = Vec::new();
-    for &c in &o.concurrency {
-        levels.push(drive_measured(
-            port,
-            path,
-            &reqs,
-            c,
-            o.seconds,
-            "yt8m serve",
-        ));
-    }
-    let rss1 = rss_kib(server.0.id());
-    // Steady state: the heaviest level once more; memory must not grow further.
-    let top = o.concurrency.iter().copied().max().unwrap_or(1);
-    let again = drive_measured(port, path, &reqs, top, o.seconds, "yt8m serve (repeat)");
-    let rss2 = rss_kib(server.0.id());
-    let total: usize = levels.iter().map(|l| l.requests).sum::<usize>() + again.requests;
-    drop(server);
+    let served = Served::measure(o, &exe, device, &work.reqs)?;
+    let (over, ready_after) = overload(o, &exe, device, &work.reqs)?;
+    let diy = diy_levels(o, &work.reqs)?;
+    Ok(report(
+        o,
+        device,
+        &work,
+        &offline,
+        &served,
+        &diy,
+        &over,
+        ready_after,
+    ))
+}
 
-    // Overload: a queue bound of 16 videos against 64 clients (4x): only 503s beyond it.
-    let cmd = serve_cmd(&[
-        "--max-batch".into(),
-        "16".into(),
-        "--max-queue".into(),
-        "16".into(),
-        "--max-delay-ms".into(),
-        o.max_delay_ms.to_string(),
+/// The videos every server gets: like the synthetic data's (1..=300 frames, learnable
+/// patterns), decoded once, and each one's request body.
+struct Workload {
+    videos: Vec<Video>,
+    /// Per video: the REST body, its JSON header's length, its frames.
+    reqs: Arc<Vec<(Vec<u8>, usize, usize)>>,
+    mean_frames: f64,
+}
+
+impl Workload {
+    fn new(o: &LoadOptions, b: &yt8m::bundle::Bundle) -> Result<Self> {
+        let dir = std::env::temp_dir().join(format!("yt8m-bench-serve-{}", std::process::id()));
+        let synth = yt8m::data::synth::SynthConfig {
+            num_videos: o.videos,
+            num_shards: 1,
+            seed: 5,
+            max_frames: 300,
+            num_classes: b.manifest.num_classes.min(20),
+            ..Default::default()
+        };
+        let written = yt8m::data::synth::write_synthetic(&dir, &synth)?;
+        let spec = b.config.feature_spec();
+        let videos: Vec<Video> = yt8m::data::sources::videos(&written.files[0], &spec, false)?
+            .collect::<std::result::Result<_, _>>()?;
+        let _ = std::fs::remove_dir_all(&dir);
+        let mean_frames =
+            videos.iter().map(|v| v.num_frames).sum::<usize>() as f64 / videos.len() as f64;
+        let reqs = Arc::new(
+            videos
+                .iter()
+                .map(|v| {
+                    let (body, head) = encode(v);
+                    (body, head, v.num_frames)
+                })
+                .collect(),
+        );
+        Ok(Workload {
+            videos,
+            reqs,
+            mean_frames,
+        })
+    }
+}
+
+/// The bundle run offline in this process on the same videos: batches of max_batch
+/// (throughput, also on the server's thread count) and of 1 (latency).
+struct Offline {
+    videos_per_s: f64,
+    /// With the server's libtorch threads when fewer than ours: (threads, videos/s).
+    same_threads: Option<(usize, f64)>,
+    /// Batch-1 latencies in ms, sorted.
+    lat1: Vec<f64>,
+}
+
+impl Offline {
+    fn measure(o: &LoadOptions, b: &yt8m::bundle::Bundle, videos: &[Video]) -> Result<Self> {
+        let rate = || -> Result<f64> {
+            let t = Instant::now();
+            let mut done = 0;
+            while t.elapsed().as_secs_f64() < o.seconds.min(10.0) {
+                yt8m::predict::probabilities(b, videos, o.max_batch)?;
+                done += videos.len();
+            }
+            Ok(done as f64 / t.elapsed().as_secs_f64())
+        };
+        let videos_per_s = rate()?;
+        // The same with the server's libtorch threads (`yt8m serve` leaves a core to its
+        // network threads, YT8M_THREADS overrides): what the server could reach at best here.
+        let threads = tch::get_num_threads().max(1) as usize;
+        let server_threads = std::env::var("YT8M_THREADS")
+            .ok()
+            .and_then(|s| s.parse::<usize>().ok())
+            .filter(|&n| n > 0)
+            .unwrap_or(yt8m::data::available_cores().saturating_sub(1).max(1));
+        let same_threads = if server_threads < threads {
+            tch::set_num_threads(server_threads as i32);
+            let r = rate();
+            tch::set_num_threads(threads as i32);
+            Some((server_threads, r?))
+        } else {
+            None
+        };
+        let mut lat1 = Vec::new();
+        let t = Instant::now();
+        let mut i = 0;
+        while t.elapsed().as_secs_f64() < o.seconds.min(10.0) || lat1.len() < 20 {
+            let t1 = Instant::now();
+            yt8m::predict::probabilities(b, std::slice::from_ref(&videos[i % videos.len()]), 1)?;
+            lat1.push(t1.elapsed().as_secs_f64() * 1e3);
+            i += 1;
+        }
+        lat1.sort_by(f64::total_cmp);
+        Ok(Offline {
+            videos_per_s,
+            same_threads,
+            lat1,
+        })
+    }
+}
+
+/// `yt8m serve` of the bundle on a free loopback port, REST only, plus `extra`.
+fn serve_command(
+    o: &LoadOptions,
+    exe: &std::path::Path,
+    device: tch::Device,
+    extra: &[String],
+) -> Command {
+    let mut cmd = Command::new(exe);
+    cmd.args(["serve", "--model"]).arg(&o.bundle).args([
+        "--name",
+        "m",
+        "--host",
+        "127.0.0.1",
+        "--http-port",
+        "0",
+        "--no-grpc",
     ]);
-    let (server, oport) = spawn_until_port(cmd, "http://127.0.0.1:")?;
+    cmd.arg("--device").arg(device_arg(device));
+    cmd.args(extra);
+    cmd
+}
+
+const INFER_PATH: &str = "/v2/models/m/infer";
+
+/// `yt8m serve` at each concurrency level, then the heaviest once more (memory must not grow).
+struct Served {
+    levels: Vec<Level>,
+    again: Level,
+    /// Server RSS in KiB after the warm-up, after the levels, after the repeat.
+    rss: (Option<u64>, Option<u64>, Option<u64>),
+}
+
+impl Served {
+    fn measure(
+        o: &LoadOptions,
+        exe: &std::path::Path,
+        device: tch::Device,
+        reqs: &Arc<Vec<(Vec<u8>, usize, usize)>>,
+    ) -> Result<Self> {
+        let cmd = serve_command(
+            o,
+            exe,
+            device,
+            &[
+                "--max-batch".into(),
+                o.max_batch.to_string(),
+                "--max-delay-ms".into(),
+                o.max_delay_ms.to_string(),
+            ],
+        );
+        let (server, port) = spawn_until_port(cmd, "http://127.0.0.1:")?;
+        // Warm-up (allocator, thread pools), then the levels.
+        let _ = drive(port, INFER_PATH, reqs, 2, 1.0, "warm-up");
+        let rss0 = rss_kib(server.0.id());
+        let mut levels = Vec::new();
+        for &c in &o.concurrency {
+            levels.push(drive_measured(
+                port,
+                INFER_PATH,
+                reqs,
+                c,
+                o.seconds,
+                "yt8m serve",
+            ));
+        }
+        let rss1 = rss_kib(server.0.id());
+        let top = o.concurrency.iter().copied().max().unwrap_or(1);
+        let again = drive_measured(
+            port,
+            INFER_PATH,
+            reqs,
+            top,
+            o.seconds,
+            "yt8m serve (repeat)",
+        );
+        let rss2 = rss_kib(server.0.id());
+        Ok(Served {
+            levels,
+            again,
+            rss: (rss0, rss1, rss2),
+        })
+    }
+}
+
+/// A queue bound of 16 videos against 64 clients (4x): only 503s beyond it, and the server
+/// ready afterwards.
+fn overload(
+    o: &LoadOptions,
+    exe: &std::path::Path,
+    device: tch::Device,
+    reqs: &Arc<Vec<(Vec<u8>, usize, usize)>>,
+) -> Result<(Level, bool)> {
+    let cmd = serve_command(
+        o,
+        exe,
+        device,
+        &[
+            "--max-batch".into(),
+            "16".into(),
+            "--max-queue".into(),
+            "16".into(),
+            "--max-delay-ms".into(),
+            o.max_delay_ms.to_string(),
+        ],
+    );
+    let (_server, port) = spawn_until_port(cmd, "http://127.0.0.1:")?;
     let over = drive(
-        oport,
-        path,
-        &reqs,
+        port,
+        INFER_PATH,
+        reqs,
         64,
         o.seconds.min(5.0),
         "overload (queue 16, 64 clients)",
     );
-    let ready_after = {
-        let mut s =
-            TcpStream::connect(("127.0.0.1", oport)).map_err(|e| Error::Invalid(e.to_string()))?;
-        let _ =
-            s.write_all(b"GET /v2/health/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-        let mut r = String::new();
-        let _ = s.read_to_string(&mut r);
-        r.starts_with("HTTP/1.1 200")
-    };
-    drop(server);
+    let mut s =
+        TcpStream::connect(("127.0.0.1", port)).map_err(|e| Error::Invalid(e.to_string()))?;
+    let _ = s.write_all(b"GET /v2/health/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let mut r = String::new();
+    let _ = s.read_to_string(&mut r);
+    Ok((over, r.starts_with("HTTP/1.1 200")))
+}
 
-    // The DIY alternative under the same load.
-    let mut diy = Vec::new();
-    if let Some(py) = &o.onnx_python {
-        let mut cmd = Command::new(py);
-        cmd.arg(&o.onnx_script)
-            .arg(o.bundle.join("model.onnx"))
-            .args(["--port", "0"]);
-        let (proc, p) = spawn_until_port(cmd, "listening on 127.0.0.1:")?;
-        let _ = drive(p, path, &reqs, 2, 1.0, "warm-up");
-        for &c in &o.concurrency {
-            diy.push(drive(
+/// The DIY alternative (onnxruntime behind Python's http.server) under the same load, when
+/// a Python with onnxruntime was given.
+fn diy_levels(o: &LoadOptions, reqs: &Arc<Vec<(Vec<u8>, usize, usize)>>) -> Result<Vec<Level>> {
+    let Some(py) = &o.onnx_python else {
+        return Ok(Vec::new());
+    };
+    let mut cmd = Command::new(py);
+    cmd.arg(&o.onnx_script)
+        .arg(o.bundle.join("model.onnx"))
+        .args(["--port", "0"]);
+    let (_proc, p) = spawn_until_port(cmd, "listening on 127.0.0.1:")?;
+    let _ = drive(p, INFER_PATH, reqs, 2, 1.0, "warm-up");
+    Ok(o.concurrency
+        .iter()
+        .map(|&c| {
+            drive(
                 p,
-                path,
-                &reqs,
+                INFER_PATH,
+                reqs,
                 c,
                 o.seconds,
                 "onnxruntime + Python http.server",
-            ));
-        }
-        drop(proc);
-    }
+            )
+        })
+        .collect())
+}
 
+/// The tables and the ratios the serving goals are judged by.
+#[allow(clippy::too_many_arguments)]
+fn report(
+    o: &LoadOptions,
+    device: tch::Device,
+    work: &Workload,
+    offline: &Offline,
+    served: &Served,
+    diy: &[Level],
+    over: &Level,
+    ready_after: bool,
+) -> String {
+    let (mean_frames, offline_vps, lat1) = (work.mean_frames, offline.videos_per_s, &offline.lat1);
+    let levels = &served.levels;
     let mut out = format!(
         "bench serve: {} on {} ({} videos, {:.0} frames each on average, one video per request), max batch {}, max delay {} ms, {} s per level, {} cores\n\n",
         o.bundle.display(),
         yt8m::runtime::device_name(device),
-        videos.len(),
+        work.videos.len(),
         mean_frames,
         o.max_batch,
         o.max_delay_ms,
@@ -546,7 +659,7 @@ pub fn run(o: &LoadOptions) -> Result<String> {
         yt8m::data::available_cores()
     );
     out.push_str("| server | clients | requests | ok | 503 | other errors | videos/s | frames/s | p50 ms | p90 ms | p99 ms | videos / model call |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
-    for l in levels.iter().chain(&diy).chain(std::iter::once(&over)) {
+    for l in levels.iter().chain(diy).chain(std::iter::once(over)) {
         let call = if l.mean_batch.is_nan() {
             "-".to_string()
         } else {
@@ -571,12 +684,12 @@ pub fn run(o: &LoadOptions) -> Result<String> {
         "| offline predict, batch {} | - | - | - | - | - | {offline_vps:.1} | {:.0} | - | - | - | - |\n| offline predict, batch 1 | - | - | - | - | - | {:.1} | - | {:.2} | {:.2} | {:.2} | - |\n",
         o.max_batch,
         offline_vps * mean_frames,
-        1e3 / pct(&lat1, 0.5),
-        pct(&lat1, 0.5),
-        pct(&lat1, 0.9),
-        pct(&lat1, 0.99),
+        1e3 / pct(lat1, 0.5),
+        pct(lat1, 0.5),
+        pct(lat1, 0.9),
+        pct(lat1, 0.99),
     ));
-    if let Some(v) = offline_same {
+    if let Some((server_threads, v)) = offline.same_threads {
         out.push_str(&format!(
             "| offline predict, batch {}, {server_threads} libtorch thread(s) as the server | - | - | - | - | - | {v:.1} | {:.0} | - | - | - | - |\n",
             o.max_batch,
@@ -591,7 +704,7 @@ pub fn run(o: &LoadOptions) -> Result<String> {
             o.max_batch,
             top.videos_per_s / offline_vps
         ));
-        if let Some(v) = offline_same {
+        if let Some((server_threads, v)) = offline.same_threads {
             out.push_str(&format!(
                 "served at {} clients / offline batch {} on the server's {server_threads} libtorch thread(s): {:.2}\n",
                 top.concurrency,
@@ -610,21 +723,23 @@ pub fn run(o: &LoadOptions) -> Result<String> {
     if let Some(one) = levels.iter().find(|l| l.concurrency == 1) {
         out.push_str(&format!(
             "p99 at 1 client / offline batch-1 p99: {:.2}\n",
-            one.p99_ms / pct(&lat1, 0.99)
+            one.p99_ms / pct(lat1, 0.99)
         ));
     }
     out.push_str(&format!(
         "overload: {} ok, {} answered 503, {} other errors; ready afterwards: {ready_after}\n",
         over.ok, over.refused, over.other_errors
     ));
-    if let (Some(a), Some(z), Some(y)) = (rss0, rss1, rss2) {
+    let top = o.concurrency.iter().copied().max().unwrap_or(1);
+    let total: usize = levels.iter().map(|l| l.requests).sum::<usize>() + served.again.requests;
+    if let (Some(a), Some(z), Some(y)) = served.rss {
         out.push_str(&format!(
             "server memory (RSS) after warm-up {:.1} MB, after the levels {:.1} MB, after {} more requests at {top} clients {:.1} MB ({total} requests in all)\n",
             a as f64 / 1024.0,
             z as f64 / 1024.0,
-            again.requests,
+            served.again.requests,
             y as f64 / 1024.0
         ));
     }
-    Ok(out)
+    out
 }
