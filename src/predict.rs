@@ -265,7 +265,6 @@ fn flush(
         return Ok(());
     }
     crate::threads::adapt_torch_threads();
-    let spec = b.config.feature_spec();
     let c = b.manifest.num_classes;
     let k = opt.top_k.clamp(1, c);
     // The segment whitelist multiplies the scores before the top k, as inference.py's
@@ -280,48 +279,9 @@ fn flush(
             let m: Vec<f32> = m.iter().map(|&a| if a { 1.0 } else { 0.0 }).collect();
             tch::Tensor::from_slice(&m)
         });
-    // Length-sorted batches pad little; rows go back to input order for the output.
-    let lengths: Vec<usize> = p.videos.iter().map(|v| v.num_frames).collect();
-    let mut top: Vec<Vec<(usize, f32)>> = vec![Vec::new(); p.videos.len()];
     // Every score of every row: for npz output and for the segment ranking.
     let keep_all = npz.is_some() || ranking.is_some();
-    let mut full: Vec<Vec<f32>> = vec![Vec::new(); if keep_all { p.videos.len() } else { 0 }];
-    for group in length_buckets(&lengths, opt.batch_size, opt.bucket_window) {
-        let batch = Batch::from_indices(&p.videos, &group, &spec);
-        let scores = tch::no_grad(|| {
-            let inp = batch_inputs(&batch, b.model.device(), b.model.kind);
-            let logits = crate::model::widen(b.model.forward(&inp, false));
-            match opt.score {
-                ScoreFn::Sigmoid => logits.sigmoid(),
-                ScoreFn::Softmax => logits.softmax(1, tch::Kind::Float),
-                ScoreFn::Logits => logits,
-            }
-            .to_device(tch::Device::Cpu)
-        });
-        let scores = match &class_mask {
-            Some(m) => scores.to_kind(tch::Kind::Float) * m,
-            None => scores,
-        };
-        if keep_all {
-            let mut all = vec![0f32; scores.numel()];
-            scores.contiguous().copy_data(&mut all, scores.numel());
-            for (r, &i) in group.iter().enumerate() {
-                full[i] = all[r * c..(r + 1) * c].to_vec();
-            }
-            continue;
-        }
-        // The printed formats need each row's top k only.
-        let (vals, idx) = scores.topk(k as i64, 1, true, true);
-        let mut v = vec![0f32; vals.numel()];
-        vals.contiguous().copy_data(&mut v, vals.numel());
-        let mut ix = vec![0i64; idx.numel()];
-        idx.contiguous().copy_data(&mut ix, idx.numel());
-        for (r, &i) in group.iter().enumerate() {
-            top[i] = (0..k)
-                .map(|j| (ix[r * k + j] as usize, v[r * k + j]))
-                .collect();
-        }
-    }
+    let (top, full) = score_rows(b, &p.videos, opt, k, keep_all, class_mask.as_ref());
     if let Some(n) = npz.as_deref_mut() {
         for (i, video) in p.videos.iter().enumerate() {
             n.ids.push(video.id.clone());
@@ -347,70 +307,145 @@ fn flush(
         p.clear();
         return Ok(());
     }
-    let io = |e: std::io::Error| Error::Invalid(format!("writing output: {e}"));
     for (i, video) in p.videos.iter().enumerate() {
-        let row = &top[i];
-        match opt.format {
-            Format::Table => {
-                writeln!(
-                    out,
-                    "{} ({} frames, {})",
-                    video.id, video.num_frames, p.sources[i]
-                )
-                .map_err(io)?;
-                for (rank, (cls, s)) in row.iter().enumerate() {
-                    writeln!(
-                        out,
-                        "  {:>3}. {:>5}  {:<40} {:.4}",
-                        rank + 1,
-                        cls,
-                        b.names[*cls],
-                        s
-                    )
-                    .map_err(io)?;
-                }
-                if opt.show_labels && video.has_labels {
-                    writeln!(out, "       true labels: {:?}", video.labels).map_err(io)?;
-                }
-            }
-            Format::Jsonl => {
-                let preds: Vec<serde_json::Value> = row.iter().map(|(cls, s)| serde_json::json!({"class": cls, "name": b.names[*cls], "score": s})).collect();
-                let mut j = serde_json::json!({"id": video.id, "source": p.sources[i], "num_frames": video.num_frames, "predictions": preds});
-                if opt.show_labels && video.has_labels {
-                    j["labels"] = serde_json::json!(video.labels);
-                }
-                writeln!(out, "{j}").map_err(io)?;
-            }
-            Format::Kaggle => {
-                let pairs: Vec<String> = row
-                    .iter()
-                    .map(|(cls, s)| format!("{cls} {}", crate::runtime::fmt_g(*s as f64)))
-                    .collect();
-                writeln!(out, "{},{}", video.id, pairs.join(" ")).map_err(io)?;
-            }
-            Format::Paddle => {
-                let classes: Vec<String> = row.iter().map(|(c, _)| c.to_string()).collect();
-                let ss: Vec<String> = row.iter().map(|(_, s)| format!("{s}")).collect();
-                writeln!(
-                    out,
-                    "Current video file: {} (video {})\n\ttop-{k} class: [{}]\n\ttop-{k} score: [{}]",
-                    p.sources[i],
-                    video.id,
-                    classes.join(" "),
-                    ss.join(" ")
-                )
-                .map_err(io)?;
-                if opt.show_labels && video.has_labels {
-                    writeln!(out, "\ttrue labels: {:?}", video.labels).map_err(io)?;
-                }
-            }
-            Format::Npz | Format::KaggleSegments => {
-                unreachable!("npz rows and segment rankings are collected above")
-            }
-        }
+        write_row(out, b, opt, k, video, &p.sources[i], &top[i])?;
     }
     count_rows(stats, opt, p.videos.len());
     p.clear();
+    Ok(())
+}
+
+/// The scores of `videos` in length-sorted batches, back in input order: each row's top `k`
+/// (class, score) pairs, or with `keep_all` every score of each row (npz output, the segment
+/// ranking) and no top k. `class_mask` multiplies the scores first.
+#[allow(clippy::type_complexity)]
+fn score_rows(
+    b: &Bundle,
+    videos: &[Video],
+    opt: &PredictOptions,
+    k: usize,
+    keep_all: bool,
+    class_mask: Option<&tch::Tensor>,
+) -> (Vec<Vec<(usize, f32)>>, Vec<Vec<f32>>) {
+    let spec = b.config.feature_spec();
+    let c = b.manifest.num_classes;
+    // Length-sorted batches pad little; rows go back to input order for the output.
+    let lengths: Vec<usize> = videos.iter().map(|v| v.num_frames).collect();
+    let mut top: Vec<Vec<(usize, f32)>> = vec![Vec::new(); videos.len()];
+    let mut full: Vec<Vec<f32>> = vec![Vec::new(); if keep_all { videos.len() } else { 0 }];
+    for group in length_buckets(&lengths, opt.batch_size, opt.bucket_window) {
+        let batch = Batch::from_indices(videos, &group, &spec);
+        let scores = tch::no_grad(|| {
+            let inp = batch_inputs(&batch, b.model.device(), b.model.kind);
+            let logits = crate::model::widen(b.model.forward(&inp, false));
+            match opt.score {
+                ScoreFn::Sigmoid => logits.sigmoid(),
+                ScoreFn::Softmax => logits.softmax(1, tch::Kind::Float),
+                ScoreFn::Logits => logits,
+            }
+            .to_device(tch::Device::Cpu)
+        });
+        let scores = match class_mask {
+            Some(m) => scores.to_kind(tch::Kind::Float) * m,
+            None => scores,
+        };
+        if keep_all {
+            let mut all = vec![0f32; scores.numel()];
+            scores.contiguous().copy_data(&mut all, scores.numel());
+            for (r, &i) in group.iter().enumerate() {
+                full[i] = all[r * c..(r + 1) * c].to_vec();
+            }
+            continue;
+        }
+        // The printed formats need each row's top k only.
+        let (vals, idx) = scores.topk(k as i64, 1, true, true);
+        let mut v = vec![0f32; vals.numel()];
+        vals.contiguous().copy_data(&mut v, vals.numel());
+        let mut ix = vec![0i64; idx.numel()];
+        idx.contiguous().copy_data(&mut ix, idx.numel());
+        for (r, &i) in group.iter().enumerate() {
+            top[i] = (0..k)
+                .map(|j| (ix[r * k + j] as usize, v[r * k + j]))
+                .collect();
+        }
+    }
+    (top, full)
+}
+
+/// One row of the printed formats: video `video` from `source` with its top `k` classes.
+fn write_row(
+    out: &mut dyn Write,
+    b: &Bundle,
+    opt: &PredictOptions,
+    k: usize,
+    video: &Video,
+    source: &str,
+    row: &[(usize, f32)],
+) -> Result<()> {
+    let io = |e: std::io::Error| Error::Invalid(format!("writing output: {e}"));
+    match opt.format {
+        Format::Table => {
+            writeln!(
+                out,
+                "{} ({} frames, {})",
+                video.id, video.num_frames, source
+            )
+            .map_err(io)?;
+            for (rank, (cls, s)) in row.iter().enumerate() {
+                writeln!(
+                    out,
+                    "  {:>3}. {:>5}  {:<40} {:.4}",
+                    rank + 1,
+                    cls,
+                    b.names[*cls],
+                    s
+                )
+                .map_err(io)?;
+            }
+            if opt.show_labels && video.has_labels {
+                writeln!(out, "       true labels: {:?}", video.labels).map_err(io)?;
+            }
+        }
+        Format::Jsonl => {
+            let preds: Vec<serde_json::Value> = row
+                .iter()
+                .map(
+                    |(cls, s)| serde_json::json!({"class": cls, "name": b.names[*cls], "score": s}),
+                )
+                .collect();
+            let mut j = serde_json::json!({"id": video.id, "source": source, "num_frames": video.num_frames, "predictions": preds});
+            if opt.show_labels && video.has_labels {
+                j["labels"] = serde_json::json!(video.labels);
+            }
+            writeln!(out, "{j}").map_err(io)?;
+        }
+        Format::Kaggle => {
+            let pairs: Vec<String> = row
+                .iter()
+                .map(|(cls, s)| format!("{cls} {}", crate::runtime::fmt_g(*s as f64)))
+                .collect();
+            writeln!(out, "{},{}", video.id, pairs.join(" ")).map_err(io)?;
+        }
+        Format::Paddle => {
+            let classes: Vec<String> = row.iter().map(|(c, _)| c.to_string()).collect();
+            let ss: Vec<String> = row.iter().map(|(_, s)| format!("{s}")).collect();
+            writeln!(
+                out,
+                "Current video file: {} (video {})\n\ttop-{k} class: [{}]\n\ttop-{k} score: [{}]",
+                source,
+                video.id,
+                classes.join(" "),
+                ss.join(" ")
+            )
+            .map_err(io)?;
+            if opt.show_labels && video.has_labels {
+                writeln!(out, "\ttrue labels: {:?}", video.labels).map_err(io)?;
+            }
+        }
+        Format::Npz | Format::KaggleSegments => {
+            unreachable!("npz rows and segment rankings are collected above")
+        }
+    }
     Ok(())
 }
 
