@@ -149,56 +149,8 @@ pub(super) fn model_thread(b: Bundle, rx: Receiver<Job>, model: Arc<Model>, opts
     let mut current = usual;
     let mut cost = FrameCost::default();
     while let Ok(first) = rx.recv() {
-        let mut jobs = vec![first];
-        let mut n = jobs[0].videos.len();
-        let deadline = Instant::now() + max_delay;
-        // Take what is queued; wait (up to max_delay) only while other requests are on their
-        // way: more videos admitted than this batch holds, or requests whose bodies are still
-        // arriving. A lone request runs at once, so batching costs no latency at low load;
-        // under load, the requests that arrive within the delay join.
-        while n < max_batch {
-            match rx.try_recv() {
-                Ok(j) => {
-                    n += j.videos.len();
-                    jobs.push(j);
-                    continue;
-                }
-                Err(_)
-                    if model.waiting.load(Ordering::SeqCst) <= n
-                        && model.arriving.load(Ordering::SeqCst) == 0 =>
-                {
-                    break;
-                }
-                Err(_) => {}
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(j) => {
-                    n += j.videos.len();
-                    jobs.push(j);
-                }
-                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => break,
-            }
-        }
-        // A heavy model takes every core for every call (HEAVY_SECONDS_PER_FRAME: the network
-        // threads' share is negligible beside its calls; full-size AttentionLSTM at one client:
-        // p99 2.1x offline batch 1 on one thread, 0.62x on all). A light one keeps the usual
-        // count even for a lone request: measured on the demo bundle (about 7 µs per frame),
-        // 2 cores, one client, two runs each: 586 / 566 videos/s (p50 1.76 ms) with lone
-        // requests on both cores, 733 / 690 (p50 1.39 ms) on one; and giving every call that
-        // empties the queue all cores had halved its throughput at 8 and 64 clients
-        // (886 → 429, 1025 → 615 videos/s), the network threads starved in between.
-        let want = match all_threads {
-            Some(all) if cost.heavy() && all > usual => all,
-            _ => usual,
-        };
-        // Never more threads than other processes leave cores for: OpenMP threads sharing a
-        // core with a busy neighbour arrive late at every barrier and the whole call waits
-        // (issue #27: 2 threads beside one busy process ran 0.43x of one thread).
-        let want = match &free {
-            Some(f) => want.min(f.now()).max(1),
-            None => want,
-        };
+        let (jobs, n) = gather(first, &rx, &model, max_batch, max_delay);
+        let want = call_threads(all_threads, usual, &cost, free.as_deref());
         let claim = cores.claim(want);
         let want = claim.n;
         if want != current {
@@ -214,7 +166,6 @@ pub(super) fn model_thread(b: Bundle, rx: Receiver<Job>, model: Arc<Model>, opts
             replies.push(j.reply);
         }
         model.stats.batch.observe(n as f64);
-        // A panic in libtorch must not take the model down: the batch fails, the thread goes on.
         // Merged requests of very different lengths run as a few length-sorted calls when
         // that pads less than it costs in calls (a call's fixed cost taken as 256 frame slots).
         let call = if by_frames {
@@ -225,6 +176,7 @@ pub(super) fn model_thread(b: Bundle, rx: Receiver<Job>, model: Arc<Model>, opts
         };
         let call = call.clamp(1, max_batch);
         let started = Instant::now();
+        // A panic in libtorch must not take the model down: the batch fails, the thread goes on.
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             crate::predict::probabilities_padded(&b, &videos, call, FRAME_MULTIPLE)
         }));
@@ -241,24 +193,105 @@ pub(super) fn model_thread(b: Bundle, rx: Receiver<Job>, model: Arc<Model>, opts
         }
         drop(claim);
         model.waiting.fetch_sub(n, Ordering::SeqCst);
-        match r {
-            Ok(Ok(mut probs)) => {
-                for (reply, k) in replies.into_iter().zip(counts) {
-                    let rest = probs.split_off(k);
-                    let _ = reply.send(Ok(std::mem::replace(&mut probs, rest)));
-                }
+        send_replies(&model, replies, &counts, r);
+    }
+}
+
+/// The first job and whatever joins it: what is queued, and (up to `max_delay`) what arrives
+/// while other requests are on their way (more videos admitted than this batch holds, or
+/// requests whose bodies are still arriving). A lone request runs at once, so batching costs
+/// no latency at low load; under load, the requests that arrive within the delay join.
+/// Returns the jobs and their videos.
+fn gather(
+    first: Job,
+    rx: &Receiver<Job>,
+    model: &Model,
+    max_batch: usize,
+    max_delay: std::time::Duration,
+) -> (Vec<Job>, usize) {
+    let mut jobs = vec![first];
+    let mut n = jobs[0].videos.len();
+    let deadline = Instant::now() + max_delay;
+    while n < max_batch {
+        match rx.try_recv() {
+            Ok(j) => {
+                n += j.videos.len();
+                jobs.push(j);
+                continue;
             }
-            Ok(Err(e)) => {
-                for reply in replies {
-                    let _ = reply.send(Err(e.to_string()));
-                }
+            Err(_)
+                if model.waiting.load(Ordering::SeqCst) <= n
+                    && model.arriving.load(Ordering::SeqCst) == 0 =>
+            {
+                break;
             }
-            Err(p) => {
-                let what = crate::error::panic_text(p.as_ref());
-                tracing::error!("model '{}': inference failed: {what}", model.name);
-                for reply in replies {
-                    let _ = reply.send(Err(format!("inference failed: {what}")));
-                }
+            Err(_) => {}
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(j) => {
+                n += j.videos.len();
+                jobs.push(j);
+            }
+            Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    (jobs, n)
+}
+
+/// libtorch threads for the next call: the usual count, all of `all_threads` for a heavy
+/// model, never more than other processes leave cores for.
+fn call_threads(
+    all_threads: Option<usize>,
+    usual: usize,
+    cost: &FrameCost,
+    free: Option<&crate::threads::FreeCores>,
+) -> usize {
+    // A heavy model takes every core for every call (HEAVY_SECONDS_PER_FRAME: the network
+    // threads' share is negligible beside its calls). A light one keeps the usual count even
+    // for a lone request: its calls are many tiny ops, each stalled whenever a network thread
+    // takes a core from an OpenMP worker (docs/benchmarks.md, "Serving", sessions 6-7).
+    let want = match all_threads {
+        Some(all) if cost.heavy() && all > usual => all,
+        _ => usual,
+    };
+    // Never more threads than other processes leave cores for: OpenMP threads sharing a
+    // core with a busy neighbour arrive late at every barrier and the whole call waits
+    // (issue #27: 2 threads beside one busy process ran 0.43x of one thread).
+    match free {
+        Some(f) => want.min(f.now()).max(1),
+        None => want,
+    }
+}
+
+/// A model call's probabilities, its error, or the panic libtorch raised.
+type CallResult = std::thread::Result<crate::error::Result<Vec<Vec<f32>>>>;
+
+/// Each request's rows of the call's probabilities, or the call's error (a libtorch panic is
+/// logged and answered as a failed inference; the model thread goes on).
+fn send_replies(
+    model: &Model,
+    replies: Vec<tokio::sync::oneshot::Sender<std::result::Result<Vec<Vec<f32>>, String>>>,
+    counts: &[usize],
+    r: CallResult,
+) {
+    match r {
+        Ok(Ok(mut probs)) => {
+            for (reply, k) in replies.into_iter().zip(counts.iter().copied()) {
+                let rest = probs.split_off(k);
+                let _ = reply.send(Ok(std::mem::replace(&mut probs, rest)));
+            }
+        }
+        Ok(Err(e)) => {
+            for reply in replies {
+                let _ = reply.send(Err(e.to_string()));
+            }
+        }
+        Err(p) => {
+            let what = crate::error::panic_text(p.as_ref());
+            tracing::error!("model '{}': inference failed: {what}", model.name);
+            for reply in replies {
+                let _ = reply.send(Err(format!("inference failed: {what}")));
             }
         }
     }
