@@ -11,6 +11,8 @@ pub mod error;
 pub mod files;
 pub mod inspect;
 pub mod npy;
+pub mod paddle_pickle;
+pub mod paths;
 pub mod pickle;
 pub mod proto;
 pub mod rng;
