@@ -399,55 +399,89 @@ pub fn evaluate_submission(
         } else {
             text
         };
-        // The line break stays on the last id in the official rule (Python's file lines keep it).
-        let ended = text.ends_with('\n');
-        let body = text.trim_end_matches(['\n', '\r']);
-        if body.trim().is_empty() {
+        let Some((cls, ids, ended)) = class_line(text, ln, path)? else {
             continue;
-        }
-        // The starter writes a `Class,Segments` header that segment_eval_inference.py cannot
-        // read (int("Class") raises): skipped here.
-        if ln == 1 && body.to_ascii_lowercase().starts_with("class,") {
-            continue;
-        }
-        let (cls, ids) = match body.split(',').collect::<Vec<_>>()[..] {
-            [c, ids] => (c, ids),
-            _ => {
-                return Err(Error::Invalid(format!(
-                    "{}:{ln}: expected 'class,video:start video:start ...' (one comma)",
-                    path.display()
-                )));
-            }
         };
-        let cls: i64 = cls.trim().parse().map_err(|_| {
-            Error::Invalid(format!(
-                "{}:{ln}: class '{}' is not an integer",
-                path.display(),
-                cls.trim()
-            ))
-        })?;
-        let tokens: Vec<&str> = ids.split(' ').collect();
-        let counted = if top_n > 0 {
-            tokens.len().min(top_n)
-        } else {
-            tokens.len()
-        };
-        // A token that carried the line break (the official rule) can never match.
-        let newline_token = (rule == SegmentList::Official && ended).then_some(tokens.len() - 1);
-        let mut hits: Vec<f32> = Vec::new();
-        for (i, t) in tokens[..counted].iter().enumerate() {
-            if Some(i) == newline_token {
-                continue;
-            }
-            if let Some(&s) = rated.ratings.get(&(t.to_string(), cls)) {
-                hits.push(s);
-            }
-        }
+        let hits = rated_hits(rated, cls, ids, ended, top_n, rule);
         let ap = average_precision(&hits, positives.get(&cls).copied().unwrap_or(0));
         if lists.insert(cls, (hits.len(), ap)).is_some() {
             repeated.push(cls);
         }
     }
+    report(path, rated, &positives, &lists, repeated, top_n)
+}
+
+/// A class line `class,video:start video:start ...` of a submission: the class, its ids and
+/// whether the line ended with a line break (the official rule keeps it on the last id);
+/// None for a blank line or the starter's `Class,Segments` header.
+fn class_line<'a>(text: &'a str, ln: usize, path: &Path) -> Result<Option<(i64, &'a str, bool)>> {
+    let ended = text.ends_with('\n');
+    let body = text.trim_end_matches(['\n', '\r']);
+    if body.trim().is_empty() {
+        return Ok(None);
+    }
+    // The starter writes a `Class,Segments` header that segment_eval_inference.py cannot
+    // read (int("Class") raises): skipped here.
+    if ln == 1 && body.to_ascii_lowercase().starts_with("class,") {
+        return Ok(None);
+    }
+    let (cls, ids) = match body.split(',').collect::<Vec<_>>()[..] {
+        [c, ids] => (c, ids),
+        _ => {
+            return Err(Error::Invalid(format!(
+                "{}:{ln}: expected 'class,video:start video:start ...' (one comma)",
+                path.display()
+            )));
+        }
+    };
+    let cls: i64 = cls.trim().parse().map_err(|_| {
+        Error::Invalid(format!(
+            "{}:{ln}: class '{}' is not an integer",
+            path.display(),
+            cls.trim()
+        ))
+    })?;
+    Ok(Some((cls, ids, ended)))
+}
+
+/// The ratings of the listed ids for `cls`, in list order, among the first `top_n` (all
+/// when 0). Under the official rule a token that carried the line break can never match.
+fn rated_hits(
+    rated: &RatedSegments,
+    cls: i64,
+    ids: &str,
+    ended: bool,
+    top_n: usize,
+    rule: SegmentList,
+) -> Vec<f32> {
+    let tokens: Vec<&str> = ids.split(' ').collect();
+    let counted = if top_n > 0 {
+        tokens.len().min(top_n)
+    } else {
+        tokens.len()
+    };
+    let newline_token = (rule == SegmentList::Official && ended).then_some(tokens.len() - 1);
+    let mut hits: Vec<f32> = Vec::new();
+    for (i, t) in tokens[..counted].iter().enumerate() {
+        if Some(i) == newline_token {
+            continue;
+        }
+        if let Some(&s) = rated.ratings.get(&(t.to_string(), cls)) {
+            hits.push(s);
+        }
+    }
+    hits
+}
+
+/// The mAP over submitted classes with positives, and what was left out or repeated.
+fn report(
+    path: &Path,
+    rated: &RatedSegments,
+    positives: &HashMap<i64, usize>,
+    lists: &HashMap<i64, (usize, f64)>,
+    mut repeated: Vec<i64>,
+    top_n: usize,
+) -> Result<SegmentReport> {
     let mut classes: Vec<i64> = lists.keys().copied().collect();
     classes.sort_unstable();
     let mut per_class = Vec::new();

@@ -79,21 +79,7 @@ pub fn parse(
     body: &[u8],
     max_elements: usize,
 ) -> Result<InferRequest, BadRequest> {
-    let json_len = match headers.get("inference-header-content-length") {
-        None => body.len(),
-        Some(v) => v
-            .to_str()
-            .ok()
-            .and_then(|s| s.trim().parse::<usize>().ok())
-            .filter(|&n| n <= body.len())
-            .ok_or_else(|| {
-                BadRequest(format!(
-                    "Inference-Header-Content-Length {:?} is not a byte count within the body ({} bytes)",
-                    v,
-                    body.len()
-                ))
-            })?,
-    };
+    let json_len = json_length(headers, body.len())?;
     let req: WireRequest = serde_json::from_slice(&body[..json_len])
         .map_err(|e| BadRequest(format!("request is not valid JSON for the protocol: {e}")))?;
     let mut bin = &body[json_len..];
@@ -102,65 +88,11 @@ pub fn parse(
         .ok_or_else(|| BadRequest("request has no \"inputs\" list".into()))?;
     let mut inputs: Vec<Input> = Vec::with_capacity(wire_inputs.len());
     for (k, i) in wire_inputs.into_iter().enumerate() {
-        let name = i
-            .name
-            .ok_or_else(|| BadRequest(format!("inputs[{k}] has no \"name\"")))?;
-        let dt = DataType::parse(
-            i.datatype
-                .as_deref()
-                .ok_or_else(|| BadRequest(format!("input '{name}' has no \"datatype\"")))?,
-        )?;
-        let shape: Vec<usize> = i
-            .shape
-            .ok_or_else(|| BadRequest(format!("input '{name}' has no \"shape\"")))?
-            .iter()
-            .map(|d| {
-                d.as_u64().map(|d| d as usize).ok_or_else(|| {
-                    BadRequest(format!(
-                        "input '{name}': shape entries must be non-negative integers"
-                    ))
-                })
-            })
-            .collect::<Result<_, _>>()?;
-        let n = tensor::numel(&shape, max_elements)?;
-        let values = match i.parameters.and_then(|p| p.binary_data_size) {
-            Some(size) => {
-                let size = size
-                    .as_u64()
-                    .map(|s| s as usize)
-                    .filter(|&s| s <= bin.len())
-                    .ok_or_else(|| {
-                        BadRequest(format!(
-                            "input '{name}': binary_data_size {size} exceeds the {} bytes left in the body",
-                            bin.len()
-                        ))
-                    })?;
-                let (raw, rest) = bin.split_at(size);
-                bin = rest;
-                tensor::from_raw(dt, raw, n, &name)?
-            }
-            None => {
-                let data = i.data.ok_or_else(|| {
-                    BadRequest(format!(
-                        "input '{name}' has neither \"data\" nor binary_data_size"
-                    ))
-                })?;
-                let v = tensor::from_json(dt, &data, n, &name)?;
-                if name == "tfrecord" || name == "video" {
-                    tensor::base64_records(v, &name)?
-                } else {
-                    v
-                }
-            }
-        };
-        if inputs.iter().any(|o| o.name == name) {
-            return Err(BadRequest(format!("input '{name}' is given twice")));
+        let input = i.into_input(k, &mut bin, max_elements)?;
+        if inputs.iter().any(|o| o.name == input.name) {
+            return Err(BadRequest(format!("input '{}' is given twice", input.name)));
         }
-        inputs.push(Input {
-            name,
-            shape,
-            values,
-        });
+        inputs.push(input);
     }
     if !bin.is_empty() {
         return Err(BadRequest(format!(
@@ -198,6 +130,91 @@ pub fn parse(
         all_binary,
         outputs,
     })
+}
+
+/// Where the JSON header ends: Triton's `Inference-Header-Content-Length`, else the whole body.
+fn json_length(headers: &HeaderMap, body_len: usize) -> Result<usize, BadRequest> {
+    match headers.get("inference-header-content-length") {
+        None => Ok(body_len),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|s| s.trim().parse::<usize>().ok())
+            .filter(|&n| n <= body_len)
+            .ok_or_else(|| {
+                BadRequest(format!(
+                    "Inference-Header-Content-Length {v:?} is not a byte count within the body ({body_len} bytes)"
+                ))
+            }),
+    }
+}
+
+impl WireInput {
+    /// The `k`-th input checked (name, datatype, shape within `max_elements`), its values
+    /// from JSON `data` or taken off the front of the binary tail `bin`.
+    fn into_input(
+        self,
+        k: usize,
+        bin: &mut &[u8],
+        max_elements: usize,
+    ) -> Result<Input, BadRequest> {
+        let name = self
+            .name
+            .ok_or_else(|| BadRequest(format!("inputs[{k}] has no \"name\"")))?;
+        let dt = DataType::parse(
+            self.datatype
+                .as_deref()
+                .ok_or_else(|| BadRequest(format!("input '{name}' has no \"datatype\"")))?,
+        )?;
+        let shape: Vec<usize> = self
+            .shape
+            .ok_or_else(|| BadRequest(format!("input '{name}' has no \"shape\"")))?
+            .iter()
+            .map(|d| {
+                d.as_u64().map(|d| d as usize).ok_or_else(|| {
+                    BadRequest(format!(
+                        "input '{name}': shape entries must be non-negative integers"
+                    ))
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let n = tensor::numel(&shape, max_elements)?;
+        let values = match self.parameters.and_then(|p| p.binary_data_size) {
+            Some(size) => {
+                let size = size
+                    .as_u64()
+                    .map(|s| s as usize)
+                    .filter(|&s| s <= bin.len())
+                    .ok_or_else(|| {
+                        BadRequest(format!(
+                            "input '{name}': binary_data_size {size} exceeds the {} bytes left in the body",
+                            bin.len()
+                        ))
+                    })?;
+                let (raw, rest) = bin.split_at(size);
+                *bin = rest;
+                tensor::from_raw(dt, raw, n, &name)?
+            }
+            None => {
+                let data = self.data.ok_or_else(|| {
+                    BadRequest(format!(
+                        "input '{name}' has neither \"data\" nor binary_data_size"
+                    ))
+                })?;
+                let v = tensor::from_json(dt, &data, n, &name)?;
+                if name == "tfrecord" || name == "video" {
+                    tensor::base64_records(v, &name)?
+                } else {
+                    v
+                }
+            }
+        };
+        Ok(Input {
+            name,
+            shape,
+            values,
+        })
+    }
 }
 
 /// The answer's body and the length of its JSON header (the whole body when no output is
