@@ -10,6 +10,7 @@ pub mod batch;
 pub mod error;
 pub mod files;
 pub mod inspect;
+pub mod loader;
 pub mod npy;
 pub mod paddle_pickle;
 pub mod paths;
