@@ -239,60 +239,25 @@ pub fn plot(o: &PlotOptions) -> Result<PlotSummary> {
     } else {
         o.metrics.clone()
     };
-    // The same run twice (`plot r r`, or `r` and `./r`) would draw one curve under two equal
-    // legend entries: it is drawn once.
-    let mut runs: Vec<PathBuf> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for run in &o.runs {
-        let id = std::fs::canonicalize(run).unwrap_or_else(|_| run.clone());
-        if seen.insert(id) {
-            runs.push(run.clone());
-        } else {
-            tracing::warn!("{} is given twice: drawn once", run.display());
-        }
-    }
-    let mut logs = Vec::new();
-    for run in &runs {
-        let path = run.join("metrics.jsonl");
-        if !path.is_file() {
-            return Err(Error::Invalid(format!(
-                "{}: no metrics.jsonl\n  hint: pass run directories written by `yt8m train --out RUN`",
-                run.display()
-            )));
-        }
-        logs.push(read_log(&path)?);
-    }
+    let runs = distinct_runs(&o.runs);
+    let logs = runs
+        .iter()
+        .map(|run| {
+            let path = run.join("metrics.jsonl");
+            if !path.is_file() {
+                return Err(Error::Invalid(format!(
+                    "{}: no metrics.jsonl\n  hint: pass run directories written by `yt8m train --out RUN`",
+                    run.display()
+                )));
+            }
+            read_log(&path)
+        })
+        .collect::<Result<Vec<_>>>()?;
     let names = labels(&runs);
-    let mut all: Vec<Vec<Vec<(f64, f64)>>> = Vec::new();
-    for &m in &metrics {
-        let per_run: Vec<_> = logs.iter().map(|l| series(l, m)).collect();
-        if per_run.iter().all(|s| s.is_empty()) {
-            let hint = if m.is_valid() {
-                "validation metrics exist only for runs trained with --validate"
-            } else if m == Metric::GradNorm {
-                "runs logged before gradient norms were recorded have none"
-            } else {
-                "train longer than TRAIN.log_interval steps, or choose another --metric"
-            };
-            return Err(Error::Invalid(format!(
-                "no '{}' points in {}\n  hint: {hint}",
-                m.title(),
-                names.join(", ")
-            )));
-        }
-        all.push(per_run);
-    }
+    let all = metric_series(&metrics, &logs, &names)?;
     register_font();
     let (pw, ph) = o.panel;
-    // Up to three panels side by side; more in rows of at most three (five used to make a
-    // 3200x480 strip).
-    let n = metrics.len();
-    let cols = if n <= 3 {
-        n
-    } else {
-        (n as f64).sqrt().ceil().min(3.0) as usize
-    };
-    let rows = n.div_ceil(cols);
+    let (rows, cols) = grid(metrics.len());
     let (width, height) = (pw * cols as u32, ph * rows as u32);
     if o.out
         .extension()
@@ -317,18 +282,7 @@ pub fn plot(o: &PlotOptions) -> Result<PlotSummary> {
         }
         root.present().map_err(draw_err(&o.out))?;
     }
-    let mut f = crate::runtime::AtomicFile::create(&o.out)?;
-    {
-        let mut enc = png::Encoder::new(&mut f, width, height);
-        enc.set_color(png::ColorType::Rgb);
-        enc.set_depth(png::BitDepth::Eight);
-        enc.set_compression(png::Compression::Best);
-        enc.set_adaptive_filter(png::AdaptiveFilterType::Adaptive);
-        let mut w = enc.write_header().map_err(draw_err(&o.out))?;
-        w.write_image_data(&rgb).map_err(draw_err(&o.out))?;
-        w.finish().map_err(draw_err(&o.out))?;
-    }
-    f.commit()?;
+    write_png(&o.out, &rgb, width, height)?;
     Ok(PlotSummary {
         out: o.out.clone(),
         width,
@@ -339,6 +293,78 @@ pub fn plot(o: &PlotOptions) -> Result<PlotSummary> {
             .map(|(m, r)| (m.title().to_string(), r.iter().map(Vec::len).collect()))
             .collect(),
     })
+}
+
+/// The runs in order, each once: the same run twice (`plot r r`, or `r` and `./r`) would draw
+/// one curve under two equal legend entries.
+fn distinct_runs(runs: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for run in runs {
+        let id = std::fs::canonicalize(run).unwrap_or_else(|_| run.clone());
+        if seen.insert(id) {
+            out.push(run.clone());
+        } else {
+            tracing::warn!("{} is given twice: drawn once", run.display());
+        }
+    }
+    out
+}
+
+/// Per metric, per run, its (x, value) points; a metric no run has is an error that says why.
+#[allow(clippy::type_complexity)]
+fn metric_series(
+    metrics: &[Metric],
+    logs: &[Vec<LogRecord>],
+    names: &[String],
+) -> Result<Vec<Vec<Vec<(f64, f64)>>>> {
+    let mut all = Vec::new();
+    for &m in metrics {
+        let per_run: Vec<_> = logs.iter().map(|l| series(l, m)).collect();
+        if per_run.iter().all(|s| s.is_empty()) {
+            let hint = if m.is_valid() {
+                "validation metrics exist only for runs trained with --validate"
+            } else if m == Metric::GradNorm {
+                "runs logged before gradient norms were recorded have none"
+            } else {
+                "train longer than TRAIN.log_interval steps, or choose another --metric"
+            };
+            return Err(Error::Invalid(format!(
+                "no '{}' points in {}\n  hint: {hint}",
+                m.title(),
+                names.join(", ")
+            )));
+        }
+        all.push(per_run);
+    }
+    Ok(all)
+}
+
+/// (rows, columns) for `n` panels: up to three side by side; more in rows of at most three
+/// (five used to make a 3200x480 strip).
+fn grid(n: usize) -> (usize, usize) {
+    let cols = if n <= 3 {
+        n
+    } else {
+        (n as f64).sqrt().ceil().min(3.0) as usize
+    };
+    (n.div_ceil(cols), cols)
+}
+
+/// `rgb` (`width` x `height`) as a PNG at `out`, written atomically.
+fn write_png(out: &Path, rgb: &[u8], width: u32, height: u32) -> Result<()> {
+    let mut f = crate::runtime::AtomicFile::create(out)?;
+    {
+        let mut enc = png::Encoder::new(&mut f, width, height);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        enc.set_compression(png::Compression::Best);
+        enc.set_adaptive_filter(png::AdaptiveFilterType::Adaptive);
+        let mut w = enc.write_header().map_err(draw_err(out))?;
+        w.write_image_data(rgb).map_err(draw_err(out))?;
+        w.finish().map_err(draw_err(out))?;
+    }
+    f.commit()
 }
 
 fn draw_panel(

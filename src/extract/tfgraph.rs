@@ -382,51 +382,8 @@ impl TfGraph {
                 "only the first output of a node can be fed or fetched".into(),
             ));
         }
-        // Post-order over what `fetch` needs, stopping at the feed; iterative, cycles refused.
-        let mut order = Vec::new();
-        let mut state = vec![0u8; self.nodes.len()]; // 0 new, 1 on the stack, 2 done
-        let mut stack = vec![(fetch_node, 0usize)];
-        while let Some((i, next)) = stack.pop() {
-            if next == 0 {
-                if state[i] == 2 {
-                    continue;
-                }
-                state[i] = 1;
-            }
-            let inputs: &[(usize, usize)] = if i == feed_node {
-                &[]
-            } else {
-                &self.nodes[i].inputs
-            };
-            if next < inputs.len() {
-                stack.push((i, next + 1));
-                let j = inputs[next].0;
-                match state[j] {
-                    0 => stack.push((j, 0)),
-                    1 => return Err(self.node_err(j, "the graph has a cycle through this node")),
-                    _ => {}
-                }
-            } else {
-                state[i] = 2;
-                order.push(i);
-            }
-        }
-        // Refuse what cannot run before computing anything: unknown ops first (a graph of
-        // another kind), then inputs nobody feeds.
-        for &i in &order {
-            if i != feed_node && OpKind::parse(&self.nodes[i].op).is_none() {
-                return Err(self.unsupported(i));
-            }
-        }
-        if let Some(&i) = order
-            .iter()
-            .find(|&&i| i != feed_node && self.nodes[i].op == "Placeholder")
-        {
-            return Err(self.node_err(
-                i,
-                format!("a placeholder that is not fed (the frames are fed at '{feed}')"),
-            ));
-        }
+        let order = self.order(feed_node, fetch_node)?;
+        self.refuse_unrunnable(&order, feed_node, feed)?;
         // How many later nodes read each value: freed after its last reader.
         let mut readers = vec![0usize; self.nodes.len()];
         for &i in &order {
@@ -479,6 +436,65 @@ impl TfGraph {
             ));
         }
         Ok(out.logical())
+    }
+
+    /// The nodes `fetch` needs, in post-order, stopping at the feed; iterative (no recursion
+    /// on a hostile graph's depth), cycles refused.
+    fn order(&self, feed_node: usize, fetch_node: usize) -> Result<Vec<usize>, GraphError> {
+        let mut order = Vec::new();
+        let mut state = vec![0u8; self.nodes.len()]; // 0 new, 1 on the stack, 2 done
+        let mut stack = vec![(fetch_node, 0usize)];
+        while let Some((i, next)) = stack.pop() {
+            if next == 0 {
+                if state[i] == 2 {
+                    continue;
+                }
+                state[i] = 1;
+            }
+            let inputs: &[(usize, usize)] = if i == feed_node {
+                &[]
+            } else {
+                &self.nodes[i].inputs
+            };
+            if next < inputs.len() {
+                stack.push((i, next + 1));
+                let j = inputs[next].0;
+                match state[j] {
+                    0 => stack.push((j, 0)),
+                    1 => return Err(self.node_err(j, "the graph has a cycle through this node")),
+                    _ => {}
+                }
+            } else {
+                state[i] = 2;
+                order.push(i);
+            }
+        }
+        Ok(order)
+    }
+
+    /// Refuses what cannot run before computing anything: unknown ops first (a graph of
+    /// another kind), then inputs nobody feeds.
+    fn refuse_unrunnable(
+        &self,
+        order: &[usize],
+        feed_node: usize,
+        feed: &str,
+    ) -> Result<(), GraphError> {
+        for &i in order {
+            if i != feed_node && OpKind::parse(&self.nodes[i].op).is_none() {
+                return Err(self.unsupported(i));
+            }
+        }
+        if let Some(&i) = order
+            .iter()
+            .find(|&&i| i != feed_node && self.nodes[i].op == "Placeholder")
+        {
+            return Err(self.node_err(
+                i,
+                format!("a placeholder that is not fed (the frames are fed at '{feed}')"),
+            ));
+        }
+        Ok(())
     }
 
     fn attr(&self, i: usize, key: &str) -> Result<&pb::Value, GraphError> {

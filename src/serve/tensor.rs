@@ -474,54 +474,66 @@ fn frame_videos(inputs: &[Input], spec: &FeatureSpec) -> Result<Vec<Video>, BadR
                 .collect::<Result<_, _>>()?
         }
     };
-    let mut out = Vec::with_capacity(b);
-    for (v, &len) in lengths.iter().enumerate() {
-        let keep = len.min(spec.max_frames);
-        let mut u8s = Vec::new();
-        let mut f32s = Vec::new();
-        for (name, dim, i) in &mods {
-            let row = v * t * dim;
-            match &i.values {
-                Values::U8(x) => u8s.push(x[row..row + keep * dim].to_vec()),
-                Values::F32(x) => {
-                    let s = &x[row..row + keep * dim];
-                    if let Some(j) = s.iter().position(|x| !x.is_finite()) {
-                        return Err(bad(format!(
-                            "input '{name}': video {v} frame {} column {} is {}: features must be finite",
-                            j / dim,
-                            j % dim,
-                            s[j]
-                        )));
-                    }
-                    f32s.push(s.to_vec())
-                }
-                _ => {
+    lengths
+        .iter()
+        .enumerate()
+        .map(|(v, &len)| frame_video(v, len, t, &mods, spec.max_frames))
+        .collect()
+}
+
+/// Video `v` of a frame-level request: its first `min(len, max_frames)` frames of each
+/// modality (`mods`: name, width, input; rows of `t` frames), uint8 or finite float32.
+fn frame_video(
+    v: usize,
+    len: usize,
+    t: usize,
+    mods: &[(&String, usize, &Input)],
+    max_frames: usize,
+) -> Result<Video, BadRequest> {
+    let keep = len.min(max_frames);
+    let mut u8s = Vec::new();
+    let mut f32s = Vec::new();
+    for &(name, dim, i) in mods {
+        let row = v * t * dim;
+        match &i.values {
+            Values::U8(x) => u8s.push(x[row..row + keep * dim].to_vec()),
+            Values::F32(x) => {
+                let s = &x[row..row + keep * dim];
+                if let Some(j) = s.iter().position(|x| !x.is_finite()) {
                     return Err(bad(format!(
-                        "input '{name}' must be UINT8 (quantized) or FP32"
+                        "input '{name}': video {v} frame {} column {} is {}: features must be finite",
+                        j / dim,
+                        j % dim,
+                        s[j]
                     )));
                 }
+                f32s.push(s.to_vec())
+            }
+            _ => {
+                return Err(bad(format!(
+                    "input '{name}' must be UINT8 (quantized) or FP32"
+                )));
             }
         }
-        let features = match (u8s.len(), f32s.len()) {
-            (n, 0) if n == mods.len() => VideoFeatures::Frames(u8s),
-            (0, n) if n == mods.len() => VideoFeatures::FloatFrames(f32s),
-            _ => {
-                return Err(bad(
-                    "feature inputs must share one datatype (all UINT8 or all FP32)",
-                ));
-            }
-        };
-        out.push(Video {
-            id: format!("{v}"),
-            labels: vec![],
-            has_labels: false,
-            features,
-            num_frames: keep,
-            total_frames: len,
-            segments: None,
-        });
     }
-    Ok(out)
+    let features = match (u8s.len(), f32s.len()) {
+        (n, 0) if n == mods.len() => VideoFeatures::Frames(u8s),
+        (0, n) if n == mods.len() => VideoFeatures::FloatFrames(f32s),
+        _ => {
+            return Err(bad(
+                "feature inputs must share one datatype (all UINT8 or all FP32)",
+            ));
+        }
+    };
+    Ok(Video {
+        id: format!("{v}"),
+        labels: vec![],
+        has_labels: false,
+        features,
+        num_frames: keep,
+        total_frames: len,
+        segments: None,
+    })
 }
 
 fn mean_videos(inputs: &[Input], spec: &FeatureSpec) -> Result<Vec<Video>, BadRequest> {
