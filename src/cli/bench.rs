@@ -434,7 +434,7 @@ fn lstm_kernel_gflops(b: i64, t: i64, e: i64, h: i64, device: tch::Device, reps:
 /// Inference throughput (no autograd) at each batch size, optionally against onnxruntime on
 /// the same exported graph and inputs.
 pub fn bench_predict(o: &ModelBenchOptions) -> Result<String> {
-    use yt8m::model::{Model, batch_inputs};
+    use yt8m::model::Model;
     let cfg = &o.config;
     let device = cfg.TRAIN.device.resolve()?;
     let threads = yt8m::threads::configure_torch_threads();
@@ -503,34 +503,15 @@ pub fn bench_predict(o: &ModelBenchOptions) -> Result<String> {
         let mut speeds = Vec::new();
         let mut probs: Vec<tch::Tensor> = Vec::new();
         for (p, kind, _, m) in &models {
-            let (mut el, mut n, mut frames, mut padded) = (0.0, 0usize, 0usize, 0usize);
-            tch::no_grad(|| {
-                for (i, b) in batches.iter().enumerate() {
-                    yt8m::threads::adapt_torch_threads();
-                    let t = Instant::now();
-                    let logits = m.forward(&batch_inputs(b, device, m.kind), false);
-                    let pr = logits
-                        .to_kind(tch::Kind::Float)
-                        .sigmoid()
-                        .to_device(tch::Device::Cpu);
-                    if i >= o.warmup {
-                        el += t.elapsed().as_secs_f64();
-                        n += b.len();
-                        frames += b.frames();
-                        padded += b.len() * b.max_len;
-                    }
-                    if i == 0 {
-                        probs.push(pr);
-                    }
-                }
-            });
+            let (rate, first) = time_model(m, &batches, device, o.warmup);
             speeds.push((
                 *p,
                 *kind,
-                n as f64 / el,
-                frames as f64 / el,
-                frames as f64 / padded.max(1) as f64,
+                rate.videos_per_s,
+                rate.frames_per_s,
+                rate.real_share,
             ));
+            probs.extend(first);
         }
         if let (Some(a), Some(b)) = (probs.first(), probs.get(1)) {
             let d = (a - b).abs().max().double_value(&[]);
@@ -540,54 +521,12 @@ pub fn bench_predict(o: &ModelBenchOptions) -> Result<String> {
                 kind_name(models[1].1)
             ));
         }
-        let (_, _, ours, ours_frames, real_share) = speeds[0];
-        let mut theirs = None;
-        if let (Some(py), Some(model_path)) = (&o.python, &onnx) {
-            // Same batches, timed inside the onnxruntime session (no Python overhead counted).
-            let mut total = 0.0;
-            let mut m = 0;
-            for (i, b) in batches.iter().enumerate() {
-                let mut inputs = Vec::new();
-                for (k, name) in cfg.MODEL.head.feature_names.iter().enumerate() {
-                    let yt8m::data::batch::ModalityData::U8(q) = &b.modalities[k].data else {
-                        continue;
-                    };
-                    inputs.push((
-                        name.as_str(),
-                        tch::Tensor::from_slice(q).view([
-                            b.len() as i64,
-                            b.max_len as i64,
-                            b.modalities[k].dim as i64,
-                        ]),
-                    ));
-                }
-                inputs.push(("lengths", tch::Tensor::from_slice(&b.lengths)));
-                let inp = dir.join("in.npz");
-                tch::Tensor::write_npz(&inputs, &inp)?;
-                let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/onnx_run.py");
-                let r = Command::new(py)
-                    .arg(&script)
-                    .arg(model_path)
-                    .arg(&inp)
-                    .arg(dir.join("out.npz"))
-                    .arg("--threads")
-                    .arg(threads.to_string())
-                    .output()
-                    .map_err(|e| Error::Invalid(format!("cannot run {}: {e}", py.display())))?;
-                if !r.status.success() {
-                    return Err(Error::Invalid(format!(
-                        "onnxruntime failed: {}",
-                        String::from_utf8_lossy(&r.stderr)
-                    )));
-                }
-                let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap_or_default();
-                if i >= o.warmup {
-                    total += v["seconds"][0].as_f64().unwrap_or(f64::NAN);
-                    m += b.len();
-                }
-            }
-            theirs = Some(m as f64 / total);
-        }
+        let theirs = match (&o.python, &onnx) {
+            (Some(py), Some(model_path)) => Some(onnxruntime_rate(
+                py, model_path, &batches, cfg, &dir, threads, o.warmup,
+            )?),
+            _ => None,
+        };
         for (k, (_, kind, v, f, share)) in speeds.iter().enumerate() {
             let (t, r) = match (k, theirs) {
                 (0, Some(t)) => (format!("{t:.2}"), format!("{:.2}x", v / t)),
@@ -598,7 +537,6 @@ pub fn bench_predict(o: &ModelBenchOptions) -> Result<String> {
                 kind_name(*kind)
             ));
         }
-        let _ = (ours, ours_frames, real_share);
         last = speeds;
     }
     for (p, _, why, _) in &models {
@@ -614,6 +552,109 @@ pub fn bench_predict(o: &ModelBenchOptions) -> Result<String> {
     }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(out)
+}
+
+/// One model's throughput over `batches` (after `warmup` of them).
+struct Rate {
+    videos_per_s: f64,
+    frames_per_s: f64,
+    /// Real frames over padded frame slots.
+    real_share: f64,
+}
+
+/// Times `m` over `batches` as `yt8m predict` runs them (upload, forward, sigmoid, back to
+/// the CPU); also returns the first batch's probabilities, to compare precisions.
+fn time_model(
+    m: &yt8m::model::Model,
+    batches: &[Batch],
+    device: tch::Device,
+    warmup: usize,
+) -> (Rate, Option<tch::Tensor>) {
+    let (mut el, mut n, mut frames, mut padded) = (0.0, 0usize, 0usize, 0usize);
+    let mut first = None;
+    tch::no_grad(|| {
+        for (i, b) in batches.iter().enumerate() {
+            yt8m::threads::adapt_torch_threads();
+            let t = Instant::now();
+            let logits = m.forward(&yt8m::model::batch_inputs(b, device, m.kind), false);
+            let pr = logits
+                .to_kind(tch::Kind::Float)
+                .sigmoid()
+                .to_device(tch::Device::Cpu);
+            if i >= warmup {
+                el += t.elapsed().as_secs_f64();
+                n += b.len();
+                frames += b.frames();
+                padded += b.len() * b.max_len;
+            }
+            if i == 0 {
+                first = Some(pr);
+            }
+        }
+    });
+    let rate = Rate {
+        videos_per_s: n as f64 / el,
+        frames_per_s: frames as f64 / el,
+        real_share: frames as f64 / padded.max(1) as f64,
+    };
+    (rate, first)
+}
+
+/// onnxruntime's videos/s on the same batches through `scripts/onnx_run.py` with `py`,
+/// timed inside its session (no Python overhead counted).
+#[allow(clippy::too_many_arguments)]
+fn onnxruntime_rate(
+    py: &Path,
+    model_path: &Path,
+    batches: &[Batch],
+    cfg: &yt8m::config::Config,
+    dir: &Path,
+    threads: usize,
+    warmup: usize,
+) -> Result<f64> {
+    let mut total = 0.0;
+    let mut m = 0;
+    for (i, b) in batches.iter().enumerate() {
+        let mut inputs = Vec::new();
+        for (k, name) in cfg.MODEL.head.feature_names.iter().enumerate() {
+            let yt8m::data::batch::ModalityData::U8(q) = &b.modalities[k].data else {
+                continue;
+            };
+            inputs.push((
+                name.as_str(),
+                tch::Tensor::from_slice(q).view([
+                    b.len() as i64,
+                    b.max_len as i64,
+                    b.modalities[k].dim as i64,
+                ]),
+            ));
+        }
+        inputs.push(("lengths", tch::Tensor::from_slice(&b.lengths)));
+        let inp = dir.join("in.npz");
+        tch::Tensor::write_npz(&inputs, &inp)?;
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/onnx_run.py");
+        let r = Command::new(py)
+            .arg(&script)
+            .arg(model_path)
+            .arg(&inp)
+            .arg(dir.join("out.npz"))
+            .arg("--threads")
+            .arg(threads.to_string())
+            .output()
+            .map_err(|e| Error::Invalid(format!("cannot run {}: {e}", py.display())))?;
+        if !r.status.success() {
+            return Err(Error::Invalid(format!(
+                "onnxruntime failed: {}",
+                String::from_utf8_lossy(&r.stderr)
+            )));
+        }
+        let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap_or_default();
+        if i >= warmup {
+            total += v["seconds"][0].as_f64().unwrap_or(f64::NAN);
+            m += b.len();
+        }
+    }
+    Ok(m as f64 / total)
 }
 
 /// `yt8m bench segments`: the same videos scored whole (batches of `o.batch_sizes[0]`,
