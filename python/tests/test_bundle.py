@@ -65,6 +65,10 @@ def test_refused_requests_raise_and_the_engine_goes_on(demo):
         b.predict(rgb=np.zeros((1, 5, 1024), np.int16), audio=np.zeros((1, 5, 128), np.uint8))
     with pytest.raises(yt8m.Yt8mError, match="no features"):
         b.predict()
+    # Zero videos or zero frames: the engine's message, not a failure to send the arrays.
+    for shape in [(0, 5), (2, 0)]:
+        with pytest.raises(yt8m.Yt8mError, match="no videos or no frames"):
+            b.predict(rgb=np.zeros(shape + (1024,), np.uint8), audio=np.zeros(shape + (128,), np.uint8))
     p = b.predict(rgb=np.zeros((2, 3, 1024), np.uint8), audio=np.zeros((2, 3, 128), np.uint8))
     assert p.shape == (2, 20) and np.all((p > 0) & (p < 1))
     b.close()

@@ -145,8 +145,9 @@ class Bundle:
             a = np.ascontiguousarray(a)
             if a.dtype not in _DTYPES:
                 raise Yt8mError(f"{name}: dtype {a.dtype} is not one of uint8, int64, float32")
-            # The array's own bytes (no copy); the pipe write copies them once.
-            raw = memoryview(a).cast("B")
+            # The array's own bytes (no copy); the pipe write copies them once. A flat uint8
+            # view, not memoryview.cast, which refuses arrays with a zero in their shape.
+            raw = a.reshape(-1).view(np.uint8).data
             head["inputs"].append({"name": name, "datatype": _DTYPES[a.dtype], "shape": list(a.shape),
                                    "parameters": {"binary_data_size": len(raw)}})
             tail.append(raw)

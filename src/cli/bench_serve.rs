@@ -730,7 +730,7 @@ fn report(
         "overload: {} ok, {} answered 503, {} other errors; ready afterwards: {ready_after}\n",
         over.ok, over.refused, over.other_errors
     ));
-    let top = o.concurrency.iter().copied().max().unwrap_or(1);
+    let top = served.again.concurrency;
     let total: usize = levels.iter().map(|l| l.requests).sum::<usize>() + served.again.requests;
     if let (Some(a), Some(z), Some(y)) = served.rss {
         out.push_str(&format!(
