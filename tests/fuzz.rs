@@ -307,12 +307,17 @@ fn mapped_reading_equals_reading_on_mutated_files() {
             }
         };
         let mut runs = Vec::new();
-        for store in [FrameStore::Copied, FrameStore::Mapped, FrameStore::InRecord] {
+        for store in [
+            FrameStore::Copied,
+            FrameStore::Mapped,
+            FrameStore::InRecord,
+            FrameStore::MappedGuarded,
+        ] {
             let mut got = Vec::new();
             let r = read_shard_with(&p, &spec, false, store, |v| {
                 if matches!(v.features, yt8m::data::VideoFeatures::Mapped(_)) {
                     match store {
-                        FrameStore::Mapped => mapped_videos += 1,
+                        FrameStore::Mapped | FrameStore::MappedGuarded => mapped_videos += 1,
                         FrameStore::InRecord => in_record_videos += 1,
                         FrameStore::Copied => panic!("frames left in place when told to copy"),
                     }
@@ -329,6 +334,10 @@ fn mapped_reading_equals_reading_on_mutated_files() {
         assert_eq!(
             runs[0], runs[2],
             "case {case}: reads in the record's buffer and copied reads differ"
+        );
+        assert_eq!(
+            runs[0], runs[3],
+            "case {case}: guarded mapped and copied reads differ"
         );
         if runs[0].1.is_ok() {
             same_ok += 1;

@@ -323,6 +323,49 @@ impl Drop for PooledFrames {
     }
 }
 
+/// A batch's label matrix while a numpy array views it; back to the pool afterwards.
+#[pyclass(frozen, module = "yt8m._native")]
+struct PooledLabels {
+    buf: Vec<f32>,
+    pool: Arc<BufferPool>,
+}
+
+impl Drop for PooledLabels {
+    fn drop(&mut self) {
+        self.pool.give_labels(std::mem::take(&mut self.buf));
+    }
+}
+
+/// `labels` as a writable `[b, c]` numpy array owning the matrix until it is freed.
+fn pooled_labels<'py>(
+    py: Python<'py>,
+    labels: Vec<f32>,
+    (b, c): (usize, usize),
+    pool: &Arc<BufferPool>,
+) -> PyResult<Bound<'py, PyAny>> {
+    if labels.len() != b * c {
+        return Err(invalid(format!(
+            "internal: {} labels for a [{b}, {c}] batch",
+            labels.len()
+        )));
+    }
+    let ptr = labels.as_ptr();
+    let owner = Bound::new(
+        py,
+        PooledLabels {
+            buf: labels,
+            pool: pool.clone(),
+        },
+    )?;
+    // SAFETY: as in `pooled_array`: the view covers exactly the b*c floats the owner keeps
+    // unmoved and untouched until numpy drops it with the array.
+    let a = unsafe {
+        let view = ArrayView2::from_shape_ptr((b, c), ptr);
+        PyArray2::<f32>::borrow_from_array(&view, owner.into_any())
+    };
+    Ok(a.into_any())
+}
+
 /// `q` as a writable `[b, t, d]` numpy array owning the buffer until it is freed.
 fn pooled_array<'py>(
     py: Python<'py>,
@@ -379,8 +422,10 @@ impl BatchIter {
         let n = b.len();
         d.set_item("ids", PyList::new(py, &b.ids)?)?;
         d.set_item("lengths", b.lengths.clone().into_pyarray(py))?;
-        let labels = Array2::from_shape_vec((n, b.num_classes), b.labels).expect("B × C");
-        d.set_item("labels", labels.into_pyarray(py))?;
+        d.set_item(
+            "labels",
+            pooled_labels(py, b.labels, (n, b.num_classes), &self.pool)?,
+        )?;
         d.set_item("has_labels", b.has_labels.clone().into_pyarray(py))?;
         let names = match self.spec.level {
             Level::Frame => &self.spec.frame_names,

@@ -61,7 +61,10 @@ pub struct Batch {
 #[derive(Debug, Default)]
 pub struct BufferPool {
     free: Mutex<Vec<Vec<u8>>>,
-    /// Buffers kept at most; more given back are freed.
+    /// Label matrices (`[B, C]` float32: 2 MB at B = 128, C = 3862), recycled for the same
+    /// reason: fresh ones were page-faulted in and zeroed by `calloc`, 9 % of the loader's time.
+    free_labels: Mutex<Vec<Vec<f32>>>,
+    /// Buffers kept at most (of each kind); more given back are freed.
     keep: usize,
 }
 
@@ -69,16 +72,17 @@ impl BufferPool {
     pub fn new(keep: usize) -> Arc<BufferPool> {
         Arc::new(BufferPool {
             free: Mutex::new(Vec::new()),
+            free_labels: Mutex::new(Vec::new()),
             keep,
         })
     }
 
-    /// A buffer of `len` bytes whose contents are left over from earlier use (every byte is
-    /// initialised: old data, or zeros where it grew); the caller overwrites all of them.
-    pub fn take(&self, len: usize) -> Vec<u8> {
+    /// A buffer of `len` bytes, and whether it is all zeros. A recycled one (the smallest that
+    /// holds `len`, else the largest, grown once and kept) keeps whatever it held; with none
+    /// in the pool, a fresh zeroed one (from `calloc`: its pages come zeroed from the kernel,
+    /// and writing zeros into it first would be a third pass besides frames and padding).
+    pub fn take(&self, len: usize) -> (Vec<u8>, bool) {
         let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
-        // The smallest buffer that holds `len` without reallocating; else the largest (it
-        // grows once and is kept).
         let pick = free
             .iter()
             .enumerate()
@@ -86,17 +90,18 @@ impl BufferPool {
             .min_by_key(|(_, b)| b.capacity())
             .or_else(|| free.iter().enumerate().max_by_key(|(_, b)| b.capacity()))
             .map(|(i, _)| i);
-        let mut b = match pick {
-            Some(i) => free.swap_remove(i),
-            None => Vec::new(),
+        let Some(i) = pick else {
+            drop(free);
+            return (vec![0u8; len], true);
         };
+        let mut b = free.swap_remove(i);
         drop(free);
         if b.len() >= len {
             b.truncate(len);
         } else {
             b.resize(len, 0);
         }
-        b
+        (b, false)
     }
 
     /// Returns a buffer for reuse (freed when the pool already keeps enough).
@@ -104,6 +109,31 @@ impl BufferPool {
         let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
         if free.len() < self.keep {
             free.push(b);
+        }
+    }
+
+    /// `len` zeros (a recycled matrix, cleared).
+    pub fn take_labels(&self, len: usize) -> Vec<f32> {
+        let free = self
+            .free_labels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop();
+        match free {
+            Some(mut v) => {
+                v.clear();
+                v.resize(len, 0.0);
+                v
+            }
+            None => vec![0.0; len],
+        }
+    }
+
+    /// Returns a label matrix for reuse.
+    pub fn give_labels(&self, v: Vec<f32>) {
+        let mut free = self.free_labels.lock().unwrap_or_else(|e| e.into_inner());
+        if free.len() < self.keep {
+            free.push(v);
         }
     }
 }
@@ -189,53 +219,61 @@ impl Batch {
             t
         };
         let c = spec.num_classes;
-        let mut labels = vec![0f32; b * c];
+        let mut labels = match pool {
+            Some(p) => p.take_labels(b * c),
+            None => vec![0f32; b * c],
+        };
         for (i, v) in videos.iter().enumerate() {
             for &l in &v.labels {
                 labels[i * c + l as usize] = 1.0;
             }
         }
         let mut modalities = Vec::with_capacity(spec.dims.len());
-        for (m, &d) in spec.dims.iter().enumerate() {
-            let mut rows = Vec::with_capacity(b);
-            let data = match videos.first().map(|v| &v.features) {
-                Some(VideoFeatures::Frames(_) | VideoFeatures::Mapped(_)) => {
-                    let mut data = match pool {
-                        Some(p) => p.take(b * t * d),
-                        None => vec![0u8; b * t * d],
-                    };
-                    for (i, v) in videos.iter().enumerate() {
-                        let r = v.rows(m, d).min(v.num_frames);
-                        let row = &mut data[i * t * d..(i + 1) * t * d];
-                        let copied = v.copy_frames(m, d, r, &mut row[..r * d]);
-                        assert!(copied, "mixed feature kinds in one batch");
-                        if pool.is_some() {
-                            row[r * d..].fill(0); // a recycled buffer holds old frames there
-                        }
-                        rows.push(r as i64);
-                    }
-                    ModalityData::U8(data)
-                }
+        let frames_u8 = matches!(
+            videos.first().map(|v| &v.features),
+            Some(VideoFeatures::Frames(_) | VideoFeatures::Mapped(_))
+        );
+        if frames_u8 {
+            let mut bufs: Vec<(Vec<u8>, bool)> = spec
+                .dims
+                .iter()
+                .map(|&d| match pool {
+                    Some(p) => p.take(b * t * d),
+                    None => (vec![0u8; b * t * d], true),
+                })
+                .collect();
+            let rows = fill_frames(&videos, &spec.dims, t, &mut bufs);
+            for ((d, (data, _)), rows) in spec.dims.iter().zip(bufs).zip(rows) {
+                modalities.push(ModalityBatch {
+                    dim: *d,
+                    data: ModalityData::U8(data),
+                    rows,
+                });
+            }
+        } else {
+            for (m, &d) in spec.dims.iter().enumerate() {
+                let mut rows = Vec::with_capacity(b);
                 // Float rows: video level (T = 1) or dequantized frames; padding is 0.0.
-                _ => {
-                    let mut data = vec![0f32; b * t * d];
-                    for (i, v) in videos.iter().enumerate() {
-                        let (src, r) = match &v.features {
-                            VideoFeatures::Mean(f) => (&f[m], 1),
-                            VideoFeatures::FloatFrames(f) => {
-                                (&f[m], (f[m].len() / d).min(v.num_frames))
-                            }
-                            VideoFeatures::Frames(_) | VideoFeatures::Mapped(_) => {
-                                panic!("mixed feature kinds in one batch")
-                            }
-                        };
-                        data[i * t * d..i * t * d + r * d].copy_from_slice(&src[..r * d]);
-                        rows.push(r as i64);
-                    }
-                    ModalityData::F32(data)
+                let mut data = vec![0f32; b * t * d];
+                for (i, v) in videos.iter().enumerate() {
+                    let (src, r) = match &v.features {
+                        VideoFeatures::Mean(f) => (&f[m], 1),
+                        VideoFeatures::FloatFrames(f) => {
+                            (&f[m], (f[m].len() / d).min(v.num_frames))
+                        }
+                        VideoFeatures::Frames(_) | VideoFeatures::Mapped(_) => {
+                            panic!("mixed feature kinds in one batch")
+                        }
+                    };
+                    data[i * t * d..i * t * d + r * d].copy_from_slice(&src[..r * d]);
+                    rows.push(r as i64);
                 }
-            };
-            modalities.push(ModalityBatch { dim: d, data, rows });
+                modalities.push(ModalityBatch {
+                    dim: d,
+                    data: ModalityData::F32(data),
+                    rows,
+                });
+            }
         }
         Batch {
             ids: videos.iter().map(|v| v.id.clone()).collect(),
@@ -250,9 +288,156 @@ impl Batch {
     }
 }
 
+/// Copies each video's uint8 frames into `bufs` (per modality a `[B, t, d]` buffer, and
+/// whether it is zeroed already) and zeroes the padding of the others; returns the rows per
+/// video and modality. Large batches bypass the cache ([`crate::stream`]: the loader is bound
+/// by writes to memory) and are split over two threads, since one core's stores do not use the
+/// memory's bandwidth.
+fn fill_frames(
+    videos: &[&Video],
+    dims: &[usize],
+    t: usize,
+    bufs: &mut [(Vec<u8>, bool)],
+) -> Vec<Vec<i64>> {
+    let bytes: usize = bufs.iter().map(|b| b.0.len()).sum();
+    // A small batch (a server's) is read by the model at once: leave it in the cache.
+    let stream = bytes >= STREAM_BYTES;
+    let fill = |videos: &[&Video], bufs: Vec<(&mut [u8], bool)>| -> Vec<Vec<i64>> {
+        let mut out = Vec::with_capacity(dims.len());
+        for ((m, &d), (data, zeroed)) in dims.iter().enumerate().zip(bufs) {
+            let mut rows = Vec::with_capacity(videos.len());
+            for (i, v) in videos.iter().enumerate() {
+                let r = v.rows(m, d).min(v.num_frames);
+                let row = &mut data[i * t * d..(i + 1) * t * d];
+                let (dst, pad) = row.split_at_mut(r * d);
+                let copied = if stream {
+                    v.stream_frames(m, d, r, dst)
+                } else {
+                    v.copy_frames(m, d, r, dst)
+                };
+                assert!(copied, "mixed feature kinds in one batch");
+                // A recycled buffer holds old frames there.
+                match (zeroed, stream) {
+                    (true, _) => {}
+                    (false, true) => crate::stream::zero(pad),
+                    (false, false) => pad.fill(0),
+                }
+                rows.push(r as i64);
+            }
+            out.push(rows);
+        }
+        crate::stream::fence();
+        out
+    };
+    let half = videos.len() / 2;
+    if bytes < PARALLEL_FILL_BYTES || half == 0 || crate::available_cores() < 2 {
+        return fill(
+            videos,
+            bufs.iter_mut()
+                .map(|(b, z)| (b.as_mut_slice(), *z))
+                .collect(),
+        );
+    }
+    let (mut first, mut second) = (Vec::new(), Vec::new());
+    for ((b, z), &d) in bufs.iter_mut().zip(dims) {
+        let (x, y) = b.split_at_mut(half * t * d);
+        first.push((x, *z));
+        second.push((y, *z));
+    }
+    let (a, z) = std::thread::scope(|s| {
+        let h = s.spawn(|| fill(&videos[half..], second));
+        let a = fill(&videos[..half], first);
+        (a, h.join())
+    });
+    let z = z.unwrap_or_else(|p| std::panic::resume_unwind(p));
+    a.into_iter()
+        .zip(z)
+        .map(|(mut x, y)| {
+            x.extend(y);
+            x
+        })
+        .collect()
+}
+
+/// Batches from this many bytes are written with stores that bypass the cache.
+const STREAM_BYTES: usize = 1 << 20;
+
+/// Batches below this many bytes are filled on one thread (a thread start costs more).
+const PARALLEL_FILL_BYTES: usize = 4 << 20;
+
 #[cfg(test)]
 mod tests {
-    use super::length_buckets;
+    use super::{Batch, BufferPool, ModalityData, length_buckets};
+    use crate::video::{FeatureSpec, Video, VideoFeatures};
+
+    /// Video `i`: `len` frames (audio two fewer), byte values from (i, frame, column).
+    fn video(i: usize, len: usize) -> Video {
+        let frames = |d: usize, rows: usize, salt: usize| -> Vec<u8> {
+            (0..rows * d)
+                .map(|k| (i * 31 + (k / d) * 7 + (k % d) + salt) as u8 | 1)
+                .collect()
+        };
+        Video {
+            id: format!("v{i}"),
+            labels: vec![i as u32 % 5],
+            has_labels: true,
+            features: VideoFeatures::Frames(vec![
+                frames(1024, len, 0),
+                frames(128, len.saturating_sub(2), 3),
+            ]),
+            num_frames: len,
+            total_frames: len,
+            segments: None,
+        }
+    }
+
+    #[test]
+    fn large_batches_in_recycled_buffers_hold_exactly_the_frames_and_zero_padding() {
+        // 64 videos up to 116 frames: 8.5 MB, past both the streaming and the two-thread sizes.
+        let videos: Vec<Video> = (0..64).map(|i| video(i, 1 + (i * 37) % 120)).collect();
+        let spec = FeatureSpec {
+            num_classes: 5,
+            ..FeatureSpec::default()
+        };
+        let pool = BufferPool::new(8);
+        for round in 0..3 {
+            let b = Batch::build(&videos, &(0..64).collect::<Vec<_>>(), &spec, 1, Some(&pool));
+            let fresh = Batch::from_videos(&videos, &spec);
+            let t = b.max_len;
+            assert_eq!(t, videos.iter().map(|v| v.num_frames).max().unwrap());
+            for (m, (got, want)) in b.modalities.iter().zip(&fresh.modalities).enumerate() {
+                let (ModalityData::U8(g), ModalityData::U8(w)) = (&got.data, &want.data) else {
+                    panic!("uint8 frames expected");
+                };
+                assert_eq!(got.rows, want.rows, "modality {m}");
+                assert!(
+                    g == w,
+                    "round {round}, modality {m}: recycled batch differs"
+                );
+                // Fresh batches are the reference: check them against the videos too.
+                let d = spec.dims[m];
+                for (i, v) in videos.iter().enumerate() {
+                    let VideoFeatures::Frames(f) = &v.features else {
+                        unreachable!()
+                    };
+                    let row = &w[i * t * d..(i + 1) * t * d];
+                    assert_eq!(&row[..f[m].len()], &f[m][..]);
+                    assert!(row[f[m].len()..].iter().all(|&x| x == 0));
+                }
+            }
+            assert_eq!(b.labels, fresh.labels);
+            // Give the buffers back dirty, as a numpy user may leave them.
+            for m in b.modalities {
+                if let ModalityData::U8(mut v) = m.data {
+                    v.fill(0xEE);
+                    pool.give(v);
+                }
+            }
+            let mut l = b.labels;
+            l.fill(7.0);
+            pool.give_labels(l);
+        }
+    }
 
     #[test]
     fn length_buckets_sort_within_windows_and_keep_every_index_once() {

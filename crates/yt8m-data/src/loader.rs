@@ -323,8 +323,10 @@ impl Loader {
             let skip = cfg.skip_corrupt;
             let segments = cfg.segments;
             handles.push(std::thread::spawn(move || {
-                // Batches copy the frames anyway: from the record's buffer, not a second copy.
-                reader_thread(mine, skip, true, FrameStore::InRecord, segments, tx)
+                // Batches copy the frames anyway: straight from the mapped shard (1.35x
+                // reading each record into a buffer first, docs/benchmarks.md), guarded: a
+                // shard truncated meanwhile fails the epoch instead of killing the process.
+                reader_thread(mine, skip, true, FrameStore::MappedGuarded, segments, tx)
             }));
         }
         let (btx, brx) = sync_channel(cfg.prefetch.max(1));
@@ -480,7 +482,7 @@ fn assembler(
     let mut buffer: Vec<Video> = Vec::new(); // shuffle buffer
     let mut pending: Vec<Video> = Vec::new(); // window being filled
     let next_position = std::cell::Cell::new(0u64); // stream position of pending[0]
-    let emit_window = |pending: &mut Vec<Video>, rng: &mut Rng| -> Vec<Batch> {
+    let emit_window = |pending: &mut Vec<Video>, rng: &mut Rng| -> Vec<Result<Batch, DataError>> {
         let lengths: Vec<usize> = pending.iter().map(|v| v.num_frames).collect();
         let groups = if cfg.bucket_by_length {
             length_buckets(&lengths, bs, cfg.bucket_window)
@@ -499,6 +501,11 @@ fn assembler(
                 continue;
             }
             let mut b = Batch::build(pending, &g, spec, 1, pool.as_deref());
+            // Checked after the copy: a page lost before or during it was read as zeros.
+            // The epoch ends there.
+            if let Some(f) = g.iter().find_map(|&i| pending[i].source_truncated()) {
+                return vec![Err(crate::tfrecord::truncated_while_read(f))];
+            }
             b.positions
                 .iter_mut()
                 .for_each(|p| *p += next_position.get());
@@ -509,9 +516,12 @@ fn assembler(
         if cfg.shuffle && cfg.bucket_by_length {
             rng.shuffle(&mut batches);
         }
-        batches
+        batches.into_iter().map(Ok).collect()
     };
-    let push = |v: Video, pending: &mut Vec<Video>, rng: &mut Rng| -> Option<Vec<Batch>> {
+    let push = |v: Video,
+                pending: &mut Vec<Video>,
+                rng: &mut Rng|
+     -> Option<Vec<Result<Batch, DataError>>> {
         pending.push(v);
         if pending.len() >= window {
             Some(emit_window(pending, rng))
@@ -519,10 +529,12 @@ fn assembler(
             None
         }
     };
-    let send_all = |batches: Vec<Batch>| -> bool {
-        batches
-            .into_iter()
-            .all(|b| out.send(Out::Batch(Ok(b))).is_ok())
+    // Stops at the first error (sent, then false: the epoch ends there).
+    let send_all = |batches: Vec<Result<Batch, DataError>>| -> bool {
+        batches.into_iter().all(|b| {
+            let ok = b.is_ok();
+            out.send(Out::Batch(b)).is_ok() && ok
+        })
     };
 
     for k in 0..n_files {

@@ -70,6 +70,10 @@ pub enum FrameStore {
     /// the one hazard). Falls back to `InRecord` where a file cannot be mapped usefully and
     /// with `skip_corrupt` (skipping needs the resynchronising reader).
     Mapped,
+    /// As `Mapped`, the map guarded against truncation ([`crate::mapguard`]): for readers that
+    /// copy the frames out and then check [`Video::source_truncated`] (the batch loader).
+    /// Without the guard a shard cut short while mapped would end the process.
+    MappedGuarded,
     /// Left in the buffer the record was read into ([`VideoFeatures::Mapped`] over
     /// [`ShardBytes::Record`]): no copy after the read, and nothing is mapped. A video that
     /// keeps less than half of its record's bytes (`max_frames` cut most frames) is copied
@@ -116,18 +120,20 @@ pub fn videos_with(
     store: FrameStore,
 ) -> Result<ShardVideos, DataError> {
     let source = match shard_kind(path) {
-        ShardKind::TfRecord => match (store == FrameStore::Mapped && !skip_corrupt)
-            .then(|| MappedRecords::open(path))
-            .transpose()?
-            .flatten()
-        {
-            Some(m) => Source::Mapped(m),
-            None => Source::TfRecord {
-                reader: RecordReader::open(path)?,
-                buf: Vec::new(),
-                in_record: store != FrameStore::Copied,
-            },
-        },
+        ShardKind::TfRecord => {
+            match (matches!(store, FrameStore::Mapped | FrameStore::MappedGuarded) && !skip_corrupt)
+                .then(|| MappedRecords::open(path, store == FrameStore::MappedGuarded))
+                .transpose()?
+                .flatten()
+            {
+                Some(m) => Source::Mapped(m),
+                None => Source::TfRecord {
+                    reader: RecordReader::open(path)?,
+                    buf: Vec::new(),
+                    in_record: store != FrameStore::Copied,
+                },
+            }
+        }
         ShardKind::Pickle => Source::Pickle(paddle_pickle_videos(path, spec)?),
     };
     Ok(ShardVideos {

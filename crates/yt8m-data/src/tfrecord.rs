@@ -114,18 +114,50 @@ fn payload_crc_message(len: u64, stored: u32, computed: u32) -> String {
 /// Bytes that uint8 frames are read from in place ([`crate::video::MappedFrames`]): a whole
 /// memory-mapped shard, or one record's payload read into memory.
 pub enum ShardBytes {
-    Mapped(memmap2::Mmap),
+    Mapped(GuardedMap),
     Record(Vec<u8>),
+}
+
+/// A read-only map of a shard, optionally guarded against truncation ([`crate::mapguard`]).
+pub struct GuardedMap {
+    // Declared first, so dropped first: the range is unregistered before it is unmapped (a
+    // fault at that address afterwards belongs to whatever is mapped there next).
+    guard: Option<crate::mapguard::Guard>,
+    map: memmap2::Mmap,
+    path: PathBuf,
+}
+
+impl ShardBytes {
+    /// The file, when it shrank while mapped and guarded: bytes read from the lost pages
+    /// since were zeros, not the file's.
+    pub fn truncated(&self) -> Option<&Path> {
+        match self {
+            ShardBytes::Mapped(m) if m.guard.as_ref().is_some_and(|g| g.truncated()) => {
+                Some(&m.path)
+            }
+            _ => None,
+        }
+    }
 }
 
 impl std::ops::Deref for ShardBytes {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
         match self {
-            ShardBytes::Mapped(m) => m,
+            ShardBytes::Mapped(m) => &m.map,
             ShardBytes::Record(v) => v,
         }
     }
+}
+
+/// What a reader says when a guarded map lost pages.
+pub(crate) fn truncated_while_read(path: &Path) -> DataError {
+    DataError::new(
+        DataErrorKind::Io,
+        Location::file(path),
+        "the file shrank while it was being read (another process truncated or rewrote it)",
+    )
+    .hint("let the writer finish (or copy the shards) before reading them, then run again")
 }
 
 /// The records of a memory-mapped file, handed out as byte ranges of the map: nothing is
@@ -133,7 +165,9 @@ impl std::ops::Deref for ShardBytes {
 /// read on, use [`RecordReader`], which resynchronises). Errors are [`RecordReader`]'s.
 ///
 /// The map is read-only. If another process truncates the file while it is mapped, touching
-/// the lost pages raises SIGBUS: map only files that stay as they are while in use.
+/// the lost pages raises SIGBUS, which ends the process: map only files that stay as they are
+/// while in use, or open with `guarded` ([`crate::mapguard`]: the lost pages read as zeros and
+/// [`ShardBytes::truncated`] says so; [`Self::next_range`] then fails).
 pub struct MappedRecords {
     path: PathBuf,
     map: Arc<ShardBytes>,
@@ -145,7 +179,7 @@ pub struct MappedRecords {
 impl MappedRecords {
     /// Maps `path`. `Ok(None)` when it cannot be mapped usefully (a pipe, a device, an empty
     /// file): read those with [`RecordReader`].
-    pub fn open(path: impl AsRef<Path>) -> Result<Option<Self>, DataError> {
+    pub fn open(path: impl AsRef<Path>, guarded: bool) -> Result<Option<Self>, DataError> {
         let path = path.as_ref().to_path_buf();
         let (f, md) = open_file(&path)?;
         if !md.is_file() || md.len() == 0 || md.len() > usize::MAX as u64 {
@@ -157,9 +191,16 @@ impl MappedRecords {
             unsafe { memmap2::MmapOptions::new().map(&f) }.map_err(|e| DataError::io(&path, e))?;
         #[cfg(unix)]
         let _ = map.advise(memmap2::Advice::Sequential);
+        let guard = guarded
+            .then(|| crate::mapguard::Guard::new(map.as_ptr(), map.len()))
+            .flatten();
         Ok(Some(MappedRecords {
+            map: Arc::new(ShardBytes::Mapped(GuardedMap {
+                guard,
+                map,
+                path: path.clone(),
+            })),
             path,
-            map: Arc::new(ShardBytes::Mapped(map)),
             offset: 0,
             index: 0,
             done: false,
@@ -195,6 +236,10 @@ impl MappedRecords {
         }
         let fail = |me: &mut Self, msg: String| {
             me.done = true;
+            // Zeros where a lost page was break the framing too: say why.
+            if me.map.truncated().is_some() {
+                return Err(truncated_while_read(&me.path));
+            }
             Err(corrupt_record(&me.path, me.index, start as u64, msg))
         };
         if left < 12 {
@@ -211,6 +256,10 @@ impl MappedRecords {
         let data = start + 12..start + 12 + len as usize;
         let stored = u32::from_le_bytes(bytes[data.end..data.end + 4].try_into().expect("4 bytes"));
         let computed = masked_crc(&bytes[data.clone()]);
+        if self.map.truncated().is_some() {
+            self.done = true;
+            return Err(truncated_while_read(&self.path));
+        }
         if stored != computed {
             return fail(self, payload_crc_message(len, stored, computed));
         }

@@ -223,6 +223,40 @@ impl Video {
         true
     }
 
+    /// The file, when the guarded map this video's frames lie in lost pages
+    /// ([`crate::mapguard`]): frames copied from it since may be zeros instead of the file's.
+    pub fn source_truncated(&self) -> Option<&std::path::Path> {
+        match &self.features {
+            VideoFeatures::Mapped(f) => f.map.truncated(),
+            _ => None,
+        }
+    }
+
+    /// [`Self::copy_frames`] with stores that bypass the cache ([`crate::stream`]; call
+    /// [`crate::stream::fence`] before another thread reads `out`).
+    pub fn stream_frames(&self, m: usize, dim: usize, rows: usize, out: &mut [u8]) -> bool {
+        match &self.features {
+            VideoFeatures::Frames(f) => crate::stream::copy(out, &f[m][..rows * dim]),
+            VideoFeatures::Mapped(f) => match &f.spans[m] {
+                FrameSpan::InPlace {
+                    offset,
+                    stride,
+                    width,
+                    ..
+                } if *width == dim => {
+                    crate::stream::copy_rows(out, &f.map[*offset..], rows, dim, *stride)
+                }
+                _ => {
+                    for (r, dst) in out.chunks_exact_mut(dim).take(rows).enumerate() {
+                        crate::stream::copy(dst, f.row(m, r));
+                    }
+                }
+            },
+            _ => return false,
+        }
+        true
+    }
+
     /// Copies frames left in a record's buffer ([`ShardBytes::Record`]) out of it when they are
     /// less than half of its bytes (`max_frames` cut most of them), so the video does not
     /// hold the whole record for them. Frames in a mapped file stay (the map costs nothing).
