@@ -306,6 +306,65 @@ struct BatchIter {
     it: Option<EpochIter>,
     spec: FeatureSpec,
     pool: Arc<BufferPool>,
+    /// Held until the iterator is exhausted or dropped.
+    lease: Option<PoolLease>,
+}
+
+/// The frame buffers of every `read_batches` iterator in the process, so that each epoch (a
+/// new iterator) starts with the buffers of the last instead of page-faulting ~260 MB of fresh
+/// ones in (1.19x an epoch of 1 GB: docs/benchmarks.md). Freed [`POOL_IDLE`] after the last
+/// iterator ends, so nothing is kept once reading is over (`YT8M_POOL_IDLE_MS` sets that wait:
+/// the tests shorten it).
+static SHARED_POOL: std::sync::OnceLock<Arc<BufferPool>> = std::sync::OnceLock::new();
+/// Iterators alive, and a count of those ever started (a trim only runs if none started since).
+static LIVE_ITERATORS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static STARTED_ITERATORS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+const POOL_IDLE: std::time::Duration = std::time::Duration::from_secs(20);
+/// Buffers kept: a batch being built, the prefetched ones, the one Python holds and a few it
+/// may keep, for two iterators at a time (a training and a validation loop), two modalities.
+const POOL_KEEP: usize = 2 * 2 * (4 + 4);
+
+/// One iterator's claim on [`SHARED_POOL`].
+struct PoolLease;
+
+impl PoolLease {
+    fn new() -> (PoolLease, Arc<BufferPool>) {
+        use std::sync::atomic::Ordering;
+        LIVE_ITERATORS.fetch_add(1, Ordering::SeqCst);
+        STARTED_ITERATORS.fetch_add(1, Ordering::SeqCst);
+        let pool = SHARED_POOL
+            .get_or_init(|| BufferPool::new(POOL_KEEP))
+            .clone();
+        (PoolLease, pool)
+    }
+}
+
+impl Drop for PoolLease {
+    fn drop(&mut self) {
+        use std::sync::atomic::Ordering;
+        if LIVE_ITERATORS.fetch_sub(1, Ordering::SeqCst) != 1 {
+            return;
+        }
+        let started = STARTED_ITERATORS.load(Ordering::SeqCst);
+        let idle = std::env::var("YT8M_POOL_IDLE_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map(std::time::Duration::from_millis)
+            .unwrap_or(POOL_IDLE);
+        // A sleeping thread, not a timer service: one per last iterator to end, gone after.
+        let _ = std::thread::Builder::new()
+            .name("yt8m-pool-trim".into())
+            .spawn(move || {
+                std::thread::sleep(idle);
+                if LIVE_ITERATORS.load(Ordering::SeqCst) == 0
+                    && STARTED_ITERATORS.load(Ordering::SeqCst) == started
+                {
+                    if let Some(p) = SHARED_POOL.get() {
+                        p.clear();
+                    }
+                }
+            });
+    }
 }
 
 /// A batch's frame buffer while numpy arrays view it (their `base`); handed back to the
@@ -414,6 +473,7 @@ impl BatchIter {
         let b = match next {
             None => {
                 self.it = None;
+                self.lease = None;
                 return Ok(None);
             }
             Some(r) => r.map_err(err)?,
@@ -498,14 +558,20 @@ fn read_batches(
         skip_corrupt,
         ..LoaderConfig::default()
     };
-    // Buffers in flight: the prepared batches, the one Python holds and a few it may keep.
-    let pool = BufferPool::new(2 * (cfg.prefetch + 4));
+    let (lease, pool) = PoolLease::new();
     let loader = Loader::new(files, sp.clone(), cfg).with_buffers(pool.clone());
     Ok(BatchIter {
         it: Some(loader.epoch(epoch)),
         spec: sp,
         pool,
+        lease: Some(lease),
     })
+}
+
+/// Buffers the `read_batches` iterators keep for reuse now (for the tests).
+#[pyfunction]
+fn batch_buffers_kept() -> usize {
+    SHARED_POOL.get().map_or(0, |p| p.kept())
 }
 
 /// `inspect --json` of the files, as a JSON string (the wrapper parses it).
@@ -736,6 +802,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(read, m)?)?;
     m.add_function(wrap_pyfunction!(read_batches, m)?)?;
+    m.add_function(wrap_pyfunction!(batch_buffers_kept, m)?)?;
     m.add_function(wrap_pyfunction!(inspect_json, m)?)?;
     m.add_function(wrap_pyfunction!(evaluate, m)?)?;
     m.add_class::<Evaluator>()?;

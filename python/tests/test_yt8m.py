@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -205,6 +206,58 @@ def test_recycled_batch_buffers_never_show_old_frames_or_change_live_arrays(tmp_
         check(b)
     assert sum(len(b["ids"]) for b in kept) == len(videos) == 96
     kept[0]["rgb"][0, 0, 0] = 7  # writable, as copied arrays are
+
+
+def test_read_batches_iterators_share_buffers_but_never_live_arrays(tmp_path, monkeypatch):
+    # Every read_batches iterator of the process recycles the same frame buffers (an epoch
+    # starts with the last one's). Two interleaved iterators (a training and a validation
+    # loop) must never hand out a buffer that an array of the other still uses; buffers given
+    # back dirty (written by the user) pad with zeros again; batches are large enough for the
+    # two-thread, cache-bypassing fill. Once no iterator is left, the buffers are freed after
+    # YT8M_POOL_IDLE_MS (20 s by default).
+    from yt8m import _native
+
+    yt8m_bin = os.environ.get("YT8M_BIN")
+    if not yt8m_bin:
+        pytest.skip("YT8M_BIN not set (./dev pytest sets it)")
+    for name, seed in (("a", 1), ("b", 2)):
+        subprocess.run([yt8m_bin, "synth", "--out", str(tmp_path), "--prefix", name, "--num-videos", "48",
+                        "--num-shards", "2", "--seed", str(seed), "--max-frames", "300",
+                        "--min-frames", "100"], check=True, capture_output=True)
+    sets = [sorted(glob.glob(str(tmp_path / f"{n}*.tfrecord"))) for n in "ab"]
+    truth = [{v["id"]: v for v in yt8m.read(files)} for files in sets]
+
+    def check(b, ref):
+        assert b["rgb"].nbytes >= 4 << 20  # the two-thread fill
+        for j, vid in enumerate(b["ids"]):
+            n = int(b["lengths"][j])
+            assert np.array_equal(b["rgb"][j, :n], ref[vid]["rgb"]), vid
+            assert np.array_equal(b["audio"][j, :n], ref[vid]["audio"]), vid
+            assert not b["rgb"][j, n:].any() and not b["audio"][j, n:].any(), vid
+
+    kept = []
+    for epoch in range(3):
+        train = yt8m.read_batches(sets[0], 16, shuffle_buffer=32, seed=3, epoch=epoch)
+        val = yt8m.read_batches(sets[1], 16)
+        for x, y in zip(train, val):
+            check(x, truth[0])
+            check(y, truth[1])
+            x["rgb"][:] = 255  # back to the pool dirty
+            x["audio"][:] = 255
+            kept.append(y)  # alive while the other iterator goes on
+        del train, val
+        for y in kept:
+            check(y, truth[1])
+    assert len(kept) == 9
+    del x, y, kept
+    assert _native.batch_buffers_kept() > 0  # kept for the next epoch (20 s)...
+    monkeypatch.setenv("YT8M_POOL_IDLE_MS", "200")
+    assert sum(len(b["ids"]) for b in yt8m.read_batches(sets[1], 16)) == 48
+    for _ in range(100):
+        if _native.batch_buffers_kept() == 0:
+            break
+        time.sleep(0.05)
+    assert _native.batch_buffers_kept() == 0  # ...and freed once reading is over
 
 
 @needs_shared

@@ -112,6 +112,25 @@ impl BufferPool {
         }
     }
 
+    /// Buffers kept now (frames and label matrices).
+    pub fn kept(&self) -> usize {
+        self.free.lock().unwrap_or_else(|e| e.into_inner()).len()
+            + self
+                .free_labels
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .len()
+    }
+
+    /// Frees every buffer kept (those in use come back later as usual).
+    pub fn clear(&self) {
+        self.free.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.free_labels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
     /// `len` zeros (a recycled matrix, cleared).
     pub fn take_labels(&self, len: usize) -> Vec<f32> {
         let free = self

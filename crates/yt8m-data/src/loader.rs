@@ -59,6 +59,12 @@ impl Default for LoaderConfig {
 /// [`CHUNKS_IN_FLIGHT`] chunks, so as many videos wait per reader as before (64).
 const CHUNK: usize = 16;
 const CHUNKS_IN_FLIGHT: usize = 4;
+/// The batch loader's channels when its shards are memory-mapped: a video there is a few
+/// offsets into the map, so each reader may run 256 videos ahead. Batches come from one shard
+/// at a time (file i is reader i mod n's), so with 64 the other readers soon waited while one
+/// worked: 1.1x an epoch of `read_batches` (docs/benchmarks.md). Records read into buffers
+/// (`skip_corrupt`, pickles) keep [`CHUNKS_IN_FLIGHT`]: up to 350 KB a video.
+const MAPPED_CHUNKS_IN_FLIGHT: usize = 16;
 
 enum Msg {
     /// Up to [`CHUNK`] videos of one file, in file order.
@@ -309,10 +315,20 @@ impl Loader {
         }
         .min(order.len())
         .max(1);
+        let mapped = !cfg.skip_corrupt
+            && self
+                .files
+                .iter()
+                .all(|f| crate::paths::shard_kind(f) == crate::paths::ShardKind::TfRecord);
+        let depth = if mapped {
+            MAPPED_CHUNKS_IN_FLIGHT
+        } else {
+            CHUNKS_IN_FLIGHT
+        };
         let mut handles = Vec::new();
         let mut reader_rx = Vec::new();
         for w in 0..n_readers {
-            let (tx, rx) = sync_channel::<Msg>(CHUNKS_IN_FLIGHT);
+            let (tx, rx) = sync_channel::<Msg>(depth);
             reader_rx.push(rx);
             let mine: Vec<(PathBuf, Arc<FeatureSpec>)> = order
                 .iter()

