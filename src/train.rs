@@ -593,35 +593,14 @@ impl<'a> Setup<'a> {
         };
         let (n_train, steps_per_epoch) = count_steps(cfg, &train_loader, comm)?;
         if main {
-            tracing::info!(
-                "training {} ({} parameters) on {} with {threads} thread(s), {}, {} train files{}, {} epochs",
-                model.arch.name(),
-                model.num_parameters(),
-                crate::runtime::device_name(device),
-                comm.name(),
-                train_loader.files().len(),
-                n_train
-                    .map(|n| format!(" ({n} videos)"))
-                    .unwrap_or_default(),
-                cfg.epochs
-            );
+            let files = train_loader.files().len();
+            announce(&model, threads, comm, files, n_train, cfg.epochs);
         }
-        let mut log = if main {
-            Some(RunLog::open(&opts.output)?)
+        let log = if main {
+            Some(open_run_log(opts, resume_from.as_deref(), &state)?)
         } else {
             None
         };
-        if let (Some(log), Some(ck)) = (log.as_mut(), &resume_from) {
-            // Epochs after this line repeat none before it: they continue from the checkpoint.
-            log.write(
-                &LogRecord::Resume {
-                    from: ck.display().to_string(),
-                    epoch: state.epoch,
-                    global_step: state.global_step,
-                },
-                state.global_step,
-            );
-        }
         let eval = EvalSettings {
             top_k: cfg.METRIC.gap_top_k,
             tie_order: cfg.METRIC.tie_order,
@@ -630,26 +609,16 @@ impl<'a> Setup<'a> {
         };
         // The trainable variables, whose gradients workers average (batch norm's moving
         // statistics have none).
-        let vars: Vec<(String, Tensor)> = model
+        let vars = model
             .named_variables()
             .into_iter()
             .filter(|(_, t)| t.requires_grad())
             .collect();
-        let compute = match cfg.TRAIN.precision.resolve(model.device()) {
-            (tch::Kind::BFloat16, why) => {
-                if main {
-                    tracing::info!("mixed precision: bf16 compute, float32 master weights ({why})");
-                }
-                tch::Kind::BFloat16
-            }
-            _ => model.kind,
-        };
-        let end_epoch = opts
-            .stop_after_epochs
-            .map(|n| (state.epoch + n).min(cfg.epochs))
-            .unwrap_or(cfg.epochs);
+        let compute = compute_kind(cfg, &model, main);
         let trainer = Trainer {
-            end_epoch,
+            end_epoch: opts
+                .stop_after_epochs
+                .map_or(cfg.epochs, |n| (state.epoch + n).min(cfg.epochs)),
             compute,
             cfg,
             opts,
@@ -670,6 +639,60 @@ impl<'a> Setup<'a> {
             valid_loader,
             eval,
         })
+    }
+}
+
+/// The run's first line: what trains where, on what.
+fn announce(
+    model: &Model,
+    threads: usize,
+    comm: &dyn Comm,
+    files: usize,
+    videos: Option<usize>,
+    epochs: usize,
+) {
+    tracing::info!(
+        "training {} ({} parameters) on {} with {threads} thread(s), {}, {files} train files{}, {epochs} epochs",
+        model.arch.name(),
+        model.num_parameters(),
+        crate::runtime::device_name(model.device()),
+        comm.name(),
+        videos.map(|n| format!(" ({n} videos)")).unwrap_or_default(),
+    );
+}
+
+/// The run's log (`metrics.jsonl`), with a line saying where a resumed run continues from.
+fn open_run_log(
+    opts: &TrainOptions,
+    resume_from: Option<&std::path::Path>,
+    state: &TrainState,
+) -> Result<RunLog> {
+    let mut log = RunLog::open(&opts.output)?;
+    if let Some(ck) = resume_from {
+        // Epochs after this line repeat none before it: they continue from the checkpoint.
+        log.write(
+            &LogRecord::Resume {
+                from: ck.display().to_string(),
+                epoch: state.epoch,
+                global_step: state.global_step,
+            },
+            state.global_step,
+        );
+    }
+    Ok(log)
+}
+
+/// The kind the forward and backward passes compute in: bf16 under mixed precision (float32
+/// master weights), else the weights' own.
+fn compute_kind(cfg: &Config, model: &Model, main: bool) -> tch::Kind {
+    match cfg.TRAIN.precision.resolve(model.device()) {
+        (tch::Kind::BFloat16, why) => {
+            if main {
+                tracing::info!("mixed precision: bf16 compute, float32 master weights ({why})");
+            }
+            tch::Kind::BFloat16
+        }
+        _ => model.kind,
     }
 }
 

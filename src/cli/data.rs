@@ -257,9 +257,7 @@ pub(crate) fn synth(a: SynthArgs) -> Result<()> {
 }
 
 pub(crate) fn extract(a: ExtractArgs) -> Result<()> {
-    use yt8m::extract::write::{
-        Event, WriteOptions, extract_all, inputs_from_csv, inputs_from_paths,
-    };
+    use yt8m::extract::write::{WriteOptions, extract_all, inputs_from_csv, inputs_from_paths};
     if !(a.fps.is_finite() && a.fps > 0.0) {
         bail!(
             "--fps must be a positive number of frames per second (got {})",
@@ -304,45 +302,74 @@ pub(crate) fn extract(a: ExtractArgs) -> Result<()> {
             "zeros, as the official extractor writes by default"
         }
     );
-    let n = inputs.len();
-    let mut progress = yt8m::runtime::Progress::with_total("extract", Some(n));
-    let mut done = 0;
+    let mut progress = ExtractProgress::new(inputs.len());
     let t0 = std::time::Instant::now();
-    // Within a long video too: a line every 10 s (YT8M_PROGRESS_SECS) with its frames so far.
-    let every = std::env::var("YT8M_PROGRESS_SECS")
-        .ok()
-        .and_then(|s| s.parse::<f64>().ok())
-        .unwrap_or(10.0);
-    let mut last_line = std::time::Instant::now();
-    let mut current = (0, PathBuf::new());
-    let s = extract_all(&ex, &inputs, &a.out, &opts, &mut |e| match e {
-        Event::Video(i, p) => {
-            tracing::debug!("video {}/{n}: {}", i + 1, p.display());
-            current = (i, p.to_path_buf());
+    let s = extract_all(&ex, &inputs, &a.out, &opts, &mut |e| progress.on(e))
+        .with_context(|| format!("extracting into {}", a.out.display()))?;
+    report_extract(&s, &a.out, t0.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// `extract`'s progress: the bar over videos, and within a long video a line every 10 s
+/// (`YT8M_PROGRESS_SECS`) with its frames so far.
+struct ExtractProgress {
+    n: usize,
+    bar: yt8m::runtime::Progress,
+    done: usize,
+    every: f64,
+    last_line: std::time::Instant,
+    current: (usize, PathBuf),
+}
+
+impl ExtractProgress {
+    fn new(n: usize) -> Self {
+        ExtractProgress {
+            n,
+            bar: yt8m::runtime::Progress::with_total("extract", Some(n)),
+            done: 0,
+            every: std::env::var("YT8M_PROGRESS_SECS")
+                .ok()
+                .and_then(|s| s.parse::<f64>().ok())
+                .unwrap_or(10.0),
+            last_line: std::time::Instant::now(),
+            current: (0, PathBuf::new()),
         }
-        Event::Frames(f, _) => {
-            if last_line.elapsed().as_secs_f64() >= every {
-                last_line = std::time::Instant::now();
-                tracing::info!(
-                    "extract: video {}/{n} ({}): {f} frames so far",
-                    current.0 + 1,
-                    current.1.display()
-                );
+    }
+
+    fn on(&mut self, e: yt8m::extract::write::Event) {
+        use yt8m::extract::write::Event;
+        let n = self.n;
+        match e {
+            Event::Video(i, p) => {
+                tracing::debug!("video {}/{n}: {}", i + 1, p.display());
+                self.current = (i, p.to_path_buf());
+            }
+            Event::Frames(f, _) => {
+                if self.last_line.elapsed().as_secs_f64() >= self.every {
+                    self.last_line = std::time::Instant::now();
+                    tracing::info!(
+                        "extract: video {}/{n} ({}): {f} frames so far",
+                        self.current.0 + 1,
+                        self.current.1.display()
+                    );
+                }
+            }
+            Event::VideoDone(_) => {
+                self.done += 1;
+                self.bar.tick(self.done);
             }
         }
-        Event::VideoDone(_) => {
-            done += 1;
-            progress.tick(done);
-        }
-    })
-    .with_context(|| format!("extracting into {}", a.out.display()))?;
-    let secs = t0.elapsed().as_secs_f64();
+    }
+}
+
+/// What `extract` wrote, kept and skipped.
+fn report_extract(s: &yt8m::extract::write::Summary, out: &std::path::Path, secs: f64) {
     println!(
         "wrote {} video(s), {} frames, in {} shard(s) under {} ({:.1} s, {:.1} frames/s){}",
         s.videos_written,
         s.frames_written,
         s.shards_written.len(),
-        a.out.display(),
+        out.display(),
         secs,
         s.frames_written as f64 / secs.max(1e-9),
         if s.shards_kept.is_empty() {
@@ -363,7 +390,6 @@ pub(crate) fn extract(a: ExtractArgs) -> Result<()> {
             println!("  {}: {why}", p.display());
         }
     }
-    Ok(())
 }
 
 pub(crate) fn evaluate(a: EvaluateArgs) -> Result<()> {

@@ -270,29 +270,12 @@ impl Batch {
                 });
             }
         } else {
-            for (m, &d) in spec.dims.iter().enumerate() {
-                let mut rows = Vec::with_capacity(b);
-                // Float rows: video level (T = 1) or dequantized frames; padding is 0.0.
-                let mut data = vec![0f32; b * t * d];
-                for (i, v) in videos.iter().enumerate() {
-                    let (src, r) = match &v.features {
-                        VideoFeatures::Mean(f) => (&f[m], 1),
-                        VideoFeatures::FloatFrames(f) => {
-                            (&f[m], (f[m].len() / d).min(v.num_frames))
-                        }
-                        VideoFeatures::Frames(_) | VideoFeatures::Mapped(_) => {
-                            panic!("mixed feature kinds in one batch")
-                        }
-                    };
-                    data[i * t * d..i * t * d + r * d].copy_from_slice(&src[..r * d]);
-                    rows.push(r as i64);
-                }
-                modalities.push(ModalityBatch {
-                    dim: d,
-                    data: ModalityData::F32(data),
-                    rows,
-                });
-            }
+            modalities.extend(
+                spec.dims
+                    .iter()
+                    .enumerate()
+                    .map(|(m, &d)| float_modality(&videos, m, d, t)),
+            );
         }
         Batch {
             ids: videos.iter().map(|v| v.id.clone()).collect(),
@@ -304,6 +287,30 @@ impl Batch {
             has_labels: videos.iter().map(|v| v.has_labels).collect(),
             positions: idx.iter().map(|&i| i as u64).collect(),
         }
+    }
+}
+
+/// Modality `m` (`d` wide) of float videos as `[B, t, d]`: video level (t = 1) or dequantized
+/// frames; padding is 0.0.
+fn float_modality(videos: &[&Video], m: usize, d: usize, t: usize) -> ModalityBatch {
+    let b = videos.len();
+    let mut rows = Vec::with_capacity(b);
+    let mut data = vec![0f32; b * t * d];
+    for (i, v) in videos.iter().enumerate() {
+        let (src, r) = match &v.features {
+            VideoFeatures::Mean(f) => (&f[m], 1),
+            VideoFeatures::FloatFrames(f) => (&f[m], (f[m].len() / d).min(v.num_frames)),
+            VideoFeatures::Frames(_) | VideoFeatures::Mapped(_) => {
+                panic!("mixed feature kinds in one batch")
+            }
+        };
+        data[i * t * d..i * t * d + r * d].copy_from_slice(&src[..r * d]);
+        rows.push(r as i64);
+    }
+    ModalityBatch {
+        dim: d,
+        data: ModalityData::F32(data),
+        rows,
     }
 }
 

@@ -478,28 +478,53 @@ fn reader_thread(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn assembler(
-    readers: Vec<Receiver<Msg>>,
-    n_files: usize,
-    spec: &FeatureSpec,
-    cfg: LoaderConfig,
-    pool: Option<Arc<BufferPool>>,
-    mut rng: Rng,
-    out: SyncSender<Out>,
-    stats: Arc<Mutex<ReadStats>>,
-) {
-    let bs = cfg.batch_size.max(1);
-    let window = if cfg.bucket_by_length {
-        bs * cfg.bucket_window.max(1)
-    } else {
-        bs
-    };
-    let mut buffer: Vec<Video> = Vec::new(); // shuffle buffer
-    let mut pending: Vec<Video> = Vec::new(); // window being filled
-    let next_position = std::cell::Cell::new(0u64); // stream position of pending[0]
-    let emit_window = |pending: &mut Vec<Video>, rng: &mut Rng| -> Vec<Result<Batch, DataError>> {
-        let lengths: Vec<usize> = pending.iter().map(|v| v.num_frames).collect();
+/// Videos in stream order cut into batches: a window of `bucket_window` batches (or one batch)
+/// at a time, sorted by length when bucketing, the window's batches shuffled when both
+/// shuffling and bucketing (the order of the draws from the epoch's RNG is part of the
+/// reproducible stream: resume depends on it).
+struct Windows<'a> {
+    cfg: &'a LoaderConfig,
+    spec: &'a FeatureSpec,
+    pool: Option<&'a BufferPool>,
+    bs: usize,
+    /// Videos per window.
+    window: usize,
+    /// The window being filled.
+    pending: Vec<Video>,
+    /// Stream position of `pending[0]`.
+    next_position: u64,
+}
+
+impl<'a> Windows<'a> {
+    fn new(cfg: &'a LoaderConfig, spec: &'a FeatureSpec, pool: Option<&'a BufferPool>) -> Self {
+        let bs = cfg.batch_size.max(1);
+        let window = if cfg.bucket_by_length {
+            bs * cfg.bucket_window.max(1)
+        } else {
+            bs
+        };
+        Windows {
+            cfg,
+            spec,
+            pool,
+            bs,
+            window,
+            pending: Vec::new(),
+            next_position: 0,
+        }
+    }
+
+    /// Adds a video; the window's batches once it is full.
+    fn push(&mut self, v: Video, rng: &mut Rng) -> Option<Vec<Result<Batch, DataError>>> {
+        self.pending.push(v);
+        (self.pending.len() >= self.window).then(|| self.emit(rng))
+    }
+
+    /// The batches of the window so far (the last, short one at the end of the data), or the
+    /// error that ends the epoch.
+    fn emit(&mut self, rng: &mut Rng) -> Vec<Result<Batch, DataError>> {
+        let (cfg, bs) = (self.cfg, self.bs);
+        let lengths: Vec<usize> = self.pending.iter().map(|v| v.num_frames).collect();
         let groups = if cfg.bucket_by_length {
             length_buckets(&lengths, bs, cfg.bucket_window)
         } else {
@@ -516,35 +541,59 @@ fn assembler(
             if g.len() < bs && cfg.drop_last {
                 continue;
             }
-            let mut b = Batch::build(pending, &g, spec, 1, pool.as_deref());
+            let mut b = Batch::build(&self.pending, &g, self.spec, 1, self.pool);
             // Checked after the copy: a page lost before or during it was read as zeros.
             // The epoch ends there.
-            if let Some(f) = g.iter().find_map(|&i| pending[i].source_truncated()) {
+            if let Some(f) = g.iter().find_map(|&i| self.pending[i].source_truncated()) {
                 return vec![Err(crate::tfrecord::truncated_while_read(f))];
             }
             b.positions
                 .iter_mut()
-                .for_each(|p| *p += next_position.get());
+                .for_each(|p| *p += self.next_position);
             batches.push(b);
         }
-        next_position.set(next_position.get() + pending.len() as u64);
-        pending.clear();
+        self.next_position += self.pending.len() as u64;
+        self.pending.clear();
         if cfg.shuffle && cfg.bucket_by_length {
             rng.shuffle(&mut batches);
         }
         batches.into_iter().map(Ok).collect()
-    };
-    let push = |v: Video,
-                pending: &mut Vec<Video>,
-                rng: &mut Rng|
-     -> Option<Vec<Result<Batch, DataError>>> {
-        pending.push(v);
-        if pending.len() >= window {
-            Some(emit_window(pending, rng))
-        } else {
-            None
-        }
-    };
+    }
+}
+
+/// The TF idiom's `shuffle(buffer)`: `v` goes into the buffer, and once it holds `cap` videos a
+/// random one comes out in its place (None while it fills).
+fn shuffle_step(buffer: &mut Vec<Video>, cap: usize, v: Video, rng: &mut Rng) -> Option<Video> {
+    if buffer.len() < cap.max(1) {
+        buffer.push(v);
+        return None;
+    }
+    let j = rng.below(buffer.len() as u64) as usize;
+    Some(std::mem::replace(&mut buffer[j], v))
+}
+
+fn reader_died(shard: usize) -> DataError {
+    DataError::new(
+        DataErrorKind::Internal,
+        Location::file("<loader>"),
+        format!("a reader thread stopped before the end of shard {shard}"),
+    )
+    .hint("this is a bug in yt8m; please report it with the command and inputs")
+}
+
+#[allow(clippy::too_many_arguments)]
+fn assembler(
+    readers: Vec<Receiver<Msg>>,
+    n_files: usize,
+    spec: &FeatureSpec,
+    cfg: LoaderConfig,
+    pool: Option<Arc<BufferPool>>,
+    mut rng: Rng,
+    out: SyncSender<Out>,
+    stats: Arc<Mutex<ReadStats>>,
+) {
+    let mut buffer: Vec<Video> = Vec::new(); // shuffle buffer
+    let mut windows = Windows::new(&cfg, spec, pool.as_deref());
     // Stops at the first error (sent, then false: the epoch ends there).
     let send_all = |batches: Vec<Result<Batch, DataError>>| -> bool {
         batches.into_iter().all(|b| {
@@ -560,16 +609,14 @@ fn assembler(
                 Ok(Msg::Videos(vs)) => {
                     for v in vs {
                         let v = if cfg.shuffle {
-                            if buffer.len() < cfg.shuffle_buffer.max(1) {
-                                buffer.push(v);
-                                continue;
+                            match shuffle_step(&mut buffer, cfg.shuffle_buffer, v, &mut rng) {
+                                Some(v) => v,
+                                None => continue,
                             }
-                            let j = rng.below(buffer.len() as u64) as usize;
-                            std::mem::replace(&mut buffer[j], v)
                         } else {
                             v
                         };
-                        if let Some(b) = push(v, &mut pending, &mut rng) {
+                        if let Some(b) = windows.push(v, &mut rng) {
                             if !send_all(b) {
                                 return;
                             }
@@ -587,14 +634,7 @@ fn assembler(
                 // The reader is gone without ending its shard: it died (or the epoch was
                 // dropped, in which case nobody reads this).
                 Err(_) => {
-                    let _ = out.send(Out::Batch(Err(DataError::new(
-                        DataErrorKind::Internal,
-                        Location::file("<loader>"),
-                        format!("a reader thread stopped before the end of shard {k}"),
-                    )
-                    .hint(
-                        "this is a bug in yt8m; please report it with the command and inputs",
-                    ))));
+                    let _ = out.send(Out::Batch(Err(reader_died(k))));
                     return;
                 }
             }
@@ -603,13 +643,13 @@ fn assembler(
     // Drain the shuffle buffer in random order.
     rng.shuffle(&mut buffer);
     for v in buffer.drain(..) {
-        if let Some(b) = push(v, &mut pending, &mut rng) {
+        if let Some(b) = windows.push(v, &mut rng) {
             if !send_all(b) {
                 return;
             }
         }
     }
-    let b = emit_window(&mut pending, &mut rng);
+    let b = windows.emit(&mut rng);
     if send_all(b) {
         let _ = out.send(Out::Done);
     }
