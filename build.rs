@@ -4,6 +4,7 @@
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     grpc();
+    bundled_configs();
     println!("cargo:rerun-if-env-changed=YT8M_RPATH");
     // YT8M_RPATH=wheel: the engine of the Python wheel (`./dev wheel`), installed as
     // site-packages/yt8m/_bin/yt8m-core: libtorch is the `torch` package beside it, found
@@ -52,6 +53,51 @@ fn main() {
             println!("cargo:rustc-link-arg=-Wl,--as-needed");
         }
     }
+}
+
+/// The configs shipped inside the binary (src/configs.rs): every `configs/*.yaml` but the
+/// test-only ones, in name order, each with the `# summary:` line at its top.
+fn bundled_configs() {
+    const TEST_ONLY: &[&str] = &["tiny_test"];
+    let root =
+        std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));
+    let dir = root.join("configs");
+    // The directory's own time changes when a file is added or removed.
+    println!("cargo:rerun-if-changed={}", dir.display());
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
+        .expect("configs/ is part of the repository")
+        .map(|e| e.expect("a readable configs/ entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    let mut out = String::from("&[\n");
+    for p in files {
+        let name = p.file_stem().unwrap().to_string_lossy().into_owned();
+        if TEST_ONLY.contains(&name.as_str()) {
+            continue;
+        }
+        println!("cargo:rerun-if-changed={}", p.display());
+        let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        let Some(summary) = text
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("# summary:"))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        else {
+            panic!(
+                "configs/{name}.yaml: its first line must be `# summary: WHAT IT IS` (yt8m config list shows it)"
+            );
+        };
+        out.push_str(&format!(
+            "    Bundled {{ name: {name:?}, summary: {summary:?}, yaml: include_str!({:?}) }},\n",
+            p.display().to_string()
+        ));
+    }
+    out.push_str("]\n");
+    let dest = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets it"))
+        .join("bundled_configs.rs");
+    std::fs::write(&dest, out).unwrap_or_else(|e| panic!("{}: {e}", dest.display()));
 }
 
 /// The Open Inference Protocol's gRPC service (`yt8m serve --grpc-port`), generated from

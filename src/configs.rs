@@ -2,62 +2,18 @@
 //! work from any directory, without the repository (MMEngine's `print_config` and
 //! Ultralytics' `cfg` copy are the model).
 
-/// One bundled config: its name (the file name without `.yaml`), what it is, and its YAML.
+/// One bundled config: its name (the file name without `.yaml`), what it is (its `# summary:`
+/// line), and its YAML.
 pub struct Bundled {
     pub name: &'static str,
     pub summary: &'static str,
     pub yaml: &'static str,
 }
 
-macro_rules! bundled {
-    ($(($name:literal, $summary:literal)),* $(,)?) => {
-        &[$(Bundled {
-            name: $name,
-            summary: $summary,
-            yaml: include_str!(concat!("../configs/", $name, ".yaml")),
-        }),*]
-    };
-}
-
-/// Every config of `configs/` but the test-only `tiny_test`, by name.
-pub const BUNDLED: &[Bundled] = bundled!(
-    (
-        "attention_lstm_youtube8m",
-        "PaddleVideo's AttentionLSTM, full size (108.7 M parameters), its recipe"
-    ),
-    (
-        "demo_small",
-        "a small AttentionLSTM on `yt8m synth` data (what `yt8m demo` trains)"
-    ),
-    (
-        "lstm_youtube8m",
-        "Google starter's LstmModel (2 x 1024 LSTM + MoE), train.py's defaults"
-    ),
-    (
-        "dbof_youtube8m",
-        "Google starter's DbofModel (8192 clusters + MoE), train.py's defaults"
-    ),
-    (
-        "frame_logistic_youtube8m",
-        "Google starter's FrameLevelLogisticModel, train.py's defaults"
-    ),
-    (
-        "nextvlad_youtube8m",
-        "PaddlePaddle's legacy video zoo NeXtVLAD"
-    ),
-    (
-        "attention_cluster_youtube8m",
-        "PaddlePaddle's legacy video zoo AttentionCluster with shifting"
-    ),
-    (
-        "logistic_video",
-        "Google starter's LogisticModel on the 2018 video-level features"
-    ),
-    (
-        "moe_video",
-        "Google starter's MoeModel (2 experts) on the 2018 video-level features"
-    ),
-);
+/// Every config of `configs/` but the test-only `tiny_test`, by name: build.rs lists the
+/// directory, so shipping a config is adding its file (with a `# summary:` line at the top,
+/// which `yt8m config list` shows).
+pub const BUNDLED: &[Bundled] = include!(concat!(env!("OUT_DIR"), "/bundled_configs.rs"));
 
 /// The bundled config `name` (`.yaml` may be given), or an error listing the names.
 pub fn find(name: &str) -> crate::Result<&'static Bundled> {
@@ -97,6 +53,11 @@ mod tests {
         );
         for b in BUNDLED {
             assert!(b.yaml.starts_with('#'), "{}: no header comment", b.name);
+            assert!(
+                b.yaml.starts_with(&format!("# summary: {}\n", b.summary)) && !b.summary.is_empty(),
+                "{}: the summary is the file's first line",
+                b.name
+            );
         }
         // Each loads and validates as written out (what `config show` gives a user).
         let tmp = std::env::temp_dir().join(format!("yt8m-configs-{}", std::process::id()));

@@ -293,54 +293,9 @@ fn shard_rgb(path: &Path) -> Result<Vec<u8>> {
 /// session.run) on the same video and extractor files, side by side in one run: frames/s of
 /// each, the ratio, and how many quantized bytes agree.
 pub fn bench_extract(o: &ExtractBenchOptions) -> Result<String> {
-    use yt8m::extract::write::{WriteOptions, extract_all, inputs_from_paths};
-    let ext = |e: yt8m::extract::ExtractError| Error::Invalid(e.to_string());
     let work = default_workdir().join("extract");
     std::fs::create_dir_all(&work).map_err(|e| Error::io(&work, e))?;
-    let (dir, video) = match &o.python {
-        Some(py) => {
-            let mut c = Command::new(py);
-            c.arg(&o.script)
-                .arg("prepare")
-                .arg(&work)
-                .arg(o.seconds.to_string());
-            if let Some(d) = &o.extractor {
-                c.arg(d);
-            }
-            let v = run_json(
-                &mut c,
-                "the stand-in builder (scripts/bench_extract.py prepare)",
-            )?;
-            let s = |k: &str| PathBuf::from(v[k].as_str().unwrap_or_default());
-            (s("extractor"), s("video"))
-        }
-        None => {
-            let dir = o.extractor.clone().ok_or_else(|| {
-                Error::Invalid(
-                    "give --python (TensorFlow + OpenCV, for the official side and the full-size \
-                     stand-in) or --extractor DIR (the official files) to time yt8m alone"
-                        .into(),
-                )
-            })?;
-            let video = work.join(format!("clip_{}s.mp4", o.seconds));
-            let st = Command::new("ffmpeg")
-                .args(["-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i"])
-                .arg(format!(
-                    "testsrc2=size=640x360:rate=30:duration={}",
-                    o.seconds
-                ))
-                .args(["-c:v", "libx264", "-pix_fmt", "yuv420p"])
-                .arg(&video)
-                .status()
-                .map_err(|e| Error::Invalid(format!("cannot run ffmpeg: {e}")))?;
-            if !st.success() {
-                return Err(Error::Invalid(
-                    "ffmpeg could not make the test video".into(),
-                ));
-            }
-            (dir, video)
-        }
-    };
+    let (dir, video) = extract_bench_inputs(o, &work)?;
     let mut out = format!(
         "extract: {} ({} s of 640x360 30 fps video), extractor files {}, {} core(s)\n\n\
          | pipeline | frames | seconds | frames/s | vs official |\n|---|---|---|---|---|\n",
@@ -374,13 +329,83 @@ pub fn bench_extract(o: &ExtractBenchOptions) -> Result<String> {
         }
         None => None,
     };
-    // yt8m: graph loading excluded, as on the official side.
-    let ex =
-        yt8m::extract::Extractor::load_with(&dir, o.batch_size, yt8m::extract::AudioSource::Zeros)
-            .map_err(ext)?;
     let dest = work.join("yt8m");
-    let _ = std::fs::remove_dir_all(&dest);
-    let inputs = inputs_from_paths(std::slice::from_ref(&video)).map_err(ext)?;
+    let (frames, el) = time_yt8m_extract(o, &dir, &video, &dest)?;
+    let rate = frames as f64 / el;
+    out.push_str(&format!(
+        "| yt8m extract (ffmpeg, libtorch, {} frames per call, {} thread(s)) | {frames} | {el:.1} | {rate:.2} | {} |\n",
+        o.batch_size,
+        tch::get_num_threads(),
+        official.map_or("-".into(), |r| format!("{:.2}x", rate / r))
+    ));
+    if official.is_some() {
+        let a = shard_rgb(&work.join("official.tfrecord"))?;
+        let b = shard_rgb(&dest.join("extract0000.tfrecord"))?;
+        out.push_str(&compare_quantized(&a, &b));
+    }
+    Ok(out)
+}
+
+/// The extractor directory and the video: the stand-in builder's (with --python) or the given
+/// files and an ffmpeg test clip.
+fn extract_bench_inputs(o: &ExtractBenchOptions, work: &Path) -> Result<(PathBuf, PathBuf)> {
+    if let Some(py) = &o.python {
+        let mut c = Command::new(py);
+        c.arg(&o.script)
+            .arg("prepare")
+            .arg(work)
+            .arg(o.seconds.to_string());
+        if let Some(d) = &o.extractor {
+            c.arg(d);
+        }
+        let v = run_json(
+            &mut c,
+            "the stand-in builder (scripts/bench_extract.py prepare)",
+        )?;
+        let s = |k: &str| PathBuf::from(v[k].as_str().unwrap_or_default());
+        return Ok((s("extractor"), s("video")));
+    }
+    let dir = o.extractor.clone().ok_or_else(|| {
+        Error::Invalid(
+            "give --python (TensorFlow + OpenCV, for the official side and the full-size \
+             stand-in) or --extractor DIR (the official files) to time yt8m alone"
+                .into(),
+        )
+    })?;
+    let video = work.join(format!("clip_{}s.mp4", o.seconds));
+    let st = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg(format!(
+            "testsrc2=size=640x360:rate=30:duration={}",
+            o.seconds
+        ))
+        .args(["-c:v", "libx264", "-pix_fmt", "yuv420p"])
+        .arg(&video)
+        .status()
+        .map_err(|e| Error::Invalid(format!("cannot run ffmpeg: {e}")))?;
+    if !st.success() {
+        return Err(Error::Invalid(
+            "ffmpeg could not make the test video".into(),
+        ));
+    }
+    Ok((dir, video))
+}
+
+/// `yt8m extract` of `video` into `dest`: frames written and seconds (graph loading excluded,
+/// as on the official side).
+fn time_yt8m_extract(
+    o: &ExtractBenchOptions,
+    dir: &Path,
+    video: &Path,
+    dest: &Path,
+) -> Result<(usize, f64)> {
+    use yt8m::extract::write::{WriteOptions, extract_all, inputs_from_paths};
+    let ext = |e: yt8m::extract::ExtractError| Error::Invalid(e.to_string());
+    let ex =
+        yt8m::extract::Extractor::load_with(dir, o.batch_size, yt8m::extract::AudioSource::Zeros)
+            .map_err(ext)?;
+    let _ = std::fs::remove_dir_all(dest);
+    let inputs = inputs_from_paths(&[video.to_path_buf()]).map_err(ext)?;
     let opts = WriteOptions {
         level: yt8m::data::Level::Frame,
         audio: yt8m::extract::AudioSource::Zeros,
@@ -391,39 +416,29 @@ pub fn bench_extract(o: &ExtractBenchOptions) -> Result<String> {
         skip_bad_videos: false,
     };
     let t = Instant::now();
-    let s = extract_all(&ex, &inputs, &dest, &opts, &mut |_| {}).map_err(ext)?;
-    let el = t.elapsed().as_secs_f64();
-    let rate = s.frames_written as f64 / el;
-    out.push_str(&format!(
-        "| yt8m extract (ffmpeg, libtorch, {} frames per call, {} thread(s)) | {} | {el:.1} | {rate:.2} | {} |\n",
-        o.batch_size,
-        tch::get_num_threads(),
-        s.frames_written,
-        official.map_or("-".into(), |r| format!("{:.2}x", rate / r))
-    ));
-    if official.is_some() {
-        let a = shard_rgb(&work.join("official.tfrecord"))?;
-        let b = shard_rgb(&dest.join("extract0000.tfrecord"))?;
-        if a.len() == b.len() {
-            let differ = a.iter().zip(&b).filter(|(x, y)| x != y).count();
-            let by_one = a
-                .iter()
-                .zip(&b)
-                .filter(|(x, y)| (**x as i32 - **y as i32).abs() == 1)
-                .count();
-            out.push_str(&format!(
-                "\nquantized rgb bytes: {} of {} equal; {differ} differ ({by_one} by one: float32 \
-                 on both sides, a value on a rounding boundary may land either way)\n",
-                a.len() - differ,
-                a.len()
-            ));
-        } else {
-            out.push_str(&format!(
-                "\nframe counts differ: official {} bytes, yt8m {} bytes\n",
-                a.len(),
-                b.len()
-            ));
-        }
+    let s = extract_all(&ex, &inputs, dest, &opts, &mut |_| {}).map_err(ext)?;
+    Ok((s.frames_written, t.elapsed().as_secs_f64()))
+}
+
+/// How many quantized rgb bytes of the two extractions agree (a line for the report).
+fn compare_quantized(a: &[u8], b: &[u8]) -> String {
+    if a.len() != b.len() {
+        return format!(
+            "\nframe counts differ: official {} bytes, yt8m {} bytes\n",
+            a.len(),
+            b.len()
+        );
     }
-    Ok(out)
+    let differ = a.iter().zip(b).filter(|(x, y)| x != y).count();
+    let by_one = a
+        .iter()
+        .zip(b)
+        .filter(|(x, y)| (**x as i32 - **y as i32).abs() == 1)
+        .count();
+    format!(
+        "\nquantized rgb bytes: {} of {} equal; {differ} differ ({by_one} by one: float32 \
+         on both sides, a value on a rounding boundary may land either way)\n",
+        a.len() - differ,
+        a.len()
+    )
 }
