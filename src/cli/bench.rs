@@ -345,33 +345,20 @@ fn bench_train_attention_lstm(
     };
     // The LSTM-bound part alone: libtorch's fused kernel, one direction, forward + backward
     // at the model's widths over T = 150 (the mean length), as the model calls it.
-    let mut lstm_rows: Vec<(String, f64, tch::Kind)> = Vec::new();
-    for &bs in &o.batch_sizes {
-        let g = lstm_kernel_gflops(
-            bs as i64,
-            150,
-            mc.embedding_size as i64,
-            mc.lstm_size as i64,
-            device,
-            o.steps.max(1),
-        );
-        lstm_rows.push((format!("| {bs} | {g:.1} |"), g, tch::Kind::Float));
-    }
+    let lstm_rows: Vec<(String, f64, tch::Kind)> = o
+        .batch_sizes
+        .iter()
+        .map(|&bs| {
+            let (e, h) = (mc.embedding_size as i64, mc.lstm_size as i64);
+            let g = lstm_kernel_gflops(bs as i64, 150, e, h, device, o.steps.max(1));
+            (format!("| {bs} | {g:.1} |"), g, tch::Kind::Float)
+        })
+        .collect();
     // Shared machines drift: the larger of two ceiling measurements keeps the shares honest.
     let (shape_rows_after, ceiling_after, bf16_after) = gemm_ceilings(device, mc, maxb, with_bf16);
     let ceiling = ceiling_before.max(ceiling_after);
     let bf16_ceiling = bf16_before.max(bf16_after);
-    let shapes: String = shape_rows
-        .iter()
-        .zip(&shape_rows_after)
-        .map(|(a, b)| {
-            if with_bf16 {
-                format!("| {} | {:.0} | {:.0} |\n", a.0, a.1.max(b.1), a.2.max(b.2))
-            } else {
-                format!("| {} | {:.0} |\n", a.0, a.1.max(b.1))
-            }
-        })
-        .collect();
+    let shapes = shape_table(&shape_rows, &shape_rows_after, with_bf16);
     let (ceilings, shape_head, not_timed) = if with_bf16 {
         (
             format!("fp32 {ceiling:.0}, bf16 {bf16_ceiling:.0} GFLOP/s"),
@@ -405,6 +392,26 @@ fn bench_train_attention_lstm(
         mc.lstm_size,
         table(&lstm_rows)
     ))
+}
+
+/// The GEMM shapes' rows: per shape the larger of the two measurements (before and after the
+/// training runs), fp32 and, where timed, bf16.
+fn shape_table<S: std::fmt::Display>(
+    before: &[(S, f64, f64)],
+    after: &[(S, f64, f64)],
+    with_bf16: bool,
+) -> String {
+    before
+        .iter()
+        .zip(after)
+        .map(|(a, b)| {
+            if with_bf16 {
+                format!("| {} | {:.0} | {:.0} |\n", a.0, a.1.max(b.1), a.2.max(b.2))
+            } else {
+                format!("| {} | {:.0} |\n", a.0, a.1.max(b.1))
+            }
+        })
+        .collect()
 }
 
 /// GFLOP/s of libtorch's fused LSTM (one direction) forward + backward on `[b, t, e]`.
@@ -447,13 +454,15 @@ pub fn bench_predict(o: &ModelBenchOptions) -> Result<String> {
     } else {
         o.precisions.clone()
     };
-    let mut models = Vec::new();
-    for p in &precisions {
-        tch::manual_seed(1);
-        let mut m = Model::new(arch.clone(), device, tch::Kind::Float);
-        let (kind, why) = m.use_precision(*p);
-        models.push((*p, kind, why, m));
-    }
+    let models: Vec<PrecisionModel> = precisions
+        .iter()
+        .map(|p| {
+            tch::manual_seed(1);
+            let mut m = Model::new(arch.clone(), device, tch::Kind::Float);
+            let (kind, why) = m.use_precision(*p);
+            (*p, kind, why, m)
+        })
+        .collect();
     let dir = o.workdir.join("predict");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
@@ -462,14 +471,7 @@ pub fn bench_predict(o: &ModelBenchOptions) -> Result<String> {
     // `predict` on a long input never sees.
     let win = yt8m::predict::DEFAULT_BUCKET_WINDOW;
     let n_batches = (o.steps + o.warmup).div_ceil(win) * win;
-    let files = synth_for_bench(&dir.join("data"), cfg, maxb * n_batches)?;
-    let mut vids = Vec::new();
-    for f in &files {
-        read_shard(f, &cfg.feature_spec(), false, |v| {
-            vids.push(v);
-            true
-        })?;
-    }
+    let vids = bench_videos(&dir.join("data"), cfg, maxb * n_batches)?;
     let onnx = match &o.python {
         Some(_) => {
             let p = dir.join("model.onnx");
@@ -539,19 +541,56 @@ pub fn bench_predict(o: &ModelBenchOptions) -> Result<String> {
         }
         last = speeds;
     }
-    for (p, _, why, _) in &models {
+    out.push_str(&predict_footer(&models, &quality, &last));
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(out)
+}
+
+/// The same weights set to compute in one precision: the precision, the kind it resolved to
+/// and why.
+type PrecisionModel = (
+    yt8m::kinds::Precision,
+    tch::Kind,
+    String,
+    yt8m::model::Model,
+);
+
+/// `n` synthetic videos of the config's shape, read back.
+fn bench_videos(
+    dir: &Path,
+    cfg: &yt8m::config::Config,
+    n: usize,
+) -> Result<Vec<yt8m::data::Video>> {
+    let mut vids = Vec::new();
+    for f in &synth_for_bench(dir, cfg, n)? {
+        read_shard(f, &cfg.feature_spec(), false, |v| {
+            vids.push(v);
+            true
+        })?;
+    }
+    Ok(vids)
+}
+
+/// Below `bench predict`'s table: why each precision, the first batches' differences, and
+/// bf16's speed-up over fp32 at the largest batch.
+fn predict_footer(
+    models: &[PrecisionModel],
+    quality: &[String],
+    last: &[(yt8m::kinds::Precision, tch::Kind, f64, f64, f64)],
+) -> String {
+    let mut out = String::new();
+    for (p, _, why, _) in models {
         out.push_str(&format!("\n{p}: {why}"));
     }
     out.push('\n');
-    for q in &quality {
+    for q in quality {
         out.push_str(&format!("\nquality: {q}"));
     }
     let v = |k: tch::Kind| last.iter().find(|s| s.1 == k).map(|s| s.2);
     if let (Some(f), Some(b)) = (v(tch::Kind::Float), v(tch::Kind::BFloat16)) {
         out.push_str(&format!("\nbf16/fp32 speed-up: {:.2}x\n", b / f));
     }
-    let _ = std::fs::remove_dir_all(&dir);
-    Ok(out)
+    out
 }
 
 /// One model's throughput over `batches` (after `warmup` of them).
@@ -661,12 +700,63 @@ fn onnxruntime_rate(
 /// length-sorted windows as `predict`) and as 5-frame segments (batches of `segment_batch`,
 /// then ranked per class with the 2019 class list when the model has the 2018 vocabulary),
 /// frames/s of each, after an untimed warm-up batch.
+/// Seconds `model` takes over `batches` (after one untimed warm-up batch), probabilities on the
+/// CPU included; each probability row goes to `each`, timed too.
+fn time_probabilities(
+    model: &yt8m::model::Model,
+    batches: &[Batch],
+    device: tch::Device,
+    classes: usize,
+    mut each: Option<&mut dyn FnMut(&[f32])>,
+) -> f64 {
+    use yt8m::model::batch_inputs;
+    let mut el = 0.0;
+    tch::no_grad(|| {
+        // Warm-up (allocator, thread pool), untimed.
+        if let Some(b) = batches.first() {
+            let _ = model.forward(&batch_inputs(b, device, model.kind), false);
+        }
+        for b in batches {
+            yt8m::threads::adapt_torch_threads();
+            let t = Instant::now();
+            let p = model
+                .forward(&batch_inputs(b, device, model.kind), false)
+                .to_kind(tch::Kind::Float)
+                .sigmoid()
+                .to_device(tch::Device::Cpu)
+                .contiguous();
+            if let Some(f) = each.as_deref_mut() {
+                let mut all = vec![0f32; p.numel()];
+                p.copy_data(&mut all, p.numel());
+                for row in all.chunks(classes) {
+                    f(row);
+                }
+            }
+            el += t.elapsed().as_secs_f64();
+        }
+    });
+    el
+}
+
+/// Every video cut into the 2019 task's 5-frame segments, in order.
+fn five_frame_segments(vids: &[yt8m::data::Video], dims: &[usize]) -> Vec<yt8m::data::Video> {
+    let mut segs = Vec::new();
+    for v in vids {
+        let mut s = 0;
+        while let Some(w) = v.window(s, yt8m::segments::SEGMENT_LENGTH, dims) {
+            segs.push(w);
+            s += yt8m::segments::SEGMENT_LENGTH;
+        }
+    }
+    segs
+}
+
 pub fn bench_segments(
     o: &ModelBenchOptions,
     videos: usize,
     segment_batch: usize,
 ) -> Result<String> {
-    use yt8m::model::{Model, batch_inputs};
+    use yt8m::model::Model;
     let cfg = &o.config;
     let spec = cfg.feature_spec();
     if spec.level != yt8m::data::Level::Frame {
@@ -681,43 +771,11 @@ pub fn bench_segments(
     let dir = o.workdir.join("segments");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-    let files = synth_for_bench(&dir.join("data"), cfg, videos)?;
-    let mut vids = Vec::new();
-    for f in &files {
-        read_shard(f, &spec, false, |v| {
-            vids.push(v);
-            true
-        })?;
-    }
+    let vids = bench_videos(&dir.join("data"), cfg, videos)?;
     let c = spec.num_classes;
     let frames: usize = vids.iter().map(|v| v.num_frames).sum();
-    let run = |batches: &[Batch], mut each: Option<&mut dyn FnMut(&[f32])>| -> f64 {
-        let mut el = 0.0;
-        tch::no_grad(|| {
-            // Warm-up (allocator, thread pool), untimed.
-            if let Some(b) = batches.first() {
-                let _ = model.forward(&batch_inputs(b, device, model.kind), false);
-            }
-            for b in batches {
-                yt8m::threads::adapt_torch_threads();
-                let t = Instant::now();
-                let p = model
-                    .forward(&batch_inputs(b, device, model.kind), false)
-                    .to_kind(tch::Kind::Float)
-                    .sigmoid()
-                    .to_device(tch::Device::Cpu)
-                    .contiguous();
-                if let Some(f) = each.as_deref_mut() {
-                    let mut all = vec![0f32; p.numel()];
-                    p.copy_data(&mut all, p.numel());
-                    for row in all.chunks(c) {
-                        f(row);
-                    }
-                }
-                el += t.elapsed().as_secs_f64();
-            }
-        });
-        el
+    let run = |batches: &[Batch], each: Option<&mut dyn FnMut(&[f32])>| {
+        time_probabilities(&model, batches, device, c, each)
     };
     // Whole videos, as predict batches them.
     let lengths: Vec<usize> = vids.iter().map(|v| v.num_frames).collect();
@@ -729,14 +787,7 @@ pub fn bench_segments(
             .collect();
     let t_whole = run(&whole, None);
     // Segments, as predict --segments cuts and batches them.
-    let mut segs = Vec::new();
-    for v in &vids {
-        let mut s = 0;
-        while let Some(w) = v.window(s, yt8m::segments::SEGMENT_LENGTH, &spec.dims) {
-            segs.push(w);
-            s += yt8m::segments::SEGMENT_LENGTH;
-        }
-    }
+    let segs = five_frame_segments(&vids, &spec.dims);
     let idx: Vec<usize> = (0..segs.len()).collect();
     let seg_batches: Vec<Batch> = idx
         .chunks(segment_batch)

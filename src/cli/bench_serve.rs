@@ -204,57 +204,7 @@ fn drive(
     let tallies: Vec<Tally> = rt.block_on(async {
         let stop = Instant::now() + Duration::from_secs_f64(seconds);
         let tasks: Vec<_> = (0..c)
-            .map(|w| {
-                let (reqs, heads) = (reqs.clone(), heads.clone());
-                tokio::spawn(async move {
-                    let mut t = Tally::default();
-                    let connect = || async {
-                        let s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-                            .await
-                            .ok()?;
-                        s.set_nodelay(true).ok()?;
-                        Some(tokio::io::BufReader::new(s))
-                    };
-                    let mut conn = connect().await;
-                    let mut sink = Vec::new();
-                    let mut i = w;
-                    while Instant::now() < stop {
-                        let (body, _, frames) = &reqs[i % reqs.len()];
-                        let head = &heads[i % reqs.len()];
-                        // Every client cycles through all the videos (from its own
-                        // offset): with `i += c` and as many videos as clients, each client
-                        // sent one fixed video, and a server answering short videos sooner
-                        // was credited more videos/s than one serving every length alike.
-                        i += 1;
-                        let Some(cn) = conn.as_mut() else {
-                            t.other += 1;
-                            break;
-                        };
-                        let t1 = Instant::now();
-                        let left = stop.saturating_duration_since(t1) + Duration::from_secs(30);
-                        match tokio::time::timeout(
-                            left,
-                            request(cn, head.as_bytes(), body, &mut sink),
-                        )
-                        .await
-                        {
-                            Ok(Ok(200)) => {
-                                t.ok += 1;
-                                t.videos += 1;
-                                t.frames += frames;
-                                t.lat.push(t1.elapsed().as_secs_f64() * 1e3);
-                            }
-                            Ok(Ok(503)) => t.refused += 1,
-                            Ok(Ok(_)) => t.other += 1,
-                            Ok(Err(_)) | Err(_) => {
-                                t.other += 1;
-                                conn = connect().await;
-                            }
-                        }
-                    }
-                    t
-                })
-            })
+            .map(|w| tokio::spawn(client(port, reqs.clone(), heads.clone(), w, stop)))
             .collect();
         let mut out = Vec::with_capacity(c);
         for h in tasks {
@@ -262,31 +212,89 @@ fn drive(
         }
         out
     });
-    let mut lat = Vec::new();
-    let (mut ok, mut refused, mut other, mut frames, mut videos) = (0, 0, 0, 0, 0);
-    for t in tallies {
-        lat.extend(t.lat);
-        ok += t.ok;
-        refused += t.refused;
-        other += t.other;
-        frames += t.frames;
-        videos += t.videos;
+    Level::of(what, c, tallies, t0.elapsed().as_secs_f64())
+}
+
+/// One keep-alive client until `stop`: request after request, cycling through every video
+/// from its own offset `w`.
+async fn client(
+    port: u16,
+    reqs: Arc<Vec<(Vec<u8>, usize, usize)>>,
+    heads: Arc<Vec<String>>,
+    w: usize,
+    stop: Instant,
+) -> Tally {
+    let mut t = Tally::default();
+    let connect = || async {
+        let s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()?;
+        s.set_nodelay(true).ok()?;
+        Some(tokio::io::BufReader::new(s))
+    };
+    let mut conn = connect().await;
+    let mut sink = Vec::new();
+    let mut i = w;
+    while Instant::now() < stop {
+        let (body, _, frames) = &reqs[i % reqs.len()];
+        let head = &heads[i % reqs.len()];
+        // Every client cycles through all the videos (from its own offset): with `i += c`
+        // and as many videos as clients, each client sent one fixed video, and a server
+        // answering short videos sooner was credited more videos/s than one serving every
+        // length alike.
+        i += 1;
+        let Some(cn) = conn.as_mut() else {
+            t.other += 1;
+            break;
+        };
+        let t1 = Instant::now();
+        let left = stop.saturating_duration_since(t1) + Duration::from_secs(30);
+        match tokio::time::timeout(left, request(cn, head.as_bytes(), body, &mut sink)).await {
+            Ok(Ok(200)) => {
+                t.ok += 1;
+                t.videos += 1;
+                t.frames += frames;
+                t.lat.push(t1.elapsed().as_secs_f64() * 1e3);
+            }
+            Ok(Ok(503)) => t.refused += 1,
+            Ok(Ok(_)) => t.other += 1,
+            Ok(Err(_)) | Err(_) => {
+                t.other += 1;
+                conn = connect().await;
+            }
+        }
     }
-    let el = t0.elapsed().as_secs_f64();
-    lat.sort_by(f64::total_cmp);
-    Level {
-        what: what.to_string(),
-        concurrency: c,
-        requests: ok + refused + other,
-        ok,
-        refused,
-        other_errors: other,
-        videos_per_s: videos as f64 / el,
-        frames_per_s: frames as f64 / el,
-        p50_ms: pct(&lat, 0.5),
-        p90_ms: pct(&lat, 0.9),
-        p99_ms: pct(&lat, 0.99),
-        mean_batch: f64::NAN,
+    t
+}
+
+impl Level {
+    /// A load level from its clients' tallies over `secs` seconds.
+    fn of(what: &str, concurrency: usize, tallies: Vec<Tally>, secs: f64) -> Level {
+        let mut lat = Vec::new();
+        let (mut ok, mut refused, mut other, mut frames, mut videos) = (0, 0, 0, 0, 0);
+        for t in tallies {
+            lat.extend(t.lat);
+            ok += t.ok;
+            refused += t.refused;
+            other += t.other;
+            frames += t.frames;
+            videos += t.videos;
+        }
+        lat.sort_by(f64::total_cmp);
+        Level {
+            what: what.to_string(),
+            concurrency,
+            requests: ok + refused + other,
+            ok,
+            refused,
+            other_errors: other,
+            videos_per_s: videos as f64 / secs,
+            frames_per_s: frames as f64 / secs,
+            p50_ms: pct(&lat, 0.5),
+            p90_ms: pct(&lat, 0.9),
+            p99_ms: pct(&lat, 0.99),
+            mean_batch: f64::NAN,
+        }
     }
 }
 
@@ -660,25 +668,7 @@ fn report(
     );
     out.push_str("| server | clients | requests | ok | 503 | other errors | videos/s | frames/s | p50 ms | p90 ms | p99 ms | videos / model call |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for l in levels.iter().chain(diy).chain(std::iter::once(over)) {
-        let call = if l.mean_batch.is_nan() {
-            "-".to_string()
-        } else {
-            format!("{:.1}", l.mean_batch)
-        };
-        out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {:.1} | {:.0} | {:.2} | {:.2} | {:.2} | {call} |\n",
-            l.what,
-            l.concurrency,
-            l.requests,
-            l.ok,
-            l.refused,
-            l.other_errors,
-            l.videos_per_s,
-            l.frames_per_s,
-            l.p50_ms,
-            l.p90_ms,
-            l.p99_ms
-        ));
+        out.push_str(&l.row());
     }
     out.push_str(&format!(
         "| offline predict, batch {} | - | - | - | - | - | {offline_vps:.1} | {:.0} | - | - | - | - |\n| offline predict, batch 1 | - | - | - | - | - | {:.1} | - | {:.2} | {:.2} | {:.2} | - |\n",
@@ -697,6 +687,31 @@ fn report(
         ));
     }
     out.push('\n');
+    out.push_str(&ratios(o, levels, diy, offline));
+    out.push_str(&format!(
+        "overload: {} ok, {} answered 503, {} other errors; ready afterwards: {ready_after}\n",
+        over.ok, over.refused, over.other_errors
+    ));
+    let top = served.again.concurrency;
+    let total: usize = levels.iter().map(|l| l.requests).sum::<usize>() + served.again.requests;
+    if let (Some(a), Some(z), Some(y)) = served.rss {
+        out.push_str(&format!(
+            "server memory (RSS) after warm-up {:.1} MB, after the levels {:.1} MB, after {} more requests at {top} clients {:.1} MB ({total} requests in all)\n",
+            a as f64 / 1024.0,
+            z as f64 / 1024.0,
+            served.again.requests,
+            y as f64 / 1024.0
+        ));
+    }
+    out
+}
+
+/// The report's ratios: served at the top level against offline batches (and against the
+/// server's own thread count, and onnxruntime behind Python where it ran), and the 1-client
+/// p99 against offline batch 1.
+fn ratios(o: &LoadOptions, levels: &[Level], diy: &[Level], offline: &Offline) -> String {
+    let (offline_vps, lat1) = (offline.videos_per_s, &offline.lat1);
+    let mut out = String::new();
     if let Some(top) = levels.iter().max_by_key(|l| l.concurrency) {
         out.push_str(&format!(
             "served at {} clients / offline batch {}: {:.2}\n",
@@ -726,20 +741,30 @@ fn report(
             one.p99_ms / pct(lat1, 0.99)
         ));
     }
-    out.push_str(&format!(
-        "overload: {} ok, {} answered 503, {} other errors; ready afterwards: {ready_after}\n",
-        over.ok, over.refused, over.other_errors
-    ));
-    let top = served.again.concurrency;
-    let total: usize = levels.iter().map(|l| l.requests).sum::<usize>() + served.again.requests;
-    if let (Some(a), Some(z), Some(y)) = served.rss {
-        out.push_str(&format!(
-            "server memory (RSS) after warm-up {:.1} MB, after the levels {:.1} MB, after {} more requests at {top} clients {:.1} MB ({total} requests in all)\n",
-            a as f64 / 1024.0,
-            z as f64 / 1024.0,
-            served.again.requests,
-            y as f64 / 1024.0
-        ));
-    }
     out
+}
+
+impl Level {
+    /// The level's row of the report's table.
+    fn row(&self) -> String {
+        let call = if self.mean_batch.is_nan() {
+            "-".to_string()
+        } else {
+            format!("{:.1}", self.mean_batch)
+        };
+        format!(
+            "| {} | {} | {} | {} | {} | {} | {:.1} | {:.0} | {:.2} | {:.2} | {:.2} | {call} |\n",
+            self.what,
+            self.concurrency,
+            self.requests,
+            self.ok,
+            self.refused,
+            self.other_errors,
+            self.videos_per_s,
+            self.frames_per_s,
+            self.p50_ms,
+            self.p90_ms,
+            self.p99_ms
+        )
+    }
 }
