@@ -187,6 +187,62 @@ pub struct IdReport {
     pub labelled_without_prediction: Vec<String>,
 }
 
+/// The `label score` pairs of line `ln` (0-based) of a Kaggle submission, checked: whole
+/// pairs, class ids below `num_classes`, finite scores.
+fn kaggle_pairs(
+    csv: &Path,
+    ln: usize,
+    id: &str,
+    pairs: &str,
+    num_classes: usize,
+) -> Result<Vec<(usize, f64)>> {
+    let toks: Vec<&str> = pairs.split_whitespace().collect();
+    if toks.len() % 2 != 0 {
+        return Err(Error::Invalid(format!(
+            "{}:{}: odd number of label/score tokens",
+            csv.display(),
+            ln + 1
+        )));
+    }
+    let mut v = Vec::new();
+    for p in toks.chunks(2) {
+        let l: usize = p[0].parse().map_err(|_| {
+            Error::Invalid(format!(
+                "{}:{}: bad label id '{}'",
+                csv.display(),
+                ln + 1,
+                p[0]
+            ))
+        })?;
+        let s: f64 = p[1].parse().map_err(|_| {
+            Error::Invalid(format!(
+                "{}:{}: bad score '{}'",
+                csv.display(),
+                ln + 1,
+                p[1]
+            ))
+        })?;
+        if !s.is_finite() {
+            return Err(Error::Invalid(format!(
+                "{}:{}: video '{}': score of class {l} is '{}': scores must be finite\n  hint: fix the model or script that wrote the submission",
+                csv.display(),
+                ln + 1,
+                id.trim(),
+                p[1]
+            )));
+        }
+        if l >= num_classes {
+            return Err(Error::Invalid(format!(
+                "{}:{}: label {l} ≥ num_classes {num_classes}",
+                csv.display(),
+                ln + 1
+            )));
+        }
+        v.push((l, s));
+    }
+    Ok(v)
+}
+
 /// Kaggle CSV (`VideoId,LabelConfidencePairs`) against labels read from shards, scored as
 /// Kaggle's GAP: only the submitted pairs are ranked, the denominator is every positive label.
 /// Videos in the shards without a prediction line have no pairs (their positives still count);
@@ -213,50 +269,7 @@ pub fn read_kaggle_with_labels(
                 ln + 1
             ))
         })?;
-        let toks: Vec<&str> = pairs.split_whitespace().collect();
-        if toks.len() % 2 != 0 {
-            return Err(Error::Invalid(format!(
-                "{}:{}: odd number of label/score tokens",
-                csv.display(),
-                ln + 1
-            )));
-        }
-        let mut v = Vec::new();
-        for p in toks.chunks(2) {
-            let l: usize = p[0].parse().map_err(|_| {
-                Error::Invalid(format!(
-                    "{}:{}: bad label id '{}'",
-                    csv.display(),
-                    ln + 1,
-                    p[0]
-                ))
-            })?;
-            let s: f64 = p[1].parse().map_err(|_| {
-                Error::Invalid(format!(
-                    "{}:{}: bad score '{}'",
-                    csv.display(),
-                    ln + 1,
-                    p[1]
-                ))
-            })?;
-            if !s.is_finite() {
-                return Err(Error::Invalid(format!(
-                    "{}:{}: video '{}': score of class {l} is '{}': scores must be finite\n  hint: fix the model or script that wrote the submission",
-                    csv.display(),
-                    ln + 1,
-                    id.trim(),
-                    p[1]
-                )));
-            }
-            if l >= num_classes {
-                return Err(Error::Invalid(format!(
-                    "{}:{}: label {l} ≥ num_classes {num_classes}",
-                    csv.display(),
-                    ln + 1
-                )));
-            }
-            v.push((l, s));
-        }
+        let v = kaggle_pairs(csv, ln, id, pairs, num_classes)?;
         let id = id.trim().to_string();
         if let Some(first) = first_line.insert(id.clone(), ln + 1) {
             return Err(Error::Invalid(format!(

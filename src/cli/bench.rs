@@ -696,10 +696,6 @@ fn onnxruntime_rate(
     Ok(m as f64 / total)
 }
 
-/// `yt8m bench segments`: the same videos scored whole (batches of `o.batch_sizes[0]`,
-/// length-sorted windows as `predict`) and as 5-frame segments (batches of `segment_batch`,
-/// then ranked per class with the 2019 class list when the model has the 2018 vocabulary),
-/// frames/s of each, after an untimed warm-up batch.
 /// Seconds `model` takes over `batches` (after one untimed warm-up batch), probabilities on the
 /// CPU included; each probability row goes to `each`, timed too.
 fn time_probabilities(
@@ -751,6 +747,10 @@ fn five_frame_segments(vids: &[yt8m::data::Video], dims: &[usize]) -> Vec<yt8m::
     segs
 }
 
+/// `yt8m bench segments`: the same videos scored whole (batches of `o.batch_sizes[0]`,
+/// length-sorted windows as `predict`) and as 5-frame segments (batches of `segment_batch`,
+/// then ranked per class with the 2019 class list when the model has the 2018 vocabulary),
+/// frames/s of each, after an untimed warm-up batch.
 pub fn bench_segments(
     o: &ModelBenchOptions,
     videos: usize,

@@ -91,43 +91,47 @@ fn column(a: &NpyArray, path: &str, what: &str) -> Result<Vec<f32>, PcaError> {
     }
 }
 
+/// `mean.npy`, `eigenvals.npy` and `eigenvecs.npy` with the paths to name in errors: the files
+/// as the official code leaves them in `dir`, else the archive as distributed.
+fn read_pca_arrays(dir: &Path) -> Result<Vec<(NpyArray, String)>, PcaError> {
+    let tgz = dir.join(PCA_TGZ);
+    Ok(if !dir.join("mean.npy").is_file() && tgz.is_file() {
+        let shown = tgz.display().to_string();
+        let members = super::archive::read_members(&tgz, &PCA_FILES).map_err(|m| PcaError {
+            path: shown.clone(),
+            message: m,
+        })?;
+        let mut out = Vec::new();
+        for name in PCA_FILES {
+            let (_, bytes) = members
+                .iter()
+                .find(|(n, _)| n == name)
+                .ok_or_else(|| PcaError {
+                    path: shown.clone(),
+                    message: format!("holds no {name}: not the published yt8m_pca.tgz"),
+                })?;
+            let inner = format!("{shown}:{name}");
+            let a = yt8m_data::npy::read_npy_bytes(bytes, &inner).map_err(|e| PcaError {
+                path: inner.clone(),
+                message: format!("{e}"),
+            })?;
+            out.push(check_float(a, inner)?);
+        }
+        out
+    } else {
+        PCA_FILES
+            .iter()
+            .map(|n| load_array(dir, n))
+            .collect::<Result<_, _>>()?
+    })
+}
+
 impl Pca {
     /// Loads `mean.npy`, `eigenvals.npy` and `eigenvecs.npy` from `dir`, checking shapes
     /// against each other (`mean` `[in, 1]`, `eigenvals` `[>=1024, 1]`, `eigenvecs`
     /// `[>=1024, in]`; the published files have in = 2048 and square eigenvecs).
     pub fn load(dir: &Path) -> Result<Pca, PcaError> {
-        // The files as the official code leaves them, else the archive as distributed.
-        let tgz = dir.join(PCA_TGZ);
-        let arrays: Vec<(NpyArray, String)> = if !dir.join("mean.npy").is_file() && tgz.is_file() {
-            let shown = tgz.display().to_string();
-            let members = super::archive::read_members(&tgz, &PCA_FILES).map_err(|m| PcaError {
-                path: shown.clone(),
-                message: m,
-            })?;
-            let mut out = Vec::new();
-            for name in PCA_FILES {
-                let (_, bytes) =
-                    members
-                        .iter()
-                        .find(|(n, _)| n == name)
-                        .ok_or_else(|| PcaError {
-                            path: shown.clone(),
-                            message: format!("holds no {name}: not the published yt8m_pca.tgz"),
-                        })?;
-                let inner = format!("{shown}:{name}");
-                let a = yt8m_data::npy::read_npy_bytes(bytes, &inner).map_err(|e| PcaError {
-                    path: inner.clone(),
-                    message: format!("{e}"),
-                })?;
-                out.push(check_float(a, inner)?);
-            }
-            out
-        } else {
-            PCA_FILES
-                .iter()
-                .map(|n| load_array(dir, n))
-                .collect::<Result<_, _>>()?
-        };
+        let arrays = read_pca_arrays(dir)?;
         let mut arrays = arrays.into_iter();
         let (mean, mean_p) = arrays.next().expect("three");
         let mean = column(&mean, &mean_p, "the mean")?;

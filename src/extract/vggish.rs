@@ -53,6 +53,37 @@ fn ferr(path: &Path, m: impl Into<String>) -> ExtractError {
     }
 }
 
+/// `vggish_pca_params.npz`: the `[128, 128]` eigenvectors and the 128 means (float64, as
+/// `vggish_postprocess.py` applies them), shapes checked.
+fn load_pca(pca_path: &Path) -> Result<(Tensor, Tensor), ExtractError> {
+    let arrays = read_npz(pca_path).map_err(|e| ferr(pca_path, e.to_string()))?;
+    let get = |k: &str| {
+        arrays
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, a)| a)
+            .ok_or_else(|| ferr(pca_path, format!("no array '{k}' (vggish_postprocess.py reads pca_eigen_vectors and pca_means)")))
+    };
+    let m = get("pca_eigen_vectors")?;
+    let mu = get("pca_means")?;
+    if m.shape != [EMBEDDING, EMBEDDING]
+        || mu.shape.iter().product::<usize>() != EMBEDDING
+        || !m.dtype.is_float()
+        || !mu.dtype.is_float()
+    {
+        return Err(ferr(
+            &pca_path,
+            format!(
+                "pca_eigen_vectors {:?} and pca_means {:?}: expected float [128, 128] and 128 values",
+                m.shape, mu.shape
+            ),
+        ));
+    }
+    let pca_matrix = Tensor::from_slice(&m.to_f64()).reshape([EMBEDDING as i64, EMBEDDING as i64]);
+    let pca_means = Tensor::from_slice(&mu.to_f64()).reshape([EMBEDDING as i64, 1]);
+    Ok((pca_matrix, pca_means))
+}
+
 impl Vggish {
     /// Whether `dir` holds the VGGish files.
     pub fn present(dir: &Path) -> bool {
@@ -127,33 +158,7 @@ impl Vggish {
             fin = s[1];
             fcs.push((w, b));
         }
-        let pca_path = dir.join(PCA_FILE);
-        let arrays = read_npz(&pca_path).map_err(|e| ferr(&pca_path, e.to_string()))?;
-        let get = |k: &str| {
-            arrays
-                .iter()
-                .find(|(n, _)| n == k)
-                .map(|(_, a)| a)
-                .ok_or_else(|| ferr(&pca_path, format!("no array '{k}' (vggish_postprocess.py reads pca_eigen_vectors and pca_means)")))
-        };
-        let m = get("pca_eigen_vectors")?;
-        let mu = get("pca_means")?;
-        if m.shape != [EMBEDDING, EMBEDDING]
-            || mu.shape.iter().product::<usize>() != EMBEDDING
-            || !m.dtype.is_float()
-            || !mu.dtype.is_float()
-        {
-            return Err(ferr(
-                &pca_path,
-                format!(
-                    "pca_eigen_vectors {:?} and pca_means {:?}: expected float [128, 128] and 128 values",
-                    m.shape, mu.shape
-                ),
-            ));
-        }
-        let pca_matrix =
-            Tensor::from_slice(&m.to_f64()).reshape([EMBEDDING as i64, EMBEDDING as i64]);
-        let pca_means = Tensor::from_slice(&mu.to_f64()).reshape([EMBEDDING as i64, 1]);
+        let (pca_matrix, pca_means) = load_pca(&dir.join(PCA_FILE))?;
         Ok(Vggish {
             convs,
             fcs,

@@ -288,20 +288,10 @@ pub enum Event<'a> {
     VideoDone(usize),
 }
 
-/// Extracts every input into shards under `out`, resuming where a run with the same inputs
-/// and options stopped.
-pub fn extract_all(
-    ex: &Extractor,
-    inputs: &[Input],
-    out: &Path,
-    opts: &WriteOptions,
-    on_event: &mut dyn FnMut(Event),
-) -> Result<Summary, ExtractError> {
+/// Writes (or keeps) the run's manifest in `out`, refusing a directory whose shards come from
+/// other videos or options: a resumed run continues only its own extraction.
+fn claim_output(out: &Path, inputs: &[Input], opts: &WriteOptions) -> Result<(), ExtractError> {
     let per = opts.videos_per_shard.max(1);
-    std::fs::create_dir_all(out).map_err(|e| ExtractError::Files {
-        path: out.to_path_buf(),
-        message: format!("cannot create the output directory ({e})"),
-    })?;
     let manifest = Manifest {
         options: WriteOptions {
             skip_bad_videos: false,
@@ -347,6 +337,24 @@ pub fn extract_all(
         let json = serde_json::to_vec_pretty(&manifest).expect("plain data");
         write_atomic(&mpath, &json)?;
     }
+    Ok(())
+}
+
+/// Extracts every input into shards under `out`, resuming where a run with the same inputs
+/// and options stopped.
+pub fn extract_all(
+    ex: &Extractor,
+    inputs: &[Input],
+    out: &Path,
+    opts: &WriteOptions,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<Summary, ExtractError> {
+    let per = opts.videos_per_shard.max(1);
+    std::fs::create_dir_all(out).map_err(|e| ExtractError::Files {
+        path: out.to_path_buf(),
+        message: format!("cannot create the output directory ({e})"),
+    })?;
+    claim_output(out, inputs, opts)?;
     let sampling = opts.sampling();
     let mut s = Summary::default();
     for (k, chunk) in inputs.chunks(per).enumerate() {
