@@ -133,6 +133,12 @@ def read_batches(
     ``bucket_by_length`` sorts each window of 16 batches by length so batches pad little.
     ``num_threads``: decoder threads (0: up to 4, the cores this process may use).
     The batches are the same whatever the thread timing.
+
+    The shards are memory-mapped; a shard truncated or rewritten while it is read raises
+    ``Yt8mError`` naming it. The frame and label arrays are writable; their memory goes back
+    to a pool shared by every ``read_batches`` iterator of the process once numpy frees them
+    (the next epoch reuses it), and the pool is emptied 20 s after the last iterator ends
+    (``YT8M_POOL_IDLE_MS``).
     """
     if batch_size < 1:
         raise Yt8mError("batch_size must be at least 1")
