@@ -249,16 +249,15 @@ impl From<kserve::InferRequest> for Call {
 
 type CallError = (StatusCode, String);
 
-/// Checks a call, queues its videos and waits for the answer: the outputs and, per output,
-/// whether it goes back as raw bytes.
-pub(crate) async fn run_call(
+/// The videos of a call: decoded from its feature tensors, or extracted from its `video`
+/// files (on a blocking thread; needs `--extractor`).
+async fn call_videos(
     s: &Server,
     m: &Arc<Model>,
-    call: Call,
-    arrival: Option<&Arrival>,
-) -> std::result::Result<Vec<(tensor::Output, bool)>, CallError> {
+    call: &Call,
+) -> std::result::Result<Vec<crate::data::Video>, CallError> {
     let bad = |e: BadRequest| (StatusCode::BAD_REQUEST, e.0);
-    let videos = if call.inputs.iter().any(|i| i.name == "video") {
+    Ok(if call.inputs.iter().any(|i| i.name == "video") {
         let Some(ex) = &s.extractor else {
             return Err((
                 StatusCode::BAD_REQUEST,
@@ -283,7 +282,19 @@ pub(crate) async fn run_call(
         .map_err(bad)?
     } else {
         tensor::videos(&call.inputs, &m.spec).map_err(bad)?
-    };
+    })
+}
+
+/// Checks a call, queues its videos and waits for the answer: the outputs and, per output,
+/// whether it goes back as raw bytes.
+pub(crate) async fn run_call(
+    s: &Server,
+    m: &Arc<Model>,
+    call: Call,
+    arrival: Option<&Arrival>,
+) -> std::result::Result<Vec<(tensor::Output, bool)>, CallError> {
+    let bad = |e: BadRequest| (StatusCode::BAD_REQUEST, e.0);
+    let videos = call_videos(s, m, &call).await?;
     let (top_k, wanted) = call.plan(m.num_classes).map_err(bad)?;
     let n = videos.len();
     if n > s.opts.max_queue {

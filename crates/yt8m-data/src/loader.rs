@@ -390,6 +390,25 @@ fn inject_reader_fault(f: &std::path::Path) {
     }
 }
 
+/// A video's rated 5-frame segments as examples of their own ([`Video::segment_examples`]).
+fn rated_segments(
+    v: &Video,
+    spec: &FeatureSpec,
+    f: &std::path::Path,
+) -> Result<Vec<Video>, DataError> {
+    v.segment_examples(crate::synth::SEGMENT_FRAMES, &spec.dims, spec.num_classes)
+        .map_err(|e| {
+            DataError::new(
+                DataErrorKind::Schema,
+                Location::file(f).video(&v.id).key("segment_labels"),
+                e,
+            )
+            .hint(
+                "2019 segment ratings must name classes of the model and start at frame 0 or later",
+            )
+        })
+}
+
 /// Reads `files` in order, each with its spec, sending videos then the file's stats (or its
 /// error). `drop_empty`: leave out videos without frames (training has nothing to pool over),
 /// listing them in the stats. `segments`: send each video's rated 5-frame segments instead
@@ -419,21 +438,10 @@ fn reader_thread(
                     return true;
                 }
                 if segments {
-                    match v.segment_examples(
-                        crate::synth::SEGMENT_FRAMES,
-                        &spec.dims,
-                        spec.num_classes,
-                    ) {
+                    match rated_segments(&v, spec, &f) {
                         Ok(list) => chunk.extend(list),
                         Err(e) => {
-                            bad = Some(
-                                DataError::new(
-                                    DataErrorKind::Schema,
-                                    Location::file(&f).video(&v.id).key("segment_labels"),
-                                    e,
-                                )
-                                .hint("2019 segment ratings must name classes of the model and start at frame 0 or later"),
-                            );
+                            bad = Some(e);
                             return false;
                         }
                     }
