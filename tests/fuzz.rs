@@ -257,7 +257,7 @@ fn content(v: &Video, spec: &FeatureSpec) -> (String, Vec<u32>, usize, Vec<Vec<u
         .map(|(m, &d)| {
             let r = v.rows(m, d);
             let mut out = vec![0u8; r * d];
-            v.copy_frames(m, d, r, &mut out);
+            v.copy_frames(m, d, r, &mut out, yt8m::data::stream::Store::Cached);
             out
         })
         .collect();

@@ -6,8 +6,8 @@
 //! No libtorch, no TensorFlow: the wheel depends on numpy only. Reading runs on Rust threads;
 //! `BatchIter.__next__` releases the GIL while it waits for the next batch.
 
-use numpy::ndarray::{Array1, Array2, Array3, ArrayView2, ArrayView3, ShapeBuilder};
-use numpy::{IntoPyArray, PyArray2, PyArray3, PyReadonlyArray2, PyUntypedArrayMethods};
+use numpy::ndarray::{Array1, Array2, Array3, ArrayView2, Ix2, Ix3, ShapeBuilder};
+use numpy::{IntoPyArray, PyArray2, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -367,93 +367,61 @@ impl Drop for PoolLease {
     }
 }
 
-/// A batch's frame buffer while numpy arrays view it (their `base`); handed back to the
-/// loader's pool when the last array is gone, so the next batch reuses the memory instead of
-/// mapping and page-faulting 44 MB afresh (see `BufferPool`).
+/// A batch's frame buffer or label matrix while a numpy array views it (its `base`); handed
+/// back to the loader's pool when the array is gone, so the next batch reuses the memory
+/// instead of mapping and page-faulting 44 MB afresh (see `BufferPool`).
 #[pyclass(frozen, module = "yt8m._native")]
-struct PooledFrames {
-    buf: Vec<u8>,
+struct Pooled {
+    buf: PooledBuf,
     pool: Arc<BufferPool>,
 }
 
-impl Drop for PooledFrames {
+enum PooledBuf {
+    Frames(Vec<u8>),
+    Labels(Vec<f32>),
+}
+
+impl Drop for Pooled {
     fn drop(&mut self) {
-        self.pool.give(std::mem::take(&mut self.buf));
+        match std::mem::replace(&mut self.buf, PooledBuf::Frames(Vec::new())) {
+            PooledBuf::Frames(v) => self.pool.give(v),
+            PooledBuf::Labels(v) => self.pool.give_labels(v),
+        }
     }
 }
 
-/// A batch's label matrix while a numpy array views it; back to the pool afterwards.
-#[pyclass(frozen, module = "yt8m._native")]
-struct PooledLabels {
-    buf: Vec<f32>,
-    pool: Arc<BufferPool>,
-}
-
-impl Drop for PooledLabels {
-    fn drop(&mut self) {
-        self.pool.give_labels(std::mem::take(&mut self.buf));
-    }
-}
-
-/// `labels` as a writable `[b, c]` numpy array owning the matrix until it is freed.
-fn pooled_labels<'py>(
+/// `v` as a writable numpy array of `shape` owning it until it is freed; `wrap` says which of
+/// the pool's lists it goes back to.
+fn pooled_array<'py, T: numpy::Element, D: numpy::ndarray::Dimension>(
     py: Python<'py>,
-    labels: Vec<f32>,
-    (b, c): (usize, usize),
+    v: Vec<T>,
+    shape: D,
     pool: &Arc<BufferPool>,
+    wrap: fn(Vec<T>) -> PooledBuf,
 ) -> PyResult<Bound<'py, PyAny>> {
-    if labels.len() != b * c {
+    if v.len() != shape.size() {
         return Err(invalid(format!(
-            "internal: {} labels for a [{b}, {c}] batch",
-            labels.len()
+            "internal: {} values for a {:?} batch array",
+            v.len(),
+            shape.slice()
         )));
     }
-    let ptr = labels.as_ptr();
+    let ptr = v.as_ptr();
     let owner = Bound::new(
         py,
-        PooledLabels {
-            buf: labels,
+        Pooled {
+            buf: wrap(v),
             pool: pool.clone(),
         },
     )?;
-    // SAFETY: as in `pooled_array`: the view covers exactly the b*c floats the owner keeps
-    // unmoved and untouched until numpy drops it with the array.
+    // SAFETY: the view covers exactly the vector's values (checked above); the vector moved
+    // into `owner` without reallocating (a Vec's heap pointer is stable across moves) and is
+    // never touched again until `owner` is dropped, which numpy does only after the array (its
+    // base) is gone. The array is the buffer's only user, so writing through it is sound: it
+    // stays writable, as a copied batch would be.
     let a = unsafe {
-        let view = ArrayView2::from_shape_ptr((b, c), ptr);
-        PyArray2::<f32>::borrow_from_array(&view, owner.into_any())
-    };
-    Ok(a.into_any())
-}
-
-/// `q` as a writable `[b, t, d]` numpy array owning the buffer until it is freed.
-fn pooled_array<'py>(
-    py: Python<'py>,
-    q: Vec<u8>,
-    (b, t, d): (usize, usize, usize),
-    pool: &Arc<BufferPool>,
-) -> PyResult<Bound<'py, PyAny>> {
-    if q.len() != b * t * d {
-        return Err(invalid(format!(
-            "internal: {} bytes for a [{b}, {t}, {d}] batch",
-            q.len()
-        )));
-    }
-    let ptr = q.as_ptr();
-    let owner = Bound::new(
-        py,
-        PooledFrames {
-            buf: q,
-            pool: pool.clone(),
-        },
-    )?;
-    // SAFETY: the view covers exactly the buffer's b*t*d bytes (checked above); the buffer
-    // moved into `owner` without reallocating (a Vec's heap pointer is stable across moves)
-    // and is never touched again until `owner` is dropped, which numpy does only after the
-    // array (its base) is gone. The array is the buffer's only user, so writing through it is
-    // sound: it stays writable, as a copied batch would be.
-    let a = unsafe {
-        let view = ArrayView3::from_shape_ptr((b, t, d), ptr);
-        PyArray3::<u8>::borrow_from_array(&view, owner.into_any())
+        let view = numpy::ndarray::ArrayView::<T, D>::from_shape_ptr(shape, ptr);
+        numpy::PyArray::<T, D>::borrow_from_array(&view, owner.into_any())
     };
     Ok(a.into_any())
 }
@@ -482,10 +450,9 @@ impl BatchIter {
         let n = b.len();
         d.set_item("ids", PyList::new(py, &b.ids)?)?;
         d.set_item("lengths", b.lengths.clone().into_pyarray(py))?;
-        d.set_item(
-            "labels",
-            pooled_labels(py, b.labels, (n, b.num_classes), &self.pool)?,
-        )?;
+        let shape = Ix2(n, b.num_classes);
+        let labels = pooled_array(py, b.labels, shape, &self.pool, PooledBuf::Labels)?;
+        d.set_item("labels", labels)?;
         d.set_item("has_labels", b.has_labels.clone().into_pyarray(py))?;
         let names = match self.spec.level {
             Level::Frame => &self.spec.frame_names,
@@ -496,7 +463,13 @@ impl BatchIter {
                 (ModalityData::U8(q), _) => {
                     d.set_item(
                         name,
-                        pooled_array(py, q, (n, b.max_len, m.dim), &self.pool)?,
+                        pooled_array(
+                            py,
+                            q,
+                            Ix3(n, b.max_len, m.dim),
+                            &self.pool,
+                            PooledBuf::Frames,
+                        )?,
                     )?;
                 }
                 (ModalityData::F32(f), Level::Video) => {

@@ -4,6 +4,7 @@
 //! (re-exported here).
 
 use super::video::{FeatureSpec, Video, VideoFeatures};
+use crate::stream::Store;
 use std::sync::{Arc, Mutex};
 
 pub use crate::loader::{
@@ -327,7 +328,11 @@ fn fill_frames(
 ) -> Vec<Vec<i64>> {
     let bytes: usize = bufs.iter().map(|b| b.0.len()).sum();
     // A small batch (a server's) is read by the model at once: leave it in the cache.
-    let stream = bytes >= STREAM_BYTES;
+    let store = if bytes >= STREAM_BYTES {
+        Store::Streaming
+    } else {
+        Store::Cached
+    };
     let fill = |videos: &[&Video], bufs: Vec<(&mut [u8], bool)>| -> Vec<Vec<i64>> {
         let mut out = Vec::with_capacity(dims.len());
         for ((m, &d), (data, zeroed)) in dims.iter().enumerate().zip(bufs) {
@@ -336,17 +341,11 @@ fn fill_frames(
                 let r = v.rows(m, d).min(v.num_frames);
                 let row = &mut data[i * t * d..(i + 1) * t * d];
                 let (dst, pad) = row.split_at_mut(r * d);
-                let copied = if stream {
-                    v.stream_frames(m, d, r, dst)
-                } else {
-                    v.copy_frames(m, d, r, dst)
-                };
+                let copied = v.copy_frames(m, d, r, dst, store);
                 assert!(copied, "mixed feature kinds in one batch");
-                // A recycled buffer holds old frames there.
-                match (zeroed, stream) {
-                    (true, _) => {}
-                    (false, true) => crate::stream::zero(pad),
-                    (false, false) => pad.fill(0),
+                if !zeroed {
+                    // A recycled buffer holds old frames there.
+                    store.zero(pad);
                 }
                 rows.push(r as i64);
             }

@@ -393,7 +393,13 @@ mod tests {
                             .enumerate()
                             .map(|(m, &d)| {
                                 let mut out = vec![0; v.rows(m, d) * d];
-                                assert!(v.copy_frames(m, d, v.rows(m, d), &mut out));
+                                assert!(v.copy_frames(
+                                    m,
+                                    d,
+                                    v.rows(m, d),
+                                    &mut out,
+                                    crate::stream::Store::Cached
+                                ));
                                 out
                             })
                             .collect();

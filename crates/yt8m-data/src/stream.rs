@@ -7,6 +7,49 @@
 //! The stores are weakly ordered: call [`fence`] before another thread may read what was
 //! written (the loader does once per batch, before sending it).
 
+/// How a copy or fill writes its destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    /// Ordinary stores: the destination stays in the cache (a small batch the model reads at
+    /// once).
+    Cached,
+    /// Non-temporal stores ([`copy`], [`copy_rows`], [`zero`]): call [`fence`] before another
+    /// thread reads the destination.
+    Streaming,
+}
+
+impl Store {
+    /// Copies `src` into `dst` (equal lengths).
+    #[inline]
+    pub fn copy(self, dst: &mut [u8], src: &[u8]) {
+        match self {
+            Store::Cached => dst.copy_from_slice(src),
+            Store::Streaming => copy(dst, src),
+        }
+    }
+
+    /// Packs `rows` rows of `width` bytes, `stride` bytes apart in `src`, into `dst`.
+    pub fn copy_rows(self, dst: &mut [u8], src: &[u8], rows: usize, width: usize, stride: usize) {
+        match self {
+            Store::Cached => {
+                for (r, d) in dst.chunks_exact_mut(width).take(rows).enumerate() {
+                    d.copy_from_slice(&src[r * stride..r * stride + width]);
+                }
+            }
+            Store::Streaming => copy_rows(dst, src, rows, width, stride),
+        }
+    }
+
+    /// Fills `dst` with zeros.
+    #[inline]
+    pub fn zero(self, dst: &mut [u8]) {
+        match self {
+            Store::Cached => dst.fill(0),
+            Store::Streaming => zero(dst),
+        }
+    }
+}
+
 /// Copies `src` into `dst` (equal lengths) without pulling `dst` into the cache.
 #[inline]
 pub fn copy(dst: &mut [u8], src: &[u8]) {
@@ -29,8 +72,7 @@ pub fn copy(dst: &mut [u8], src: &[u8]) {
 
 /// Copies `rows` rows of `width` bytes, the first at `src[0]` and each `stride` bytes after
 /// the previous, into `dst` (`rows * width` bytes, packed) without pulling `dst` into the
-/// cache. One bounds check for all rows: per-row slicing cost as much as the copy for audio's
-/// 128-byte frames.
+/// cache, with one bounds check for all rows.
 pub fn copy_rows(dst: &mut [u8], src: &[u8], rows: usize, width: usize, stride: usize) {
     assert_eq!(
         dst.len(),
@@ -201,6 +243,11 @@ mod tests {
                 }
                 assert!(buf[..start].iter().all(|&b| b == 0xAA));
                 assert!(buf[start + rows * width..].iter().all(|&b| b == 0xAA));
+                // Ordinary stores write the same bytes.
+                let mut cached = vec![0xAAu8; buf.len()];
+                let dst = &mut cached[start..start + rows * width];
+                super::Store::Cached.copy_rows(dst, &src, rows, width, stride);
+                assert_eq!(cached, buf);
             }
         }
         super::copy_rows(&mut [], &src, 0, 1024, 1027);

@@ -272,11 +272,9 @@ impl MappedRecords {
         let data = start + 12..start + 12 + len as usize;
         let stored = u32::from_le_bytes(bytes[data.end..data.end + 4].try_into().expect("4 bytes"));
         let computed = masked_crc(&bytes[data.clone()]);
-        if self.map.truncated().is_some() {
-            self.done = true;
-            return Err(truncated_while_read(&self.path));
-        }
-        if stored != computed {
+        // A page lost meanwhile (zeros read) fails even where the CRC happened to pass; `fail`
+        // names the truncation.
+        if stored != computed || self.map.truncated().is_some() {
             return fail(self, payload_crc_message(len, stored, computed));
         }
         let rec = RawRecord {

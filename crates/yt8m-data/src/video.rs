@@ -209,15 +209,33 @@ impl Video {
     }
 
     /// Copies the first `rows` uint8 frames of modality `m` (`dim` wide) into `out`
-    /// (`rows * dim` bytes). False when the video holds no uint8 frames.
-    pub fn copy_frames(&self, m: usize, dim: usize, rows: usize, out: &mut [u8]) -> bool {
+    /// (`rows * dim` bytes), with `store`'s kind of stores. False when the video holds no
+    /// uint8 frames.
+    pub fn copy_frames(
+        &self,
+        m: usize,
+        dim: usize,
+        rows: usize,
+        out: &mut [u8],
+        store: crate::stream::Store,
+    ) -> bool {
         match &self.features {
-            VideoFeatures::Frames(f) => out.copy_from_slice(&f[m][..rows * dim]),
-            VideoFeatures::Mapped(f) => {
-                for (r, dst) in out.chunks_exact_mut(dim).take(rows).enumerate() {
-                    dst.copy_from_slice(f.row(m, r));
+            VideoFeatures::Frames(f) => store.copy(out, &f[m][..rows * dim]),
+            VideoFeatures::Mapped(f) => match &f.spans[m] {
+                // One bounds check for all rows: per-row slicing cost as much as the copy for
+                // audio's 128-byte frames.
+                FrameSpan::InPlace {
+                    offset,
+                    stride,
+                    width,
+                    ..
+                } if *width == dim => store.copy_rows(out, &f.map[*offset..], rows, dim, *stride),
+                _ => {
+                    for (r, dst) in out.chunks_exact_mut(dim).take(rows).enumerate() {
+                        store.copy(dst, f.row(m, r));
+                    }
                 }
-            }
+            },
             _ => return false,
         }
         true
@@ -230,31 +248,6 @@ impl Video {
             VideoFeatures::Mapped(f) => f.map.truncated(),
             _ => None,
         }
-    }
-
-    /// [`Self::copy_frames`] with stores that bypass the cache ([`crate::stream`]; call
-    /// [`crate::stream::fence`] before another thread reads `out`).
-    pub fn stream_frames(&self, m: usize, dim: usize, rows: usize, out: &mut [u8]) -> bool {
-        match &self.features {
-            VideoFeatures::Frames(f) => crate::stream::copy(out, &f[m][..rows * dim]),
-            VideoFeatures::Mapped(f) => match &f.spans[m] {
-                FrameSpan::InPlace {
-                    offset,
-                    stride,
-                    width,
-                    ..
-                } if *width == dim => {
-                    crate::stream::copy_rows(out, &f.map[*offset..], rows, dim, *stride)
-                }
-                _ => {
-                    for (r, dst) in out.chunks_exact_mut(dim).take(rows).enumerate() {
-                        crate::stream::copy(dst, f.row(m, r));
-                    }
-                }
-            },
-            _ => return false,
-        }
-        true
     }
 
     /// Copies frames left in a record's buffer ([`ShardBytes::Record`]) out of it when they are
