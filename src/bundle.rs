@@ -333,7 +333,7 @@ impl Drop for TempDir {
 /// (no symlink, device or FIFO): what a bundle may list. A hostile bundle.json naming
 /// `../../etc/shadow` or `/dev/zero` is refused before anything is opened.
 fn plain_file(dir: &Path, name: &str) -> Result<PathBuf> {
-    let bad = |m: String| Error::Invalid(format!("bundle {}: {m}", dir.display()));
+    let bad = |m: String| Error::Corrupt(format!("bundle {}: {m}", dir.display()));
     if name.is_empty()
         || name == "."
         || name == ".."
@@ -372,7 +372,7 @@ fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {
         .read_to_end(&mut v)
         .map_err(|e| Error::io(path, e))?;
     if v.len() as u64 > limit {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Corrupt(format!(
             "{}: larger than {limit} bytes; not a bundle manifest",
             path.display()
         )));
@@ -392,7 +392,7 @@ pub struct Bundle {
 /// Loads and checks a bundle: every listed file present with its sha256, the config valid, every
 /// tensor of the right shape.
 pub fn load(dir: &Path, device: tch::Device) -> Result<Bundle> {
-    let bad = |m: String| Error::Invalid(format!("bundle {}: {m}", dir.display()));
+    let bad = |m: String| Error::Corrupt(format!("bundle {}: {m}", dir.display()));
     let man_path = dir.join("bundle.json");
     if !man_path.exists() {
         return Err(Error::NotFound {

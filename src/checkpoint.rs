@@ -292,7 +292,7 @@ pub(crate) fn open_run(
             state = serde_json::from_slice(
                 &std::fs::read(ck.join("state.json")).map_err(|e| Error::io(&ck, e))?,
             )
-            .map_err(|e| Error::Invalid(format!("{}: bad state.json: {e}", ck.display())))?;
+            .map_err(|e| Error::Corrupt(format!("{}: bad state.json: {e}\n  hint: resume from an earlier checkpoint (move this one aside)", ck.display())))?;
             resume_from = Some(ck);
         } else if latest_checkpoint(run).is_some() {
             return Err(Error::Invalid(format!(
@@ -308,7 +308,7 @@ pub(crate) fn open_run(
     let mut st_bytes = serde_json::to_vec(&state).unwrap();
     comm.broadcast_bytes(&mut st_bytes);
     let state = serde_json::from_slice(&st_bytes)
-        .map_err(|e| Error::Invalid(format!("bad state from rank 0: {e}")))?;
+        .map_err(|e| Error::Internal(format!("bad state from rank 0: {e}")))?;
     Ok((state, resume_from, lock))
 }
 

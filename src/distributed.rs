@@ -308,7 +308,7 @@ pub fn init(mode: DistributedMode) -> Result<Box<dyn Comm>> {
     {
         match mpi_impl::Mpi::init() {
             Some(m) => Ok(Box::new(m)),
-            None => Err(Error::Invalid(
+            None => Err(Error::Internal(
                 "MPI was already initialised in this process".into(),
             )),
         }
@@ -377,7 +377,7 @@ pub mod nccl {
     unsafe impl Send for Nccl {}
 
     fn err(what: &str, e: impl std::fmt::Debug) -> Error {
-        Error::Invalid(format!(
+        Error::Internal(format!(
             "NCCL {what} failed: {e:?}\n  hint: is libnccl.so.2 on the library path (it ships in the torch wheel's nvidia/nccl/lib)? Set TRAIN.distributed: mpi to all-reduce on the host instead"
         ))
     }
@@ -387,7 +387,7 @@ pub mod nccl {
         pub fn init(mpi: &dyn Comm) -> Result<Nccl> {
             // SAFETY: only probes dlopen for the library names cudarc uses.
             if !unsafe { sys::is_culib_present() } {
-                return Err(Error::Invalid(
+                return Err(Error::Internal(
                     "NCCL library not found (cudarc opens libnccl.so)\n  hint: install torch's CUDA build, which brings NCCL (pip's nvidia-nccl package: the pip-installed yt8m finds it there; from the repository, ./dev setup links it), or set TRAIN.distributed: mpi to all-reduce on the host".into(),
                 ));
             }

@@ -17,8 +17,13 @@ pub enum Error {
     /// request).
     #[error("{0}")]
     Invalid(String),
-    /// A file, run directory or bundle that is not there.
-    #[error("{path}: {message}")]
+    /// A file that is damaged or not what it claims (a bundle manifest, a run's state, an
+    /// extractor file, an undecodable video); the message names it.
+    #[error("{0}")]
+    Corrupt(String),
+    /// A file, run directory or bundle that is not there (`path` empty when the message names
+    /// it).
+    #[error("{}{message}", if path.is_empty() { String::new() } else { format!("{path}: ") })]
     NotFound { path: String, message: String },
     /// yt8m or the machine failed (a thread, the network runtime, a write): not the input's
     /// fault.
@@ -67,25 +72,61 @@ pub enum ErrorKind {
     Internal,
 }
 
+impl ErrorKind {
+    /// A data error's kind: the shard's bytes (CRC, schema) are damaged data; an empty input is
+    /// the caller's to fix.
+    pub fn of_data(e: &DataError) -> ErrorKind {
+        match e.kind {
+            DataErrorKind::Corrupt | DataErrorKind::Schema => ErrorKind::CorruptData,
+            DataErrorKind::NotFound => ErrorKind::NotFound,
+            DataErrorKind::Empty => ErrorKind::InvalidInput,
+            DataErrorKind::Io | DataErrorKind::Internal => ErrorKind::Internal,
+        }
+    }
+
+    /// An OS error's kind: a missing path, or the machine's failure (permissions, a full disk).
+    pub fn of_io(e: &std::io::Error) -> ErrorKind {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            ErrorKind::NotFound
+        } else {
+            ErrorKind::Internal
+        }
+    }
+}
+
 impl Error {
     /// The kind of failure (the message keeps its location and hint whatever the kind).
     pub fn kind(&self) -> ErrorKind {
-        use yt8m_data::error::DataErrorKind as D;
         match self {
-            Error::Data(e) => match e.kind {
-                D::Corrupt | D::Schema => ErrorKind::CorruptData,
-                D::NotFound => ErrorKind::NotFound,
-                D::Empty => ErrorKind::InvalidInput,
-                D::Io | D::Internal => ErrorKind::Internal,
-            },
+            Error::Data(e) => ErrorKind::of_data(e),
             Error::Config { .. } | Error::Invalid(_) => ErrorKind::InvalidInput,
-            Error::Weights { .. } => ErrorKind::CorruptData,
+            Error::Weights { .. } | Error::Corrupt(_) => ErrorKind::CorruptData,
             Error::NotFound { .. } => ErrorKind::NotFound,
             Error::Internal(_) | Error::Torch(_) => ErrorKind::Internal,
-            Error::Io { err, .. } if err.kind() == std::io::ErrorKind::NotFound => {
-                ErrorKind::NotFound
-            }
-            Error::Io { .. } => ErrorKind::Internal,
+            Error::Io { err, .. } => ErrorKind::of_io(err),
+        }
+    }
+
+    /// An error of `kind` saying `message` (which names the file): for messages that add
+    /// context to another error without changing what kind of failure it is.
+    pub fn of_kind(kind: ErrorKind, message: String) -> Self {
+        match kind {
+            ErrorKind::InvalidInput => Error::Invalid(message),
+            ErrorKind::NotFound => Error::NotFound {
+                path: String::new(),
+                message,
+            },
+            ErrorKind::CorruptData => Error::Corrupt(message),
+            ErrorKind::Internal => Error::Internal(message),
+        }
+    }
+
+    /// Writing a command's output (standard output or `--out`) failed: the machine's failure
+    /// (a full disk, a closed pipe), not the input's.
+    pub fn output(err: std::io::Error) -> Self {
+        Error::Io {
+            path: "writing output".into(),
+            err,
         }
     }
 
@@ -123,6 +164,15 @@ mod kind_tests {
         let e = b.err().expect("no bundle there");
         assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
         assert!(e.to_string().contains("no bundle.json"), "{e}");
+        let pipe = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+        assert_eq!(Error::output(pipe).kind(), ErrorKind::Internal);
+        // Context added to an error keeps its kind; a message that names the path stands alone.
+        let e = Error::of_kind(ErrorKind::NotFound, "x.mp4: no such file".into());
+        assert_eq!(
+            (e.kind(), e.to_string().as_str()),
+            (ErrorKind::NotFound, "x.mp4: no such file")
+        );
+        assert_eq!(Error::Corrupt("x".into()).kind(), ErrorKind::CorruptData);
         // The engine's reply names the kind as the Python package reads it.
         assert_eq!(
             serde_json::to_value(ErrorKind::CorruptData).unwrap(),

@@ -62,7 +62,7 @@ impl InOrder {
             .count() as u64;
         if n < self.bs && !(finish && n as usize == self.rows.len()) {
             if finish {
-                return Err(Error::Invalid(format!(
+                return Err(Error::Internal(format!(
                     "internal: evaluation rows out of order (position {} missing)",
                     self.next + n
                 )));

@@ -218,7 +218,7 @@ fn register_font() {
 }
 
 fn draw_err<E: std::fmt::Display>(out: &Path) -> impl Fn(E) -> Error + '_ {
-    move |e| Error::Invalid(format!("{}: drawing the plot failed: {e}", out.display()))
+    move |e| Error::Internal(format!("{}: drawing the plot failed: {e}", out.display()))
 }
 
 /// Reads the runs' logs and draws the chosen metrics, one panel each, runs overlaid.
@@ -245,10 +245,10 @@ pub fn plot(o: &PlotOptions) -> Result<PlotSummary> {
         .map(|run| {
             let path = run.join("metrics.jsonl");
             if !path.is_file() {
-                return Err(Error::Invalid(format!(
-                    "{}: no metrics.jsonl\n  hint: pass run directories written by `yt8m train --out RUN`",
-                    run.display()
-                )));
+                return Err(Error::NotFound {
+                    path: run.display().to_string(),
+                    message: "no metrics.jsonl\n  hint: pass run directories written by `yt8m train --out RUN`".into(),
+                });
             }
             read_log(&path)
         })

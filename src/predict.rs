@@ -382,7 +382,7 @@ fn write_row(
     source: &str,
     row: &[(usize, f32)],
 ) -> Result<()> {
-    let io = |e: std::io::Error| Error::Invalid(format!("writing output: {e}"));
+    let io = Error::output;
     match opt.format {
         Format::Table => {
             writeln!(
@@ -583,8 +583,7 @@ fn predict_files(
         )
     });
     if opt.format == Format::Kaggle {
-        writeln!(out, "VideoId,LabelConfidencePairs")
-            .map_err(|e| Error::Invalid(format!("writing output: {e}")))?;
+        writeln!(out, "VideoId,LabelConfidencePairs").map_err(Error::output)?;
     }
     let mut sinks = Sinks { npz, ranking };
     let mut stats = PredictStats::default();
@@ -720,18 +719,21 @@ fn video_file(
             .unwrap_or_default();
         *extractor = Some(
             crate::extract::Extractor::load_with(&dir, 8, opt.video.audio).map_err(|e| {
-                Error::Invalid(format!(
-                    "{}: a video file: its features are extracted first, which needs the \
+                Error::of_kind(
+                    e.kind(),
+                    format!(
+                        "{}: a video file: its features are extracted first, which needs the \
                      extractor files: {e}\n  hint: give --extractor DIR (see yt8m extract --help)",
-                    f.display()
-                ))
+                        f.display()
+                    ),
+                )
             })?,
         );
     }
     let ex = extractor.as_ref().expect("loaded above");
     ex.video(f, &opt.video.sampling, &mut |_, _| {})
         .and_then(|feats| feats.to_video(f.display().to_string(), spec))
-        .map_err(|e| Error::Invalid(e.to_string()))
+        .map_err(Error::from)
 }
 
 /// Warns of what a shard lost (skipped records, resynchronised byte ranges, frame counts
@@ -775,9 +777,8 @@ impl NpzRows {
             );
         }
         let mut buf = std::io::Cursor::new(Vec::new());
-        write_npz(&mut buf, &arrays).map_err(|e| Error::Invalid(format!("writing .npz: {e}")))?;
-        out.write_all(buf.get_ref())
-            .map_err(|e| Error::Invalid(format!("writing output: {e}")))?;
+        write_npz(&mut buf, &arrays).map_err(|e| Error::Internal(format!("writing .npz: {e}")))?;
+        out.write_all(buf.get_ref()).map_err(Error::output)?;
         Ok(())
     }
 }

@@ -114,7 +114,7 @@ impl AtomicFile {
             .file_name()
             .ok_or_else(|| Error::Invalid(format!("{}: not a file path", dest.display())))?;
         std::fs::create_dir_all(dir).map_err(|e| {
-            Error::Invalid(format!(
+            Error::Internal(format!(
                 "cannot write {}: cannot create its directory {} ({e})\n  hint: check the path (a file of that name may be in the way) and its permissions",
                 dest.display(),
                 dir.display()
@@ -126,7 +126,7 @@ impl AtomicFile {
             std::process::id()
         ));
         let f = std::fs::File::create(&tmp).map_err(|e| {
-            Error::Invalid(format!(
+            Error::Internal(format!(
                 "cannot write {}: {e}\n  hint: check that {} is a writable directory with free space",
                 dest.display(),
                 dir.display()

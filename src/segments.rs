@@ -231,7 +231,7 @@ impl SegmentRanking {
     /// Writes `Class,Segments` and one line per class (first-seen order), its segments by
     /// descending score: the file `inference.py --segment_labels` writes.
     pub fn write(mut self, out: &mut dyn Write) -> Result<()> {
-        let io = |e: std::io::Error| Error::Invalid(format!("writing output: {e}"));
+        let io = Error::output;
         out.write_all(b"Class,Segments\n").map_err(io)?;
         for cls in std::mem::take(&mut self.order) {
             let mut heap = std::mem::take(&mut self.heaps[cls]);

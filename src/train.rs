@@ -111,7 +111,7 @@ fn build_model(
                 .find(|(n, _)| n == k)
                 .map(|(_, t)| t.shallow_clone())
         })
-        .map_err(|e| Error::Invalid(format!("{}: {e}", ck.display())))?;
+        .map_err(|e| Error::Corrupt(format!("{}: {e}", ck.display())))?;
     }
     if comm.size() > 1 {
         let mut all: Vec<Tensor> = model

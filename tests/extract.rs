@@ -742,6 +742,31 @@ fn extract_writes_official_records_that_predict_reads_and_resumes_where_it_stopp
             && said.contains("broken.mp4"),
         "{said}"
     );
+    // A failure that is not a video's own is never "skipped": without FFmpeg on PATH the run
+    // stops naming it instead of writing every video off as bad.
+    let no_tools = d.join("no-tools");
+    std::fs::create_dir_all(&no_tools).unwrap();
+    let mut skip_none = skip.clone();
+    let out_n = d.join("features-no-ffmpeg");
+    let at = skip_none
+        .iter()
+        .position(|a| *a == out_b.to_str().unwrap())
+        .unwrap();
+    skip_none[at] = out_n.to_str().unwrap();
+    let o = Command::new(common::bin())
+        .args(&skip_none)
+        .env("YT8M_THREADS", "1")
+        .env("PATH", &no_tools)
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success()
+            && e.contains("could not be started")
+            && e.matches("os error 2").count() == 1
+            && !e.contains("skipped"),
+        "{e}"
+    );
     // A quoted glob: its files, sorted.
     let out_g = d.join("features-glob");
     let pat = format!("{}/*.mkv", vids.display());

@@ -8,7 +8,6 @@
 
 use numpy::ndarray::{Array1, Array2, Array3, ArrayView2, Ix2, Ix3, ShapeBuilder};
 use numpy::{IntoPyArray, PyArray2, PyReadonlyArray2, PyUntypedArrayMethods};
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use std::path::PathBuf;
@@ -22,20 +21,8 @@ use yt8m_data::video::{FrameSpan, MappedFrames};
 use yt8m_data::{DataError, FeatureSpec, Level, Video, VideoFeatures, dequantize};
 use yt8m_metrics::{Evaluator as RsEvaluator, MetricMode, Metrics, TieOrder};
 
-pyo3::create_exception!(
-    _native,
-    Yt8mError,
-    PyValueError,
-    "A data or argument problem, with the file, record, key and a hint in its message."
-);
-
-fn err(e: DataError) -> PyErr {
-    Yt8mError::new_err(e.python_message())
-}
-
-fn invalid(msg: impl Into<String>) -> PyErr {
-    Yt8mError::new_err(msg.into())
-}
+mod errors;
+use errors::{Yt8mDataError, Yt8mError, Yt8mInternalError, err, invalid, not_found_type};
 
 fn parse_level(level: &str) -> PyResult<Option<Level>> {
     match level {
@@ -771,6 +758,9 @@ fn evaluate<'py>(
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("Yt8mError", m.py().get_type::<Yt8mError>())?;
+    m.add("Yt8mDataError", m.py().get_type::<Yt8mDataError>())?;
+    m.add("Yt8mInternalError", m.py().get_type::<Yt8mInternalError>())?;
+    m.add("Yt8mNotFoundError", not_found_type(m.py())?)?;
     // The package's version is the crate's (pyproject takes it from python/Cargo.toml).
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(read, m)?)?;

@@ -433,6 +433,15 @@ def test_views_into_mapped_shards_are_read_only_outlive_the_reader_and_equal_cop
 def test_reader_errors_name_the_file_record_and_offset(tmp_path):
     with pytest.raises(yt8m.Yt8mError, match="no such file"):
         list(yt8m.read(str(tmp_path / "missing.tfrecord")))
+    # The class says what kind of failure it is, for the reader as for the Bundle: a missing
+    # path is also a FileNotFoundError, damaged bytes a Yt8mDataError.
+    for call in (lambda p: list(yt8m.read(p)), lambda p: list(yt8m.read_batches(p, batch_size=2))):
+        with pytest.raises(FileNotFoundError) as e:
+            call(str(tmp_path / "missing.tfrecord"))
+        assert isinstance(e.value, yt8m.Yt8mNotFoundError) and isinstance(e.value, yt8m.Yt8mError)
+        assert "missing.tfrecord" in str(e.value)
+    assert yt8m.Yt8mNotFoundError is yt8m._native.Yt8mNotFoundError
+    assert not issubclass(yt8m.Yt8mDataError, FileNotFoundError)
     if not os.path.isdir(DATA):
         return
     src = os.path.join(DATA, "real", "validate0000.tfrecord")
@@ -440,7 +449,7 @@ def test_reader_errors_name_the_file_record_and_offset(tmp_path):
     data[5000] ^= 0xFF  # inside the second record's payload
     broken = tmp_path / "broken.tfrecord"
     broken.write_bytes(bytes(data))
-    with pytest.raises(yt8m.Yt8mError) as e:
+    with pytest.raises(yt8m.Yt8mDataError) as e:
         list(yt8m.read(str(broken)))
     assert "broken.tfrecord" in str(e.value) and "record 1" in str(e.value) and "hint" in str(e.value)
     # Hints in Python's words: the argument, not the CLI flag or config key.

@@ -21,20 +21,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ._native import Yt8mError
-
-
-class Yt8mNotFoundError(Yt8mError, FileNotFoundError):
-    """A path that is not there (a bundle, a shard, a weights file): a :class:`Yt8mError` and a
-    ``FileNotFoundError``."""
-
-
-class Yt8mDataError(Yt8mError):
-    """Data or weights that are damaged or not what they claim (CRCs, schemas, NaN weights)."""
-
-
-class Yt8mInternalError(Yt8mError):
-    """yt8m, libtorch or the machine failed: not the input's fault."""
+# One set of exception classes for the whole package: the reader (``_native``) raises them for
+# its data errors, and the engine's replies below map onto them.
+from ._native import Yt8mDataError, Yt8mError, Yt8mInternalError, Yt8mNotFoundError
 
 
 # The engine's error kinds (the Rust library's ``ErrorKind``) → the exception raised; a bad

@@ -400,12 +400,10 @@ fn time_yt8m_extract(
     dest: &Path,
 ) -> Result<(usize, f64)> {
     use yt8m::extract::write::{WriteOptions, extract_all, inputs_from_paths};
-    let ext = |e: yt8m::extract::ExtractError| Error::Invalid(e.to_string());
     let ex =
-        yt8m::extract::Extractor::load_with(dir, o.batch_size, yt8m::extract::AudioSource::Zeros)
-            .map_err(ext)?;
+        yt8m::extract::Extractor::load_with(dir, o.batch_size, yt8m::extract::AudioSource::Zeros)?;
     let _ = std::fs::remove_dir_all(dest);
-    let inputs = inputs_from_paths(&[video.to_path_buf()]).map_err(ext)?;
+    let inputs = inputs_from_paths(&[video.to_path_buf()])?;
     let opts = WriteOptions {
         level: yt8m::data::Level::Frame,
         audio: yt8m::extract::AudioSource::Zeros,
@@ -416,7 +414,7 @@ fn time_yt8m_extract(
         skip_bad_videos: false,
     };
     let t = Instant::now();
-    let s = extract_all(&ex, &inputs, dest, &opts, &mut |_| {}).map_err(ext)?;
+    let s = extract_all(&ex, &inputs, dest, &opts, &mut |_| {})?;
     Ok((s.frames_written, t.elapsed().as_secs_f64()))
 }
 

@@ -113,7 +113,9 @@ pub(crate) struct ExtractArgs {
     /// Frames per Inception call (8 measured fastest on 2 cores: docs/benchmarks.md).
     #[arg(long, default_value_t = 8)]
     batch_size: usize,
-    /// Leave out videos that cannot be decoded (listed at the end) instead of stopping.
+    /// Leave out videos that are missing or cannot be decoded (listed at the end) instead of
+    /// stopping. A failure that is not the video's own (FFmpeg missing, a full disk) still
+    /// stops the run.
     #[arg(long)]
     skip_bad_videos: bool,
     /// Audio features: vggish (vggish_model.ckpt + vggish_pca_params.npz in the extractor

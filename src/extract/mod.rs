@@ -19,6 +19,7 @@ pub mod write;
 
 use std::path::{Path, PathBuf};
 
+use crate::error::ErrorKind;
 use tch::{Kind, Tensor};
 
 use pca::{PCA_DIMS, Pca, PcaError};
@@ -47,13 +48,68 @@ pub enum ExtractError {
     Pca(#[from] PcaError),
     #[error(transparent)]
     Video(#[from] VideoError),
+    /// A file or directory given to extraction (the extractor's files, the inputs, the output
+    /// directory), with what kind of failure it is.
     #[error("{path}: {message}")]
-    Files { path: PathBuf, message: String },
+    Files {
+        kind: ErrorKind,
+        path: PathBuf,
+        message: String,
+    },
     #[error(transparent)]
     Data(#[from] yt8m_data::DataError),
     /// Writing the output.
     #[error(transparent)]
     Output(#[from] crate::Error),
+}
+
+impl ExtractError {
+    /// Whose fault it is: a missing or undecodable video is the input's (`NotFound`,
+    /// `CorruptData`), a missing FFmpeg or a failed write is not (`Internal`), so
+    /// `--skip-bad-videos` skips the first and stops on the second, and the server answers 400
+    /// or 500.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ExtractError::Graph(_) => ErrorKind::CorruptData,
+            ExtractError::Pca(e) => e.kind,
+            ExtractError::Video(VideoError::NoTool { .. }) => ErrorKind::Internal,
+            ExtractError::Video(VideoError::Video { .. }) => ErrorKind::CorruptData,
+            ExtractError::Files { kind, .. } => *kind,
+            ExtractError::Data(e) => ErrorKind::of_data(e),
+            ExtractError::Output(e) => e.kind(),
+        }
+    }
+
+    /// Whether the video itself is at fault (missing, damaged, not a video): what
+    /// `--skip-bad-videos` may skip.
+    pub fn is_bad_video(&self) -> bool {
+        matches!(self.kind(), ErrorKind::NotFound | ErrorKind::CorruptData)
+    }
+}
+
+/// The library error of the same kind and message, so callers (the server, the Python
+/// engine, the CLI) branch on extraction failures as on any other.
+impl From<ExtractError> for crate::Error {
+    fn from(e: ExtractError) -> Self {
+        match e {
+            ExtractError::Data(d) => crate::Error::Data(d),
+            ExtractError::Output(e) => e,
+            ExtractError::Files {
+                kind: ErrorKind::NotFound,
+                path,
+                message,
+            } => crate::Error::NotFound {
+                path: path.display().to_string(),
+                message,
+            },
+            ExtractError::Pca(PcaError {
+                kind: ErrorKind::NotFound,
+                path,
+                message,
+            }) => crate::Error::NotFound { path, message },
+            e => crate::Error::of_kind(e.kind(), e.to_string()),
+        }
+    }
 }
 
 /// The extractor's files, as the official code lays them out in its `model_dir` (`~/yt8m` by
@@ -156,6 +212,7 @@ impl VideoFeatures {
         use yt8m_data::video::{Level, Video, VideoFeatures as F};
         if spec.dims != [PCA_DIMS, AUDIO_DIMS] {
             return Err(ExtractError::Files {
+                kind: ErrorKind::InvalidInput,
                 path: PathBuf::from(&id),
                 message: format!(
                     "the model reads features of widths {:?}; extracted features are rgb 1024 and \
@@ -202,6 +259,7 @@ impl Extractor {
     ) -> Result<Extractor, ExtractError> {
         if !dir.is_dir() {
             return Err(ExtractError::Files {
+                kind: ErrorKind::NotFound,
                 path: dir.to_path_buf(),
                 message: format!(
                     "not a directory: give the directory holding {GRAPH_FILE} (from \
@@ -219,11 +277,13 @@ impl Extractor {
             // The archive as distributed: the graph is read from it.
             let members =
                 archive::read_members(&tgz, &[GRAPH_FILE]).map_err(|m| ExtractError::Files {
+                    kind: ErrorKind::CorruptData,
                     path: tgz.clone(),
                     message: m,
                 })?;
             let Some((_, bytes)) = members.into_iter().next() else {
                 return Err(ExtractError::Files {
+                    kind: ErrorKind::CorruptData,
                     path: tgz,
                     message: format!("holds no {GRAPH_FILE}: not the published archive"),
                 });
@@ -232,6 +292,7 @@ impl Extractor {
             TfGraph::from_bytes(&bytes, &graph_path)?
         } else {
             return Err(ExtractError::Files {
+                kind: ErrorKind::NotFound,
                 path: graph_path,
                 message: format!(
                     "missing: put {GRAPH_TGZ} (from \
@@ -246,6 +307,7 @@ impl Extractor {
             let node = n.split(':').next().unwrap_or(n);
             if !graph.has_node(node) {
                 return Err(ExtractError::Files {
+                    kind: ErrorKind::CorruptData,
                     path: graph_path,
                     message: format!(
                         "has no node '{node}': it is not the 2015 Inception-v3 graph the \
@@ -261,6 +323,7 @@ impl Extractor {
                 for f in [vggish::CHECKPOINT_FILE, vggish::PCA_FILE] {
                     if !dir.join(f).is_file() {
                         return Err(ExtractError::Files {
+                            kind: ErrorKind::NotFound,
                             path: dir.join(f),
                             message: format!(
                                 "missing: VGGish audio needs {} and {} (from \
@@ -324,6 +387,7 @@ impl Extractor {
         let width = pool.size()[1] as usize;
         if width != self.pca.input_dims() {
             return Err(ExtractError::Files {
+                kind: ErrorKind::CorruptData,
                 path: self.pca.dir().join("mean.npy"),
                 message: format!(
                     "the PCA takes {}-d features but the graph's {FETCH} gives {width}: the \
@@ -421,6 +485,7 @@ impl Extractor {
         let frames = Tensor::from_slice(&bytes).reshape([n, h, w, 3]);
         let feats = self.rgb_features(&frames)?;
         let v: Vec<f32> = Vec::try_from(&feats.reshape([-1])).map_err(|e| ExtractError::Files {
+            kind: ErrorKind::Internal,
             path: path.to_path_buf(),
             message: format!("reading features back: {e}"),
         })?;
@@ -440,5 +505,51 @@ impl Extractor {
             out.frames += 1;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod kind_tests {
+    use super::*;
+
+    /// Missing extractor files are `NotFound`, files that are not what they claim
+    /// `CorruptData`, and the library error keeps the kind (the server's 400 vs 500, the
+    /// Python exception class, `--skip-bad-videos`).
+    #[test]
+    fn extraction_failures_say_whose_fault_they_are() {
+        let d = std::env::temp_dir().join(format!("yt8m-extract-kinds-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        let load = |dir: &Path| {
+            Extractor::load_with(dir, 8, AudioSource::Zeros)
+                .err()
+                .unwrap()
+        };
+        let e = load(&d.join("nowhere"));
+        assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+        std::fs::create_dir_all(&d).unwrap();
+        let e = load(&d);
+        assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+        assert!(e.to_string().contains(GRAPH_FILE), "{e}");
+        let lib = crate::Error::from(e);
+        assert_eq!(lib.kind(), ErrorKind::NotFound);
+        assert!(lib.to_string().contains(GRAPH_FILE), "{lib}");
+        std::fs::write(d.join(GRAPH_FILE), b"\xff\xff\xff not a GraphDef").unwrap();
+        let e = load(&d);
+        assert_eq!(e.kind(), ErrorKind::CorruptData, "{e}");
+        let lib = crate::Error::from(e);
+        assert_eq!(lib.kind(), ErrorKind::CorruptData, "{lib}");
+        assert!(lib.to_string().contains(GRAPH_FILE), "{lib}");
+        let no_tool = ExtractError::Video(VideoError::NoTool {
+            tool: "ffmpeg",
+            err: std::io::Error::from(std::io::ErrorKind::NotFound),
+        });
+        assert!(!no_tool.is_bad_video());
+        assert_eq!(crate::Error::from(no_tool).kind(), ErrorKind::Internal);
+        let broken = ExtractError::Video(VideoError::Video {
+            path: d.join("a.mp4"),
+            message: "FFmpeg cannot read it".into(),
+        });
+        assert!(broken.is_bad_video());
+        std::fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -12,6 +12,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::error::ErrorKind;
 use tch::{Kind, Tensor};
 use yt8m_data::npy::{NpyArray, read_npy};
 
@@ -25,6 +26,8 @@ pub const QUANT_MAX: f32 = 2.0;
 #[derive(Debug, thiserror::Error)]
 #[error("{path}: {message}")]
 pub struct PcaError {
+    /// Missing (`NotFound`) or not the published arrays (`CorruptData`).
+    pub kind: ErrorKind,
     pub path: String,
     pub message: String,
 }
@@ -43,6 +46,7 @@ pub struct Pca {
 fn check_float(a: NpyArray, shown: String) -> Result<(NpyArray, String), PcaError> {
     if !a.dtype.is_float() {
         return Err(PcaError {
+            kind: ErrorKind::CorruptData,
             path: shown,
             message: format!(
                 "holds {} values; the published PCA is floating point",
@@ -58,6 +62,7 @@ fn load_array(dir: &Path, name: &str) -> Result<(NpyArray, String), PcaError> {
     let shown = p.display().to_string();
     if !p.is_file() {
         return Err(PcaError {
+            kind: ErrorKind::NotFound,
             path: shown,
             message: format!(
                 "missing: the extractor directory needs {PCA_TGZ} (from \
@@ -67,6 +72,7 @@ fn load_array(dir: &Path, name: &str) -> Result<(NpyArray, String), PcaError> {
         });
     }
     let a = read_npy(&p).map_err(|e| PcaError {
+        kind: ErrorKind::CorruptData,
         path: shown.clone(),
         message: format!("{e}"),
     })?;
@@ -82,6 +88,7 @@ fn column(a: &NpyArray, path: &str, what: &str) -> Result<Vec<f32>, PcaError> {
     match a.shape[..] {
         [_] | [_, 1] => Ok(a.to_f32()),
         _ => Err(PcaError {
+            kind: ErrorKind::CorruptData,
             path: path.into(),
             message: format!(
                 "shape {:?}: {what} is a column ([n, 1], as published) or a vector",
@@ -98,6 +105,7 @@ fn read_pca_arrays(dir: &Path) -> Result<Vec<(NpyArray, String)>, PcaError> {
     Ok(if !dir.join("mean.npy").is_file() && tgz.is_file() {
         let shown = tgz.display().to_string();
         let members = super::archive::read_members(&tgz, &PCA_FILES).map_err(|m| PcaError {
+            kind: ErrorKind::CorruptData,
             path: shown.clone(),
             message: m,
         })?;
@@ -107,11 +115,13 @@ fn read_pca_arrays(dir: &Path) -> Result<Vec<(NpyArray, String)>, PcaError> {
                 .iter()
                 .find(|(n, _)| n == name)
                 .ok_or_else(|| PcaError {
+                    kind: ErrorKind::CorruptData,
                     path: shown.clone(),
                     message: format!("holds no {name}: not the published yt8m_pca.tgz"),
                 })?;
             let inner = format!("{shown}:{name}");
             let a = yt8m_data::npy::read_npy_bytes(bytes, &inner).map_err(|e| PcaError {
+                kind: ErrorKind::CorruptData,
                 path: inner.clone(),
                 message: format!("{e}"),
             })?;
@@ -139,6 +149,7 @@ impl Pca {
         let vals = column(&vals, &vals_p, "the eigenvalues")?;
         if vals.len() < PCA_DIMS {
             return Err(PcaError {
+                kind: ErrorKind::CorruptData,
                 path: vals_p,
                 message: format!(
                     "{} eigenvalues; the official slicing keeps the first {PCA_DIMS}",
@@ -149,6 +160,7 @@ impl Pca {
         let (vecs, vecs_p) = arrays.next().expect("three");
         let [rows, cols] = vecs.shape[..] else {
             return Err(PcaError {
+                kind: ErrorKind::CorruptData,
                 path: vecs_p,
                 message: format!(
                     "shape {:?}: eigenvectors are a matrix, one per row",
@@ -158,6 +170,7 @@ impl Pca {
         };
         if rows < PCA_DIMS || cols != mean.len() {
             return Err(PcaError {
+                kind: ErrorKind::CorruptData,
                 path: vecs_p,
                 message: format!(
                     "shape [{rows}, {cols}]: expected at least {PCA_DIMS} eigenvectors of \
@@ -171,6 +184,7 @@ impl Pca {
             .position(|v| v.is_nan() || *v <= -1e-4)
         {
             return Err(PcaError {
+                kind: ErrorKind::CorruptData,
                 path: vals_p,
                 message: format!(
                     "eigenvalue {i} is {}: whitening divides by sqrt(eigenvalue + 1e-4)",
@@ -191,6 +205,7 @@ impl Pca {
             .collect();
         if let Some(i) = mean.iter().position(|v| !v.is_finite()) {
             return Err(PcaError {
+                kind: ErrorKind::CorruptData,
                 path: mean_p,
                 message: format!("value {i} is not finite"),
             });

@@ -19,6 +19,7 @@ use yt8m_data::npy::read_npz;
 
 use super::ExtractError;
 use super::tfckpt::read_checkpoint;
+use crate::error::ErrorKind;
 
 /// The published checkpoint's file name (https://storage.googleapis.com/audioset/vggish_model.ckpt).
 pub const CHECKPOINT_FILE: &str = "vggish_model.ckpt";
@@ -48,6 +49,7 @@ pub struct Vggish {
 
 fn ferr(path: &Path, m: impl Into<String>) -> ExtractError {
     ExtractError::Files {
+        kind: ErrorKind::CorruptData,
         path: path.to_path_buf(),
         message: m.into(),
     }

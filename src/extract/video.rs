@@ -58,12 +58,13 @@ impl Default for Sampling {
 #[derive(Debug, thiserror::Error)]
 pub enum VideoError {
     #[error(
-        "'{tool}' could not be started ({source}): extraction decodes video with FFmpeg; install \
+        "'{tool}' could not be started ({err}): extraction decodes video with FFmpeg; install \
          it (Debian/Ubuntu: apt-get install ffmpeg; ./dev setup does) or put it on PATH"
     )]
     NoTool {
         tool: &'static str,
-        source: std::io::Error,
+        // `err`, not `source`: a chained source is printed a second time by `{:#}`.
+        err: std::io::Error,
     },
     #[error("{path}: {message}")]
     Video { path: PathBuf, message: String },
@@ -98,9 +99,9 @@ pub(super) fn ffprobe_lines(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|source| VideoError::NoTool {
+        .map_err(|err| VideoError::NoTool {
             tool: "ffprobe",
-            source,
+            err,
         })?;
     let stderr = drain(child.stderr.take());
     let out = BufReader::new(child.stdout.take().expect("piped"));
@@ -196,9 +197,9 @@ pub(super) fn spawn_ffmpeg(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|source| VideoError::NoTool {
+        .map_err(|err| VideoError::NoTool {
             tool: "ffmpeg",
-            source,
+            err,
         })
 }
 

@@ -22,6 +22,7 @@ use yt8m_data::video::Level;
 
 use super::video::Sampling;
 use super::{ExtractError, Extractor, VideoFeatures};
+use crate::error::ErrorKind;
 use crate::runtime::{AtomicFile, write_atomic};
 
 /// Video file extensions a directory is searched for.
@@ -54,10 +55,15 @@ pub struct Input {
 /// `--input_videos_csv`); relative paths are taken from the current directory, as there.
 pub fn inputs_from_csv(csv: &Path) -> Result<Vec<Input>, ExtractError> {
     let ferr = |m: String| ExtractError::Files {
+        kind: ErrorKind::InvalidInput,
         path: csv.to_path_buf(),
         message: m,
     };
-    let text = std::fs::read(csv).map_err(|e| ferr(format!("{e}")))?;
+    let text = std::fs::read(csv).map_err(|e| ExtractError::Files {
+        kind: ErrorKind::of_io(&e),
+        path: csv.to_path_buf(),
+        message: format!("{e}"),
+    })?;
     let text = String::from_utf8(text).map_err(|_| ferr("not UTF-8 text".into()))?;
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate() {
@@ -124,6 +130,7 @@ pub fn inputs_from_paths(paths: &[PathBuf]) -> Result<Vec<Input>, ExtractError> 
         if let Some(pat) = pattern {
             let mut found: Vec<PathBuf> = glob::glob(pat)
                 .map_err(|e| ExtractError::Files {
+                    kind: ErrorKind::InvalidInput,
                     path: p.clone(),
                     message: format!("bad glob pattern: {e}"),
                 })?
@@ -132,6 +139,7 @@ pub fn inputs_from_paths(paths: &[PathBuf]) -> Result<Vec<Input>, ExtractError> 
                 .collect();
             if found.is_empty() {
                 return Err(ExtractError::Files {
+                    kind: ErrorKind::NotFound,
                     path: p.clone(),
                     message: "the glob pattern matches no files".into(),
                 });
@@ -143,6 +151,7 @@ pub fn inputs_from_paths(paths: &[PathBuf]) -> Result<Vec<Input>, ExtractError> 
             continue;
         }
         let md = std::fs::metadata(p).map_err(|e| ExtractError::Files {
+            kind: ErrorKind::of_io(&e),
             path: p.clone(),
             message: format!("{e}"),
         })?;
@@ -155,6 +164,7 @@ pub fn inputs_from_paths(paths: &[PathBuf]) -> Result<Vec<Input>, ExtractError> 
         let mut stack = vec![(p.clone(), 0usize)];
         while let Some((dir, depth)) = stack.pop() {
             let rd = std::fs::read_dir(&dir).map_err(|e| ExtractError::Files {
+                kind: ErrorKind::of_io(&e),
                 path: dir.clone(),
                 message: format!("{e}"),
             })?;
@@ -168,6 +178,7 @@ pub fn inputs_from_paths(paths: &[PathBuf]) -> Result<Vec<Input>, ExtractError> 
                     found.push(q);
                     if found.len() > MAX_INPUTS {
                         return Err(ExtractError::Files {
+                            kind: ErrorKind::InvalidInput,
                             path: p.clone(),
                             message: format!("more than {MAX_INPUTS} video files"),
                         });
@@ -177,6 +188,7 @@ pub fn inputs_from_paths(paths: &[PathBuf]) -> Result<Vec<Input>, ExtractError> 
         }
         if found.is_empty() {
             return Err(ExtractError::Files {
+                kind: ErrorKind::InvalidInput,
                 path: p.clone(),
                 message: format!(
                     "no video files in it (looked for .{})",
@@ -312,6 +324,7 @@ fn claim_output(out: &Path, inputs: &[Input], opts: &WriteOptions) -> Result<(),
         });
         if old.as_ref() != Some(&manifest) && (wrote_any || old.is_none()) {
             return Err(ExtractError::Files {
+                kind: ErrorKind::InvalidInput,
                 path: mpath,
                 message: "this directory holds an extraction of other videos or with other \
                           options: give another --out, another --prefix, or delete its shards \
@@ -327,6 +340,7 @@ fn claim_output(out: &Path, inputs: &[Input], opts: &WriteOptions) -> Result<(),
         // Shards without a manifest were not written by this run's inputs: never mixed in.
         if (0..inputs.len().div_ceil(per)).any(|k| shard_path(out, &opts.prefix, k).exists()) {
             return Err(ExtractError::Files {
+                kind: ErrorKind::InvalidInput,
                 path: shard_path(out, &opts.prefix, 0),
                 message: format!(
                     "already exists without {}: give another --out or --prefix",
@@ -351,6 +365,7 @@ pub fn extract_all(
 ) -> Result<Summary, ExtractError> {
     let per = opts.videos_per_shard.max(1);
     std::fs::create_dir_all(out).map_err(|e| ExtractError::Files {
+        kind: ErrorKind::of_io(&e),
         path: out.to_path_buf(),
         message: format!("cannot create the output directory ({e})"),
     })?;
@@ -376,7 +391,8 @@ pub fn extract_all(
             });
             let f = match r {
                 Ok(f) => f,
-                Err(e) if opts.skip_bad_videos => {
+                // Only the video's own faults: a missing FFmpeg would otherwise "skip" them all.
+                Err(e) if opts.skip_bad_videos && e.is_bad_video() => {
                     tracing::warn!("skipped {}: {e}", input.path.display());
                     s.bad_videos.push((input.path.clone(), e.to_string()));
                     on_event(Event::VideoDone(i));

@@ -473,7 +473,7 @@ impl Model {
             .map(|(n, t)| (n.as_str(), t.to_device(Device::Cpu)))
             .collect();
         Tensor::write_safetensors(&refs, path).map_err(|e| {
-            Error::Invalid(format!(
+            Error::Internal(format!(
                 "{}: cannot write the weights: {}\n  hint: check the free space and permissions there (a failed save leaves earlier checkpoints intact)",
                 path.display(),
                 crate::error::torch_message(&e)

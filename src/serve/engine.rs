@@ -149,7 +149,7 @@ pub fn run(
         match input.read_exact(&mut head) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
-            Err(e) => return Err(Error::Invalid(format!("engine: reading a request: {e}"))),
+            Err(e) => return Err(Error::Internal(format!("engine: reading a request: {e}"))),
         }
         let json_len = u64::from_le_bytes(head[..8].try_into().expect("8 bytes"));
         let body_len = u64::from_le_bytes(head[8..].try_into().expect("8 bytes"));
@@ -163,7 +163,7 @@ pub fn run(
         let got = input
             .take(body_len)
             .read_to_end(&mut body)
-            .map_err(|e| Error::Invalid(format!("engine: reading a request body: {e}")))?;
+            .map_err(|e| Error::Internal(format!("engine: reading a request body: {e}")))?;
         if got as u64 != body_len {
             return Err(Error::Invalid(format!(
                 "engine: the request body ended after {got} of its {body_len} bytes"

@@ -41,7 +41,7 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use crate::data::FeatureSpec;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::kinds::{DeviceSpec, Precision};
 use batcher::{Batching, CoreBudget, Job, model_thread};
 use metrics::Stats;
@@ -279,7 +279,15 @@ async fn call_videos(
                 format!("extraction failed: {e}"),
             )
         })?
-        .map_err(bad)?
+        .map_err(|e| {
+            // The client's video (undecodable, a bad shape) or the server's failure (FFmpeg
+            // missing, no room to stage the file).
+            let status = match e.kind() {
+                ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            (status, e.to_string())
+        })?
     } else {
         tensor::videos(&call.inputs, &m.spec).map_err(bad)?
     })
@@ -502,7 +510,7 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
         Some(dir) => {
             let ex =
                 crate::extract::Extractor::load_with(dir, 8, crate::extract::AudioSource::Auto)
-                    .map_err(|e| Error::Invalid(format!("--extractor: {e}")))?;
+                    .map_err(|e| Error::of_kind(e.kind(), format!("--extractor: {e}")))?;
             tracing::info!(
                 "video inputs: extracted with the files in {}",
                 dir.display()

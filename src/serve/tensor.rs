@@ -302,17 +302,20 @@ pub fn metadata(name: &str, spec: &FeatureSpec, num_classes: usize, video: bool)
 
 /// Video files' bytes (the `video` input, alone) into videos for `spec`, extracted as `yt8m
 /// extract` would (ids `video[i]`): each is written to a private temporary file for FFmpeg.
+/// The error's kind says whose fault it is: the request's (a bad shape, an undecodable
+/// video) or the server's (staging, FFmpeg missing).
 pub fn video_files(
     inputs: &[Input],
     spec: &FeatureSpec,
     ex: &crate::extract::Extractor,
-) -> Result<Vec<Video>, BadRequest> {
+) -> crate::Result<Vec<Video>> {
+    let bad = |m: String| crate::Error::Invalid(m);
     if inputs.len() != 1 {
-        return Err(bad("give 'video' alone (one element per video file)"));
+        return Err(bad("give 'video' alone (one element per video file)".into()));
     }
     let t = &inputs[0];
     let Values::Bytes(files) = &t.values else {
-        return Err(bad("input 'video' must be BYTES"));
+        return Err(bad("input 'video' must be BYTES".into()));
     };
     if t.shape.len() != 1 {
         return Err(bad(format!(
@@ -321,15 +324,22 @@ pub fn video_files(
         )));
     }
     let dir = std::env::temp_dir().join(format!("yt8m-serve-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| bad(format!("cannot stage the video for FFmpeg: {e}")))?;
+    std::fs::create_dir_all(&dir).map_err(|e| {
+        crate::Error::Internal(format!(
+            "cannot stage the video for FFmpeg in {}: {e}",
+            dir.display()
+        ))
+    })?;
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let mut out = Vec::with_capacity(files.len());
     for (i, bytes) in files.iter().enumerate() {
         let path = dir.join(format!("{}.video", NEXT.fetch_add(1, Ordering::Relaxed)));
         let id = format!("video[{i}]");
         let r = std::fs::write(&path, bytes)
-            .map_err(|e| format!("cannot stage it for FFmpeg ({e})"))
+            .map_err(|e| {
+                let m = format!("cannot stage it for FFmpeg in {} ({e})", dir.display());
+                (crate::error::ErrorKind::Internal, m)
+            })
             .and_then(|()| {
                 ex.video(
                     &path,
@@ -338,10 +348,15 @@ pub fn video_files(
                 )
                 .and_then(|f| f.to_video(id.clone(), spec))
                 // The staged file's name means nothing to the client.
-                .map_err(|e| e.to_string().replace(&path.display().to_string(), &id))
+                .map_err(|e| {
+                    (
+                        e.kind(),
+                        e.to_string().replace(&path.display().to_string(), &id),
+                    )
+                })
             });
         let _ = std::fs::remove_file(&path);
-        out.push(r.map_err(|e| bad(format!("{id}: {e}")))?);
+        out.push(r.map_err(|(kind, e)| crate::Error::of_kind(kind, format!("{id}: {e}")))?);
     }
     Ok(out)
 }

@@ -86,7 +86,7 @@ pub fn read_log(path: &Path) -> Result<Vec<LogRecord>> {
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| {
             serde_json::from_str(l).map_err(|e| {
-                Error::Invalid(format!(
+                Error::Corrupt(format!(
                     "{}:{}: not a yt8m log record: {e}",
                     path.display(),
                     i + 1
