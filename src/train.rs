@@ -9,9 +9,8 @@
 
 use crate::checkpoint::{TrainState, ckpt_dir, open_run, prune, save_checkpoint};
 use crate::config::Config;
-use crate::config::Split;
 use crate::data::batch::{Batch, Loader};
-use crate::distributed::{Comm, GradSync, broadcast_tensors, check_same_config};
+use crate::distributed::{Comm, GradSync, check_same_config};
 use crate::error::{Error, Result};
 use crate::infer::{EvalSettings, evaluate_model};
 use crate::model::{Model, batch_inputs};
@@ -19,15 +18,17 @@ use crate::optim::{ClipBy, Optimizer};
 use crate::runtime::write_atomic;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 use tch::Tensor;
 
 mod log;
 mod plan;
+mod setup;
 use log::RunLog;
 pub use log::{LogRecord, ValidRecord, read_log};
 pub use plan::{Plan, plan};
+use setup::Setup;
 
 /// What the command line adds to the config.
 #[derive(Debug, Clone, Default)]
@@ -62,137 +63,22 @@ pub struct TrainSummary {
     pub workers: usize,
 }
 
-/// Counts the records of a split cheaply (TFRecord framing only) for the progress bar; with
-/// DATASET.segment_labels, the rated segments (a full read of the split).
-fn count_videos(loader: &Loader) -> Option<usize> {
-    let mut n = 0;
-    for f in loader.files() {
-        n += if loader.config().segments {
-            crate::data::sources::count_segment_examples(f, loader.spec()).ok()?
-        } else {
-            crate::data::sources::count_records(f).ok()?
-        };
-    }
-    Some(n)
-}
-
-/// The model and optimizer at the run's start point: fresh (seeded), initial weights on rank 0,
-/// or the resumed checkpoint; with several workers everyone then takes rank 0's weights and
-/// optimizer state.
-fn build_model(
-    cfg: &Config,
-    opts: &TrainOptions,
-    resume_from: Option<&Path>,
-    comm: &dyn Comm,
-) -> Result<(Model, Optimizer)> {
-    let device = cfg.TRAIN.device.resolve()?;
-    let kind = cfg.TRAIN.dtype.kind();
-    tch::manual_seed(cfg.TRAIN.seed as i64);
-    let mut model = Model::new(cfg.architecture(), device, kind);
-    model.init_from_files(
-        cfg.MODEL
-            .head
-            .eigen_file
-            .as_deref()
-            .map(std::path::Path::new),
-    )?;
-    if let (0, Some(w)) = (comm.rank(), &opts.init_weights) {
-        model.load_weights(&crate::checkpoint::weights_path(w)?)?;
-    }
-    let mut opt = Optimizer::new(
-        cfg.OPTIMIZER.algorithm(),
-        model.param_groups(cfg.OPTIMIZER.weight_decay.value),
-    );
-    if let Some(ck) = resume_from {
-        model.load_safetensors(&ck.join("model.safetensors"))?;
-        let st = crate::model::read_safetensors(&ck.join("optimizer.safetensors"))?;
-        opt.load_state(|k| {
-            st.iter()
-                .find(|(n, _)| n == k)
-                .map(|(_, t)| t.shallow_clone())
-        })
-        .map_err(|e| Error::Corrupt(format!("{}: {e}", ck.display())))?;
-    }
-    if comm.size() > 1 {
-        let mut all: Vec<Tensor> = model
-            .named_variables()
-            .into_iter()
-            .map(|(_, t)| t)
-            .collect();
-        all.extend(
-            opt.state_tensors()
-                .into_iter()
-                .map(|(_, t)| t.shallow_clone()),
-        );
-        broadcast_tensors(comm, &all);
-    }
-    Ok((model, opt))
-}
-
-/// This worker's training loader: shards r, r+N, ... of the split.
-fn worker_loader(cfg: &Config, comm: &dyn Comm) -> Result<Loader> {
-    let all = cfg.loader(Split::Train)?;
-    let (rank, world) = (comm.rank(), comm.size());
-    if world == 1 {
-        return Ok(all);
-    }
-    // Every worker sees the same file list, so every one fails here alike (no worker waits in
-    // a collective for one that already stopped).
-    if all.files().len() < world {
-        return Err(Error::Invalid(format!(
-            "{world} workers but only {} training shard(s): workers read whole shards, so at least one would have nothing\n  hint: use at most {} worker(s) (mpirun -np {}), or split the data into more shards",
-            all.files().len(),
-            all.files().len(),
-            all.files().len()
-        )));
-    }
-    let files: Vec<PathBuf> = all
-        .files()
-        .iter()
-        .skip(rank)
-        .step_by(world)
-        .cloned()
-        .collect();
-    Ok(Loader::new(
-        files,
-        cfg.feature_spec(),
-        cfg.loader_config(Split::Train),
-    ))
-}
-
-/// Videos of this worker's split (None when they cannot be counted cheaply) and the steps of
-/// one epoch, the same on every worker: each step is a collective, so the smallest wins.
-fn count_steps(
-    cfg: &Config,
-    loader: &Loader,
-    comm: &dyn Comm,
-) -> Result<(Option<usize>, Option<usize>)> {
-    let n_train = count_videos(loader);
-    let bs = cfg.DATASET.batch_size;
-    let local = n_train.map(|n| {
-        if cfg.DATASET.drop_last {
-            n / bs
-        } else {
-            n.div_ceil(bs)
-        }
-    });
-    let steps = if comm.size() > 1 {
-        Some(comm.allreduce_min(local.unwrap_or(0) as u64) as usize)
-    } else {
-        local
-    };
-    if steps == Some(0) {
-        return Err(Error::Invalid(format!(
-            "the training split has {} videos{}, fewer than one batch of {bs} (DATASET.drop_last is on)\n  hint: lower DATASET.batch_size or add data",
-            n_train.unwrap_or(0),
-            if comm.size() > 1 {
-                format!(" on worker {} (or another worker)", comm.rank())
-            } else {
-                String::new()
-            }
-        )));
-    }
-    Ok((n_train, steps))
+/// One training step as the progress bar and the run log report it.
+struct StepLine {
+    /// 0-based.
+    epoch: usize,
+    /// 1-based, within the epoch.
+    step: usize,
+    loss: f64,
+    per_video: f64,
+    lr: f64,
+    /// Over all workers.
+    samples_per_s: f64,
+    /// The epoch's share of time spent waiting for data so far.
+    wait_share: f64,
+    grad_norm: Option<f64>,
+    /// " ETA 1h02m" when the epoch's length is known, else empty.
+    eta: String,
 }
 
 /// One epoch's totals on this worker.
@@ -352,42 +238,24 @@ impl Trainer<'_> {
                 let left = spe.saturating_sub(steps) + spe * (end - epoch - 1);
                 fmt_duration(el / steps as f64 * left as f64)
             });
-            let eta = eta.map(|e| format!(" ETA {e}")).unwrap_or_default();
+            let line = StepLine {
+                epoch,
+                step: steps,
+                loss: lv,
+                per_video,
+                lr,
+                samples_per_s: sps,
+                wait_share: wait / el,
+                grad_norm: gnorm,
+                eta: eta.map(|e| format!(" ETA {e}")).unwrap_or_default(),
+            };
             pb.set_message(format!(
-                "loss/video {per_video:.3} lr {lr:.2e} {sps:.1} samples/s data-wait {:.0}%{eta}",
-                100.0 * wait / el
+                "loss/video {per_video:.3} lr {lr:.2e} {sps:.1} samples/s data-wait {:.0}%{}",
+                100.0 * line.wait_share,
+                line.eta
             ));
             pb.inc(1);
-            if let (Some(log), true) = (
-                self.log.as_mut(),
-                self.cfg.log_interval > 0 && steps % self.cfg.log_interval == 0,
-            ) {
-                log.write(
-                    &LogRecord::TrainStep {
-                        epoch: epoch + 1,
-                        step: steps,
-                        global_step: self.state.global_step,
-                        loss: lv,
-                        loss_per_video: per_video,
-                        lr,
-                        samples_per_s: sps,
-                        data_wait_share: wait / el,
-                        grad_norm: gnorm,
-                        workers: world,
-                    },
-                    self.state.global_step,
-                );
-                if self.opts.quiet {
-                    tracing::info!(
-                        "epoch {} step {steps}{} loss/video {per_video:.4} lr {lr:.2e} {sps:.1} samples/s data-wait {:.0}%{eta}",
-                        epoch + 1,
-                        self.steps_per_epoch
-                            .map(|s| format!("/{s}"))
-                            .unwrap_or_default(),
-                        100.0 * wait / el
-                    );
-                }
-            }
+            self.log_step(&line);
             t_wait = Instant::now();
         }
         pb.finish_and_clear();
@@ -403,6 +271,45 @@ impl Trainer<'_> {
             frame_warning: stats.frame_count_warning(),
             zero_frames: stats.zero_frames.clone(),
         })
+    }
+
+    /// Every `log_interval` steps: the step's record in the run log, and with `--quiet` (no
+    /// progress bar) a log line.
+    fn log_step(&mut self, l: &StepLine) {
+        let due = self.cfg.log_interval > 0 && l.step % self.cfg.log_interval == 0;
+        let Some(log) = self.log.as_mut().filter(|_| due) else {
+            return;
+        };
+        log.write(
+            &LogRecord::TrainStep {
+                epoch: l.epoch + 1,
+                step: l.step,
+                global_step: self.state.global_step,
+                loss: l.loss,
+                loss_per_video: l.per_video,
+                lr: l.lr,
+                samples_per_s: l.samples_per_s,
+                data_wait_share: l.wait_share,
+                grad_norm: l.grad_norm,
+                workers: self.comm.size(),
+            },
+            self.state.global_step,
+        );
+        if self.opts.quiet {
+            tracing::info!(
+                "epoch {} step {}{} loss/video {:.4} lr {:.2e} {:.1} samples/s data-wait {:.0}%{}",
+                l.epoch + 1,
+                l.step,
+                self.steps_per_epoch
+                    .map(|s| format!("/{s}"))
+                    .unwrap_or_default(),
+                l.per_video,
+                l.lr,
+                l.samples_per_s,
+                100.0 * l.wait_share,
+                l.eta
+            );
+        }
     }
 
     /// Validation metrics as logged, and whether they are the best so far (TRAIN.best_metric).
@@ -552,148 +459,6 @@ fn train_with(mut cfg: Config, opts: &TrainOptions, comm: &dyn Comm) -> Result<T
         workers: world,
         run_dir: run,
     })
-}
-
-/// A run ready for its first epoch: the model and optimizer at their start point, this
-/// worker's loaders and the log.
-struct Setup<'a> {
-    trainer: Trainer<'a>,
-    train_loader: Loader,
-    /// Rank 0 with validation on.
-    valid_loader: Option<Loader>,
-    eval: EvalSettings,
-}
-
-impl<'a> Setup<'a> {
-    fn new(
-        cfg: &'a Config,
-        opts: &'a TrainOptions,
-        comm: &'a dyn Comm,
-        state: TrainState,
-        resume_from: Option<PathBuf>,
-    ) -> Result<Self> {
-        let main = comm.rank() == 0;
-        let threads = crate::threads::configure_torch_threads();
-        let (model, opt) = build_model(cfg, opts, resume_from.as_deref(), comm)?;
-        if let Some(ck) = &resume_from {
-            tracing::info!(
-                "resumed from {} (epoch {} done, step {})",
-                ck.display(),
-                state.epoch,
-                state.global_step
-            );
-        }
-        let device = model.device();
-        let grads = GradSync::new(cfg, comm, device)?;
-        let train_loader = worker_loader(cfg, comm)?;
-        let valid_loader = if opts.validate && main {
-            Some(cfg.loader(Split::Valid)?)
-        } else {
-            None
-        };
-        let (n_train, steps_per_epoch) = count_steps(cfg, &train_loader, comm)?;
-        if main {
-            let files = train_loader.files().len();
-            announce(&model, threads, comm, files, n_train, cfg.epochs);
-        }
-        let log = if main {
-            Some(open_run_log(opts, resume_from.as_deref(), &state)?)
-        } else {
-            None
-        };
-        let eval = EvalSettings {
-            top_k: cfg.METRIC.gap_top_k,
-            tie_order: cfg.METRIC.tie_order,
-            mode: cfg.METRIC.mode,
-            paddle_batch: cfg.DATASET.test_batch_size.unwrap_or(8),
-        };
-        // The trainable variables, whose gradients workers average (batch norm's moving
-        // statistics have none).
-        let vars = model
-            .named_variables()
-            .into_iter()
-            .filter(|(_, t)| t.requires_grad())
-            .collect();
-        let compute = compute_kind(cfg, &model, main);
-        let trainer = Trainer {
-            end_epoch: opts
-                .stop_after_epochs
-                .map_or(cfg.epochs, |n| (state.epoch + n).min(cfg.epochs)),
-            compute,
-            cfg,
-            opts,
-            comm,
-            model,
-            opt,
-            vars,
-            grads,
-            state,
-            steps_per_epoch,
-            total_steps: steps_per_epoch.map(|s| s * cfg.epochs).unwrap_or(0),
-            last_ckpt: resume_from.unwrap_or_default(),
-            log,
-        };
-        Ok(Setup {
-            trainer,
-            train_loader,
-            valid_loader,
-            eval,
-        })
-    }
-}
-
-/// The run's first line: what trains where, on what.
-fn announce(
-    model: &Model,
-    threads: usize,
-    comm: &dyn Comm,
-    files: usize,
-    videos: Option<usize>,
-    epochs: usize,
-) {
-    tracing::info!(
-        "training {} ({} parameters) on {} with {threads} thread(s), {}, {files} train files{}, {epochs} epochs",
-        model.arch.name(),
-        model.num_parameters(),
-        crate::runtime::device_name(model.device()),
-        comm.name(),
-        videos.map(|n| format!(" ({n} videos)")).unwrap_or_default(),
-    );
-}
-
-/// The run's log (`metrics.jsonl`), with a line saying where a resumed run continues from.
-fn open_run_log(
-    opts: &TrainOptions,
-    resume_from: Option<&std::path::Path>,
-    state: &TrainState,
-) -> Result<RunLog> {
-    let mut log = RunLog::open(&opts.output)?;
-    if let Some(ck) = resume_from {
-        // Epochs after this line repeat none before it: they continue from the checkpoint.
-        log.write(
-            &LogRecord::Resume {
-                from: ck.display().to_string(),
-                epoch: state.epoch,
-                global_step: state.global_step,
-            },
-            state.global_step,
-        );
-    }
-    Ok(log)
-}
-
-/// The kind the forward and backward passes compute in: bf16 under mixed precision (float32
-/// master weights), else the weights' own.
-fn compute_kind(cfg: &Config, model: &Model, main: bool) -> tch::Kind {
-    match cfg.TRAIN.precision.resolve(model.device()) {
-        (tch::Kind::BFloat16, why) => {
-            if main {
-                tracing::info!("mixed precision: bf16 compute, float32 master weights ({why})");
-            }
-            tch::Kind::BFloat16
-        }
-        _ => model.kind,
-    }
 }
 
 /// An epoch that made no step: nothing would be learnt, so the run stops and says why.

@@ -1,7 +1,7 @@
 //! `yt8m bench`: its subcommands and arguments; the benchmarks are in `bench` and
 //! `bench_serve`.
 
-use super::{bench, bench_data, bench_serve};
+use super::{bench, bench_data, bench_predict, bench_serve};
 use anyhow::Result;
 use clap::Subcommand;
 use std::path::PathBuf;
@@ -246,7 +246,7 @@ pub(crate) fn bench(b: BenchCmd) -> Result<()> {
             let mut o =
                 model_bench_options(config, overrides, batch_size, steps, warmup, device, python)?;
             o.precisions = precision;
-            print!("{}", bench::bench_predict(&o)?);
+            print!("{}", bench_predict::bench_predict(&o)?);
         }
         BenchCmd::Extract {
             seconds,

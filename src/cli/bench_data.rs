@@ -49,6 +49,46 @@ fn write_npz(s: &Scored, path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Times the reference evaluator's `evaluate()` alone (not numpy's loading, as ours) on
+/// `npz`: its table row, and its seconds when it ran.
+fn reference_eval_row(py: &Path, rf: &Path, npz: &Path) -> Result<(String, Option<f64>)> {
+    let dir = rf.parent().unwrap_or(Path::new("."));
+    let module = rf
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("yt8m_eval_ref");
+    let code = format!(
+        "import sys, json, time, numpy as np\nsys.path.insert(0, {dir:?})\nimport {module} as ref\nz = np.load({npz:?})\np, l = z['predictions'], z['labels']\nt = time.perf_counter()\nr = ref.evaluate(p, l)\nr['seconds'] = time.perf_counter() - t\nprint(json.dumps(r))",
+        dir = dir.display().to_string(),
+        npz = npz.display().to_string()
+    );
+    let o = Command::new(py)
+        .arg("-c")
+        .arg(code)
+        .output()
+        .map_err(|e| Error::Invalid(format!("cannot run {}: {e}", py.display())))?;
+    if !o.status.success() {
+        let row = format!(
+            "| yt8m_eval_ref.py | failed: {} | | | | |\n",
+            String::from_utf8_lossy(&o.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+        );
+        return Ok((row, None));
+    }
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .map_err(|e| Error::Invalid(format!("reference output: {e}")))?;
+    let el = v["seconds"].as_f64().unwrap_or(f64::NAN);
+    let row = format!(
+        "| yt8m_eval_ref.py (numpy; official tie order) | {el:.2} | {:.6} | {:.6} | {:.6} | 1.0x |\n",
+        v["gap"].as_f64().unwrap_or(f64::NAN),
+        v["hit_at_one"].as_f64().unwrap_or(f64::NAN),
+        v["perr"].as_f64().unwrap_or(f64::NAN)
+    );
+    Ok((row, Some(el)))
+}
+
 /// Evaluator speed vs `shared/tools/yt8m_eval_ref.py` on the same file.
 pub fn bench_eval(
     n: usize,
@@ -79,46 +119,10 @@ pub fn bench_eval(
     out.push_str(
         "| implementation | seconds | GAP | Hit@1 | PERR | speed-up |\n|---|---|---|---|---|---|\n",
     );
-    let mut ref_row = String::new();
-    let mut t_ref = None;
-    if let (Some(py), Some(rf)) = (python, reference) {
-        // Time the reference's evaluate() alone (not numpy's loading), like ours below.
-        let dir = rf.parent().unwrap_or(Path::new("."));
-        let module = rf
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or("yt8m_eval_ref");
-        let code = format!(
-            "import sys, json, time, numpy as np\nsys.path.insert(0, {dir:?})\nimport {module} as ref\nz = np.load({npz:?})\np, l = z['predictions'], z['labels']\nt = time.perf_counter()\nr = ref.evaluate(p, l)\nr['seconds'] = time.perf_counter() - t\nprint(json.dumps(r))",
-            dir = dir.display().to_string(),
-            npz = npz.display().to_string()
-        );
-        let o = Command::new(py)
-            .arg("-c")
-            .arg(code)
-            .output()
-            .map_err(|e| Error::Invalid(format!("cannot run {}: {e}", py.display())))?;
-        if o.status.success() {
-            let v: serde_json::Value = serde_json::from_slice(&o.stdout)
-                .map_err(|e| Error::Invalid(format!("reference output: {e}")))?;
-            let el = v["seconds"].as_f64().unwrap_or(f64::NAN);
-            ref_row = format!(
-                "| yt8m_eval_ref.py (numpy; official tie order) | {el:.2} | {:.6} | {:.6} | {:.6} | 1.0x |\n",
-                v["gap"].as_f64().unwrap_or(f64::NAN),
-                v["hit_at_one"].as_f64().unwrap_or(f64::NAN),
-                v["perr"].as_f64().unwrap_or(f64::NAN)
-            );
-            t_ref = Some(el);
-        } else {
-            ref_row = format!(
-                "| yt8m_eval_ref.py | failed: {} | | | | |\n",
-                String::from_utf8_lossy(&o.stderr)
-                    .lines()
-                    .last()
-                    .unwrap_or("")
-            );
-        }
-    }
+    let (ref_row, t_ref) = match (python, reference) {
+        (Some(py), Some(rf)) => reference_eval_row(py, rf, &npz)?,
+        _ => (String::new(), None),
+    };
     out.push_str(&ref_row);
     let sp = |x: f64| {
         t_ref
@@ -215,34 +219,49 @@ pub fn bench_read(
         );
     }
     if let (Some(py), Some(script)) = (tf_python, tf_script) {
-        let o = Command::new(py)
-            .arg(script)
-            .arg("--level")
-            .arg(spec.level.to_string())
-            .args(&files)
-            .output()
-            .map_err(|e| Error::Invalid(format!("cannot run {}: {e}", py.display())))?;
-        if o.status.success() {
-            for line in String::from_utf8_lossy(&o.stdout).lines() {
-                // "name<TAB>threads<TAB>records<TAB>seconds"
-                let p: Vec<&str> = line.split('\t').collect();
-                if p.len() == 4 {
-                    if let (Ok(n), Ok(s)) = (p[2].parse::<usize>(), p[3].parse::<f64>()) {
-                        row(p[0], p[1].into(), n, s);
-                    }
+        match tf_read_rows(py, script, spec.level, &files)? {
+            Ok(rows) => {
+                for (name, threads, n, secs) in rows {
+                    row(&name, threads, n, secs);
                 }
             }
-        } else {
-            out.push_str(&format!(
-                "| TensorFlow | failed: {} | | | |\n",
-                String::from_utf8_lossy(&o.stderr)
-                    .lines()
-                    .last()
-                    .unwrap_or("")
-            ));
+            Err(why) => out.push_str(&format!("| TensorFlow | failed: {why} | | | |\n")),
         }
     }
     Ok(out)
+}
+
+/// TensorFlow's readers, timed by `script` (scripts/bench_tf_read.py) on the same files: a
+/// (name, threads, records, seconds) row per line it prints, or the last line of its error.
+#[allow(clippy::type_complexity)]
+fn tf_read_rows(
+    py: &Path,
+    script: &Path,
+    level: yt8m::data::Level,
+    files: &[std::path::PathBuf],
+) -> Result<std::result::Result<Vec<(String, String, usize, f64)>, String>> {
+    let o = Command::new(py)
+        .arg(script)
+        .arg("--level")
+        .arg(level.to_string())
+        .args(files)
+        .output()
+        .map_err(|e| Error::Invalid(format!("cannot run {}: {e}", py.display())))?;
+    if !o.status.success() {
+        let err = String::from_utf8_lossy(&o.stderr);
+        return Ok(Err(err.lines().last().unwrap_or("").to_string()));
+    }
+    let mut rows = Vec::new();
+    for line in String::from_utf8_lossy(&o.stdout).lines() {
+        // "name<TAB>threads<TAB>records<TAB>seconds"
+        let p: Vec<&str> = line.split('\t').collect();
+        if p.len() == 4 {
+            if let (Ok(n), Ok(s)) = (p[2].parse::<usize>(), p[3].parse::<f64>()) {
+                rows.push((p[0].to_string(), p[1].to_string(), n, s));
+            }
+        }
+    }
+    Ok(Ok(rows))
 }
 
 /// `yt8m bench extract`: what the bench measures and with what.

@@ -5,6 +5,7 @@
 pub(crate) mod bench;
 pub(crate) mod bench_cmd;
 pub(crate) mod bench_data;
+pub(crate) mod bench_predict;
 pub(crate) mod bench_serve;
 pub(crate) mod data;
 pub(crate) mod demo;

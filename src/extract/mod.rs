@@ -245,6 +245,70 @@ impl VideoFeatures {
     }
 }
 
+/// The Inception graph from `dir`: `classify_image_graph_def.pb`, else read out of the archive
+/// as distributed; with the path to name in errors.
+fn load_graph(dir: &Path) -> Result<(TfGraph, PathBuf), ExtractError> {
+    let mut graph_path = dir.join(GRAPH_FILE);
+    let tgz = dir.join(GRAPH_TGZ);
+    let graph = if graph_path.is_file() {
+        TfGraph::load(&graph_path)?
+    } else if tgz.is_file() {
+        // The archive as distributed: the graph is read from it.
+        let members =
+            archive::read_members(&tgz, &[GRAPH_FILE]).map_err(|m| ExtractError::Files {
+                kind: ErrorKind::CorruptData,
+                path: tgz.clone(),
+                message: m,
+            })?;
+        let Some((_, bytes)) = members.into_iter().next() else {
+            return Err(ExtractError::Files {
+                kind: ErrorKind::CorruptData,
+                path: tgz,
+                message: format!("holds no {GRAPH_FILE}: not the published archive"),
+            });
+        };
+        graph_path = PathBuf::from(format!("{}:{GRAPH_FILE}", tgz.display()));
+        TfGraph::from_bytes(&bytes, &graph_path)?
+    } else {
+        return Err(ExtractError::Files {
+            kind: ErrorKind::NotFound,
+            path: graph_path,
+            message: format!(
+                "missing: put {GRAPH_TGZ} (from \
+                 http://download.tensorflow.org/models/image/imagenet/{GRAPH_TGZ}) or the \
+                 {GRAPH_FILE} it holds here (the official extractor's ~/yt8m has both once \
+                 it ran)"
+            ),
+        });
+    };
+    Ok((graph, graph_path))
+}
+
+/// VGGish from `dir` when `audio` asks for it (or finds its files, for `auto`).
+fn load_vggish(dir: &Path, audio: AudioSource) -> Result<Option<vggish::Vggish>, ExtractError> {
+    Ok(match audio {
+        AudioSource::Zeros => None,
+        AudioSource::Auto if !vggish::Vggish::present(dir) => None,
+        AudioSource::Auto | AudioSource::Vggish => {
+            for f in [vggish::CHECKPOINT_FILE, vggish::PCA_FILE] {
+                if !dir.join(f).is_file() {
+                    return Err(ExtractError::Files {
+                        kind: ErrorKind::NotFound,
+                        path: dir.join(f),
+                        message: format!(
+                            "missing: VGGish audio needs {} and {} (from \
+                             https://storage.googleapis.com/audioset/); or give --audio zeros",
+                            vggish::CHECKPOINT_FILE,
+                            vggish::PCA_FILE
+                        ),
+                    });
+                }
+            }
+            Some(vggish::Vggish::load(dir)?)
+        }
+    })
+}
+
 impl Extractor {
     /// Loads the graph and the PCA from `dir` and checks they fit together.
     pub fn load(dir: &Path, batch: usize) -> Result<Extractor, ExtractError> {
@@ -269,39 +333,7 @@ impl Extractor {
                 ),
             });
         }
-        let mut graph_path = dir.join(GRAPH_FILE);
-        let tgz = dir.join(GRAPH_TGZ);
-        let graph = if graph_path.is_file() {
-            TfGraph::load(&graph_path)?
-        } else if tgz.is_file() {
-            // The archive as distributed: the graph is read from it.
-            let members =
-                archive::read_members(&tgz, &[GRAPH_FILE]).map_err(|m| ExtractError::Files {
-                    kind: ErrorKind::CorruptData,
-                    path: tgz.clone(),
-                    message: m,
-                })?;
-            let Some((_, bytes)) = members.into_iter().next() else {
-                return Err(ExtractError::Files {
-                    kind: ErrorKind::CorruptData,
-                    path: tgz,
-                    message: format!("holds no {GRAPH_FILE}: not the published archive"),
-                });
-            };
-            graph_path = PathBuf::from(format!("{}:{GRAPH_FILE}", tgz.display()));
-            TfGraph::from_bytes(&bytes, &graph_path)?
-        } else {
-            return Err(ExtractError::Files {
-                kind: ErrorKind::NotFound,
-                path: graph_path,
-                message: format!(
-                    "missing: put {GRAPH_TGZ} (from \
-                     http://download.tensorflow.org/models/image/imagenet/{GRAPH_TGZ}) or the \
-                     {GRAPH_FILE} it holds here (the official extractor's ~/yt8m has both once \
-                     it ran)"
-                ),
-            });
-        };
+        let (graph, graph_path) = load_graph(dir)?;
         let pca = Pca::load(dir)?;
         for n in [FEED, FETCH] {
             let node = n.split(':').next().unwrap_or(n);
@@ -316,27 +348,7 @@ impl Extractor {
                 });
             }
         }
-        let vggish = match audio {
-            AudioSource::Zeros => None,
-            AudioSource::Auto if !vggish::Vggish::present(dir) => None,
-            AudioSource::Auto | AudioSource::Vggish => {
-                for f in [vggish::CHECKPOINT_FILE, vggish::PCA_FILE] {
-                    if !dir.join(f).is_file() {
-                        return Err(ExtractError::Files {
-                            kind: ErrorKind::NotFound,
-                            path: dir.join(f),
-                            message: format!(
-                                "missing: VGGish audio needs {} and {} (from \
-                                 https://storage.googleapis.com/audioset/); or give --audio zeros",
-                                vggish::CHECKPOINT_FILE,
-                                vggish::PCA_FILE
-                            ),
-                        });
-                    }
-                }
-                Some(vggish::Vggish::load(dir)?)
-            }
-        };
+        let vggish = load_vggish(dir, audio)?;
         Ok(Extractor {
             graph,
             pca,

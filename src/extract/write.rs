@@ -113,95 +113,103 @@ pub fn inputs_from_csv(csv: &Path) -> Result<Vec<Input>, ExtractError> {
 pub fn inputs_from_paths(paths: &[PathBuf]) -> Result<Vec<Input>, ExtractError> {
     let mut out: Vec<Input> = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    let mut push = |p: PathBuf, out: &mut Vec<Input>| {
-        if seen.insert(p.clone()) {
-            out.push(Input {
-                id: p.display().to_string(),
-                path: p,
-                labels: None,
-            });
-        }
-    };
     for p in paths {
-        // A quoted glob pattern (the shell expands unquoted ones): its files, sorted.
+        // A quoted glob pattern (the shell expands unquoted ones).
         let pattern = p
             .to_str()
             .filter(|t| !p.exists() && t.contains(['*', '?', '[']));
-        if let Some(pat) = pattern {
-            let mut found: Vec<PathBuf> = glob::glob(pat)
-                .map_err(|e| ExtractError::Files {
-                    kind: ErrorKind::InvalidInput,
+        let found = match pattern {
+            Some(pat) => glob_files(p, pat)?,
+            None => {
+                let md = std::fs::metadata(p).map_err(|e| ExtractError::Files {
+                    kind: ErrorKind::of_io(&e),
                     path: p.clone(),
-                    message: format!("bad glob pattern: {e}"),
-                })?
-                .filter_map(|r| r.ok())
-                .filter(|q| q.is_file())
-                .collect();
-            if found.is_empty() {
-                return Err(ExtractError::Files {
-                    kind: ErrorKind::NotFound,
-                    path: p.clone(),
-                    message: "the glob pattern matches no files".into(),
-                });
-            }
-            found.sort();
-            for q in found {
-                push(q, &mut out);
-            }
-            continue;
-        }
-        let md = std::fs::metadata(p).map_err(|e| ExtractError::Files {
-            kind: ErrorKind::of_io(&e),
-            path: p.clone(),
-            message: format!("{e}"),
-        })?;
-        if md.is_file() {
-            push(p.clone(), &mut out);
-            continue;
-        }
-        // Iterative walk with a depth limit (a symlink loop ends there).
-        let mut found = Vec::new();
-        let mut stack = vec![(p.clone(), 0usize)];
-        while let Some((dir, depth)) = stack.pop() {
-            let rd = std::fs::read_dir(&dir).map_err(|e| ExtractError::Files {
-                kind: ErrorKind::of_io(&e),
-                path: dir.clone(),
-                message: format!("{e}"),
-            })?;
-            for e in rd.flatten() {
-                let q = e.path();
-                if q.is_dir() {
-                    if depth < MAX_DEPTH {
-                        stack.push((q, depth + 1));
-                    }
-                } else if is_video_file(&q) {
-                    found.push(q);
-                    if found.len() > MAX_INPUTS {
-                        return Err(ExtractError::Files {
-                            kind: ErrorKind::InvalidInput,
-                            path: p.clone(),
-                            message: format!("more than {MAX_INPUTS} video files"),
-                        });
-                    }
+                    message: format!("{e}"),
+                })?;
+                if md.is_file() {
+                    vec![p.clone()]
+                } else {
+                    videos_under(p)?
                 }
             }
-        }
-        if found.is_empty() {
-            return Err(ExtractError::Files {
-                kind: ErrorKind::InvalidInput,
-                path: p.clone(),
-                message: format!(
-                    "no video files in it (looked for .{})",
-                    VIDEO_EXTENSIONS.join(", .")
-                ),
-            });
-        }
-        found.sort();
+        };
         for q in found {
-            push(q, &mut out);
+            if seen.insert(q.clone()) {
+                out.push(Input {
+                    id: q.display().to_string(),
+                    path: q,
+                    labels: None,
+                });
+            }
         }
     }
     Ok(out)
+}
+
+/// The files a glob pattern (`p`, as text `pat`) matches, sorted; none is an error.
+fn glob_files(p: &Path, pat: &str) -> Result<Vec<PathBuf>, ExtractError> {
+    let mut found: Vec<PathBuf> = glob::glob(pat)
+        .map_err(|e| ExtractError::Files {
+            kind: ErrorKind::InvalidInput,
+            path: p.to_path_buf(),
+            message: format!("bad glob pattern: {e}"),
+        })?
+        .filter_map(|r| r.ok())
+        .filter(|q| q.is_file())
+        .collect();
+    if found.is_empty() {
+        return Err(ExtractError::Files {
+            // As the shard readers say it: an input that names nothing to read.
+            kind: ErrorKind::InvalidInput,
+            path: p.to_path_buf(),
+            message: "the glob pattern matches no files".into(),
+        });
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// The video files under directory `p` (by extension), sorted: an iterative walk with a depth
+/// limit (a symlink loop ends there) and a bound on how many; none is an error.
+fn videos_under(p: &Path) -> Result<Vec<PathBuf>, ExtractError> {
+    let mut found = Vec::new();
+    let mut stack = vec![(p.to_path_buf(), 0usize)];
+    while let Some((dir, depth)) = stack.pop() {
+        let rd = std::fs::read_dir(&dir).map_err(|e| ExtractError::Files {
+            kind: ErrorKind::of_io(&e),
+            path: dir.clone(),
+            message: format!("{e}"),
+        })?;
+        for e in rd.flatten() {
+            let q = e.path();
+            if q.is_dir() {
+                if depth < MAX_DEPTH {
+                    stack.push((q, depth + 1));
+                }
+            } else if is_video_file(&q) {
+                found.push(q);
+                if found.len() > MAX_INPUTS {
+                    return Err(ExtractError::Files {
+                        kind: ErrorKind::InvalidInput,
+                        path: p.to_path_buf(),
+                        message: format!("more than {MAX_INPUTS} video files"),
+                    });
+                }
+            }
+        }
+    }
+    if found.is_empty() {
+        return Err(ExtractError::Files {
+            kind: ErrorKind::InvalidInput,
+            path: p.to_path_buf(),
+            message: format!(
+                "no video files in it (looked for .{})",
+                VIDEO_EXTENSIONS.join(", .")
+            ),
+        });
+    }
+    found.sort();
+    Ok(found)
 }
 
 /// One record in the official layout.

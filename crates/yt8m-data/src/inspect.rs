@@ -87,6 +87,40 @@ struct Acc {
 }
 
 impl Acc {
+    /// Counts one TFRecord record: its level, id key, features (with widths), frames, labels.
+    fn record(&mut self, s: video::RecordSummary) {
+        *self
+            .levels
+            .entry(match s.level {
+                Level::Frame => "frame",
+                Level::Video => "video",
+            })
+            .or_default() += 1;
+        if let Some(k) = s.id_key {
+            *self.id_keys.entry(k).or_default() += 1;
+        }
+        self.segments |= s.has_segments;
+        match s.level {
+            Level::Frame => {
+                for (name, n, w) in &s.lists {
+                    if *n > 0 {
+                        self.features.entry(name.clone()).or_insert(*w);
+                    }
+                }
+                self.frames.push(s.lists.first().map(|l| l.1).unwrap_or(0));
+            }
+            Level::Video => {
+                for (name, n) in &s.floats {
+                    self.features.entry(name.clone()).or_insert(*n);
+                }
+            }
+        }
+        self.labels(s.labels.as_deref());
+        if let Some(id) = s.id {
+            self.ids.push(id);
+        }
+    }
+
     fn new() -> Self {
         Acc {
             levels: BTreeMap::new(),
@@ -163,28 +197,34 @@ impl Acc {
     }
 }
 
+/// A PaddleVideo pickle: frame-level by construction, rgb 1024 and audio 128.
+fn inspect_pickle(path: &Path) -> Result<FileReport, DataError> {
+    let mut acc = Acc::new();
+    let spec = video::FeatureSpec {
+        num_classes: usize::MAX,
+        max_frames: usize::MAX,
+        ..Default::default()
+    };
+    let vids = super::sources::read_paddle_pickle(path, &spec)?;
+    for v in &vids {
+        *acc.levels.entry("frame").or_default() += 1;
+        acc.frames.push(v.total_frames);
+        let l: Vec<i64> = v.labels.iter().map(|&x| x as i64).collect();
+        acc.labels(v.has_labels.then_some(&l[..]));
+        acc.ids.push(v.id.clone());
+    }
+    acc.features.insert("feature (rgb)".into(), 1024);
+    acc.features.insert("audio".into(), 128);
+    Ok(acc.finish(path, "paddlevideo-pickle", vids.len(), 0, vec![]))
+}
+
 /// Inspects one file. Corrupt records are an error unless `skip_corrupt`, in which case they
 /// are counted in the report.
 pub fn inspect_file(path: &Path, skip_corrupt: bool) -> Result<FileReport, DataError> {
-    let mut acc = Acc::new();
     if shard_kind(path) == ShardKind::Pickle {
-        let spec = video::FeatureSpec {
-            num_classes: usize::MAX,
-            max_frames: usize::MAX,
-            ..Default::default()
-        };
-        let vids = super::sources::read_paddle_pickle(path, &spec)?;
-        for v in &vids {
-            *acc.levels.entry("frame").or_default() += 1;
-            acc.frames.push(v.total_frames);
-            let l: Vec<i64> = v.labels.iter().map(|&x| x as i64).collect();
-            acc.labels(v.has_labels.then_some(&l[..]));
-            acc.ids.push(v.id.clone());
-        }
-        acc.features.insert("feature (rgb)".into(), 1024);
-        acc.features.insert("audio".into(), 128);
-        return Ok(acc.finish(path, "paddlevideo-pickle", vids.len(), 0, vec![]));
+        return inspect_pickle(path);
     }
+    let mut acc = Acc::new();
     let mut r = RecordReader::open(path)?;
     let mut buf = Vec::new();
     let mut records = 0;
@@ -218,35 +258,7 @@ pub fn inspect_file(path: &Path, skip_corrupt: bool) -> Result<FileReport, DataE
             }
         };
         records += 1;
-        *acc.levels
-            .entry(match s.level {
-                Level::Frame => "frame",
-                Level::Video => "video",
-            })
-            .or_default() += 1;
-        if let Some(k) = s.id_key {
-            *acc.id_keys.entry(k).or_default() += 1;
-        }
-        acc.segments |= s.has_segments;
-        match s.level {
-            Level::Frame => {
-                for (name, n, w) in &s.lists {
-                    if *n > 0 {
-                        acc.features.entry(name.clone()).or_insert(*w);
-                    }
-                }
-                acc.frames.push(s.lists.first().map(|l| l.1).unwrap_or(0));
-            }
-            Level::Video => {
-                for (name, n) in &s.floats {
-                    acc.features.entry(name.clone()).or_insert(*n);
-                }
-            }
-        }
-        acc.labels(s.labels.as_deref());
-        if let Some(id) = s.id {
-            acc.ids.push(id);
-        }
+        acc.record(s);
     }
     if records == 0 && corrupt == 0 {
         return Err(DataError::new(

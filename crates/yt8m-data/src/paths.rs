@@ -50,64 +50,11 @@ pub fn expand_paths(
         if let Some(input) = pattern.filter(|s| s.contains("**")) {
             out.extend(recursive_glob(input)?);
         } else if let Some(input) = pattern.filter(|s| s.contains(['*', '?', '['])) {
-            let paths = glob::glob(input).map_err(|e| {
-                DataError::new(
-                    DataErrorKind::Empty,
-                    Location::file(input),
-                    format!("bad glob pattern: {e}"),
-                )
-            })?;
-            let mut found: Vec<PathBuf> = paths
-                .filter_map(|r| r.ok())
-                .filter(|p| p.is_file())
-                .collect();
-            found.sort();
-            if found.is_empty() {
-                return Err(DataError::new(
-                    DataErrorKind::Empty,
-                    Location::file(input),
-                    "glob pattern matches no files",
-                )
-                .hint("check the pattern (quote it so the shell does not expand it)"));
-            }
-            out.extend(found);
+            out.extend(glob_shards(input)?);
         } else if p.is_dir() {
-            let mut found: Vec<PathBuf> = std::fs::read_dir(&p)
-                .map_err(|e| DataError::io(&p, e))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file() && is_shard_name(p))
-                .collect();
-            found.sort();
-            if found.is_empty() {
-                return Err(DataError::new(DataErrorKind::Empty, Location::file(&p), "directory holds no .tfrecord or .pkl files")
-                    .hint("point at the shard files, a glob such as 'DIR/train*.tfrecord', or a .list file"));
-            }
-            out.extend(found);
+            out.extend(dir_shards(&p)?);
         } else if is_list_file(&p) {
-            let text = crate::files::read_regular_text(&p, 1 << 30, "PaddleVideo .list")?;
-            let base = data_prefix
-                .map(Path::to_path_buf)
-                .unwrap_or_else(|| p.parent().unwrap_or(Path::new(".")).to_path_buf());
-            let mut n = 0;
-            for line in text.lines() {
-                // PaddleVideo's FeatureDataset: `filename = line.strip()` — the whole line,
-                // surrounding whitespace removed, spaces inside kept. Blank lines are skipped
-                // (PaddleVideo would fail on them later, opening "").
-                let entry = line.trim();
-                if entry.is_empty() {
-                    continue;
-                }
-                let e = PathBuf::from(entry);
-                out.push(if e.is_absolute() { e } else { base.join(e) });
-                n += 1;
-            }
-            if n == 0 {
-                return Err(DataError::new(
-                    DataErrorKind::Empty,
-                    Location::file(&p),
-                    "list file has no entries",
-                ));
-            }
+            out.extend(list_entries(&p, data_prefix)?);
         } else if p.is_file() {
             out.push(p);
         } else if p.exists() {
@@ -133,6 +80,79 @@ pub fn expand_paths(
             DataErrorKind::Empty,
             Location::file("<inputs>"),
             "no input files given",
+        ));
+    }
+    Ok(out)
+}
+
+/// The files a glob pattern matches, sorted; none is an error.
+fn glob_shards(input: &str) -> Result<Vec<PathBuf>, DataError> {
+    let paths = glob::glob(input).map_err(|e| {
+        DataError::new(
+            DataErrorKind::Empty,
+            Location::file(input),
+            format!("bad glob pattern: {e}"),
+        )
+    })?;
+    let mut found: Vec<PathBuf> = paths
+        .filter_map(|r| r.ok())
+        .filter(|p| p.is_file())
+        .collect();
+    found.sort();
+    if found.is_empty() {
+        return Err(DataError::new(
+            DataErrorKind::Empty,
+            Location::file(input),
+            "glob pattern matches no files",
+        )
+        .hint("check the pattern (quote it so the shell does not expand it)"));
+    }
+    Ok(found)
+}
+
+/// The shard files (by extension) directly in directory `p`, sorted; none is an error.
+fn dir_shards(p: &Path) -> Result<Vec<PathBuf>, DataError> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(p)
+        .map_err(|e| DataError::io(p, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && is_shard_name(p))
+        .collect();
+    found.sort();
+    if found.is_empty() {
+        return Err(DataError::new(
+            DataErrorKind::Empty,
+            Location::file(p),
+            "directory holds no .tfrecord or .pkl files",
+        )
+        .hint("point at the shard files, a glob such as 'DIR/train*.tfrecord', or a .list file"));
+    }
+    Ok(found)
+}
+
+/// A PaddleVideo `.list` file's entries, relative ones joined to `data_prefix` (else the list's
+/// directory); none is an error.
+fn list_entries(p: &Path, data_prefix: Option<&Path>) -> Result<Vec<PathBuf>, DataError> {
+    let text = crate::files::read_regular_text(p, 1 << 30, "PaddleVideo .list")?;
+    let base = data_prefix
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| p.parent().unwrap_or(Path::new(".")).to_path_buf());
+    let mut out = Vec::new();
+    for line in text.lines() {
+        // PaddleVideo's FeatureDataset: `filename = line.strip()` — the whole line,
+        // surrounding whitespace removed, spaces inside kept. Blank lines are skipped
+        // (PaddleVideo would fail on them later, opening "").
+        let entry = line.trim();
+        if entry.is_empty() {
+            continue;
+        }
+        let e = PathBuf::from(entry);
+        out.push(if e.is_absolute() { e } else { base.join(e) });
+    }
+    if out.is_empty() {
+        return Err(DataError::new(
+            DataErrorKind::Empty,
+            Location::file(p),
+            "list file has no entries",
         ));
     }
     Ok(out)
