@@ -271,7 +271,7 @@ pub(crate) fn open_run(
                     saved_cfg_path.display()
                 )));
             }
-            let changes = hyperparameter_diff(&saved, cfg);
+            let changes = cfg.hyperparameter_diff(&saved);
             if !changes.is_empty() {
                 if !allow_config_change {
                     return Err(Error::Invalid(format!(
@@ -334,29 +334,6 @@ pub fn resolve_latest(path: &Path) -> Result<Option<PathBuf>> {
 /// checkpoint directory it names; anything else is returned as it is.
 pub fn weights_path(path: &Path) -> Result<PathBuf> {
     Ok(resolve_latest(path)?.unwrap_or_else(|| path.to_path_buf()))
-}
-
-/// Keys whose values differ between a run's saved config and the one it is resumed with,
-/// as `key: saved → now`. Not part of the recipe, so free to change on resume: the number of
-/// epochs (extending a run is what resume is for; a CosineWarmup schedule then stretches to
-/// the new end), logging, validation and checkpoint cadence, the device and reader threads.
-pub fn hyperparameter_diff(saved: &Config, now: &Config) -> Vec<String> {
-    let strip = |c: &Config| {
-        // The saved form: keys the model never reads cannot block a resume.
-        let mut v = serde_json::to_value(c.to_value()).unwrap_or_default();
-        for k in ["epochs", "log_interval", "save_interval", "log_level"] {
-            v[k] = serde_json::Value::Null;
-        }
-        for k in ["device", "keep_last", "val_interval"] {
-            v["TRAIN"][k] = serde_json::Value::Null;
-        }
-        v["DATASET"]["num_workers"] = serde_json::Value::Null;
-        v["DATASET"]["prefetch"] = serde_json::Value::Null;
-        v
-    };
-    let mut out = Vec::new();
-    crate::distributed::config_diff(&strip(saved), &strip(now), "", &mut out);
-    out
 }
 
 /// Appends a resume's config changes to `RUN/config_changes.yaml` (a list of entries).

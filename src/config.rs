@@ -695,6 +695,66 @@ impl Config {
         }
         d
     }
+
+    /// Keys whose values differ between a run's saved config and the one it is resumed with,
+    /// as `key: saved → now`. Not part of the recipe, so free to change on resume: the number of
+    /// epochs (extending a run is what resume is for; a CosineWarmup schedule then stretches to
+    /// the new end), logging, validation and checkpoint cadence, the device and reader threads.
+    pub fn hyperparameter_diff(&self, saved: &Config) -> Vec<String> {
+        let strip = |c: &Config| {
+            // The saved form: keys the model never reads cannot block a resume.
+            let mut v = serde_json::to_value(c.to_value()).unwrap_or_default();
+            for k in ["epochs", "log_interval", "save_interval", "log_level"] {
+                v[k] = serde_json::Value::Null;
+            }
+            for k in ["device", "keep_last", "val_interval"] {
+                v["TRAIN"][k] = serde_json::Value::Null;
+            }
+            v["DATASET"]["num_workers"] = serde_json::Value::Null;
+            v["DATASET"]["prefetch"] = serde_json::Value::Null;
+            v
+        };
+        let mut out = Vec::new();
+        value_diff(&strip(saved), &strip(self), "", &mut out);
+        out
+    }
+}
+
+/// Differences between two configs (as JSON values) as dotted keys with both values: the one
+/// diff under the resume checks and the workers' same-config check. Configs are nested a
+/// bounded number of levels (YAML nesting is checked on load), so the recursion is bounded.
+pub fn value_diff(
+    a: &serde_json::Value,
+    b: &serde_json::Value,
+    prefix: &str,
+    out: &mut Vec<String>,
+) {
+    match (a, b) {
+        (serde_json::Value::Object(x), serde_json::Value::Object(y)) => {
+            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for k in keys {
+                let p = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                match (x.get(k), y.get(k)) {
+                    (Some(u), Some(v)) => value_diff(u, v, &p, out),
+                    (u, v) => {
+                        let show = |x: Option<&serde_json::Value>| {
+                            x.map(|x| x.to_string())
+                                .unwrap_or_else(|| "(absent)".into())
+                        };
+                        out.push(format!("{p}: {} → {}", show(u), show(v)))
+                    }
+                }
+            }
+        }
+        _ if a != b => out.push(format!("{prefix}: {a} → {b}")),
+        _ => {}
+    }
 }
 
 /// `MODEL.head` keys every network reads (its own are [`crate::model::NetworkConfig::keys`]).

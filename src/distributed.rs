@@ -208,7 +208,7 @@ pub(crate) fn check_same_config(comm: &dyn Comm, cfg: &Config) -> Result<()> {
     comm.broadcast_bytes(&mut bytes);
     let root: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
     let mut diff = Vec::new();
-    crate::distributed::config_diff(&root, &mine, "", &mut diff);
+    crate::config::value_diff(&root, &mine, "", &mut diff);
     let all_ok = comm.allreduce_min(diff.is_empty() as u64) == 1;
     if !diff.is_empty() {
         return Err(Error::Invalid(format!(
@@ -318,41 +318,6 @@ pub fn init(mode: DistributedMode) -> Result<Box<dyn Comm>> {
         Err(Error::Invalid(
             "this yt8m was built without MPI support, but it was started by mpirun (or TRAIN.distributed: mpi)\n  hint: build with `./dev build` (it enables the `mpi` feature; needs Open MPI: apt-get install libopenmpi-dev openmpi-bin libclang-dev)".into(),
         ))
-    }
-}
-
-/// Differences between two configs as dotted keys with both values.
-pub fn config_diff(
-    a: &serde_json::Value,
-    b: &serde_json::Value,
-    prefix: &str,
-    out: &mut Vec<String>,
-) {
-    match (a, b) {
-        (serde_json::Value::Object(x), serde_json::Value::Object(y)) => {
-            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
-            keys.sort();
-            keys.dedup();
-            for k in keys {
-                let p = if prefix.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{prefix}.{k}")
-                };
-                match (x.get(k), y.get(k)) {
-                    (Some(u), Some(v)) => config_diff(u, v, &p, out),
-                    (u, v) => {
-                        let show = |x: Option<&serde_json::Value>| {
-                            x.map(|x| x.to_string())
-                                .unwrap_or_else(|| "(absent)".into())
-                        };
-                        out.push(format!("{p}: {} → {}", show(u), show(v)))
-                    }
-                }
-            }
-        }
-        _ if a != b => out.push(format!("{prefix}: {a} → {b}")),
-        _ => {}
     }
 }
 
