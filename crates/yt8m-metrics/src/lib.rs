@@ -387,21 +387,21 @@ impl Evaluator {
         self.batch_metrics.push((m.hit_at_one, m.perr, m.gap));
     }
 
-    fn accumulate_official<T: Score>(
-        &mut self,
+    /// Each row's hit, PERR, top-k pairs and positives: rows are independent, so they are split
+    /// over the cores and joined in row order (the first error is the first bad row's).
+    fn official_rows<T: Score>(
+        &self,
         scores: &[T],
         labels: &[u8],
         check: bool,
-    ) -> Result<(), NonFinite> {
+    ) -> Result<Vec<RowOut>, NonFinite> {
         let c = self.num_classes;
         let b = scores.len() / c;
         let k = self.top_k;
         let numpy_ties = self.tie == TieOrder::Official;
-        // Rows are independent: split them over the cores, then merge in row order. Nothing
-        // of `self` changes until every row has passed the finiteness check.
         let threads = available_cores().min(b.div_ceil(256)).max(1);
         let per = b.div_ceil(threads);
-        let rows: Vec<RowOut> = std::thread::scope(|sc| {
+        std::thread::scope(|sc| {
             let hs: Vec<_> = (0..threads)
                 .map(|t| {
                     sc.spawn(move || -> Result<Vec<RowOut>, NonFinite> {
@@ -429,7 +429,21 @@ impl Evaluator {
                 rows.extend(h.join().expect("metric worker panicked")?);
             }
             Ok(rows)
-        })?;
+        })
+    }
+
+    /// Adds a batch as the official evaluator does: hit and PERR summed per video, each
+    /// class's top-k pairs pushed class by class into the global pool (its tie order).
+    fn accumulate_official<T: Score>(
+        &mut self,
+        scores: &[T],
+        labels: &[u8],
+        check: bool,
+    ) -> Result<(), NonFinite> {
+        let c = self.num_classes;
+        let b = scores.len() / c;
+        // Nothing of `self` changes until every row has passed the finiteness check.
+        let rows = self.official_rows(scores, labels, check)?;
         let mut hit = 0.0;
         let mut perr = 0.0;
         // Each class's pool takes this batch's pairs in video order; the global pool then takes
