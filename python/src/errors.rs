@@ -8,21 +8,21 @@ use pyo3::types::PyDict;
 use yt8m_data::DataError;
 
 pyo3::create_exception!(
-    _native,
+    yt8m,
     Yt8mError,
     PyValueError,
     "A data or argument problem, with the file, record, key and a hint in its message."
 );
 
 pyo3::create_exception!(
-    _native,
+    yt8m,
     Yt8mDataError,
     Yt8mError,
     "Data that is damaged or not what it claims (a CRC, a truncated record, a schema): a \
      Yt8mError."
 );
 pyo3::create_exception!(
-    _native,
+    yt8m,
     Yt8mInternalError,
     Yt8mError,
     "yt8m or the machine failed (a read error, a reader thread's panic), not the input: a \

@@ -441,6 +441,14 @@ def test_reader_errors_name_the_file_record_and_offset(tmp_path):
         assert isinstance(e.value, yt8m.Yt8mNotFoundError) and isinstance(e.value, yt8m.Yt8mError)
         assert "missing.tfrecord" in str(e.value)
     assert yt8m.Yt8mNotFoundError is yt8m._native.Yt8mNotFoundError
+    # Tracebacks name the classes where users import them from.
+    for cls in (yt8m.Yt8mError, yt8m.Yt8mNotFoundError, yt8m.Yt8mDataError, yt8m.Yt8mInternalError):
+        assert f"{cls.__module__}.{cls.__name__}" == f"yt8m.{cls.__name__}"
+    # ... which also lets them cross process boundaries (multiprocessing pickles them).
+    import pickle
+
+    back = pickle.loads(pickle.dumps(yt8m.Yt8mDataError("x.tfrecord: bad CRC")))
+    assert type(back) is yt8m.Yt8mDataError and str(back) == "x.tfrecord: bad CRC"
     assert not issubclass(yt8m.Yt8mDataError, FileNotFoundError)
     if not os.path.isdir(DATA):
         return
