@@ -892,6 +892,40 @@ fn served_video_equals_predict(
     drop(server);
     let said = String::from_utf8_lossy(&o.stdout);
     assert!(said.contains("--extractor"), "{said}");
+    // The server's own failure (no FFmpeg where it runs) is a 500 naming the tool, not a 400
+    // blaming the client's video.
+    let no_tools = npz.with_file_name("server-no-tools");
+    std::fs::create_dir_all(&no_tools).unwrap();
+    let env = [("PATH", no_tools.as_os_str())];
+    let server = common::start_server_with_env(
+        bundle,
+        &["--no-grpc", "--extractor", fx.to_str().unwrap()],
+        &env,
+    );
+    let port = server.port;
+    use base64::Engine;
+    let video = base64::engine::general_purpose::STANDARD.encode(std::fs::read(&files[0]).unwrap());
+    let body = format!(
+        r#"{{"inputs":[{{"name":"video","datatype":"BYTES","shape":[1],"data":["{video}"]}}]}}"#
+    );
+    let o = Command::new("curl")
+        .args(["-s", "-w", "\n%{http_code}", "--data-binary", "@-"])
+        .arg(format!("http://127.0.0.1:{port}/v2/models/tiny/infer"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(body.as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    drop(server);
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        said.trim_end().ends_with("500") && said.contains("could not be started"),
+        "{said}"
+    );
 }
 
 fn npy_f64(name: &str) -> (Vec<usize>, Vec<f64>) {

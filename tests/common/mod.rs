@@ -303,6 +303,16 @@ impl Drop for Server {
 /// Starts `yt8m serve` for `bundle` (named `tiny`) on free ports, with `extra` arguments, and
 /// waits until it listens.
 pub fn start_server(bundle: &std::path::Path, extra: &[&str]) -> Server {
+    start_server_with_env(bundle, extra, &[])
+}
+
+/// [`start_server`] with extra environment variables for the server process (e.g. a `PATH`
+/// without FFmpeg).
+pub fn start_server_with_env(
+    bundle: &std::path::Path,
+    extra: &[&str],
+    env: &[(&str, &std::ffi::OsStr)],
+) -> Server {
     use std::io::{BufRead, Read};
     let mut child = std::process::Command::new(bin())
         .args([
@@ -324,6 +334,7 @@ pub fn start_server(bundle: &std::path::Path, extra: &[&str]) -> Server {
         ])
         .args(extra)
         .env("YT8M_THREADS", "1")
+        .envs(env.iter().copied())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
