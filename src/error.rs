@@ -29,6 +29,10 @@ pub enum Error {
     /// fault.
     #[error("{0}")]
     Internal(String),
+    /// Writing the command's output (standard output or `--out`) failed: a full disk, a closed
+    /// pipe. Its own variant so the CLI can answer a closed pipe as Unix tools do.
+    #[error("writing output: {0}")]
+    Output(std::io::Error),
     /// Not a `#[from]` source: the CLI prints error chains (`{:#}`), and libtorch's own message
     /// would then follow ours a second time ("libtorch: X: X").
     #[error("libtorch: {}", torch_message(.0))]
@@ -103,7 +107,7 @@ impl Error {
             Error::Weights { .. } | Error::Corrupt(_) => ErrorKind::CorruptData,
             Error::NotFound { .. } => ErrorKind::NotFound,
             Error::Internal(_) | Error::Torch(_) => ErrorKind::Internal,
-            Error::Io { err, .. } => ErrorKind::of_io(err),
+            Error::Io { err, .. } | Error::Output(err) => ErrorKind::of_io(err),
         }
     }
 
@@ -124,10 +128,7 @@ impl Error {
     /// Writing a command's output (standard output or `--out`) failed: the machine's failure
     /// (a full disk, a closed pipe), not the input's.
     pub fn output(err: std::io::Error) -> Self {
-        Error::Io {
-            path: "writing output".into(),
-            err,
-        }
+        Error::Output(err)
     }
 
     pub fn io(path: impl AsRef<std::path::Path>, err: std::io::Error) -> Self {

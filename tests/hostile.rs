@@ -1384,12 +1384,22 @@ fn failed_stdout_writes_are_errors_and_closed_pipes_end_quietly() {
             .unwrap();
         (o.status, String::from_utf8_lossy(&o.stderr).to_string())
     };
-    let cases: [&[&str]; 5] = [
+    let d = tempdir("stdout-predict");
+    let bundle = tiny_bundle(&d);
+    let frames = yt8m_data("synthetic/frame_2018.tfrecord");
+    let cases: [&[&str]; 6] = [
         &["inspect", shard],
         &["info"],
         &["--help"],
         &["train", "--print-config", "-c", "configs/tiny_test.yaml"],
         &["inspect", "--json", shard],
+        // Its output goes through the library's writer (an error value, not a print! panic).
+        &[
+            "predict",
+            "--model",
+            bundle.to_str().unwrap(),
+            frames.to_str().unwrap(),
+        ],
     ];
     for args in cases {
         let args: Vec<&str> = args

@@ -217,9 +217,11 @@ pub(crate) fn predict(a: PredictArgs) -> Result<()> {
             let mut lock = stdout.lock();
             match yt8m::predict::predict(&b, &a.inputs, &opt, &mut lock) {
                 Ok(s) => s,
-                // `yt8m predict … | head`: a closed pipe ends quietly, as print!'s does.
-                Err(e) if e.to_string().contains("Broken pipe") => {
-                    std::process::exit(stdout_failed(&e.to_string(), true))
+                // `yt8m predict … | head`: a closed pipe ends quietly, a full disk is said as
+                // for every command that prints (as print!'s failures are).
+                Err(yt8m::Error::Output(err)) => {
+                    let closed = err.kind() == std::io::ErrorKind::BrokenPipe;
+                    std::process::exit(stdout_failed(&err.to_string(), closed))
                 }
                 Err(e) => return Err(e.into()),
             }
