@@ -416,6 +416,55 @@ fn join_by_id(
     (scores, report)
 }
 
+/// The scores of a `.npy`, or an `.npz`'s `predictions` (or its only array), with the `.npz`'s
+/// own string `ids` when it has them (what `predict --format npz` writes).
+fn read_score_array(scores_path: &Path) -> Result<(npy::NpyArray, Option<Vec<String>>)> {
+    if scores_path.extension().and_then(|e| e.to_str()) == Some("npy") {
+        return Ok((npy::read_npy(scores_path)?, None));
+    }
+    let arrays = npy::read_npz(scores_path)?;
+    let names: Vec<String> = arrays.iter().map(|(k, _)| k.clone()).collect();
+    let npz_ids = arrays
+        .iter()
+        .find(|(k, a)| k == "ids" && !a.dtype.is_numeric())
+        .map(|(_, a)| a.to_strings());
+    let only = arrays.len() == 1;
+    match arrays.into_iter().find(|(k, _)| k == "predictions" || only) {
+        Some((_, t)) => Ok((t, npz_ids)),
+        None => Err(Error::Invalid(format!(
+            "{}: no 'predictions' array (found {names:?})",
+            scores_path.display()
+        ))),
+    }
+}
+
+/// The video id of each score row, and where they came from (to name in errors): `--ids`
+/// (one per line), else the `.npz`'s `ids` array.
+fn score_row_ids(
+    scores_path: &Path,
+    ids_path: Option<&Path>,
+    npz_ids: Option<Vec<String>>,
+) -> Result<(Vec<String>, String)> {
+    Ok(match (ids_path, npz_ids) {
+        (Some(f), _) => {
+            let text = crate::data::files::read_regular_text(f, 4 << 30, "video id list")?;
+            let ids = text
+                .lines()
+                .map(|l| l.trim().to_string())
+                .filter(|l| !l.is_empty())
+                .collect();
+            (ids, f.display().to_string())
+        }
+        (None, Some(ids)) => (ids, format!("{} (its ids array)", scores_path.display())),
+        (None, None) => {
+            return Err(Error::Invalid(format!(
+                "{}: --scores with --labels needs the row ids: --ids FILE (one video id per score row), or an .npz with an 'ids' array (as `yt8m predict --format npz` writes)",
+                scores_path.display()
+            )));
+        }
+    })
+}
+
 /// An .npz / .npy of scores `[N, C]` (the `.npz` array `predictions`, or its only array) with
 /// one video id per line in `ids_path` (row order), against labels read from shards.
 pub fn read_scores_with_labels(
@@ -425,23 +474,7 @@ pub fn read_scores_with_labels(
     num_classes: Option<usize>,
 ) -> Result<(Scored, IdReport)> {
     let bad = |m: String| Error::Invalid(format!("{}: {m}", scores_path.display()));
-    // Row ids: from --ids, else from the .npz's own `ids` (what `predict --format npz` writes).
-    let mut npz_ids = None;
-    let p = if scores_path.extension().and_then(|e| e.to_str()) == Some("npy") {
-        npy::read_npy(scores_path)?
-    } else {
-        let arrays = npy::read_npz(scores_path)?;
-        let names: Vec<String> = arrays.iter().map(|(k, _)| k.clone()).collect();
-        npz_ids = arrays
-            .iter()
-            .find(|(k, a)| k == "ids" && !a.dtype.is_numeric())
-            .map(|(_, a)| a.to_strings());
-        let only = arrays.len() == 1;
-        match arrays.into_iter().find(|(k, _)| k == "predictions" || only) {
-            Some((_, t)) => t,
-            None => return Err(bad(format!("no 'predictions' array (found {names:?})"))),
-        }
-    };
+    let (p, npz_ids) = read_score_array(scores_path)?;
     if !p.dtype.is_numeric() {
         return Err(bad("'predictions' holds strings, not scores".into()));
     }
@@ -454,23 +487,7 @@ pub fn read_scores_with_labels(
         )));
     }
     check_finite(&p, num_classes, &scores_path.display().to_string())?;
-    let (row_ids, ids_source): (Vec<String>, String) = match (ids_path, npz_ids) {
-        (Some(f), _) => {
-            let text = crate::data::files::read_regular_text(f, 4 << 30, "video id list")?;
-            let ids = text
-                .lines()
-                .map(|l| l.trim().to_string())
-                .filter(|l| !l.is_empty())
-                .collect();
-            (ids, f.display().to_string())
-        }
-        (None, Some(ids)) => (ids, format!("{} (its ids array)", scores_path.display())),
-        (None, None) => {
-            return Err(bad(
-                "--scores with --labels needs the row ids: --ids FILE (one video id per score row), or an .npz with an 'ids' array (as `yt8m predict --format npz` writes)".into(),
-            ));
-        }
-    };
+    let (row_ids, ids_source) = score_row_ids(scores_path, ids_path, npz_ids)?;
     if row_ids.len() != size[0] {
         return Err(Error::Invalid(format!(
             "{ids_source}: {} ids for {} score rows in {}",

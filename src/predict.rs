@@ -556,6 +556,28 @@ fn check_segment_options(b: &Bundle, opt: &PredictOptions) -> Result<()> {
     }
 }
 
+impl Sinks {
+    /// The outputs written at the end (an `.npz`, a segment ranking) for `opt.format`, after
+    /// checking the segment options; a Kaggle CSV's header goes out at once.
+    fn open(b: &Bundle, opt: &PredictOptions, out: &mut dyn Write) -> Result<Sinks> {
+        let npz = (opt.format == Format::Npz).then(|| NpzRows {
+            all_labelled: true,
+            ..Default::default()
+        });
+        check_segment_options(b, opt)?;
+        let ranking = (opt.format == Format::KaggleSegments).then(|| {
+            crate::segments::SegmentRanking::new(
+                b.manifest.num_classes,
+                opt.segments.as_ref().map_or(1, |s| s.max_per_class),
+            )
+        });
+        if opt.format == Format::Kaggle {
+            writeln!(out, "VideoId,LabelConfidencePairs").map_err(Error::output)?;
+        }
+        Ok(Sinks { npz, ranking })
+    }
+}
+
 /// [`predict`] over the files [`input_files`] expanded the inputs to.
 fn predict_files(
     b: &Bundle,
@@ -571,21 +593,7 @@ fn predict_files(
         num_classes: usize::MAX,
         ..spec.clone()
     };
-    let npz = (opt.format == Format::Npz).then(|| NpzRows {
-        all_labelled: true,
-        ..Default::default()
-    });
-    check_segment_options(b, opt)?;
-    let ranking = (opt.format == Format::KaggleSegments).then(|| {
-        crate::segments::SegmentRanking::new(
-            c,
-            opt.segments.as_ref().map_or(1, |s| s.max_per_class),
-        )
-    });
-    if opt.format == Format::Kaggle {
-        writeln!(out, "VideoId,LabelConfidencePairs").map_err(Error::output)?;
-    }
-    let mut sinks = Sinks { npz, ranking };
+    let mut sinks = Sinks::open(b, opt, out)?;
     let mut stats = PredictStats::default();
     let mut p = Pending {
         videos: Vec::new(),

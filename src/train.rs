@@ -502,16 +502,8 @@ impl Trainer<'_> {
         eval: &EvalSettings,
     ) -> Result<EpochEnd> {
         let (cfg, main) = (self.cfg, self.main());
-        if let (Some(w), true) = (&e.frame_warning, main && first) {
-            tracing::warn!("{w}");
-        }
-        if !e.zero_frames.is_empty() && main {
-            tracing::warn!(
-                "epoch {}: left out {} video(s) with zero frames, e.g. {}",
-                epoch + 1,
-                e.zero_frames.len(),
-                e.zero_frames[0]
-            );
+        if main {
+            warn_left_out(epoch, e, first);
         }
         let mut totals = [e.loss_sum, e.videos as f64, e.skipped as f64];
         self.comm.allreduce_sum_f64(&mut totals);
@@ -529,13 +521,7 @@ impl Trainer<'_> {
             return Ok(end);
         }
         if skipped > 0 {
-            tracing::warn!(
-                "epoch {}: skipped {skipped} corrupt record(s) or byte range(s) (DATASET.skip_corrupt)",
-                epoch + 1
-            );
-            for l in &e.lost {
-                tracing::warn!("skipped: {l}");
-            }
+            warn_skipped(epoch, skipped, &e.lost);
         }
         let do_val = cfg.TRAIN.val_interval > 0
             && ((epoch + 1) % cfg.TRAIN.val_interval == 0 || epoch + 1 == cfg.epochs);
@@ -577,6 +563,33 @@ impl Trainer<'_> {
         }
         self.checkpoint(epoch, is_best)?;
         Ok(end)
+    }
+}
+
+/// What an epoch's reading left out on this worker: frames cut at max_frames (said once, at
+/// the first epoch) and videos with no frames.
+fn warn_left_out(epoch: usize, e: &EpochStats, first: bool) {
+    if let (Some(w), true) = (&e.frame_warning, first) {
+        tracing::warn!("{w}");
+    }
+    if !e.zero_frames.is_empty() {
+        tracing::warn!(
+            "epoch {}: left out {} video(s) with zero frames, e.g. {}",
+            epoch + 1,
+            e.zero_frames.len(),
+            e.zero_frames[0]
+        );
+    }
+}
+
+/// Corrupt records or byte ranges skipped in an epoch (all workers), each named.
+fn warn_skipped(epoch: usize, skipped: usize, lost: &[String]) {
+    tracing::warn!(
+        "epoch {}: skipped {skipped} corrupt record(s) or byte range(s) (DATASET.skip_corrupt)",
+        epoch + 1
+    );
+    for l in lost {
+        tracing::warn!("skipped: {l}");
     }
 }
 

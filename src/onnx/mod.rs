@@ -284,30 +284,23 @@ impl GraphInputs {
     }
 }
 
-/// Serialized ONNX model for `model`, its inputs named `feature_names` (one per modality).
-/// Widths and classes come from the loaded weights, not from a config.
-pub fn export_onnx_with(
-    net: &dyn Exportable,
+/// Declares the graph's inputs (frame level: the features `[batch, time, d]` in `input`'s
+/// element type and `lengths [batch]`; video level: float features `[batch, d]`) and says
+/// what the network's graph reads.
+fn graph_inputs(
+    g: &mut Graph,
+    level: Level,
     feature_names: &[String],
+    dims: &[i64],
     input: InputKind,
-) -> Result<Vec<u8>> {
-    use prost::Message;
-    let dims = net.feature_dims();
-    if dims.len() != feature_names.len() {
-        return Err(crate::error::Error::Invalid(format!(
-            "ONNX export: {} feature names {feature_names:?} for a model with {} modalities",
-            feature_names.len(),
-            dims.len()
-        )));
-    }
-    let mut g = Graph::new();
-    let io = match net.level() {
+) -> GraphInputs {
+    match level {
         Level::Frame => {
             let elem = match input {
                 InputKind::Uint8 => DataType::Uint8,
                 InputKind::Float => DataType::Float,
             };
-            for (n, &d) in feature_names.iter().zip(&dims) {
+            for (n, &d) in feature_names.iter().zip(dims) {
                 g.g.input.push(value_info(
                     n,
                     elem,
@@ -326,7 +319,7 @@ pub fn export_onnx_with(
             }
         }
         Level::Video => {
-            for (n, &d) in feature_names.iter().zip(&dims) {
+            for (n, &d) in feature_names.iter().zip(dims) {
                 g.g.input.push(value_info(
                     n,
                     DataType::Float,
@@ -339,7 +332,27 @@ pub fn export_onnx_with(
                 kind: InputKind::Float,
             }
         }
-    };
+    }
+}
+
+/// Serialized ONNX model for `model`, its inputs named `feature_names` (one per modality).
+/// Widths and classes come from the loaded weights, not from a config.
+pub fn export_onnx_with(
+    net: &dyn Exportable,
+    feature_names: &[String],
+    input: InputKind,
+) -> Result<Vec<u8>> {
+    use prost::Message;
+    let dims = net.feature_dims();
+    if dims.len() != feature_names.len() {
+        return Err(crate::error::Error::Invalid(format!(
+            "ONNX export: {} feature names {feature_names:?} for a model with {} modalities",
+            feature_names.len(),
+            dims.len()
+        )));
+    }
+    let mut g = Graph::new();
+    let io = graph_inputs(&mut g, net.level(), feature_names, &dims, input);
     let logits = net.add_logits(&mut g, &io)?;
     let c = net.num_classes();
     g.node_named("Identity", &[&logits], Vec::new(), &["logits".to_string()]);
