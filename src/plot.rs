@@ -367,15 +367,11 @@ fn write_png(out: &Path, rgb: &[u8], width: u32, height: u32) -> Result<()> {
     f.commit()
 }
 
-fn draw_panel(
-    area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
-    m: Metric,
-    per_run: &[Vec<(f64, f64)>],
-    names: &[String],
-) -> std::result::Result<(), Box<dyn std::error::Error>> {
-    let pts = per_run.iter().flatten();
+/// The panel's x and y ranges over every run's points, with margins so the first and last
+/// markers are not cut by the axes (and a non-empty range for a single point).
+fn axis_ranges(per_run: &[Vec<(f64, f64)>]) -> (f64, f64, f64, f64) {
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-    for &(x, y) in pts {
+    for &(x, y) in per_run.iter().flatten() {
         x0 = x0.min(x);
         x1 = x1.max(x);
         y0 = y0.min(y);
@@ -384,15 +380,22 @@ fn draw_panel(
     if x1 <= x0 {
         (x0, x1) = (x0 - 1.0, x1 + 1.0);
     }
-    // A margin so the first and last markers are not cut by the axes.
     let xpad = 0.02 * (x1 - x0);
-    let (x0, x1) = (x0 - xpad, x1 + xpad);
     let pad = if y1 > y0 {
         0.05 * (y1 - y0)
     } else {
         y0.abs().max(1e-3) * 0.1
     };
-    let (y0, y1) = (y0 - pad, y1 + pad);
+    (x0 - xpad, x1 + xpad, y0 - pad, y1 + pad)
+}
+
+fn draw_panel(
+    area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+    m: Metric,
+    per_run: &[Vec<(f64, f64)>],
+    names: &[String],
+) -> std::result::Result<(), Box<dyn std::error::Error>> {
+    let (x0, x1, y0, y1) = axis_ranges(per_run);
     let x_desc = if m.by_epoch() { "epoch" } else { "step" };
     // Enough decimals to tell ticks apart over this range, no more.
     let decimals = (2.0 - (y1 - y0).log10().floor()).clamp(0.0, 8.0) as usize;

@@ -352,6 +352,44 @@ impl SampledFrames {
         }
     }
 
+    /// The end of FFmpeg's output: success with frames is the end of the video; a failed
+    /// decoder, or none decoded, is the video's error with FFmpeg's own words.
+    fn finish(&mut self) -> Result<Option<Frame>, VideoError> {
+        self.stdout = None;
+        let status = self.child.take().map(|mut c| c.wait());
+        let tail = self
+            .stderr
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default();
+        match status {
+            Some(Ok(s)) if s.success() => {
+                if self.taken == 0 {
+                    Err(VideoError::Video {
+                        path: self.path.clone(),
+                        message: "no video frame could be decoded: check that the file is a \
+                                  complete video"
+                            .into(),
+                    })
+                } else {
+                    Ok(None)
+                }
+            }
+            other => Err(VideoError::Video {
+                path: self.path.clone(),
+                message: format!(
+                    "FFmpeg cannot read it as a video ({}): check that the file is a \
+                     complete video",
+                    if tail.trim().is_empty() {
+                        format!("{other:?}")
+                    } else {
+                        tail.trim().to_string()
+                    }
+                ),
+            }),
+        }
+    }
+
     /// The next sampled frame, or None after the last.
     pub fn next_frame(&mut self) -> Result<Option<Frame>, VideoError> {
         let Some(r) = self.stdout.as_mut() else {
@@ -366,39 +404,7 @@ impl SampledFrames {
             }
         };
         if at_end {
-            self.stdout = None;
-            let status = self.child.take().map(|mut c| c.wait());
-            let tail = self
-                .stderr
-                .take()
-                .and_then(|h| h.join().ok())
-                .unwrap_or_default();
-            return match status {
-                Some(Ok(s)) if s.success() => {
-                    if self.taken == 0 {
-                        Err(VideoError::Video {
-                            path: self.path.clone(),
-                            message: "no video frame could be decoded: check that the file is a \
-                                      complete video"
-                                .into(),
-                        })
-                    } else {
-                        Ok(None)
-                    }
-                }
-                other => Err(VideoError::Video {
-                    path: self.path.clone(),
-                    message: format!(
-                        "FFmpeg cannot read it as a video ({}): check that the file is a \
-                         complete video",
-                        if tail.trim().is_empty() {
-                            format!("{other:?}")
-                        } else {
-                            tail.trim().to_string()
-                        }
-                    ),
-                }),
-            };
+            return self.finish();
         }
         let (width, height) = match read_ppm_header(r) {
             Ok(h) => h,

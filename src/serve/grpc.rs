@@ -155,6 +155,22 @@ fn from_contents(
     Ok(v)
 }
 
+/// The request's `top_k` parameter, when given (an integer of either sign type).
+fn top_k_parameter(r: &pb::ModelInferRequest) -> Result<Option<i64>, tensor::BadRequest> {
+    match r
+        .parameters
+        .get("top_k")
+        .and_then(|p| p.parameter_choice.as_ref())
+    {
+        None => Ok(None),
+        Some(ParameterChoice::Int64Param(k)) => Ok(Some(*k)),
+        Some(ParameterChoice::Uint64Param(k)) => Ok(Some(i64::try_from(*k).unwrap_or(i64::MAX))),
+        Some(_) => Err(tensor::BadRequest(
+            "parameter top_k must be an integer".into(),
+        )),
+    }
+}
+
 fn call_of(r: pb::ModelInferRequest, max_elements: usize) -> Result<Call, tensor::BadRequest> {
     let raw = &r.raw_input_contents;
     if !raw.is_empty() && raw.len() != r.inputs.len() {
@@ -202,20 +218,7 @@ fn call_of(r: pb::ModelInferRequest, max_elements: usize) -> Result<Call, tensor
             values,
         });
     }
-    let top_k = match r
-        .parameters
-        .get("top_k")
-        .and_then(|p| p.parameter_choice.as_ref())
-    {
-        None => None,
-        Some(ParameterChoice::Int64Param(k)) => Some(*k),
-        Some(ParameterChoice::Uint64Param(k)) => Some(i64::try_from(*k).unwrap_or(i64::MAX)),
-        Some(_) => {
-            return Err(tensor::BadRequest(
-                "parameter top_k must be an integer".into(),
-            ));
-        }
-    };
+    let top_k = top_k_parameter(&r)?;
     let outputs = if r.outputs.is_empty() {
         None
     } else {
