@@ -511,7 +511,11 @@ pub fn predict_to_file(
         )));
     }
     let mut f = crate::runtime::AtomicFile::create(out)?;
-    let s = predict_files(b, files, opt, &mut f)?;
+    // A failed write names the file (to standard output it is said as the CLI says it).
+    let s = predict_files(b, files, opt, &mut f).map_err(|e| match e {
+        Error::Output(err) => Error::io(out, err),
+        e => e,
+    })?;
     f.commit()?;
     Ok(s)
 }
