@@ -196,47 +196,29 @@ fn kaggle_pairs(
     pairs: &str,
     num_classes: usize,
 ) -> Result<Vec<(usize, f64)>> {
+    let at = format!("{}:{}", csv.display(), ln + 1);
+    let bad = |m: String| Error::Invalid(format!("{at}: {m}"));
     let toks: Vec<&str> = pairs.split_whitespace().collect();
     if toks.len() % 2 != 0 {
-        return Err(Error::Invalid(format!(
-            "{}:{}: odd number of label/score tokens",
-            csv.display(),
-            ln + 1
-        )));
+        return Err(bad("odd number of label/score tokens".into()));
     }
     let mut v = Vec::new();
     for p in toks.chunks(2) {
-        let l: usize = p[0].parse().map_err(|_| {
-            Error::Invalid(format!(
-                "{}:{}: bad label id '{}'",
-                csv.display(),
-                ln + 1,
-                p[0]
-            ))
-        })?;
-        let s: f64 = p[1].parse().map_err(|_| {
-            Error::Invalid(format!(
-                "{}:{}: bad score '{}'",
-                csv.display(),
-                ln + 1,
-                p[1]
-            ))
-        })?;
+        let l: usize = p[0]
+            .parse()
+            .map_err(|_| bad(format!("bad label id '{}'", p[0])))?;
+        let s: f64 = p[1]
+            .parse()
+            .map_err(|_| bad(format!("bad score '{}'", p[1])))?;
         if !s.is_finite() {
-            return Err(Error::Invalid(format!(
-                "{}:{}: video '{}': score of class {l} is '{}': scores must be finite\n  hint: fix the model or script that wrote the submission",
-                csv.display(),
-                ln + 1,
+            return Err(bad(format!(
+                "video '{}': score of class {l} is '{}': scores must be finite\n  hint: fix the model or script that wrote the submission",
                 id.trim(),
                 p[1]
             )));
         }
         if l >= num_classes {
-            return Err(Error::Invalid(format!(
-                "{}:{}: label {l} ≥ num_classes {num_classes}",
-                csv.display(),
-                ln + 1
-            )));
+            return Err(bad(format!("label {l} ≥ num_classes {num_classes}")));
         }
         v.push((l, s));
     }

@@ -78,3 +78,8 @@ pub(crate) fn err(e: DataError) -> PyErr {
 pub(crate) fn invalid(msg: impl Into<String>) -> PyErr {
     Yt8mError::new_err(msg.into())
 }
+
+/// A broken invariant of ours (not the input's fault): `Yt8mInternalError`.
+pub(crate) fn internal(msg: impl Into<String>) -> PyErr {
+    Yt8mInternalError::new_err(msg.into())
+}

@@ -22,7 +22,7 @@ use yt8m_data::{DataError, FeatureSpec, Level, Video, VideoFeatures, dequantize}
 use yt8m_metrics::{Evaluator as RsEvaluator, MetricMode, Metrics, TieOrder};
 
 mod errors;
-use errors::{Yt8mDataError, Yt8mError, Yt8mInternalError, err, invalid, not_found_type};
+use errors::{Yt8mDataError, Yt8mError, Yt8mInternalError, err, internal, invalid, not_found_type};
 
 fn parse_level(level: &str) -> PyResult<Option<Level>> {
     match level {
@@ -96,7 +96,7 @@ fn mapped_array<'py>(
                 offset + (rows - 1) * stride + width
             };
             if end > f.map.len() {
-                return Err(invalid(format!(
+                return Err(internal(format!(
                     "internal: frames end at byte {end}, past the mapped file's {} bytes",
                     f.map.len()
                 )));
@@ -118,7 +118,7 @@ fn mapped_array<'py>(
         }
         FrameSpan::Copied { data, width } => {
             let a = Array2::from_shape_vec((data.len() / width, *width), data.clone())
-                .map_err(|e| invalid(format!("internal: {e}")))?;
+                .map_err(|e| internal(format!("internal: {e}")))?;
             Ok(a.into_pyarray(py).into_any())
         }
     }
@@ -387,7 +387,7 @@ fn pooled_array<'py, T: numpy::Element, D: numpy::ndarray::Dimension>(
     wrap: fn(Vec<T>) -> PooledBuf,
 ) -> PyResult<Bound<'py, PyAny>> {
     if v.len() != shape.size() {
-        return Err(invalid(format!(
+        return Err(internal(format!(
             "internal: {} values for a {:?} batch array",
             v.len(),
             shape.slice()

@@ -94,19 +94,6 @@ impl From<ExtractError> for crate::Error {
         match e {
             ExtractError::Data(d) => crate::Error::Data(d),
             ExtractError::Output(e) => e,
-            ExtractError::Files {
-                kind: ErrorKind::NotFound,
-                path,
-                message,
-            } => crate::Error::NotFound {
-                path: path.display().to_string(),
-                message,
-            },
-            ExtractError::Pca(PcaError {
-                kind: ErrorKind::NotFound,
-                path,
-                message,
-            }) => crate::Error::NotFound { path, message },
             e => crate::Error::of_kind(e.kind(), e.to_string()),
         }
     }

@@ -119,7 +119,7 @@ pub fn inputs_from_paths(paths: &[PathBuf]) -> Result<Vec<Input>, ExtractError> 
             .to_str()
             .filter(|t| !p.exists() && t.contains(['*', '?', '[']));
         let found = match pattern {
-            Some(pat) => glob_files(p, pat)?,
+            Some(pat) => yt8m_data::paths::glob_files(pat)?,
             None => {
                 let md = std::fs::metadata(p).map_err(|e| ExtractError::Files {
                     kind: ErrorKind::of_io(&e),
@@ -144,29 +144,6 @@ pub fn inputs_from_paths(paths: &[PathBuf]) -> Result<Vec<Input>, ExtractError> 
         }
     }
     Ok(out)
-}
-
-/// The files a glob pattern (`p`, as text `pat`) matches, sorted; none is an error.
-fn glob_files(p: &Path, pat: &str) -> Result<Vec<PathBuf>, ExtractError> {
-    let mut found: Vec<PathBuf> = glob::glob(pat)
-        .map_err(|e| ExtractError::Files {
-            kind: ErrorKind::InvalidInput,
-            path: p.to_path_buf(),
-            message: format!("bad glob pattern: {e}"),
-        })?
-        .filter_map(|r| r.ok())
-        .filter(|q| q.is_file())
-        .collect();
-    if found.is_empty() {
-        return Err(ExtractError::Files {
-            // As the shard readers say it: an input that names nothing to read.
-            kind: ErrorKind::InvalidInput,
-            path: p.to_path_buf(),
-            message: "the glob pattern matches no files".into(),
-        });
-    }
-    found.sort();
-    Ok(found)
 }
 
 /// The video files under directory `p` (by extension), sorted: an iterative walk with a depth

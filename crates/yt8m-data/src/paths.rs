@@ -50,7 +50,7 @@ pub fn expand_paths(
         if let Some(input) = pattern.filter(|s| s.contains("**")) {
             out.extend(recursive_glob(input)?);
         } else if let Some(input) = pattern.filter(|s| s.contains(['*', '?', '['])) {
-            out.extend(glob_shards(input)?);
+            out.extend(glob_files(input)?);
         } else if p.is_dir() {
             out.extend(dir_shards(&p)?);
         } else if is_list_file(&p) {
@@ -85,8 +85,9 @@ pub fn expand_paths(
     Ok(out)
 }
 
-/// The files a glob pattern matches, sorted; none is an error.
-fn glob_shards(input: &str) -> Result<Vec<PathBuf>, DataError> {
+/// The files a glob pattern matches, sorted; none is an error. Shard inputs and
+/// `yt8m extract`'s video inputs both expand quoted patterns with it.
+pub fn glob_files(input: &str) -> Result<Vec<PathBuf>, DataError> {
     let paths = glob::glob(input).map_err(|e| {
         DataError::new(
             DataErrorKind::Empty,
