@@ -1415,3 +1415,65 @@ fn info_names_the_ffmpeg_extraction_runs() {
         "{missing}"
     );
 }
+
+/// `yt8m bench extract --extractor DIR` times yt8m alone and says where its time goes: decoding
+/// and each op type of the graph, whose shares add up to the graph's time.
+#[test]
+fn bench_extract_says_where_the_time_goes() {
+    let d = common::tempdir("extract-bench");
+    let o = Command::new(common::bin())
+        .args([
+            "bench",
+            "extract",
+            "--seconds",
+            "2",
+            "--batch-size",
+            "2",
+            "--extractor",
+        ])
+        .arg(fixtures())
+        .env("YT8M_THREADS", "1")
+        .env("TMPDIR", &d)
+        .output()
+        .unwrap();
+    let out = ok(&o);
+    println!("{out}");
+    assert!(
+        out.contains("| yt8m extract (ffmpeg, libtorch, 2 frames per call"),
+        "{out}"
+    );
+    let table = out
+        .split("where yt8m's time goes")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no breakdown:\n{out}"));
+    assert!(
+        table.contains("| decoding and sampling (2 frames, FFmpeg) |"),
+        "{table}"
+    );
+    assert!(
+        table.contains("| Inception graph (2 frames, 2 per call) |"),
+        "{table}"
+    );
+    let shares: Vec<(String, f64)> = table
+        .lines()
+        .filter_map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            let share = cells.get(3)?.strip_suffix('%')?.parse().ok()?;
+            Some((cells[1].to_string(), share))
+        })
+        .collect();
+    let ops: f64 = shares.iter().skip(1).map(|(_, s)| s).sum();
+    assert!(
+        shares.iter().any(|(op, s)| op == "Conv2D" && *s > 0.0),
+        "{table}"
+    );
+    assert!(
+        shares.iter().any(|(op, _)| op == "ResizeBilinear"),
+        "{table}"
+    );
+    // Every op type is counted (the smallest as "other"), each share rounded to 0.1%.
+    assert!(
+        (99.0..=101.0).contains(&ops),
+        "shares add up to {ops}%:\n{table}"
+    );
+}

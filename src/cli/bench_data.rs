@@ -349,7 +349,9 @@ pub fn bench_extract(o: &ExtractBenchOptions) -> Result<String> {
         None => None,
     };
     let dest = work.join("yt8m");
-    let (frames, el) = time_yt8m_extract(o, &dir, &video, &dest)?;
+    let ex =
+        yt8m::extract::Extractor::load_with(&dir, o.batch_size, yt8m::extract::AudioSource::Zeros)?;
+    let (frames, el) = time_yt8m_extract(&ex, &video, &dest)?;
     let rate = frames as f64 / el;
     out.push_str(&format!(
         "| yt8m extract (ffmpeg, libtorch, {} frames per call, {} thread(s)) | {frames} | {el:.1} | {rate:.2} | {} |\n",
@@ -361,6 +363,84 @@ pub fn bench_extract(o: &ExtractBenchOptions) -> Result<String> {
         let a = shard_rgb(&work.join("official.tfrecord"))?;
         let b = shard_rgb(&dest.join("extract0000.tfrecord"))?;
         out.push_str(&compare_quantized(&a, &b));
+    }
+    out.push_str(&extract_time_shares(&ex, &video, o.batch_size)?);
+    Ok(out)
+}
+
+/// Where yt8m's time goes on `video`, each part alone: FFmpeg decoding and sampling, then the
+/// graph's op types on the same frames in batches (after one warm-up batch), per frame.
+fn extract_time_shares(
+    ex: &yt8m::extract::Extractor,
+    video: &Path,
+    batch: usize,
+) -> Result<String> {
+    use yt8m::extract::video::{SampledFrames, Sampling};
+    let t = Instant::now();
+    let mut src = SampledFrames::open(video, &Sampling::default())
+        .map_err(yt8m::extract::ExtractError::from)?;
+    let mut frames = Vec::new();
+    while let Some(f) = src
+        .next_frame()
+        .map_err(yt8m::extract::ExtractError::from)?
+    {
+        frames.push(f);
+    }
+    let decode = t.elapsed().as_secs_f64();
+    let n = frames.len().max(1) as f64;
+    let batches: Vec<tch::Tensor> = frames
+        .chunks(batch.max(1))
+        .filter(|c| {
+            c.iter()
+                .all(|f| (f.height, f.width) == (c[0].height, c[0].width))
+        })
+        .map(|c| {
+            let bytes: Vec<u8> = c.iter().flat_map(|f| f.rgb.iter().copied()).collect();
+            let (h, w) = (c[0].height as i64, c[0].width as i64);
+            tch::Tensor::from_slice(&bytes).reshape([c.len() as i64, h, w, 3])
+        })
+        .collect();
+    let mut by_op: std::collections::BTreeMap<String, f64> = Default::default();
+    let mut timed = 0;
+    if let Some(first) = batches.first() {
+        ex.time_graph(first, &mut |_, _| {})?;
+        for b in &batches {
+            ex.time_graph(b, &mut |op, d| {
+                *by_op.entry(op.to_string()).or_default() += d.as_secs_f64();
+            })?;
+            timed += b.size()[0];
+        }
+    }
+    let per = 1e3 / timed.max(1) as f64;
+    let graph: f64 = by_op.values().sum();
+    let mut ops: Vec<(String, f64)> = by_op.into_iter().collect();
+    ops.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let mut out = format!(
+        "\nwhere yt8m's time goes, each part alone ({} thread(s)):\n\n\
+         | part | ms per frame | share of the graph |\n|---|---|---|\n\
+         | decoding and sampling ({} frames, FFmpeg) | {:.1} | |\n\
+         | Inception graph ({timed} frames, {batch} per call) | {:.1} | 100% |\n",
+        tch::get_num_threads(),
+        frames.len(),
+        decode * 1e3 / n,
+        graph * per,
+    );
+    let share = |s: f64| 100.0 * s / graph.max(f64::MIN_POSITIVE);
+    let (mut shown, mut rest): (Vec<_>, Vec<_>) = ops.iter().partition(|(_, s)| share(*s) >= 0.1);
+    if rest.len() == 1 {
+        shown.append(&mut rest);
+    }
+    for (op, s) in shown {
+        out.push_str(&format!("| {op} | {:.2} | {:.1}% |\n", s * per, share(*s)));
+    }
+    if !rest.is_empty() {
+        let s: f64 = rest.iter().map(|(_, s)| s).sum();
+        out.push_str(&format!(
+            "| {} other op types | {:.2} | {:.1}% |\n",
+            rest.len(),
+            s * per,
+            share(s)
+        ));
     }
     Ok(out)
 }
@@ -413,14 +493,11 @@ fn extract_bench_inputs(o: &ExtractBenchOptions, work: &Path) -> Result<(PathBuf
 /// `yt8m extract` of `video` into `dest`: frames written and seconds (graph loading excluded,
 /// as on the official side).
 fn time_yt8m_extract(
-    o: &ExtractBenchOptions,
-    dir: &Path,
+    ex: &yt8m::extract::Extractor,
     video: &Path,
     dest: &Path,
 ) -> Result<(usize, f64)> {
     use yt8m::extract::write::{WriteOptions, extract_all, inputs_from_paths};
-    let ex =
-        yt8m::extract::Extractor::load_with(dir, o.batch_size, yt8m::extract::AudioSource::Zeros)?;
     let _ = std::fs::remove_dir_all(dest);
     let inputs = inputs_from_paths(&[video.to_path_buf()])?;
     let opts = WriteOptions {
@@ -433,7 +510,7 @@ fn time_yt8m_extract(
         skip_bad_videos: false,
     };
     let t = Instant::now();
-    let s = extract_all(&ex, &inputs, dest, &opts, &mut |_| {})?;
+    let s = extract_all(ex, &inputs, dest, &opts, &mut |_| {})?;
     Ok((s.frames_written, t.elapsed().as_secs_f64()))
 }
 

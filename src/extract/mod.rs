@@ -10,6 +10,7 @@
 
 pub mod archive;
 pub mod audio;
+mod kernels;
 pub mod pca;
 pub mod tfckpt;
 pub mod tfgraph;
@@ -376,6 +377,17 @@ impl Extractor {
             mean,
             frames: k,
         }))
+    }
+
+    /// Runs Inception on `frames` (`[n, h, w, 3]` uint8, one size), telling `on_node` each
+    /// node's op type and time: the breakdown `yt8m bench extract` prints.
+    pub fn time_graph(
+        &self,
+        frames: &Tensor,
+        on_node: &mut dyn FnMut(&str, std::time::Duration),
+    ) -> Result<(), ExtractError> {
+        let _ = tch::no_grad(|| self.graph.run_timed(FEED, frames, FETCH, Some(on_node)))?;
+        Ok(())
     }
 
     /// `[n, h, w, 3]` uint8 RGB frames (one size) → `[n, 1024]` float32 PCA features.

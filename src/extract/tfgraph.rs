@@ -11,6 +11,10 @@
 //! extra row or column after, average pools that leave padding out of the count, legacy
 //! `ResizeBilinear` (no half-pixel centres unless the attribute says so).
 //!
+//! The memory-bound ops run as one-pass CPU kernels ([`super::kernels`]: the resize, and each
+//! batch norm fused with the `Relu` after it, in place), bit for bit the libtorch expressions
+//! they replace; other devices and layouts take the libtorch path.
+//!
 //! Batching: the graph feeds one image; here the fed tensor holds a batch of frames of one size
 //! (`[N, H, W, 3]`), the `ExpandDims` that makes the image a batch of one is the batch itself,
 //! and a `Reshape` to a leading 1 keeps the N.
@@ -21,8 +25,11 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use tch::{Kind, Tensor};
+
+use super::kernels;
 
 /// The largest graph file read (the Inception graph is 91 MB).
 pub const MAX_GRAPH_BYTES: u64 = 1 << 30;
@@ -361,38 +368,23 @@ impl TfGraph {
     /// Runs the graph from `feed` (a `node:output` name, given a batch of frames
     /// `[N, H, W, C]`) to `fetch` (`node:output`), returning `fetch` with its leading 1 as N.
     pub fn run(&self, feed: &str, frames: &Tensor, fetch: &str) -> Result<Tensor, GraphError> {
-        let gerr = |m: String| GraphError {
-            path: self.path.display().to_string(),
-            node: None,
-            message: m,
-        };
-        let resolve = |s: &str| -> Result<(usize, usize), GraphError> {
-            let (n, k) =
-                split_input(s).ok_or_else(|| gerr(format!("'{s}' is not a tensor name")))?;
-            let i = *self
-                .by_name
-                .get(n)
-                .ok_or_else(|| gerr(format!("the graph has no node '{n}' (for '{s}')")))?;
-            Ok((i, k))
-        };
-        let (feed_node, feed_k) = resolve(feed)?;
-        let (fetch_node, fetch_k) = resolve(fetch)?;
-        if feed_k != 0 || fetch_k != 0 {
-            return Err(gerr(
-                "only the first output of a node can be fed or fetched".into(),
-            ));
-        }
+        self.run_timed(feed, frames, fetch, None)
+    }
+
+    /// [`TfGraph::run`], telling `on_node` each node's op type and the time it took (what
+    /// `yt8m bench extract` reports as where the time goes).
+    pub fn run_timed(
+        &self,
+        feed: &str,
+        frames: &Tensor,
+        fetch: &str,
+        mut on_node: Option<&mut dyn FnMut(&str, Duration)>,
+    ) -> Result<Tensor, GraphError> {
+        let (feed_node, fetch_node) = self.ends(feed, fetch)?;
         let order = self.order(feed_node, fetch_node)?;
         self.refuse_unrunnable(&order, feed_node, feed)?;
-        // How many later nodes read each value: freed after its last reader.
-        let mut readers = vec![0usize; self.nodes.len()];
-        for &i in &order {
-            if i != feed_node {
-                for &(j, _) in &self.nodes[i].inputs {
-                    readers[j] += 1;
-                }
-            }
-        }
+        let mut readers = self.readers(&order, feed_node);
+        let (fused, relu_after) = self.relu_fusion(&order, &readers, [feed_node, fetch_node]);
         let mut values: HashMap<usize, Value> = HashMap::new();
         for &i in &order {
             let v = if i == feed_node {
@@ -402,7 +394,25 @@ impl TfGraph {
                     batched: true,
                 }
             } else {
-                let v = self.eval(i, &values)?;
+                let t0 = Instant::now();
+                let v = if fused[i] {
+                    let v = self.input(i, 0, &values)?;
+                    Value {
+                        t: v.t.shallow_clone(),
+                        nchw: v.nchw,
+                        batched: v.batched,
+                    }
+                } else {
+                    // A batch norm writes over a convolution output that only it reads.
+                    let in_place = self.nodes[i].op == "BatchNormWithGlobalNormalization"
+                        && self.nodes[i].inputs.first().is_some_and(|&(j, _)| {
+                            readers[j] == 1 && self.nodes[j].op == "Conv2D" && j != fetch_node
+                        });
+                    self.eval(i, &values, relu_after[i], in_place)?
+                };
+                if let Some(on_node) = on_node.as_mut() {
+                    on_node(&self.nodes[i].op, t0.elapsed());
+                }
                 for &(j, k) in &self.nodes[i].inputs {
                     if k != 0 {
                         return Err(self.node_err(
@@ -424,7 +434,7 @@ impl TfGraph {
         }
         let out = values
             .remove(&fetch_node)
-            .ok_or_else(|| gerr(format!("'{fetch}' was not computed")))?;
+            .ok_or_else(|| self.graph_err(format!("'{fetch}' was not computed")))?;
         let checked = order.iter().find(|&&i| self.nodes[i].op == "CheckNumerics");
         if let Some(&c) = checked
             && out.t.isfinite().all().int64_value(&[]) == 0
@@ -436,6 +446,88 @@ impl TfGraph {
             ));
         }
         Ok(out.logical())
+    }
+
+    fn graph_err(&self, message: String) -> GraphError {
+        GraphError {
+            path: self.path.display().to_string(),
+            node: None,
+            message,
+        }
+    }
+
+    /// The fed and the fetched node of `node:output` names (first outputs only).
+    fn ends(&self, feed: &str, fetch: &str) -> Result<(usize, usize), GraphError> {
+        let resolve = |s: &str| -> Result<(usize, usize), GraphError> {
+            let (n, k) = split_input(s)
+                .ok_or_else(|| self.graph_err(format!("'{s}' is not a tensor name")))?;
+            let i = *self.by_name.get(n).ok_or_else(|| {
+                self.graph_err(format!("the graph has no node '{n}' (for '{s}')"))
+            })?;
+            Ok((i, k))
+        };
+        let (feed_node, feed_k) = resolve(feed)?;
+        let (fetch_node, fetch_k) = resolve(fetch)?;
+        if feed_k != 0 || fetch_k != 0 {
+            return Err(
+                self.graph_err("only the first output of a node can be fed or fetched".into())
+            );
+        }
+        Ok((feed_node, fetch_node))
+    }
+
+    /// How many nodes of `order` read each value: it is freed after its last reader.
+    fn readers(&self, order: &[usize], feed_node: usize) -> Vec<usize> {
+        let mut readers = vec![0usize; self.nodes.len()];
+        for &i in order {
+            if i != feed_node {
+                for &(j, _) in &self.nodes[i].inputs {
+                    readers[j] += 1;
+                }
+            }
+        }
+        readers
+    }
+
+    /// Which batch norms apply the `Relu` after them in their own pass (`relu_after`) and which
+    /// nodes then pass their input on (`fused`: the `Relu` and any `Identity`/`CheckNumerics`
+    /// between, as the 2015 graph has): those whose value only the next of them reads in this
+    /// run (`readers`), neither fed nor fetched (`ends`).
+    fn relu_fusion(
+        &self,
+        order: &[usize],
+        readers: &[usize],
+        ends: [usize; 2],
+    ) -> (Vec<bool>, Vec<bool>) {
+        let mut fused = vec![false; self.nodes.len()];
+        let mut relu_after = vec![false; self.nodes.len()];
+        for &r in order {
+            let n = &self.nodes[r];
+            if n.op != "Relu" || r == ends[0] {
+                continue;
+            }
+            // Back through pass-through nodes (the 2015 graph puts an `Identity` between).
+            let mut chain = vec![r];
+            let mut at = r;
+            while let [(j, 0)] = self.nodes[at].inputs[..]
+                && readers[j] == 1
+                && !ends.contains(&j)
+                && chain.len() < 8
+            {
+                chain.push(j);
+                at = j;
+                if !matches!(self.nodes[j].op.as_str(), "Identity" | "CheckNumerics") {
+                    break;
+                }
+            }
+            if self.nodes[at].op == "BatchNormWithGlobalNormalization" {
+                relu_after[at] = true;
+                for &k in &chain[..chain.len() - 1] {
+                    fused[k] = true;
+                }
+            }
+        }
+        (fused, relu_after)
     }
 
     /// The nodes `fetch` needs, in post-order, stopping at the feed; iterative (no recursion
@@ -596,7 +688,16 @@ impl TfGraph {
         Vec::<i64>::try_from(&t).map_err(|e| self.node_err(i, e.to_string()))
     }
 
-    fn eval(&self, i: usize, values: &HashMap<usize, Value>) -> Result<Value, GraphError> {
+    /// Node `i`'s value from its inputs' `values`. For a batch norm: with `relu` it also applies
+    /// the `Relu` that is its only reader (which `run` then skips); with `in_place` it writes
+    /// into its input, a convolution's output that nothing else reads.
+    fn eval(
+        &self,
+        i: usize,
+        values: &HashMap<usize, Value>,
+        relu: bool,
+        in_place: bool,
+    ) -> Result<Value, GraphError> {
         let node = &self.nodes[i];
         let kind = OpKind::parse(&node.op).ok_or_else(|| self.unsupported(i))?;
         let torch = |e: tch::TchError| self.node_err(i, crate::error::torch_message(&e));
@@ -685,14 +786,22 @@ impl TfGraph {
                 }
                 let align = self.attr_bool(i, "align_corners", false)?;
                 let half = self.attr_bool(i, "half_pixel_centers", false)?;
-                Value {
-                    // Channels-last memory (NHWC, as TensorFlow holds it) from here on:
-                    // libtorch's pools vectorize over channels there, and its convolutions
-                    // keep the layout, 2x faster pools than NCHW.
-                    t: resize_bilinear(&v.t, h, w, align, half)
+                let sz = v.t.size();
+                let ys = kernels::resize_taps(sz[2], h, align, half);
+                let xs = kernels::resize_taps(sz[3], w, align, half);
+                let x = v.t.f_to_kind(Kind::Float).map_err(torch)?;
+                // Channels-last memory (NHWC, as TensorFlow holds it) from here on:
+                // libtorch's pools vectorize over channels there, and its convolutions
+                // keep the layout, 2x faster pools than NCHW.
+                let t = match kernels::resize_bilinear_nhwc(&x, &ys, &xs) {
+                    Some(t) => t,
+                    None => resize_bilinear(&x, &ys, &xs)
                         .permute([0, 2, 3, 1])
                         .contiguous()
                         .permute([0, 3, 1, 2]),
+                };
+                Value {
+                    t,
                     nchw: true,
                     batched: v.batched,
                 }
@@ -800,10 +909,33 @@ impl TfGraph {
                 if scale {
                     inv *= &p[3];
                 }
-                // One new tensor, the same operations in the same order.
-                let mut t = v.t.f_sub(&p[0]).map_err(torch)?;
-                let _ = t.f_mul_(&inv).map_err(torch)?;
-                let _ = t.f_add_(&p[2]).map_err(torch)?;
+                let floats = |t: &Tensor| Vec::<f32>::try_from(t.reshape([-1])).ok();
+                let on_cpu = v.t.device() == tch::Device::Cpu;
+                let one_pass = match (floats(&p[0]), floats(&inv), floats(&p[2])) {
+                    (Some(m), Some(s), Some(b)) if on_cpu => {
+                        kernels::batch_norm_nhwc(&v.t, &m, &s, &b, relu, in_place)
+                    }
+                    _ => None,
+                };
+                let t = match one_pass {
+                    Some(t) => t,
+                    None => {
+                        // One new tensor, the same operations in the same order.
+                        let mut t = if in_place {
+                            let mut t = v.t.shallow_clone();
+                            let _ = t.f_sub_(&p[0]).map_err(torch)?;
+                            t
+                        } else {
+                            v.t.f_sub(&p[0]).map_err(torch)?
+                        };
+                        let _ = t.f_mul_(&inv).map_err(torch)?;
+                        let _ = t.f_add_(&p[2]).map_err(torch)?;
+                        if relu {
+                            let _ = t.f_relu_().map_err(torch)?;
+                        }
+                        t
+                    }
+                };
                 Value {
                     t,
                     nchw: v.nchw,
@@ -962,41 +1094,22 @@ fn same_pad(x: &Tensor, pad: Padding, k: (i64, i64), s: (i64, i64), value: f64) 
     )
 }
 
-/// Legacy TensorFlow bilinear resize of an NCHW float batch (`half_pixel_centers` false: source
-/// coordinate = destination × in/out; with `align_corners` the scale is (in-1)/(out-1)).
-fn resize_bilinear(x: &Tensor, oh: i64, ow: i64, align: bool, half: bool) -> Tensor {
-    let sz = x.size();
-    let (ih, iw) = (sz[2], sz[3]);
-    let axis = |inn: i64, out: i64| -> (Tensor, Tensor, Tensor) {
-        let scale = if align && out > 1 {
-            (inn - 1) as f64 / (out - 1) as f64
-        } else {
-            inn as f64 / out as f64
-        };
-        let mut lo = Vec::with_capacity(out as usize);
-        let mut hi = Vec::with_capacity(out as usize);
-        let mut frac = Vec::with_capacity(out as usize);
-        for o in 0..out {
-            // In f32 as TensorFlow's kernel computes it.
-            let src = if half {
-                ((o as f32 + 0.5) * scale as f32 - 0.5).max(0.0)
-            } else {
-                o as f32 * scale as f32
-            };
-            let l = (src.floor() as i64).min(inn - 1).max(0);
-            let h = (l + 1).min(inn - 1);
-            lo.push(l);
-            hi.push(h);
-            frac.push(src - src.floor());
-        }
+/// Legacy TensorFlow bilinear resize of an NCHW float batch through libtorch ops (off the CPU,
+/// or in layouts [`kernels::resize_bilinear_nhwc`] does not take), over the taps of
+/// [`kernels::resize_taps`].
+fn resize_bilinear(x: &Tensor, ys: &[kernels::Tap], xs: &[kernels::Tap]) -> Tensor {
+    let taps = |t: &[kernels::Tap]| {
+        let lo: Vec<i64> = t.iter().map(|t| t.lo as i64).collect();
+        let hi: Vec<i64> = t.iter().map(|t| t.hi as i64).collect();
+        let frac: Vec<f32> = t.iter().map(|t| t.frac).collect();
         (
             Tensor::from_slice(&lo).to_device(x.device()),
             Tensor::from_slice(&hi).to_device(x.device()),
             Tensor::from_slice(&frac).to_device(x.device()),
         )
     };
-    let (yl, yh, yf) = axis(ih, oh);
-    let (xl, xh, xf) = axis(iw, ow);
+    let (yl, yh, yf) = taps(ys);
+    let (xl, xh, xf) = taps(xs);
     let top = x.index_select(2, &yl);
     let bottom = x.index_select(2, &yh);
     let yf = yf.view([1, 1, -1, 1]);
@@ -1074,4 +1187,164 @@ pub(super) fn decode_tensor(tp: &pb::TensorProto) -> Result<Tensor, String> {
         }
     };
     Ok(t)
+}
+
+#[cfg(test)]
+mod fusion_tests {
+    use super::*;
+    use prost::Message;
+    use tch::Device;
+
+    fn node(name: &str, op: &str, inputs: &[&str], attrs: Vec<(&str, pb::Value)>) -> pb::NodeDef {
+        pb::NodeDef {
+            name: name.into(),
+            op: op.into(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            attr: attrs
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), pb::AttrValue { value: Some(v) }))
+                .collect(),
+        }
+    }
+
+    fn constant(name: &str, dtype: i32, shape: &[i64], f: Vec<f32>, i: Vec<i32>) -> pb::NodeDef {
+        let shape = pb::TensorShapeProto {
+            dim: shape.iter().map(|&size| pb::Dim { size }).collect(),
+            unknown_rank: false,
+        };
+        let t = pb::TensorProto {
+            dtype,
+            tensor_shape: Some(shape),
+            float_val: f,
+            int_val: i,
+            ..Default::default()
+        };
+        node(
+            name,
+            "Const",
+            &[],
+            vec![
+                ("dtype", pb::Value::Type(dtype)),
+                ("value", pb::Value::Tensor(t)),
+            ],
+        )
+    }
+
+    /// `n` values in [-1, 1) from a multiplicative hash: both signs, so the ReLUs matter.
+    fn floats(n: usize, seed: u32) -> Vec<f32> {
+        (0..n)
+            .map(|k| (((k as u32).wrapping_mul(2654435761) ^ seed) % 1000) as f32 / 500.0 - 1.0)
+            .collect()
+    }
+
+    /// Two branches from the fed image `img` (`[n, h, w, 3]`): `a/conv` → `a/bn` → `a/id`
+    /// (Identity) → `a/relu`, as the 2015 graph chains them, and `b/conv` → `b/bn` read by
+    /// `b/relu` and by `out`, the concatenation of `a/relu`, `b/relu` and `b/bn` (4 channels
+    /// each; weights and parameters from `floats`).
+    fn fusion_graph() -> pb::GraphDef {
+        let (c, o) = (3, 4);
+        let bn_attrs = || {
+            vec![
+                ("variance_epsilon", pb::Value::F(1e-3)),
+                ("scale_after_normalization", pb::Value::B(true)),
+            ]
+        };
+        let conv_attrs = || {
+            vec![
+                (
+                    "strides",
+                    pb::Value::List(pb::ListValue {
+                        i: vec![1, 1, 1, 1],
+                        ..Default::default()
+                    }),
+                ),
+                ("padding", pb::Value::S(b"VALID".to_vec())),
+            ]
+        };
+        let mut g = pb::GraphDef {
+            node: vec![
+                node("img", "Placeholder", &[], vec![]),
+                constant("dim", DT_INT32, &[], vec![], vec![0]),
+                node("x", "ExpandDims", &["img", "dim"], vec![]),
+                constant("axis", DT_INT32, &[], vec![], vec![3]),
+            ],
+            versions: None,
+        };
+        for (k, b) in ["a", "b"].iter().enumerate() {
+            let s = k as u32 * 10;
+            g.node.push(constant(
+                &format!("{b}/w"),
+                DT_FLOAT,
+                &[1, 1, c, o],
+                floats(12, s),
+                vec![],
+            ));
+            for (p, name) in ["m", "v", "beta", "gamma"].iter().enumerate() {
+                let mut v = floats(4, s + 1 + p as u32);
+                if *name == "v" {
+                    v.iter_mut().for_each(|x| *x = x.abs() + 0.1);
+                }
+                g.node
+                    .push(constant(&format!("{b}/{name}"), DT_FLOAT, &[4], v, vec![]));
+            }
+            g.node.push(node(
+                &format!("{b}/conv"),
+                "Conv2D",
+                &["x", &format!("{b}/w")],
+                conv_attrs(),
+            ));
+            let ins = ["conv", "m", "v", "beta", "gamma"].map(|p| format!("{b}/{p}"));
+            let ins: Vec<&str> = ins.iter().map(String::as_str).collect();
+            g.node.push(node(
+                &format!("{b}/bn"),
+                "BatchNormWithGlobalNormalization",
+                &ins,
+                bn_attrs(),
+            ));
+        }
+        g.node.push(node("a/id", "Identity", &["a/bn"], vec![]));
+        g.node.push(node("a/relu", "Relu", &["a/id"], vec![]));
+        g.node.push(node("b/relu", "Relu", &["b/bn"], vec![]));
+        g.node.push(node(
+            "out",
+            "Concat",
+            &["axis", "a/relu", "b/relu", "b/bn"],
+            vec![],
+        ));
+        g
+    }
+
+    /// A conv → batch norm → Identity → Relu chain (as the 2015 graph has) and a batch norm
+    /// read twice (by a Relu and by the concatenation): the first is fused, the second not,
+    /// and the output equals the ops computed one by one.
+    #[test]
+    fn a_batch_norm_takes_its_relu_only_when_the_relu_is_its_only_reader() {
+        let (c, o) = (3, 4);
+        let g = fusion_graph();
+        let graph = TfGraph::from_bytes(&g.encode_to_vec(), Path::new("fusion.pb")).unwrap();
+
+        let id = |n: &str| graph.by_name[n];
+        let order = graph.order(id("img"), id("out")).unwrap();
+        let readers = graph.readers(&order, id("img"));
+        let (fused, relu_after) = graph.relu_fusion(&order, &readers, [id("img"), id("out")]);
+        assert!(relu_after[id("a/bn")] && fused[id("a/id")] && fused[id("a/relu")]);
+        assert!(!relu_after[id("b/bn")] && !fused[id("b/relu")]);
+
+        let img = Tensor::rand([2, 5, 6, c], (Kind::Float, Device::Cpu));
+        let got = graph.run("img", &img, "out").unwrap();
+        // The same ops one by one, in TensorFlow's layout.
+        let branch = |s: u32| {
+            let w = Tensor::from_slice(&floats(12, s)).reshape([c, o]);
+            let p = |k: u32| Tensor::from_slice(&floats(4, s + 1 + k));
+            let conv = img.matmul(&w);
+            let inv = (p(1).abs() + 0.1 + 1e-3).rsqrt() * p(3);
+            (conv - p(0)) * inv + p(2)
+        };
+        let (a, b) = (branch(0), branch(10));
+        let want = Tensor::cat(&[a.relu(), b.relu(), b], 3);
+        let diff = (&got - &want).abs().max().double_value(&[]);
+        println!("fused graph vs the ops one by one: max |diff| {diff:e}");
+        assert_eq!(got.size(), [2, 5, 6, 3 * o]);
+        assert!(diff < 1e-5, "{diff}");
+    }
 }
