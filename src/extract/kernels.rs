@@ -10,7 +10,8 @@
 //!
 //! One thread each: threads spawned per op fought libtorch's spinning OpenMP workers and lost
 //! (15 against 19.7 frames/s), while a one-thread pass keeps pace with libtorch's two-thread
-//! passes and FFmpeg decodes on the other core meanwhile.
+//! passes and FFmpeg decodes on the other core meanwhile. On more threads the batch norm goes
+//! back to libtorch's in-place ops ([`batch_norm_in_one_pass`]).
 
 use tch::{Device, Kind, Tensor};
 
@@ -111,6 +112,18 @@ pub(super) fn resize_bilinear_nhwc(x: &Tensor, ys: &[Tap], xs: &[Tap]) -> Option
     };
     Some(new_nhwc(n, oh, ow, c, kernel))
 }
+
+/// Whether a batch norm of `x` takes [`batch_norm_nhwc`]: on the CPU, with at most
+/// [`ONE_PASS_MAX_THREADS`] libtorch threads. With more, libtorch's four passes (in place, on
+/// every thread) would outrun one pass on one thread.
+pub(super) fn batch_norm_in_one_pass(x: &Tensor) -> bool {
+    x.device() == Device::Cpu && tch::get_num_threads() <= ONE_PASS_MAX_THREADS
+}
+
+/// The most libtorch threads for which the one-pass batch norm is used: against libtorch's
+/// in-place passes it gained 2% on one core and 1.3% on two (docs/benchmarks.md, issue 30), and
+/// a single thread cannot keep up with many.
+pub(super) const ONE_PASS_MAX_THREADS: i32 = 2;
 
 /// `(x − mean) · inv + beta` per channel, then ReLU when `relu`, over a channels-last float
 /// batch in one pass: into `x` itself with `in_place` (the caller's promise that nothing else

@@ -910,12 +910,15 @@ impl TfGraph {
                     inv *= &p[3];
                 }
                 let floats = |t: &Tensor| Vec::<f32>::try_from(t.reshape([-1])).ok();
-                let on_cpu = v.t.device() == tch::Device::Cpu;
-                let one_pass = match (floats(&p[0]), floats(&inv), floats(&p[2])) {
-                    (Some(m), Some(s), Some(b)) if on_cpu => {
-                        kernels::batch_norm_nhwc(&v.t, &m, &s, &b, relu, in_place)
+                let one_pass = if kernels::batch_norm_in_one_pass(&v.t) {
+                    match (floats(&p[0]), floats(&inv), floats(&p[2])) {
+                        (Some(m), Some(s), Some(b)) => {
+                            kernels::batch_norm_nhwc(&v.t, &m, &s, &b, relu, in_place)
+                        }
+                        _ => None,
                     }
-                    _ => None,
+                } else {
+                    None
                 };
                 let t = match one_pass {
                     Some(t) => t,
@@ -1331,7 +1334,19 @@ mod fusion_tests {
         assert!(!relu_after[id("b/bn")] && !fused[id("b/relu")]);
 
         let img = Tensor::rand([2, 5, 6, c], (Kind::Float, Device::Cpu));
-        let got = graph.run("img", &img, "out").unwrap();
+        // The one-pass kernel (few threads) and libtorch's in-place ops (more) give the same.
+        let threads = tch::get_num_threads();
+        let runs: Vec<Tensor> = [1, kernels::ONE_PASS_MAX_THREADS + 1]
+            .into_iter()
+            .map(|n| {
+                tch::set_num_threads(n);
+                assert_eq!(kernels::batch_norm_in_one_pass(&img), n == 1);
+                graph.run("img", &img, "out").unwrap()
+            })
+            .collect();
+        tch::set_num_threads(threads);
+        assert!(runs[0].equal(&runs[1]), "the two batch norm paths differ");
+        let got = &runs[0];
         // The same ops one by one, in TensorFlow's layout.
         let branch = |s: u32| {
             let w = Tensor::from_slice(&floats(12, s)).reshape([c, o]);
@@ -1342,7 +1357,7 @@ mod fusion_tests {
         };
         let (a, b) = (branch(0), branch(10));
         let want = Tensor::cat(&[a.relu(), b.relu(), b], 3);
-        let diff = (&got - &want).abs().max().double_value(&[]);
+        let diff = (got - &want).abs().max().double_value(&[]);
         println!("fused graph vs the ops one by one: max |diff| {diff:e}");
         assert_eq!(got.size(), [2, 5, 6, 3 * o]);
         assert!(diff < 1e-5, "{diff}");
