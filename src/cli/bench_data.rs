@@ -394,11 +394,7 @@ fn extract_time_shares(
             c.iter()
                 .all(|f| (f.height, f.width) == (c[0].height, c[0].width))
         })
-        .map(|c| {
-            let bytes: Vec<u8> = c.iter().flat_map(|f| f.rgb.iter().copied()).collect();
-            let (h, w) = (c[0].height as i64, c[0].width as i64);
-            tch::Tensor::from_slice(&bytes).reshape([c.len() as i64, h, w, 3])
-        })
+        .map(yt8m::extract::frames_tensor)
         .collect();
     let mut by_op: std::collections::BTreeMap<String, f64> = Default::default();
     let mut timed = 0;

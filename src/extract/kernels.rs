@@ -176,27 +176,6 @@ mod tests {
         t.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
     }
 
-    /// The libtorch expressions these kernels replace, as they were.
-    fn reference_resize(x: &Tensor, ys: &[Tap], xs: &[Tap]) -> Tensor {
-        let idx = |v: Vec<i64>| Tensor::from_slice(&v);
-        let yl = idx(ys.iter().map(|t| t.lo as i64).collect());
-        let yh = idx(ys.iter().map(|t| t.hi as i64).collect());
-        let xl = idx(xs.iter().map(|t| t.lo as i64).collect());
-        let xh = idx(xs.iter().map(|t| t.hi as i64).collect());
-        let yf =
-            Tensor::from_slice(&ys.iter().map(|t| t.frac).collect::<Vec<_>>()).view([1, 1, -1, 1]);
-        let xf =
-            Tensor::from_slice(&xs.iter().map(|t| t.frac).collect::<Vec<_>>()).view([1, 1, 1, -1]);
-        let lerp_x = |rows: &Tensor| {
-            let l = rows.index_select(3, &xl);
-            let r = rows.index_select(3, &xh);
-            &l + (&r - &l) * &xf
-        };
-        let t = lerp_x(&x.index_select(2, &yl));
-        let b = lerp_x(&x.index_select(2, &yh));
-        &t + (&b - &t) * &yf
-    }
-
     fn bit_equal(a: &Tensor, b: &Tensor) -> bool {
         let a = Vec::<f32>::try_from(a.contiguous().view(-1)).unwrap();
         let b = Vec::<f32>::try_from(b.contiguous().view(-1)).unwrap();
@@ -225,7 +204,8 @@ mod tests {
                 ours.permute([0, 2, 3, 1]).is_contiguous(),
                 "channels-last out"
             );
-            let want = reference_resize(&x, &ys, &xs);
+            // The libtorch path the graph takes off the CPU and in other layouts.
+            let want = super::super::tfgraph::resize_bilinear(&x, &ys, &xs);
             let diff = (&ours - &want).abs().max().double_value(&[]);
             println!("resize {h}x{w} -> {oh}x{ow}: max |diff| {diff:e}");
             assert!(bit_equal(&ours, &want), "{h}x{w} -> {oh}x{ow}");

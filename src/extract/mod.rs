@@ -133,6 +133,16 @@ pub enum AudioSource {
     Zeros,
 }
 
+/// Frames of one size (the first's) as the graph's `[n, h, w, 3]` uint8 feed.
+pub fn frames_tensor(frames: &[video::Frame]) -> Tensor {
+    let (h, w) = frames.first().map_or((0, 0), |f| (f.height, f.width));
+    let mut bytes = Vec::with_capacity(frames.len() * h * w * 3);
+    for f in frames {
+        bytes.extend_from_slice(&f.rgb);
+    }
+    Tensor::from_slice(&bytes).reshape([frames.len() as i64, h as i64, w as i64, 3])
+}
+
 /// The feature extractor: Inception's pool_3 then the PCA for RGB; VGGish for audio.
 pub struct Extractor {
     graph: TfGraph,
@@ -487,14 +497,7 @@ impl Extractor {
         if pending.is_empty() {
             return Ok(());
         }
-        let (h, w) = (pending[0].height as i64, pending[0].width as i64);
-        let n = pending.len() as i64;
-        let mut bytes = Vec::with_capacity((n * h * w * 3) as usize);
-        for f in pending.iter() {
-            bytes.extend_from_slice(&f.rgb);
-        }
-        let frames = Tensor::from_slice(&bytes).reshape([n, h, w, 3]);
-        let feats = self.rgb_features(&frames)?;
+        let feats = self.rgb_features(&frames_tensor(pending))?;
         let v: Vec<f32> = Vec::try_from(&feats.reshape([-1])).map_err(|e| ExtractError::Files {
             kind: ErrorKind::Internal,
             path: path.to_path_buf(),

@@ -1100,7 +1100,7 @@ fn same_pad(x: &Tensor, pad: Padding, k: (i64, i64), s: (i64, i64), value: f64) 
 /// Legacy TensorFlow bilinear resize of an NCHW float batch through libtorch ops (off the CPU,
 /// or in layouts [`kernels::resize_bilinear_nhwc`] does not take), over the taps of
 /// [`kernels::resize_taps`].
-fn resize_bilinear(x: &Tensor, ys: &[kernels::Tap], xs: &[kernels::Tap]) -> Tensor {
+pub(super) fn resize_bilinear(x: &Tensor, ys: &[kernels::Tap], xs: &[kernels::Tap]) -> Tensor {
     let taps = |t: &[kernels::Tap]| {
         let lo: Vec<i64> = t.iter().map(|t| t.lo as i64).collect();
         let hi: Vec<i64> = t.iter().map(|t| t.hi as i64).collect();
